@@ -1,0 +1,115 @@
+"""Checkpoints: plain dicts that ``torch.load(..., weights_only=True)`` reads.
+
+Keys: ``format``, ``version``, ``model_id``, ``name``, ``model_config``,
+``train_config`` (dicts), ``vocab`` (words, freq, pos), ``label_names``,
+``corpus``, ``state_dict`` (the best weights), ``metrics`` (one dict per epoch
+and split), ``created_at``, ``created_by``, ``complete`` and ``resume`` (last
+weights, optimizer state, epoch, lr, early-stopping counters).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ModelConfig, TrainConfig
+from .rnn import RecurrentModel
+from .text import Vocab
+
+FORMAT, VERSION = "rnnvis-checkpoint", 1
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt or not ours."""
+
+
+def check_model_id(model_id: str) -> str:
+    if not isinstance(model_id, str) or not _ID.match(model_id):
+        raise ValueError(f"invalid model id {model_id!r}: use letters, digits, '.', '_' or '-' "
+                         f"(at most 128 characters, starting with a letter or digit)")
+    return model_id
+
+
+def checkpoint_file(store_root: str | os.PathLike, model_id: str) -> Path:
+    """Where the checkpoint of ``model_id`` lives in a store."""
+    return Path(store_root) / "checkpoints" / f"{check_model_id(model_id)}.pt"
+
+
+def save_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
+    """Write atomically: a killed writer leaves the previous checkpoint or none, never half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, "version": VERSION, **ckpt}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e}); "
+                              f"re-train the model or upload the file again") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an RNNVis checkpoint (no format={FORMAT!r} key); "
+                              f"plain PyTorch state dicts are imported with `rnnvis import`")
+    for key in ("model_config", "vocab", "state_dict"):
+        if key not in ckpt:
+            raise CheckpointError(f"{path} lacks {key!r}; the file is incomplete")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], device: str | torch.device = "cpu") -> tuple[RecurrentModel, Vocab]:
+    cfg = ModelConfig(**ckpt["model_config"])
+    vocab = Vocab.from_dict(ckpt["vocab"])
+    if cfg.vocab_size != len(vocab):
+        raise CheckpointError(f"checkpoint vocabulary has {len(vocab)} words but the model expects {cfg.vocab_size}")
+    model = RecurrentModel(cfg)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint weights do not fit its model config: {e}") from None
+    return model.to(device).eval(), vocab
+
+
+def load_model(path_or_model_id: str | os.PathLike, store: str | os.PathLike | None = None,
+               device: str | torch.device = "cpu") -> tuple[RecurrentModel, Vocab]:
+    """Load ``(model, vocab)`` from a checkpoint path or a model id in ``store``.
+
+    ``store`` defaults to ``$RNNVIS_STORE`` or ``var/store``.  The model is in
+    eval mode on ``device``.
+    """
+    p = Path(path_or_model_id)
+    if not p.suffix == ".pt" or not p.exists():
+        root = store or os.environ.get("RNNVIS_STORE", "var/store")
+        p = checkpoint_file(root, str(path_or_model_id))
+        if not p.exists():
+            known = sorted(x.stem for x in (Path(root) / "checkpoints").glob("*.pt"))
+            raise CheckpointError(f"unknown model {str(path_or_model_id)!r} in store {root}; "
+                                  f"known: {', '.join(known) or 'none (train one with `rnnvis train`)'}")
+    return model_from_checkpoint(read_checkpoint(p), device)
+
+
+def configs_of(ckpt: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
+    tc = {f.name for f in dataclasses.fields(TrainConfig)}
+    return ModelConfig(**ckpt["model_config"]), TrainConfig(**{k: v for k, v in ckpt.get("train_config", {}).items()
+                                                               if k in tc})
