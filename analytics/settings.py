@@ -1,0 +1,31 @@
+"""One settings object, read from ``RNNVIS_*`` environment variables at the edges
+(CLI, app, workers) and passed down as arguments."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    store: Path = field(default_factory=lambda: Path("var/store"))
+    broker_url: str | None = None        # None: embedded (no broker server)
+    host: str = "127.0.0.1"
+    port: int = 8050
+    auth: bool = False
+    secret_key: str | None = None
+    device: str | None = None            # "cpu", "cuda", or None for automatic
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        get = lambda k, d=None: env.get(f"RNNVIS_{k}", d)  # noqa: E731
+        try:
+            port = int(get("PORT", "8050"))
+        except ValueError:
+            raise ValueError(f"RNNVIS_PORT must be a port number, got {get('PORT')!r}") from None
+        return cls(store=Path(get("STORE", "var/store")), broker_url=get("BROKER_URL") or None,
+                   host=get("HOST", "127.0.0.1"), port=port,
+                   auth=get("AUTH", "off").lower() in ("1", "on", "true", "yes"),
+                   secret_key=get("SECRET_KEY"), device=get("DEVICE"))

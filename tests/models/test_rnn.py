@@ -1,0 +1,72 @@
+import pytest
+import torch
+
+from models.config import ConfigError, ModelConfig
+from models.rnn import RecurrentModel
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("layers", [2, 3])
+def test_trace_equals_fused_module_step_by_step(cell, layers):
+    """Every layer's h (and c) at every step equals the fused nn.RNN/GRU/LSTM state."""
+    torch.manual_seed(0)
+    model = RecurrentModel(ModelConfig("lm", cell, layers, 8, 5, 0.3, 40)).eval()
+    x = torch.randint(0, 40, (17, 3))
+    traced = model.trace(x)
+    state, emb = model.init_state(3), model.embed(x)
+    with torch.no_grad():
+        for t in range(17):
+            _, state = model.rnn(emb[t:t + 1], state)                  # fused multi-layer, one step
+            h = state[0] if cell == "lstm" else state
+            for layer in range(layers):
+                assert (traced[(layer, "h")][t] - h[layer]).abs().max() < 1e-5
+                if cell == "lstm":
+                    assert (traced[(layer, "c")][t] - state[1][layer]).abs().max() < 1e-5
+        full, _ = model.rnn(emb)                                       # fused, whole sequence
+    assert (traced[(layers - 1, "h")] - full).abs().max() < 1e-5
+
+
+def test_gates_reproduce_the_states():
+    torch.manual_seed(1)
+    lstm = RecurrentModel(ModelConfig("lm", "lstm", 2, 6, 4, 0.0, 30)).eval()
+    tr = lstm.trace(torch.randint(0, 30, (9, 2)))
+    for layer in range(2):
+        c_prev = torch.cat([torch.zeros_like(tr[(layer, "c")][:1]), tr[(layer, "c")][:-1]])
+        assert torch.allclose(tr[(layer, "c")], tr[(layer, "f")] * c_prev + tr[(layer, "i")] * tr[(layer, "g")],
+                              atol=1e-6)
+        assert torch.allclose(tr[(layer, "h")], tr[(layer, "o")] * tr[(layer, "c")].tanh(), atol=1e-6)
+    gru = RecurrentModel(ModelConfig("lm", "gru", 1, 6, 4, 0.0, 30)).eval()
+    tr = gru.trace(torch.randint(0, 30, (9, 2)))
+    h_prev = torch.cat([torch.zeros_like(tr[(0, "h")][:1]), tr[(0, "h")][:-1]])
+    assert torch.allclose(tr[(0, "h")], (1 - tr[(0, "z")]) * tr[(0, "n")] + tr[(0, "z")] * h_prev, atol=1e-6)
+
+
+def test_trace_shapes_names_and_chunked_continuation():
+    torch.manual_seed(2)
+    m = RecurrentModel(ModelConfig("lm", "lstm", 2, 7, 3, 0.0, 20)).eval()
+    x = torch.randint(0, 20, (12, 4))
+    whole = m.trace(x)
+    assert set(whole) == {(l, s) for l in range(2) for s in ("h", "c", "i", "f", "g", "o")}
+    assert all(v.shape == (12, 4, 7) for v in whole.values())
+    first = m.trace(x[:5])
+    second = m.trace(x[5:], RecurrentModel.final_state(first, "lstm", 2))
+    assert torch.allclose(torch.cat([first[(1, "h")], second[(1, "h")]]), whole[(1, "h")], atol=1e-6)
+
+
+def test_classifier_uses_last_real_token():
+    torch.manual_seed(3)
+    m = RecurrentModel(ModelConfig("sentiment", "gru", 1, 5, 4, 0.0, 20, 2)).eval()
+    x = torch.randint(3, 20, (6, 2))
+    x[4:, 1] = 0                                                       # second document has 4 tokens
+    logits, _ = m(x, lengths=torch.tensor([6, 4]))
+    alone, _ = m(x[:4, 1:2])
+    assert torch.allclose(logits[1], alone[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("field,value", [("hidden_size", 0), ("layers", -1), ("embed_size", 0), ("cell", "tcn"),
+                                         ("dropout", 1.5)])
+def test_bad_model_config(field, value):
+    cfg = ModelConfig()
+    setattr(cfg, field, value)
+    with pytest.raises(ConfigError, match=field if field != "cell" else "cell"):
+        RecurrentModel(cfg)
