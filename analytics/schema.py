@@ -1,0 +1,288 @@
+"""The public schema of the store, as data.
+
+Every view that :func:`analytics.store.connect` creates is described here:
+its name, what one row is, which partition kind holds its files, and its
+columns as ``(name, DuckDB type, description)``. The names, order and types
+are a contract (users write SQL against them; the SQL console shows them);
+new columns may only be appended at the end of a view.
+
+This module imports nothing heavy, so the app can render the schema without
+loading pyarrow or DuckDB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Column",
+    "View",
+    "Kind",
+    "VIEWS",
+    "KINDS",
+    "view",
+    "kind_of",
+    "as_markdown",
+]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a view: its name, DuckDB type and a one-line description."""
+
+    name: str
+    type: str
+    description: str
+
+
+@dataclass(frozen=True)
+class View:
+    """One public view.
+
+    ``kind`` is the partition kind whose directories hold the view's Parquet
+    files (``models``, ``sentences`` or ``jobs``); ``sort_by`` is the order
+    rows are written in (it makes files smaller and filters faster).
+    """
+
+    name: str
+    kind: str
+    grain: str  # "one row per ..."
+    description: str
+    columns: tuple[Column, ...]
+    sort_by: tuple[str, ...] = ()
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def types(self) -> dict[str, str]:
+        return {c.name: c.type for c in self.columns}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A partition kind: ``<root>/<name>/<key>=<id>/<view>.parquet``.
+
+    ``key`` is the id column every view of the kind carries (the partition's
+    id); ``primary`` is the view every partition must contain.
+    """
+
+    name: str
+    key: str
+    primary: str
+    views: tuple[str, ...] = field(default=())
+
+
+def _cols(*specs: tuple[str, str, str]) -> tuple[Column, ...]:
+    return tuple(Column(*s) for s in specs)
+
+
+_MODEL_ID = ("model_id", "VARCHAR", "Model id (also the name of its store partition).")
+_LAYER = ("layer", "INTEGER", "Recurrent layer, 0 = closest to the input.")
+_STATE = ("state", "VARCHAR", "State kind: 'h', 'c' (LSTM cell) or a gate name (e.g. 'i', 'f', 'o', 'z', 'r').")
+
+_VIEW_LIST: tuple[View, ...] = (
+    View(
+        name="models",
+        kind="models",
+        grain="model",
+        description="Trained models: architecture, training setup and final scores.",
+        columns=_cols(
+            _MODEL_ID,
+            ("name", "VARCHAR", "Human-readable model name."),
+            ("task", "VARCHAR", "'lm' (language model) or 'sentiment' (classifier)."),
+            ("cell", "VARCHAR", "'rnn', 'gru' or 'lstm'."),
+            ("layers", "INTEGER", "Number of recurrent layers."),
+            ("hidden_size", "INTEGER", "Units per layer."),
+            ("embed_size", "INTEGER", "Word embedding size."),
+            ("vocab_size", "INTEGER", "Vocabulary size, special tokens included."),
+            ("corpus", "VARCHAR", "Corpus the model was trained on."),
+            ("params", "VARCHAR", "Full training configuration as JSON text."),
+            ("created_at", "TIMESTAMP", "When the model was created (UTC)."),
+            ("created_by", "VARCHAR", "User who created the model."),
+            ("valid_loss", "DOUBLE", "Final validation loss (nats per token / per document)."),
+            ("valid_perplexity", "DOUBLE", "Final validation perplexity (language models)."),
+            ("valid_accuracy", "DOUBLE", "Final validation accuracy (classifiers)."),
+            ("test_loss", "DOUBLE", "Test loss."),
+            ("test_perplexity", "DOUBLE", "Test perplexity (language models)."),
+            ("test_accuracy", "DOUBLE", "Test accuracy (classifiers)."),
+            ("analyzed_tokens", "BIGINT", "Tokens traced to compute the word responses."),
+            ("analysis_split", "VARCHAR", "Corpus split traced for the word responses."),
+            ("states", "VARCHAR", "Comma-separated list of the analysed states (e.g. 'h,c')."),
+        ),
+    ),
+    View(
+        name="training_metrics",
+        kind="models",
+        grain="model × epoch × split",
+        description="Learning curves: loss, perplexity and accuracy per epoch and split.",
+        columns=_cols(
+            _MODEL_ID,
+            ("epoch", "INTEGER", "Epoch, 1-based."),
+            ("split", "VARCHAR", "'train', 'valid' or 'test'."),
+            ("loss", "DOUBLE", "Mean loss over the split."),
+            ("perplexity", "DOUBLE", "exp(loss) for language models, else NULL."),
+            ("accuracy", "DOUBLE", "Accuracy for classifiers, else NULL."),
+            ("tokens_per_s", "DOUBLE", "Throughput during the epoch."),
+            ("wall_s", "DOUBLE", "Wall-clock seconds of the epoch on this split."),
+        ),
+        sort_by=("epoch", "split"),
+    ),
+    View(
+        name="vocab",
+        kind="models",
+        grain="model × word",
+        description="A model's vocabulary with corpus frequency and part of speech.",
+        columns=_cols(
+            _MODEL_ID,
+            ("word_id", "INTEGER", "Index of the word in the model's vocabulary."),
+            ("word", "VARCHAR", "The word."),
+            ("freq", "BIGINT", "Occurrences in the training split."),
+            ("pos", "VARCHAR", "Most frequent universal POS tag, or NULL if unknown."),
+        ),
+        sort_by=("word_id",),
+    ),
+    View(
+        name="word_responses",
+        kind="models",
+        grain="model × layer × state × word × unit",
+        description=(
+            "Expected response of each unit to each word: statistics of the update "
+            "Δh_t = h_t − h_{t−1} over every occurrence of the word."
+        ),
+        columns=_cols(
+            _MODEL_ID,
+            _LAYER,
+            _STATE,
+            ("word_id", "INTEGER", "Word index in the model's vocabulary."),
+            ("word", "VARCHAR", "The word."),
+            ("unit", "INTEGER", "Unit index within the layer."),
+            ("n", "INTEGER", "Occurrences of the word in the traced split."),
+            ("mean", "FLOAT", "Mean update (the expected response s(w)_u)."),
+            ("std", "FLOAT", "Standard deviation of the update."),
+            ("q10", "FLOAT", "10th percentile of the update."),
+            ("q25", "FLOAT", "25th percentile of the update."),
+            ("q50", "FLOAT", "Median update."),
+            ("q75", "FLOAT", "75th percentile of the update."),
+            ("q90", "FLOAT", "90th percentile of the update."),
+        ),
+        sort_by=("layer", "state", "word_id", "unit"),
+    ),
+    View(
+        name="coclusters",
+        kind="models",
+        grain="model × layer × state × k × item",
+        description="Spectral co-clustering of the words × units response matrix, for each k.",
+        columns=_cols(
+            _MODEL_ID,
+            _LAYER,
+            _STATE,
+            ("k", "INTEGER", "Number of clusters on each axis."),
+            ("axis", "VARCHAR", "'word' or 'unit'."),
+            ("item", "INTEGER", "word_id (axis 'word') or unit (axis 'unit')."),
+            ("cluster", "INTEGER", "Cluster index, 0..k-1."),
+        ),
+        sort_by=("layer", "state", "k", "axis", "item"),
+    ),
+    View(
+        name="gradient_flow",
+        kind="models",
+        grain="model × layer × distance",
+        description="Norm of ∂h_t/∂h_{t−k} averaged over positions (vanishing gradients).",
+        columns=_cols(
+            _MODEL_ID,
+            _LAYER,
+            ("distance", "INTEGER", "k, the number of steps back."),
+            ("grad_norm", "DOUBLE", "Mean gradient norm over positions."),
+            ("grad_norm_std", "DOUBLE", "Standard deviation of the gradient norm."),
+        ),
+        sort_by=("layer", "distance"),
+    ),
+    View(
+        name="sentences",
+        kind="sentences",
+        grain="evaluated sentence",
+        description="Sentences run through a model on request, with the model's prediction.",
+        columns=_cols(
+            ("sentence_id", "VARCHAR", "Sentence id (also the name of its store partition)."),
+            _MODEL_ID,
+            ("text", "VARCHAR", "The sentence as entered."),
+            ("created_at", "TIMESTAMP", "When it was evaluated (UTC)."),
+            ("created_by", "VARCHAR", "User who entered it."),
+            ("prediction", "VARCHAR", "Predicted class (classifiers) or next word (language models)."),
+            ("probability", "DOUBLE", "Probability of the prediction."),
+        ),
+    ),
+    View(
+        name="sentence_states",
+        kind="sentences",
+        grain="evaluated sentence × step × layer × state × unit",
+        description="Hidden states of every unit at every step of an evaluated sentence.",
+        columns=_cols(
+            ("sentence_id", "VARCHAR", "Sentence id."),
+            _MODEL_ID,
+            ("position", "INTEGER", "Step, 0-based."),
+            ("token", "VARCHAR", "Token read at this step."),
+            _LAYER,
+            _STATE,
+            ("unit", "INTEGER", "Unit index within the layer."),
+            ("value", "FLOAT", "State value after reading the token."),
+        ),
+        sort_by=("layer", "state", "position", "unit"),
+    ),
+    View(
+        name="jobs",
+        kind="jobs",
+        grain="job",
+        description="Background jobs (training, analysis, ...) and their status.",
+        columns=_cols(
+            ("job_id", "VARCHAR", "Job id (also the name of its store partition)."),
+            ("kind", "VARCHAR", "What the job does (e.g. 'train', 'analyze')."),
+            ("model_id", "VARCHAR", "Model the job is about, if any."),
+            ("status", "VARCHAR", "'queued', 'running', 'done' or 'failed'."),
+            ("progress", "DOUBLE", "Fraction done, 0..1."),
+            ("submitted_by", "VARCHAR", "User who submitted the job."),
+            ("submitted_at", "TIMESTAMP", "When it was submitted (UTC)."),
+            ("finished_at", "TIMESTAMP", "When it finished (UTC), or NULL."),
+            ("error", "VARCHAR", "Error message if it failed, else NULL."),
+        ),
+    ),
+)
+
+#: Every public view, by name, in documentation order.
+VIEWS: dict[str, View] = {v.name: v for v in _VIEW_LIST}
+
+#: Partition kinds, by name.
+KINDS: dict[str, Kind] = {
+    name: Kind(name, key, primary, tuple(v.name for v in _VIEW_LIST if v.kind == name))
+    for name, key, primary in (
+        ("models", "model_id", "models"),
+        ("sentences", "sentence_id", "sentences"),
+        ("jobs", "job_id", "jobs"),
+    )
+}
+
+
+def view(name: str) -> View:
+    """The view called ``name``; KeyError listing the known views otherwise."""
+    try:
+        return VIEWS[name]
+    except KeyError:
+        raise KeyError(f"unknown view {name!r}; known views: {', '.join(VIEWS)}") from None
+
+
+def kind_of(name: str) -> Kind:
+    """The partition kind that holds view ``name``."""
+    return KINDS[view(name).kind]
+
+
+def as_markdown() -> str:
+    """The schema as Markdown (one section per view), for the README and the SQL console."""
+    out: list[str] = []
+    for v in VIEWS.values():
+        out.append(f"### `{v.name}`\n\n{v.description} One row per {v.grain}.\n")
+        out.append("| column | type | description |\n|---|---|---|")
+        out.extend(f"| `{c.name}` | {c.type} | {c.description} |" for c in v.columns)
+        out.append("")
+    return "\n".join(out)

@@ -1,0 +1,270 @@
+"""The ``rnnvis`` command line: presets, train, analyze, sql, models, demo, serve."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("rnnvis")
+
+DEMO_MODELS = ("demo-lstm", "demo-gru", "demo-rnn", "demo-sentiment")
+_OVERRIDES = {  # flag -> (type, help)
+    "cell": (str, "rnn, gru or lstm"), "layers": (int, "number of layers"),
+    "hidden_size": (int, "hidden units per layer"), "embed_size": (int, "embedding size"),
+    "dropout": (float, "dropout"), "epochs": (int, "maximum epochs"), "lr": (float, "learning rate"),
+    "lr_decay": (float, "lr factor per epoch after --decay-after"), "decay_after": (int, "epochs at full lr"),
+    "optimizer": (str, "sgd or adam"), "clip": (float, "gradient norm clip (0 = off)"),
+    "batch_size": (int, "batch size"), "bptt": (int, "BPTT length (language models)"),
+    "vocab_size": (int, "vocabulary size"), "patience": (int, "early stopping patience (0 = off)"),
+    "max_train_tokens": (int, "train on the first N tokens (0 = all)"), "seed": (int, "random seed"),
+}
+
+
+def _settings():
+    from analytics.settings import Settings
+    return Settings.from_env()
+
+
+def cmd_presets(args) -> int:
+    from models.config import PRESETS
+    for name, p in PRESETS.items():
+        m, t = p.model, p.train
+        print(f"{name:16s} {m.task:9s} {m.cell:4s} {m.layers}x{m.hidden_size:<5d} corpus={t.corpus:10s} "
+              f"epochs={t.epochs:<3d} {t.optimizer} lr={t.lr:g}  {p.description}")
+    return 0
+
+
+def _train(model_id: str, preset: str, overrides: dict, store: Path, *, name=None, resume=False,
+           show_progress=True):
+    from models.config import apply_overrides, get_preset
+    from models.train import train_model
+    p = get_preset(preset)
+    apply_overrides(p.model, p.train, overrides)
+    p.model.validate()
+    p.train.validate()
+    return train_model(model_id, p.model, p.train, store, name=name or model_id, resume=resume,
+                       show_progress=show_progress)
+
+
+def cmd_train(args) -> int:
+    store = Path(args.store or _settings().store)
+    overrides = {k: getattr(args, k) for k in _OVERRIDES}
+    overrides["corpus"] = args.corpus
+    model_id = args.model_id or args.preset
+    res = _train(model_id, args.preset, overrides, store, name=args.name, resume=args.resume)
+    last = {m["split"]: m for m in res.metrics}
+    print(f"trained {model_id} in {res.wall_s:.1f}s ({res.epochs_run} epochs) -> {res.checkpoint}")
+    for split in ("valid", "test"):
+        m = last.get(split)
+        if m:
+            print(f"  {split}: loss {m['loss']:.4f}" + (f", perplexity {m['perplexity']:.2f}" if m["perplexity"]
+                                                         else f", accuracy {m['accuracy']:.4f}"))
+    if args.analyze:
+        return _analyze(model_id, store, args)
+    return 0
+
+
+def _analysis_options(args):
+    from analytics.pipeline import AnalysisOptions
+    fields = {f.name for f in dataclasses.fields(AnalysisOptions)}
+    return AnalysisOptions(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+
+
+def _analyze(model_id: str, store: Path, args) -> int:
+    from analytics.pipeline import analyze_model
+    res = analyze_model(model_id, store, _analysis_options(args))
+    print(f"analysed {model_id}: {res.tokens:,} tokens, {len(res.states)} layer-states in {res.wall_s:.1f}s "
+          f"-> {res.partition}")
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    return _analyze(args.model_id, Path(args.store or _settings().store), args)
+
+
+def _print_frame(df, fmt: str) -> None:
+    if fmt == "csv":
+        df.to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        print(df.to_json(orient="records", date_format="iso"))
+    else:
+        import pandas as pd
+        with pd.option_context("display.max_rows", 200, "display.max_columns", 50, "display.width", 200):
+            print(df.to_string(index=False) if len(df) else f"(no rows; columns: {', '.join(df.columns)})")
+
+
+def cmd_sql(args) -> int:
+    from analytics import store
+    con = store.connect(Path(args.store or _settings().store))
+    try:
+        df = con.execute(args.query).fetch_df()
+    except Exception as e:  # duckdb raises many error classes; show the message, not a trace
+        import duckdb
+        if isinstance(e, duckdb.Error):
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        raise
+    _print_frame(df, args.format)
+    return 0
+
+
+def cmd_models(args) -> int:
+    from analytics import store
+    con = store.connect(Path(args.store or _settings().store))
+    df = con.execute("SELECT model_id, task, cell, layers, hidden_size, vocab_size, corpus, "
+                     "round(valid_perplexity, 1) AS valid_ppl, round(test_perplexity, 1) AS test_ppl, "
+                     "round(valid_accuracy, 3) AS valid_acc, round(test_accuracy, 3) AS test_acc "
+                     "FROM models ORDER BY model_id").fetch_df()
+    _print_frame(df, args.format)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from analytics import store as st
+    from models.checkpoint import CheckpointError, checkpoint_file, read_checkpoint
+    store = Path(args.store or _settings().store)
+    t0 = time.perf_counter()
+    built = []
+    for model_id in DEMO_MODELS:
+        done = False
+        if not args.rebuild and model_id in st.list_partitions(store, "models"):
+            try:
+                done = read_checkpoint(checkpoint_file(store, model_id)).get("complete", False)
+            except CheckpointError:
+                done = False
+        if done:
+            print(f"{model_id}: already built (use --rebuild to train again)")
+            continue
+        print(f"{model_id}: training")
+        _train(model_id, model_id, {}, store)
+        print(f"{model_id}: analysing")
+        _analyze(model_id, store, argparse.Namespace())
+        built.append(model_id)
+    con = st.connect(store)
+    summary = con.execute("SELECT m.model_id, m.cell, m.layers || 'x' || m.hidden_size AS size, m.corpus, "
+                          "coalesce('ppl ' || round(m.test_perplexity, 1), 'acc ' || round(m.test_accuracy, 3)) "
+                          "AS test, (SELECT count(*) FROM word_responses r WHERE r.model_id = m.model_id) "
+                          "AS response_rows FROM models m ORDER BY 1").fetch_df()
+    print(f"\nstore {store.resolve()} ready in {time.perf_counter() - t0:.0f}s; built: {', '.join(built) or 'nothing new'}")
+    _print_frame(summary, "table")
+    print('\nquery it:  rnnvis sql "SELECT * FROM models"')
+    if args.no_serve:
+        return 0
+    return cmd_serve(args)
+
+
+def cmd_serve(args) -> int:
+    try:
+        from app.server import serve
+    except ImportError:
+        print("the dashboard is not part of this build yet", file=sys.stderr)
+        return 2
+    s = _settings()
+    return serve(store=Path(args.store or s.store), host=args.host or s.host, port=args.port or s.port)
+
+
+def cmd_delete(args) -> int:
+    from analytics import store
+    from models.checkpoint import checkpoint_file
+    root = Path(args.store or _settings().store)
+    store.delete_partition(root, "models", args.model_id)
+    checkpoint_file(root, args.model_id).unlink(missing_ok=True)
+    print(f"deleted {args.model_id}")
+    return 0
+
+
+def cmd_prepare_demo_data(args) -> int:
+    from models.demo_data.prepare import prepare
+    for p in prepare(Path(args.shared)):
+        print(f"wrote {p} ({p.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="rnnvis", description="Visual analytics of RNN hidden memories.")
+    ap.add_argument("--store", help="store root (default $RNNVIS_STORE or var/store)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("presets", help="list training presets").set_defaults(fn=cmd_presets)
+
+    def analysis_flags(p):
+        g = p.add_argument_group("analysis")
+        g.add_argument("--split", choices=("train", "valid", "test"), help="split to trace (default test)")
+        g.add_argument("--max-tokens", type=int, help="analyse the first N tokens (default all)")
+        g.add_argument("--states", help="'all' (default) or a comma list, e.g. h,c or h,gates")
+        g.add_argument("--top-words", type=int, help="words in the co-clustering (default 500)")
+        g.add_argument("--min-count", type=int, help="least occurrences to be co-clustered (default 10)")
+        g.add_argument("--k-max", type=int, help="largest number of clusters (default 20)")
+        g.add_argument("--gradient-k", type=int, help="gradient-flow distances 1..K (default 50, 0 = off)")
+
+    p = sub.add_parser("train", help="train a model from a preset, with overrides")
+    p.add_argument("--preset", required=True)
+    p.add_argument("--model-id", help="id in the store (default: the preset name)")
+    p.add_argument("--name", help="display name")
+    p.add_argument("--corpus", help="brown, fine_foods, austen, or a path (PTB folder, text, CSV, Yelp JSON)")
+    p.add_argument("--resume", action="store_true", help="continue from the model's checkpoint")
+    p.add_argument("--analyze", action=argparse.BooleanOptionalAction, default=True,
+                   help="analyse into the store after training (default on)")
+    for flag, (typ, hlp) in _OVERRIDES.items():
+        p.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, help=hlp)
+    analysis_flags(p)
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("analyze", help="trace a trained model and write its tables into the store")
+    p.add_argument("model_id")
+    analysis_flags(p)
+    p.set_defaults(fn=cmd_analyze)
+
+    p = sub.add_parser("sql", help="run SQL on the store's views")
+    p.add_argument("query")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.set_defaults(fn=cmd_sql)
+
+    p = sub.add_parser("models", help="list analysed models")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.set_defaults(fn=cmd_models)
+
+    for name, fn, hlp in (("demo", cmd_demo, "build the demo store and serve the dashboard"),
+                          ("serve", cmd_serve, "serve the dashboard on an existing store")):
+        p = sub.add_parser(name, help=hlp)
+        p.add_argument("--host")
+        p.add_argument("--port", type=int)
+        if name == "demo":
+            p.add_argument("--no-serve", action="store_true", help="stop once the store is built")
+            p.add_argument("--rebuild", action="store_true", help="train and analyse again")
+        p.set_defaults(fn=fn)
+
+    p = sub.add_parser("delete", help="delete a model's tables and checkpoint")
+    p.add_argument("model_id")
+    p.set_defaults(fn=cmd_delete)
+
+    p = sub.add_parser("prepare-demo-data", help="pack the demo corpora from ../shared/data (maintainers)")
+    p.add_argument("--shared", default="../shared/data")
+    p.set_defaults(fn=cmd_prepare_demo_data)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from analytics.store import StoreError
+    from models.checkpoint import CheckpointError
+    from models.config import ConfigError
+    from models.corpora import CorpusError
+    try:
+        return args.fn(args)
+    except (CorpusError, ConfigError, CheckpointError, StoreError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The analysis pipeline end to end on tiny models, read back through the store's views."""
+import numpy as np
+import pytest
+import torch
+
+from analytics import store
+from analytics.pipeline import AnalysisOptions, analyze_model
+from models import load_model
+from models.config import ModelConfig, TrainConfig
+from models.corpora import load_corpus
+from models.train import lm_stream, train_model
+
+
+@pytest.fixture(scope="module")
+def ptb(fixtures):
+    return load_corpus(str(fixtures / "ptb"))
+
+
+def test_telescoping_over_one_continuous_stream(tmp_path, ptb):
+    """Σ_w n_w · mean_w = h_T − h_0 for every unit, for h and c of every layer."""
+    train_model("tele", ModelConfig("lm", "lstm", 2, 8, 6), TrainConfig(epochs=1, batch_size=4, bptt=10),
+                tmp_path, corpus=ptb, show_progress=False)
+    analyze_model("tele", tmp_path, AnalysisOptions(batch_size=1, chunk_steps=7, states="h,c", min_count=2,
+                                                    top_words=20, k_max=4, gradient_k=3),
+                  corpus=ptb, show_progress=False)
+    model, vocab = load_model("tele", store=tmp_path)
+    traced = model.trace(lm_stream(ptb, vocab, "test")[:, None])
+    con = store.connect(tmp_path)
+    df = store.query(con, "SELECT layer, state, unit, sum(n * mean::DOUBLE) AS total FROM word_responses "
+                          "WHERE model_id = ? GROUP BY ALL ORDER BY ALL", ["tele"])
+    for (layer, state), g in df.groupby(["layer", "state"]):
+        final = traced[(layer, state)][-1, 0].double().numpy()                # h_T − h_0 with h_0 = 0
+        assert np.allclose(g["total"].to_numpy(), final, atol=1e-4), (layer, state)
+
+
+def test_tables_and_columns(tiny_store):
+    con = store.connect(tiny_store)
+    models = store.query(con, "SELECT * FROM models ORDER BY model_id")
+    assert list(models["model_id"]) == ["tiny-gru", "tiny-lstm"]
+    lstm = models.set_index("model_id").loc["tiny-lstm"]
+    assert lstm["cell"] == "lstm" and lstm["layers"] == 2 and lstm["test_perplexity"] > 1
+    assert models.set_index("model_id").loc["tiny-gru", "test_accuracy"] >= 0
+    states = store.query(con, "SELECT DISTINCT layer, state FROM word_responses WHERE model_id='tiny-lstm'")
+    assert len(states) == 12                                                   # 2 layers x h c i f g o
+    gru_states = set(store.query(con, "SELECT DISTINCT state FROM word_responses WHERE model_id='tiny-gru'")["state"])
+    assert gru_states == {"h", "z", "r", "n"}
+    rows = store.query(con, "SELECT * FROM word_responses WHERE model_id='tiny-lstm' AND layer=1 AND state='h'")
+    assert (rows["q10"] <= rows["q25"] + 1e-6).all() and (rows["q25"] <= rows["q50"] + 1e-6).all()
+    assert (rows["q75"] <= rows["q90"] + 1e-6).all() and (rows["n"] >= 1).all()
+    assert rows.groupby("word_id")["unit"].nunique().eq(8).all()
+    cc = store.query(con, "SELECT k, axis, count(DISTINCT cluster) AS c FROM coclusters "
+                          "WHERE model_id='tiny-lstm' AND layer=0 AND state='c' GROUP BY ALL")
+    assert set(cc["k"]) == {2, 3, 4, 5} and (cc["c"] <= cc["k"]).all()
+    vocab = store.query(con, "SELECT * FROM vocab WHERE model_id='tiny-lstm' ORDER BY word_id")
+    assert list(vocab["word"][:3]) == ["<pad>", "<unk>", "<eos>"]
+    metrics = store.query(con, "SELECT * FROM training_metrics WHERE model_id='tiny-lstm'")
+    assert set(metrics["split"]) == {"train", "valid", "test"}
+    gf = store.query(con, "SELECT * FROM gradient_flow WHERE model_id='tiny-lstm' ORDER BY layer, distance")
+    assert list(gf["distance"][:5]) == [1, 2, 3, 4, 5] and (gf["grad_norm"] > 0).all()
+
+
+def test_quantiles_match_numpy(tmp_path, ptb):
+    train_model("q", ModelConfig("lm", "rnn", 1, 4, 4), TrainConfig(epochs=1, batch_size=2, bptt=5),
+                tmp_path, corpus=ptb, show_progress=False)
+    analyze_model("q", tmp_path, AnalysisOptions(batch_size=1, states="h", gradient_k=0, min_count=1, top_words=10,
+                                                 k_max=3), corpus=ptb, show_progress=False)
+    model, vocab = load_model("q", store=tmp_path)
+    ids = lm_stream(ptb, vocab, "test")
+    h = model.trace(ids[:, None])[(0, "h")][:, 0].numpy()
+    dh = np.diff(np.vstack([np.zeros((1, 4)), h]), axis=0)
+    word = int(torch.mode(ids).values)
+    expect = np.quantile(dh[ids.numpy() == word], [0.1, 0.25, 0.5, 0.75, 0.9], axis=0)
+    got = store.query(store.connect(tmp_path), "SELECT q10, q25, q50, q75, q90 FROM word_responses "
+                                               "WHERE model_id='q' AND word_id=? ORDER BY unit", [word])
+    assert np.allclose(got.to_numpy().T, expect, rtol=2e-3, atol=1e-6)
+
+
+def test_rerun_replaces_and_bad_inputs(tiny_store, tmp_path):
+    from models.checkpoint import CheckpointError
+    with pytest.raises(CheckpointError, match="unknown model|no checkpoint"):
+        analyze_model("missing", tiny_store)
+    with pytest.raises(ValueError, match="states"):
+        analyze_model("tiny-gru", tiny_store, AnalysisOptions(states="c"))
+    with pytest.raises(ValueError, match="k_min"):
+        AnalysisOptions(k_max=99).validate()
