@@ -202,7 +202,8 @@ def analyze_model(model_id: str, store_root: str | os.PathLike, opts: AnalysisOp
         corpus = load_corpus(ckpt.get("train_config", {}).get("corpus") or ckpt["corpus"])
     H = model.cfg.hidden_size
     spill = tempfile.mkdtemp(prefix=f"rnnvis-{model_id}-")
-    accs = {k: ResponseAccumulator(len(vocab), H, quantile_cap=opts.quantile_cap, spill_dir=spill) for k in states}
+    accs = {k: ResponseAccumulator(len(vocab), H, quantile_cap=opts.quantile_cap, spill_dir=spill,
+                                 spill_bytes=64 << 20) for k in states}
 
     def report(stage: str, fraction: float) -> None:
         if on_progress is not None:

@@ -1,0 +1,463 @@
+"""Streaming, vectorised per-word response statistics.
+
+For one (layer, state) of a traced model the caller streams chunks of
+``(word_ids [N], values [N, H])``: Δh_t for the h/c states, raw activations for
+gates (the caller decides). For every word id seen and every unit we keep
+
+- ``n``: the number of occurrences (exact),
+- ``mean`` and ``std``: exact over *all* occurrences. ``std`` is the *sample*
+  standard deviation (ddof=1, ``numpy.std(x, ddof=1)``), and 0 when n == 1.
+  Per-chunk statistics are computed in float64 with ``index_add_`` and merged
+  into the running ones with Chan et al.'s pairwise update (no
+  sum-of-squares cancellation); the variance is clamped at 0.
+- the quantiles ``QUANTILES`` (q10, q25, q50, q75, q90), numpy's default
+  ``method='linear'``, computed from a sample buffer holding the *first*
+  ``quantile_cap`` occurrences of each word. They are exact when
+  n <= quantile_cap (most words); for more frequent words they are the
+  quantiles of that prefix sample (the documented sketch). A traced stream
+  is not i.i.d., so the prefix is a sketch, not an unbiased sample; raise
+  ``quantile_cap`` where frequent words matter.
+
+Memory stays bounded: running moments are two float64 [V, H] arrays; kept
+rows go to an in-memory buffer that is spilled to binary files in a private
+temporary directory once it exceeds ``spill_bytes`` (256 MiB by default), read
+back with ``np.memmap`` in :meth:`ResponseAccumulator.finalize`, and removed
+afterwards, also when finalize fails. The quantiles are computed for all words
+and units at once, a block of columns at a time, with one exact segmented sort
+per block (see :func:`_segment_quantiles`).
+
+This module never changes ``torch.set_num_threads``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+logger = logging.getLogger(__name__)
+
+QUANTILES: tuple[float, ...] = (0.10, 0.25, 0.50, 0.75, 0.90)
+QUANTILE_COLUMNS: tuple[str, ...] = ("q10", "q25", "q50", "q75", "q90")
+
+#: Spill the kept-row buffer to disk once it holds more than this many bytes.
+SPILL_BYTES = 256 * 2**20
+#: Columns per spill file (and the widest column block of the quantile pass).
+#: Narrow files keep the reads of a large spilled buffer cheap when the sort
+#: budget allows only a few columns at a time; 32-128 measured alike in memory.
+BLOCK_COLS = 32
+#: Rough bound on the temporaries of one quantile block (loaded and
+#: transposed values, int32 temporaries, int64 sort keys: ~32 bytes per element).
+SORT_BUDGET_BYTES = 256 * 2**20
+#: update() works on sub-chunks of at most this many elements so that its
+#: float64 temporaries stay ~tens of MB whatever the caller's chunk size.
+UPDATE_BLOCK_ELEMS = 2**22
+
+_IDS_FILE = "word_ids.i64"
+
+
+@dataclass
+class ResponseStats:
+    """Per-word, per-unit response statistics of one (layer, state).
+
+    Attributes:
+        word_ids: [W] int64, sorted; only words with n >= 1.
+        n: [W] int64 occurrences.
+        mean: [W, H] float32.
+        std: [W, H] float32 sample std (ddof=1), 0 where n == 1.
+        quantiles: [5, W, H] float32, in the order of ``QUANTILES``.
+    """
+
+    word_ids: np.ndarray
+    n: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    quantiles: np.ndarray
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.mean.shape[1])
+
+    def to_frame(self, words: Sequence[str] | None = None) -> pd.DataFrame:
+        """Long format, one row per (word, unit), ordered by (word_id, unit).
+
+        Columns: word_id, [word], unit, n, mean, std, q10, q25, q50, q75, q90;
+        int32 for word_id/unit/n, float32 for the statistics. ``words`` is the
+        vocabulary (``words[word_id]``); the column is left out when None.
+        """
+        n_words, hidden = self.mean.shape
+        cols: dict[str, np.ndarray] = {
+            "word_id": np.repeat(self.word_ids.astype(np.int32), hidden),
+        }
+        if words is not None:
+            if len(self.word_ids) and len(words) <= int(self.word_ids.max()):
+                raise ValueError(
+                    f"words has {len(words)} entries but word id {int(self.word_ids.max())} "
+                    "was seen; pass the model's full vocabulary"
+                )
+            vocab = np.asarray(words, dtype=object)
+            cols["word"] = np.repeat(vocab[self.word_ids], hidden)
+        cols["unit"] = np.tile(np.arange(hidden, dtype=np.int32), n_words)
+        cols["n"] = np.repeat(self.n.astype(np.int32), hidden)
+        cols["mean"] = self.mean.astype(np.float32, copy=False).reshape(-1)
+        cols["std"] = self.std.astype(np.float32, copy=False).reshape(-1)
+        for i, name in enumerate(QUANTILE_COLUMNS):
+            cols[name] = self.quantiles[i].astype(np.float32, copy=False).reshape(-1)
+        return pd.DataFrame(cols)
+
+
+def response_matrix(stats: ResponseStats) -> np.ndarray:
+    """Expected response s(w)_u = E[value | word w]: the [W, H] mean matrix."""
+    return stats.mean
+
+
+def z_scores(stats: ResponseStats) -> np.ndarray:
+    """[W, H] float32 z-score mean / (std / sqrt(n)); NaN where std == 0."""
+    se = stats.std.astype(np.float64) / np.sqrt(stats.n.astype(np.float64))[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, stats.mean / se, np.nan)
+    return z.astype(np.float32)
+
+
+def _remove_dir(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class ResponseAccumulator:
+    """Accumulates per-word response statistics over a stream of chunks.
+
+    Args:
+        vocab_size: V; word ids must lie in [0, V).
+        hidden_size: H, the width of ``values``.
+        quantile_cap: occurrences per word kept for the quantiles (the first
+            ones in stream order).
+        spill_dir: where the private temporary spill directory is created
+            (``tempfile.mkdtemp`` default location when None). Created only if
+            the buffer actually spills.
+        spill_bytes: buffer size that triggers a spill (tests use a tiny one).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        *,
+        quantile_cap: int = 1000,
+        spill_dir: str | os.PathLike | None = None,
+        spill_bytes: int = SPILL_BYTES,
+    ) -> None:
+        if vocab_size < 1 or hidden_size < 1:
+            raise ValueError(f"vocab_size and hidden_size must be >= 1, got {vocab_size}, {hidden_size}")
+        if quantile_cap < 1:
+            raise ValueError(f"quantile_cap must be >= 1, got {quantile_cap}")
+        self.vocab_size = int(vocab_size)
+        self.hidden_size = int(hidden_size)
+        self.quantile_cap = int(quantile_cap)
+        self.spill_bytes = int(spill_bytes)
+        self._spill_parent = None if spill_dir is None else os.fspath(spill_dir)
+
+        # Running moments (Chan et al.): count, mean and M2 = sum of squared
+        # deviations from the mean, in float64.
+        self._count = torch.zeros(self.vocab_size, dtype=torch.int64)  # [V]
+        self._mean = torch.zeros(self.vocab_size, self.hidden_size, dtype=torch.float64)  # [V, H]
+        self._m2 = torch.zeros(self.vocab_size, self.hidden_size, dtype=torch.float64)  # [V, H]
+
+        # Kept rows (first quantile_cap occurrences per word), in memory...
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # (ids [r] i64, vals [r, H] f32)
+        self._pending_bytes = 0
+        # ... and on disk: ids in one file, values in one file per column block.
+        self._spill_path: str | None = None
+        self._spill_cleanup: weakref.finalize | None = None
+        self.spilled_rows = 0
+        self.n_spills = 0
+        self._finalized = False
+
+    # ------------------------------------------------------------------ update
+    def update(self, word_ids: torch.Tensor, values: torch.Tensor) -> None:
+        """Add one chunk: ``word_ids`` [N] integer, ``values`` [N, H] float.
+
+        Raises ValueError on bad shapes, ids outside [0, V) or non-finite values.
+        """
+        if self._finalized:
+            raise RuntimeError("ResponseAccumulator.update() called after finalize() or close()")
+        word_ids = torch.as_tensor(word_ids)
+        values = torch.as_tensor(values)
+        if word_ids.dim() != 1 or word_ids.dtype.is_floating_point or word_ids.dtype == torch.bool:
+            raise ValueError(f"word_ids must be a 1-D integer tensor, got shape {tuple(word_ids.shape)} {word_ids.dtype}")
+        if values.dim() != 2 or values.shape[0] != word_ids.shape[0] or values.shape[1] != self.hidden_size:
+            raise ValueError(
+                f"values must have shape [N={word_ids.shape[0]}, H={self.hidden_size}], got {tuple(values.shape)}"
+            )
+        if word_ids.numel() == 0:
+            return
+        ids = word_ids.detach().to("cpu", torch.int64)
+        vals = values.detach().to("cpu", torch.float32).contiguous()
+        lo, hi = int(ids.min()), int(ids.max())
+        if lo < 0 or hi >= self.vocab_size:
+            raise ValueError(f"word ids must lie in [0, {self.vocab_size}), got range [{lo}, {hi}]")
+        if not bool(torch.isfinite(vals).all()):
+            raise ValueError("values contain NaN or inf; the traced model has probably diverged")
+
+        step = max(1, UPDATE_BLOCK_ELEMS // self.hidden_size)
+        for start in range(0, ids.shape[0], step):
+            self._update_block(ids[start:start + step], vals[start:start + step])
+        if self._pending_bytes > self.spill_bytes:
+            self._spill()
+
+    def _update_block(self, ids: torch.Tensor, vals: torch.Tensor) -> None:
+        """One sub-chunk: ids [N] int64, vals [N, H] float32 (CPU, contiguous)."""
+        n_rows = ids.shape[0]
+        uniq, inv, cnt = torch.unique(ids, sorted=True, return_inverse=True, return_counts=True)  # [U], [N], [U]
+        n_uniq = uniq.shape[0]
+        prev = self._count[uniq]  # [U] occurrences before this block
+
+        # -- moments of this block per word (two-pass, float64)
+        x = vals.to(torch.float64)  # [N, H]
+        cnt_f = cnt.to(torch.float64)
+        mean_b = torch.zeros(n_uniq, self.hidden_size, dtype=torch.float64).index_add_(0, inv, x)
+        mean_b /= cnt_f[:, None]  # [U, H]
+        x -= mean_b[inv]  # deviations, in place
+        x *= x
+        m2_b = torch.zeros(n_uniq, self.hidden_size, dtype=torch.float64).index_add_(0, inv, x)  # [U, H]
+        del x
+
+        # -- Chan et al. merge with the running moments of these words
+        n_a = prev.to(torch.float64)[:, None]  # [U, 1]
+        n_b = cnt_f[:, None]
+        n_ab = n_a + n_b
+        mean_a = self._mean[uniq]
+        delta = mean_b - mean_a  # [U, H]
+        self._mean[uniq] = mean_a + delta * (n_b / n_ab)
+        self._m2[uniq] = self._m2[uniq] + m2_b + delta.square_() * (n_a * n_b / n_ab)
+        self._count[uniq] = prev + cnt
+
+        # -- rows for the quantile buffer: occurrence rank < quantile_cap
+        if bool((prev + cnt <= self.quantile_cap).all()):
+            keep = None  # every row of this block is among its word's first cap
+        else:
+            # Rank of each row among its word's occurrences = previous count +
+            # rank inside the block; the in-block rank comes from a stable sort
+            # by word (row order = stream order) minus the word's segment start.
+            order = torch.sort(inv, stable=True).indices  # [N]
+            seg_start = torch.cumsum(cnt, 0) - cnt  # [U]
+            rank_sorted = torch.arange(n_rows) - seg_start[inv[order]]
+            rank = torch.empty_like(rank_sorted)
+            rank[order] = rank_sorted
+            keep = (prev[inv] + rank) < self.quantile_cap  # [N] bool
+            if not bool(keep.any()):
+                return
+        if keep is None:  # copy: the caller may reuse its buffers
+            kept_ids, kept_vals = ids.numpy().copy(), vals.numpy().copy()
+        else:  # boolean indexing already copies
+            kept_ids, kept_vals = ids[keep].numpy(), vals[keep].numpy()
+        self._pending.append((kept_ids, kept_vals))
+        self._pending_bytes += kept_vals.nbytes + kept_ids.nbytes
+
+    # ------------------------------------------------------------------ spill
+    def _blocks(self) -> list[tuple[int, int]]:
+        """Column blocks [(c0, c1)] of width BLOCK_COLS (the spill file layout)."""
+        return [(c0, min(c0 + BLOCK_COLS, self.hidden_size)) for c0 in range(0, self.hidden_size, BLOCK_COLS)]
+
+    def _spill(self) -> None:
+        """Append the in-memory buffer to the spill files (one per column block)."""
+        if not self._pending:
+            return
+        if self._spill_path is None:
+            if self._spill_parent is not None:
+                os.makedirs(self._spill_parent, exist_ok=True)
+            self._spill_path = tempfile.mkdtemp(prefix="rnnvis-responses-", dir=self._spill_parent)
+            # Remove the directory even if the accumulator is dropped unfinalized.
+            self._spill_cleanup = weakref.finalize(self, _remove_dir, self._spill_path)
+        ids = np.concatenate([p[0] for p in self._pending])
+        vals = np.concatenate([p[1] for p in self._pending])  # [r, H]
+        self._pending.clear()
+        self._pending_bytes = 0
+        with open(os.path.join(self._spill_path, _IDS_FILE), "ab") as f:
+            ids.tofile(f)
+        # Column-block files make every block of the quantile pass one
+        # contiguous read instead of a strided scan of a row-major file.
+        for j, (c0, c1) in enumerate(self._blocks()):
+            with open(os.path.join(self._spill_path, f"values_{j:04d}.f32"), "ab") as f:
+                np.ascontiguousarray(vals[:, c0:c1]).tofile(f)
+        self.spilled_rows += ids.shape[0]
+        self.n_spills += 1
+        logger.debug("spilled %d rows (%d in total) to %s", ids.shape[0], self.spilled_rows, self._spill_path)
+
+    def _memmap(self, name: str, dtype: type, width: int | None) -> np.ndarray:
+        """Read-only memmap of a spill file holding ``spilled_rows`` rows."""
+        assert self._spill_path is not None
+        path = os.path.join(self._spill_path, name)
+        shape = (self.spilled_rows,) if width is None else (self.spilled_rows, width)
+        expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        size = os.path.getsize(path)
+        if size != expected:
+            raise RuntimeError(
+                f"spill file {path} has {size} bytes, expected {expected}; it was changed or "
+                "truncated (disk full?) while the responses were accumulated"
+            )
+        return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+
+    def close(self) -> None:
+        """Drop all buffers and remove the spill directory (idempotent)."""
+        self._pending.clear()
+        self._pending_bytes = 0
+        if self._spill_cleanup is not None:
+            self._spill_cleanup()  # removes the directory; runs at most once
+        self._spill_path = None
+        self._finalized = True
+
+    def __enter__(self) -> ResponseAccumulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- finalize
+    def finalize(self) -> ResponseStats:
+        """Compute the statistics and free every buffer (spill files included)."""
+        if self._finalized:
+            raise RuntimeError("ResponseAccumulator.finalize() called twice or after close()")
+        try:
+            return self._finalize()
+        finally:
+            self._count = self._mean = self._m2 = None  # type: ignore[assignment]
+            self.close()
+
+    def _finalize(self) -> ResponseStats:
+        hidden = self.hidden_size
+        seen = torch.nonzero(self._count > 0).squeeze(1)  # [W]
+        word_ids = seen.numpy().astype(np.int64)
+        n = self._count[seen].numpy().astype(np.int64)
+        n_words = word_ids.shape[0]
+        mean = self._mean[seen].to(torch.float32).numpy()  # [W, H]
+        m2 = self._m2[seen]
+        self._mean = self._m2 = None  # type: ignore[assignment]
+        denom = torch.from_numpy(n - 1).to(torch.float64).clamp_(min=1.0)[:, None]
+        std = (m2 / denom).clamp_(min=0.0).sqrt_().to(torch.float32).numpy()  # n == 1: M2 = 0 -> 0
+        del m2
+
+        quantiles = np.empty((len(QUANTILES), n_words, hidden), dtype=np.float32)
+        kept = np.minimum(n, self.quantile_cap)  # [W] rows per word in the buffer
+        seg_start = np.cumsum(kept) - kept  # [W] segment starts after sorting by word
+        n_kept = int(kept.sum())
+
+        # Kept rows: spilled part (memmaps) followed by the in-memory part.
+        ids_parts: list[np.ndarray] = []
+        spilled: list[np.ndarray] = []
+        if self._spill_path is not None:
+            self._spill()  # flush the rest, so every block reads from one file
+            ids_parts.append(self._memmap(_IDS_FILE, np.int64, None))
+            spilled = [self._memmap(f"values_{j:04d}.f32", np.float32, c1 - c0)
+                       for j, (c0, c1) in enumerate(self._blocks())]
+        ids_parts += [p[0] for p in self._pending]
+        kept_ids = np.concatenate(ids_parts) if ids_parts else np.empty(0, np.int64)
+        if kept_ids.shape[0] != n_kept:
+            raise RuntimeError(f"quantile buffer holds {kept_ids.shape[0]} rows, expected {n_kept}")
+        group = np.searchsorted(word_ids, kept_ids)  # [R] row -> word index
+
+        if n_words:
+            width = max(1, min(BLOCK_COLS, SORT_BUDGET_BYTES // (32 * max(n_kept, 1))))
+            for j, (c0, c1) in enumerate(self._blocks()):
+                for s0 in range(c0, c1, width):
+                    s1 = min(s0 + width, c1)
+                    if spilled:
+                        block = np.asarray(spilled[j][:, s0 - c0:s1 - c0])  # [R, b]
+                    else:
+                        block = np.concatenate([p[1][:, s0:s1] for p in self._pending])
+                    quantiles[:, :, s0:s1] = _segment_quantiles(block, group, seg_start, kept, QUANTILES)
+        logger.info(
+            "responses: %d words, %d units, %d occurrences, %d rows kept for quantiles (%d spilled)",
+            n_words, hidden, int(n.sum()), n_kept, self.spilled_rows,
+        )
+        return ResponseStats(word_ids=word_ids, n=n, mean=mean, std=std, quantiles=quantiles)
+
+
+# ----------------------------------------------------------------- quantiles
+def _float_to_ordered(x: np.ndarray) -> np.ndarray:
+    """float32 -> int64 in [0, 2**32) with the same order (x finite)."""
+    # IEEE-754 trick: for negative floats flip every bit but the sign, so the
+    # signed-int order matches the float order; then shift to the unsigned range.
+    i = x.view(np.int32)
+    return (i ^ ((i >> 31) & 0x7FFFFFFF)).astype(np.int64) + 2**31
+
+
+def _ordered_to_float(k: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_float_to_ordered` on the low 32 bits of ``k`` (int64)."""
+    i = ((k & 0xFFFFFFFF) - 2**31).astype(np.int32)
+    return (i ^ ((i >> 31) & 0x7FFFFFFF)).view(np.float32)
+
+
+def _sort_rows_inplace(a: np.ndarray) -> None:
+    """Sort each row of a C-contiguous [b, R] array in place.
+
+    numpy's in-place SIMD sort needs no index array and measured faster than
+    torch.sort here; it releases the GIL, so the rows are split over as many
+    threads as torch is configured to use (torch.get_num_threads()).
+    """
+    workers = max(1, min(torch.get_num_threads(), a.shape[0]))
+    if workers == 1:
+        a.sort(axis=1)
+        return
+    bounds = np.linspace(0, a.shape[0], workers + 1).astype(int)
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda i: a[bounds[i]:bounds[i + 1]].sort(axis=1), range(workers)))
+
+
+def _segment_quantiles(
+    block: np.ndarray,
+    group: np.ndarray,
+    seg_start: np.ndarray,
+    seg_len: np.ndarray,
+    qs: Sequence[float],
+) -> np.ndarray:
+    """Quantiles of every (word segment, column) at once.
+
+    Args:
+        block: [R, b] float32 kept values, rows in any order.
+        group: [R] int64 word index of each row (0..W-1).
+        seg_start: [W] start of each word's segment in word-sorted order.
+        seg_len: [W] rows per word (>= 1).
+        qs: quantile levels.
+
+    Returns:
+        [len(qs), W, b] float32, bit-equal to ``np.quantile(x, qs, axis=0)``
+        (method 'linear', cast to float32) of each word's rows.
+    """
+    # One exact sort per column sorts every word's segment at once: the key is
+    # (word index << 32) | order-preserving bits of the float32 value. (An
+    # exact integer key rather than a float "group + normalised value" key:
+    # no precision loss however close the values are.)
+    keys = _float_to_ordered(np.ascontiguousarray(block.T, dtype=np.float32))  # [b, R] int64
+    keys += (group.astype(np.int64) << 32)[None, :]
+    _sort_rows_inplace(keys)
+
+    # numpy's 'linear' rule, replicated operation by operation so the result is
+    # bit-identical: virtual index (n - 1) * q, neighbours floor / floor + 1
+    # clamped to the segment, float32 difference, lerp in float64 with the
+    # b - diff * (1 - t) branch for t >= 0.5.
+    q = np.asarray(qs, dtype=np.float64)[:, None]  # [Q, 1]
+    virtual = (seg_len - 1)[None, :] * q  # [Q, W] float64
+    lo = np.floor(virtual)
+    gamma = (virtual - lo).reshape(-1)  # [Q*W]
+    last = (seg_len - 1)[None, :]
+    prev = np.clip(lo, 0, last).astype(np.int64)
+    nxt = np.where(virtual >= last, last, np.clip(lo + 1, 0, last)).astype(np.int64)
+    a = _ordered_to_float(np.take(keys, (seg_start + prev).reshape(-1), axis=1))  # [b, Q*W] float32
+    b = _ordered_to_float(np.take(keys, (seg_start + nxt).reshape(-1), axis=1))
+    del keys
+    diff = (b - a).astype(np.float64)  # float32 subtraction, as numpy does
+    upper = gamma >= 0.5
+    res = a.astype(np.float64)
+    res += diff * gamma
+    res[:, upper] = b[:, upper] - diff[:, upper] * (1.0 - gamma[upper])
+    n_q, n_w = virtual.shape
+    return res.astype(np.float32).reshape(-1, n_q, n_w).transpose(1, 2, 0)  # [Q, W, b]

@@ -1,0 +1,73 @@
+"""Trace + statistics throughput against the fused module's forward pass alone.
+
+    .venv/bin/python bench/bench_trace.py [--hidden 200,650] [--batch 64] [--steps 256]
+
+"Trace + statistics" is what the analysis does per chunk: model.trace over all
+layers and states (h, c, i, f, g, o), Δh for h and c, and ResponseAccumulator
+updates for every layer-state.  The baseline is one fused nn.LSTM forward
+over the same tokens (embedding included).  Ratio = ours / baseline tokens/s.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+
+import torch
+
+from analytics.pipeline import _updates
+from analytics.responses import ResponseAccumulator
+from models.config import ModelConfig
+from models.rnn import RecurrentModel
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hidden", default="200,650")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=256)
+    ap.add_argument("--chunks", type=int, default=6)
+    ap.add_argument("--vocab", type=int, default=10_000)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    print(f"{'hidden':>6s} {'batch':>5s} {'fused tok/s':>12s} {'trace+stats tok/s':>18s} {'ratio':>6s}")
+    for H in map(int, args.hidden.split(",")):
+        model = RecurrentModel(ModelConfig("lm", "lstm", 2, H, H, 0.0, args.vocab)).eval()
+        # Zipf-like token ids, as in text
+        probs = 1.0 / torch.arange(1, args.vocab + 1, dtype=torch.float64)
+        data = torch.multinomial(probs / probs.sum(), args.steps * args.batch * args.chunks, replacement=True)
+        data = data.view(args.chunks, args.steps, args.batch)
+        spill = tempfile.mkdtemp()
+        try:
+            with torch.no_grad():
+                model.rnn(model.embed(data[0]))                      # warm up
+                t0 = time.perf_counter()
+                for x in data:
+                    model.rnn(model.embed(x))
+                fused = time.perf_counter() - t0
+            accs = {(l, s): ResponseAccumulator(args.vocab, H, spill_dir=spill)
+                    for l in range(2) for s in model.cfg.states}
+            t0 = time.perf_counter()
+            state, prev = None, None
+            for x in data:
+                traced = model.trace(x, state)
+                prev = prev or {k: torch.zeros_like(v[0]) for k, v in traced.items()}
+                ids = x.reshape(-1)
+                for key, acc in accs.items():
+                    v = traced[key]
+                    v = _updates(v, prev[key]) if key[1] in ("h", "c") else v
+                    acc.update(ids, v.reshape(-1, H))
+                state = RecurrentModel.final_state(traced, "lstm", 2)
+                prev = {k: v[-1] for k, v in traced.items()}
+            ours = time.perf_counter() - t0
+            for acc in accs.values():
+                acc.close()
+        finally:
+            shutil.rmtree(spill, ignore_errors=True)
+        n = data.numel()
+        print(f"{H:6d} {args.batch:5d} {n / fused:12,.0f} {n / ours:18,.0f} {fused / ours:6.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""Tests of analytics.responses against numpy references."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from analytics import responses
+from analytics.responses import QUANTILES, ResponseAccumulator, ResponseStats, response_matrix, z_scores
+
+
+def _stream(seed: int = 0, vocab: int = 40, hidden: int = 6, n_rows: int = 3000, cap: int = 50):
+    """Random ids with singletons and one word far over the cap; float32 values."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, vocab, n_rows)
+    singles = [1, n_rows // 2, n_rows - 1]
+    ids[singles] = [0, 1, 4]  # singletons (n == 1); word 3 never seen
+    others = np.setdiff1d(np.arange(n_rows), singles)
+    ids[rng.choice(others, min(4 * cap, n_rows // 2), replace=False)] = 2  # word 2: over the cap, spread out
+    vals = (rng.standard_normal((n_rows, hidden)) * rng.uniform(0.1, 3, hidden)).astype(np.float32)
+    vals[ids == 7] = vals[ids == 7].round(1)  # many exact ties
+    return ids, vals
+
+
+def _feed(acc: ResponseAccumulator, ids: np.ndarray, vals: np.ndarray, sizes=(1, 613, 1000, 7)) -> None:
+    start, i = 0, 0
+    while start < len(ids):
+        step = sizes[i % len(sizes)]
+        acc.update(torch.from_numpy(ids[start:start + step]), torch.from_numpy(vals[start:start + step]))
+        start += step
+        i += 1
+
+
+def _check_against_numpy(stats: ResponseStats, ids: np.ndarray, vals: np.ndarray, cap: int) -> None:
+    expected_words = np.unique(ids)
+    np.testing.assert_array_equal(stats.word_ids, expected_words)
+    assert stats.word_ids.dtype == np.int64 and stats.n.dtype == np.int64
+    assert stats.mean.dtype == stats.std.dtype == stats.quantiles.dtype == np.float32
+    assert stats.quantiles.shape == (5, len(expected_words), vals.shape[1])
+    for i, w in enumerate(stats.word_ids):
+        x = vals[ids == w].astype(np.float64)  # stream order
+        assert stats.n[i] == len(x)
+        np.testing.assert_allclose(stats.mean[i], x.mean(axis=0), rtol=1e-6, atol=1e-7)
+        expected_std = x.std(axis=0, ddof=1) if len(x) > 1 else np.zeros(x.shape[1])
+        np.testing.assert_allclose(stats.std[i], expected_std, rtol=1e-6, atol=1e-7)
+        # quantiles: bit-equal to numpy on the first `cap` occurrences
+        q = np.quantile(vals[ids == w][:cap], QUANTILES, axis=0).astype(np.float32)
+        np.testing.assert_array_equal(stats.quantiles[:, i], q)
+
+
+def test_stats_match_numpy_reference():
+    cap = 50
+    ids, vals = _stream(cap=cap)
+    threads = torch.get_num_threads()
+    acc = ResponseAccumulator(40, vals.shape[1], quantile_cap=cap)
+    _feed(acc, ids, vals)
+    stats = acc.finalize()
+    assert torch.get_num_threads() == threads
+    assert acc.n_spills == 0
+    assert stats.n[stats.word_ids == 2][0] == 4 * cap  # over the cap: n/mean/std still exact
+    assert set(stats.n[np.isin(stats.word_ids, [0, 1, 4])]) == {1}
+    assert 3 not in stats.word_ids
+    _check_against_numpy(stats, ids, vals, cap)
+    np.testing.assert_array_equal(response_matrix(stats), stats.mean)
+
+
+def test_small_update_blocks_and_cap_inside_one_block(monkeypatch):
+    # Sub-chunking inside update() and a word passing the cap within one chunk.
+    monkeypatch.setattr(responses, "UPDATE_BLOCK_ELEMS", 40)
+    ids, vals = _stream(seed=1, cap=8)
+    acc = ResponseAccumulator(40, vals.shape[1], quantile_cap=8)
+    acc.update(torch.from_numpy(ids), torch.from_numpy(vals))
+    _check_against_numpy(acc.finalize(), ids, vals, cap=8)
+
+
+def test_telescoping_random_walk():
+    # A tanh random walk over one stream: sum_w n_w * mean_w == h_T - h_0.
+    rng = np.random.default_rng(2)
+    n_steps, hidden = 5000, 16
+    h = np.empty((n_steps + 1, hidden), dtype=np.float32)
+    h[0] = rng.uniform(-1, 1, hidden)
+    noise = rng.standard_normal((n_steps, hidden)).astype(np.float32)
+    for t in range(n_steps):
+        h[t + 1] = np.tanh(0.9 * h[t] + 0.5 * noise[t])
+    delta = np.diff(h, axis=0)  # [T, H] float32
+    ids = rng.integers(0, 300, n_steps)
+    acc = ResponseAccumulator(300, hidden)
+    _feed(acc, ids, delta, sizes=(256, 999, 35))
+    stats = acc.finalize()
+    total = (stats.n[:, None] * stats.mean.astype(np.float64)).sum(axis=0)
+    np.testing.assert_allclose(total, h[-1].astype(np.float64) - h[0], atol=1e-4)
+
+
+def test_spill_path_equals_memory_path_and_cleans_up(tmp_path, monkeypatch):
+    monkeypatch.setattr(responses, "SORT_BUDGET_BYTES", 1)  # one column per quantile block
+    cap, hidden = 40, responses.BLOCK_COLS + 2  # two spill files, the second 2 columns wide
+    ids, vals = _stream(seed=3, hidden=hidden, n_rows=1500, cap=cap)
+    spill_dir = tmp_path / "spill"
+    acc = ResponseAccumulator(40, hidden, quantile_cap=cap, spill_dir=spill_dir, spill_bytes=20_000)
+    _feed(acc, ids, vals, sizes=(397, 13, 500))
+    assert acc.n_spills >= 3
+    assert len(os.listdir(spill_dir)) == 1  # one private directory ...
+    private = spill_dir / os.listdir(spill_dir)[0]
+    assert sorted(os.listdir(private)) == ["values_0000.f32", "values_0001.f32", "word_ids.i64"]
+    spilled = acc.finalize()
+    assert os.listdir(spill_dir) == []  # ... removed by finalize
+    _check_against_numpy(spilled, ids, vals, cap)
+
+    ref_acc = ResponseAccumulator(40, hidden, quantile_cap=cap)
+    _feed(ref_acc, ids, vals, sizes=(397, 13, 500))
+    ref = ref_acc.finalize()
+    for name in ("word_ids", "n", "mean", "std", "quantiles"):
+        np.testing.assert_array_equal(getattr(spilled, name), getattr(ref, name))
+
+
+def test_spill_files_removed_when_finalize_fails(tmp_path):
+    ids, vals = _stream(seed=4, n_rows=500)
+    acc = ResponseAccumulator(40, vals.shape[1], spill_dir=tmp_path, spill_bytes=1_000)
+    _feed(acc, ids, vals)
+    private = tmp_path / os.listdir(tmp_path)[0]
+    with open(private / "word_ids.i64", "r+b") as f:  # simulate a truncated spill (disk full)
+        f.truncate(8)
+    with pytest.raises(RuntimeError, match="truncated"):
+        acc.finalize()
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(RuntimeError, match="after finalize"):
+        acc.update(torch.zeros(1, dtype=torch.long), torch.zeros(1, vals.shape[1]))
+
+
+def test_default_spill_dir_is_temporary_and_removed():
+    ids, vals = _stream(seed=5, n_rows=300)
+    acc = ResponseAccumulator(40, vals.shape[1], spill_bytes=1_000)
+    _feed(acc, ids, vals)
+    path = acc._spill_path
+    assert path is not None and os.path.isdir(path)
+    acc.finalize()
+    assert not os.path.exists(path)
+
+
+def test_to_frame_long_format():
+    ids = torch.tensor([3, 1, 3, 3])
+    vals = torch.tensor([[1.0, -1.0], [2.0, 0.5], [3.0, -3.0], [5.0, -5.0]])
+    acc = ResponseAccumulator(5, 2)
+    acc.update(ids, vals)
+    stats = acc.finalize()
+    df = stats.to_frame(words=["a", "b", "c", "d", "e"])
+    assert list(df.columns) == ["word_id", "word", "unit", "n", "mean", "std",
+                                "q10", "q25", "q50", "q75", "q90"]
+    assert df[["word_id", "unit", "n"]].dtypes.tolist() == [np.int32] * 3
+    assert (df[["mean", "std", "q10", "q90"]].dtypes == np.float32).all()
+    assert df[["word_id", "unit"]].values.tolist() == [[1, 0], [1, 1], [3, 0], [3, 1]]
+    assert df["word"].tolist() == ["b", "b", "d", "d"]
+    row = df.iloc[2]  # word 3, unit 0: values 1, 3, 5
+    assert row["n"] == 3 and row["mean"] == pytest.approx(3.0) and row["std"] == pytest.approx(2.0)
+    assert row["q25"] == pytest.approx(2.0) and row["q50"] == pytest.approx(3.0)
+    assert df.iloc[0]["std"] == 0.0  # n == 1
+    assert "word" not in stats.to_frame().columns
+    with pytest.raises(ValueError, match="vocabulary"):
+        stats.to_frame(words=["a", "b"])
+    z = z_scores(stats)
+    assert np.isnan(z[0]).all() and z[1, 0] == pytest.approx(3.0 / (2.0 / np.sqrt(3)))
+
+
+def test_empty_and_invalid_input():
+    acc = ResponseAccumulator(10, 3)
+    with pytest.raises(ValueError, match=r"\[0, 10\)"):
+        acc.update(torch.tensor([0, 10]), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="shape"):
+        acc.update(torch.tensor([0, 1]), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="NaN"):
+        acc.update(torch.tensor([0]), torch.tensor([[0.0, float("nan"), 1.0]]))
+    with pytest.raises(ValueError, match="integer"):
+        acc.update(torch.tensor([0.0]), torch.zeros(1, 3))
+    acc.update(torch.zeros(0, dtype=torch.long), torch.zeros(0, 3))
+    stats = acc.finalize()
+    assert stats.word_ids.shape == (0,) and stats.mean.shape == (0, 3) and stats.quantiles.shape == (5, 0, 3)
+    assert len(stats.to_frame()) == 0
+    with pytest.raises(RuntimeError, match="twice"):
+        acc.finalize()
+
+
+def test_std_is_numerically_sound_for_large_offsets():
+    # Tiny spread on a large offset: a naive E[x^2] - E[x]^2 loses ~5 digits here.
+    rng = np.random.default_rng(6)
+    ids = rng.integers(0, 3, 20_000)
+    vals = (50.0 + 1e-4 * rng.standard_normal((20_000, 4))).astype(np.float32)
+    acc = ResponseAccumulator(3, 4)
+    _feed(acc, ids, vals, sizes=(333, 4096))
+    stats = acc.finalize()
+    for i, w in enumerate(stats.word_ids):
+        x = vals[ids == w].astype(np.float64)
+        np.testing.assert_allclose(stats.std[i], x.std(axis=0, ddof=1), rtol=1e-6)
