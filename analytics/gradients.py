@@ -21,17 +21,17 @@ from models.rnn import RecurrentModel
 
 
 def gradient_flow(model: RecurrentModel, data: torch.Tensor, K: int = 50, *, windows: int = 64, probes: int = 4,
-                  seed: int = 0) -> pd.DataFrame:
+                  warmup: int = 200, seed: int = 0) -> pd.DataFrame:
     """data: a batchified id stream [N, B].  Returns layer, distance, grad_norm, grad_norm_std rows."""
     cfg = model.cfg
     N, B = data.shape
     K = max(1, min(K, N - 1))
     gen = torch.Generator().manual_seed(seed)
-    # Windows: the last K+1 steps of up to `windows` streams, warmed up on what precedes them.
+    # Windows: the last K+1 steps of up to `windows` streams, warmed up on the text just before them.
     cols = torch.arange(min(windows, B))
     start = N - (K + 1)
-    with torch.no_grad():
-        warm = model.trace(data[:start, cols]) if start > 0 else None
+    with torch.no_grad():  # warm up on (at most) the `warmup` steps before the window
+        warm = model.trace(data[max(0, start - warmup):start, cols]) if start > 0 else None
     init = (RecurrentModel.final_state(warm, cfg.cell, cfg.layers) if warm is not None
             else model.init_state(len(cols)))
     with torch.no_grad():

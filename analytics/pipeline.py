@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from models.checkpoint import checkpoint_file, model_from_checkpoint, read_checkpoint
 from models.corpora import Corpus, load_corpus
 from models.rnn import RecurrentModel
+from models.runtime import torch_threads
 from models.text import Vocab
 from models.train import batchify, lm_stream
 
@@ -190,12 +191,22 @@ def _model_tables(model_id: str, ckpt: dict, vocab: Vocab, opts: AnalysisOptions
 
 def analyze_model(model_id: str, store_root: str | os.PathLike, opts: AnalysisOptions | None = None, *,
                   corpus: Corpus | None = None, device: torch.device | str = "cpu", show_progress: bool = True,
-                  on_progress: ProgressFn | None = None,
-                  should_stop: Callable[[], bool] | None = None) -> AnalysisResult:
-    """Trace ``model_id`` over a split, compute every table and publish the partition."""
+                  on_progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None,
+                  threads: int | None = None) -> AnalysisResult:
+    """Trace ``model_id`` over a split, compute every table and publish the partition.
+
+    ``threads`` sets torch's CPU threads (default: see :mod:`models.runtime`).
+    """
+    ckpt = read_checkpoint(checkpoint_file(store_root, model_id))
+    with torch_threads(ckpt["model_config"]["hidden_size"], threads):
+        return _analyze(model_id, store_root, opts, ckpt, corpus=corpus, device=device, show_progress=show_progress,
+                        on_progress=on_progress, should_stop=should_stop)
+
+
+def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress, on_progress,
+             should_stop) -> AnalysisResult:
     opts = (opts or AnalysisOptions()).validate()
     t_start = time.perf_counter()
-    ckpt = read_checkpoint(checkpoint_file(store_root, model_id))
     model, vocab = model_from_checkpoint(ckpt, device)
     states = _select_states(model, opts.states)
     if corpus is None:

@@ -16,6 +16,7 @@ class Settings:
     auth: bool = False
     secret_key: str | None = None
     device: str | None = None            # "cpu", "cuda", or None for automatic
+    torch_threads: int | None = None     # CPU threads for training/tracing (None: see models.runtime)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -28,4 +29,5 @@ class Settings:
         return cls(store=Path(get("STORE", "var/store")), broker_url=get("BROKER_URL") or None,
                    host=get("HOST", "127.0.0.1"), port=port,
                    auth=get("AUTH", "off").lower() in ("1", "on", "true", "yes"),
-                   secret_key=get("SECRET_KEY"), device=get("DEVICE"))
+                   secret_key=get("SECRET_KEY"), device=get("DEVICE"),
+                   torch_threads=int(get("TORCH_THREADS")) if get("TORCH_THREADS") else None)

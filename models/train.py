@@ -29,6 +29,7 @@ from .checkpoint import check_model_id, checkpoint_file, read_checkpoint, save_c
 from .config import ModelConfig, TrainConfig
 from .corpora import Corpus, load_corpus
 from .rnn import RecurrentModel
+from .runtime import torch_threads
 from .text import Vocab
 
 log = logging.getLogger(__name__)
@@ -186,12 +187,22 @@ def train_classifier_epoch(model, opt, docs, labels, tc: TrainConfig, epoch: int
 def train_model(model_id: str, model_cfg: ModelConfig, train_cfg: TrainConfig, store_root: str | os.PathLike, *,
                 corpus: Corpus | None = None, name: str | None = None, created_by: str = "cli",
                 resume: bool = False, device: torch.device | None = None, show_progress: bool = True,
-                on_progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None) -> TrainResult:
+                on_progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None,
+                threads: int | None = None) -> TrainResult:
     """Train (or resume) a model and write its checkpoint into the store.
 
     ``on_progress`` receives dicts with epoch, epochs, step, steps, loss,
-    tokens_per_s; ``should_stop`` is polled every step (cancel).
+    tokens_per_s; ``should_stop`` is polled every step (cancel); ``threads``
+    sets torch's CPU threads (default: see :mod:`models.runtime`).
     """
+    with torch_threads(model_cfg.hidden_size, threads):
+        return _train_model(model_id, model_cfg, train_cfg, store_root, corpus=corpus, name=name,
+                            created_by=created_by, resume=resume, device=device, show_progress=show_progress,
+                            on_progress=on_progress, should_stop=should_stop)
+
+
+def _train_model(model_id, model_cfg, train_cfg, store_root, *, corpus, name, created_by, resume, device,
+                 show_progress, on_progress, should_stop) -> TrainResult:
     check_model_id(model_id)
     train_cfg.validate()
     path = checkpoint_file(store_root, model_id)
