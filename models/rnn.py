@@ -2,11 +2,11 @@
 
 Training runs on torch's fused ``nn.RNN``/``nn.GRU``/``nn.LSTM`` (cuDNN on a
 GPU).  :meth:`RecurrentModel.trace` returns every layer's state at every step
-from the same weights: it runs each layer through a one-layer fused module that
-shares the trained parameters, then recomputes the gate activations for all
-steps at once from the layer input and the previous hidden states (one matmul,
-no Python loop over time); only the LSTM cell state needs a scan, which is an
-elementwise multiply-add per step.
+from the same weights: gated cells are unrolled step by step (one matrix
+product for all input projections, then one [B, H] x [H, G*H] product per step),
+which yields the gates and the LSTM cell state along the way at the cost of
+one forward pass; the vanilla RNN, which has no gates, runs through a one-layer
+fused module sharing the trained parameters.
 """
 from __future__ import annotations
 
@@ -84,34 +84,16 @@ class RecurrentModel(nn.Module):
         x = self.embed(token_ids.to(self.head.weight.device))             # [T, B, E]
         out: dict[tuple[int, str], Tensor] = {}
         for layer in range(cfg.layers):
-            core = self._layer_core(layer)
-            if cfg.cell == "lstm":
-                h0, c0 = state[0][layer], state[1][layer]                   # [B, H]
-                h, _ = core(x, (h0[None], c0[None]))                        # [T, B, H]
+            w_ih, w_hh, b_ih, b_hh = (getattr(self.rnn, f"{n}_l{layer}")
+                                      for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+            if cfg.cell == "rnn":  # no gates: the fused module gives all there is
+                h, _ = self._layer_core(layer)(x, state[layer][None])
+                out[(layer, "h")] = h
+            elif cfg.cell == "lstm":
+                out.update(_lstm_layer(x, state[0][layer], state[1][layer], w_ih, w_hh, b_ih, b_hh, layer))
             else:
-                h0 = state[layer]
-                h, _ = core(x, h0[None])
-            h_prev = torch.cat([h0[None], h[:-1]], 0)                       # [T, B, H]
-            out[(layer, "h")] = h
-            gi = torch.nn.functional.linear(x, core.weight_ih_l0, core.bias_ih_l0)      # [T, B, G*H]
-            gh = torch.nn.functional.linear(h_prev, core.weight_hh_l0, core.bias_hh_l0)  # [T, B, G*H]
-            if cfg.cell == "lstm":
-                i, f, g, o = (gi + gh).chunk(4, dim=-1)
-                i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
-                ig = i * g
-                c = torch.empty_like(h)
-                prev = c0
-                for t in range(T):  # c_t = f_t * c_{t-1} + i_t * g_t: a scan, elementwise per step
-                    prev = torch.addcmul(ig[t], f[t], prev)
-                    c[t] = prev
-                out.update({(layer, "c"): c, (layer, "i"): i, (layer, "f"): f, (layer, "g"): g, (layer, "o"): o})
-            elif cfg.cell == "gru":
-                ir, iz, in_ = gi.chunk(3, dim=-1)
-                hr, hz, hn = gh.chunk(3, dim=-1)
-                r, z = (ir + hr).sigmoid(), (iz + hz).sigmoid()
-                n = torch.tanh(in_ + r * hn)
-                out.update({(layer, "z"): z, (layer, "r"): r, (layer, "n"): n})
-            x = h
+                out.update(_gru_layer(x, state[layer], w_ih, w_hh, b_ih, b_hh, layer))
+            x = out[(layer, "h")]
         return out
 
     @staticmethod
@@ -124,3 +106,48 @@ class RecurrentModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+# The gated cells are unrolled here rather than run through the fused module:
+# the fused kernels do not expose gates or per-step cell states, and
+# recomputing the gates afterwards would cost a second pass over all the
+# matrix products.  The input projection of all steps is one matrix product;
+# each step then does one [B, H] x [H, G*H] product plus elementwise work,
+# the same arithmetic as the fused kernel (a test checks they agree to 1e-5).
+def _lstm_layer(x: Tensor, h: Tensor, c: Tensor, w_ih, w_hh, b_ih, b_hh, layer: int) -> dict:
+    T, B, _ = x.shape
+    H = h.shape[-1]
+    gi = torch.nn.functional.linear(x, w_ih, b_ih + b_hh)                 # [T, B, 4H]
+    gates = torch.empty(T, B, 4 * H, dtype=x.dtype, device=x.device)     # i f g o, activated
+    hs = torch.empty(T, B, H, dtype=x.dtype, device=x.device)
+    cs = torch.empty_like(hs)
+    w = w_hh.t()
+    for t in range(T):
+        g = torch.addmm(gi[t], h, w, out=gates[t])                         # [B, 4H]
+        g[:, :2 * H].sigmoid_()
+        g[:, 2 * H:3 * H].tanh_()
+        g[:, 3 * H:].sigmoid_()
+        i, f, gg, o = g.chunk(4, dim=1)
+        c = torch.addcmul(i * gg, f, c, out=cs[t])
+        h = torch.mul(o, c.tanh(), out=hs[t])
+    i, f, gg, o = gates.chunk(4, dim=-1)
+    return {(layer, "h"): hs, (layer, "c"): cs, (layer, "i"): i, (layer, "f"): f, (layer, "g"): gg,
+            (layer, "o"): o}
+
+
+def _gru_layer(x: Tensor, h: Tensor, w_ih, w_hh, b_ih, b_hh, layer: int) -> dict:
+    T, B, _ = x.shape
+    H = h.shape[-1]
+    gi = torch.nn.functional.linear(x, w_ih, b_ih)                        # [T, B, 3H]: r z n
+    rz = torch.empty(T, B, 2 * H, dtype=x.dtype, device=x.device)
+    ns = torch.empty(T, B, H, dtype=x.dtype, device=x.device)
+    hs = torch.empty_like(ns)
+    w = w_hh.t()
+    for t in range(T):
+        gh = torch.addmm(b_hh, h, w)                                       # [B, 3H]
+        torch.add(gi[t, :, :2 * H], gh[:, :2 * H], out=rz[t]).sigmoid_()
+        r, z = rz[t].chunk(2, dim=1)
+        n = torch.addcmul(gi[t, :, 2 * H:], r, gh[:, 2 * H:], out=ns[t]).tanh_()
+        h = torch.add(n, z * (h - n), out=hs[t])                           # (1 − z) n + z h
+    r, z = rz.chunk(2, dim=-1)
+    return {(layer, "h"): hs, (layer, "z"): z, (layer, "r"): r, (layer, "n"): ns}
