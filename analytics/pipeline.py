@@ -27,7 +27,7 @@ import pyarrow as pa
 import torch
 from tqdm.auto import tqdm
 
-from models.checkpoint import checkpoint_file, model_from_checkpoint, read_checkpoint
+from models.checkpoint import find_checkpoint, model_from_checkpoint, read_checkpoint
 from models.corpora import Corpus, load_corpus
 from models.rnn import RecurrentModel
 from models.runtime import torch_threads
@@ -197,7 +197,7 @@ def analyze_model(model_id: str, store_root: str | os.PathLike, opts: AnalysisOp
 
     ``threads`` sets torch's CPU threads (default: see :mod:`models.runtime`).
     """
-    ckpt = read_checkpoint(checkpoint_file(store_root, model_id))
+    ckpt = read_checkpoint(find_checkpoint(store_root, model_id))
     with torch_threads(ckpt["model_config"]["hidden_size"], threads):
         return _analyze(model_id, store_root, opts, ckpt, corpus=corpus, device=device, show_progress=show_progress,
                         on_progress=on_progress, should_stop=should_stop)

@@ -100,13 +100,18 @@ def load_model(path_or_model_id: str | os.PathLike, store: str | os.PathLike | N
     """
     p = Path(path_or_model_id)
     if not p.suffix == ".pt" or not p.exists():
-        root = store or os.environ.get("RNNVIS_STORE", "var/store")
-        p = checkpoint_file(root, str(path_or_model_id))
-        if not p.exists():
-            known = sorted(x.stem for x in (Path(root) / "checkpoints").glob("*.pt"))
-            raise CheckpointError(f"unknown model {str(path_or_model_id)!r} in store {root}; "
-                                  f"known: {', '.join(known) or 'none (train one with `rnnvis train`)'}")
+        p = find_checkpoint(store or os.environ.get("RNNVIS_STORE", "var/store"), str(path_or_model_id))
     return model_from_checkpoint(read_checkpoint(p), device)
+
+
+def find_checkpoint(store_root: str | os.PathLike, model_id: str) -> Path:
+    """The checkpoint of ``model_id``; CheckpointError listing the known models if there is none."""
+    p = checkpoint_file(store_root, model_id)
+    if not p.exists():
+        known = sorted(x.stem for x in (Path(store_root) / "checkpoints").glob("*.pt"))
+        raise CheckpointError(f"unknown model {model_id!r} in store {store_root}; "
+                              f"known: {', '.join(known) or 'none (train one with `rnnvis train`)'}")
+    return p
 
 
 def configs_of(ckpt: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
