@@ -34,3 +34,18 @@ def tiny_store(tmp_path_factory) -> Path:
     analyze_model("tiny-gru", root, AnalysisOptions(batch_size=8, top_words=30, min_count=2, k_max=5,
                                                     gradient_k=5), corpus=clf, show_progress=False)
     return root
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "browser: drives headless Chromium through the dashboard (needs "
+                                       "/usr/bin/chromium and /usr/bin/chromedriver)")
+
+
+@pytest.fixture(scope="session")
+def app_store(tiny_store, tmp_path_factory) -> Path:
+    """A private copy of ``tiny_store`` for the dashboard tests (they add sentences to it)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("app-store") / "store"
+    shutil.copytree(tiny_store, root, ignore=shutil.ignore_patterns(".staging"))
+    return root

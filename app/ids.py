@@ -1,0 +1,77 @@
+"""Component ids, namespaced by page (``<page>-<name>``), in one place.
+
+Graphs use pattern-matching ids (:func:`graph`) so that one callback in
+:mod:`app.server` can set the export format (PNG/SVG) of every figure.
+"""
+from __future__ import annotations
+
+GRAPH_TYPE = "rnnvis-graph"
+
+
+def graph(name: str) -> dict[str, str]:
+    """Pattern-matching id of a figure: ``{"type": GRAPH_TYPE, "name": name}``."""
+    return {"type": GRAPH_TYPE, "name": name}
+
+
+# -- app shell
+NAV = "app-nav"
+EXPORT_FORMAT = "app-export-format"
+
+# -- models page
+MODELS_TABLE = "models-table"
+MODELS_ALERT = "models-alert"
+MODELS_CURVES = graph("models-curves")
+MODELS_CURVE_PICK = "models-curve-pick"
+
+# -- explore page
+EX_URL = "explore-url"
+EX_ALERT = "explore-alert"
+EX_MODEL = "explore-model"
+EX_LAYER = "explore-layer"
+EX_STATE = "explore-state"
+EX_K = "explore-k"
+EX_NWORDS = "explore-nwords"
+EX_STROKE = "explore-stroke"
+EX_LINKS = "explore-links"
+EX_CLIP = "explore-clip"
+EX_OPTIONS = "explore-options"          # checklist: "pos", "align"
+EX_SENTENCE_TEXT = "explore-sentence-text"
+EX_SENTENCE_ADD = "explore-sentence-add"
+EX_SENTENCE_MSG = "explore-sentence-msg"
+EX_SENTENCES = "explore-sentences"      # dcc.Store: list of sentence ids
+EX_SENTENCE_LIST = "explore-sentence-list"
+EX_SENTENCE_CLEAR = "explore-sentence-clear"
+EX_SELECTION = "explore-selection"      # dcc.Store: {"chip": j, "cloud": i, "unit": u}
+EX_WORDS = "explore-words"              # dropdown (multi, <= 3): selected words
+EX_DETAIL_MODE = "explore-detail-mode"  # "word" | "unit"
+EX_DETAIL_MSG = "explore-detail-msg"
+EX_SUMMARY = "explore-summary"
+EX_COCLUSTER = graph("explore-cocluster")
+EX_GLYPHS = graph("explore-glyphs")
+EX_DETAIL = graph("explore-detail")
+EX_CSV_CLUSTERS = "explore-csv-clusters"
+EX_CSV_DETAIL = "explore-csv-detail"
+EX_DOWNLOAD = "explore-download"
+
+# -- compare page
+CMP_URL = "compare-url"
+CMP_ALERT = "compare-alert"
+CMP_MODEL_A = "compare-model-a"
+CMP_MODEL_B = "compare-model-b"
+CMP_LAYER_A = "compare-layer-a"
+CMP_LAYER_B = "compare-layer-b"
+CMP_STATE = "compare-state"
+CMP_K = "compare-k"
+CMP_NWORDS = "compare-nwords"
+CMP_WORD = "compare-word"
+CMP_PAIR = "compare-pair"               # dcc.Store: selected matched pair index
+CMP_CLUSTER_A = graph("compare-cluster-a")
+CMP_CLUSTER_B = graph("compare-cluster-b")
+CMP_DETAIL_A = graph("compare-detail-a")
+CMP_DETAIL_B = graph("compare-detail-b")
+CMP_MATCHES = "compare-matches"
+CMP_OVERLAP = "compare-overlap"
+CMP_OVERLAP_FIG = graph("compare-overlap-fig")
+CMP_GRADIENT = graph("compare-gradient")
+CMP_CSV = "compare-csv"
+CMP_DOWNLOAD = "compare-download"

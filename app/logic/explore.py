@@ -1,0 +1,253 @@
+"""Explore: the co-cluster view, sentence glyphs and the detail view, as plain functions.
+
+Each function takes the :class:`~app.reader.Reader` and the callback's input
+values and returns the callback's outputs; :mod:`app.pages.explore` wires
+them to component ids. Errors a user can act on come back as an alert.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import dash
+import numpy as np
+import pandas as pd
+from dash import html
+
+from app import figures
+from app.logic.common import alert, error_alert, guarded, layer_options, pick_layer_state
+from app.reader import Reader
+from app.urlstate import K_MAX, K_MIN, MAX_SENTENCES, MAX_WORDS, ViewState, to_query
+
+log = logging.getLogger(__name__)
+PAGE = "/explore"
+NO_ALERT: list = []
+
+
+def _opts(options: Sequence[str] | None) -> tuple[bool, bool]:
+    options = options or []
+    return "pos" in options, "align" in options
+
+
+def auto_clip(reader: Reader, model: str, layer: int, state: str) -> float:
+    """Default colour clip for the view, as the clip slider's log10 value (a step of 0.25)."""
+    return float(np.clip(round(np.log10(reader.typical_response(model, layer, state)) * 4) / 4, -3.0, 0.5))
+
+
+def controls_for_model(reader: Reader, model: str | None, layer: int | None, state: str | None
+                       ) -> tuple[list, int | None, list, str | None, int, float, Any]:
+    """Model changed: (layer options, layer, state options, state, k max, colour clip (log10), alert)."""
+    if not model:
+        return [], None, [], None, K_MAX, -1.0, alert("The store has no analysed model yet: train one with "
+                                                  "`rnnvis train` or `make demo`.")
+    try:
+        reader.require_analysis(model)
+        reader.prefetch(model)
+        layers, states = layer_options(reader, model)
+        lay, st = pick_layer_state(reader, model, layer, state)
+        ks = reader.ks(model)
+        return (layers, lay, states, st, max(K_MIN, min(K_MAX, max(ks) if ks else K_MAX)),
+                auto_clip(reader, model, lay, st), NO_ALERT)
+    except Exception as e:  # noqa: BLE001 - shown to the user
+        return [], None, [], None, K_MAX, -1.0, error_alert(e, reader, PAGE)
+
+
+def cluster_view(reader: Reader, model: str | None, layer: int | None, state: str | None, k: int | None,
+                 nwords: int = 20, stroke: float = 1.0, links: Sequence[float] | None = (0.1, 1.0),
+                 clip: float = -1.0, options: Sequence[str] | None = ("pos", "align"),
+                 words: Sequence[str] | None = (), selection: dict | None = None) -> tuple[Any, Any, list]:
+    """(co-cluster figure, summary children, word dropdown options).
+
+    links: range of |e| relative to the strongest link; clip: log10 of the colour clip value.
+    """
+    if not model or layer is None or not state:
+        return figures.message_figure("Pick a model."), "", []
+
+    def run() -> tuple[Any, Any, list]:
+        view = reader.clusters(model, int(layer), state, int(k or 6))
+        pos, align = _opts(options)
+        sel = selection or {}
+        words_l = [w for w in (words or []) if w]
+        word_resp = None
+        first = words_l[0] if words_l else None
+        if first is not None:
+            d = reader.word_detail(model, int(layer), state, first)
+            if len(d):
+                word_resp = np.zeros(len(view.units))
+                word_resp[d["unit"].to_numpy()] = d["mean"].to_numpy()
+        opts = figures.CoclusterOptions(
+            nwords=int(nwords or 20), stroke=float(stroke or 1.0),
+            links=tuple(links) if links else (0.0, 1.0), pos=pos, align=align,
+            clip=float(10 ** float(clip if clip is not None else -1.0)),
+            word=first if word_resp is not None else None, word_response=word_resp,
+            selected_words=tuple(words_l), chip=sel.get("chip"), cloud=sel.get("cloud"))
+        fig = figures.cocluster_figure(view.words, view.units, view.edges, opts)
+        n_units = view.units.groupby("cluster").size()
+        note = (f" · clusters of {view.cluster_state} (gates are not co-clustered)"
+                if view.cluster_state != state else "")
+        k_note = f" (nearest stored k to {k})" if k is not None and int(k) != view.k else ""
+        summary = html.Span([
+            html.B(f"{model}"), f" · layer {view.layer} · state {state} · k = {view.k}{k_note} · ",
+            f"{len(view.words)} co-clustered words · {int(n_units.size)} memory chips · ",
+            f"strongest link |e| = {view.max_abs:.3g}{note}"], className="summary")
+        opts_list = [{"label": w, "value": w} for w in sorted(set(view.words["word"].astype(str)))]
+        for w in words_l:
+            if w not in {o["value"] for o in opts_list}:
+                opts_list.append({"label": w, "value": w})
+        return fig, summary, opts_list
+
+    return guarded(run, lambda a: (figures.message_figure("Nothing to draw."), a, []), reader, PAGE)
+
+
+def handle_click(click: dict | None, words: Sequence[str] | None, selection: dict | None
+                 ) -> tuple[list[str], dict, str]:
+    """A click on the co-cluster figure -> (selected words, selection, detail mode)."""
+    words_l = [w for w in (words or []) if w]
+    sel = dict(selection or {})
+    mode = dash.no_update
+    if not click or not click.get("points"):
+        return words_l, sel, mode
+    cd = click["points"][0].get("customdata")
+    if not isinstance(cd, list) or not cd:
+        return words_l, sel, mode
+    kind = cd[0]
+    if kind == "word" and len(cd) >= 2:
+        w = str(cd[1])
+        words_l = [w] + [x for x in words_l if x != w]
+        words_l = words_l[:MAX_WORDS]
+        mode = "word"
+    elif kind == "unit" and len(cd) >= 3:
+        unit, chip = int(cd[1]), int(cd[2])
+        sel = {"chip": chip, "unit": unit}
+        mode = "unit"
+    elif kind == "chip" and len(cd) >= 2:
+        chip = int(cd[1])
+        sel = {} if sel.get("chip") == chip and "unit" not in sel else {"chip": chip}
+    elif kind == "cloud" and len(cd) >= 2:
+        cloud = int(cd[1])
+        sel = {} if sel.get("cloud") == cloud else {"cloud": cloud}
+    return words_l, sel, mode
+
+
+def detail_view(reader: Reader, model: str | None, layer: int | None, state: str | None,
+                words: Sequence[str] | None, mode: str | None, selection: dict | None) -> tuple[Any, Any]:
+    """(detail figure, message): box plots for the selected words, or a unit's most/least words."""
+    if not model or layer is None or not state:
+        return figures.message_figure("Pick a model."), ""
+
+    def run() -> tuple[Any, Any]:
+        unit = (selection or {}).get("unit")
+        if mode == "unit":
+            if unit is None:
+                return figures.message_figure("Click a memory cell to see the words its unit responds to."), ""
+            df = reader.unit_words(model, int(layer), state, int(unit))
+            return figures.unit_words_figure(df, int(unit)), ""
+        details: dict[str, pd.DataFrame] = {}
+        missing = []
+        for w in list(words or [])[:MAX_WORDS]:
+            d = reader.word_detail(model, int(layer), state, w)
+            if len(d):
+                details[w] = d
+            else:
+                missing.append(w)
+        msg = (alert(f"Not in {model}'s vocabulary: {', '.join(missing)}", kind="info") if missing else "")
+        return figures.detail_figure(details), msg
+
+    return guarded(run, lambda a: (figures.message_figure("No detail."), a), reader, PAGE)
+
+
+def add_sentence(reader: Reader, model: str | None, text: str | None, sentences: Sequence[str] | None,
+                 created_by: str = "anonymous") -> tuple[list[str], Any, str]:
+    """Evaluate and store a sentence: (sentence ids, message, new textarea value)."""
+    ids = [s for s in (sentences or []) if s]
+    if not model:
+        return ids, alert("Pick a model first."), text or ""
+    try:
+        sid = reader.add_sentence(model, text or "", created_by=created_by)
+    except Exception as e:  # noqa: BLE001 - empty/too long/unknown model: a message, the text stays
+        return ids, error_alert(e, reader, PAGE), text or ""
+    ids = [s for s in ids if s != sid] + [sid]
+    if len(ids) > MAX_SENTENCES:
+        ids = ids[-MAX_SENTENCES:]
+    return ids, "", ""
+
+
+def remove_sentence(sentences: Sequence[str] | None, sid: str | None) -> list[str]:
+    return [s for s in (sentences or []) if s and s != sid]
+
+
+def glyph_view(reader: Reader, model: str | None, layer: int | None, state: str | None, k: int | None,
+               sentences: Sequence[str] | None) -> tuple[Any, list]:
+    """(glyph figure, list of the sentences shown with their prediction) for the current model."""
+    if not model or layer is None or not state:
+        return figures.glyph_figure([]), []
+
+    def run() -> tuple[Any, list]:
+        items, listing, other = [], [], 0
+        for sid in sentences or []:
+            meta = reader.sentence(sid)
+            if meta is None:
+                listing.append(html.Li(f"sentence {sid} is not in the store (deleted?)", className="muted"))
+                continue
+            if meta["model_id"] != model:
+                other += 1
+                continue
+            g = reader.glyphs(sid, int(layer), state, int(k or 6))
+            if g is None:
+                continue
+            pred = ""
+            if g.get("prediction") is not None and g.get("probability") is not None:
+                pred = f"  →  {g['prediction']} (p = {float(g['probability']):.2f})"
+            g = dict(g, title=f"“{g['text']}”{pred}")
+            items.append(g)
+            unk = [o for t, o in zip(g["tokens"], g["original"]) if t == "<unk>"]
+            listing.append(html.Li([html.Span(f"“{g['text']}”", className="sentence-text"),
+                                    html.Span(pred, className="prediction"),
+                                    html.Span(f"  ·  not in vocabulary: {', '.join(unk)}" if unk else "",
+                                              className="muted")]))
+        if other:
+            listing.append(html.Li(f"{other} sentence(s) belong to another model and are hidden.", className="muted"))
+        return figures.glyph_figure(items), listing
+
+    return guarded(run, lambda a: (figures.glyph_figure([]), [a]), reader, PAGE)
+
+
+def url_search(model: str | None, layer: int | None, state: str | None, k: int | None, nwords: int | None,
+               words: Sequence[str] | None, sentences: Sequence[str] | None, selection: dict | None) -> str:
+    """The URL query of the current view."""
+    unit = (selection or {}).get("unit")
+    vs = ViewState(model=model, layer=layer, state=state, k=int(k or 6), nwords=int(nwords or 20),
+                   words=tuple(w for w in (words or []) if w)[:MAX_WORDS],
+                   sentences=tuple(s for s in (sentences or []) if s)[:MAX_SENTENCES],
+                   unit=int(unit) if unit is not None else None)
+    return to_query(vs)
+
+
+def clusters_csv(reader: Reader, model: str, layer: int, state: str, k: int) -> pd.DataFrame:
+    """The data behind the cluster view: one row per word and per unit, plus the edges."""
+    v = reader.clusters(model, int(layer), state, int(k))
+    w = v.words[["word_id", "word", "freq", "pos", "cluster", "strength"]].assign(axis="word", item=v.words["word_id"])
+    u = v.units.assign(axis="unit", item=v.units["unit"], word=None)[["axis", "item", "word", "cluster", "strength"]]
+    e = pd.DataFrame([{"axis": "edge", "item": j, "cluster": i, "strength": float(v.edges[i, j])}
+                      for i in range(v.k) for j in range(v.k)])
+    out = pd.concat([w.drop(columns=["word_id"]), u, e], ignore_index=True)
+    out.insert(0, "k", v.k)
+    out.insert(0, "state", state)
+    out.insert(0, "layer", int(layer))
+    out.insert(0, "model_id", model)
+    return out[["model_id", "layer", "state", "k", "axis", "item", "word", "freq", "pos", "cluster", "strength"]]
+
+
+def detail_csv(reader: Reader, model: str, layer: int, state: str, words: Sequence[str]) -> pd.DataFrame:
+    """The data behind the detail view: unit statistics for each selected word."""
+    frames = []
+    for w in list(words or [])[:MAX_WORDS]:
+        d = reader.word_detail(model, int(layer), state, w)
+        if len(d):
+            frames.append(d.assign(model_id=model, layer=int(layer), state=state, word=w))
+    if not frames:
+        return pd.DataFrame(columns=["model_id", "layer", "state", "word", "unit", "n", "mean", "std",
+                                     "q10", "q25", "q50", "q75", "q90"])
+    df = pd.concat(frames, ignore_index=True)
+    return df[["model_id", "layer", "state", "word", "unit", "n", "mean", "std", "q10", "q25", "q50", "q75", "q90"]]

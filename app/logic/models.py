@@ -1,0 +1,99 @@
+"""Models page: the model table (as in the RNNVis talk) and the training curves."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+from dash import dcc, html
+
+from app import figures
+from app.logic.common import alert, guarded
+from app.reader import Reader
+from app.urlstate import ViewState, href
+
+COLUMNS = ("Model", "Task", "Cell", "Layers × units", "Embed", "Vocab", "Corpus", "Valid", "Test",
+           "Analysed", "Views")
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def score(row: dict, split: str) -> str:
+    """'ppl 123.4' for a language model, 'acc 0.873' for a classifier, '—' if unknown."""
+    ppl, acc = _num(row.get(f"{split}_perplexity")), _num(row.get(f"{split}_accuracy"))
+    if row.get("task") == "lm" and ppl is not None:
+        return f"ppl {ppl:,.1f}"
+    if acc is not None:
+        return f"acc {acc:.3f}"
+    return "—" if ppl is None else f"ppl {ppl:,.1f}"
+
+
+def models_table(reader: Reader) -> html.Table:
+    """One row per model with links into Explore and Compare; pending models listed below."""
+    df = reader.models()
+    ids = df["model_id"].tolist()
+    head = html.Thead(html.Tr([html.Th(c) for c in COLUMNS]))
+    rows = []
+    for i, r in enumerate(df.to_dict("records")):
+        other = next((m for m in ids[i + 1:] + ids[:i] if m != r["model_id"]), None)
+        links = [dcc.Link("Explore", href=href("/explore", ViewState(model=r["model_id"])), className="btn btn-small")]
+        if other:
+            links.append(dcc.Link(f"Compare with {other}", className="btn btn-small",
+                                  href=href("/compare", ViewState(model=r["model_id"], model_b=other))))
+        if int(r["layers"]) > 1:
+            links.append(dcc.Link("Compare layers", className="btn btn-small",
+                                  href=href("/compare", ViewState(model=r["model_id"], layer=0, model_b=r["model_id"],
+                                                                  layer_b=int(r["layers"]) - 1))))
+        tokens = _num(r.get("analyzed_tokens"))
+        rows.append(html.Tr([
+            html.Td(html.B(str(r["model_id"])), title=str(r.get("name") or "")),
+            html.Td(str(r["task"])), html.Td(str(r["cell"]).upper()),
+            html.Td(f"{int(r['layers'])} × {int(r['hidden_size'])}"), html.Td(str(int(r["embed_size"]))),
+            html.Td(f"{int(r['vocab_size']):,}"), html.Td(str(r["corpus"])),
+            html.Td(score(r, "valid")), html.Td(score(r, "test")),
+            html.Td(f"{int(tokens):,} tokens ({r.get('analysis_split') or '?'}) · {r.get('states') or ''}"
+                    if tokens else "—"),
+            html.Td(links, className="links"),
+        ], className="model-row"))
+    pending = reader.pending_models()
+    foot = []
+    if pending:
+        foot = [html.Tfoot(html.Tr(html.Td(
+            f"Not analysed yet (training or analysis not finished): {', '.join(pending)}", colSpan=len(COLUMNS),
+            className="muted")))]
+    return html.Table([head, html.Tbody(rows)] + foot, className="table models-table")
+
+
+def models_page(reader: Reader) -> tuple[Any, list[dict], list[str]]:
+    """(table or alert, curve-picker options, picked) for the page's first render."""
+    def run() -> tuple[Any, list[dict], list[str]]:
+        df = reader.models()
+        if df.empty:
+            return (alert("The store has no analysed model yet. Build the demo with `make demo`, or train one with "
+                          "`rnnvis train --preset ...`.", kind="info"), [], [])
+        ids = df["model_id"].tolist()
+        return models_table(reader), [{"label": m, "value": m} for m in ids], ids
+    return guarded(run, lambda a: (a, [], []), reader, "/explore")
+
+
+def curves(reader: Reader, picked: Sequence[str] | None) -> Any:
+    """Training curves of the picked models."""
+    ids = [m for m in (picked or []) if m]
+    if not ids:
+        return figures.message_figure("Pick models to see their training curves.")
+    return guarded(lambda: figures.training_curves(reader.metrics(ids)),
+                   lambda a: figures.message_figure("Could not read the training metrics."), reader)
+
+
+def summary_frame(reader: Reader) -> pd.DataFrame:
+    """The models table as data (what the page shows)."""
+    df = reader.models()
+    return pd.DataFrame([{"model_id": r["model_id"], "valid": score(r, "valid"), "test": score(r, "test")}
+                         for r in df.to_dict("records")])

@@ -1,0 +1,204 @@
+"""Explore: memory chips, word clouds and links; sentence glyphs; the detail view.
+
+Layout and wiring only; the logic is in :mod:`app.logic.explore`.
+"""
+from __future__ import annotations
+
+import dash
+from dash import Input, Output, State, callback, dcc, html
+
+from app import context, ids
+from app.logic import explore as logic
+from app.logic.common import analysed_models, default_model, error_alert, layer_options, pick_layer_state
+from app.urlstate import K_MAX, K_MIN, from_query
+
+dash.register_page(__name__, path="/explore", name="Explore", title="RNNVis · Explore", order=1)
+
+GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def _label(text: str, child, help_text: str | None = None) -> html.Div:
+    return html.Div([html.Label(text, title=help_text or ""), child], className="control")
+
+
+def layout(**query) -> html.Div:
+    vs = from_query(query)
+    alert = []
+    model_opts: list = []
+    layers: list = []
+    states: list = []
+    layer = state = None
+    model = None
+    clip, kmax = -1.0, K_MAX
+    try:
+        r = context.reader()
+        model_opts = analysed_models(r)
+        model = default_model(r, vs.model)
+        if vs.bad_model:
+            alert = [error_alert(ValueError(f"{vs.bad_model!r} is not a model id"), r)]
+        if model:
+            try:
+                r.require_analysis(model)
+                r.prefetch(model)
+                layers, states = layer_options(r, model)
+                layer, state = pick_layer_state(r, model, vs.layer, vs.state)
+                clip = logic.auto_clip(r, model, layer, state)
+                kmax = max(K_MIN, min(K_MAX, max(r.ks(model) or [K_MAX])))
+            except Exception as e:  # noqa: BLE001 - unknown model / no analysis: say so in the page
+                alert = [error_alert(e, r)]
+    except Exception as e:  # noqa: BLE001 - shown in the page, never a traceback
+        alert = [error_alert(e)]
+    if model and model not in {o["value"] for o in model_opts}:
+        model_opts = model_opts + [{"label": f"{model} (not found)", "value": model}]
+    panel = html.Aside([
+        html.H3("Explore"),
+        _label("Model", dcc.Dropdown(id=ids.EX_MODEL, options=model_opts, value=model, clearable=False)),
+        html.Div([
+            _label("Layer", dcc.Dropdown(id=ids.EX_LAYER, options=layers, value=layer, clearable=False)),
+            _label("State", dcc.Dropdown(id=ids.EX_STATE, options=states, value=state, clearable=False)),
+        ], className="control-row"),
+        _label("Clusters k", dcc.Slider(id=ids.EX_K, min=K_MIN, max=kmax, step=1, value=min(vs.k, kmax),
+                                        marks={i: str(i) for i in (2, 5, 10, 15, 20)}),
+               "number of co-clusters on each axis"),
+        _label("Words per cloud", dcc.Slider(id=ids.EX_NWORDS, min=5, max=60, step=1, value=vs.nwords,
+                                             marks={5: "5", 20: "20", 40: "40", 60: "60"})),
+        _label("Link stroke width", dcc.Slider(id=ids.EX_STROKE, min=0.25, max=3, step=0.25, value=1.0,
+                                               marks={0.25: "thin", 1: "1", 3: "thick"}, allow_direct_input=False)),
+        _label("Link filter (|e| ÷ strongest)", dcc.RangeSlider(
+            id=ids.EX_LINKS, min=0, max=1, step=0.05, value=[0.1, 1.0], marks={0: "0", 0.5: "0.5", 1: "1"},
+            allow_direct_input=False), "links whose |edge weight| lies outside this range are hidden"),
+        _label("Colour clip (response, log scale)", dcc.Slider(
+            id=ids.EX_CLIP, min=-3, max=0.5, step=0.25, value=clip, allow_direct_input=False,
+            marks={-3: "0.001", -2: "0.01", -1: "0.1", 0: "1"}),
+            "responses beyond ± 10^value get the end colours of the scale"),
+        dcc.Checklist(id=ids.EX_OPTIONS, options=[{"label": " POS colours", "value": "pos"},
+                                                  {"label": " align clouds with chips", "value": "align"}],
+                      value=["pos", "align"], className="checklist"),
+        html.Hr(),
+        html.H4("Sentences"),
+        dcc.Textarea(id=ids.EX_SENTENCE_TEXT, placeholder="Type a sentence, e.g. “I love the food though staff "
+                     "is not helpful”", className="sentence-box", maxLength=20000),
+        html.Div([html.Button("Add sentence", id=ids.EX_SENTENCE_ADD, n_clicks=0, className="btn btn-primary"),
+                  html.Button("Clear", id=ids.EX_SENTENCE_CLEAR, n_clicks=0, className="btn")],
+                 className="button-row"),
+        dcc.Loading(html.Div(id=ids.EX_SENTENCE_MSG), type="dot"),
+        html.Hr(),
+        html.H4("Download"),
+        html.Div([html.Button("Clusters CSV", id=ids.EX_CSV_CLUSTERS, n_clicks=0, className="btn"),
+                  html.Button("Detail CSV", id=ids.EX_CSV_DETAIL, n_clicks=0, className="btn")],
+                 className="button-row"),
+        html.P("Figures: camera icon in each figure's toolbar (format below the nav bar).", className="muted small"),
+    ], className="panel")
+    main = html.Main([
+        html.Div(alert, id=ids.EX_ALERT),
+        html.Div(id=ids.EX_SUMMARY, className="summary-line"),
+        html.Section([
+            html.Div([html.H4("Co-clusters: memory chips ↔ word clouds"),
+                      html.Span("click a word: colour the chips by its response · click a cell: the unit's words · "
+                                "click a chip or cloud label: highlight", className="muted small")],
+                     className="card-head"),
+            dcc.Loading(dcc.Graph(id=ids.EX_COCLUSTER, config=GRAPH_CONFIG, className="cocluster-graph"),
+                        type="circle", delay_show=300),
+        ], className="card"),
+        html.Div([
+            html.Section([
+                html.Div([html.H4("Detail"),
+                          dcc.RadioItems(id=ids.EX_DETAIL_MODE, options=[
+                              {"label": " words", "value": "word"}, {"label": " unit", "value": "unit"}],
+                              value="unit" if vs.unit is not None and not vs.words else "word", inline=True),
+                          dcc.Dropdown(id=ids.EX_WORDS, options=[{"label": w, "value": w} for w in vs.words],
+                                       value=list(vs.words), multi=True, placeholder="words to compare (≤ 3)",
+                                       className="words-dropdown")], className="card-head"),
+                html.Div(id=ids.EX_DETAIL_MSG),
+                dcc.Graph(id=ids.EX_DETAIL, config=GRAPH_CONFIG),
+            ], className="card"),
+            html.Section([
+                html.Div([html.H4("Sentence glyphs"),
+                          html.Span("per token and unit cluster: grey = preserved, pale bars = α±/|H|, "
+                                    "dark bars = Δα±/|H|", className="muted small")], className="card-head"),
+                html.Ul(id=ids.EX_SENTENCE_LIST, className="sentence-list"),
+                dcc.Graph(id=ids.EX_GLYPHS, config=GRAPH_CONFIG),
+            ], className="card"),
+        ], className="stack"),
+    ], className="main")
+    return html.Div([
+        dcc.Location(id=ids.EX_URL, refresh=False),
+        dcc.Store(id=ids.EX_SENTENCES, data=list(vs.sentences)),
+        dcc.Store(id=ids.EX_SELECTION, data={"unit": vs.unit} if vs.unit is not None else {}),
+        dcc.Download(id=ids.EX_DOWNLOAD),
+        panel, main,
+    ], className="page page-explore")
+
+
+@callback(Output(ids.EX_LAYER, "options"), Output(ids.EX_LAYER, "value"), Output(ids.EX_STATE, "options"),
+          Output(ids.EX_STATE, "value"), Output(ids.EX_K, "max"), Output(ids.EX_CLIP, "value"),
+          Output(ids.EX_ALERT, "children"),
+          Input(ids.EX_MODEL, "value"), State(ids.EX_LAYER, "value"), State(ids.EX_STATE, "value"),
+          prevent_initial_call=True)
+def _on_model(model, layer, state):
+    return logic.controls_for_model(context.reader(), model, layer, state)
+
+
+@callback(Output(ids.EX_COCLUSTER, "figure"), Output(ids.EX_SUMMARY, "children"), Output(ids.EX_WORDS, "options"),
+          Input(ids.EX_MODEL, "value"), Input(ids.EX_LAYER, "value"), Input(ids.EX_STATE, "value"),
+          Input(ids.EX_K, "value"), Input(ids.EX_NWORDS, "value"), Input(ids.EX_STROKE, "value"),
+          Input(ids.EX_LINKS, "value"), Input(ids.EX_CLIP, "value"), Input(ids.EX_OPTIONS, "value"),
+          Input(ids.EX_WORDS, "value"), Input(ids.EX_SELECTION, "data"))
+def _on_view(model, layer, state, k, nwords, stroke, links, clip, options, words, selection):
+    return logic.cluster_view(context.reader(), model, layer, state, k, nwords, stroke, links, clip, options,
+                              words, selection)
+
+
+@callback(Output(ids.EX_WORDS, "value"), Output(ids.EX_SELECTION, "data"), Output(ids.EX_DETAIL_MODE, "value"),
+          Input(ids.EX_COCLUSTER, "clickData"), State(ids.EX_WORDS, "value"), State(ids.EX_SELECTION, "data"),
+          prevent_initial_call=True)
+def _on_click(click, words, selection):
+    return logic.handle_click(click, words, selection)
+
+
+@callback(Output(ids.EX_DETAIL, "figure"), Output(ids.EX_DETAIL_MSG, "children"),
+          Input(ids.EX_MODEL, "value"), Input(ids.EX_LAYER, "value"), Input(ids.EX_STATE, "value"),
+          Input(ids.EX_WORDS, "value"), Input(ids.EX_DETAIL_MODE, "value"), Input(ids.EX_SELECTION, "data"))
+def _on_detail(model, layer, state, words, mode, selection):
+    return logic.detail_view(context.reader(), model, layer, state, words, mode, selection)
+
+
+@callback(Output(ids.EX_SENTENCES, "data"), Output(ids.EX_SENTENCE_MSG, "children"),
+          Output(ids.EX_SENTENCE_TEXT, "value"),
+          Input(ids.EX_SENTENCE_ADD, "n_clicks"), Input(ids.EX_SENTENCE_CLEAR, "n_clicks"),
+          State(ids.EX_MODEL, "value"), State(ids.EX_SENTENCE_TEXT, "value"), State(ids.EX_SENTENCES, "data"),
+          prevent_initial_call=True)
+def _on_sentence(_add, _clear, model, text, sentences):
+    if dash.ctx.triggered_id == ids.EX_SENTENCE_CLEAR:
+        return [], "", dash.no_update
+    return logic.add_sentence(context.reader(), model, text, sentences)
+
+
+@callback(Output(ids.EX_GLYPHS, "figure"), Output(ids.EX_SENTENCE_LIST, "children"),
+          Input(ids.EX_MODEL, "value"), Input(ids.EX_LAYER, "value"), Input(ids.EX_STATE, "value"),
+          Input(ids.EX_K, "value"), Input(ids.EX_SENTENCES, "data"))
+def _on_glyphs(model, layer, state, k, sentences):
+    return logic.glyph_view(context.reader(), model, layer, state, k, sentences)
+
+
+@callback(Output(ids.EX_URL, "search"),
+          Input(ids.EX_MODEL, "value"), Input(ids.EX_LAYER, "value"), Input(ids.EX_STATE, "value"),
+          Input(ids.EX_K, "value"), Input(ids.EX_NWORDS, "value"), Input(ids.EX_WORDS, "value"),
+          Input(ids.EX_SENTENCES, "data"), Input(ids.EX_SELECTION, "data"))
+def _on_url(model, layer, state, k, nwords, words, sentences, selection):
+    return logic.url_search(model, layer, state, k, nwords, words, sentences, selection)
+
+
+@callback(Output(ids.EX_DOWNLOAD, "data"), Input(ids.EX_CSV_CLUSTERS, "n_clicks"),
+          Input(ids.EX_CSV_DETAIL, "n_clicks"), State(ids.EX_MODEL, "value"), State(ids.EX_LAYER, "value"),
+          State(ids.EX_STATE, "value"), State(ids.EX_K, "value"), State(ids.EX_WORDS, "value"),
+          prevent_initial_call=True)
+def _on_csv(_c, _d, model, layer, state, k, words):
+    if not model or layer is None or not state:
+        return dash.no_update
+    r = context.reader()
+    if dash.ctx.triggered_id == ids.EX_CSV_DETAIL:
+        df = logic.detail_csv(r, model, layer, state, words or [])
+        return dcc.send_data_frame(df.to_csv, f"{model}-L{layer}-{state}-detail.csv", index=False)
+    df = logic.clusters_csv(r, model, layer, state, k or 6)
+    return dcc.send_data_frame(df.to_csv, f"{model}-L{layer}-{state}-k{k}-clusters.csv", index=False)

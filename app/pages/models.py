@@ -1,0 +1,40 @@
+"""Models: every model with its architecture, corpus, scores and training curves."""
+from __future__ import annotations
+
+import dash
+from dash import Input, Output, callback, dcc, html
+
+from app import context, ids
+from app.logic import models as logic
+from app.logic.common import error_alert
+
+dash.register_page(__name__, path="/", name="Models", title="RNNVis · Models", order=0)
+
+GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def layout(**_query) -> html.Div:
+    table, options, picked = html.Div(), [], []
+    try:
+        table, options, picked = logic.models_page(context.reader())
+    except Exception as e:  # noqa: BLE001 - shown in the page, never a traceback
+        table = error_alert(e)
+    return html.Div([
+        html.Main([
+            html.Section([html.Div([html.H4("Models"),
+                                    html.Span("perplexity for language models, accuracy for classifiers",
+                                              className="muted small")], className="card-head"),
+                          html.Div(table, id=ids.MODELS_TABLE, className="table-wrap")], className="card"),
+            html.Div(id=ids.MODELS_ALERT),
+            html.Section([html.Div([html.H4("Training curves"),
+                                    dcc.Checklist(id=ids.MODELS_CURVE_PICK, options=options, value=picked,
+                                                  inline=True, className="checklist inline")],
+                                   className="card-head"),
+                          dcc.Graph(id=ids.MODELS_CURVES, config=GRAPH_CONFIG)], className="card"),
+        ], className="main main-wide"),
+    ], className="page page-models")
+
+
+@callback(Output(ids.MODELS_CURVES, "figure"), Input(ids.MODELS_CURVE_PICK, "value"))
+def _on_pick(picked):
+    return logic.curves(context.reader(), picked)

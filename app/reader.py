@@ -1,0 +1,549 @@
+"""The dashboard's data access object: every query the pages need, with bounded caches.
+
+One :class:`Reader` per app (``create_app`` puts it on ``app.server.config``;
+callbacks reach it through :func:`app.context.reader`). It only reads the
+store through :func:`analytics.store.query` with ``?`` parameters, and loads
+a model's checkpoint only to evaluate a new sentence (or to explain a
+classifier's prediction).
+
+Caching. Every cache is an :class:`LRU` owned by the reader (no module-level
+state), bounded, and keyed by the model's *partition version* (the hex token
+in its Parquet file names, new at every write) plus (layer, state, k, ...):
+re-analysing a model changes the version, so stale entries are never hit and
+age out. Per (model, layer, state) the signed response matrix of the
+co-clustered words and the labels for every k are read once
+(:meth:`Reader.layer_data`); a k is then a slice of that (:meth:`clusters`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from analytics import store
+from analytics.coclusters import edge_weights
+from analytics.glyphs import class_contributions, glyph_measures
+from analytics.matching import cluster_overlap, contingency, match_units
+from analytics.store import UnknownModelError
+
+log = logging.getLogger(__name__)
+V = TypeVar("V")
+
+CLUSTER_STATES = ("h", "c")  # states the analysis co-clusters; gates borrow the h clustering
+
+
+class AnalysisMissingError(LookupError):
+    """The model exists but its analysis (responses, co-clusters) is not in the store yet."""
+
+    def __init__(self, model_id: str, what: str, known: Sequence[str] = ()):
+        self.model_id, self.known = model_id, list(known)
+        super().__init__(f"model {model_id!r} has no {what} yet: its analysis has not finished "
+                         f"(run `rnnvis analyze {model_id}` or wait for the job)")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class LRU(Generic[V]):
+    """A small thread-safe least-recently-used cache: ``get(key, compute)``."""
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize
+        self._data: OrderedDict[Hashable, V] = OrderedDict()
+        self._pending: dict[Hashable, threading.Event] = {}
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: Hashable, compute: Callable[[], V]) -> V:
+        """The cached value of ``key``, computing it once (concurrent callers of one key wait for it)."""
+        while True:
+            with self._lock:
+                if key in self._data:
+                    self._data.move_to_end(key)
+                    self.hits += 1
+                    return self._data[key]
+                pending = self._pending.get(key)
+                if pending is None:
+                    self.misses += 1
+                    pending = self._pending[key] = threading.Event()
+                    break
+            pending.wait()  # another thread computes it; then read it (or compute if it failed)
+        try:
+            value = compute()  # outside the lock: a slow query must not block other keys
+            self.put(key, value)
+            return value
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
+            pending.set()
+
+    def put(self, key: Hashable, value: V) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+@dataclass(frozen=True)
+class LayerData:
+    """One (model, layer, state): the co-clustered words and their signed responses.
+
+    word_ids/words/freq/pos [W]; mean [W, H] float32 (s(w)_u); labels: k -> (word labels [W],
+    unit labels [H]); cluster_state: the state whose co-clustering gave the labels.
+    """
+
+    model_id: str
+    layer: int
+    state: str
+    word_ids: np.ndarray
+    words: np.ndarray
+    freq: np.ndarray
+    pos: np.ndarray
+    mean: np.ndarray
+    labels: dict[int, tuple[np.ndarray, np.ndarray]]
+    cluster_state: str
+
+    @property
+    def ks(self) -> list[int]:
+        return sorted(self.labels)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.mean.shape[1])
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """The co-cluster view of one (model, layer, state, k), ready to draw.
+
+    words: one row per co-clustered word (word_id, word, freq, pos, cluster, strength = mean |s| towards
+    the paired unit cluster); units: one row per unit (unit, cluster, rank inside its chip, strength);
+    edges [k, k] e(W_i, H_j) (word cluster × unit cluster); profiles [W, k] mean |s| of each word towards
+    each unit cluster.
+    """
+
+    model_id: str
+    layer: int
+    state: str
+    k: int
+    cluster_state: str
+    words: pd.DataFrame
+    units: pd.DataFrame
+    edges: np.ndarray
+    max_abs: float
+
+
+class Reader:
+    """Read-only access to one store for the dashboard."""
+
+    def __init__(self, root: str | os.PathLike[str], *, cache_size: int = 32, checkpoint_cache: int = 4):
+        self.root = Path(root)
+        self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnvis-prefetch")
+        self._small = LRU[Any](256)          # model lists, vocab, metrics, word details, sentences
+        self._layers = LRU[LayerData](cache_size)
+        self._views = LRU[ClusterView](cache_size * 4)
+        self._derived = LRU[Any](cache_size * 2)   # matchings, glyphs
+        self._models = LRU[Any](checkpoint_cache)  # loaded checkpoints
+
+    # ------------------------------------------------------------------ plumbing
+    def _q(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        con = store.connect(self.root)
+        try:
+            return store.query(con, sql, list(params))
+        finally:
+            con.close()
+
+    def version(self, model_id: str) -> str:
+        """The model partition's version token; UnknownModelError if it is not in the store."""
+        try:
+            f = store.table_file(self.root, "models", model_id, "models")
+        except ValueError:  # not a valid id
+            f = None
+        if f is None:
+            raise UnknownModelError(model_id, self.model_ids())
+        return f.name.split(".")[1]
+
+    def model_ids(self) -> list[str]:
+        return store.list_partitions(self.root, "models")
+
+    def pending_models(self) -> list[str]:
+        """Models with a checkpoint but no analysed partition (training or analysis not finished)."""
+        done = set(self.model_ids())
+        try:
+            names = sorted(p.stem for p in (self.root / "checkpoints").glob("*.pt"))
+        except OSError:
+            return []
+        return [n for n in names if n not in done]
+
+    def _has_table(self, model_id: str, table: str) -> bool:
+        return store.table_file(self.root, "models", model_id, table) is not None
+
+    # ------------------------------------------------------------------ models
+    def models(self) -> pd.DataFrame:
+        """The ``models`` view (one row per analysed model), sorted by model_id."""
+        ids = self.model_ids()
+        key = ("models", tuple((m, self._version_or_none(m)) for m in ids))
+        return self._small.get(key, lambda: self._q("SELECT * FROM models ORDER BY model_id"))
+
+    def _version_or_none(self, model_id: str) -> str | None:
+        try:
+            return self.version(model_id)
+        except UnknownModelError:
+            return None
+
+    def model(self, model_id: str) -> dict[str, Any]:
+        """One model's row as a dict; UnknownModelError (listing the known ids) otherwise."""
+        v = self.version(model_id)
+        df = self._small.get(("model", model_id, v),
+                             lambda: self._q("SELECT * FROM models WHERE model_id = ?", [model_id]))
+        if df.empty:
+            raise UnknownModelError(model_id, self.model_ids())
+        row = df.iloc[0].to_dict()
+        row["version"] = v
+        return row
+
+    def require_analysis(self, model_id: str) -> dict[str, Any]:
+        """The model's row; AnalysisMissingError if its responses or co-clusters are missing."""
+        info = self.model(model_id)
+        for table in ("word_responses", "coclusters"):
+            if not self._has_table(model_id, table):
+                raise AnalysisMissingError(model_id, table.replace("_", " "), self.model_ids())
+        return info
+
+    def metrics(self, model_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """``training_metrics`` of the given models (all if None)."""
+        ids = list(model_ids) if model_ids is not None else self.model_ids()
+        key = ("metrics", tuple((m, self._version_or_none(m)) for m in ids))
+        return self._small.get(key, lambda: self._q(
+            "SELECT * FROM training_metrics WHERE list_contains(?, model_id) ORDER BY model_id, epoch, split",
+            [ids]))
+
+    def layer_states(self, model_id: str) -> dict[int, list[str]]:
+        """{layer: [states]} analysed for the model (h and c first, then gates)."""
+        info = self.model(model_id)
+        states = [s for s in str(info.get("states") or "h").split(",") if s]
+        return {layer: states for layer in range(int(info["layers"]))}
+
+    def ks(self, model_id: str) -> list[int]:
+        v = self.version(model_id)
+        df = self._small.get(("ks", model_id, v), lambda: self._q(
+            "SELECT DISTINCT k FROM coclusters WHERE model_id = ? ORDER BY k", [model_id]))
+        return [int(k) for k in df["k"]]
+
+    def vocab(self, model_id: str) -> pd.DataFrame:
+        """word_id, word, freq, pos of the model's vocabulary, indexed by word_id."""
+        v = self.version(model_id)
+        return self._small.get(("vocab", model_id, v), lambda: self._q(
+            "SELECT word_id, word, freq, pos FROM vocab WHERE model_id = ? ORDER BY word_id",
+            [model_id]).set_index("word_id", drop=False))
+
+    def word_index(self, model_id: str) -> dict[str, int]:
+        v = self.version(model_id)
+        return self._small.get(("windex", model_id, v), lambda: {
+            w: int(i) for i, w in zip(self.vocab(model_id)["word_id"], self.vocab(model_id)["word"])})
+
+    def lookup_word(self, model_id: str, word: str) -> int | None:
+        """word_id of ``word`` (as typed: normalised like the corpus), or None if not in the vocabulary."""
+        from models.text import normalize
+        index = self.word_index(model_id)
+        return index.get(word, index.get(normalize(word)))
+
+    # ------------------------------------------------------------------ co-clusters
+    def layer_data(self, model_id: str, layer: int, state: str) -> LayerData:
+        """Responses of the co-clustered words and the labels of every k (read once, cached)."""
+        v = self.version(model_id)
+        return self._layers.get((model_id, v, layer, state), lambda: self._load_layer(model_id, layer, state))
+
+    def _load_layer(self, model_id: str, layer: int, state: str) -> LayerData:
+        info = self.require_analysis(model_id)
+        states = self.layer_states(model_id).get(layer)
+        if states is None or state not in states:
+            raise AnalysisMissingError(model_id, f"analysis of layer {layer} state {state!r}", self.model_ids())
+        cstate = state if state in CLUSTER_STATES else "h"
+        cl = self._q("SELECT k, axis, item, cluster FROM coclusters WHERE model_id = ? AND layer = ? AND state = ? "
+                     "ORDER BY k, axis, item", [model_id, layer, cstate])
+        if cl.empty:
+            raise AnalysisMissingError(model_id, f"co-clusters for layer {layer} state {cstate!r}",
+                                       self.model_ids())
+        H = int(info["hidden_size"])
+        k0 = int(cl["k"].min())
+        word_ids = cl.loc[(cl["k"] == k0) & (cl["axis"] == "word"), "item"].to_numpy(np.int64)
+        resp = self._q(
+            "SELECT word_id, unit, mean FROM word_responses WHERE model_id = ? AND layer = ? AND state = ? "
+            "AND word_id BETWEEN ? AND ? AND list_contains(?, word_id)",
+            [model_id, layer, state, int(word_ids.min()), int(word_ids.max()), word_ids.tolist()])
+        row_of = pd.Series(np.arange(len(word_ids)), index=word_ids)
+        mean = np.zeros((len(word_ids), H), np.float32)
+        mean[row_of.loc[resp["word_id"].to_numpy()].to_numpy(), resp["unit"].to_numpy()] = resp["mean"].to_numpy()
+        labels: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for k, g in cl.groupby("k", sort=True):
+            w = g[g["axis"] == "word"]
+            u = g[g["axis"] == "unit"]
+            wl = np.zeros(len(word_ids), np.int64)
+            wl[row_of.loc[w["item"].to_numpy()].to_numpy()] = w["cluster"].to_numpy()
+            ul = np.zeros(H, np.int64)
+            ul[u["item"].to_numpy()] = u["cluster"].to_numpy()
+            labels[int(k)] = (wl, ul)
+        voc = self.vocab(model_id).loc[word_ids]
+        return LayerData(model_id, layer, state, word_ids, voc["word"].to_numpy(object),
+                         voc["freq"].to_numpy(np.int64), voc["pos"].fillna("").to_numpy(object), mean, labels,
+                         cstate)
+
+    def typical_response(self, model_id: str, layer: int, state: str) -> float:
+        """The 95th percentile of |s| over the co-clustered words (a default colour clip)."""
+        data = self.layer_data(model_id, layer, state)
+        q = float(np.quantile(np.abs(data.mean), 0.95)) if data.mean.size else 0.0
+        return q if q > 0 else 1.0
+
+    def prefetch(self, model_id: str) -> Future | None:
+        """Read every co-clustered (layer, state) of the model in the background, so that switching layer or
+        state later hits the cache. Returns the future (None for an unknown model)."""
+        try:
+            pairs = [(layer, s) for layer, states in self.layer_states(model_id).items()
+                     for s in states if s in CLUSTER_STATES]
+        except Exception:  # noqa: BLE001 - unknown model: nothing to prefetch, the page says why
+            return None
+
+        def run() -> None:
+            for layer, s in pairs:
+                try:
+                    self.layer_data(model_id, layer, s)
+                except Exception as e:  # noqa: BLE001 - a background warm-up never fails a request
+                    log.debug("prefetch %s L%s %s: %s", model_id, layer, s, e)
+        return self._prefetcher.submit(run)
+
+    def clusters(self, model_id: str, layer: int, state: str, k: int) -> ClusterView:
+        """The co-cluster view for k (the nearest stored k if k was not computed)."""
+        data = self.layer_data(model_id, layer, state)
+        k = min(data.ks, key=lambda x: (abs(x - k), x))
+        v = self.version(model_id)
+        return self._views.get((model_id, v, layer, state, k), lambda: self._cluster_view(data, k))
+
+    @staticmethod
+    def _cluster_view(data: LayerData, k: int) -> ClusterView:
+        wl, ul = data.labels[k]
+        s = data.mean.astype(np.float64)                                     # [W, H]
+        a = np.abs(s)
+        onehot = np.zeros((data.hidden_size, k))
+        onehot[np.arange(data.hidden_size), ul] = 1.0                        # [H, k]
+        size = np.maximum(onehot.sum(0), 1)
+        profiles = (a @ onehot) / size                                       # [W, k] mean |s| per unit cluster
+        strength = profiles[np.arange(len(wl)), wl]
+        wcount = np.bincount(wl, minlength=k)
+        wonehot = np.zeros((len(wl), k))
+        wonehot[np.arange(len(wl)), wl] = 1.0
+        unit_strength = (wonehot.T @ a) / np.maximum(wcount, 1)[:, None]     # [k, H] towards each word cluster
+        ustr = unit_strength[ul, np.arange(data.hidden_size)]
+        units = pd.DataFrame({"unit": np.arange(data.hidden_size), "cluster": ul, "strength": ustr})
+        units = units.sort_values(["cluster", "strength", "unit"], ascending=[True, False, True])
+        units["rank"] = units.groupby("cluster").cumcount()
+        words = pd.DataFrame({"word_id": data.word_ids, "word": data.words, "freq": data.freq, "pos": data.pos,
+                              "cluster": wl, "strength": strength})
+        for j in range(k):
+            words[f"to_H{j}"] = profiles[:, j]
+        edges = edge_weights(s, wl, ul, k)
+        return ClusterView(data.model_id, data.layer, data.state, k, data.cluster_state, words,
+                           units.sort_values("unit").reset_index(drop=True), edges,
+                           float(np.nanmax(np.abs(edges))) if np.isfinite(edges).any() else 0.0)
+
+    # ------------------------------------------------------------------ detail
+    def word_detail(self, model_id: str, layer: int, state: str, word: str) -> pd.DataFrame:
+        """Every unit's response statistics to ``word`` (unit, n, mean, std, q10..q90); empty if unknown."""
+        v = self.version(model_id)
+        wid = self.lookup_word(model_id, word)
+        if wid is None:
+            return pd.DataFrame(columns=["unit", "n", "mean", "std", "q10", "q25", "q50", "q75", "q90"])
+        return self._small.get(("detail", model_id, v, layer, state, wid), lambda: self._q(
+            "SELECT unit, n, mean, std, q10, q25, q50, q75, q90 FROM word_responses "
+            "WHERE model_id = ? AND layer = ? AND state = ? AND word_id = ? ORDER BY unit",
+            [model_id, layer, state, wid]))
+
+    def unit_words(self, model_id: str, layer: int, state: str, unit: int, top: int = 12) -> pd.DataFrame:
+        """The co-clustered words a unit responds to most (positive) and least (negative).
+
+        Columns word, mean, freq, side ('most'/'least'), sorted by mean descending.
+        """
+        data = self.layer_data(model_id, layer, state)
+        if not 0 <= unit < data.hidden_size:
+            raise ValueError(f"unit {unit} is out of range 0..{data.hidden_size - 1}")
+        col = data.mean[:, unit]
+        order = np.argsort(-col, kind="stable")
+        top = min(top, len(order) // 2 or 1)
+        hi, lo = order[:top], order[::-1][:top]
+        df = pd.DataFrame({"word": np.concatenate([data.words[hi], data.words[lo]]),
+                           "mean": np.concatenate([col[hi], col[lo]]),
+                           "freq": np.concatenate([data.freq[hi], data.freq[lo]]),
+                           "side": ["most"] * len(hi) + ["least"] * len(lo)})
+        return df.drop_duplicates("word").sort_values("mean", ascending=False).reset_index(drop=True)
+
+    # ------------------------------------------------------------------ sentences
+    def _checkpoint(self, model_id: str) -> tuple[Any, Any, list[str]]:
+        from models.checkpoint import checkpoint_file, model_from_checkpoint, read_checkpoint
+        path = checkpoint_file(self.root, model_id)
+        try:
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            from models.checkpoint import CheckpointError
+            raise CheckpointError(f"model {model_id!r} has no checkpoint in the store; "
+                                  "new sentences cannot be evaluated") from None
+
+        def load() -> tuple[Any, Any, list[str]]:
+            ckpt = read_checkpoint(path)
+            model, vocab = model_from_checkpoint(ckpt)
+            return model, vocab, list(ckpt.get("label_names") or [])
+        return self._models.get((model_id, mtime), load)
+
+    def add_sentence(self, model_id: str, text: str, created_by: str = "anonymous") -> str:
+        """Evaluate ``text`` on the model, store it, return its sentence id (SentenceError if empty/too long)."""
+        from analytics.sentences import evaluate_sentence, save_sentence
+        self.model(model_id)  # unknown model -> UnknownModelError
+        model, vocab, labels = self._checkpoint(model_id)
+        res = evaluate_sentence(model, vocab, model_id, text, label_names=labels or None)
+        analysed = set(self.layer_states(model_id).get(0, [])) | {"h"}
+        res.states = {key: v for key, v in res.states.items() if key[1] in analysed}  # what the views can show
+        sid = save_sentence(self.root, res, created_by=created_by)
+        # what was just written is in memory: seed the caches instead of reading it back
+        v = self._sentence_version(sid)
+        if v is not None:
+            meta = pd.DataFrame([{"sentence_id": sid, "model_id": model_id, "text": res.text,
+                                  "created_by": created_by, "prediction": res.prediction,
+                                  "probability": res.probability}])
+            self._small.put(("sentence", sid, v), meta)
+            for (layer, state), values in res.states.items():
+                self._small.put(("sstates", sid, v, layer, state), (list(res.tokens), values.astype(np.float32)))
+        return sid
+
+    def _sentence_version(self, sentence_id: str) -> str | None:
+        try:
+            f = store.table_file(self.root, "sentences", sentence_id, "sentence_states")
+        except ValueError:
+            return None
+        return f.name.split(".")[1] if f is not None else None
+
+    def sentence(self, sentence_id: str) -> dict[str, Any] | None:
+        """The sentence's row (text, model_id, prediction, probability), or None if it is not stored."""
+        v = self._sentence_version(sentence_id)
+        if v is None:
+            return None
+        df = self._small.get(("sentence", sentence_id, v), lambda: self._q(
+            "SELECT * FROM sentences WHERE sentence_id = ?", [sentence_id]))
+        return None if df.empty else df.iloc[0].to_dict()
+
+    def sentence_states(self, sentence_id: str, layer: int, state: str) -> tuple[list[str], np.ndarray]:
+        """(tokens [T], states [T, H]) of a stored sentence for one layer and state."""
+        v = self._sentence_version(sentence_id)
+
+        def load() -> tuple[list[str], np.ndarray]:
+            df = self._q("SELECT position, token, unit, value FROM sentence_states WHERE sentence_id = ? "
+                         "AND layer = ? AND state = ? ORDER BY position, unit", [sentence_id, layer, state])
+            if df.empty:
+                return [], np.zeros((0, 0), np.float32)
+            T, H = int(df["position"].max()) + 1, int(df["unit"].max()) + 1
+            values = np.zeros((T, H), np.float32)
+            values[df["position"].to_numpy(), df["unit"].to_numpy()] = df["value"].to_numpy()
+            tokens = df.drop_duplicates("position").sort_values("position")["token"].tolist()
+            return tokens, values
+        return self._small.get(("sstates", sentence_id, v, layer, state), load)
+
+    def glyphs(self, sentence_id: str, layer: int, state: str, k: int) -> dict[str, Any] | None:
+        """Everything the glyph view draws for one sentence, or None if it is not stored.
+
+        Keys: sentence_id, model_id, text, tokens [T], original [T], measures (glyph_measures frame),
+        prediction, probability, label_names, contributions [T, C] (classifiers) or None.
+        """
+        meta = self.sentence(sentence_id)
+        if meta is None:
+            return None
+        model_id = str(meta["model_id"])
+        v = self.version(model_id)
+        key = ("glyphs", sentence_id, self._sentence_version(sentence_id), v, layer, state, k)
+        return self._derived.get(key, lambda: self._glyphs(meta, layer, state, k))
+
+    def _glyphs(self, meta: dict[str, Any], layer: int, state: str, k: int) -> dict[str, Any]:
+        from models.text import tokenize
+        model_id, sid = str(meta["model_id"]), str(meta["sentence_id"])
+        view = self.clusters(model_id, layer, state, k)
+        tokens, values = self.sentence_states(sid, layer, state)
+        if not tokens:
+            raise AnalysisMissingError(model_id, f"sentence states for layer {layer} state {state!r}")
+        ul = view.units.sort_values("unit")["cluster"].to_numpy()
+        measures = glyph_measures(values, ul)
+        original = tokenize(str(meta["text"]))
+        if len(original) != len(tokens):   # a tokenizer change since the sentence was stored
+            original = tokens
+        out: dict[str, Any] = {"sentence_id": sid, "model_id": model_id, "text": str(meta["text"]),
+                               "tokens": tokens, "original": original, "measures": measures, "k": view.k,
+                               "prediction": meta.get("prediction"), "probability": meta.get("probability"),
+                               "label_names": [], "contributions": None}
+        info = self.model(model_id)
+        if info["task"] == "sentiment":
+            last = int(info["layers"]) - 1
+            try:
+                model, _, labels = self._checkpoint(model_id)
+                _, h = self.sentence_states(sid, last, "h")
+                w = model.head.weight.detach().cpu().numpy()
+                out["contributions"] = class_contributions(h, w)
+                out["label_names"] = labels or [str(i) for i in range(w.shape[0])]
+            except Exception as e:  # noqa: BLE001 - the glyphs still draw without the explanation
+                log.warning("no classifier contributions for %s: %s", sid, e)
+        return out
+
+    # ------------------------------------------------------------------ compare
+    def matching(self, a: tuple[str, int, str], b: tuple[str, int, str], k: int) -> dict[str, Any]:
+        """Hungarian matching of the units of a and b = (model, layer, state) over their shared words.
+
+        Returns {"pairs": DataFrame unit_a, unit_b, correlation, cluster_a, cluster_b; "overlap": dict
+        (adjusted_rand, nmi, pairs, shared_words); "contingency": DataFrame; "k": k}.
+        """
+        va, vb = self.version(a[0]), self.version(b[0])
+        return self._derived.get(("match", a, va, b, vb, k), lambda: self._match(a, b, k))
+
+    def _match(self, a: tuple[str, int, str], b: tuple[str, int, str], k: int) -> dict[str, Any]:
+        da, db = self.layer_data(*a), self.layer_data(*b)
+        ia = pd.Series(np.arange(len(da.words)), index=da.words)
+        ib = pd.Series(np.arange(len(db.words)), index=db.words)
+        ia = ia[~ia.index.duplicated()]
+        ib = ib[~ib.index.duplicated()]
+        shared = ia.index.intersection(ib.index)
+        if len(shared) < 3:
+            raise ValueError(f"{a[0]} and {b[0]} share only {len(shared)} co-clustered words; "
+                             "units cannot be matched (pick models trained on similar text)")
+        ma = da.mean[ia.loc[shared].to_numpy()]
+        mb = db.mean[ib.loc[shared].to_numpy()]
+        pairs = match_units(ma, mb)
+        va, vb = self.clusters(*a, k), self.clusters(*b, k)
+        la = va.units.sort_values("unit")["cluster"].to_numpy()
+        lb = vb.units.sort_values("unit")["cluster"].to_numpy()
+        pairs["cluster_a"] = la[pairs["unit_a"].to_numpy()]
+        pairs["cluster_b"] = lb[pairs["unit_b"].to_numpy()]
+        overlap = cluster_overlap(la, lb, pairs)
+        overlap["shared_words"] = int(len(shared))
+        return {"pairs": pairs, "overlap": overlap, "contingency": contingency(la, lb, pairs), "k": va.k}
+
+    def gradient_flow(self, model_ids: Sequence[str]) -> pd.DataFrame:
+        ids = [m for m in dict.fromkeys(model_ids) if m]
+        key = ("gflow", tuple((m, self._version_or_none(m)) for m in ids))
+        return self._small.get(key, lambda: self._q(
+            "SELECT model_id, layer, distance, grad_norm, grad_norm_std FROM gradient_flow "
+            "WHERE list_contains(?, model_id) ORDER BY model_id, layer, distance", [ids]))
+
+    def cache_info(self) -> dict[str, int]:
+        return {"small": len(self._small), "layers": len(self._layers), "views": len(self._views),
+                "derived": len(self._derived), "checkpoints": len(self._models)}

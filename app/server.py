@@ -1,0 +1,81 @@
+"""The Dash app: ``create_app(settings)`` and ``serve(store, host, port)``.
+
+Pages live in :mod:`app.pages` (Dash registers them; the nav bar lists
+``dash.page_registry`` in ``order``). Per-app objects (settings, the store
+reader) sit on ``app.server.config`` under the keys of :mod:`app.context`;
+no module here keeps mutable state.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import dash
+import flask
+from dash import ALL, Input, Output, dcc, html
+
+from analytics.settings import Settings
+from app import context, ids
+from app.reader import Reader
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+
+
+def _nav() -> html.Header:
+    links = [dcc.Link(p["name"], href=p["relative_path"], className="nav-link", id=f"nav-{p['name'].lower()}")
+             for p in sorted(dash.page_registry.values(), key=lambda p: (p.get("order") is None, p.get("order") or 0,
+                                                                          p["name"]))]
+    return html.Header([
+        html.Div([html.Span("RNN", className="brand-a"), html.Span("Vis", className="brand-b")], className="brand"),
+        html.Nav(links, className="nav"),
+        html.Div([html.Span("export figures as", className="muted small"),
+                  dcc.RadioItems(id=ids.EXPORT_FORMAT, options=[{"label": " PNG", "value": "png"},
+                                                                {"label": " SVG", "value": "svg"}],
+                                 value="png", inline=True, className="export-radio")], className="export"),
+    ], className="topbar", id=ids.NAV)
+
+
+def create_app(settings: Settings) -> dash.Dash:
+    """The dashboard for the store at ``settings.store``."""
+    app = dash.Dash(
+        __name__, use_pages=True, pages_folder=str(HERE / "pages"), assets_folder=str(HERE / "assets"),
+        suppress_callback_exceptions=False, title="RNNVis", update_title=None,
+    )
+    app.server.config[context.SETTINGS_KEY] = settings
+    app.server.config[context.READER_KEY] = Reader(settings.store)
+    app.layout = html.Div([_nav(), html.Div(dash.page_container, className="content")], className="app")
+    # suppress_callback_exceptions stays False: on the first request Dash sets app.validation_layout to
+    # this layout plus every page's layout() (each returns its full skeleton, whatever the URL holds), so
+    # a callback naming an id that no page has fails loudly.
+
+    @app.callback(Output({"type": ids.GRAPH_TYPE, "name": ALL}, "config"), Input(ids.EXPORT_FORMAT, "value"),
+                  dash.State({"type": ids.GRAPH_TYPE, "name": ALL}, "id"))
+    def _export_format(fmt, graph_ids):
+        return [{"displaylogo": False, "toImageButtonOptions": {"format": fmt or "png", "scale": 2,
+                                                                "filename": f"rnnvis-{g['name']}"}}
+                for g in graph_ids]
+
+    @app.server.route("/healthz")
+    def _healthz():
+        reader: Reader = app.server.config[context.READER_KEY]
+        try:
+            n = len(reader.model_ids())
+        except OSError as e:
+            return flask.jsonify({"status": "error", "error": str(e)}), 503
+        return flask.jsonify({"status": "ok", "models": n})
+
+    return app
+
+
+def serve(store: Path, host: str = "127.0.0.1", port: int = 8050) -> int:
+    """Serve the dashboard for ``store`` with waitress until interrupted; returns an exit code."""
+    from dataclasses import replace
+
+    from waitress import serve as waitress_serve
+
+    settings = replace(Settings.from_env(), store=Path(store), host=host, port=port)
+    app = create_app(settings)
+    print(f"RNNVis dashboard: http://{host}:{port}/", flush=True)
+    waitress_serve(app.server, host=host, port=port, threads=8, ident="rnnvis")
+    return 0
