@@ -42,6 +42,7 @@ from .responses import QUANTILES, ResponseAccumulator, ResponseStats
 log = logging.getLogger(__name__)
 DELTA_STATES = ("h", "c")       # responses of h and c are updates Δh; gates are their activations
 CLUSTER_STATES = ("h", "c")
+SUMMARY_BITS = 10   # std and quantiles keep 11 significant bits (rel. error <= 0.05%); n and mean are exact
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
@@ -124,30 +125,48 @@ def _updates(values: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
     return d
 
 
+def round_mantissa(x: np.ndarray, bits: int) -> np.ndarray:
+    """Round float32 values to ``bits`` explicit mantissa bits (relative error <= 2**-(bits+1)).
+
+    The zeroed low bits compress to almost nothing in Parquet (byte-stream-split
+    + zstd), which keeps ``word_responses`` compact; rounding is monotone, so
+    q10 <= q25 <= ... <= q90 still holds.  Written here because numpy has no
+    float32 rounding to a given number of significant bits.
+    """
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    drop = 23 - bits
+    rounded = (u + np.uint32(1 << (drop - 1))) & np.uint32(~((1 << drop) - 1) & 0xFFFFFFFF)
+    return rounded.view(np.float32)
+
+
 def _response_table(model_id: str, layer: int, state: str, stats: ResponseStats, vocab: Vocab,
                     rows_per_block: int = 2_000_000) -> Iterator[pa.Table]:
     """The long ``word_responses`` rows of one (layer, state), in blocks of whole words."""
     W, H = stats.mean.shape
     words_per_block = max(1, rows_per_block // max(H, 1))
-    words = np.asarray(vocab.words, dtype=object)
+    words = pa.array(vocab.words, pa.string())
     units = np.arange(H, dtype=np.int32)
+
+    def constant(value: str, rows: int) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(np.zeros(rows, np.int32), pa.array([value]))
+
     for a in range(0, W, words_per_block):
         b = min(W, a + words_per_block)
-        ids = stats.word_ids[a:b]
+        ids = stats.word_ids[a:b].astype(np.int32)
         rows = (b - a) * H
-        cols = {
-            "model_id": pa.array([model_id] * rows, pa.string()).dictionary_encode(),
+        cols = {  # strings as dictionary arrays: no Python object per row
+            "model_id": constant(model_id, rows),
             "layer": pa.array(np.full(rows, layer, np.int32)),
-            "state": pa.array([state] * rows, pa.string()).dictionary_encode(),
-            "word_id": pa.array(np.repeat(ids.astype(np.int32), H)),
-            "word": pa.array(np.repeat(words[ids], H).tolist(), pa.string()),
+            "state": constant(state, rows),
+            "word_id": pa.array(np.repeat(ids, H)),
+            "word": pa.DictionaryArray.from_arrays(np.repeat(ids, H), words),
             "unit": pa.array(np.tile(units, b - a)),
             "n": pa.array(np.repeat(stats.n[a:b].astype(np.int32), H)),
             "mean": pa.array(stats.mean[a:b].reshape(-1)),
-            "std": pa.array(stats.std[a:b].reshape(-1)),
+            "std": pa.array(round_mantissa(stats.std[a:b].reshape(-1), SUMMARY_BITS)),
         }
         for q, name in zip(range(len(QUANTILES)), ("q10", "q25", "q50", "q75", "q90")):
-            cols[name] = pa.array(stats.quantiles[q, a:b].reshape(-1))
+            cols[name] = pa.array(round_mantissa(stats.quantiles[q, a:b].reshape(-1), SUMMARY_BITS))
         yield pa.table(cols)
 
 

@@ -83,3 +83,12 @@ def test_rerun_replaces_and_bad_inputs(tiny_store, tmp_path):
         analyze_model("tiny-gru", tiny_store, AnalysisOptions(states="c"))
     with pytest.raises(ValueError, match="k_min"):
         AnalysisOptions(k_max=99).validate()
+
+
+def test_round_mantissa_is_bounded_and_monotone():
+    from analytics.pipeline import round_mantissa
+    x = np.sort(np.random.default_rng(0).standard_normal(10_000).astype(np.float32)) * np.float32(1e-3)
+    r = round_mantissa(x, 10)
+    assert np.max(np.abs(r / x - 1)) <= 2.0 ** -11
+    assert np.all(np.diff(r) >= 0)
+    assert (r.view(np.uint32) & np.uint32((1 << 13) - 1) == 0).all()
