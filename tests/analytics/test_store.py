@@ -66,7 +66,9 @@ CONTRACT: dict[str, list[tuple[str, str]]] = {
     "jobs": [
         ("job_id", "VARCHAR"), ("kind", "VARCHAR"), ("model_id", "VARCHAR"), ("status", "VARCHAR"),
         ("progress", "DOUBLE"), ("submitted_by", "VARCHAR"), ("submitted_at", "TIMESTAMP"),
-        ("finished_at", "TIMESTAMP"), ("error", "VARCHAR"),
+        ("finished_at", "TIMESTAMP"), ("error", "VARCHAR"), ("params", "VARCHAR"), ("detail", "VARCHAR"),
+        ("started_at", "TIMESTAMP"), ("heartbeat_at", "TIMESTAMP"), ("worker", "VARCHAR"),
+        ("attempts", "INTEGER"), ("stage", "VARCHAR"),
     ],
 }
 
@@ -213,7 +215,8 @@ def write_job(root: Path, job_id: str, model_id: str | None, status: str = "runn
         w.write("jobs", pd.DataFrame([dict(
             job_id=job_id, kind="analyze", model_id=model_id, status=status, progress=0.5,
             submitted_by="ann", submitted_at=pd.Timestamp("2024-05-03 09:00:00"),
-            finished_at=pd.NaT, error=None)]))
+            finished_at=pd.NaT, error=None, params="{}", detail="{}", started_at=pd.NaT,
+            heartbeat_at=pd.NaT, worker=None, attempts=1, stage="analyze")]))
 
 
 # --------------------------------------------------------------------------- round trip

@@ -1,0 +1,114 @@
+"""Redis stopped: reading still works, submitting fails fast and clearly, and works again once Redis is back.
+
+Uses a private redis-server on a free port (the shared one on 6379 stays up for everyone else).
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from analytics import jobs, store
+from analytics.settings import Settings
+from workers import client
+
+from jobhelpers import TINY, job_settings, wait_for
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrivateRedis:
+    def __init__(self, port: int, workdir: Path):
+        self.port, self.workdir, self.proc = port, workdir, None
+
+    def start(self) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.fail("redis-server is not installed (apt-get install redis-server)", pytrace=False)
+        self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(self.workdir)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+        wait_for(lambda: _ping(redis.Redis(port=self.port, socket_connect_timeout=0.2)), 10, "redis to start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def _ping(r) -> bool:
+    import redis
+    try:
+        return bool(r.ping())
+    except redis.exceptions.ConnectionError:
+        return False
+
+
+def test_redis_down_reading_works_submit_fails_fast_then_recovers(tmp_path, tiny_store, fixtures):
+    port = _free_port()
+    server = PrivateRedis(port, tmp_path)
+    root = tiny_store  # a store with analysed models (tests/conftest.py)
+    settings = Settings(store=root, broker_url=f"redis://127.0.0.1:{port}/0")
+    js = job_settings("down-test:")
+    up = jobs.save_corpus_upload(root, [(p.name, p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
+                                 "ptb")
+    request = {**TINY, "corpus": f"upload:{up.upload_id}"}
+    server.start()
+    try:
+        first = client.submit_train(settings, request, submitted_by="t", job_settings=js)
+        assert jobs.read_job(root, first.job_id).status == "queued"
+        server.stop()
+
+        before = set(store.list_partitions(root, "jobs"))
+        t0 = time.monotonic()
+        with pytest.raises(client.BrokerUnavailable, match=f"127.0.0.1:{port}.*nothing was queued") as err:
+            client.submit_train(settings, request, submitted_by="t", job_settings=js)
+        assert time.monotonic() - t0 < 3, "submitting must fail fast while Redis is down"
+        assert "Redis" in str(err.value)
+        assert set(store.list_partitions(root, "jobs")) == before  # no record of a job that was never sent
+
+        # The reading side needs no broker: every view of existing models, the job list, the Jobs jobs_page.
+        con = store.connect(root)
+        for view in ("models", "training_metrics", "vocab", "word_responses", "coclusters", "gradient_flow"):
+            assert store.query(con, f"SELECT count(*) AS n FROM {view} WHERE model_id = 'tiny-lstm'")["n"].item() > 0
+        con.close()
+        listed = jobs.list_jobs(root)
+        assert first.job_id in set(listed["job_id"])
+
+        server.start()  # Redis is back: the same process submits again, no restart
+        again = client.submit_train(settings, request, submitted_by="t", job_settings=js)
+        assert jobs.read_job(root, again.job_id).status == "queued"
+        import redis
+        r = redis.Redis(port=port)
+        assert r.llen("down-test:train") == 1  # this one (the restarted Redis kept nothing); none from the failure
+    finally:
+        server.stop()
+
+
+def test_page_submit_reports_broker_down(tmp_path, fixtures, dash_app, jobs_page):
+    """The Jobs page shows the broker error as a message, and nothing is queued."""
+    port = _free_port()  # nothing listens there
+    settings = Settings(store=tmp_path, broker_url=f"redis://127.0.0.1:{port}/0")
+    dash_app.server.config["RNNVIS_SETTINGS"] = settings
+    up = jobs.save_corpus_upload(tmp_path, [(p.name, p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
+                                 "ptb")
+    with dash_app.server.test_request_context():
+        out = jobs_page.submit_job(1, "demo-lstm", "lstm", [1, 8, 8, 1, 1.0, 4, 10, 0.0], "upload",
+                              "brown", {"upload_id": up.upload_id}, None, None)
+        table = jobs_page.refresh_jobs(1, None, None)
+    import json
+
+    import plotly
+    assert "cannot reach the job queue" in json.dumps(out[0], cls=plotly.utils.PlotlyJSONEncoder)
+    assert out[1] is jobs_page.no_update
+    assert store.list_partitions(tmp_path, "jobs") == []
+    assert "No jobs yet" in json.dumps(table[0], cls=plotly.utils.PlotlyJSONEncoder)

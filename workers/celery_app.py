@@ -1,0 +1,117 @@
+"""The Celery app, built from settings by :func:`make_celery`.
+
+Two brokers, one code path:
+
+- ``RNNVIS_BROKER_URL=redis://host:6379/0``: the app only enqueues; ``rnnvis
+  worker`` processes on any machines that share the store do the work.
+- no broker URL (embedded): messages are files under ``<store>/.broker/``
+  (:mod:`workers.fs_transport`), consumed by the embedded worker that ``rnnvis
+  serve`` starts (:mod:`workers.embedded`) or by ``rnnvis worker``.
+
+No result backend: jobs report through their records in the store.
+Queues: ``train`` (training) and ``analyze`` (analysis, model import).
+
+``celery -A workers.celery_app worker`` finds the module-level ``app``, built
+lazily from the environment on first access (importing this module builds
+nothing).
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from analytics.settings import Settings
+from workers import fs_transport
+from workers.settings import JobSettings
+
+__all__ = ["make_celery", "broker_folder", "QUEUE_TRAIN", "QUEUE_ANALYZE", "QUEUES",
+           "TASK_TRAIN", "TASK_ANALYZE", "TASK_IMPORT", "TASK_PING"]
+
+QUEUE_TRAIN, QUEUE_ANALYZE = "train", "analyze"
+QUEUES = (QUEUE_TRAIN, QUEUE_ANALYZE)
+TASK_TRAIN = "rnnvis.train_model"
+TASK_ANALYZE = "rnnvis.analyze_model"
+TASK_IMPORT = "rnnvis.import_model"
+TASK_PING = "rnnvis.ping"
+
+fs_transport.register()
+
+
+def broker_folder(store: str | Path) -> Path:
+    """Where the embedded broker keeps its messages."""
+    return Path(store).expanduser().absolute() / ".broker"
+
+
+def _transport_options(settings: Settings, js: JobSettings) -> tuple[str, dict[str, Any]]:
+    if settings.broker_url:
+        opts: dict[str, Any] = {
+            "visibility_timeout": js.visibility_timeout,
+            "unacked_restore_interval": max(1.0, min(10.0, js.visibility_timeout / 3)),
+            "unacked_restore_throttle": 1,
+            "socket_connect_timeout": 2,
+            "socket_timeout": 10,
+            "health_check_interval": 10,
+        }
+        if js.broker_prefix:
+            opts["global_keyprefix"] = js.broker_prefix
+        return settings.broker_url, opts
+    folder = broker_folder(settings.store)
+    queue, claimed, control = folder / "queue", folder / "claimed", folder / "control"
+    for d in (queue, claimed, control):
+        d.mkdir(parents=True, exist_ok=True)
+    return "rnnvisfs://localhost", {"data_folder_in": str(queue), "data_folder_out": str(queue),
+                           "processed_folder": str(claimed), "control_folder": str(control),
+                           "store_processed": False, "polling_interval": js.broker_poll_s}
+
+
+def make_celery(settings: Settings, job_settings: JobSettings | None = None) -> Celery:
+    """A Celery app for ``settings`` (its broker, or the embedded one), with the job tasks registered."""
+    from workers.tasks import register_tasks
+
+    js = job_settings or JobSettings.from_env()
+    url, options = _transport_options(settings, js)
+    app = Celery("rnnvis", set_as_current=False)
+    app.conf.update(
+        broker_url=url,
+        broker_transport_options=options,
+        broker_connection_timeout=2,
+        broker_connection_retry_on_startup=True,
+        broker_pool_limit=4,
+        result_backend=None,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,                  # a task is acknowledged when it ends, not when it starts
+        task_reject_on_worker_lost=True,      # ... and requeued if the process running it dies
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,         # long tasks: take one at a time
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        task_default_queue=QUEUE_ANALYZE,
+        task_create_missing_queues=True,
+        task_routes={TASK_TRAIN: {"queue": QUEUE_TRAIN}, TASK_ANALYZE: {"queue": QUEUE_ANALYZE},
+                     TASK_IMPORT: {"queue": QUEUE_ANALYZE}},
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+        worker_redirect_stdouts_level="INFO",
+    )
+    app.rnnvis_settings = settings      # read by the tasks (the worker's own store path and device)
+    app.rnnvis_jobs = js
+    register_tasks(app)
+    return app
+
+
+_lazy: dict[str, Celery] = {}
+_lazy_lock = threading.Lock()
+
+
+def __getattr__(name: str) -> Celery:
+    """``workers.celery_app.app``: the app of this process's environment, built on first use (for the celery CLI)."""
+    if name in ("app", "celery"):
+        with _lazy_lock:
+            if "app" not in _lazy:
+                _lazy["app"] = make_celery(Settings.from_env(), JobSettings.from_env())
+        return _lazy["app"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

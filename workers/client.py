@@ -1,0 +1,179 @@
+"""Submitting, cancelling and re-running jobs: what the app and the CLI call.
+
+::
+
+    from workers import client
+    rec = client.submit_train(settings, {"preset": "demo-gru", "epochs": 3}, submitted_by="ann")
+    client.cancel(settings, rec.job_id, by="ann")
+
+Every request is validated first (:class:`analytics.jobs.JobValidationError`
+with field-level messages; nothing is queued). A job's record is written
+(``queued``) before its message is published; if the broker cannot be
+reached the record is removed again and :class:`BrokerUnavailable` raised
+within about two seconds, so no job stays ``queued`` that was never sent.
+The reading side (job list, dashboards) never needs the broker.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Mapping
+
+from celery import Celery, chain
+from kombu.exceptions import KombuError, OperationalError
+
+from analytics import jobs
+from analytics.jobs import JobError, JobRecord
+from analytics.settings import Settings
+from workers.celery_app import QUEUE_ANALYZE, QUEUE_TRAIN, TASK_ANALYZE, TASK_IMPORT, TASK_TRAIN, make_celery
+from workers.settings import JobSettings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BrokerUnavailable", "celery_for", "submit", "submit_train", "submit_import", "submit_analyze",
+           "cancel", "resubmit"]
+
+
+class BrokerUnavailable(JobError):
+    """The job queue (Redis) cannot be reached; nothing was queued."""
+
+
+_apps: dict[tuple, Celery] = {}
+_apps_lock = threading.Lock()
+
+
+def celery_for(settings: Settings, job_settings: JobSettings | None = None) -> Celery:
+    """The Celery app for ``settings``, built once per process (it holds the broker connection pool)."""
+    js = job_settings or JobSettings.from_env()
+    key = (settings.broker_url, str(Path(settings.store).expanduser().absolute()), js)
+    with _apps_lock:
+        app = _apps.get(key)
+        if app is None:
+            app = _apps[key] = make_celery(settings, js)
+        return app
+
+
+def _root(settings: Settings) -> Path:
+    return Path(settings.store).expanduser().absolute()
+
+
+def _signature(app: Celery, rec: JobRecord):
+    """The message(s) of the job's next stage; a train or import stage is chained to the analysis."""
+    stage = jobs.next_stage(rec)
+    ids = rec.params.setdefault("task_ids", {})
+    analyze = _sig(app, TASK_ANALYZE, rec.job_id, QUEUE_ANALYZE, ids, "analyze")
+    if stage == "train":
+        return chain(_sig(app, TASK_TRAIN, rec.job_id, QUEUE_TRAIN, ids, "train"), analyze, app=app)
+    if stage == "import":
+        return chain(_sig(app, TASK_IMPORT, rec.job_id, QUEUE_ANALYZE, ids, "import"), analyze, app=app)
+    return analyze
+
+
+def _sig(app: Celery, name: str, job_id: str, queue: str, ids: dict[str, str], stage: str):
+    ids[stage] = str(uuid.uuid4())
+    return app.signature(name, args=(job_id,), queue=queue, immutable=True, task_id=ids[stage])
+
+
+def _publish(app: Celery, sig) -> None:
+    try:
+        sig.apply_async(retry=False)  # fail fast: no retry loop while the broker is down
+    except (OperationalError, KombuError, ConnectionError, OSError, TimeoutError) as e:
+        where = app.conf.broker_url.split("@")[-1]
+        raise BrokerUnavailable(f"cannot reach the job queue at {where} ({e}); nothing was queued. "
+                                "Check that Redis is running, then submit again") from e
+
+
+def submit(settings: Settings, rec: JobRecord, job_settings: JobSettings | None = None) -> JobRecord:
+    """Write ``rec`` (queued) and publish its next stage; BrokerUnavailable leaves no record behind."""
+    app = celery_for(settings, job_settings)
+    root = _root(settings)
+    rec.status, rec.error, rec.finished_at = "queued", None, None
+    sig = _signature(app, rec)  # fills rec.params["task_ids"] before the record is written
+    jobs.write_job(root, rec)
+    try:
+        _publish(app, sig)
+    except BrokerUnavailable:
+        jobs.delete_job(root, rec.job_id)
+        raise
+    log.info("queued job %s (%s of %s)", rec.job_id, rec.kind, rec.model_id)
+    return rec
+
+
+def submit_train(settings: Settings, request: Mapping[str, Any], *, submitted_by: str = "",
+                 job_settings: JobSettings | None = None) -> JobRecord:
+    """Validate a training request (see :func:`analytics.jobs.plan_train_job`) and queue it."""
+    rec = jobs.plan_train_job(_root(settings), request, submitted_by=submitted_by)
+    return submit(settings, rec, job_settings)
+
+
+def submit_import(settings: Settings, request: Mapping[str, Any], *, submitted_by: str = "",
+                  job_settings: JobSettings | None = None) -> JobRecord:
+    """Validate a bring-your-own-model request (see :func:`analytics.jobs.plan_import_job`) and queue it."""
+    rec = jobs.plan_import_job(_root(settings), request, submitted_by=submitted_by)
+    return submit(settings, rec, job_settings)
+
+
+def submit_analyze(settings: Settings, model_id: str, analysis: Mapping[str, Any] | None = None, *,
+                   corpus: Any = None, submitted_by: str = "", job_settings: JobSettings | None = None) -> JobRecord:
+    """Queue a (re-)analysis of a stored checkpoint."""
+    rec = jobs.plan_analyze_job(_root(settings), model_id, analysis, corpus=corpus, submitted_by=submitted_by)
+    return submit(settings, rec, job_settings)
+
+
+def cancel(settings: Settings, job_id: str, *, by: str = "", job_settings: JobSettings | None = None) -> str:
+    """Cancel a queued or running job; returns what the job list will show (``cancelled`` / ``cancelling``).
+
+    A running job stops at its next training or tracing step (what it wrote
+    is a resumable checkpoint or nothing); a queued one is marked cancelled
+    at once and its message dropped by whichever worker receives it.
+    """
+    root = _root(settings)
+    rec = jobs.read_job(root, job_id)
+    if rec.status in jobs.TERMINAL:
+        raise JobError(f"job {job_id} is already {rec.status}")
+    jobs.request_cancel(root, job_id, by)
+    if rec.status == "queued":
+        rec.status, rec.finished_at = "cancelled", jobs._now()
+        rec.detail["cancelled_by"] = by
+        jobs.write_job(root, rec)
+        if settings.broker_url:
+            _revoke(celery_for(settings, job_settings), list(rec.params.get("task_ids", {}).values()))
+        return "cancelled"
+    return "cancelling"
+
+
+def _revoke(app: Celery, task_ids: list[str]) -> None:
+    """Tell the workers to drop these messages (best effort: the cancel flag does the real work)."""
+    if not task_ids:
+        return
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            app.control.revoke(task_ids, connection=conn)
+    except (OperationalError, KombuError, ConnectionError, OSError, TimeoutError) as e:
+        log.warning("could not revoke %s: %s", task_ids, e)
+
+
+def resubmit(settings: Settings, job_id: str, *, job_settings: JobSettings | None = None) -> JobRecord:
+    """Queue a failed, cancelled or lost job again from the stage it stopped in (training resumes from
+    its last epoch checkpoint)."""
+    root = _root(settings)
+    rec = jobs.read_job(root, job_id)
+    if rec.status == "done":
+        raise JobError(f"job {job_id} is done; submit a new one")
+    previous = jobs.JobRecord(**{**rec.__dict__, "params": dict(rec.params), "detail": dict(rec.detail)})
+    try:
+        (root / jobs.CANCEL_DIR / job_id).unlink(missing_ok=True)
+    except OSError:
+        pass
+    rec.attempts, rec.worker, rec.heartbeat_at = 0, None, None
+    rec.detail.setdefault("resubmitted", []).append(jobs._now().isoformat())
+    if rec.stage == "done":
+        rec.stage = "analyze"
+    try:
+        return submit(settings, rec, job_settings)
+    except BrokerUnavailable:
+        jobs.write_job(root, previous)
+        raise
