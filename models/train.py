@@ -270,7 +270,7 @@ def _train_model(model_id, model_cfg, train_cfg, store_root, *, corpus, name, cr
         def on_step(step, loss, _epoch=epoch, _t0=t0):
             if on_progress is not None and (step % 10 == 0 or step == steps_per_epoch):
                 on_progress({"epoch": _epoch, "epochs": train_cfg.epochs, "step": step, "steps": steps_per_epoch,
-                             "loss": float(loss), "lr": lr})
+                             "loss": float(loss.detach()), "lr": lr})
 
         with bar:
             if model_cfg.task == "lm":
