@@ -4,7 +4,7 @@ Small recurrent models do many tiny matrix products one time step after the
 other; with two OpenMP threads each step pays a barrier, and on a shared,
 loaded machine the spinning threads make it 5-30x slower than one thread
 (measured here: a 64-unit LSTM over 256 steps took 0.014 s on one thread and
-0.39 s on two under load).  So models up to 256 units run on one thread;
+0.39 s on two under load).  So models up to 128 units run on one thread;
 larger ones keep torch's default unless the caller says otherwise.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import torch
 
-SMALL_HIDDEN = 256
+SMALL_HIDDEN = 128
 
 
 @contextmanager
