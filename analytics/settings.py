@@ -17,6 +17,8 @@ class Settings:
     secret_key: str | None = None
     device: str | None = None            # "cpu", "cuda", or None for automatic
     torch_threads: int | None = None     # CPU threads for training/tracing (None: see models.runtime)
+    users_file: Path | None = None       # hosted mode's users (None: <store>/users.json)
+    cookie_secure: bool = True           # session cookie only over HTTPS (off: plain-HTTP loopback tests)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -30,4 +32,6 @@ class Settings:
                    host=get("HOST", "127.0.0.1"), port=port,
                    auth=get("AUTH", "off").lower() in ("1", "on", "true", "yes"),
                    secret_key=get("SECRET_KEY"), device=get("DEVICE"),
-                   torch_threads=int(get("TORCH_THREADS")) if get("TORCH_THREADS") else None)
+                   torch_threads=int(get("TORCH_THREADS")) if get("TORCH_THREADS") else None,
+                   users_file=Path(get("USERS_FILE")) if get("USERS_FILE") else None,
+                   cookie_secure=get("COOKIE_SECURE", "on").lower() not in ("0", "off", "false", "no"))

@@ -97,6 +97,9 @@ def _print_frame(df, fmt: str) -> None:
 
 
 def cmd_sql(args) -> int:
+    if getattr(args, "sandbox", False):
+        from app.cli_hosted import sql_sandboxed
+        return sql_sandboxed(args, _print_frame)
     from analytics import store
     con = store.connect(Path(args.store or _settings().store))
     try:
@@ -496,6 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sql", help="run SQL on the store's views")
     p.add_argument("query")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    from app.cli_hosted import add_sandbox_flags, add_user_commands
+    add_sandbox_flags(p)
     p.set_defaults(fn=cmd_sql)
 
     p = sub.add_parser("models", help="list analysed models")
@@ -521,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_prepare_demo_data)
 
     _add_job_commands(sub, analysis_flags)
+    add_user_commands(sub)
     return ap
 
 

@@ -16,6 +16,8 @@ def graph(name: str) -> dict[str, str]:
 # -- app shell
 NAV = "app-nav"
 EXPORT_FORMAT = "app-export-format"
+USER_BADGE = "app-user"
+SIGN_OUT = "app-sign-out"
 
 # -- models page
 MODELS_TABLE = "models-table"
@@ -75,3 +77,35 @@ CMP_OVERLAP_FIG = graph("compare-overlap-fig")
 CMP_GRADIENT = graph("compare-gradient")
 CMP_CSV = "compare-csv"
 CMP_DOWNLOAD = "compare-download"
+
+# -- SQL console
+SQL_EDITOR = "sql-editor"
+SQL_RUN = "sql-run"
+SQL_EXAMPLES = "sql-examples"
+SQL_MSG = "sql-msg"
+SQL_TABLE = "sql-table"
+SQL_LAST = "sql-last"                   # dcc.Store: the SQL text of the last successful run (for downloads)
+SQL_CSV = "sql-csv"
+SQL_PARQUET = "sql-parquet"
+SQL_DOWNLOAD = "sql-download"
+SQL_SAVED = "sql-saved"                 # dropdown of the user's saved queries
+SQL_SAVE_NAME = "sql-save-name"
+SQL_SAVE = "sql-save"
+SQL_DELETE = "sql-delete"
+SQL_SAVE_MSG = "sql-save-msg"
+SQL_SCHEMA = "sql-schema"
+
+# -- admin page
+ADMIN_MSG = "admin-msg"
+ADMIN_USERS = "admin-users"
+ADMIN_NEW_NAME = "admin-new-name"
+ADMIN_NEW_ROLE = "admin-new-role"
+ADMIN_NEW_PASSWORD = "admin-new-password"
+ADMIN_ADD = "admin-add"
+ADMIN_USER = "admin-user"
+ADMIN_ROLE = "admin-role"
+ADMIN_SET_ROLE = "admin-set-role"
+ADMIN_REMOVE = "admin-remove"
+ADMIN_MODEL = "admin-model"
+ADMIN_DELETE_MODEL = "admin-delete-model"
+ADMIN_PANEL = "admin-panel"

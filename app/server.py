@@ -15,14 +15,17 @@ import flask
 from dash import ALL, Input, Output, dcc, html
 
 from analytics.settings import Settings
-from app import context, ids
+from app import auth, context, ids
 from app.reader import Reader
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 
 
-def _nav() -> html.Header:
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _nav(hosted: bool = False) -> html.Header:
     links = [dcc.Link(p["name"], href=p["relative_path"], className="nav-link", id=f"nav-{p['name'].lower()}")
              for p in sorted(dash.page_registry.values(), key=lambda p: (p.get("order") is None, p.get("order") or 0,
                                                                           p["name"]))]
@@ -33,6 +36,9 @@ def _nav() -> html.Header:
                   dcc.RadioItems(id=ids.EXPORT_FORMAT, options=[{"label": " PNG", "value": "png"},
                                                                 {"label": " SVG", "value": "svg"}],
                                  value="png", inline=True, className="export-radio")], className="export"),
+        html.Div([html.Span(id=ids.USER_BADGE, className="muted small"),
+                  html.A("Sign out", href="/logout", className="nav-link", id=ids.SIGN_OUT)] if hosted else [],
+                 className="user"),
     ], className="topbar", id=ids.NAV)
 
 
@@ -44,7 +50,9 @@ def create_app(settings: Settings) -> dash.Dash:
     )
     app.server.config[context.SETTINGS_KEY] = settings
     app.server.config[context.READER_KEY] = Reader(settings.store)
-    app.layout = html.Div([_nav(), html.Div(dash.page_container, className="content")], className="app")
+    if settings.auth:
+        auth.install(app, settings)
+    app.layout = html.Div([_nav(settings.auth), html.Div(dash.page_container, className="content")], className="app")
     # suppress_callback_exceptions stays False: on the first request Dash sets app.validation_layout to
     # this layout plus every page's layout() (each returns its full skeleton, whatever the URL holds), so
     # a callback naming an id that no page has fails loudly.
@@ -55,6 +63,12 @@ def create_app(settings: Settings) -> dash.Dash:
         return [{"displaylogo": False, "toImageButtonOptions": {"format": fmt or "png", "scale": 2,
                                                                 "filename": f"rnnvis-{g['name']}"}}
                 for g in graph_ids]
+
+    if settings.auth:
+        @app.callback(Output(ids.USER_BADGE, "children"), Input(ids.SIGN_OUT, "id"))
+        def _user_badge(_):
+            user = auth.current_user()
+            return f"{user.name} ({user.role})" if user else ""
 
     @app.server.route("/healthz")
     def _healthz():
@@ -68,6 +82,23 @@ def create_app(settings: Settings) -> dash.Dash:
     return app
 
 
+def check_bind(settings: Settings) -> None:
+    """Open mode (no sign-in) serves loopback only: ValueError for any other host."""
+    if not settings.auth and settings.host not in LOOPBACK:
+        raise ValueError(f"refusing to serve on {settings.host}: without sign-in the dashboard binds to 127.0.0.1 "
+                         "only; set RNNVIS_AUTH=on (with RNNVIS_SECRET_KEY and users from `rnnvis users add`) to "
+                         "serve beyond loopback")
+
+
+def create_wsgi() -> "flask.Flask":
+    """The WSGI app for gunicorn, configured from the environment (``gunicorn 'app.server:create_wsgi()'``)."""
+    settings = Settings.from_env()
+    if not settings.auth:
+        log.warning("RNNVIS_AUTH is off: anyone who can reach this server can use it; bind it to 127.0.0.1 "
+                    "or set RNNVIS_AUTH=on")
+    return create_app(settings).server
+
+
 def serve(store: Path, host: str = "127.0.0.1", port: int = 8050) -> int:
     """Serve the dashboard for ``store`` with waitress until interrupted; returns an exit code."""
     from dataclasses import replace
@@ -75,6 +106,7 @@ def serve(store: Path, host: str = "127.0.0.1", port: int = 8050) -> int:
     from waitress import serve as waitress_serve
 
     settings = replace(Settings.from_env(), store=Path(store), host=host, port=port)
+    check_bind(settings)
     app = create_app(settings)
     print(f"RNNVis dashboard: http://{host}:{port}/", flush=True)
     waitress_serve(app.server, host=host, port=port, threads=8, ident="rnnvis")

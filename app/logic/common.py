@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 #: Errors a user can act on: their message is shown as is.
 USER_ERRORS = (UnknownModelError, AnalysisMissingError, SentenceError, CheckpointError, StoreError, ValueError,
-               LookupError)
+               LookupError, PermissionError)
 
 
 def alert(message: str, known: Sequence[str] = (), *, kind: str = "warning", page: str = "/explore") -> html.Div:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, callback, dcc, html
 
-from app import context, ids
+from app import auth, context, ids
 from app.logic import explore as logic
 from app.logic.common import analysed_models, default_model, error_alert, layer_options, pick_layer_state
 from app.urlstate import K_MAX, K_MIN, from_query
@@ -171,7 +171,11 @@ def _on_detail(model, layer, state, words, mode, selection):
 def _on_sentence(_add, _clear, model, text, sentences):
     if dash.ctx.triggered_id == ids.EX_SENTENCE_CLEAR:
         return [], "", dash.no_update
-    return logic.add_sentence(context.reader(), model, text, sentences)
+    try:
+        user = auth.require_role("member")  # evaluating a sentence spends compute: members only
+    except auth.PermissionDenied as e:
+        return sentences or [], error_alert(e), dash.no_update
+    return logic.add_sentence(context.reader(), model, text, sentences, created_by=user.name)
 
 
 @callback(Output(ids.EX_GLYPHS, "figure"), Output(ids.EX_SENTENCE_LIST, "children"),

@@ -1,0 +1,227 @@
+"""Untrusted SQL on the store: the one function the SQL console and ``rnnvis sql --sandbox`` call.
+
+:func:`run_sandboxed` runs one read-only query against the store's views and
+returns at most ``max_rows`` rows, or raises :class:`SandboxError` with a
+message for the user. Defences, each enough for most attacks on its own:
+
+1. **Statement check**, with DuckDB's own parser (never a regex): exactly one
+   statement, of type SELECT (``SUMMARIZE``, ``DESCRIBE`` and ``SHOW`` parse
+   as SELECT), without parameters. Its parse tree (``json_serialize_sql``) is
+   walked: every table it reads must be a view of :mod:`analytics.schema`, a
+   CTE of the query or ``information_schema``; every table function must be on
+   :data:`ALLOWED_TABLE_FUNCTIONS` (``range``, ``unnest``, the ``duckdb_*``
+   catalog listings, ...: no ``read_csv``, ``read_parquet``, ``glob``,
+   ``read_text``, ``query`` ...); no scalar function of
+   :data:`BLOCKED_FUNCTIONS` (``getenv``, ...) is called. So no COPY, EXPORT,
+   ATTACH, INSTALL, LOAD, SET, PRAGMA, CALL, CREATE, INSERT, ... and no file
+   or URL is named anywhere.
+2. **Locked-down connection** (:func:`analytics.store.sandbox_connection`):
+   an in-memory DuckDB with external access off, file access limited to the
+   store's partition directories, extension auto-loading off, a memory limit,
+   a thread count, no spilling to disk, and its configuration locked.
+3. **Time limit**: a timer interrupts the query after ``timeout_s`` seconds.
+4. **Row cap**: at most ``max_rows + 1`` rows are fetched; ``truncated`` says
+   whether there were more.
+
+This module imports no DuckDB: the store does that part.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from analytics import store
+from analytics.schema import VIEWS
+
+__all__ = ["SandboxError", "SandboxResult", "run_sandboxed", "check_statement", "ALLOWED_TABLE_FUNCTIONS",
+           "BLOCKED_FUNCTIONS", "DEFAULT_TIMEOUT_S", "DEFAULT_MAX_ROWS", "DEFAULT_MEMORY_LIMIT", "default_threads"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_MAX_ROWS = 10_000
+DEFAULT_MEMORY_LIMIT = "1GB"
+MAX_SQL_CHARS = 100_000
+
+#: Table functions a query may call: they compute rows or list the catalog, and read no file.
+ALLOWED_TABLE_FUNCTIONS = frozenset({
+    "range", "generate_series", "unnest",
+    "duckdb_views", "duckdb_columns", "duckdb_tables", "duckdb_functions", "duckdb_types", "duckdb_keywords",
+    "duckdb_settings", "duckdb_schemas", "duckdb_databases", "duckdb_constraints",
+    "pragma_table_info", "pragma_version",
+})
+
+#: Scalar functions a query may not call (environment, files, other databases).
+BLOCKED_FUNCTIONS = frozenset({
+    "getenv", "glob", "query", "query_table", "read_blob", "read_text", "load_extension", "install_extension",
+    "checkpoint", "force_checkpoint", "current_setting", "enable_profiling",
+})
+_BLOCKED_PREFIXES = ("read_", "parquet_", "sniff_", "http", "iceberg_", "delta_", "sqlite_", "postgres_",
+                     "mysql_", "duckdb_secret", "which_secret", "pragma_")
+
+_ALLOWED_SCHEMAS = {"", "main"}
+_ALLOWED_CATALOGS = {"", "memory"}
+_CATALOG_SCHEMAS = {"information_schema"}
+
+
+class SandboxError(Exception):
+    """The query was refused or stopped; ``str(e)`` is a message for the user (no trace)."""
+
+    def __init__(self, message: str, *, kind: str = "refused"):
+        super().__init__(message)
+        self.kind = kind  # "refused", "timeout", "memory", "error"
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """A query's result: ``frame`` (at most max_rows rows), whether rows were cut, time and a note."""
+
+    frame: pd.DataFrame
+    truncated: bool
+    elapsed_s: float
+    message: str
+
+
+def default_threads() -> int:
+    """DuckDB threads per sandboxed query engine: at most 2, so one user cannot take every core."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+# --------------------------------------------------------------------------- statement check
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    """Every dict in a parse tree, depth first."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, dict):
+            yield n
+            stack.extend(n.values())
+        elif isinstance(n, list):
+            stack.extend(n)
+
+
+def _function_blocked(name: str) -> bool:
+    name = name.lower()
+    return name in BLOCKED_FUNCTIONS or name.startswith(_BLOCKED_PREFIXES)
+
+
+def _check_tree(tree: dict[str, Any]) -> None:
+    ctes: set[str] = set()
+    nodes = list(_walk(tree.get("statements", [])))
+    for n in nodes:
+        cte_map = n.get("cte_map")
+        if isinstance(cte_map, dict):
+            for entry in cte_map.get("map") or []:
+                name = str(entry.get("key", ""))
+                if not name or any(ch in name for ch in "/\\.:"):
+                    raise SandboxError(f"CTE name {name!r} is not allowed: use a plain name")
+                ctes.add(name.lower())
+    views = {v.lower() for v in VIEWS}
+    for n in nodes:
+        kind = n.get("type")
+        if kind == "BASE_TABLE":
+            name = str(n.get("table_name", ""))
+            schema = str(n.get("schema_name", "") or "").lower()
+            catalog = str(n.get("catalog_name", "") or "").lower()
+            if schema in _CATALOG_SCHEMAS and catalog in _ALLOWED_CATALOGS:
+                continue
+            if schema not in _ALLOWED_SCHEMAS or catalog not in _ALLOWED_CATALOGS:
+                shown = ".".join(filter(None, (catalog, schema, name)))
+                raise SandboxError(f"only the store's views can be queried, not {shown!r}")
+            if name.lower() not in views and name.lower() not in ctes:
+                raise SandboxError(f"unknown view {name!r}: the console reads only the store's views "
+                                   f"({', '.join(VIEWS)}); files and URLs cannot be read")
+        elif kind == "TABLE_FUNCTION":
+            fn = n.get("function") or {}
+            name = str(fn.get("function_name", "")).lower()
+            if str(fn.get("schema", "") or "").lower() not in _ALLOWED_SCHEMAS or name not in ALLOWED_TABLE_FUNCTIONS:
+                raise SandboxError(f"table function {name}() is not allowed in the console (it may read files or "
+                                   f"other databases); allowed: {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}")
+        if n.get("class") == "FUNCTION" and n.get("type") == "FUNCTION":
+            name = str(n.get("function_name", ""))
+            if _function_blocked(name) and name.lower() not in ALLOWED_TABLE_FUNCTIONS:
+                raise SandboxError(f"function {name}() is not allowed in the console")
+
+
+def check_statement(con: Any, sql: str) -> str:
+    """Check ``sql`` (layer 1 of the sandbox) and return the one statement to run; SandboxError if refused."""
+    if not isinstance(sql, str) or not sql.strip():
+        raise SandboxError("the query is empty")
+    if len(sql) > MAX_SQL_CHARS:
+        raise SandboxError(f"the query is longer than {MAX_SQL_CHARS:,} characters")
+    if "\x00" in sql:
+        raise SandboxError("the query contains a NUL character")
+    try:
+        statements = store.parse_statements(sql)
+    except store.QueryError as e:
+        raise SandboxError(str(e), kind="error") from None
+    if not statements:
+        raise SandboxError("the query is empty (only comments?)")
+    if len(statements) > 1:
+        raise SandboxError(f"one statement at a time, please (found {len(statements)})")
+    st = statements[0]
+    if st.type != "SELECT":
+        raise SandboxError(f"only read-only queries (SELECT, WITH, FROM, SUMMARIZE, DESCRIBE) are allowed, "
+                           f"not {st.type}")
+    if st.parameters:
+        raise SandboxError("parameters ($name, ?) are not supported: write the values into the query")
+    try:
+        tree = store.statement_ast(con, st.query)
+    except store.QueryError as e:
+        raise SandboxError(f"this form of query is not supported in the console ({e}); write it as a "
+                           "plain SELECT (e.g. GROUP BY instead of PIVOT)") from None
+    _check_tree(tree)
+    return st.query
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _friendly(e: store.QueryError, timeout_s: float, memory_limit: str) -> SandboxError:
+    if isinstance(e, store.QueryTimeout):
+        return SandboxError(f"Time limit: the query ran longer than {timeout_s:g} s and was stopped. Filter "
+                            "earlier (WHERE model_id = ..., layer = ...), aggregate, or add a LIMIT.", kind="timeout")
+    if isinstance(e, store.QueryOutOfMemory):
+        return SandboxError(f"Memory limit: the query needed more than {memory_limit} and was stopped. Filter "
+                            "earlier, aggregate, or avoid large joins and sorts.", kind="memory")
+    if isinstance(e, store.QueryRefused):
+        return SandboxError(f"Refused: {e}. The console reads only the store's views.")
+    return SandboxError(str(e), kind="error")
+
+
+def run_sandboxed(store_root: str | os.PathLike[str], sql: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                  max_rows: int = DEFAULT_MAX_ROWS, memory_limit: str = DEFAULT_MEMORY_LIMIT,
+                  threads: int | None = None) -> SandboxResult:
+    """Run one read-only query on the store's views, bounded in time, memory and rows.
+
+    Raises SandboxError (with a message for the user, ``kind`` one of refused/timeout/memory/error)
+    when the query is not allowed, fails, or hits a limit. The result holds at most ``max_rows`` rows;
+    ``truncated`` is True (and ``message`` says so) when the query returned more.
+    """
+    if timeout_s <= 0 or max_rows < 0:
+        raise ValueError("timeout_s must be positive and max_rows non-negative")
+    t0 = time.perf_counter()
+    con = store.sandbox_connection(store_root, memory_limit=memory_limit, threads=threads or default_threads())
+    try:
+        statement = check_statement(con, sql)
+        try:
+            table, truncated = store.fetch_limited(con, statement, max_rows=max_rows, timeout_s=timeout_s)
+        except store.QueryError as e:
+            err = _friendly(e, timeout_s, memory_limit)
+            log.info("sandboxed query stopped (%s): %s", err.kind, e)
+            raise err from None
+    finally:
+        con.close()
+    frame = table.to_pandas(types_mapper=None)
+    elapsed = time.perf_counter() - t0
+    message = (f"Row limit: showing the first {max_rows:,} rows; the query returned more. Add a LIMIT or "
+               "aggregate to see the rest." if truncated else f"{len(frame):,} rows in {elapsed:.2f} s")
+    return SandboxResult(frame, truncated, elapsed, message)

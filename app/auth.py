@@ -1,0 +1,482 @@
+"""Hosted mode: users, roles, sign-in and the gate in front of every route.
+
+Switched on with ``RNNVIS_AUTH=on`` (``Settings.auth``); :func:`install` is
+called by ``create_app``. Off (open mode, the default for ``make demo``),
+nothing is installed and :func:`current_user` is an implicit ``local`` admin;
+``rnnvis serve`` then binds to loopback only.
+
+Users live in one JSON file (``<store>/users.json`` unless
+``RNNVIS_USERS_FILE`` says otherwise; outside the directories the SQL console
+can read), written atomically (temporary file + ``os.replace``) under a lock
+file, with argon2id password hashes (argon2-cffi). Roles, each including the
+ones before it:
+
+- ``viewer``: browse every page, run SQL, save own queries;
+- ``member``: also submit and cancel jobs, upload corpora and models, evaluate sentences;
+- ``admin``: also delete models and manage users.
+
+Sessions are Flask's signed cookies (``RNNVIS_SECRET_KEY``; HttpOnly,
+SameSite=Lax, Secure unless ``RNNVIS_COOKIE_SECURE=off``) holding the user
+name and the user's session version: removing a user, changing the role or
+the password ends their sessions. The user record is looked up at every
+request, so a role change applies at once.
+
+The gate (a ``before_request`` hook) refuses every route without a session
+except ``/login``, ``/logout`` and ``/healthz``: JSON 401 for Dash's API
+routes (``/_dash-*``, ``/_reload-hash``, ...) and any non-GET, a redirect to
+``/login`` for everything else (pages, assets, component bundles). For
+``/_dash-update-component`` it also checks the role a callback needs
+(:data:`ROLE_BY_INPUT`: a callback fed by one of those inputs is an action),
+answering a refused action with a message in the callback's first
+``children`` output (or 403). Callbacks that own their action also call
+:func:`require_role` themselves.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import flask
+
+if TYPE_CHECKING:
+    import dash
+
+    from analytics.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ROLES = ("viewer", "member", "admin")
+_RANK = {r: i for i, r in enumerate(ROLES)}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+SESSION_HOURS = 12
+PUBLIC_PATHS = frozenset({"/login", "/logout", "/healthz"})
+USERS_KEY = "RNNVIS_USERS"
+
+#: Callbacks fed by these component ids (or pattern-id types) are actions needing at least this role.
+ROLE_BY_INPUT: dict[str, str] = {
+    "jobs-submit": "member", "jobs-byom-submit": "member", "jobs-cancel": "member", "jobs-corpus-upload": "member",
+    "jobs-byom-weights": "member", "jobs-byom-vocab": "member",
+    "admin-add": "admin", "admin-set-role": "admin", "admin-remove": "admin", "admin-delete-model": "admin",
+}
+
+
+class AuthError(Exception):
+    """Bad user input for the user store (unknown user, bad name, weak password, ...)."""
+
+
+class PermissionDenied(PermissionError):
+    """The signed-in user's role does not allow the action; ``str(e)`` is a message for them."""
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+
+    def can(self, role: str) -> bool:
+        """Whether this user has ``role`` or a higher one."""
+        return _RANK.get(self.role, -1) >= _RANK[role]
+
+
+#: The implicit user of open mode (and of code running outside a request: CLI, tests).
+LOCAL = User("local", "admin")
+
+
+def check_role(role: str) -> str:
+    if role not in _RANK:
+        raise AuthError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    return role
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise AuthError(f"invalid user name {name!r}: 1-64 characters from A-Z a-z 0-9 . _ -, "
+                        "starting with a letter or digit")
+    return name
+
+
+def _hasher():
+    from argon2 import PasswordHasher
+    return PasswordHasher()  # argon2id, the library's current recommended parameters
+
+
+# --------------------------------------------------------------------------- the users file
+
+
+class UserStore:
+    """Users in one JSON file: ``{"users": {name: {role, hash, created_at, created_by, session}}}``."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._cache: tuple[tuple[int, int, int], dict[str, dict[str, Any]]] | None = None
+
+    # reading
+    def _stat_key(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        key = self._stat_key()
+        if key is None:
+            return {}
+        cached = self._cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            users = json.loads(self.path.read_text(encoding="utf-8")).get("users", {})
+        except (OSError, ValueError) as e:
+            raise AuthError(f"cannot read the users file {self.path}: {e}") from e
+        self._cache = (key, users)
+        return users
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        return self._load().get(name)
+
+    def list(self) -> list[dict[str, Any]]:
+        """Users (without hashes), sorted by name."""
+        return [{"name": n, "role": u["role"], "created_at": u.get("created_at"), "created_by": u.get("created_by")}
+                for n, u in sorted(self._load().items())]
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def user(self, name: str, session: str | None = None) -> User | None:
+        """The user called ``name`` if it exists (and, if given, its session version matches)."""
+        rec = self._load().get(name) if isinstance(name, str) else None
+        if rec is None or (session is not None and not hmac.compare_digest(str(rec.get("session", "")), session)):
+            return None
+        return User(name, rec["role"])
+
+    def verify(self, name: str, password: str) -> tuple[User, str] | None:
+        """(user, session version) if the password is right, else None (same cost for unknown users)."""
+        from argon2.exceptions import InvalidHashError, VerificationError
+        ph = _hasher()
+        rec = self._load().get(name) if isinstance(name, str) else None
+        stored = rec["hash"] if rec else _DUMMY_HASH
+        try:
+            ph.verify(stored, password or "")
+        except (VerificationError, InvalidHashError):
+            return None
+        if rec is None:
+            return None
+        if ph.check_needs_rehash(stored):
+            try:
+                self.set_password(name, password, bump_session=False)
+            except AuthError:
+                pass
+        return User(name, rec["role"]), str(rec.get("session", ""))
+
+    # writing
+    def _update(self, fn) -> Any:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._cache = None
+            users = json.loads(json.dumps(self._load()))  # a private copy
+            result = fn(users)
+            tmp = tempfile.NamedTemporaryFile("w", dir=self.path.parent, prefix=f".{self.path.name}.",
+                                              suffix=".tmp", delete=False, encoding="utf-8")
+            try:
+                with tmp:
+                    os.fchmod(tmp.fileno(), 0o600)
+                    json.dump({"version": 1, "users": users}, tmp, indent=1, sort_keys=True)
+                    tmp.flush()
+                    os.fsync(tmp.fileno())
+                os.replace(tmp.name, self.path)
+            except BaseException:
+                Path(tmp.name).unlink(missing_ok=True)
+                raise
+            self._cache = None
+            return result
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    @staticmethod
+    def _check_password(password: str) -> None:
+        if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+            raise AuthError(f"the password needs at least {MIN_PASSWORD} characters")
+        if len(password) > MAX_PASSWORD:
+            raise AuthError(f"the password is longer than {MAX_PASSWORD} characters")
+
+    def add(self, name: str, password: str, role: str, *, created_by: str = "cli") -> User:
+        check_name(name)
+        check_role(role)
+        self._check_password(password)
+        digest = _hasher().hash(password)
+
+        def fn(users):
+            if name in users:
+                raise AuthError(f"user {name!r} already exists (use set-role or passwd)")
+            users[name] = {"role": role, "hash": digest, "created_at": _now(), "created_by": created_by,
+                           "session": secrets.token_hex(8)}
+        self._update(fn)
+        return User(name, role)
+
+    def _require(self, users: dict, name: str) -> dict:
+        if name not in users:
+            raise AuthError(f"no user {name!r}; users: {', '.join(sorted(users)) or '(none)'}")
+        return users[name]
+
+    @staticmethod
+    def _admins(users: dict) -> list[str]:
+        return [n for n, u in users.items() if u.get("role") == "admin"]
+
+    def set_role(self, name: str, role: str) -> None:
+        check_role(role)
+
+        def fn(users):
+            rec = self._require(users, name)
+            if rec["role"] == "admin" and role != "admin" and self._admins(users) == [name]:
+                raise AuthError(f"{name!r} is the last admin; make another user admin first")
+            rec["role"] = role
+            rec["session"] = secrets.token_hex(8)
+        self._update(fn)
+
+    def set_password(self, name: str, password: str, *, bump_session: bool = True) -> None:
+        self._check_password(password)
+        digest = _hasher().hash(password)
+
+        def fn(users):
+            rec = self._require(users, name)
+            rec["hash"] = digest
+            if bump_session:
+                rec["session"] = secrets.token_hex(8)
+        self._update(fn)
+
+    def remove(self, name: str) -> None:
+        def fn(users):
+            rec = self._require(users, name)
+            if rec["role"] == "admin" and self._admins(users) == [name] and len(users) > 1:
+                raise AuthError(f"{name!r} is the last admin; make another user admin first")
+            del users[name]
+        self._update(fn)
+
+
+#: The hash of a random, forgotten password: unknown user names are verified against it, so that they
+#: take as long as known ones (no user enumeration by timing).
+_DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=4$tDfYMPIE0spgjeeZc/moQQ$IAkP6JjTnFyqkT+B5kry5jPFJM4wWlSy6JfxZv5dyxk"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def users_path(settings: "Settings") -> Path:
+    """Where the users file is: ``RNNVIS_USERS_FILE``, else ``<store>/users.json``."""
+    return Path(settings.users_file) if settings.users_file else Path(settings.store) / "users.json"
+
+
+# --------------------------------------------------------------------------- request helpers
+
+
+def current_user() -> User | None:
+    """The signed-in user of this request; the implicit ``local`` admin in open mode or outside a request;
+    None in hosted mode without a session."""
+    if not flask.has_request_context():
+        return LOCAL
+    settings = flask.current_app.config.get("RNNVIS_SETTINGS")
+    if settings is None or not settings.auth:
+        return LOCAL
+    return flask.g.get("user")
+
+
+def require_role(role: str) -> User:
+    """The current user if they have ``role`` (or higher); PermissionDenied with a message otherwise."""
+    user = current_user()
+    if user is None:
+        raise PermissionDenied("Sign in first.")
+    if not user.can(role):
+        raise PermissionDenied(f"Only {role}s{' and admins' if role == 'member' else ''} can do this; "
+                               f"you are signed in as {user.name} ({user.role}).")
+    return user
+
+
+def _user_store() -> UserStore:
+    return flask.current_app.config[USERS_KEY]
+
+
+def _safe_next(target: str | None) -> str:
+    """A local path to go to after signing in (never another site)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return target
+
+
+def _is_api(path: str) -> bool:
+    return path.startswith("/_") or "/_dash-" in path
+
+
+def _refuse_callback(body: dict, message: str):
+    """A Dash callback response that puts ``message`` in the callback's first ``children`` output."""
+    outputs = body.get("outputs")
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    for out in outputs:
+        if isinstance(out, dict) and out.get("property") == "children" and isinstance(out.get("id"), str):
+            return flask.jsonify({"multi": True, "response": {out["id"]: {"children": message}}})
+    return flask.jsonify({"error": message}), 403
+
+
+def _callback_role(app: "dash.Dash", output: str) -> str | None:
+    """The role the callback with this output key needs (None: any signed-in user)."""
+    cb = app.callback_map.get(output)
+    if cb is None:
+        return None
+    need = None
+    for inp in cb.get("inputs", []):
+        cid = inp.get("id")
+        if isinstance(cid, str) and cid.startswith("{"):
+            try:
+                cid = json.loads(cid).get("type")
+            except ValueError:
+                cid = None
+        role = ROLE_BY_INPUT.get(cid) if isinstance(cid, str) else None
+        if role and (need is None or _RANK[role] > _RANK[need]):
+            need = role
+    return need
+
+
+# --------------------------------------------------------------------------- pages
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>RNNVis · Sign in</title>
+<style>
+body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f4f5f7;margin:0;display:flex;
+min-height:100vh;align-items:center;justify-content:center;color:#222}}
+form{{background:#fff;padding:2em 2.2em;border-radius:8px;box-shadow:0 2px 12px rgba(0,0,0,.08);width:20em}}
+h1{{font-size:1.4em;margin:0 0 1em}} .a{{color:#1565c0}} .b{{color:#e65100}}
+label{{display:block;font-size:.9em;margin:.8em 0 .3em}}
+input{{width:100%;box-sizing:border-box;padding:.55em;border:1px solid #bbb;border-radius:4px;font-size:1em}}
+button{{margin-top:1.4em;width:100%;padding:.65em;border:0;border-radius:4px;background:#1565c0;color:#fff;
+font-size:1em;cursor:pointer}} .err{{color:#c62828;font-size:.9em;margin-top:.8em}}
+</style></head><body>
+<form method="post" action="/login" autocomplete="on">
+<h1><span class="a">RNN</span><span class="b">Vis</span> · sign in</h1>
+<input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="next" value="{next}">
+<label for="u">User</label><input id="u" name="username" autocomplete="username" required autofocus value="{user}">
+<label for="p">Password</label><input id="p" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+{error}
+</form></body></html>"""
+
+
+def _esc(text: str) -> str:
+    from html import escape
+    return escape(text or "", quote=True)
+
+
+def _login_page(error: str = "", user: str = "", status: int = 200):
+    token = flask.session.get("csrf") or secrets.token_urlsafe(24)
+    flask.session["csrf"] = token
+    nxt = _safe_next(flask.request.values.get("next"))
+    body = _PAGE.format(csrf=_esc(token), next=_esc(nxt), user=_esc(user),
+                        error=f'<div class="err" role="alert">{_esc(error)}</div>' if error else "")
+    resp = flask.make_response(body, status)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+# --------------------------------------------------------------------------- installation
+
+
+def install(app: "dash.Dash", settings: "Settings") -> None:
+    """Put the sign-in pages, the session cookie settings and the gate on the app's Flask server."""
+    key = settings.secret_key or ""
+    if len(key) < 32:
+        raise ValueError("RNNVIS_AUTH=on needs RNNVIS_SECRET_KEY: a random string of at least 32 characters "
+                         "(e.g. python -c 'import secrets; print(secrets.token_hex(32))'), the same for every "
+                         "worker process")
+    server = app.server
+    server.secret_key = key
+    server.config.update(
+        SESSION_COOKIE_NAME="rnnvis_session", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(settings.cookie_secure),
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=SESSION_HOURS),
+    )
+    users = UserStore(users_path(settings))
+    server.config[USERS_KEY] = users
+    if not users.path.exists():
+        log.warning("hosted mode: no users file at %s yet; add an admin with `rnnvis users add NAME --role admin`",
+                    users.path)
+
+    def login():
+        if flask.request.method == "GET":
+            return _login_page()
+        form = flask.request.form
+        token = flask.session.get("csrf")
+        if not token or not hmac.compare_digest(token, form.get("csrf", "")):
+            hint = ("" if flask.request.is_secure or not server.config["SESSION_COOKIE_SECURE"] else
+                    " (the session cookie is HTTPS-only: serve over HTTPS, or set RNNVIS_COOKIE_SECURE=off "
+                    "for plain HTTP on a trusted network)")
+            return _login_page("The sign-in form expired; try again." + hint, status=400)
+        name = (form.get("username") or "").strip()[:64]
+        ok = users.verify(name, (form.get("password") or "")[:MAX_PASSWORD])
+        if ok is None:
+            log.info("failed sign-in for %r from %s", name, flask.request.remote_addr)
+            return _login_page("Wrong user name or password.", user=name, status=401)
+        user, version = ok
+        flask.session.clear()  # a fresh session: no fixation
+        flask.session.permanent = True
+        flask.session.update(user=user.name, v=version)
+        log.info("%s signed in (%s)", user.name, user.role)
+        return flask.redirect(_safe_next(form.get("next")), 303)
+
+    def logout():
+        flask.session.clear()
+        return flask.redirect("/login", 303)
+
+    server.add_url_rule("/login", "rnnvis_login", login, methods=["GET", "POST"])
+    server.add_url_rule("/logout", "rnnvis_logout", logout, methods=["GET", "POST"])
+
+    @server.before_request
+    def _gate():
+        req = flask.request
+        path = req.path
+        if path in PUBLIC_PATHS:
+            return None
+        name, version = flask.session.get("user"), flask.session.get("v")
+        user = users.user(name, str(version or "")) if isinstance(name, str) else None
+        if user is None:
+            if _is_api(path) or req.method != "GET":
+                return flask.jsonify({"error": "sign in first", "login": "/login"}), 401
+            target = req.full_path if req.query_string else path
+            return flask.redirect(f"/login?next={quote(target, safe='/?=&')}", 302)
+        flask.g.user = user
+        if req.method == "POST" and path.endswith("/_dash-update-component"):
+            body = req.get_json(silent=True) or {}
+            need = _callback_role(app, str(body.get("output", "")))
+            if need and not user.can(need):
+                log.info("refused %s (%s) a %s action: %s", user.name, user.role, need, body.get("output"))
+                return _refuse_callback(body, f"Only {need}s{' and admins' if need == 'member' else ''} can do "
+                                              f"this; you are signed in as {user.name} ({user.role}).")
+        return None
+
+    @server.after_request
+    def _headers(resp):
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "same-origin")
+        return resp

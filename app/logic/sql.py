@@ -1,0 +1,222 @@
+"""SQL console: example queries, the schema browser, running a query for the grid, downloads, saved queries.
+
+Every query goes through :func:`analytics.sandbox.run_sandboxed` (the same
+function as ``rnnvis sql --sandbox``). Results are capped at
+:data:`GRID_MAX_ROWS` rows for the grid (sorted and paged in the browser) and
+:data:`DOWNLOAD_MAX_ROWS` rows for downloads, which re-run the last query
+(the grid's rows are never kept in a ``dcc.Store``).
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from dash import dcc, html
+
+from analytics import saved_queries, store
+from analytics.sandbox import SandboxError, SandboxResult, run_sandboxed
+from analytics.schema import VIEWS
+from app.logic.common import alert
+
+GRID_MAX_ROWS = 10_000
+DOWNLOAD_MAX_ROWS = 200_000
+TIMEOUT_S = 10.0
+MEMORY_LIMIT = "1GB"
+
+#: (title, SQL): shown in the examples menu; each runs on any store (empty results on an empty one).
+EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("Models and their scores", """\
+SELECT model_id, task, cell, layers, hidden_size, corpus,
+       round(test_perplexity, 1) AS test_ppl, round(test_accuracy, 3) AS test_acc
+FROM models
+ORDER BY model_id"""),
+    ("The ten units that respond most to 'he' in layer 1", """\
+-- in the first model with at least two layers (change model_id, word, layer or state)
+SELECT model_id, layer, state, unit, round(mean, 4) AS mean_response, round(std, 4) AS std, n
+FROM word_responses
+WHERE model_id = (SELECT min(model_id) FROM models WHERE layers >= 2)
+  AND layer = 1 AND state = 'h' AND word = 'he'
+ORDER BY mean DESC
+LIMIT 10"""),
+    ("Words whose response differs most between two models", """\
+-- response strength of a word = mean |s(w)_u| over the units of layer 0 (h);
+-- compares the first two models by id (replace a and b with the ids you want)
+WITH pair AS (
+  SELECT min(model_id) AS a, max(model_id) AS b
+  FROM (SELECT model_id FROM models ORDER BY model_id LIMIT 2)
+), strength AS (
+  SELECT r.model_id, r.word, avg(abs(r.mean)) AS strength, max(r.n) AS n
+  FROM word_responses r, pair
+  WHERE r.model_id IN (pair.a, pair.b) AND r.layer = 0 AND r.state = 'h'
+  GROUP BY r.model_id, r.word
+)
+SELECT sa.word, round(sa.strength, 4) AS strength_a, round(sb.strength, 4) AS strength_b,
+       round(sb.strength - sa.strength, 4) AS difference, sa.n AS n_a, sb.n AS n_b
+FROM pair
+JOIN strength sa ON sa.model_id = pair.a
+JOIN strength sb ON sb.model_id = pair.b AND sb.word = sa.word
+ORDER BY abs(sb.strength - sa.strength) DESC
+LIMIT 20"""),
+    ("Learning curves (validation)", """\
+SELECT model_id, epoch, round(loss, 4) AS loss, round(perplexity, 1) AS perplexity, round(accuracy, 3) AS accuracy
+FROM training_metrics
+WHERE split = 'valid'
+ORDER BY model_id, epoch"""),
+    ("Co-cluster sizes for k = 5", """\
+SELECT model_id, layer, state, axis, cluster, count(*) AS items
+FROM coclusters
+WHERE k = 5
+GROUP BY ALL
+ORDER BY model_id, layer, state, axis, cluster"""),
+    ("Part-of-speech mix of each vocabulary", """\
+SELECT model_id, coalesce(pos, '?') AS pos, count(*) AS words, sum(freq) AS tokens
+FROM vocab
+GROUP BY ALL
+ORDER BY model_id, tokens DESC"""),
+    ("Vanishing gradients: gradient norm 1, 5 and 20 steps back", """\
+SELECT model_id, layer,
+       max(grad_norm) FILTER (WHERE distance = 1) AS k1,
+       max(grad_norm) FILTER (WHERE distance = 5) AS k5,
+       max(grad_norm) FILTER (WHERE distance = 20) AS k20
+FROM gradient_flow
+GROUP BY ALL
+ORDER BY model_id, layer"""),
+    ("Evaluated sentences and who entered them", """\
+SELECT sentence_id, model_id, text, prediction, round(probability, 3) AS probability, created_by, created_at
+FROM sentences
+ORDER BY created_at DESC
+LIMIT 50"""),
+    ("Jobs per user and status", """\
+SELECT submitted_by, kind, status, count(*) AS jobs
+FROM jobs
+GROUP BY ALL
+ORDER BY submitted_by, kind, status"""),
+)
+
+DEFAULT_SQL = EXAMPLES[0][1]
+
+
+def example_options() -> list[dict[str, Any]]:
+    return [{"label": title, "value": i} for i, (title, _) in enumerate(EXAMPLES)]
+
+
+def example_sql(index: Any) -> str | None:
+    try:
+        return EXAMPLES[int(index)][1]
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def schema_browser() -> html.Div:
+    """Every view with its one-line description and columns (name, type, description)."""
+    items = []
+    for v in VIEWS.values():
+        rows = [html.Tr([html.Td(html.Code(c.name)), html.Td(c.type, className="muted"), html.Td(c.description)])
+                for c in v.columns]
+        items.append(html.Details([
+            html.Summary([html.Code(v.name), html.Span(f" — {v.description}", className="muted small")]),
+            html.P(f"One row per {v.grain}.", className="muted small"),
+            html.Table(html.Tbody(rows), className="table schema-table"),
+        ], className="schema-view"))
+    return html.Div(items, className="schema-browser")
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _cell(value: Any) -> Any:
+    """A value the grid can show: numbers, strings, booleans or None."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        value = value.tolist()
+        if isinstance(value, (bool, int, float, str)) or value is None:
+            return _cell(value)
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    return str(value)
+
+
+def grid_data(frame: pd.DataFrame) -> tuple[list[dict], list[dict]]:
+    """(columns, records) for a DataTable; column ids are c0, c1, ... (names may repeat or be odd)."""
+    columns = []
+    for i, (name, dtype) in enumerate(frame.dtypes.items()):
+        numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+        columns.append({"name": str(name), "id": f"c{i}", "type": "numeric" if numeric else "text"})
+    records = [{f"c{i}": _cell(v) for i, v in enumerate(row)} for row in frame.itertuples(index=False, name=None)]
+    return columns, records
+
+
+def run(root: str | Path, sql: str | None, *, max_rows: int = GRID_MAX_ROWS) -> SandboxResult:
+    """Run ``sql`` in the sandbox (SandboxError with a message when refused, stopped or failed)."""
+    return run_sandboxed(root, sql or "", timeout_s=TIMEOUT_S, max_rows=max_rows, memory_limit=MEMORY_LIMIT)
+
+
+def run_for_grid(root: str | Path, sql: str | None) -> tuple[list[dict], list[dict], Any, str | None]:
+    """(columns, records, message, sql to remember for downloads or None)."""
+    try:
+        res = run(root, sql)
+    except SandboxError as e:
+        kind = "danger" if e.kind in ("refused",) else "warning"
+        return [], [], alert(str(e), kind=kind), None
+    columns, records = grid_data(res.frame)
+    note = html.Div(res.message, className="alert alert-warning" if res.truncated else "muted small",
+                    role="status")
+    return columns, records, note, sql
+
+
+def download(root: str | Path, sql: str | None, fmt: str) -> dict | None:
+    """The dcc.Download payload of the query's result as CSV or Parquet (at most DOWNLOAD_MAX_ROWS rows)."""
+    if not sql:
+        return None
+    res = run(root, sql, max_rows=DOWNLOAD_MAX_ROWS)
+    if fmt == "parquet":
+        data = store.parquet_bytes(res.frame)
+        return dcc.send_bytes(data, "rnnvis-query.parquet")
+    return dcc.send_data_frame(res.frame.to_csv, "rnnvis-query.csv", index=False)
+
+
+# --------------------------------------------------------------------------- saved queries
+
+
+def saved_options(root: str | Path, user: str) -> list[dict[str, str]]:
+    return [{"label": q["name"], "value": q["name"]} for q in saved_queries.list_queries(root, user)]
+
+
+def saved_sql(root: str | Path, user: str, name: str | None) -> str | None:
+    for q in saved_queries.list_queries(root, user):
+        if q["name"] == name:
+            return q["sql"]
+    return None
+
+
+def save(root: str | Path, user: str, name: str | None, sql: str | None) -> tuple[list[dict], Any]:
+    """(options, message) after saving."""
+    try:
+        saved_queries.save_query(root, user, name or "", sql or "")
+    except saved_queries.SavedQueryError as e:
+        return saved_options(root, user), alert(str(e))
+    return saved_options(root, user), html.Span(f"saved “{(name or '').strip()}”", className="muted small")
+
+
+def delete(root: str | Path, user: str, name: str | None) -> tuple[list[dict], Any]:
+    if not name:
+        return saved_options(root, user), alert("Pick a saved query to delete.", kind="info")
+    saved_queries.delete_query(root, user, name)
+    return saved_options(root, user), html.Span(f"deleted “{name}”", className="muted small")
+
+
+def names(options: Sequence[dict]) -> list[str]:
+    return [o["value"] for o in options]

@@ -1,0 +1,75 @@
+"""Admin: manage users (hosted mode) and delete models. Admins only; the skeleton is the same for everyone
+(Dash validates callbacks against it) and the content is filled by a callback that checks the role."""
+from __future__ import annotations
+
+import dash
+import flask
+from dash import Input, Output, State, callback, dcc, html
+
+from app import auth, context, ids
+from app.logic import admin as logic
+from app.logic.common import alert, error_alert
+
+dash.register_page(__name__, path="/admin", name="Admin", title="RNNVis · Admin", order=5)
+
+_ACTIONS = {ids.ADMIN_ADD: "add", ids.ADMIN_SET_ROLE: "set-role", ids.ADMIN_REMOVE: "remove",
+            ids.ADMIN_DELETE_MODEL: "delete-model"}
+_ROLE_OPTS = [{"label": r, "value": r} for r in auth.ROLES]
+
+
+def layout(**_query) -> html.Div:
+    users = html.Section([
+        html.Div([html.H4("Users"), html.Span("viewer: browse, SQL · member: also jobs and sentences · "
+                                              "admin: also delete models, manage users", className="muted small")],
+                 className="card-head"),
+        html.Div(id=ids.ADMIN_USERS),
+        html.Div([dcc.Input(id=ids.ADMIN_NEW_NAME, type="text", placeholder="new user", maxLength=64),
+                  dcc.Dropdown(id=ids.ADMIN_NEW_ROLE, options=_ROLE_OPTS, value="viewer", clearable=False),
+                  dcc.Input(id=ids.ADMIN_NEW_PASSWORD, type="password", placeholder="password (8+ characters)",
+                            maxLength=auth.MAX_PASSWORD),
+                  html.Button("Add user", id=ids.ADMIN_ADD, n_clicks=0, className="btn btn-primary")],
+                 className="admin-form"),
+        html.Div([dcc.Dropdown(id=ids.ADMIN_USER, options=[], placeholder="user"),
+                  dcc.Dropdown(id=ids.ADMIN_ROLE, options=_ROLE_OPTS, value="member", clearable=False),
+                  html.Button("Set role", id=ids.ADMIN_SET_ROLE, n_clicks=0, className="btn"),
+                  dcc.ConfirmDialogProvider(html.Button("Remove user", className="btn"), id=ids.ADMIN_REMOVE,
+                                            message="Remove this user? Their sessions end at once.")],
+                 className="admin-form"),
+    ], className="card")
+    models = html.Section([
+        html.Div([html.H4("Delete a model"), html.Span("its tables and checkpoint; cannot be undone",
+                                                       className="muted small")], className="card-head"),
+        html.Div([dcc.Dropdown(id=ids.ADMIN_MODEL, options=[], placeholder="model"),
+                  dcc.ConfirmDialogProvider(html.Button("Delete model", className="btn"), id=ids.ADMIN_DELETE_MODEL,
+                                            message="Delete this model's tables and checkpoint?")],
+                 className="admin-form"),
+    ], className="card")
+    return html.Div([html.Main([html.Div(id=ids.ADMIN_MSG), html.Div([users, models], id=ids.ADMIN_PANEL,
+                                                                     style={"display": "none"})],
+                               className="main main-wide")], className="page page-admin")
+
+
+def _users():
+    return flask.current_app.config.get(auth.USERS_KEY) if context.settings().auth else None
+
+
+@callback(Output(ids.ADMIN_MSG, "children"), Output(ids.ADMIN_USERS, "children"), Output(ids.ADMIN_USER, "options"),
+          Output(ids.ADMIN_MODEL, "options"), Output(ids.ADMIN_PANEL, "style"),
+          Input(ids.ADMIN_ADD, "n_clicks"), Input(ids.ADMIN_SET_ROLE, "n_clicks"),
+          Input(ids.ADMIN_REMOVE, "submit_n_clicks"), Input(ids.ADMIN_DELETE_MODEL, "submit_n_clicks"),
+          State(ids.ADMIN_NEW_NAME, "value"), State(ids.ADMIN_NEW_ROLE, "value"),
+          State(ids.ADMIN_NEW_PASSWORD, "value"), State(ids.ADMIN_USER, "value"), State(ids.ADMIN_ROLE, "value"),
+          State(ids.ADMIN_MODEL, "value"))
+def _on_admin(_a, _s, _r, _d, new_name, new_role, new_password, user, role, model):
+    users, reader = _users(), context.reader()
+    action = _ACTIONS.get(dash.ctx.triggered_id) if dash.ctx.triggered_id else None
+    try:
+        msg = logic.act(users, reader, action, new_name=new_name, new_role=new_role, new_password=new_password,
+                        user=user, role=role, model=model)
+    except auth.PermissionDenied as e:
+        return alert(str(e)), "", [], [], {"display": "none"}
+    except (auth.AuthError, ValueError, LookupError) as e:
+        msg = alert(str(e))
+    except Exception as e:  # noqa: BLE001 - the callback edge
+        msg = error_alert(e, reader)
+    return msg, logic.users_table(users), logic.user_options(users), logic.model_options(reader), {}

@@ -1,0 +1,230 @@
+"""The SQL sandbox against hostile queries: each is refused or bounded, and the store never changes.
+
+Runs on a private copy of the tiny store that also holds a users file and saved queries (which must stay
+unreadable). Every case re-hashes every file of the store; the limits are small so the suite stays fast.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from analytics import store
+from analytics.sandbox import SandboxError, run_sandboxed
+
+TIMEOUT_S = 1.0
+MEMORY = "256MB"
+
+
+def _digest(root: Path) -> dict[str, str]:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != ".staging"]  # the shared engine's commit lock lives there
+        for name in filenames:
+            p = Path(dirpath) / name
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module")
+def box(tiny_store, tmp_path_factory):
+    root = tmp_path_factory.mktemp("sandbox") / "store"
+    shutil.copytree(tiny_store, root, ignore=shutil.ignore_patterns(".staging"))
+    (root / "users.json").write_text('{"users": {"eve": {"role": "admin", "hash": "SECRET-HASH"}}}')
+    (root / "saved_queries").mkdir()
+    (root / "saved_queries" / "eve.json").write_text('{"queries": [{"name": "x", "sql": "SECRET-SQL"}]}')
+    before = _digest(root)
+    yield root, before
+    assert _digest(root) == before
+
+
+def _run(root: Path, sql: str, **kw):
+    kw = {"timeout_s": TIMEOUT_S, "max_rows": 100, "memory_limit": MEMORY, **kw}
+    return run_sandboxed(root, sql, **kw)
+
+
+HOSTILE_REFUSED = [
+    # writes, DDL, configuration, extensions, other databases
+    "COPY models TO '/tmp/rnnvis-sandbox-copy.csv'",
+    "COPY (SELECT 1) TO '{store}/models/evil.csv'",
+    "COPY (SELECT * FROM models) TO '{store}/models/model_id=tiny-lstm/models.evil.parquet' (FORMAT parquet)",
+    "EXPORT DATABASE '/tmp/rnnvis-sandbox-export'",
+    "ATTACH '/tmp/rnnvis-sandbox.duckdb' AS x",
+    "ATTACH ':memory:' AS m",
+    "DETACH memory",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "SET enable_external_access = true",
+    "SET lock_configuration = false",
+    "SET memory_limit = '100GB'",
+    "RESET threads",
+    "PRAGMA memory_limit='100GB'",
+    "PRAGMA enable_profiling",
+    "USE memory.information_schema",
+    "CREATE TABLE t AS SELECT 1",
+    "CREATE OR REPLACE VIEW models AS SELECT 1 AS x",
+    "CREATE TEMP VIEW v AS SELECT * FROM read_text('/etc/passwd')",
+    "CREATE MACRO f(x) AS x + 1",
+    "CREATE SECRET (TYPE s3, KEY_ID 'a', SECRET 'b')",
+    "DROP VIEW models",
+    "INSERT INTO models (model_id) VALUES ('x')",
+    "UPDATE models SET name = 'x'",
+    "DELETE FROM models",
+    "CALL pragma_version()",
+    "CHECKPOINT",
+    "VACUUM",
+    "EXPLAIN ANALYZE SELECT 1",
+    "PIVOT models ON cell",
+    # files and URLs, directly or hidden in subqueries, lateral joins, lambdas
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM read_csv_auto('/etc/passwd')",
+    "SELECT content FROM read_text('/etc/passwd')",
+    "SELECT * FROM read_blob('/etc/hostname')",
+    "SELECT * FROM read_parquet('/tmp/*.parquet')",
+    "SELECT * FROM read_parquet('{store}/models/*/*.parquet')",
+    "SELECT content FROM read_text('{store}/users.json')",
+    "SELECT * FROM read_json('{store}/saved_queries/eve.json')",
+    "SELECT * FROM read_parquet('https://example.com/x.parquet')",
+    "SELECT * FROM 's3://bucket/x.parquet'",
+    "FROM '/etc/passwd'",
+    "DESCRIBE '/etc/passwd'",
+    "SELECT * FROM glob('/*')",
+    "SELECT * FROM sniff_csv('/etc/passwd')",
+    "SELECT * FROM parquet_metadata('{store}/models/model_id=tiny-lstm/*.parquet')",
+    "SELECT * FROM query('SELECT 1')",
+    "SELECT * FROM duckdb_secrets()",
+    "SELECT getenv('HOME')",
+    "SELECT list_transform([1], x -> getenv('HOME'))",
+    "SELECT * FROM models WHERE model_id IN (SELECT * FROM read_csv('/etc/passwd'))",
+    "SELECT (SELECT content FROM read_text('/etc/hostname'))",
+    "SELECT * FROM range(3) t(x), LATERAL (SELECT * FROM read_text('/etc/hostname'))",
+    "WITH \"/etc/passwd\" AS (SELECT 1) SELECT * FROM \"/etc/passwd\"",
+    "SELECT * FROM temp.main.x",
+    # several statements, semicolons and comments
+    "SELECT 1; DROP VIEW models",
+    "SELECT 1; COPY models TO '/tmp/rnnvis-sandbox-2.csv'",
+    "SELECT 1 /* ; */ ; DELETE FROM models -- ;",
+    "-- just a comment\nCOPY models TO '/tmp/rnnvis-sandbox-3.csv'",
+    "/* SELECT */ DROP VIEW vocab",
+    "SELECT $1",
+    "",
+    "-- only a comment",
+]
+
+
+@pytest.mark.parametrize("sql", HOSTILE_REFUSED)
+def test_hostile_query_is_refused(box, sql):
+    root, before = box
+    with pytest.raises(SandboxError) as err:
+        _run(root, sql.format(store=root))
+    assert err.value.kind in ("refused", "error")
+    assert str(err.value) and "Traceback" not in str(err.value)
+    assert _digest(root) == before
+    assert not Path("/tmp/rnnvis-sandbox-copy.csv").exists()
+
+
+HOSTILE_BOUNDED = [  # (sql, what stops it)
+    ("WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SELECT count(*) FROM t", "timeout"),
+    ("SELECT sum(a.range * b.range) FROM range(1000000) a, range(1000000) b", "timeout"),
+    ("SELECT a.range, b.range FROM range(100000) a, range(100000) b ORDER BY random()", ("memory", "timeout")),
+    ("SELECT string_agg(x::VARCHAR, ',') FROM range(300000000) t(x)", ("memory", "timeout")),
+    ("SELECT list(range) FROM range(200000000)", ("memory", "timeout")),
+]
+
+
+@pytest.mark.parametrize("sql,stop", HOSTILE_BOUNDED)
+def test_runaway_query_is_stopped_with_a_message(box, sql, stop):
+    root, before = box
+    t0 = time.perf_counter()
+    with pytest.raises(SandboxError) as err:
+        _run(root, sql)
+    assert err.value.kind in ((stop,) if isinstance(stop, str) else stop)
+    assert ("Time limit" in str(err.value)) or ("Memory limit" in str(err.value))
+    assert time.perf_counter() - t0 < 15
+    assert _digest(root) == before
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM range(1000000000)",
+    "SELECT * FROM word_responses a, word_responses b",
+    "SELECT * FROM vocab, range(100000)",
+])
+def test_huge_results_are_cut_at_the_row_cap(box, sql):
+    root, _ = box
+    res = _run(root, sql, max_rows=50)
+    assert res.truncated and len(res.frame) == 50
+    assert "Row limit" in res.message
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT name, value FROM duckdb_settings() WHERE name IN ('enable_external_access', 'lock_configuration')",
+    "SUMMARIZE models",
+    "DESCRIBE word_responses",
+    "SHOW TABLES",
+    "SELECT table_name FROM information_schema.tables ORDER BY 1",
+    "FROM models SELECT model_id",
+    "SELECT * FROM memory.main.models",
+])
+def test_read_only_catalog_queries_are_allowed(box, sql):
+    root, before = box
+    res = _run(root, sql)
+    assert len(res.frame) > 0 and not res.truncated
+    assert _digest(root) == before
+
+
+def test_the_connection_is_locked_down_even_without_the_statement_check(box):
+    """Layer 2 alone: what the statement check would refuse, the connection refuses or cannot reach."""
+    root, _ = box
+    settings = dict(_run(root, "SELECT name, value FROM duckdb_settings()").frame.values.tolist())
+    assert settings["enable_external_access"] == "false" and settings["lock_configuration"] == "true"
+    assert settings["autoload_known_extensions"] == "false" and settings["autoinstall_known_extensions"] == "false"
+    con = store.sandbox_connection(root, memory_limit=MEMORY, threads=1)
+    try:
+        for sql in ("SET enable_external_access = true", "SET lock_configuration = false",
+                    "SET memory_limit = '64GB'", "SET allowed_directories = ['/']", "LOAD httpfs"):
+            with pytest.raises(store.QueryError):
+                store.fetch_limited(con, sql, max_rows=1, timeout_s=5)
+        for sql in ("SELECT * FROM read_text('/etc/passwd')", f"SELECT * FROM read_text('{root}/users.json')",
+                    f"SELECT * FROM read_text('{root}/models/../users.json')",
+                    f"SELECT * FROM read_blob('{root}/checkpoints/tiny-lstm.pt')"):
+            with pytest.raises(store.QueryRefused):
+                store.fetch_limited(con, sql, max_rows=1, timeout_s=5)
+    finally:
+        con.close()
+
+
+def test_normal_queries_still_work_after_the_hostile_ones(box):
+    root, before = box
+    res = _run(root, "SELECT model_id, cell FROM models ORDER BY model_id")
+    assert res.frame.to_dict("records") == [{"model_id": "tiny-gru", "cell": "gru"},
+                                            {"model_id": "tiny-lstm", "cell": "lstm"}]
+    assert not res.truncated and res.elapsed_s < 5
+    n = _run(root, "SELECT count(*) AS n FROM word_responses WHERE model_id = 'tiny-lstm'").frame["n"][0]
+    assert n > 0
+    assert _digest(root) == before
+
+
+def test_a_timed_out_query_does_not_hold_up_others(box):
+    root, _ = box
+    errors: list[BaseException] = []
+
+    def slow():
+        try:
+            _run(root, "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SELECT count(*) FROM t",
+                 timeout_s=3)
+        except SandboxError as e:
+            errors.append(e)
+
+    th = threading.Thread(target=slow)
+    th.start()
+    time.sleep(0.3)
+    t0 = time.perf_counter()
+    assert len(_run(root, "SELECT * FROM models").frame) == 2
+    assert time.perf_counter() - t0 < 2          # answered while the runaway query still runs
+    th.join(10)
+    assert errors and errors[0].kind == "timeout"

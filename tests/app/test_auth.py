@@ -1,0 +1,269 @@
+"""Hosted mode over HTTP (Flask's test client): every route refused without a session, roles enforced.
+
+The app is built with ``auth`` on over the tiny store; three users (viewer, member, admin) live in a users
+file of their own. Callback requests are built from the app's own callback map, as the browser sends them.
+"""
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import replace
+
+import dash
+import pytest
+
+from analytics import store
+from analytics.settings import Settings
+from app import auth
+from app.cli import main
+from app.server import check_bind, create_app
+
+SECRET = "s" * 48
+PASSWORDS = {"vera": "viewer-pass-1", "mo": "member-pass-1", "ada": "admin-pass-1"}
+ROLE_OF = {"vera": "viewer", "mo": "member", "ada": "admin"}
+
+
+@pytest.fixture(scope="module")
+def hosted(app_store, tmp_path_factory):
+    users_file = tmp_path_factory.mktemp("auth") / "users.json"
+    users = auth.UserStore(users_file)
+    for name, pw in PASSWORDS.items():
+        users.add(name, pw, ROLE_OF[name], created_by="test")
+    settings = Settings(store=app_store, auth=True, secret_key=SECRET, users_file=users_file, cookie_secure=False)
+    app = create_app(settings)
+    app.server.test_client().get("/healthz")  # first request: Dash registers the page callbacks
+    return app, users
+
+
+def _login(app, name, password=None, next_="/"):
+    c = app.server.test_client()
+    page = c.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    r = c.post("/login", data={"username": name, "password": password or PASSWORDS[name], "csrf": token,
+                               "next": next_})
+    return c, r
+
+
+def _key(app, fragment: str) -> str:
+    return next(k for k in app.callback_map if fragment in k)
+
+
+def _outputs(key: str) -> list[dict] | dict:
+    if not key.startswith(".."):  # a single output
+        cid, prop = key.rsplit(".", 1)
+        return {"id": cid, "property": prop.split("@")[0]}
+    outs = []
+    for part in key.strip(".").split("..."):
+        cid, prop = part.rsplit(".", 1)
+        outs.append({"id": cid, "property": prop.split("@")[0]})
+    return outs
+
+
+def _callback(client, app, fragment, inputs, state=(), changed=None):
+    key = _key(app, fragment)
+    body = {"output": key, "outputs": _outputs(key),
+            "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+            "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
+            "changedPropIds": changed or [f"{inputs[0][0]}.{inputs[0][1]}"]}
+    return client.post("/_dash-update-component", json=body)
+
+
+def _urls(app) -> list[tuple[str, str]]:
+    """(method, url) for every registered route (sample values for variables) and every Dash page."""
+    samples = {"path": "explore", "filename": "style.css", "package_name": "dash",
+               "fingerprinted_path": "dash-renderer/build/dash_renderer.v4_0_0m1.min.js"}
+    out = []
+    for rule in app.server.url_map.iter_rules():
+        url = rule.rule
+        for arg in rule.arguments:
+            url = re.sub(r"<(?:[a-z]+:)?%s>" % arg, samples.get(arg, "x"), url)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            out.append((method, url))
+    out += [("GET", p["relative_path"]) for p in dash.page_registry.values()]
+    out += [("GET", "/no-such-page"), ("GET", "/explore?model=tiny-gru"), ("GET", "/_dash-layout"),
+            ("POST", "/_dash-update-component")]
+    return sorted(set(out))
+
+
+def test_every_route_is_refused_without_a_session(hosted):
+    app, _ = hosted
+    c = app.server.test_client()
+    urls = _urls(app)
+    assert len(urls) >= 15 and ("POST", "/_dash-update-component") in urls
+    for method, url in urls:
+        r = c.open(url, method=method, json={} if method == "POST" else None)
+        if url in auth.PUBLIC_PATHS:
+            assert r.status_code in (200, 303, 400), (method, url, r.status_code)
+            continue
+        assert r.status_code in (302, 401), (method, url, r.status_code)
+        if r.status_code == 302:
+            assert r.headers["Location"].startswith("/login?next=")
+        else:
+            assert r.is_json and r.json["error"] == "sign in first"
+        assert b"tiny-lstm" not in r.data  # no data leaks in the refusal
+    for url in ("/_dash-layout", "/_dash-dependencies", "/_dash-update-component", "/_reload-hash"):
+        r = c.open(url, method="POST" if url.endswith("component") else "GET", json={})
+        assert r.status_code == 401, url
+
+
+def test_health_endpoint_stays_open(hosted):
+    app, _ = hosted
+    r = app.server.test_client().get("/healthz")
+    assert r.status_code == 200 and r.json["status"] == "ok" and r.json["models"] == 2
+
+
+@pytest.mark.parametrize("name", ["vera", "mo", "ada"])
+def test_each_role_can_browse_every_page_and_run_sql(hosted, name):
+    app, _ = hosted
+    c, r = _login(app, name, next_="/sql")
+    assert r.status_code == 303 and r.headers["Location"] == "/sql"
+    for method, url in _urls(app):
+        if method != "GET" or url in auth.PUBLIC_PATHS or "component-suites" in url or url.startswith("/static"):
+            continue
+        r = c.get(url)
+        assert r.status_code == 200, (name, url, r.status_code)
+    r = _callback(c, app, "sql-table.columns", [("sql-run", "n_clicks", 1)],
+                  [("sql-editor", "value", "SELECT model_id FROM models ORDER BY 1")])
+    assert r.status_code == 200
+    assert [row["c0"] for row in r.json["response"]["sql-table"]["data"]] == ["tiny-gru", "tiny-lstm"]
+    r = _callback(c, app, "app-user.children", [("app-sign-out", "id", "app-sign-out")])
+    assert r.json["response"]["app-user"]["children"] == f"{name} ({ROLE_OF[name]})"
+
+
+def test_only_members_evaluate_sentences_and_the_sentence_records_who(hosted, app_store):
+    app, _ = hosted
+    before = set(store.list_partitions(app_store, "sentences"))
+
+    def add(client):
+        return _callback(client, app, "explore-sentences.data",
+                         [("explore-sentence-add", "n_clicks", 1), ("explore-sentence-clear", "n_clicks", 0)],
+                         [("explore-model", "value", "tiny-gru"),
+                          ("explore-sentence-text", "value", "the food is good"), ("explore-sentences", "data", [])])
+
+    viewer, _ = _login(app, "vera")
+    r = add(viewer)
+    assert r.status_code == 200 and "Only members" in r.text
+    assert r.json["response"]["explore-sentences"]["data"] == []
+    assert set(store.list_partitions(app_store, "sentences")) == before
+    member, _ = _login(app, "mo")
+    r = add(member)
+    assert r.status_code == 200
+    ids = r.json["response"]["explore-sentences"]["data"]
+    assert len(ids) == 1 and ids[0] not in before
+    with store.connect(app_store) as con:
+        who = store.query(con, "SELECT created_by FROM sentences WHERE sentence_id = ?", [ids[0]])
+    assert who["created_by"].tolist() == ["mo"]
+
+
+def test_job_actions_need_a_member(hosted):
+    app, _ = hosted
+    assert auth._callback_role(app, _key(app, "jobs-banner.children")) == "member"
+    assert auth._callback_role(app, _key(app, "jobs-cancel-msg.children")) == "member"
+    assert auth._callback_role(app, _key(app, "jobs-corpus-upload-id.data")) == "member"
+    assert auth._callback_role(app, _key(app, "jobs-byom-msg.children")) == "member"
+    assert auth._callback_role(app, _key(app, "jobs-table.children")) is None     # the list: everyone
+    viewer, _ = _login(app, "vera")
+    cancel_id = {"type": "jobs-cancel", "index": "no-such-job"}
+    r = _callback(viewer, app, "jobs-cancel-msg.children", [(cancel_id, "n_clicks", [1])],
+                  changed=['{"index":"no-such-job","type":"jobs-cancel"}.n_clicks'])
+    assert r.status_code == 200 and "Only members" in r.json["response"]["jobs-cancel-msg"]["children"]
+    r = _callback(viewer, app, "jobs-banner.children", [("jobs-submit", "n_clicks", 1)])
+    assert "Only members" in r.json["response"]["jobs-banner"]["children"]
+    r = _callback(viewer, app, "jobs-corpus-upload-id.data", [("jobs-corpus-upload", "contents", "data:,x")])
+    assert "Only members" in r.text
+
+
+def test_only_admins_manage_users_and_delete_models(hosted):
+    app, users = hosted
+    inputs = [("admin-add", "n_clicks", 1), ("admin-set-role", "n_clicks", 0),
+              ("admin-remove", "submit_n_clicks", None), ("admin-delete-model", "submit_n_clicks", None)]
+    state = [("admin-new-name", "value", "newbie"), ("admin-new-role", "value", "member"),
+             ("admin-new-password", "value", "newbie-pass-1"), ("admin-user", "value", None),
+             ("admin-role", "value", "member"), ("admin-model", "value", None)]
+    for name in ("vera", "mo"):
+        c, _ = _login(app, name)
+        r = _callback(c, app, "admin-msg.children", inputs, state)
+        assert "Only admins" in r.text and "admin-users" not in r.json["response"]
+        assert users.user("newbie") is None
+    c, _ = _login(app, "ada")
+    r = _callback(c, app, "admin-msg.children", inputs, state)
+    assert "Added newbie" in r.text and users.user("newbie") == auth.User("newbie", "member")
+    assert "vera" in r.text and r.json["response"]["admin-panel"]["style"] == {}
+    newbie, r = _login(app, "newbie", "newbie-pass-1")
+    assert r.status_code == 303 and newbie.get("/_dash-layout").status_code == 200
+    # removing a user ends their session at once
+    r = _callback(c, app, "admin-msg.children",
+                  [("admin-add", "n_clicks", 1), ("admin-set-role", "n_clicks", 0),
+                   ("admin-remove", "submit_n_clicks", 1), ("admin-delete-model", "submit_n_clicks", None)],
+                  [s if s[0] != "admin-user" else ("admin-user", "value", "newbie") for s in state],
+                  changed=["admin-remove.submit_n_clicks"])
+    assert "Removed newbie" in r.text and users.user("newbie") is None
+    assert newbie.get("/_dash-layout").status_code == 401
+
+
+def test_sign_in_refusals_logout_and_cookie_flags(hosted):
+    app, users = hosted
+    c, r = _login(app, "vera", "wrong-password")
+    assert r.status_code == 401 and "Wrong user name or password" in r.text
+    c, r = _login(app, "nobody", "whatever-123")
+    assert r.status_code == 401
+    c = app.server.test_client()
+    r = c.post("/login", data={"username": "vera", "password": PASSWORDS["vera"]})    # no form token
+    assert r.status_code == 400 and c.get("/_dash-layout").status_code == 401
+    c, r = _login(app, "vera", next_="//evil.example.com/x")
+    assert r.headers["Location"] == "/"
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "rnnvis_session=" in cookie
+    assert c.get("/_dash-layout").status_code == 200
+    assert c.get("/logout").status_code == 303
+    assert c.get("/_dash-layout").status_code == 401
+    # a role change ends the sessions of that user (they sign in again with the new role)
+    c, _ = _login(app, "vera")
+    users.set_role("vera", "viewer")
+    assert c.get("/_dash-layout").status_code == 401
+
+
+def test_secure_cookie_by_default_and_secret_required(app_store, tmp_path):
+    users_file = tmp_path / "users.json"
+    auth.UserStore(users_file).add("ada", "admin-pass-1", "admin")
+    s = Settings(store=app_store, auth=True, secret_key=SECRET, users_file=users_file)
+    assert s.cookie_secure
+    app = create_app(s)
+    c = app.server.test_client()
+    https = "https://localhost"
+    token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login", base_url=https).text).group(1)
+    r = c.post("/login", data={"username": "ada", "password": "admin-pass-1", "csrf": token}, base_url=https)
+    assert r.status_code == 303 and "Secure" in r.headers["Set-Cookie"]
+    assert c.get("/_dash-layout", base_url=https).status_code == 200
+    with pytest.raises(ValueError, match="RNNVIS_SECRET_KEY"):
+        create_app(replace(s, secret_key=None))
+
+
+def test_open_mode_is_local_admin_and_loopback_only(app_store, capsys):
+    check_bind(Settings(store=app_store, host="127.0.0.1"))
+    check_bind(Settings(store=app_store, host="0.0.0.0", auth=True, secret_key=SECRET))
+    with pytest.raises(ValueError, match="RNNVIS_AUTH=on"):
+        check_bind(Settings(store=app_store, host="0.0.0.0"))
+    assert main(["--store", str(app_store), "serve", "--host", "0.0.0.0", "--port", "8999"]) == 2
+    assert "RNNVIS_AUTH=on" in capsys.readouterr().err
+    assert auth.current_user() == auth.LOCAL and auth.require_role("admin") == auth.LOCAL
+
+
+def test_users_cli(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RNNVIS_USERS_FILE", str(tmp_path / "u.json"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-password\n"))
+    assert main(["users", "add", "kim", "--role", "member", "--password-stdin"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["users", "add", "lee", "--password-stdin"]) == 2
+    assert "at least 8 characters" in capsys.readouterr().err
+    assert main(["users", "set-role", "kim", "admin"]) == 0
+    assert main(["users", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "kim" in out and "admin" in out
+    assert main(["users", "remove", "nobody"]) == 2 and "no user 'nobody'" in capsys.readouterr().err
+    users = auth.UserStore(tmp_path / "u.json")
+    assert users.verify("kim", "a-long-password")[0] == auth.User("kim", "admin")
+    assert users.verify("kim", "wrong-password") is None
+    assert "a-long-password" not in (tmp_path / "u.json").read_text()
+    assert (tmp_path / "u.json").stat().st_mode & 0o077 == 0
+    assert main(["users", "remove", "kim"]) == 0 and len(users) == 0

@@ -1,0 +1,122 @@
+"""SQL console: examples, grid, downloads, saved queries, and the app serving on after a runaway query."""
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from analytics import saved_queries
+from analytics.settings import Settings
+from app.cli import main
+from app.logic import sql as logic
+from app.server import create_app
+
+
+@pytest.mark.parametrize("index", range(len(logic.EXAMPLES)))
+def test_every_example_runs_on_the_tiny_store(app_store, index):
+    title, sql = logic.EXAMPLES[index]
+    res = logic.run(app_store, sql)
+    assert not res.truncated, title
+    if "respond most to 'he'" in title:
+        assert list(res.frame.columns)[:4] == ["model_id", "layer", "state", "unit"]
+        assert len(res.frame) <= 10 and set(res.frame["model_id"]) <= {"tiny-lstm"}
+    if "differs most" in title:
+        assert len(res.frame) > 0 and {"word", "strength_a", "strength_b", "difference"} <= set(res.frame.columns)
+        diffs = res.frame["difference"].abs().tolist()
+        assert diffs == sorted(diffs, reverse=True)
+
+
+def test_grid_data_handles_odd_columns_and_values():
+    frame = pd.DataFrame({"a": [1, 2], "b": [[1, 2], None], "c": [{"x": 1}, {"x": 2}], "d": [float("nan"), 1.5],
+                          "t": pd.to_datetime(["2024-01-01", "2024-01-02"]), "e": [b"\x00\x01", b""]})
+    frame.columns = ["a", "b", "a", "d", "t", "e"]  # duplicate names are fine
+    columns, records = logic.grid_data(frame)
+    assert [c["id"] for c in columns] == ["c0", "c1", "c2", "c3", "c4", "c5"] and columns[2]["name"] == "a"
+    assert records[0] == {"c0": 1, "c1": "[1, 2]", "c2": '{"x": 1}', "c3": None, "c4": "2024-01-01T00:00:00",
+                          "c5": "0001"}
+    json.dumps(records)
+
+
+def test_run_for_grid_caps_rows_and_explains_refusals(app_store):
+    cols, rows, msg, last = logic.run_for_grid(app_store, "SELECT * FROM range(20000)")
+    assert len(rows) == logic.GRID_MAX_ROWS and "Row limit" in json.dumps(msg.to_plotly_json(), default=str)
+    assert last == "SELECT * FROM range(20000)"
+    cols, rows, msg, last = logic.run_for_grid(app_store, "DROP VIEW models")
+    assert rows == [] and last is None and "not DROP" in str(msg.to_plotly_json())
+
+
+def test_downloads_csv_and_parquet(app_store):
+    sql = "SELECT model_id, cell, layers FROM models ORDER BY model_id"
+    csv = logic.download(app_store, sql, "csv")
+    assert csv["filename"] == "rnnvis-query.csv"
+    assert pd.read_csv(io.StringIO(csv["content"]))["model_id"].tolist() == ["tiny-gru", "tiny-lstm"]
+    pq_payload = logic.download(app_store, sql, "parquet")
+    import base64
+    table = pq.read_table(io.BytesIO(base64.b64decode(pq_payload["content"])))
+    assert table.column("model_id").to_pylist() == ["tiny-gru", "tiny-lstm"]
+
+
+def test_saved_queries_are_per_user_and_record_who(tmp_path):
+    opts, _ = logic.save(tmp_path, "ann", "mine", "SELECT 1")
+    assert logic.names(opts) == ["mine"]
+    logic.save(tmp_path, "bob", "his", "SELECT 2")
+    assert logic.names(logic.saved_options(tmp_path, "ann")) == ["mine"]
+    assert logic.saved_sql(tmp_path, "bob", "his") == "SELECT 2"
+    q = saved_queries.list_queries(tmp_path, "ann")[0]
+    assert q["created_by"] == "ann" and q["created_at"]
+    logic.save(tmp_path, "ann", "mine", "SELECT 3")            # replace by name
+    assert logic.saved_sql(tmp_path, "ann", "mine") == "SELECT 3"
+    _, msg = logic.save(tmp_path, "ann", "", "SELECT 1")
+    assert "name" in str(msg.to_plotly_json())
+    opts, _ = logic.delete(tmp_path, "ann", "mine")
+    assert opts == []
+    with pytest.raises(saved_queries.SavedQueryError):
+        saved_queries.list_queries(tmp_path, "../etc")
+
+
+def test_cli_sandbox_uses_the_same_limits(app_store, capsys):
+    assert main(["--store", str(app_store), "sql", "--sandbox", "--max-rows", "3", "--format", "json",
+                 "SELECT range AS x FROM range(10)"]) == 0
+    out, err = capsys.readouterr()
+    assert [r["x"] for r in json.loads(out)] == [0, 1, 2] and "Row limit" in err
+    assert main(["--store", str(app_store), "sql", "--sandbox", "SELECT * FROM read_text('/etc/passwd')"]) == 2
+    assert "not allowed" in capsys.readouterr().err
+    assert main(["--store", str(app_store), "sql", "--sandbox", "--timeout", "0.5",
+                 "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SELECT count(*) FROM t"]) == 2
+    assert "Time limit" in capsys.readouterr().err
+
+
+def test_app_keeps_serving_during_and_after_a_runaway_query(app_store, monkeypatch):
+    monkeypatch.setattr(logic, "TIMEOUT_S", 2.0)
+    app = create_app(Settings(store=app_store))
+    client = app.server.test_client()
+    assert client.get("/healthz").status_code == 200
+    key = next(k for k in app.callback_map if "sql-table.columns" in k)
+    outputs = [{"id": i, "property": p} for i, p in (("sql-table", "columns"), ("sql-table", "data"),
+                                                     ("sql-msg", "children"), ("sql-last", "data"))]
+
+    def run(sql, c=None):
+        return (c or app.server.test_client()).post("/_dash-update-component", json={
+            "output": key, "outputs": outputs, "inputs": [{"id": "sql-run", "property": "n_clicks", "value": 1}],
+            "state": [{"id": "sql-editor", "property": "value", "value": sql}], "changedPropIds": ["sql-run.n_clicks"]})
+
+    slow: dict = {}
+    th = threading.Thread(target=lambda: slow.update(r=run(
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SELECT count(*) FROM t")))
+    th.start()
+    time.sleep(0.3)
+    t0 = time.perf_counter()
+    assert client.get("/healthz").status_code == 200
+    fast = run("SELECT model_id FROM models ORDER BY 1", client)
+    assert [r["c0"] for r in fast.json["response"]["sql-table"]["data"]] == ["tiny-gru", "tiny-lstm"]
+    assert time.perf_counter() - t0 < 1.5
+    th.join(15)
+    assert slow["r"].status_code == 200 and "Time limit" in slow["r"].text
+    after = run("SELECT count(*) AS n FROM vocab", client)
+    assert after.json["response"]["sql-table"]["data"][0]["c0"] > 0
+    assert client.get("/sql").status_code == 200
