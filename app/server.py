@@ -8,6 +8,8 @@ no module here keeps mutable state.
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 from pathlib import Path
 
 import dash
@@ -105,9 +107,20 @@ def serve(store: Path, host: str = "127.0.0.1", port: int = 8050) -> int:
 
     from waitress import serve as waitress_serve
 
+    from workers.embedded import start_embedded_worker, stop_embedded_worker
+
     settings = replace(Settings.from_env(), store=Path(store), host=host, port=port)
     check_bind(settings)
     app = create_app(settings)
-    print(f"RNNVis dashboard: http://{host}:{port}/", flush=True)
-    waitress_serve(app.server, host=host, port=port, threads=8, ident="rnnvis")
+    worker = start_embedded_worker(settings)  # None when RNNVIS_BROKER_URL points at a real broker
+    print(f"RNNVis dashboard: http://{host}:{port}/"
+          + ("  (jobs run on an embedded worker)" if worker is not None else ""), flush=True)
+    # SIGTERM (docker stop, kill, timeout) must unwind like Ctrl+C so the worker is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        waitress_serve(app.server, host=host, port=port, threads=8, ident="rnnvis")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_embedded_worker(worker)
     return 0

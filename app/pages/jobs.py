@@ -92,18 +92,9 @@ def _job_settings():
 
 
 def current_user() -> str:
-    """Who is submitting: the dashboard's login if any, else the proxy's user header, else 'anonymous'."""
-    import flask
-    try:
-        user = flask.g.get("user") or flask.session.get("user")
-        if user:
-            return str(getattr(user, "name", None) or getattr(user, "id", None) or user)
-        auth = flask.request.authorization
-        if auth and auth.username:
-            return auth.username
-        return (flask.request.headers.get("X-Forwarded-User") or flask.request.remote_user or "anonymous")[:100]
-    except RuntimeError:  # no request context
-        return "anonymous"
+    """Who is submitting: the signed-in member (hosted mode) or the implicit local user (open mode)."""
+    from app import auth
+    return auth.require_role("member").name
 
 
 def decode_upload(contents: str | None, filename: str | None, max_bytes: int, field: str) -> tuple[str, bytes]:
