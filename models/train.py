@@ -128,27 +128,24 @@ def make_optimizer(model: RecurrentModel, tc: TrainConfig) -> torch.optim.Optimi
     return torch.optim.SGD(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
 
 
-def train_lm_epoch(model, opt, data: torch.Tensor, tc: TrainConfig, bar=None, on_step=None, should_stop=None):
-    """One epoch of truncated BPTT; returns (mean loss, tokens)."""
+def _run_epoch(model, opt, losses, clip: float, bar=None, on_step=None, should_stop=None) -> tuple[float, int]:
+    """Optimise over ``losses``, an iterator of (loss, tokens) computed lazily one batch at a time.
+
+    Returns (mean loss, tokens).  ``on_step(step, loss)`` is called after each
+    step, ``should_stop()`` polled after each step (TrainingCancelled).
+    """
     model.train()
-    device = model.head.weight.device
-    state = model.init_state(data.size(1))
-    total = torch.zeros((), device=device)
+    total = torch.zeros((), device=model.head.weight.device)
     steps, tokens = 0, 0
-    for i in range(0, data.size(0) - 1, tc.bptt):
-        seq = min(tc.bptt, data.size(0) - 1 - i)
-        x, y = data[i:i + seq].to(device), data[i + 1:i + 1 + seq].to(device)   # [T, B]
-        state = _detach(state)
-        logits, state = model(x, state)                                         # [T, B, V]
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1))
+    for loss, n in losses:
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if tc.clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
         total += loss.detach()
         steps += 1
-        tokens += y.numel()
+        tokens += n
         if bar is not None:
             bar.update(1)
         if on_step is not None:
@@ -156,32 +153,35 @@ def train_lm_epoch(model, opt, data: torch.Tensor, tc: TrainConfig, bar=None, on
         if should_stop is not None and should_stop():
             raise TrainingCancelled("training cancelled")
     return (total / max(steps, 1)).item(), tokens
+
+
+def train_lm_epoch(model, opt, data: torch.Tensor, tc: TrainConfig, bar=None, on_step=None, should_stop=None):
+    """One epoch of truncated BPTT over a batchified stream [N, B]; returns (mean loss, tokens)."""
+    device = model.head.weight.device
+
+    def losses():
+        state = model.init_state(data.size(1))
+        for i in range(0, data.size(0) - 1, tc.bptt):
+            seq = min(tc.bptt, data.size(0) - 1 - i)
+            x, y = data[i:i + seq].to(device), data[i + 1:i + 1 + seq].to(device)   # [T, B]
+            state = _detach(state)
+            logits, state = model(x, state)                                         # [T, B, V]
+            yield F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1)), y.numel()
+
+    return _run_epoch(model, opt, losses(), tc.clip, bar, on_step, should_stop)
 
 
 def train_classifier_epoch(model, opt, docs, labels, tc: TrainConfig, epoch: int, bar=None, on_step=None,
                            should_stop=None):
-    model.train()
+    """One epoch over the documents, shuffled by length bucket; returns (mean loss, tokens)."""
     device = model.head.weight.device
-    total = torch.zeros((), device=device)
-    steps, tokens = 0, 0
-    for x, lengths, y in doc_batches(docs, labels, tc.batch_size, True, tc.seed + epoch):
-        logits, _ = model(x.to(device), lengths=lengths)
-        loss = F.cross_entropy(logits, y.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if tc.clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
-        opt.step()
-        total += loss.detach()
-        steps += 1
-        tokens += int(lengths.sum())
-        if bar is not None:
-            bar.update(1)
-        if on_step is not None:
-            on_step(steps, loss)
-        if should_stop is not None and should_stop():
-            raise TrainingCancelled("training cancelled")
-    return (total / max(steps, 1)).item(), tokens
+
+    def losses():
+        for x, lengths, y in doc_batches(docs, labels, tc.batch_size, True, tc.seed + epoch):
+            logits, _ = model(x.to(device), lengths=lengths)                        # [B, C]
+            yield F.cross_entropy(logits, y.to(device)), int(lengths.sum())
+
+    return _run_epoch(model, opt, losses(), tc.clip, bar, on_step, should_stop)
 
 
 def train_model(model_id: str, model_cfg: ModelConfig, train_cfg: TrainConfig, store_root: str | os.PathLike, *,

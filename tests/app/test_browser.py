@@ -47,27 +47,36 @@ def _graph_js(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(app_store):
-    from waitress.server import create_server
-
     from analytics.settings import Settings
     from app.server import create_app
 
-    app = create_app(Settings(store=app_store))
-    srv = create_server(app.server, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
+    srv = serve_in_thread(create_app(Settings(store=app_store)))
     yield f"http://127.0.0.1:{srv.effective_port}"
     srv.close()
 
 
-@pytest.fixture(scope="module")
-def driver():
+def serve_in_thread(app):
+    """Serve a Dash app with waitress on a free loopback port in a daemon thread."""
+    from waitress.server import create_server
+    srv = create_server(app.server, host="127.0.0.1", port=0, threads=4)
+    threading.Thread(target=srv.run, daemon=True).start()
+    return srv
+
+
+def new_driver():
+    """Headless Debian Chromium driven by the system chromedriver."""
     opts = Options()
     opts.binary_location = CHROMIUM
     for flag in FLAGS:
         opts.add_argument(flag)
     d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     d.set_page_load_timeout(60)
+    return d
+
+
+@pytest.fixture(scope="module")
+def driver():
+    d = new_driver()
     yield d
     d.quit()
 

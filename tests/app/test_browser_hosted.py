@@ -2,17 +2,13 @@
 save it, see a viewer refused an action, sign out."""
 from __future__ import annotations
 
-import threading
 import time
 from urllib.parse import urlparse
 
 import pytest
 
-from tests.app.test_browser import CHROMEDRIVER, CHROMIUM, FLAGS, idle, wait  # skips here too without Chromium
+from tests.app.test_browser import idle, new_driver, serve_in_thread, wait  # skips here too without Chromium
 
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
@@ -21,8 +17,6 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def hosted_server(app_store, tmp_path_factory):
-    from waitress.server import create_server
-
     from analytics.settings import Settings
     from app.auth import UserStore
     from app.server import create_app
@@ -31,20 +25,14 @@ def hosted_server(app_store, tmp_path_factory):
     UserStore(users_file).add("vic", "viewer-pass-1", "viewer")
     app = create_app(Settings(store=app_store, auth=True, secret_key="k" * 40, users_file=users_file,
                               cookie_secure=False))
-    srv = create_server(app.server, host="127.0.0.1", port=0, threads=4)
-    threading.Thread(target=srv.run, daemon=True).start()
+    srv = serve_in_thread(app)
     yield f"http://127.0.0.1:{srv.effective_port}"
     srv.close()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for flag in FLAGS:
-        opts.add_argument(flag)
-    d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    d.set_page_load_timeout(60)
+    d = new_driver()
     yield d
     d.quit()
 
