@@ -101,15 +101,13 @@ def cmd_sql(args) -> int:
         from app.cli_hosted import sql_sandboxed
         return sql_sandboxed(args, _print_frame)
     from analytics import store
+    import duckdb
     con = store.connect(Path(args.store or _settings().store))
     try:
-        df = con.execute(args.query).fetch_df()
-    except Exception as e:  # duckdb raises many error classes; show the message, not a trace
-        import duckdb
-        if isinstance(e, duckdb.Error):
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        raise
+        df = store.query(con, args.query)
+    except duckdb.Error as e:  # show DuckDB's message, not a trace
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     _print_frame(df, args.format)
     return 0
 
@@ -117,10 +115,10 @@ def cmd_sql(args) -> int:
 def cmd_models(args) -> int:
     from analytics import store
     con = store.connect(Path(args.store or _settings().store))
-    df = con.execute("SELECT model_id, task, cell, layers, hidden_size, vocab_size, corpus, "
-                     "round(valid_perplexity, 1) AS valid_ppl, round(test_perplexity, 1) AS test_ppl, "
-                     "round(valid_accuracy, 3) AS valid_acc, round(test_accuracy, 3) AS test_acc "
-                     "FROM models ORDER BY model_id").fetch_df()
+    df = store.query(con, "SELECT model_id, task, cell, layers, hidden_size, vocab_size, corpus, "
+                          "round(valid_perplexity, 1) AS valid_ppl, round(test_perplexity, 1) AS test_ppl, "
+                          "round(valid_accuracy, 3) AS valid_acc, round(test_accuracy, 3) AS test_acc "
+                          "FROM models ORDER BY model_id")
     _print_frame(df, args.format)
     return 0
 
@@ -146,11 +144,11 @@ def cmd_demo(args) -> int:
         print(f"{model_id}: analysing")
         _analyze(model_id, store, argparse.Namespace())
         built.append(model_id)
-    con = st.connect(store)
-    summary = con.execute("SELECT m.model_id, m.cell, m.layers || 'x' || m.hidden_size AS size, m.corpus, "
-                          "coalesce('ppl ' || round(m.test_perplexity, 1), 'acc ' || round(m.test_accuracy, 3)) "
-                          "AS test, (SELECT count(*) FROM word_responses r WHERE r.model_id = m.model_id) "
-                          "AS response_rows FROM models m ORDER BY 1").fetch_df()
+    summary = st.query(st.connect(store),
+                       "SELECT m.model_id, m.cell, m.layers || 'x' || m.hidden_size AS size, m.corpus, "
+                       "coalesce('ppl ' || round(m.test_perplexity, 1), 'acc ' || round(m.test_accuracy, 3)) "
+                       "AS test, (SELECT count(*) FROM word_responses r WHERE r.model_id = m.model_id) "
+                       "AS response_rows FROM models m ORDER BY 1")
     print(f"\nstore {store.resolve()} ready in {time.perf_counter() - t0:.0f}s; built: {', '.join(built) or 'nothing new'}")
     _print_frame(summary, "table")
     print('\nquery it:  rnnvis sql "SELECT * FROM models"')

@@ -29,7 +29,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=256)
     ap.add_argument("--chunks", type=int, default=6)
     ap.add_argument("--vocab", type=int, default=10_000)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"{'hidden':>6s} {'batch':>5s} {'fused tok/s':>12s} {'trace+stats tok/s':>18s} {'ratio':>6s}")
     for H in map(int, args.hidden.split(",")):

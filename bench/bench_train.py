@@ -45,7 +45,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--shapes", default="lstm-small,lstm-medium")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     corpus = load_corpus("brown")
     vocab = Vocab.build(corpus.tokens("train"), 10_000)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
