@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import torch
 
 from models.rnn import RecurrentModel
+from models.runtime import single_sequence_threads
 from models.text import Vocab, tokenize
 
 from . import store
@@ -67,7 +69,8 @@ def evaluate_sentence(model: RecurrentModel, vocab: Vocab, model_id: str, text: 
     tokens = vocab.decode(ids)
     x = torch.tensor(ids, dtype=torch.long)[:, None]                                   # [T, 1]
     model.eval()
-    traced = model.trace(x)
+    with single_sequence_threads():   # batch 1: one thread is much faster (models/runtime.py)
+        traced = model.trace(x)
     states = {k: v[:, 0].cpu().numpy() for k, v in traced.items()}                      # [T, H]
     res = SentenceResult(sentence_id(model_id, text), model_id, text, original, tokens, states)
     if model.cfg.task == "sentiment":
@@ -80,21 +83,63 @@ def evaluate_sentence(model: RecurrentModel, vocab: Vocab, model_id: str, text: 
     return res
 
 
-def save_sentence(store_root: str | os.PathLike, res: SentenceResult, created_by: str = "anonymous") -> str:
-    """Write the sentence and its states as one partition (replacing an earlier evaluation)."""
+def _repeat(value: str, n: int) -> pa.DictionaryArray:
+    """``value`` n times, as a dictionary array (the store casts it to a plain string column)."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value], pa.string()))
+
+
+def sentence_states_table(res: SentenceResult) -> pa.Table:
+    """The ``sentence_states`` rows of ``res``, already in the view's order (layer, state, position, unit).
+
+    Built as Arrow arrays rather than a DataFrame: a DataFrame of T·H Python
+    strings per (layer, state) took most of the time of storing a sentence.
+    """
     T = len(res.tokens)
-    parts = []
+    cols: dict[str, list] = {c: [] for c in ("position", "token", "layer", "state", "unit", "value")}
+    states = sorted({s for _, s in res.states})
+    token_dict = pa.array(list(res.tokens), pa.string())
+    state_dict = pa.array(states, pa.string())
     for (layer, state), values in sorted(res.states.items()):
         H = values.shape[1]
-        parts.append(pd.DataFrame({
-            "sentence_id": res.sentence_id, "model_id": res.model_id,
-            "position": np.repeat(np.arange(T, dtype=np.int32), H), "token": np.repeat(res.tokens, H),
-            "layer": np.int32(layer), "state": state, "unit": np.tile(np.arange(H, dtype=np.int32), T),
-            "value": values.astype(np.float32).reshape(-1)}))
+        pos = np.repeat(np.arange(T, dtype=np.int32), H)
+        cols["position"].append(pos)
+        cols["token"].append(pos)                                      # index into token_dict
+        cols["layer"].append(np.full(T * H, layer, np.int32))
+        cols["state"].append(np.full(T * H, states.index(state), np.int32))
+        cols["unit"].append(np.tile(np.arange(H, dtype=np.int32), T))
+        cols["value"].append(np.ascontiguousarray(values, dtype=np.float32).reshape(-1))
+    cat = {c: (np.concatenate(v) if v else np.zeros(0, np.float32 if c == "value" else np.int32))
+           for c, v in cols.items()}
+    n = len(cat["position"])
+    return pa.table({
+        "sentence_id": _repeat(res.sentence_id, n), "model_id": _repeat(res.model_id, n),
+        "position": pa.array(cat["position"]),
+        "token": pa.DictionaryArray.from_arrays(pa.array(cat["token"]), token_dict),
+        "layer": pa.array(cat["layer"]),
+        "state": pa.DictionaryArray.from_arrays(pa.array(cat["state"]), state_dict),
+        "unit": pa.array(cat["unit"]), "value": pa.array(cat["value"])})
+
+
+def save_sentence(store_root: str | os.PathLike, res: SentenceResult, created_by: str = "anonymous") -> str:
+    """Write the sentence and its states as one partition (replacing an earlier evaluation).
+
+    The partition is committed atomically like every other (readers see all
+    of it or none of it, and a killed process leaves only staging) but
+    without fsync (``durable=False``).  Trade-off: only an OS crash or power
+    loss within the kernel's writeback window (seconds) can lose it, and then
+    the partition may be missing (the glyph view says "not in the store") or
+    hold empty/truncated files (queries that read it fail until it is deleted
+    with ``store.delete_partition`` or re-added).  A sentence is a user's
+    scratch evaluation, recomputed from its text in milliseconds, whereas
+    the four fsyncs were the slowest and most variable part of adding a
+    sentence in the dashboard (20 ms at best, far more while other jobs write
+    to the disk).  Model partitions (hours of training and analysis) stay
+    durable.
+    """
     head = pd.DataFrame([{"sentence_id": res.sentence_id, "model_id": res.model_id, "text": res.text,
                           "created_at": dt.datetime.now(dt.timezone.utc), "created_by": created_by,
                           "prediction": res.prediction, "probability": res.probability}])
-    with store.write_partition(store_root, "sentences", res.sentence_id) as w:
+    with store.write_partition(store_root, "sentences", res.sentence_id, durable=False) as w:
         w.write("sentences", head)
-        w.write("sentence_states", pd.concat(parts, ignore_index=True))
+        w.write("sentence_states", sentence_states_table(res))
     return res.sentence_id

@@ -28,7 +28,9 @@ file replaced in between would be read with the wrong footer.
 
 Atomicity. A :class:`PartitionWriter` writes into
 ``.staging/<kind>.<id>.<host>.<pid>.<rand>.tmp``, fsyncs the files and the
-directory, then, under ``.staging/commit.lock``, puts the partition in place:
+directory (unless ``durable=False``: see :func:`write_partition`; used only
+for evaluated sentences), then, under ``.staging/commit.lock``, puts the
+partition in place:
 a new partition is renamed in; an existing one is swapped with the staged one
 in a single ``renameat2(RENAME_EXCHANGE)`` call (readers see the old or the
 new partition, never none and never part of one), and the old version, now
@@ -489,14 +491,15 @@ class _TableSink:
             self.writer = self._open()
         self.writer.write_table(head, row_group_size=self.row_group_rows)
 
-    def close(self) -> None:
+    def close(self, fsync: bool = True) -> None:
         self._flush()
         if self.writer is None:  # no rows: still write a valid, empty file
             self.writer = self._open()
             self.writer.write_table(self.schema.empty_table())
         self.writer.close()
         self.writer = None
-        _fsync_path(self.path)
+        if fsync:
+            _fsync_path(self.path)
 
     def abort(self) -> None:
         if self.writer is not None:
@@ -539,8 +542,10 @@ class PartitionWriter:
         key: str,
         *,
         row_group_rows: int = ROW_GROUP_ROWS,
+        durable: bool = True,
     ):
         self.kind = _kind(kind)
+        self.durable = bool(durable)
         self.key = validate_id(key, self.kind.key)
         self.root = _root(root)
         self.target = partition_path(self.root, kind, key)
@@ -664,8 +669,9 @@ class PartitionWriter:
                 f"{self.kind.name} partition {self.key!r} has no {primary!r} table; write or keep it"
             )
         for sink in self._sinks.values():
-            sink.close()
-        _fsync_path(staging, directory=True)
+            sink.close(fsync=self.durable)
+        if self.durable:
+            _fsync_path(staging, directory=True)
         parent = self.target.parent
         parent.mkdir(parents=True, exist_ok=True)
         old: Path | None = None
@@ -684,7 +690,8 @@ class PartitionWriter:
                         raise
             else:
                 os.rename(staging, self.target)
-            _fsync_path(parent, directory=True)
+            if self.durable:
+                _fsync_path(parent, directory=True)
         self._state = "committed"
         if old is not None:
             _retire(old)
@@ -707,10 +714,18 @@ class PartitionWriter:
 
 
 def write_partition(
-    root: str | os.PathLike[str], kind: str, key: str, *, row_group_rows: int = ROW_GROUP_ROWS
+    root: str | os.PathLike[str], kind: str, key: str, *, row_group_rows: int = ROW_GROUP_ROWS,
+    durable: bool = True,
 ) -> PartitionWriter:
-    """A :class:`PartitionWriter` for partition ``key`` of ``kind`` (use it in ``with``)."""
-    return PartitionWriter(root, kind, key, row_group_rows=row_group_rows)
+    """A :class:`PartitionWriter` for partition ``key`` of ``kind`` (use it in ``with``).
+
+    ``durable=False`` skips the fsyncs: the commit is exactly as atomic for
+    readers (staged, then renamed or exchanged in under the commit lock), but
+    after an OS crash or power loss the partition may be missing or its
+    files empty/truncated. Only for data that is cheap to recompute (a
+    user's evaluated sentence), never for a model's analysis.
+    """
+    return PartitionWriter(root, kind, key, row_group_rows=row_group_rows, durable=durable)
 
 
 def delete_partition(

@@ -787,3 +787,20 @@ def test_concurrent_reader_never_sees_partial_partition(tmp_path):
     assert report["loops"] > 10 and len(report["seen"]) > 3, report
     assert report["absent"] <= max(2, report["loops"] // 50), report  # rare: only at the instant of a swap
     assert staging_entries(root) == []
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_non_durable_partitions_skip_fsync_but_commit_atomically(tmp_path, monkeypatch, durable):
+    synced: list[Path] = []
+    real = store._fsync_path
+    monkeypatch.setattr(store, "_fsync_path", lambda p, directory=False: (synced.append(Path(p)), real(p, directory)))
+    for text in ("first", "second"):   # a new partition, then a replaced one (exchange)
+        with store.write_partition(tmp_path, "sentences", "s1", durable=durable) as w:
+            w.write("sentences", pd.DataFrame([dict(
+                sentence_id="s1", model_id="m1", text=text, created_at=pd.Timestamp("2024-01-01"),
+                created_by="t", prediction=None, probability=None)]))
+    assert bool(synced) == durable
+    with store.connect(tmp_path) as con:
+        assert con.execute("SELECT text FROM sentences").fetchall() == [("second",)]
+    assert store.list_partitions(tmp_path, "sentences") == ["s1"]
+    assert not [n for n in staging_entries(tmp_path) if n.endswith(".tmp")]
