@@ -28,8 +28,15 @@ demo: install
 test: install browser
 	$(PY) -m pytest
 
+# Benchmarks (not tests; figures in the README). The dashboard and load ones need a built store (make demo).
 bench: install
-	$(PY) bench/run_all.py
+	$(PY) bench/bench_train.py
+	$(PY) bench/bench_trace.py
+	$(PY) bench/bench_cocluster.py
+	$(PY) bench/bench_analysis.py
+	$(PY) bench/bench_dashboard.py --store var/store --first-render
+	$(PY) bench/bench_jobs.py
+	$(PY) bench/bench_load.py --store var/store
 
 clean:
 	rm -rf var/store
