@@ -91,7 +91,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analytics.schema import KINDS, VIEWS, Kind, View
-from models.checkpoint import checkpoint_file
+from models.checkpoint import ID_PATTERN, checkpoint_file
 
 __all__ = [
     "StoreError",
@@ -135,7 +135,7 @@ ROW_GROUP_ROWS = 1 << 20
 STAGING_DIR = ".staging"
 _LOCK_NAME = "commit.lock"
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:64] or "host"
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_ID_RE = ID_PATTERN  # one definition of a valid id, shared with the checkpoints
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "VARCHAR": pa.string(),

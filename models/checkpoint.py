@@ -24,7 +24,7 @@ from .rnn import RecurrentModel
 from .text import Vocab
 
 FORMAT, VERSION = "rnnvis-checkpoint", 1
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # ids of models, jobs, sentences
 
 
 class CheckpointError(ValueError):
@@ -32,7 +32,7 @@ class CheckpointError(ValueError):
 
 
 def check_model_id(model_id: str) -> str:
-    if not isinstance(model_id, str) or not _ID.match(model_id):
+    if not isinstance(model_id, str) or not ID_PATTERN.fullmatch(model_id):
         raise ValueError(f"invalid model id {model_id!r}: use letters, digits, '.', '_' or '-' "
                          f"(at most 128 characters, starting with a letter or digit)")
     return model_id
