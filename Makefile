@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: install demo test bench browser clean
+.PHONY: install demo test bench browser redis clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,10 +22,16 @@ browser:
 	  else echo "browser tests need Debian's chromium and chromium-driver: sudo apt-get install chromium chromium-driver"; exit 1; fi; \
 	fi
 
+# The job tests talk to a real Redis on 127.0.0.1:6379; start one (keeping nothing on disk) if none answers.
+redis:
+	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || \
+	  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null || \
+	  (echo "the job tests need Redis on 127.0.0.1:6379: apt-get install redis-server"; exit 1)
+
 demo: install
 	$(VENV)/bin/rnnvis demo
 
-test: install browser
+test: install browser redis
 	$(PY) -m pytest
 
 # Benchmarks (not tests; figures in the README). The dashboard and load ones need a built store (make demo).
