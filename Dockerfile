@@ -34,4 +34,4 @@ VOLUME ["/data"]
 EXPOSE 8050
 # The compose file picks the command per service; alone, the image serves the dashboard.
 CMD ["gunicorn", "--bind", "0.0.0.0:8050", "--workers", "2", "--threads", "4", "--timeout", "120", \
-     "app.server:create_wsgi()"]
+     "app.wsgi:server"]
