@@ -6,7 +6,7 @@
 Serves the app with waitress on a free port, drives headless Debian Chromium
 through Models, Explore (a word clicked), Explore with the two sentences of
 the RNNVis talk on the sentiment model, and Compare, and writes
-``models.png``, ``explore.png``, ``explore-sentences.png`` and ``compare.png``.
+``models.png``, ``explore.png``, ``explore-sentences.png``, ``compare.png``, ``jobs.png`` and ``sql.png``.
 """
 from __future__ import annotations
 
@@ -97,6 +97,16 @@ def main() -> None:
         d.get(base + f"/compare?model={args.lm}&layer=1&b={args.other}&layer_b=0&w={word}")
         settle(2)
         save("compare", 1700)
+
+        d.get(base + "/jobs")
+        settle(1)
+        save("jobs", 1100)
+
+        d.get(base + "/sql")
+        settle(1)
+        d.find_element(By.ID, "sql-run").click()
+        settle(1)
+        save("sql", 1100)
     finally:
         d.quit()
         srv.close()
