@@ -20,6 +20,8 @@ _OVERRIDES = {  # flag -> (type, help)
     "batch_size": (int, "batch size"), "bptt": (int, "BPTT length (language models)"),
     "vocab_size": (int, "vocabulary size"), "patience": (int, "early stopping patience (0 = off)"),
     "max_train_tokens": (int, "train on the first N tokens (0 = all)"), "seed": (int, "random seed"),
+    "weight_decay": (float, "L2 weight decay"), "init_range": (float, "uniform init range of the weights"),
+    "max_len": (int, "longest document kept, in tokens (classifiers)"),
 }
 
 
