@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from models.checkpoint import find_checkpoint, model_from_checkpoint, read_checkpoint
+from models.buffers import Workspace
 from models.corpora import Corpus, load_corpus
 from models.rnn import RecurrentModel
 from models.runtime import torch_threads
@@ -40,7 +41,6 @@ from .gradients import gradient_flow
 from .responses import QUANTILES, ResponseAccumulator, ResponseStats
 
 log = logging.getLogger(__name__)
-DELTA_STATES = ("h", "c")       # responses of h and c are updates Δh; gates are their activations
 CLUSTER_STATES = ("h", "c")
 SUMMARY_BITS = 10   # std and quantiles keep 11 significant bits (rel. error <= 0.05%); n and mean are exact
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -100,29 +100,19 @@ def _select_states(model: RecurrentModel, spec: str) -> list[tuple[int, str]]:
     return [(layer, s) for layer in range(model.cfg.layers) for s in names if s in wanted]
 
 
-def _lm_chunks(model: RecurrentModel, data: torch.Tensor, chunk: int) -> Iterator[tuple[torch.Tensor, dict, dict]]:
+def _lm_chunks(model: RecurrentModel, data: torch.Tensor, chunk: int, keys: list[tuple[int, str]],
+               ws: Workspace) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Trace a batchified stream [N, B] chunk by chunk, carrying the state.
 
-    Yields (ids [T, B], traced {(l, s): [T, B, H]}, previous {(l, s): [B, H]}).
+    Yields (ids [T, B], values [T, B, len(keys) * H]) with Δh for h and c, the
+    activations for gates; ``values`` is reused by the next chunk.
     """
     state = None
-    prev: dict = {}
     for i in range(0, data.size(0), chunk):
         x = data[i:i + chunk]
-        traced = model.trace(x, state)
-        if not prev:
-            prev = {k: torch.zeros_like(v[0]) for k, v in traced.items()}
-        yield x, traced, prev
-        state = RecurrentModel.final_state(traced, model.cfg.cell, model.cfg.layers)
-        prev = {k: v[-1] for k, v in traced.items()}
-
-
-def _updates(values: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
-    """Δh_t = h_t − h_{t−1} for values [T, B, H], prev [B, H] the state before step 0."""
-    d = torch.empty_like(values)
-    d[0] = values[0] - prev
-    d[1:] = values[1:] - values[:-1]
-    return d
+        packed = model.trace_packed(x, state, keys=keys, deltas=True, workspace=ws)
+        yield x, packed.values
+        state = packed.state
 
 
 def round_mantissa(x: np.ndarray, bits: int) -> np.ndarray:
@@ -232,8 +222,10 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
         corpus = load_corpus(ckpt.get("train_config", {}).get("corpus") or ckpt["corpus"])
     H = model.cfg.hidden_size
     spill = tempfile.mkdtemp(prefix=f"rnnvis-{model_id}-")
-    accs = {k: ResponseAccumulator(len(vocab), H, quantile_cap=opts.quantile_cap, spill_dir=spill,
-                                 spill_bytes=64 << 20) for k in states}
+    # One accumulator for every selected (layer, state): state k in columns k*H .. (k+1)*H,
+    # the layout of model.trace_packed.
+    acc = ResponseAccumulator(len(vocab), len(states) * H, quantile_cap=opts.quantile_cap, spill_dir=spill)
+    ws = Workspace(device)
 
     def report(stage: str, fraction: float) -> None:
         if on_progress is not None:
@@ -250,12 +242,8 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
             total = math.ceil(data.size(0) / opts.chunk_steps)
             with tqdm(total=total, desc=f"{model_id}: trace", unit="chunk", disable=not show_progress,
                       leave=False) as bar:
-                for x, traced, prev in _lm_chunks(model, data, opts.chunk_steps):
-                    ids = x.reshape(-1)
-                    for key in states:
-                        v = traced[key]
-                        v = _updates(v, prev[key]) if key[1] in DELTA_STATES else v
-                        accs[key].update(ids, v.reshape(-1, H))
+                for x, values in _lm_chunks(model, data, opts.chunk_steps, states, ws):
+                    acc.update(x.reshape(-1), values.view(-1, values.shape[-1]))
                     tokens += x.numel()
                     bar.update(1)
                     report("trace", 0.8 * bar.n / total)
@@ -273,13 +261,9 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
                     x = torch.zeros(int(lengths.max()), len(g), dtype=torch.long)
                     for j, i in enumerate(g):
                         x[: len(docs[i]), j] = torch.tensor(docs[i])
-                    traced = model.trace(x)
+                    values = model.trace_packed(x, keys=states, deltas=True, workspace=ws).values
                     mask = (torch.arange(x.size(0))[:, None] < lengths[None, :]).reshape(-1)   # [T*B]
-                    ids = x.reshape(-1)[mask]
-                    for key in states:
-                        v = traced[key]
-                        v = _updates(v, torch.zeros_like(v[0])) if key[1] in DELTA_STATES else v
-                        accs[key].update(ids, v.reshape(-1, H)[mask])
+                    acc.update(x.reshape(-1)[mask], values.view(-1, values.shape[-1])[mask])
                     tokens += int(lengths.sum())
                     bar.update(1)
                     report("trace", 0.8 * bar.n / len(groups))
@@ -294,7 +278,7 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
             cluster_frames = []
             for i, key in enumerate(tqdm(states, desc=f"{model_id}: statistics", disable=not show_progress,
                                          leave=False)):
-                stats = accs.pop(key).finalize()
+                stats = acc.stats(i * H, (i + 1) * H)
                 words = max(words, len(stats.word_ids))
                 for table in _response_table(model_id, key[0], key[1], stats, vocab):
                     w.write("word_responses", table)
@@ -321,8 +305,8 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
                 w.write("gradient_flow", gf)
             report("publish", 1.0)
     finally:
-        for acc in accs.values():
-            acc.close()
+        acc.close()
+        ws.clear()
         shutil.rmtree(spill, ignore_errors=True)
     wall = time.perf_counter() - t_start
     log.info("analysed %s: %d tokens, %d states in %.1fs", model_id, tokens, len(states), wall)

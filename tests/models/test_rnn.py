@@ -70,3 +70,34 @@ def test_bad_model_config(field, value):
     setattr(cfg, field, value)
     with pytest.raises(ConfigError, match=field if field != "cell" else "cell"):
         RecurrentModel(cfg)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_trace_packed_deltas_subsets_and_reused_workspace(cell):
+    """trace_packed: Δ for h/c from the given state, any ordered subset of states, a reused workspace."""
+    from models.buffers import Workspace
+
+    torch.manual_seed(4)
+    m = RecurrentModel(ModelConfig("lm", cell, 2, 8, 5, 0.0, 40)).eval()
+    x = torch.randint(0, 40, (11, 3))
+    raw = m.trace(x)
+    ws = Workspace()
+    first = m.trace_packed(x[:6], deltas=True, workspace=ws)
+    assert first.values.shape == (6, 3, len(m.state_keys()) * 8)
+    for k in first.keys:  # from zero state: Δ at step 0 is the state itself
+        prev = torch.cat([torch.zeros_like(raw[k][:1]), raw[k][:5]])
+        ref = raw[k][:6] - prev if k[1] in ("h", "c") else raw[k][:6]
+        assert (first[k] - ref).abs().max() < 1e-6, k
+    second = m.trace_packed(x[6:], first.state, deltas=True, workspace=ws)   # overwrites `first`
+    for k in second.keys:
+        ref = raw[k][6:] - raw[k][5:10] if k[1] in ("h", "c") else raw[k][6:]
+        assert (second[k] - ref).abs().max() < 1e-6, k
+    last = m.cfg.states[-1]
+    subset = [(0, "h"), (1, last)] if last != "h" else [(1, "h")]
+    part = m.trace_packed(x, keys=subset)
+    assert part.values.shape == (11, 3, len(subset) * 8)
+    for k in subset:
+        assert torch.equal(part[k], raw[k]), k
+    for bad in ([(1, "h"), (0, "h")], [(0, "h"), (0, "h")], [(0, "x")], []):
+        with pytest.raises(ValueError, match="state_keys"):
+            m.trace_packed(x, keys=bad)
