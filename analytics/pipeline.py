@@ -100,6 +100,17 @@ def _select_states(model: RecurrentModel, spec: str) -> list[tuple[int, str]]:
     return [(layer, s) for layer in range(model.cfg.layers) for s in names if s in wanted]
 
 
+def _use_input_table(model: RecurrentModel, tokens: int) -> bool:
+    """Look the first layer's input projections up per word (see RecurrentModel.trace_packed)?
+
+    Yes when the trace covers more tokens than the vocabulary has words, so the
+    [V, G*H] table costs less than the per-chunk products, and it fits in 1 GiB.
+    """
+    cfg = model.cfg
+    gates = {"lstm": 4, "gru": 3}.get(cfg.cell, 0)
+    return bool(gates) and tokens >= cfg.vocab_size and cfg.vocab_size * gates * cfg.hidden_size * 4 <= 1 << 30
+
+
 def _lm_chunks(model: RecurrentModel, data: torch.Tensor, chunk: int, keys: list[tuple[int, str]],
                ws: Workspace) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Trace a batchified stream [N, B] chunk by chunk, carrying the state.
@@ -108,9 +119,10 @@ def _lm_chunks(model: RecurrentModel, data: torch.Tensor, chunk: int, keys: list
     activations for gates; ``values`` is reused by the next chunk.
     """
     state = None
+    table = _use_input_table(model, data.numel())
     for i in range(0, data.size(0), chunk):
         x = data[i:i + chunk]
-        packed = model.trace_packed(x, state, keys=keys, deltas=True, workspace=ws)
+        packed = model.trace_packed(x, state, keys=keys, deltas=True, workspace=ws, input_table=table)
         yield x, packed.values
         state = packed.state
 
@@ -254,6 +266,7 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
                 docs = docs[: max(1, int(np.searchsorted(cum, opts.max_tokens)) + 1)]
             order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
             groups = [order[i:i + opts.batch_size] for i in range(0, len(order), opts.batch_size)]
+            table = _use_input_table(model, sum(len(d) for d in docs))
             with tqdm(total=len(groups), desc=f"{model_id}: trace", unit="batch", disable=not show_progress,
                       leave=False) as bar:
                 for g in groups:
@@ -261,7 +274,7 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
                     x = torch.zeros(int(lengths.max()), len(g), dtype=torch.long)
                     for j, i in enumerate(g):
                         x[: len(docs[i]), j] = torch.tensor(docs[i])
-                    values = model.trace_packed(x, keys=states, deltas=True, workspace=ws).values
+                    values = model.trace_packed(x, keys=states, deltas=True, workspace=ws, input_table=table).values
                     mask = (torch.arange(x.size(0))[:, None] < lengths[None, :]).reshape(-1)   # [T*B]
                     acc.update(x.reshape(-1)[mask], values.view(-1, values.shape[-1])[mask])
                     tokens += int(lengths.sum())

@@ -58,6 +58,7 @@ def main() -> None:
             try:
                 acc = ResponseAccumulator(args.vocab, len(keys) * H, spill_dir=spill)
                 ws = Workspace()
+                model.clear_trace_cache()                             # each analysis builds its own
                 t0 = time.perf_counter()
                 for x, values in _lm_chunks(model, stream, args.steps, keys, ws):
                     acc.update(x.reshape(-1), values.view(-1, values.shape[-1]))

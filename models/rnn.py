@@ -88,7 +88,7 @@ class RecurrentModel(nn.Module):
     @torch.no_grad()
     def trace_packed(self, token_ids: Tensor, state: State | None = None, *,
                      keys: list[tuple[int, str]] | None = None, deltas: bool = False,
-                     workspace: Workspace | None = None) -> PackedTrace:
+                     workspace: Workspace | None = None, input_table: bool = False) -> PackedTrace:
         """Trace into one [T, B, len(keys) * H] buffer: state ``keys[k]`` in columns k*H .. (k+1)*H.
 
         ``keys`` (default: all, see :meth:`state_keys`) must follow the order
@@ -97,6 +97,12 @@ class RecurrentModel(nn.Module):
         gates are always their activations.  With a ``workspace`` the buffers
         are reused from call to call, so the result is valid only until the
         next call with the same workspace.
+
+        ``input_table``: for a gated cell, look the first layer's input
+        projection up in a [V, G*H] table of every word's projection
+        (:meth:`input_table`, built once per set of weights) instead of
+        multiplying each chunk's embeddings: a gather instead of a matrix
+        product.  Worth it when many more tokens than V are traced.
         """
         cfg = self.cfg
         order = self.state_keys()
@@ -113,17 +119,28 @@ class RecurrentModel(nn.Module):
         out = ws.get("values", (T, B, len(keys) * H))
         col = {k: i * H for i, k in enumerate(keys)}
         ids = token_ids.to(self.head.weight.device).reshape(-1)
-        x = torch.index_select(self.embed.weight, 0, ids, out=ws.get("embed", (T * B, cfg.embed_size)))
-        x = x.view(T, B, cfg.embed_size)                                   # = self.embed(token_ids)
+        G = {"lstm": 4, "gru": 3}.get(cfg.cell, 0)
+        if input_table and G:
+            x = None                                                       # layer 0 needs no embeddings
+        else:
+            x = torch.index_select(self.embed.weight, 0, ids, out=ws.get("embed", (T * B, cfg.embed_size)))
+            x = x.view(T, B, cfg.embed_size)                               # = self.embed(token_ids)
         final_h, final_c = [], []
         for layer in range(cfg.layers):
             cols = {s: col.get((layer, s)) for s in cfg.states}
             hs = ws.get(f"h{layer % 2}", (T, B, H))
+            if G:
+                gi = ws.get("gi", (T, B, G * H))
+                if x is None:
+                    torch.index_select(self.input_table(), 0, ids, out=gi.view(T * B, G * H))
+                else:
+                    w_ih, b = self._scaled_weights(layer)[:2]
+                    torch.addmm(b, x.reshape(T * B, -1), w_ih.t(), out=gi.view(T * B, G * H))
             if cfg.cell == "lstm":
-                c_last = _lstm_layer(self, layer, x, state[0][layer], state[1][layer], hs, out, cols, deltas, ws)
+                c_last = _lstm_layer(self, layer, gi, state[0][layer], state[1][layer], hs, out, cols, deltas, ws)
                 final_c.append(c_last)
             elif cfg.cell == "gru":
-                _gru_layer(self, layer, x, state[layer], hs, out, cols, deltas, ws)
+                _gru_layer(self, layer, gi, state[layer], hs, out, cols, deltas, ws)
             else:  # no gates: the fused module gives all there is
                 h0 = state[layer]
                 hs.copy_(self._layer_core(layer)(x, h0[None])[0])
@@ -141,6 +158,21 @@ class RecurrentModel(nn.Module):
         if cell == "lstm":
             return h, torch.stack([traced[(l, "c")][-1] for l in range(layers)])
         return h
+
+    def clear_trace_cache(self) -> None:
+        """Forget the rearranged weights and the input table; the next trace rebuilds them."""
+        for name in ("_scaled", "_input_table"):
+            self.__dict__.pop(name, None)
+
+    def input_table(self) -> Tensor:
+        """[V, G*H]: the first layer's input projection of every word (gated cells; see trace_packed)."""
+        w_ih, b = self._scaled_weights(0)[:2]
+        stamp = (self.embed.weight.data_ptr(), self.embed.weight._version, self.__dict__["_scaled"][0][0])
+        cached = self.__dict__.get("_input_table")
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, torch.addmm(b, self.embed.weight.detach(), w_ih.t()))
+            self.__dict__["_input_table"] = cached
+        return cached[1]
 
     def _scaled_weights(self, layer: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """This layer's weights rearranged for the unrolled cells (cached until the parameters change).
@@ -212,14 +244,11 @@ def _write_h(dst: Tensor, values: Tensor, prev: Tensor, deltas: bool) -> None:
 # each step then does one [B, H] x [H, G*H] product plus elementwise work on
 # preallocated buffers, written straight into the caller's packed output
 # (a test checks the states agree with the fused module to 1e-5).
-def _lstm_layer(model: RecurrentModel, layer: int, x: Tensor, h: Tensor, c: Tensor, hs: Tensor, out: Tensor,
+def _lstm_layer(model: RecurrentModel, layer: int, gi: Tensor, h: Tensor, c: Tensor, hs: Tensor, out: Tensor,
                 cols: dict, deltas: bool, ws: Workspace) -> Tensor:
-    """Fills hs [T, B, H] and the selected columns of out; returns the last c."""
-    T, B, E = x.shape
-    H = hs.shape[-1]
-    w_ih, bias, w_hh_t, _ = model._scaled_weights(layer)
-    gi = ws.get("gi", (T, B, 4 * H))
-    torch.addmm(bias, x.reshape(T * B, E), w_ih.t(), out=gi.view(T * B, 4 * H))
+    """gi [T, B, 4H]: input projections.  Fills hs [T, B, H] and the selected columns of out; returns the last c."""
+    T, B, H = hs.shape
+    w_hh_t = model._scaled_weights(layer)[2]
     gate_cols = [cols[g] for g in "ifgo"]
     direct = gate_cols[0] is not None and gate_cols == [gate_cols[0] + k * H for k in range(4)]
     gates = out[..., gate_cols[0]:gate_cols[0] + 4 * H] if direct else ws.get("gates", (T, B, 4 * H))
@@ -233,7 +262,7 @@ def _lstm_layer(model: RecurrentModel, layer: int, x: Tensor, h: Tensor, c: Tens
     d_c = out[..., cols["c"]:cols["c"] + H].unbind(0) if deltas and cols["c"] is not None else None
     d_h = out[..., cols["h"]:cols["h"] + H].unbind(0) if deltas and cols["h"] is not None else None
     for t, (gi_t, g, c_new, h_new) in enumerate(zip(gi.unbind(0), gates.unbind(0), cs.unbind(0), hs.unbind(0))):
-        torch.addmm(gi_t, h, w_hh_t, out=g).sigmoid_()                    # i f o, and s = σ(2x) for g
+        torch.sigmoid(gi_t.addmm_(h, w_hh_t), out=g)                       # i f o, and s = σ(2x) for g
         i, f, s, o = g.split(H, dim=1)
         torch.addcmul(torch.neg(i, out=tmp[0]), i, s, value=2, out=c_new)  # i·g = i·(2s − 1)
         c_new.addcmul_(f, c)
@@ -256,14 +285,11 @@ def _lstm_layer(model: RecurrentModel, layer: int, x: Tensor, h: Tensor, c: Tens
     return c.clone()
 
 
-def _gru_layer(model: RecurrentModel, layer: int, x: Tensor, h: Tensor, hs: Tensor, out: Tensor, cols: dict,
+def _gru_layer(model: RecurrentModel, layer: int, gi: Tensor, h: Tensor, hs: Tensor, out: Tensor, cols: dict,
                deltas: bool, ws: Workspace) -> None:
-    """Fills hs [T, B, H] and the selected columns of out (gates in our order z, r, n)."""
-    T, B, E = x.shape
-    H = hs.shape[-1]
-    w_ih, b_ih, w_hh_t, b_hh = model._scaled_weights(layer)
-    gi = ws.get("gi", (T, B, 3 * H))
-    torch.addmm(b_ih, x.reshape(T * B, E), w_ih.t(), out=gi.view(T * B, 3 * H))
+    """gi [T, B, 3H]: input projections.  Fills hs [T, B, H] and the selected columns of out (gates z, r, n)."""
+    T, B, H = hs.shape
+    _, _, w_hh_t, b_hh = model._scaled_weights(layer)
     gate_cols = [cols[g] for g in "zrn"]
     direct = gate_cols[0] is not None and gate_cols == [gate_cols[0] + k * H for k in range(3)]
     gates = out[..., gate_cols[0]:gate_cols[0] + 3 * H] if direct else ws.get("gates", (T, B, 3 * H))

@@ -101,3 +101,18 @@ def test_trace_packed_deltas_subsets_and_reused_workspace(cell):
     for bad in ([(1, "h"), (0, "h")], [(0, "h"), (0, "h")], [(0, "x")], []):
         with pytest.raises(ValueError, match="state_keys"):
             m.trace_packed(x, keys=bad)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_input_table_gives_the_same_trace_and_follows_the_weights(cell):
+    torch.manual_seed(5)
+    m = RecurrentModel(ModelConfig("lm", cell, 2, 8, 5, 0.0, 40)).eval()
+    x = torch.randint(0, 40, (9, 4))
+    ref = m.trace_packed(x, deltas=True)
+    fast = m.trace_packed(x, deltas=True, input_table=True)
+    assert (fast.values - ref.values).abs().max() < 1e-6
+    with torch.no_grad():
+        m.embed.weight.mul_(2)            # a training step: the cached table must follow
+        m.rnn.weight_ih_l0.mul_(0.5)
+    ref = m.trace_packed(x, deltas=True)
+    assert (m.trace_packed(x, deltas=True, input_table=True).values - ref.values).abs().max() < 1e-6
