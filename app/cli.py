@@ -144,7 +144,7 @@ def cmd_demo(args) -> int:
         print(f"{model_id}: training")
         _train(model_id, model_id, {}, store)
         print(f"{model_id}: analysing")
-        _analyze(model_id, store, argparse.Namespace())
+        _analyze(model_id, store, argparse.Namespace(states="all"))   # small models: gates too
         built.append(model_id)
     summary = st.query(st.connect(store),
                        "SELECT m.model_id, m.cell, m.layers || 'x' || m.hidden_size AS size, m.corpus, "
@@ -472,7 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
         g = p.add_argument_group("analysis")
         g.add_argument("--split", choices=("train", "valid", "test"), help="split to trace (default test)")
         g.add_argument("--max-tokens", type=int, help="analyse the first N tokens (default all)")
-        g.add_argument("--states", help="'all' (default) or a comma list, e.g. h,c or h,gates")
+        g.add_argument("--states", help="'hidden' (default: h, and c for an LSTM), 'all' (with the gates) "
+                                        "or a comma list, e.g. h or h,gates")
         g.add_argument("--top-words", type=int, help="words in the co-clustering (default 500)")
         g.add_argument("--min-count", type=int, help="least occurrences to be co-clustered (default 10)")
         g.add_argument("--k-max", type=int, help="largest number of clusters (default 20)")

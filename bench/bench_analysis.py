@@ -29,7 +29,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--store", default="/tmp/rnnvis-bench")
     ap.add_argument("--hidden", type=int, default=650)
-    ap.add_argument("--states", default="all;h,c", help="semicolon-separated --states values to measure")
+    ap.add_argument("--states", default="hidden;all", help="semicolon-separated --states values to measure")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     args = ap.parse_args()
     if args.threads:

@@ -26,13 +26,13 @@ def tiny_store(tmp_path_factory) -> Path:
     train_model("tiny-lstm", ModelConfig("lm", "lstm", 2, 8, 6), TrainConfig(epochs=2, batch_size=4, bptt=10),
                 root, corpus=lm, show_progress=False)
     analyze_model("tiny-lstm", root, AnalysisOptions(batch_size=4, top_words=30, min_count=2, k_max=5,
-                                                     gradient_k=5), corpus=lm, show_progress=False)
+                                                     gradient_k=5, states="all"), corpus=lm, show_progress=False)
     clf = load_corpus(str(FIXTURES / "reviews.csv"))
     train_model("tiny-gru", ModelConfig("sentiment", "gru", 1, 8, 6),
                 TrainConfig(epochs=2, batch_size=8, optimizer="adam", lr=1e-2), root, corpus=clf,
                 show_progress=False)
     analyze_model("tiny-gru", root, AnalysisOptions(batch_size=8, top_words=30, min_count=2, k_max=5,
-                                                    gradient_k=5), corpus=clf, show_progress=False)
+                                                    gradient_k=5, states="all"), corpus=clf, show_progress=False)
     return root
 
 

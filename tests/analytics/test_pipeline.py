@@ -8,6 +8,7 @@ from analytics.pipeline import AnalysisOptions, analyze_model
 from models import load_model
 from models.config import ModelConfig, TrainConfig
 from models.corpora import load_corpus
+from models.rnn import RecurrentModel
 from models.train import lm_stream, train_model
 
 
@@ -83,6 +84,19 @@ def test_rerun_replaces_and_bad_inputs(tiny_store, tmp_path):
         analyze_model("tiny-gru", tiny_store, AnalysisOptions(states="c"))
     with pytest.raises(ValueError, match="k_min"):
         AnalysisOptions(k_max=99).validate()
+
+
+def test_state_selection():
+    from analytics.pipeline import _select_states
+    lstm = RecurrentModel(ModelConfig("lm", "lstm", 2, 4, 4))
+    gru = RecurrentModel(ModelConfig("lm", "gru", 1, 4, 4))
+    assert AnalysisOptions().states == "hidden"
+    assert _select_states(lstm, "hidden") == [(0, "h"), (0, "c"), (1, "h"), (1, "c")]
+    assert _select_states(gru, "hidden") == [(0, "h")]
+    assert _select_states(gru, "all") == [(0, "h"), (0, "z"), (0, "r"), (0, "n")]
+    assert _select_states(lstm, "c,gates")[:5] == [(0, "c"), (0, "i"), (0, "f"), (0, "g"), (0, "o")]
+    with pytest.raises(ValueError, match="has states h, z, r, n"):
+        _select_states(gru, "h,c")
 
 
 def test_round_mantissa_is_bounded_and_monotone():

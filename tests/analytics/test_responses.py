@@ -196,3 +196,31 @@ def test_std_is_numerically_sound_for_large_offsets():
     for i, w in enumerate(stats.word_ids):
         x = vals[ids == w].astype(np.float64)
         np.testing.assert_allclose(stats.std[i], x.std(axis=0, ddof=1), rtol=1e-6)
+
+
+def test_column_ranges_match_separate_accumulators():
+    # One accumulator over the columns of two "states" side by side == one per state.
+    ids, vals = _stream(seed=7, hidden=10, n_rows=900, cap=30)
+    both = ResponseAccumulator(40, 10, quantile_cap=30)
+    _feed(both, ids, vals, sizes=(300, 17, 99))
+    parts = [both.stats(0, 4), both.stats(4, 10)]
+    both.close()
+    for (c0, c1), got in zip([(0, 4), (4, 10)], parts):
+        alone = ResponseAccumulator(40, c1 - c0, quantile_cap=30)
+        _feed(alone, ids, np.ascontiguousarray(vals[:, c0:c1]), sizes=(300, 17, 99))
+        ref = alone.finalize()
+        for name in ("word_ids", "n", "mean", "std", "quantiles"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(ref, name))
+    with pytest.raises(RuntimeError, match="after finalize"):
+        both.stats(0, 4)
+
+
+def test_values_beyond_float16_are_clamped_for_quantiles_only():
+    acc = ResponseAccumulator(2, 2)
+    vals = torch.tensor([[1e5, -1.0], [3e5, -2.0], [-7e4, -3.0]])
+    acc.update(torch.tensor([0, 0, 1]), vals)
+    stats = acc.finalize()
+    assert acc.clamped == 3
+    np.testing.assert_allclose(stats.mean[0], [2e5, -1.5], rtol=1e-6)   # mean and std from the exact values
+    np.testing.assert_allclose(stats.std[0], [np.std([1e5, 3e5], ddof=1), np.std([-1.0, -2.0], ddof=1)], rtol=1e-6)
+    assert stats.quantiles[:, 0, 0].max() == 65504.0 and stats.quantiles[:, 1, 0].min() == -65504.0
