@@ -452,6 +452,7 @@ class _TableSink:
         self.pending_rows = 0
         self.rows = 0
         self.writer: pq.ParquetWriter | None = None
+        self.presorted = True  # every chunk so far came in the view's sort order
 
     def _open(self) -> pq.ParquetWriter:
         floats = [c.name for c in self.view.columns if c.type in _FLOAT_TYPES]
@@ -466,9 +467,10 @@ class _TableSink:
             write_page_index=True,
         )
 
-    def add(self, table: pa.Table) -> None:
+    def add(self, table: pa.Table, presorted: bool = False) -> None:
         if table.num_rows == 0:
             return
+        self.presorted = self.presorted and presorted
         self.pending.append(table)
         self.pending_rows += table.num_rows
         self.rows += table.num_rows
@@ -479,7 +481,7 @@ class _TableSink:
         if not self.pending:
             return
         table = pa.concat_tables(self.pending)
-        if self.view.sort_by:  # sort before splitting, so in-order chunks give a sorted file
+        if self.view.sort_by and not self.presorted:  # sort before splitting, so in-order chunks give a sorted file
             table = table.sort_by([(c, "ascending") for c in self.view.sort_by])
         if limit is not None and table.num_rows > limit:
             head, rest = table.slice(0, limit), table.slice(limit)
@@ -603,8 +605,13 @@ class PartitionWriter:
             )
         return VIEWS[table]
 
-    def write(self, table: str, data: pd.DataFrame | pa.Table | pa.RecordBatch) -> int:
-        """Append ``data`` (a DataFrame or Arrow table) to ``table``; returns rows written so far."""
+    def write(self, table: str, data: pd.DataFrame | pa.Table | pa.RecordBatch, *, presorted: bool = False) -> int:
+        """Append ``data`` (a DataFrame or Arrow table) to ``table``; returns rows written so far.
+
+        ``presorted``: the caller promises that this and every earlier chunk of
+        ``table`` come in the view's sort order, so the rows need no sort (a
+        broken promise only makes the file unsorted: slower to filter, not wrong).
+        """
         staging = self._check_open()
         view = self._view(table)
         if table in self._kept:
@@ -623,7 +630,7 @@ class PartitionWriter:
         if sink is None:
             path = staging / _file_name(table, self.version)
             sink = self._sinks[table] = _TableSink(path, view, self.row_group_rows)
-        sink.add(chunk)
+        sink.add(chunk, presorted)
         os.utime(staging)  # liveness, for clean_staging
         return sink.rows
 

@@ -106,3 +106,13 @@ def test_round_mantissa_is_bounded_and_monotone():
     assert np.max(np.abs(r / x - 1)) <= 2.0 ** -11
     assert np.all(np.diff(r) >= 0)
     assert (r.view(np.uint32) & np.uint32((1 << 13) - 1) == 0).all()
+
+
+def test_word_responses_file_is_in_sort_order(tiny_store):
+    # The pipeline writes states in the view's order and skips the writer's sort: check the promise holds.
+    import pyarrow.parquet as pq
+    part = store.partition_path(tiny_store, "models", "tiny-lstm")
+    (path,) = [p for p in part.iterdir() if p.name.startswith("word_responses")]
+    df = pq.read_table(path, columns=["layer", "state", "word_id", "unit"]).to_pandas()
+    df["state"] = df["state"].astype(str)
+    assert len(df) > 0 and df.equals(df.sort_values(["layer", "state", "word_id", "unit"]).reset_index(drop=True))
