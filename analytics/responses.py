@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from models.buffers import Workspace
+from models.buffers import Workspace, lazy_zeros
 
 logger = logging.getLogger(__name__)
 
@@ -188,10 +188,10 @@ class ResponseAccumulator:
 
         V, W = self.vocab_size, self.width
         self._count = torch.zeros(V, dtype=torch.int64)                     # [V]
-        # Only the rows of words seen are ever touched (and take memory).
-        self._shift = torch.zeros(V, W, dtype=torch.float32)               # [V, W] K: first value
-        self._s1 = torch.zeros(V, W, dtype=torch.float64)                  # [V, W] Σ(x − K)
-        self._s2 = torch.zeros(V, W, dtype=torch.float64)                  # [V, W] Σ(x − K)²
+        # Only the rows of words seen are ever touched, and only they take memory.
+        self._shift = lazy_zeros((V, W), torch.float32)                    # [V, W] K: first value
+        self._s1 = lazy_zeros((V, W), torch.float64)                       # [V, W] Σ(x − K)
+        self._s2 = lazy_zeros((V, W), torch.float64)                       # [V, W] Σ(x − K)²
         self._scratch = Workspace()
 
         # Kept rows (first quantile_cap occurrences per word), in memory...

@@ -12,8 +12,26 @@ used.)
 from __future__ import annotations
 
 import math
+import mmap
 
+import numpy as np
 import torch
+
+_NUMPY = {torch.float32: np.float32, torch.float64: np.float64, torch.int64: np.int64}
+
+
+def lazy_zeros(shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A zero-filled CPU tensor whose pages take memory only once written.
+
+    ``torch.zeros`` writes every byte; an anonymous mapping is zero-filled by
+    the kernel on first touch, so a [V, W] table of which only the rows of
+    words actually seen are written costs only those rows.
+    """
+    numel = math.prod(shape)
+    if numel == 0 or dtype not in _NUMPY:
+        return torch.zeros(shape, dtype=dtype)
+    buf = mmap.mmap(-1, numel * torch.empty((), dtype=dtype).element_size())
+    return torch.from_numpy(np.frombuffer(buf, dtype=_NUMPY[dtype]).reshape(shape))  # the tensor keeps buf alive
 
 
 class Workspace:

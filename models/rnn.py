@@ -6,7 +6,9 @@ from the same weights: gated cells are unrolled step by step (one matrix
 product for all input projections, then one [B, H] x [H, G*H] product per step),
 which yields the gates and the LSTM cell state along the way at the cost of
 one forward pass; the vanilla RNN, which has no gates, runs through a one-layer
-fused module sharing the trained parameters.
+fused module sharing the trained parameters.  :meth:`RecurrentModel.trace_packed`
+is the same trace written into one reusable [T, B, states x H] buffer, with
+the updates Δh in place of h and c if asked: what the analysis streams.
 """
 from __future__ import annotations
 
