@@ -291,6 +291,8 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
                     report("trace", 0.8 * bar.n / len(groups))
         if tokens == 0:
             raise ValueError(f"the {opts.split} split of {corpus.name!r} has no tokens to analyse")
+        ws.clear()                     # the trace buffers (0.8 GB for a 2x650 LSTM, all states) are done
+        model.clear_trace_cache()
 
         models_df, metrics_df, vocab_df = _model_tables(model_id, ckpt, vocab, opts, tokens, states)
         with store.write_partition(store_root, "models", model_id) as w:
