@@ -258,7 +258,7 @@ class ResponseAccumulator:
         kept = torch.empty((n_keep, self.width), dtype=torch.float16)
 
         # Row blocks small enough that the scratch stays in cache between the
-        # passes: gather K, x − K (into float64), two index_add_, and the
+        # passes: gather K, x − K, widen to float64, two index_add_, and the
         # float16 copy of the kept rows.
         rows = max(1, UPDATE_BLOCK_ELEMS // self.width)
         k0 = 0
@@ -386,21 +386,21 @@ class ResponseAccumulator:
             raise RuntimeError("ResponseAccumulator.stats() called after finalize() or close()")
         if not 0 <= c0 < c1 <= self.width:
             raise ValueError(f"need 0 <= c0 < c1 <= {self.width}, got {c0}, {c1}")
-        seen = torch.nonzero(self._count > 0).squeeze(1)  # [W]
+        seen = torch.nonzero(self._count > 0).squeeze(1)  # [n_words]
         word_ids = seen.numpy().astype(np.int64)
         n = self._count[seen].numpy().astype(np.int64)
         n_words, width = word_ids.shape[0], c1 - c0
         n64 = torch.from_numpy(n).to(torch.float64)[:, None]
         s1 = self._s1[seen, c0:c1]
-        mean = (self._shift[seen, c0:c1].to(torch.float64) + s1 / n64).to(torch.float32).numpy()  # [W, H]
+        mean = (self._shift[seen, c0:c1].to(torch.float64) + s1 / n64).to(torch.float32).numpy()  # [n_words, width]
         m2 = self._s2[seen, c0:c1] - s1.square_() / n64
         del s1
         std = (m2 / (n64 - 1).clamp_(min=1.0)).clamp_(min=0.0).sqrt_().to(torch.float32).numpy()  # n == 1: 0
         del m2
 
         quantiles = np.empty((len(QUANTILES), n_words, width), dtype=np.float32)
-        kept = np.minimum(n, self.quantile_cap)  # [W] rows per word in the buffer
-        seg_start = np.cumsum(kept) - kept  # [W] segment starts after sorting by word
+        kept = np.minimum(n, self.quantile_cap)  # [n_words] rows per word in the buffer
+        seg_start = np.cumsum(kept) - kept  # [n_words] segment starts after sorting by word
         n_kept = int(kept.sum())
 
         # Kept rows: spilled part (memmaps) followed by the in-memory part.
