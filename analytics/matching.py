@@ -5,6 +5,13 @@ mean responses over the words both models saw; the Hungarian algorithm
 (scipy's ``linear_sum_assignment``) picks the one-to-one matching with the
 largest total |correlation|.  Cluster overlap uses scikit-learn's adjusted
 Rand and normalised mutual information on the matched units.
+
+Chance baseline: with hundreds of units, the best of many weak correlations is
+not small, so a matched |r| means little alone. :func:`shuffled_matching`
+reruns the same matching after permuting the shared words of B independently
+of A (each unit keeps its own distribution of responses, and B's units keep
+their correlations with each other; only the word pairing is broken), a few
+times with a fixed seed.
 """
 from __future__ import annotations
 
@@ -34,6 +41,48 @@ def match_units(a: np.ndarray, b: np.ndarray) -> pd.DataFrame:
     rows, cols = linear_sum_assignment(-np.abs(c))
     out = pd.DataFrame({"unit_a": rows, "unit_b": cols, "correlation": c[rows, cols]})
     return out.reindex(out["correlation"].abs().sort_values(ascending=False).index).reset_index(drop=True)
+
+
+def _matched_abs(c: np.ndarray) -> np.ndarray:
+    """|correlation| of the Hungarian matching of c [Ha, Hb], sorted descending."""
+    rows, cols = linear_sum_assignment(-np.abs(c))
+    return np.sort(np.abs(c[rows, cols]))[::-1]
+
+
+def shuffled_matching(a: np.ndarray, b: np.ndarray, *, shuffles: int = 5, seed: int = 0) -> np.ndarray:
+    """Chance level of :func:`match_units`: a [W, Ha], b [W, Hb] -> [shuffles, min(Ha, Hb)].
+
+    Row s holds the matched |correlation| (sorted descending, rank by rank comparable with the real
+    matching) after permuting the W words of ``b`` with the s-th permutation of ``default_rng(seed)``.
+    """
+    if shuffles < 1:
+        raise ValueError(f"shuffles must be at least 1, got {shuffles}")
+    correlation_matrix(a, b)  # same checks (shapes, at least 3 words)
+    za = a - a.mean(0)
+    zb = b - b.mean(0)
+    na, nb = np.linalg.norm(za, axis=0), np.linalg.norm(zb, axis=0)
+    rng = np.random.default_rng(seed)
+    out = np.empty((shuffles, min(a.shape[1], b.shape[1])))
+    for s in range(shuffles):            # a handful of shuffles, each one GEMM + one assignment
+        perm = rng.permutation(a.shape[0])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c = (za.T @ zb[perm]) / np.outer(na, nb)   # centring and norms do not change under a permutation
+        out[s] = _matched_abs(np.nan_to_num(c, nan=0.0))
+    return out
+
+
+def chance_summary(shuffled: np.ndarray, observed: np.ndarray) -> dict[str, object]:
+    """Summary of :func:`shuffled_matching` against the observed correlations of the real matching.
+
+    Returns max (the best |r| any shuffle reached), top_mean (mean over shuffles of the best |r|),
+    mean (mean |r| of all shuffled matches), by_rank_mean / by_rank_lo / by_rank_hi (per rank, descending:
+    mean, min and max over shuffles), above (observed pairs with |r| above ``max``), shuffles.
+    """
+    obs = np.abs(np.asarray(observed, dtype=float))
+    return {"max": float(shuffled.max()), "top_mean": float(shuffled[:, 0].mean()),
+            "mean": float(shuffled.mean()), "by_rank_mean": shuffled.mean(0), "by_rank_lo": shuffled.min(0),
+            "by_rank_hi": shuffled.max(0), "above": int((obs > shuffled.max()).sum()),
+            "shuffles": int(shuffled.shape[0])}
 
 
 def cluster_overlap(labels_a: np.ndarray, labels_b: np.ndarray, matches: pd.DataFrame) -> dict[str, float]:

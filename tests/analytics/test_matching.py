@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from analytics.matching import cluster_overlap, correlation_matrix, match_units
+from analytics.matching import chance_summary, cluster_overlap, correlation_matrix, match_units, shuffled_matching
 
 
 def test_matching_recovers_a_permutation():
@@ -29,3 +29,30 @@ def test_overlap_of_identical_clusterings():
 def test_needs_shared_words():
     with pytest.raises(ValueError, match="same words"):
         correlation_matrix(np.zeros((5, 2)), np.zeros((4, 2)))
+
+
+def test_shuffled_matching_is_the_chance_level_of_the_matching():
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(300, 16))
+    related = a[:, rng.permutation(16)] + 0.5 * rng.normal(size=(300, 16))
+    unrelated = rng.normal(size=(300, 16))
+    real = match_units(a, related)["correlation"].abs().to_numpy()
+    sh = shuffled_matching(a, related, shuffles=4, seed=0)
+    assert sh.shape == (4, 16) and (np.diff(sh, axis=1) <= 0).all()       # each row sorted descending
+    assert np.array_equal(sh, shuffled_matching(a, related, shuffles=4, seed=0))  # fixed seed: same baseline
+    c = chance_summary(sh, real)
+    assert c["max"] < 0.35 < real.min() and c["above"] == 16 and c["shuffles"] == 4
+    assert len(c["by_rank_mean"]) == 16 and (c["by_rank_lo"] <= c["by_rank_hi"]).all()
+    # two unrelated models: the real matching is no better than its shuffled baseline
+    noise = match_units(a, unrelated)["correlation"].abs().to_numpy()
+    cn = chance_summary(shuffled_matching(a, unrelated, shuffles=8, seed=1), noise)
+    assert abs(noise.max() - cn["top_mean"]) < 0.1 and cn["above"] <= 2
+
+
+def test_shuffled_matching_of_unequal_sizes_and_bad_input():
+    rng = np.random.default_rng(3)
+    assert shuffled_matching(rng.normal(size=(40, 5)), rng.normal(size=(40, 9)), shuffles=2).shape == (2, 5)
+    with pytest.raises(ValueError, match="shuffles"):
+        shuffled_matching(np.zeros((5, 2)), np.zeros((5, 2)), shuffles=0)
+    with pytest.raises(ValueError, match="same words"):
+        shuffled_matching(np.zeros((5, 2)), np.zeros((4, 2)))
