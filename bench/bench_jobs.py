@@ -165,11 +165,11 @@ def end_to_end(preset: str) -> dict:
             app.server.test_client().get("/_dash-dependencies")
             page = sys.modules[next(p["module"] for p in dash.page_registry.values() if p["path"] == "/jobs")]
             v = page.preset_values(preset)
-            values = [v[f] for f, _, _ in page.FIELDS]
+            values = {f: v[f] for f, _, _ in page.FIELDS}
             t0 = time.perf_counter()
             with app.server.test_request_context():
                 out = page.submit_job(1, preset, v["cell"], values, "builtin", v["corpus"], None, "bench-ui", None)
-            job_id = out[1]
+            job_id = out["refresh"]
             while (rec := jobs.read_job(settings.store, job_id)).status not in jobs.TERMINAL:
                 time.sleep(0.1)
             ui_s = time.perf_counter() - t0

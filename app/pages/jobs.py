@@ -221,8 +221,8 @@ def curve_figure(detail: dict[str, Any], title: str = "") -> go.Figure:
     return fig
 
 
-def _errors_out(errors: dict[str, str], fields: tuple[str, ...]) -> list[str]:
-    return [errors.get(f, "") for f in fields]
+def _errors_out(errors: dict[str, str], fields: tuple[str, ...]) -> dict[str, str]:
+    return {f: errors.get(f, "") for f in fields}
 
 
 def _other_errors(errors: dict[str, str], fields: tuple[str, ...]) -> str:
@@ -346,33 +346,41 @@ def upload_corpus(contents, filenames, fmt):
             html.Span(f"uploaded {info.summary} ({info.fmt})", style={"color": "#2e7d32"}), "upload")
 
 
-@callback([Output(IDS.banner, "children"), Output(IDS.refresh, "data")]
-          + [Output(IDS.error(f), "children") for f in ERROR_FIELDS],
-          Input(IDS.submit, "n_clicks"),
-          State(IDS.preset, "value"), State(IDS.field("cell"), "value"),
-          [State(IDS.field(f), "value") for f, _, _ in FIELDS],
-          State(IDS.corpus_source, "value"), State(IDS.corpus_builtin, "value"),
-          State(IDS.corpus_upload_store, "data"), State(IDS.model_id, "value"), State(IDS.name, "value"),
+@callback(output=dict(banner=Output(IDS.banner, "children"), refresh=Output(IDS.refresh, "data"),
+                      errors={f: Output(IDS.error(f), "children") for f in ERROR_FIELDS}),
+          inputs=dict(n_clicks=Input(IDS.submit, "n_clicks")),
+          state=dict(preset=State(IDS.preset, "value"), cell=State(IDS.field("cell"), "value"),
+                     values={f: State(IDS.field(f), "value") for f, _, _ in FIELDS},
+                     source=State(IDS.corpus_source, "value"), builtin=State(IDS.corpus_builtin, "value"),
+                     upload=State(IDS.corpus_upload_store, "data"), model_id=State(IDS.model_id, "value"),
+                     name=State(IDS.name, "value")),
           prevent_initial_call=True)
 def submit_job(n_clicks, preset, cell, values, source, builtin, upload, model_id, name):
-    """Validate the form and queue the job; field-level messages when refused, a clear error if the queue is down."""
+    """Validate the form and queue the job; field-level messages when refused, a clear error if the queue is down.
+
+    The fields arrive grouped (``values``: field name -> value), as Dash 4 passes keyword groupings; a list of
+    States would be flattened into separate arguments.
+    """
     from analytics.jobs import JobValidationError
     from workers import client
-    request = build_request(preset, cell, dict(zip([f for f, _, _ in FIELDS], values)), source, builtin, upload,
-                            model_id, name)
+    missing = {f: "enter a number" for f, v in values.items() if v is None}
+    request = build_request(preset, cell, {f: v for f, v in values.items() if v is not None}, source, builtin,
+                            upload, model_id, name)
     try:
+        if missing:
+            raise JobValidationError(missing)
         rec = client.submit_train(_settings(), request, submitted_by=current_user(), job_settings=_job_settings())
     except JobValidationError as e:
         other = _other_errors(e.errors, ERROR_FIELDS)
         banner = html.Div("Not submitted: fix the fields marked below." + (f" {other}" if other else ""),
                           className="jobs-refused", style={"color": "#c62828"})
-        return [banner, no_update] + _errors_out(e.errors, ERROR_FIELDS)
+        return {"banner": banner, "refresh": no_update, "errors": _errors_out(e.errors, ERROR_FIELDS)}
     except client.BrokerUnavailable as e:
-        return [html.Div(str(e), className="jobs-broker-down", style={"color": "#c62828"}), no_update] \
-            + _errors_out({}, ERROR_FIELDS)
+        return {"banner": html.Div(str(e), className="jobs-broker-down", style={"color": "#c62828"}),
+                "refresh": no_update, "errors": _errors_out({}, ERROR_FIELDS)}
     banner = html.Div(f"Queued job {rec.job_id}: model {rec.model_id}.", className="jobs-queued",
                       style={"color": "#2e7d32"})
-    return [banner, rec.job_id] + _errors_out({}, ERROR_FIELDS)
+    return {"banner": banner, "refresh": rec.job_id, "errors": _errors_out({}, ERROR_FIELDS)}
 
 
 @callback(Output(IDS.byom_weights_status, "children"), Input(IDS.byom_weights, "filename"),
@@ -410,7 +418,7 @@ def submit_import(n_clicks, weights, weights_name, vocab, vocab_name, source, bu
     except jobs.JobValidationError as e:
         return ["Not submitted." + (" " + _other_errors(e.errors, BYOM_ERROR_FIELDS)
                                     if _other_errors(e.errors, BYOM_ERROR_FIELDS) else ""), no_update] \
-            + _errors_out(e.errors, BYOM_ERROR_FIELDS)
+            + list(_errors_out(e.errors, BYOM_ERROR_FIELDS).values())
     except client.BrokerUnavailable as e:
         return [str(e), no_update, "", "", "", ""]
     return [f"Queued job {rec.job_id}: import of {info.summary} as {rec.model_id}.", rec.job_id, "", "", "", ""]

@@ -102,13 +102,13 @@ def test_page_submit_reports_broker_down(tmp_path, fixtures, dash_app, jobs_page
     up = jobs.save_corpus_upload(tmp_path, [(p.name, p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
                                  "ptb")
     with dash_app.server.test_request_context():
-        out = jobs_page.submit_job(1, "demo-lstm", "lstm", [1, 8, 8, 1, 1.0, 4, 10, 0.0], "upload",
+        out = jobs_page.submit_job(1, "demo-lstm", "lstm", {f: v for (f, _, _), v in zip(jobs_page.FIELDS, [1, 8, 8, 1, 1.0, 4, 10, 0.0])}, "upload",
                               "brown", {"upload_id": up.upload_id}, None, None)
         table = jobs_page.refresh_jobs(1, None, None)
     import json
 
     import plotly
-    assert "cannot reach the job queue" in json.dumps(out[0], cls=plotly.utils.PlotlyJSONEncoder)
-    assert out[1] is jobs_page.no_update
+    assert "cannot reach the job queue" in json.dumps(out["banner"], cls=plotly.utils.PlotlyJSONEncoder)
+    assert out["refresh"] is jobs_page.no_update
     assert store.list_partitions(tmp_path, "jobs") == []
     assert "No jobs yet" in json.dumps(table[0], cls=plotly.utils.PlotlyJSONEncoder)

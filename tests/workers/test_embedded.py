@@ -52,10 +52,10 @@ def test_page_submit_runs_through_the_embedded_worker(embedded, dash_app, jobs_p
         upload, status, source = jobs_page.upload_corpus([_url(p.read_bytes()) for p in files], [p.name for p in files],
                                                     "ptb")
         assert upload and source == "upload"
-        out = jobs_page.submit_job(1, "demo-gru", "gru", [1, 8, 8, 2, 1.0, 4, 10, 0.0], "upload", "brown", upload,
+        out = jobs_page.submit_job(1, "demo-gru", "gru", {f: v for (f, _, _), v in zip(jobs_page.FIELDS, [1, 8, 8, 2, 1.0, 4, 10, 0.0])}, "upload", "brown", upload,
                               "ui-gru", "my GRU")
-    assert "Queued job" in json.dumps(out[0].to_plotly_json(), default=str), out
-    job_id = out[1]
+    assert "Queued job" in json.dumps(out["banner"].to_plotly_json(), default=str), out
+    job_id = out["refresh"]
     rec = _finished(embedded.store, job_id)
     assert rec.submitted_by == "local" and rec.model_id == "ui-gru"  # open mode's implicit user and rec.worker.startswith("embedded-")
     con = store.connect(embedded.store)

@@ -52,11 +52,11 @@ def test_form_refuses_bad_values_with_field_messages(dash_app, jobs_page, tmp_pa
     dash_app.server.config["RNNVIS_SETTINGS"] = Settings(store=tmp_path, broker_url="redis://127.0.0.1:1/0")
     with dash_app.server.test_request_context():
         values = [1, 0, 8, 10**6, 1.0, 4, 10, 0.0]  # hidden size 0, a million epochs
-        out = jobs_page.submit_job(1, "demo-lstm", "lstm", values, "upload", "brown", None, "", "")
-    errors = dict(zip(jobs_page.ERROR_FIELDS, out[2:]))
+        out = jobs_page.submit_job(1, "demo-lstm", "lstm", {f: v for (f, _, _), v in zip(jobs_page.FIELDS, values)}, "upload", "brown", None, "", "")
+    errors = out["errors"]
     assert "between 1 and 8192" in errors["hidden_size"] and "between 1 and 1000" in errors["epochs"]
     assert "choose a built-in corpus or upload" in errors["corpus"]
-    assert "Not submitted" in str(out[0]) and out[1] is jobs_page.no_update
+    assert "Not submitted" in str(out["banner"]) and out["refresh"] is jobs_page.no_update
     assert not (tmp_path / "jobs").exists()
 
 
