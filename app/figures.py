@@ -26,6 +26,7 @@ import plotly.graph_objects as go
 __all__ = [
     "esc", "POS_COLORS", "cocluster_figure", "glyph_figure", "detail_figure", "unit_words_figure",
     "training_curves", "gradient_flow_figure", "contingency_figure", "message_figure", "CoclusterOptions",
+    "matched_r_figure", "makeup_text",
 ]
 
 #: Universal POS tag -> colour (fixed, colour-blind friendly where possible).
@@ -89,7 +90,9 @@ class CoclusterOptions:
     links: range of |e| relative to the strongest link (0..1) that is drawn; clip: responses are
     clipped to [-clip, clip] for colour; word_response [H]: the selected word's mean response (colours
     the cells) or None; chip/cloud: the selected unit cluster / word cluster (highlight);
-    highlight_units: units drawn with a dark outline (compare: matched units).
+    highlight_units: units drawn with a dark outline (compare: matched units); purity: per word cluster,
+    its POS make-up and purity against shuffled tags (:func:`analytics.purity.cluster_purity` frame: cluster,
+    words, majority, purity, shuffled, shuffled_std, makeup), shown on each cloud's label, or None.
     """
 
     nwords: int = 20
@@ -108,6 +111,34 @@ class CoclusterOptions:
     cloud_width: float = CLOUD_W
     link_gap: float = LINK_GAP
     pos_legend: bool = True
+    purity: pd.DataFrame | None = None
+
+
+def makeup_text(makeup: dict[str, int], top: int = 3, sep: str = ", ") -> str:
+    """'NOUN 12, VERB 5, ADJ 3' : the ``top`` most frequent tags of a cluster with their counts."""
+    return sep.join(f"{'punct' if t == '.' else t} {n}" for t, n in list(makeup.items())[:top])
+
+
+def _cloud_labels(clouds: dict[int, dict], purity: pd.DataFrame | None, wide: bool) -> tuple[list[str], list[str]]:
+    """(label text, hover text) of each cloud, in the order of ``clouds``: size, POS make-up, purity vs chance."""
+    rows = {} if purity is None or purity.empty else {int(r["cluster"]): r for r in purity.to_dict("records")}
+    texts, hovers = [], []
+    for i, c in clouds.items():
+        head = f"W{i} · {c['n']} words"
+        hover = f"word cluster W{i}: {c['n']} words, showing {len(c['df'])} (click to highlight)"
+        r = rows.get(int(i))
+        if r is not None:
+            pur = f"purity {r['purity']:.2f} (chance {r['shuffled']:.2f})"
+            texts.append(f"{head} · {esc(makeup_text(r['makeup']))} · {pur}" if wide else
+                         f"W{i} · {c['n']} · POS {r['purity']:.2f} ({r['shuffled']:.2f})")
+            hover += (f"<br>POS make-up ({r['words']} tagged): {esc(makeup_text(r['makeup'], top=6))}"
+                      f"<br>POS purity {r['purity']:.2f}: share of its words tagged {esc(r['majority'])}"
+                      f"<br>chance (tags shuffled over all clustered words): {r['shuffled']:.2f} "
+                      f"± {r['shuffled_std']:.2f}")
+        else:
+            texts.append(head)
+        hovers.append(hover)
+    return texts, hovers
 
 
 def _chip_columns(sizes: np.ndarray) -> int:
@@ -323,13 +354,13 @@ def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray
         x=xs, y=ys, mode="text+markers", text=texts, textfont=dict(size=sizes_px, color=text_colors),
         marker=dict(size=[max(8.0, s) for s in sizes_px], color="rgba(0,0,0,0)"),
         customdata=cdata, hovertext=hover, hoverinfo="text", showlegend=False, name="words"))
+    cloud_text, cloud_hover = _cloud_labels(clouds, opts.purity, wide=opts.cloud_width >= 30)
     data.append(_scatter(
         x=[x_cloud + 0.3] * len(clouds), y=[c["top"] + 0.55 for c in clouds.values()], mode="markers+text",
-        text=[f"W{i} · {c['n']} words" for i, c in clouds.items()], textposition="middle right",
+        text=cloud_text, textposition="middle right",
         marker=dict(size=9, color="#607d8b", symbol="circle"), textfont=dict(size=11, color="#546e7a"),
         customdata=[["cloud", int(i)] for i in clouds], hoverinfo="text",
-        hovertext=[f"word cluster W{i}: {c['n']} words, showing {len(c['df'])} (click to highlight)"
-                   for i, c in clouds.items()], showlegend=False, name="clouds"))
+        hovertext=cloud_hover, showlegend=False, name="clouds"))
     if opts.pos and opts.pos_legend:   # legend of the POS colours
         order_tags = list(POS_COLORS)
         present = sorted({str(t or "") for t in words["pos"]},
@@ -486,21 +517,42 @@ def detail_figure(details: dict[str, pd.DataFrame], max_units: int | None = None
 
 
 def unit_words_figure(df: pd.DataFrame, unit: int) -> Figure:
-    """The words unit ``unit`` responds to most (top) and least (bottom): horizontal bars of the mean."""
+    """The words unit ``unit`` responds to most (top) and least (bottom): horizontal bars of the mean.
+
+    df: word, mean, freq and, when known, n, z (mean / (std/√n)) and weak (bool). Every bar is labelled
+    with its n and z; weak rows (too few occurrences, or a z too small to tell from noise) are drawn pale
+    and hatched with a "?" before the word, so a one-occurrence word never tops the list unmarked.
+    """
     if df.empty:
         return message_figure(f"No words for unit {unit}.")
     df = df.sort_values("mean")
-    labels = [esc(w) for w in df["word"]]
-    return _figure([dict(
-        type="bar", x=df["mean"].tolist(), y=labels, orientation="h",
-        marker=dict(color=[POSITIVE if v >= 0 else NEGATIVE for v in df["mean"]]),
-        hovertext=[f"{esc(w)}: mean {m:+.4g}, frequency {int(f):,}" for w, m, f in zip(df["word"], df["mean"], df["freq"])],
-        hoverinfo="text")], dict(
-        height=max(300, 18 * len(df) + 80), title=dict(text=f"unit {unit}: the words it responds to most and least",
-                                                       font=dict(size=14)),
+    has_stats = "n" in df.columns and "z" in df.columns
+    weak = (df["weak"].fillna(True).astype(bool).to_numpy() if "weak" in df.columns
+            else np.zeros(len(df), bool))
+    labels = [f"? {esc(w)}" if wk else esc(w) for w, wk in zip(df["word"], weak)]
+    ztxt = (lambda z: "z —" if z is None or not np.isfinite(z) else f"z {z:+.1f}")  # noqa: E731
+    if has_stats:
+        bar_text = [f"n={int(n)} · {ztxt(z)}" for n, z in zip(df["n"], df["z"])]
+        hover = [f"{esc(w)}: mean {m:+.4g}, n = {int(n):,} occurrences, {ztxt(z)}, frequency {int(f):,}"
+                 + ("<br>weak: too few occurrences or |z| too small to tell from noise" if wk else "")
+                 for w, m, n, z, f, wk in zip(df["word"], df["mean"], df["n"], df["z"], df["freq"], weak)]
+    else:
+        bar_text = None
+        hover = [f"{esc(w)}: mean {m:+.4g}, frequency {int(f):,}" for w, m, f in zip(df["word"], df["mean"], df["freq"])]
+    colors = [("#e6b0aa" if wk else POSITIVE) if v >= 0 else ("#a9cce3" if wk else NEGATIVE)
+              for v, wk in zip(df["mean"], weak)]
+    bar = dict(type="bar", x=df["mean"].tolist(), y=labels, orientation="h", hovertext=hover, hoverinfo="text",
+               marker=dict(color=colors, pattern=dict(shape=["/" if wk else "" for wk in weak], fgcolor="#78909c")))
+    if bar_text is not None:
+        bar.update(text=bar_text, textposition="auto", insidetextanchor="middle", textfont=dict(size=10))
+    title = f"unit {unit}: the words it responds to most and least"
+    if has_stats:
+        title += "<br><sup>ranked by mean; n occurrences, z = mean/(std/√n); ? pale hatched: weak (few n or small |z|)</sup>"
+    return _figure([bar], dict(
+        height=max(300, 18 * len(df) + 90), title=dict(text=title, font=dict(size=14)),
         xaxis=_axis(title=dict(text=f"mean response of unit {unit}"), zeroline=True, zerolinecolor="#90a4ae"),
         yaxis=_axis(type="category", categoryorder="array", categoryarray=labels, showgrid=False),
-        margin=dict(l=110, r=20, t=50, b=40)))
+        margin=dict(l=110, r=20, t=60, b=40)))
 
 
 # --------------------------------------------------------------------------- models, gradients, overlap
@@ -539,7 +591,11 @@ def training_curves(metrics: pd.DataFrame) -> Figure:
 
 
 def gradient_flow_figure(df: pd.DataFrame) -> Figure:
-    """‖∂h_t/∂h_{t−k}‖ against k, one curve per model and layer (log scale)."""
+    """‖∂h_t/∂h_{t−k}‖ against k, one curve per model and layer.
+
+    Log y axis with powers of ten (no SI prefixes: 1e-30 is not "1 q"), its range set from the data so that
+    norms down to 1e-30 and below are drawn; norms that are 0 or not finite leave a gap (log scale).
+    """
     if df.empty:
         return message_figure("No gradient flow stored for these models (analyse with --gradient-k > 0).")
     data = []
@@ -547,15 +603,63 @@ def gradient_flow_figure(df: pd.DataFrame) -> Figure:
         layers = sorted(g["layer"].unique())
         for layer in layers:
             s = g[g["layer"] == layer].sort_values("distance")
+            y = s["grad_norm"].to_numpy(dtype=np.float64)
             data.append(_scatter(
-                x=s["distance"].tolist(), y=s["grad_norm"].tolist(), mode="lines", name=f"{esc(model_id)} layer {layer}",
+                x=s["distance"].tolist(), y=[float(v) if np.isfinite(v) and v > 0 else None for v in y],
+                mode="lines", name=f"{esc(model_id)} layer {layer}",
                 line=dict(color=PALETTE[mi % 4], dash="solid" if layer == layers[-1] else "dot", width=2),
-                hovertemplate=f"{esc(model_id)} layer {layer}<br>k = %{{x}}<br>norm %{{y:.3g}}<extra></extra>"))
+                hovertemplate=f"{esc(model_id)} layer {layer}<br>k = %{{x}}<br>norm %{{y:.3e}}<extra></extra>"))
+    ys = df["grad_norm"].to_numpy(dtype=np.float64)
+    gaps = int((~(np.isfinite(ys) & (ys > 0))).sum())
+    ys = ys[np.isfinite(ys) & (ys > 0)]
+    yaxis = _axis(title=dict(text="mean norm"), type="log", exponentformat="power", showexponent="all")
+    notes = [] if not gaps else [dict(
+        text=f"{gaps} point(s) with norm 0 or not finite (underflow) are not drawn", x=1, y=1, xref="paper",
+        yref="paper", xanchor="right", yanchor="bottom", showarrow=False, font=dict(size=10, color="#b71c1c"))]
+    if ys.size:
+        lo, hi = math.floor(math.log10(ys.min())), math.ceil(math.log10(ys.max()))
+        hi = max(hi, lo + 1)
+        yaxis.update(range=[lo - 0.1, hi + 0.1], dtick=max(1, math.ceil((hi - lo) / 8)))
     return _figure(data, dict(
         height=330, title=dict(text="Gradient flow ‖∂h<sub>t</sub>/∂h<sub>t−k</sub>‖", font=dict(size=14), x=0.02,
-                               y=0.97), margin=dict(l=60, r=20, t=60, b=40),
-        xaxis=_axis(title=dict(text="k (steps back)")), yaxis=_axis(title=dict(text="mean norm"), type="log"),
+                               y=0.97), margin=dict(l=70, r=20, t=60, b=40),
+        xaxis=_axis(title=dict(text="k (steps back)")), yaxis=yaxis, annotations=notes,
         legend=dict(orientation="h", y=-0.3, x=0)))
+
+
+def matched_r_figure(pairs: pd.DataFrame, chance: dict | None, name_a: str = "A", name_b: str = "B") -> Figure:
+    """|r| of every matched unit pair by rank, over the same matching on shuffled words (chance band).
+
+    pairs: correlation (sorted by |r| descending, as :func:`analytics.matching.match_units` returns them);
+    chance: :func:`analytics.matching.chance_summary` (by_rank_mean/lo/hi [M], max, shuffles) or None.
+    """
+    if pairs.empty:
+        return message_figure("No matched units.")
+    r = np.sort(np.abs(pairs["correlation"].to_numpy(dtype=float)))[::-1]
+    rank = np.arange(1, len(r) + 1).tolist()
+    data: list[dict] = []
+    if chance is not None:
+        lo = np.asarray(chance["by_rank_lo"], float)[:len(r)].tolist()
+        hi = np.asarray(chance["by_rank_hi"], float)[:len(r)].tolist()
+        mid = np.asarray(chance["by_rank_mean"], float)[:len(r)].tolist()
+        n = int(chance["shuffles"])
+        data.append(_scatter(x=rank, y=lo, mode="lines", line=dict(width=0, color="#90a4ae"), hoverinfo="skip",
+                             showlegend=False, name="chance low"))
+        data.append(_scatter(x=rank, y=hi, mode="lines", line=dict(width=0, color="#90a4ae"), fill="tonexty",
+                             fillcolor="rgba(144,164,174,0.35)", hoverinfo="skip", name=f"chance (min–max of {n} shuffles)"))
+        data.append(_scatter(x=rank, y=mid, mode="lines", line=dict(color="#607d8b", dash="dash", width=1.5),
+                             name="chance (mean)", hovertemplate="rank %{x}<br>shuffled |r| %{y:.3f}<extra></extra>"))
+    data.append(_scatter(x=rank, y=r.tolist(), mode="lines+markers", marker=dict(size=4, color="#1565c0"),
+                         line=dict(color="#1565c0", width=2), name="matched |r|",
+                         hovertemplate="rank %{x}<br>|r| %{y:.3f}<extra></extra>"))
+    title = "matched |r| by rank"
+    if chance is not None:
+        title += f" · chance: |r| up to {chance['max']:.2f}"
+    return _figure(data, dict(
+        height=260, title=dict(text=title, font=dict(size=13), x=0.02), margin=dict(l=50, r=10, t=40, b=40),
+        xaxis=_axis(title=dict(text=f"matched pair ({esc(name_a)} ↔ {esc(name_b)}), by |r|")),
+        yaxis=_axis(title=dict(text="|r|"), range=[0, 1.02]),
+        legend=dict(orientation="h", y=-0.35, x=0, font=dict(size=10)), hovermode="x unified"))
 
 
 def contingency_figure(table: pd.DataFrame, name_a: str, name_b: str) -> Figure:

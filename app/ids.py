@@ -72,6 +72,7 @@ CMP_CLUSTER_B = graph("compare-cluster-b")
 CMP_DETAIL_A = graph("compare-detail-a")
 CMP_DETAIL_B = graph("compare-detail-b")
 CMP_MATCHES = "compare-matches"
+CMP_MATCH_FIG = graph("compare-match-fig")   # matched |r| by rank over the shuffled-words chance band
 CMP_OVERLAP = "compare-overlap"
 CMP_OVERLAP_FIG = graph("compare-overlap-fig")
 CMP_GRADIENT = graph("compare-gradient")

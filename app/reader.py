@@ -32,13 +32,17 @@ import pandas as pd
 from analytics import store
 from analytics.coclusters import edge_weights
 from analytics.glyphs import class_contributions, glyph_measures
-from analytics.matching import cluster_overlap, contingency, match_units
+from analytics.matching import chance_summary, cluster_overlap, contingency, match_units, shuffled_matching
+from analytics.purity import cluster_purity, pos_purity
 from analytics.store import UnknownModelError
 
 log = logging.getLogger(__name__)
 V = TypeVar("V")
 
 CLUSTER_STATES = ("h", "c")  # states the analysis co-clusters; gates borrow the h clustering
+MATCH_SHUFFLES, MATCH_SEED = 5, 0      # chance baseline of the unit matching (shuffled shared words)
+PURITY_SHUFFLES, PURITY_SEED = 200, 0  # chance baseline of POS purity (shuffled tags)
+WEAK_N, WEAK_Z = 5, 2.0                # a unit's top word is marked weak below this n or |z|
 
 
 class AnalysisMissingError(LookupError):
@@ -378,7 +382,9 @@ class Reader:
     def unit_words(self, model_id: str, layer: int, state: str, unit: int, top: int = 12) -> pd.DataFrame:
         """The co-clustered words a unit responds to most (positive) and least (negative).
 
-        Columns word, mean, freq, side ('most'/'least'), sorted by mean descending.
+        Ranked by the mean response s(w)_u. Columns word, mean, freq, side ('most'/'least'), n (occurrences
+        analysed), std, z = mean / (std / √n) (NaN where std is 0, e.g. n = 1) and weak (n < WEAK_N or
+        |z| < WEAK_Z or z undefined: not told apart from noise), sorted by mean descending.
         """
         data = self.layer_data(model_id, layer, state)
         if not 0 <= unit < data.hidden_size:
@@ -387,11 +393,46 @@ class Reader:
         order = np.argsort(-col, kind="stable")
         top = min(top, len(order) // 2 or 1)
         hi, lo = order[:top], order[::-1][:top]
-        df = pd.DataFrame({"word": np.concatenate([data.words[hi], data.words[lo]]),
-                           "mean": np.concatenate([col[hi], col[lo]]),
-                           "freq": np.concatenate([data.freq[hi], data.freq[lo]]),
-                           "side": ["most"] * len(hi) + ["least"] * len(lo)})
+        rows = np.concatenate([hi, lo])
+        df = pd.DataFrame({"word_id": data.word_ids[rows], "word": data.words[rows], "mean": col[rows],
+                           "freq": data.freq[rows], "side": ["most"] * len(hi) + ["least"] * len(lo)})
+        stats = self._unit_stats(model_id, layer, state, unit, data.word_ids[rows])
+        df = df.merge(stats, on="word_id", how="left").drop(columns="word_id")
+        df["n"] = df["n"].fillna(0).astype(np.int64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = df["mean"].to_numpy(float) / (df["std"].to_numpy(float) / np.sqrt(df["n"].to_numpy(float)))
+        df["z"] = np.where(np.isfinite(z), z, np.nan)
+        df["weak"] = (df["n"] < WEAK_N) | ~(df["z"].abs() >= WEAK_Z)
         return df.drop_duplicates("word").sort_values("mean", ascending=False).reset_index(drop=True)
+
+    def _unit_stats(self, model_id: str, layer: int, state: str, unit: int, word_ids: np.ndarray) -> pd.DataFrame:
+        """word_id, n, std of one unit for the given words (read once per unit and word set)."""
+        v = self.version(model_id)
+        ids = sorted(int(w) for w in set(word_ids.tolist()))
+        return self._small.get(("ustats", model_id, v, layer, state, unit, tuple(ids)), lambda: self._q(
+            "SELECT word_id, n, std FROM word_responses WHERE model_id = ? AND layer = ? AND state = ? "
+            "AND unit = ? AND list_contains(?, word_id)", [model_id, layer, state, unit, ids]))
+
+    def purity(self, model_id: str, layer: int, state: str, k: int) -> dict[str, Any]:
+        """POS purity of the word clusters of the view for k, against shuffled tags (cached per view).
+
+        {"overall": Purity or None, "clusters": cluster_purity frame or None, "k": k,
+         "reason": why there is none (e.g. an untagged corpus) or ""}.
+        """
+        view = self.clusters(model_id, layer, state, k)
+        v = self.version(model_id)
+
+        def compute() -> dict[str, Any]:
+            w = view.words
+            try:
+                kw = dict(shuffles=PURITY_SHUFFLES, seed=PURITY_SEED)
+                return {"overall": pos_purity(w["cluster"].to_numpy(), w["pos"].to_numpy(object), **kw),
+                        "clusters": cluster_purity(w["cluster"].to_numpy(), w["pos"].to_numpy(object), **kw),
+                        "k": view.k, "reason": ""}
+            except ValueError:
+                return {"overall": None, "clusters": None, "k": view.k,
+                        "reason": "the corpus has no POS tags (tagged corpora, e.g. Brown, get a purity)"}
+        return self._derived.get(("purity", model_id, v, layer, view.cluster_state, view.k), compute)
 
     # ------------------------------------------------------------------ sentences
     def _checkpoint(self, model_id: str) -> tuple[Any, Any, list[str]]:
@@ -510,12 +551,19 @@ class Reader:
         """Hungarian matching of the units of a and b = (model, layer, state) over their shared words.
 
         Returns {"pairs": DataFrame unit_a, unit_b, correlation, cluster_a, cluster_b; "overlap": dict
-        (adjusted_rand, nmi, pairs, shared_words); "contingency": DataFrame; "k": k}.
+        (adjusted_rand, nmi, pairs, shared_words); "contingency": DataFrame; "k": k; "chance": the same
+        matching on shuffled words (:func:`analytics.matching.chance_summary`)}. The matching and its
+        chance level do not depend on k and are computed once per pair; k only relabels them.
         """
         va, vb = self.version(a[0]), self.version(b[0])
         return self._derived.get(("match", a, va, b, vb, k), lambda: self._match(a, b, k))
 
-    def _match(self, a: tuple[str, int, str], b: tuple[str, int, str], k: int) -> dict[str, Any]:
+    def unit_pairs(self, a: tuple[str, int, str], b: tuple[str, int, str]) -> dict[str, Any]:
+        """{"pairs": match_units frame, "shared_words": n, "chance": chance_summary} (cached per pair)."""
+        va, vb = self.version(a[0]), self.version(b[0])
+        return self._derived.get(("pairs", a, va, b, vb), lambda: self._unit_pairs(a, b))
+
+    def _unit_pairs(self, a: tuple[str, int, str], b: tuple[str, int, str]) -> dict[str, Any]:
         da, db = self.layer_data(*a), self.layer_data(*b)
         ia = pd.Series(np.arange(len(da.words)), index=da.words)
         ib = pd.Series(np.arange(len(db.words)), index=db.words)
@@ -525,17 +573,25 @@ class Reader:
         if len(shared) < 3:
             raise ValueError(f"{a[0]} and {b[0]} share only {len(shared)} co-clustered words; "
                              "units cannot be matched (pick models trained on similar text)")
-        ma = da.mean[ia.loc[shared].to_numpy()]
-        mb = db.mean[ib.loc[shared].to_numpy()]
+        ma = da.mean[ia.loc[shared].to_numpy()].astype(np.float64)
+        mb = db.mean[ib.loc[shared].to_numpy()].astype(np.float64)
         pairs = match_units(ma, mb)
+        shuffled = shuffled_matching(ma, mb, shuffles=MATCH_SHUFFLES, seed=MATCH_SEED)
+        return {"pairs": pairs, "shared_words": int(len(shared)),
+                "chance": {**chance_summary(shuffled, pairs["correlation"].to_numpy()), "seed": MATCH_SEED}}
+
+    def _match(self, a: tuple[str, int, str], b: tuple[str, int, str], k: int) -> dict[str, Any]:
+        up = self.unit_pairs(a, b)
+        pairs = up["pairs"].copy()
         va, vb = self.clusters(*a, k), self.clusters(*b, k)
         la = va.units.sort_values("unit")["cluster"].to_numpy()
         lb = vb.units.sort_values("unit")["cluster"].to_numpy()
         pairs["cluster_a"] = la[pairs["unit_a"].to_numpy()]
         pairs["cluster_b"] = lb[pairs["unit_b"].to_numpy()]
         overlap = cluster_overlap(la, lb, pairs)
-        overlap["shared_words"] = int(len(shared))
-        return {"pairs": pairs, "overlap": overlap, "contingency": contingency(la, lb, pairs), "k": va.k}
+        overlap["shared_words"] = up["shared_words"]
+        return {"pairs": pairs, "overlap": overlap, "contingency": contingency(la, lb, pairs), "k": va.k,
+                "chance": up["chance"]}
 
     def gradient_flow(self, model_ids: Sequence[str]) -> pd.DataFrame:
         ids = [m for m in dict.fromkeys(model_ids) if m]

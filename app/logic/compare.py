@@ -60,15 +60,35 @@ def _highlights(pairs: pd.DataFrame, pair: dict | None) -> tuple[tuple[int, ...]
     return tuple(int(u) for u in sel["unit_a"]), tuple(int(u) for u in sel["unit_b"]), sel
 
 
-def pairs_table(pairs: pd.DataFrame, selected: pd.DataFrame, name_a: str, name_b: str, mark: bool = True
-                ) -> html.Table:
+def pairs_table(pairs: pd.DataFrame, selected: pd.DataFrame, name_a: str, name_b: str, mark: bool = True,
+                chance_max: float | None = None) -> html.Table:
+    """The strongest matched pairs; with ``chance_max``, pairs whose |r| a shuffled matching also reaches
+    are marked '≤ chance'."""
     chosen = set(zip(selected["unit_a"], selected["unit_b"])) if mark else set()
-    rows = [html.Tr([html.Td(str(i + 1)), html.Td(f"u{int(r.unit_a)} (H{int(r.cluster_a)})"),
-                     html.Td(f"u{int(r.unit_b)} (H{int(r.cluster_b)})"), html.Td(f"{r.correlation:+.3f}")],
-                    className="match-row selected" if (r.unit_a, r.unit_b) in chosen else "match-row")
-            for i, r in enumerate(pairs.head(TOP_PAIRS).itertuples())]
-    return html.Table([html.Thead(html.Tr([html.Th("#"), html.Th(f"unit of {name_a}"), html.Th(f"unit of {name_b}"),
-                                           html.Th("r")])), html.Tbody(rows)], className="table matches-table")
+
+    def row(i: int, r) -> html.Tr:
+        at_chance = chance_max is not None and abs(r.correlation) <= chance_max
+        cls = "match-row" + (" selected" if (r.unit_a, r.unit_b) in chosen else "") + (" chance" if at_chance else "")
+        cells = [html.Td(str(i + 1)), html.Td(f"u{int(r.unit_a)} (H{int(r.cluster_a)})"),
+                 html.Td(f"u{int(r.unit_b)} (H{int(r.cluster_b)})"), html.Td(f"{r.correlation:+.3f}")]
+        if chance_max is not None:
+            cells.append(html.Td("≤ chance" if at_chance else "above", className="muted" if at_chance else ""))
+        return html.Tr(cells, className=cls)
+
+    rows = [row(i, r) for i, r in enumerate(pairs.head(TOP_PAIRS).itertuples())]
+    head = [html.Th("#"), html.Th(f"unit of {name_a}"), html.Th(f"unit of {name_b}"), html.Th("r")]
+    if chance_max is not None:
+        head.append(html.Th("vs chance"))
+    return html.Table([html.Thead(html.Tr(head)), html.Tbody(rows)], className="table matches-table")
+
+
+def chance_sentence(m: dict) -> str:
+    """'chance: |r| up to 0.22 (...); 3 of 8 matched pairs above it' for a matching with its baseline."""
+    c = m["chance"]
+    n = len(m["pairs"])
+    return (f"chance: |r| up to {c['max']:.2f} (the same matching after shuffling the {m['overlap']['shared_words']}"
+            f" shared words of one model, best of {c['shuffles']} shuffles, seed {c.get('seed', 0)}); "
+            f"{c['above']} of {n} matched pairs above it")
 
 
 def _name(model: str, layer: int) -> str:
@@ -78,12 +98,12 @@ def _name(model: str, layer: int) -> str:
 def compare_view(reader: Reader, a: str | None, layer_a: int | None, b: str | None, layer_b: int | None,
                  state: str | None, k: int | None, nwords: int = 15, pair: dict | None = None,
                  words: Sequence[str] = ()) -> tuple[Any, Any, Any, Any, Any, Any]:
-    """(cluster fig A, cluster fig B, matched list, overlap summary, contingency fig, alert)."""
+    """(cluster fig A, cluster fig B, matched list, overlap summary, contingency fig, matched-|r| fig, alert)."""
     empty = figures.message_figure("Pick two models.")
     if not a or not b or layer_a is None or layer_b is None or not state:
-        return empty, empty, [], [], empty, []
+        return empty, empty, [], [], empty, empty, []
 
-    def run() -> tuple[Any, Any, Any, Any, Any, Any]:
+    def run() -> tuple[Any, Any, Any, Any, Any, Any, Any]:
         ka = (a, int(layer_a), state)
         kb = (b, int(layer_b), state)
         va, vb = reader.clusters(*ka, int(k or 6)), reader.clusters(*kb, int(k or 6))
@@ -98,13 +118,18 @@ def compare_view(reader: Reader, a: str | None, layer_a: int | None, b: str | No
         listing: Any = []
         overlap: Any = []
         ofig = figures.message_figure("No matching.")
+        mfig = figures.message_figure("No matching.", height=120)
         if m is not None:
             hl_a, hl_b, sel = _highlights(m["pairs"], pair)
-            listing = pairs_table(m["pairs"], sel, name_a, name_b, mark=bool(pair))
+            listing = html.Div([html.P(chance_sentence(m), className="chance-note small"),
+                                pairs_table(m["pairs"], sel, name_a, name_b, mark=bool(pair),
+                                            chance_max=m["chance"]["max"])])
+            mfig = figures.matched_r_figure(m["pairs"], m["chance"], name_a, name_b)
             o = m["overlap"]
             overlap = html.Div([
                 html.Span(f"{o['pairs']} matched unit pairs over {o['shared_words']} shared words · "),
-                html.Span(f"mean |r| {m['pairs']['correlation'].abs().mean():.2f} · "),
+                html.Span(f"mean |r| {m['pairs']['correlation'].abs().mean():.2f} "
+                          f"(shuffled words: {m['chance']['mean']:.2f}) · "),
                 html.Span(f"cluster overlap (k = {m['k']}): adjusted Rand {o['adjusted_rand']:.2f}, "
                           f"NMI {o['nmi']:.2f}")], className="overlap-summary")
             ofig = figures.contingency_figure(m["contingency"], name_a, name_b)
@@ -121,9 +146,9 @@ def compare_view(reader: Reader, a: str | None, layer_a: int | None, b: str | No
                 nwords=int(nwords or 15), highlight_units=hl, title=f"{name} · {state} · k = {view.k}",
                 cloud_width=18.0, link_gap=5.0, pos_legend=False, clip=reader.typical_response(model, int(layer), state),
                 word=word if resp is not None else None, word_response=resp, selected_words=(word,) if word else ())))
-        return figs[0], figs[1], listing, overlap, ofig, msg
+        return figs[0], figs[1], listing, overlap, ofig, mfig, msg
 
-    return guarded(run, lambda al: (empty, empty, [], [], empty, al), reader, PAGE)
+    return guarded(run, lambda al: (empty, empty, [], [], empty, empty, al), reader, PAGE)
 
 
 def handle_click(click: dict | None, side: str, current: dict | None) -> tuple[dict, list[str] | None]:

@@ -76,12 +76,13 @@ def cluster_view(reader: Reader, model: str | None, layer: int | None, state: st
             if len(d):
                 word_resp = np.zeros(len(view.units))
                 word_resp[d["unit"].to_numpy()] = d["mean"].to_numpy()
+        pur = reader.purity(model, int(layer), state, int(k or 6))
         opts = figures.CoclusterOptions(
             nwords=int(nwords or 20), stroke=float(stroke or 1.0),
             links=tuple(links) if links else (0.0, 1.0), pos=pos, align=align,
             clip=float(10 ** float(clip if clip is not None else -1.0)),
             word=first if word_resp is not None else None, word_response=word_resp,
-            selected_words=tuple(words_l), chip=sel.get("chip"), cloud=sel.get("cloud"))
+            selected_words=tuple(words_l), chip=sel.get("chip"), cloud=sel.get("cloud"), purity=pur["clusters"])
         fig = figures.cocluster_figure(view.words, view.units, view.edges, opts)
         n_units = view.units.groupby("cluster").size()
         note = (f" · clusters of {view.cluster_state} (gates are not co-clustered)"
@@ -90,7 +91,8 @@ def cluster_view(reader: Reader, model: str | None, layer: int | None, state: st
         summary = html.Span([
             html.B(f"{model}"), f" · layer {view.layer} · state {state} · k = {view.k}{k_note} · ",
             f"{len(view.words)} co-clustered words · {int(n_units.size)} memory chips · ",
-            f"strongest link |e| = {view.max_abs:.3g}{note}"], className="summary")
+            f"strongest link |e| = {view.max_abs:.3g}{note}", html.Br(), purity_summary(pur)],
+            className="summary")
         opts_list = [{"label": w, "value": w} for w in sorted(set(view.words["word"].astype(str)))]
         for w in words_l:
             if w not in {o["value"] for o in opts_list}:
@@ -98,6 +100,20 @@ def cluster_view(reader: Reader, model: str | None, layer: int | None, state: st
         return fig, summary, opts_list
 
     return guarded(run, lambda a: (figures.message_figure("Nothing to draw."), a, []), reader, PAGE)
+
+
+def purity_summary(pur: dict) -> html.Span:
+    """'POS purity 0.42 · chance 0.35 ± 0.01 (tags shuffled) · ...' for the whole clustering of the view."""
+    p = pur.get("overall")
+    if p is None:
+        return html.Span(f"POS purity: not available, {pur.get('reason') or 'no tags'}", className="purity muted")
+    z = "" if not np.isfinite(p.z) else f", {p.z:+.1f} sd"
+    return html.Span([html.B(f"POS purity {p.purity:.2f}"),
+                      f" · chance {p.shuffled:.2f} ± {p.shuffled_std:.2f} (tags shuffled over the {p.words} "
+                      f"tagged clustered words{z})"],
+                     className="purity", title="share of clustered words whose POS tag is their cluster's majority "
+                                               "tag; chance keeps the cluster sizes and the tag counts and shuffles "
+                                               "which word has which tag")
 
 
 def handle_click(click: dict | None, words: Sequence[str] | None, selection: dict | None

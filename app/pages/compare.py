@@ -55,7 +55,8 @@ def layout(**query) -> html.Div:
                                              if d["word"] else [], value=d["word"], searchable=True,
                                              placeholder="click a word in either view")),
         html.P("Units are matched by the correlation of their responses over the words both models co-clustered "
-               "(Hungarian matching). Outlined cells: strongly matched units, or the pair of the cell you clicked.",
+               "(Hungarian matching). Outlined cells: strongly matched units, or the pair of the cell you clicked. "
+               "Chance: the same matching after shuffling the shared words of one model (grey band).",
                className="muted small"),
         html.Button("Matched units CSV", id=ids.CMP_CSV, n_clicks=0, className="btn"),
     ], className="panel")
@@ -70,7 +71,9 @@ def layout(**query) -> html.Div:
                           dcc.Graph(id=ids.CMP_DETAIL_B, config=GRAPH_CONFIG)], className="card half"),
         ], className="side-by-side"),
         html.Div([
-            html.Section([html.H4("Matched units"), html.Div(id=ids.CMP_MATCHES)], className="card third"),
+            html.Section([html.H4("Matched units"),
+                          dcc.Graph(id=ids.CMP_MATCH_FIG, config=GRAPH_CONFIG),
+                          html.Div(id=ids.CMP_MATCHES)], className="card third"),
             html.Section([html.H4("Cluster overlap"), html.Div(id=ids.CMP_OVERLAP),
                           dcc.Graph(id=ids.CMP_OVERLAP_FIG, config=GRAPH_CONFIG)], className="card third"),
             html.Section([dcc.Graph(id=ids.CMP_GRADIENT, config=GRAPH_CONFIG)], className="card third"),
@@ -91,16 +94,16 @@ def _on_models(a, b, layer_a, layer_b, state):
 
 @callback(Output(ids.CMP_CLUSTER_A, "figure"), Output(ids.CMP_CLUSTER_B, "figure"), Output(ids.CMP_MATCHES, "children"),
           Output(ids.CMP_OVERLAP, "children"), Output(ids.CMP_OVERLAP_FIG, "figure"),
-          Output(ids.CMP_WORD, "options"),
+          Output(ids.CMP_MATCH_FIG, "figure"), Output(ids.CMP_WORD, "options"),
           Input(ids.CMP_MODEL_A, "value"), Input(ids.CMP_LAYER_A, "value"), Input(ids.CMP_MODEL_B, "value"),
           Input(ids.CMP_LAYER_B, "value"), Input(ids.CMP_STATE, "value"), Input(ids.CMP_K, "value"),
           Input(ids.CMP_NWORDS, "value"), Input(ids.CMP_PAIR, "data"), Input(ids.CMP_WORD, "value"))
 def _on_view(a, layer_a, b, layer_b, state, k, nwords, pair, word):
     r = context.reader()
-    fa, fb, listing, overlap, ofig, msg = logic.compare_view(r, a, layer_a, b, layer_b, state, k, nwords, pair,
-                                                             [word] if word else [])
-    return fa, fb, [msg, listing] if msg else listing, overlap, ofig, logic.word_options(r, a, layer_a, b, layer_b,
-                                                                                         state, k, word)
+    fa, fb, listing, overlap, ofig, mfig, msg = logic.compare_view(r, a, layer_a, b, layer_b, state, k, nwords,
+                                                                   pair, [word] if word else [])
+    return (fa, fb, [msg, listing] if msg else listing, overlap, ofig, mfig,
+            logic.word_options(r, a, layer_a, b, layer_b, state, k, word))
 
 
 @callback(Output(ids.CMP_PAIR, "data"), Output(ids.CMP_WORD, "value"),

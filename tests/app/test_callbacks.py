@@ -164,7 +164,7 @@ def test_csv_exports(reader):
 def test_compare_two_models_matches_units_and_summarises_overlap(reader):
     opts_a, la, opts_b, lb, states, state, alert = compare.controls(reader, "tiny-lstm", "tiny-gru", None, None, None)
     assert (la, lb, state) == (1, 0, "h") and alert == []
-    fa, fb, listing, overlap, ofig, msg = compare.compare_view(reader, "tiny-lstm", la, "tiny-gru", lb, state, 3)
+    fa, fb, listing, overlap, ofig, mfig, msg = compare.compare_view(reader, "tiny-lstm", la, "tiny-gru", lb, state, 3)
     text = _text(listing) + _text(overlap) + _text(msg)
     assert ("matched unit pairs" in text and "adjusted Rand" in text) or "share only" in text
     assert fa["layout"]["title"]["text"].startswith("tiny-lstm L1")
@@ -173,9 +173,9 @@ def test_compare_two_models_matches_units_and_summarises_overlap(reader):
 def test_compare_two_layers_of_one_model(reader):
     _, la, _, lb, _, state, _ = compare.controls(reader, "tiny-lstm", "tiny-lstm", 0, None, "h")
     assert (la, lb) == (0, 1)
-    fa, fb, listing, overlap, ofig, msg = compare.compare_view(reader, "tiny-lstm", 0, "tiny-lstm", 1, "h", 3)
+    fa, fb, listing, overlap, ofig, mfig, msg = compare.compare_view(reader, "tiny-lstm", 0, "tiny-lstm", 1, "h", 3)
     assert "matched unit pairs over" in _text(overlap)
-    rows = listing.children[1].children
+    rows = listing.children[1].children[1].children
     assert len(rows) == 8
     # strongly matched units are outlined in both views; clicking a unit highlights just its pair
     pair, _ = compare.handle_click({"points": [{"customdata": ["unit", 5, 0]}]}, "a", {})

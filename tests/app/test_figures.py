@@ -123,3 +123,65 @@ def test_other_figures_validate():
     go.Figure(figures.gradient_flow_figure(gf))
     go.Figure(figures.contingency_figure(pd.DataFrame([[2, 0], [1, 3]]), "a", "b"))
     go.Figure(figures.unit_words_figure(pd.DataFrame({"word": ["x", "y"], "mean": [0.2, -0.1], "freq": [3, 4]}), 3))
+
+
+# -- chance baselines
+
+
+def test_cloud_labels_show_pos_makeup_and_purity_against_chance():
+    words, units, edges = _view()
+    purity = pd.DataFrame([{"cluster": 0, "words": 3, "majority": "NOUN", "purity": 0.75, "shuffled": 0.5,
+                            "shuffled_std": 0.1, "makeup": {"NOUN": 3, "VERB": 1, ".": 1}}])
+    fig = figures.cocluster_figure(words, units, edges, figures.CoclusterOptions(purity=purity))
+    go.Figure(fig)
+    clouds = _trace(fig, "clouds")
+    assert clouds["text"][0] == "W0 · 4 words · NOUN 3, VERB 1, punct 1 · purity 0.75 (chance 0.50)"
+    assert "chance (tags shuffled" in clouds["hovertext"][0] and "0.50 ± 0.10" in clouds["hovertext"][0]
+    assert clouds["text"][1] == "W1 · 4 words"                      # no purity row: size only
+    narrow = figures.cocluster_figure(words, units, edges, figures.CoclusterOptions(purity=purity, cloud_width=18))
+    assert _trace(narrow, "clouds")["text"][0] == "W0 · 4 · POS 0.75 (0.50)"
+    assert _trace(figures.cocluster_figure(words, units, edges), "clouds")["text"][0] == "W0 · 4 words"
+
+
+def test_matched_r_figure_draws_the_chance_band_under_the_matched_pairs():
+    pairs = pd.DataFrame({"unit_a": [0, 1, 2], "unit_b": [2, 0, 1], "correlation": [0.9, -0.6, 0.1]})
+    chance = {"max": 0.31, "by_rank_mean": np.array([0.25, 0.15, 0.05]), "by_rank_lo": np.array([0.2, 0.1, 0.0]),
+              "by_rank_hi": np.array([0.31, 0.2, 0.1]), "shuffles": 5}
+    fig = figures.matched_r_figure(pairs, chance, "a L0", "b L0")
+    go.Figure(fig)
+    assert _trace(fig, "matched |r|")["y"] == [0.9, 0.6, 0.1]
+    band = _trace(fig, "chance (min–max of 5 shuffles)")
+    assert band["fill"] == "tonexty" and band["y"] == [0.31, 0.2, 0.1]
+    assert _trace(fig, "chance (mean)")["y"] == [0.25, 0.15, 0.05]
+    assert "chance: |r| up to 0.31" in fig["layout"]["title"]["text"]
+    assert [t["name"] for t in figures.matched_r_figure(pairs, None)["data"]] == ["matched |r|"]
+    assert "No matched" in figures.matched_r_figure(pairs.iloc[:0], chance)["layout"]["annotations"][0]["text"]
+
+
+def test_unit_words_show_n_and_z_and_mark_weak_rows():
+    df = pd.DataFrame({"word": ["once", "often", "never"], "mean": [0.9, 0.5, -0.3], "freq": [1, 400, 80],
+                       "n": [1, 400, 80], "z": [np.nan, 25.0, -1.2], "weak": [True, False, True]})
+    fig = figures.unit_words_figure(df, 4)
+    go.Figure(fig)
+    bar = fig["data"][0]
+    top = bar["y"].index("? once")                   # the one-occurrence word is still shown, but marked
+    assert bar["y"][top] == "? once" and "often" in bar["y"] and "? never" in bar["y"]
+    assert bar["text"][top] == "n=1 · z —" and bar["text"][bar["y"].index("often")] == "n=400 · z +25.0"
+    assert bar["marker"]["pattern"]["shape"][top] == "/" and bar["marker"]["pattern"]["shape"][bar["y"].index("often")] == ""
+    assert "weak" in bar["hovertext"][top] and "z = mean/(std/√n)" in fig["layout"]["title"]["text"]
+
+
+def test_gradient_flow_uses_powers_of_ten_and_reaches_1e_minus_30():
+    k = np.arange(1, 41)
+    gf = pd.DataFrame({"model_id": ["rnn"] * 40, "layer": [0] * 40, "distance": k,
+                       "grad_norm": np.r_[10.0 ** -(k[:-1] * 30 / 39), 0.0]})   # 1 ... 1e-30, then a zero
+    fig = figures.gradient_flow_figure(gf)
+    go.Figure(fig)
+    y = fig["layout"]["yaxis"]
+    assert y["type"] == "log" and y["exponentformat"] == "power" and y["showexponent"] == "all"
+    assert y["range"][0] <= -30 and y["range"][1] >= 0           # the whole span is in view
+    line = fig["data"][0]["y"]
+    assert line[-2] == pytest.approx(1e-30) and line[-1] is None    # 0 cannot sit on a log axis: a gap
+    assert "%{y:.3e}" in fig["data"][0]["hovertemplate"]
+    assert "1 point(s) with norm 0" in fig["layout"]["annotations"][0]["text"]
+    assert figures.gradient_flow_figure(gf.iloc[:-1])["layout"]["annotations"] == []

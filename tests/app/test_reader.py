@@ -87,6 +87,10 @@ def test_word_detail_and_unit_words(reader):
     assert reader.word_detail("tiny-lstm", 0, "h", "zzzqqq").empty
     u = reader.unit_words("tiny-lstm", 0, "h", 2, top=3)
     assert len(u) == 6 and u["mean"].is_monotonic_decreasing
+    # n and z = mean / (std/√n) of each word, from word_responses; weak rows are flagged
+    d = reader.word_detail("tiny-lstm", 0, "h", u["word"][0]).set_index("unit").loc[2]
+    assert u["n"][0] == d["n"] and u["z"][0] == pytest.approx(d["mean"] / (d["std"] / np.sqrt(d["n"])), rel=1e-4)
+    assert (u["weak"] == ((u["n"] < 5) | ~(u["z"].abs() >= 2))).all()
 
 
 def test_sentences_round_trip_through_the_store(reader):
@@ -108,6 +112,15 @@ def test_matching_two_layers(reader):
     assert sorted(m["pairs"]["unit_a"]) == list(range(8))
     assert -1 <= m["pairs"]["correlation"].min() <= m["pairs"]["correlation"].max() <= 1
     assert m["overlap"]["shared_words"] >= 3
+    c = m["chance"]   # the same matching on shuffled words, computed once per pair whatever k
+    assert c["shuffles"] == 5 and 0 < c["max"] <= 1 and len(c["by_rank_mean"]) == 8
+    assert reader.matching(("tiny-lstm", 0, "h"), ("tiny-lstm", 1, "h"), 4)["chance"] is c
+
+
+def test_purity_of_an_untagged_corpus_says_why_there_is_none(reader):
+    p = reader.purity("tiny-lstm", 1, "h", 3)
+    assert p["overall"] is None and p["clusters"] is None and "no POS tags" in p["reason"]
+    assert reader.purity("tiny-lstm", 1, "h", 3) is p     # cached
 
 
 def test_missing_analysis_is_reported(app_store):
