@@ -15,7 +15,11 @@ _OVERRIDES = {  # flag -> (type, help)
     "cell": (str, "rnn, gru or lstm"), "layers": (int, "number of layers"),
     "hidden_size": (int, "hidden units per layer"), "embed_size": (int, "embedding size"),
     "dropout": (float, "dropout"), "epochs": (int, "maximum epochs"), "lr": (float, "learning rate"),
-    "lr_decay": (float, "lr factor per epoch after --decay-after"), "decay_after": (int, "epochs at full lr"),
+    "loss": (str, "scale of the loss that --lr and --clip apply to: token (mean over tokens) or sequence "
+                  "(summed over the bptt steps, mean over the batch; Zaremba et al.)"),
+    "schedule": (str, "plateau (lr x lr_decay after an epoch with no better validation loss) or step"),
+    "lr_decay": (float, "lr factor: on a plateau, or every epoch after --decay-after (step)"),
+    "decay_after": (int, "step schedule: epochs at full lr"),
     "optimizer": (str, "sgd or adam"), "clip": (float, "gradient norm clip (0 = off)"),
     "batch_size": (int, "batch size"), "bptt": (int, "BPTT length (language models)"),
     "vocab_size": (int, "vocabulary size"), "patience": (int, "early stopping patience (0 = off)"),

@@ -1,24 +1,37 @@
-"""Training throughput: our trainer against a plain PyTorch loop, same fused module, batch and bptt.
+"""Training: our trainer against a plain PyTorch loop, for speed and for how fast it learns.
 
-    .venv/bin/python bench/bench_train.py [--steps 30] [--shapes small,medium]
+    .venv/bin/python bench/bench_train.py [--steps 30] [--shapes lstm-small,lstm-medium]
+    .venv/bin/python bench/bench_train.py --quality [--presets demo-lstm,lstm-small] [--epochs 1]
 
-Both run the same number of truncated-BPTT steps of the same model on the same
-Brown slice, alternating (ours, plain, ours, plain, ...) so load on a shared
-machine hits both alike; the ratio is ours / plain tokens per second.
+Speed: both run the same number of truncated-BPTT steps of the same model on
+the same Brown slice, alternating (ours, plain, ours, plain, ...) so load on a
+shared machine hits both alike; the ratio is ours / plain tokens per second.
+
+Quality (``--quality``): each language-model preset, trained by ``rnnvis
+train``'s code path for ``--epochs`` epochs on a Brown training slice, against
+the reference recipe written out here as a plain loop (pytorch/examples
+``word_language_model``: its own model class, SGD lr 20 on the token-mean loss,
+clip 0.25, lr ÷4 when validation stops improving) with the same cell, sizes,
+dropout, vocabulary and data.  Both are scored on the same validation stream;
+the ratio is ours / reference validation perplexity (target: <= 1.05).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
+import tempfile
 import time
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from models.config import ModelConfig, TrainConfig, get_preset
+from models.config import ModelConfig, TrainConfig, apply_overrides, get_preset
 from models.corpora import load_corpus
 from models.rnn import RecurrentModel
 from models.text import Vocab
-from models.train import batchify, lm_stream, make_optimizer, train_lm_epoch
+from models.train import batchify, lm_stream, make_optimizer, train_lm_epoch, train_model
 
 
 def plain_loop(model, opt, data, bptt, clip):
@@ -40,8 +53,106 @@ def plain_loop(model, opt, data, bptt, clip):
     return tokens
 
 
+class ReferenceLM(nn.Module):
+    """pytorch/examples word_language_model's RNNModel (untied), written out again."""
+
+    def __init__(self, cell: str, vocab: int, embed: int, hidden: int, layers: int, dropout: float):
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.encoder = nn.Embedding(vocab, embed)
+        kind = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
+        self.rnn = kind(embed, hidden, layers, dropout=dropout if layers > 1 else 0.0)
+        self.decoder = nn.Linear(hidden, vocab)
+        self.cell, self.layers, self.hidden = cell, layers, hidden
+        nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
+        nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+        nn.init.zeros_(self.decoder.bias)
+
+    def init_hidden(self, batch: int):
+        z = torch.zeros(self.layers, batch, self.hidden)
+        return (z, z.clone()) if self.cell == "lstm" else z
+
+    def forward(self, x, hidden):
+        out, hidden = self.rnn(self.drop(self.encoder(x)), hidden)      # [T, B, H]
+        return self.decoder(self.drop(out)), hidden                     # [T, B, V]
+
+
+def _repackage(h):
+    return tuple(v.detach() for v in h) if isinstance(h, tuple) else h.detach()
+
+
+@torch.no_grad()
+def reference_eval(model: ReferenceLM, data: torch.Tensor, bptt: int = 35) -> float:
+    model.eval()
+    hidden, total = model.init_hidden(data.size(1)), 0.0
+    for i in range(0, data.size(0) - 1, bptt):
+        seq = min(bptt, data.size(0) - 1 - i)
+        out, hidden = model(data[i:i + seq], hidden)
+        total += F.cross_entropy(out.view(-1, out.size(-1)), data[i + 1:i + 1 + seq].reshape(-1),
+                                 reduction="sum").item()
+    return math.exp(total / ((data.size(0) - 1) * data.size(1)))
+
+
+def reference_train(mc: ModelConfig, train: torch.Tensor, valid: torch.Tensor, epochs: int, seed: int) -> float:
+    """The recipe of pytorch/examples main.py; returns the best validation perplexity."""
+    torch.manual_seed(seed)
+    model = ReferenceLM(mc.cell, mc.vocab_size, mc.embed_size, mc.hidden_size, mc.layers, mc.dropout)
+    lr, best = 20.0, math.inf
+    for _ in range(epochs):
+        model.train()
+        hidden = model.init_hidden(train.size(1))
+        for i in range(0, train.size(0) - 1, 35):
+            seq = min(35, train.size(0) - 1 - i)
+            hidden = _repackage(hidden)
+            model.zero_grad()
+            out, hidden = model(train[i:i + seq], hidden)
+            loss = F.cross_entropy(out.view(-1, out.size(-1)), train[i + 1:i + 1 + seq].reshape(-1))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+            for p in model.parameters():
+                p.data.add_(p.grad, alpha=-lr)
+        ppl = reference_eval(model, valid)
+        if ppl < best:
+            best = ppl
+        else:
+            lr /= 4.0
+    return best
+
+
+def quality(args) -> None:
+    corpus = load_corpus("brown")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.epochs} epoch(s); "
+          "valid perplexity on Brown's validation split")
+    print(f"{'preset':12s} {'train tokens':>12s} {'ours':>8s} {'reference':>10s} {'ratio':>6s} {'ours s':>7s} {'ref s':>6s}")
+    for name in args.presets.split(","):
+        p = get_preset(name)
+        tokens = args.tokens or (300_000 if p.model.hidden_size <= 256 else 60_000 if p.model.hidden_size <= 700
+                                 else 20_000)
+        apply_overrides(p.model, p.train, {"epochs": args.epochs, "max_train_tokens": tokens, "patience": 0})
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            res = train_model("bench", p.model, p.train, tmp, corpus=corpus, show_progress=False)
+            ours_s = time.perf_counter() - t0
+        ours = min(m["perplexity"] for m in res.metrics if m["split"] == "valid")
+        vocab = Vocab.build(corpus.tokens("train"), p.train.vocab_size)
+        mc = dataclasses.replace(p.model, vocab_size=len(vocab))
+        train = batchify(lm_stream(corpus, vocab, "train", tokens), p.train.batch_size)
+        valid = batchify(lm_stream(corpus, vocab, "valid"), 10)
+        t0 = time.perf_counter()
+        ref = reference_train(mc, train, valid, args.epochs, p.train.seed)
+        ref_s = time.perf_counter() - t0
+        print(f"{name:12s} {tokens:12,d} {ours:8.1f} {ref:10.1f} {ours / ref:6.3f} {ours_s:7.0f} {ref_s:6.0f}",
+              flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--quality", action="store_true", help="compare validation perplexity with the reference recipe")
+    ap.add_argument("--presets", default="demo-lstm,demo-gru,demo-rnn,lstm-small,small,lstm-medium,medium,"
+                                          "gru-medium,rnn-medium,lstm-large,large")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--tokens", type=int, default=0,
+                    help="training tokens (default: 300k for hidden <= 256, 60k up to 700, 20k above)")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--shapes", default="lstm-small,lstm-medium")
@@ -49,6 +160,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.quality:
+        return quality(args)
     corpus = load_corpus("brown")
     vocab = Vocab.build(corpus.tokens("train"), 10_000)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")

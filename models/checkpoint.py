@@ -116,5 +116,5 @@ def find_checkpoint(store_root: str | os.PathLike, model_id: str) -> Path:
 
 def configs_of(ckpt: dict[str, Any]) -> tuple[ModelConfig, TrainConfig]:
     tc = {f.name for f in dataclasses.fields(TrainConfig)}
-    return ModelConfig(**ckpt["model_config"]), TrainConfig(**{k: v for k, v in ckpt.get("train_config", {}).items()
-                                                               if k in tc})
+    return ModelConfig(**ckpt["model_config"]), TrainConfig.from_dict(
+        {k: v for k, v in ckpt.get("train_config", {}).items() if k in tc})

@@ -46,24 +46,51 @@ class ModelConfig:
         return ("h", "c") + GATES[self.cell] if self.cell == "lstm" else ("h",) + GATES[self.cell]
 
 
+LOSSES = ("token", "sequence")
+SCHEDULES = ("plateau", "step")
+
+
 @dataclass
 class TrainConfig:
+    """How to train.  The defaults are the pytorch/examples ``word_language_model`` recipe.
+
+    ``loss`` sets the scale that ``lr`` and ``clip`` apply to (language models):
+    ``token`` is the cross-entropy averaged over every predicted token of a
+    batch (pytorch/examples); ``sequence`` is it summed over the ``bptt`` time
+    steps and averaged over the batch (Zaremba et al.), so its gradient is
+    ``bptt`` times larger.  Classifiers always average over documents.
+    ``schedule``: ``plateau`` multiplies lr by ``lr_decay`` after each epoch
+    whose validation loss is no better than the best so far (pytorch/examples:
+    ÷4); ``step`` multiplies it by ``lr_decay`` every epoch after ``decay_after``
+    (Zaremba et al.).
+    """
     corpus: str = "brown"
     vocab_size: int = 10_000
     optimizer: str = "sgd"           # "sgd" or "adam"
-    lr: float = 1.0
-    lr_decay: float = 0.5            # multiply lr by this every epoch after `decay_after`
-    decay_after: int = 4
-    clip: float = 5.0
-    epochs: int = 13
+    lr: float = 20.0
+    loss: str = "token"              # "token" (mean over tokens) or "sequence" (summed over time, mean over batch)
+    schedule: str = "plateau"        # "plateau" or "step"
+    lr_decay: float = 0.25           # lr factor: on a plateau, or every epoch after `decay_after` (step)
+    decay_after: int = 0             # step schedule: epochs at full lr
+    clip: float = 0.25               # max gradient norm of the loss above (0 = off)
+    epochs: int = 40
     batch_size: int = 20
     bptt: int = 35
     weight_decay: float = 0.0
-    init_range: float = 0.1          # uniform init as in Zaremba et al.
-    patience: int = 3                # early stopping: epochs without a better validation loss
+    init_range: float = 0.1          # uniform init range of every weight
+    patience: int = 0                # early stopping: epochs without a better validation loss (0 = off)
     max_train_tokens: int = 0        # 0 = all; demo presets use a slice of the corpus
     max_len: int = 400               # sentiment: longest document kept (tokens)
     seed: int = 1234
+
+    #: Values of fields added after the first release, for checkpoints written before them
+    #: (they were trained with a token-mean loss and a step schedule).
+    LEGACY = {"loss": "token", "schedule": "step"}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """The config stored in a checkpoint, older ones included."""
+        return cls(**{**cls.LEGACY, **d})
 
     def validate(self) -> "TrainConfig":
         positive = ("vocab_size", "epochs", "batch_size", "bptt", "max_len")
@@ -77,6 +104,12 @@ class TrainConfig:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if self.optimizer not in ("sgd", "adam"):
             raise ConfigError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not 0 < self.lr_decay <= 1:
+            raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
         if self.clip < 0 or self.patience < 0 or self.max_train_tokens < 0:
             raise ConfigError("clip, patience and max_train_tokens must not be negative")
         return self
@@ -93,44 +126,56 @@ def _lm(cell: str, layers: int, hidden: int, dropout: float, **train: Any) -> tu
     return (ModelConfig("lm", cell, layers, hidden, hidden, dropout), TrainConfig(**train))
 
 
+# Zaremba et al. (2014): SGD on the loss summed over the 35 unrolled steps, clip 5 on that
+# gradient, a step schedule.  Their lr 1 on the summed loss is lr 35 on the token mean.
+_ZAREMBA = dict(loss="sequence", schedule="step", lr=1.0, clip=5.0, patience=3)
+# pytorch/examples word_language_model: SGD lr 20 on the token-mean loss, clip 0.25, lr ÷4 whenever
+# the validation loss does not improve, 40 epochs.
+_EXAMPLES = dict(loss="token", schedule="plateau", lr=20.0, lr_decay=0.25, clip=0.25, epochs=40, patience=0)
+
 PRESETS: dict[str, Preset] = {
-    "lstm-small": Preset("Zaremba et al. small: 2x200 LSTM, SGD lr 1, clip 5, bptt 35, batch 20, 13 epochs, "
-                         "lr halved after epoch 4", *_lm("lstm", 2, 200, 0.0, epochs=13, lr=1.0, lr_decay=0.5,
-                                                         decay_after=4, clip=5.0)),
+    "lstm-small": Preset("Zaremba et al. small: 2x200 LSTM, loss summed over 35 steps, SGD lr 1, clip 5, "
+                         "13 epochs, lr halved every epoch after epoch 4",
+                         *_lm("lstm", 2, 200, 0.0, **_ZAREMBA, epochs=13, lr_decay=0.5, decay_after=4)),
     "lstm-medium": Preset("Zaremba et al. medium: 2x650 LSTM, dropout 0.5, 39 epochs, lr x0.8 after epoch 6",
-                          *_lm("lstm", 2, 650, 0.5, epochs=39, lr=1.0, lr_decay=0.8, decay_after=6,
+                          *_lm("lstm", 2, 650, 0.5, **_ZAREMBA, epochs=39, lr_decay=0.8, decay_after=6,
                                init_range=0.05)),
-    "lstm-large": Preset("Zaremba et al. large: 2x1500 LSTM, dropout 0.65, 55 epochs, lr /1.15 after epoch 14, clip 10",
-                         *_lm("lstm", 2, 1500, 0.65, epochs=55, lr=1.0, lr_decay=1 / 1.15, decay_after=14,
-                              clip=10.0, init_range=0.04)),
-    "gru-medium": Preset("RNNVis GRU: 2x600, dropout 0.5, 39 epochs",
-                         *_lm("gru", 2, 600, 0.5, epochs=39, lr=1.0, lr_decay=0.8, decay_after=6, init_range=0.05)),
-    "rnn-medium": Preset("RNNVis vanilla RNN: 2x600 tanh, dropout 0.5, 39 epochs, lr 0.3",
-                         *_lm("rnn", 2, 600, 0.5, epochs=39, lr=0.3, lr_decay=0.8, decay_after=6, clip=1.0,
-                              init_range=0.05)),
+    "lstm-large": Preset("Zaremba et al. large: 2x1500 LSTM, dropout 0.65, 55 epochs, lr /1.15 after epoch 14, "
+                         "clip 10", *_lm("lstm", 2, 1500, 0.65, **{**_ZAREMBA, "clip": 10.0}, epochs=55,
+                                         lr_decay=1 / 1.15, decay_after=14, init_range=0.04)),
+    "small": Preset("pytorch/examples recipe: 2x200 LSTM, dropout 0.2, SGD lr 20, clip 0.25, lr /4 on a "
+                    "plateau, 40 epochs", *_lm("lstm", 2, 200, 0.2, **_EXAMPLES)),
+    "medium": Preset("pytorch/examples recipe: 2x650 LSTM, dropout 0.5, SGD lr 20, clip 0.25, lr /4 on a "
+                     "plateau, 40 epochs", *_lm("lstm", 2, 650, 0.5, **_EXAMPLES)),
+    "large": Preset("pytorch/examples recipe: 2x1500 LSTM, dropout 0.65, SGD lr 20, clip 0.25, lr /4 on a "
+                    "plateau, 40 epochs", *_lm("lstm", 2, 1500, 0.65, **_EXAMPLES)),
+    "gru-medium": Preset("RNNVis GRU: 2x600, dropout 0.5, pytorch/examples recipe",
+                         *_lm("gru", 2, 600, 0.5, **_EXAMPLES)),
+    "rnn-medium": Preset("RNNVis vanilla RNN: 2x600 tanh, dropout 0.5, pytorch/examples recipe",
+                         *_lm("rnn", 2, 600, 0.5, **_EXAMPLES)),
     "sentiment-gru": Preset("RNNVis sentiment GRU: 1x50, Adam 1e-3",
                             ModelConfig("sentiment", "gru", 1, 50, 50, 0.2),
-                            TrainConfig(corpus="fine_foods", optimizer="adam", lr=1e-3, lr_decay=1.0, epochs=10,
-                                        batch_size=32, clip=5.0, patience=3)),
+                            TrainConfig(corpus="fine_foods", optimizer="adam", lr=1e-3, schedule="step", lr_decay=1.0,
+                                        epochs=10, batch_size=32, clip=5.0, patience=3)),
     "sentiment-lstm": Preset("Sentiment LSTM: 1x100, Adam 1e-3",
                              ModelConfig("sentiment", "lstm", 1, 100, 100, 0.2),
-                             TrainConfig(corpus="fine_foods", optimizer="adam", lr=1e-3, lr_decay=1.0, epochs=10,
-                                         batch_size=32, clip=5.0, patience=3)),
+                             TrainConfig(corpus="fine_foods", optimizer="adam", lr=1e-3, schedule="step",
+                                         lr_decay=1.0, epochs=10, batch_size=32, clip=5.0, patience=3)),
 }
 # Small presets that train in well under a minute each on two CPU cores.
-_DEMO_LM = dict(corpus="brown", vocab_size=5000, epochs=2, max_train_tokens=150_000, batch_size=32, bptt=35,
-                lr=1.0, lr_decay=0.5, decay_after=1, clip=5.0)
+_DEMO_LM = dict(_EXAMPLES, corpus="brown", vocab_size=5000, epochs=2, max_train_tokens=150_000, batch_size=32)
 PRESETS.update({
     "demo-lstm": Preset("demo: 2x64 LSTM on a slice of Brown", ModelConfig("lm", "lstm", 2, 64, 64, 0.0),
                         TrainConfig(**_DEMO_LM)),
     "demo-gru": Preset("demo: 1x64 GRU on a slice of Brown", ModelConfig("lm", "gru", 1, 64, 64, 0.0),
                        TrainConfig(**_DEMO_LM)),
     "demo-rnn": Preset("demo: 1x64 vanilla RNN on a slice of Brown", ModelConfig("lm", "rnn", 1, 64, 64, 0.0),
-                       TrainConfig(**{**_DEMO_LM, "lr": 0.5, "clip": 1.0})),
+                       TrainConfig(**_DEMO_LM)),
     "demo-sentiment": Preset("demo: 1x32 GRU sentiment classifier on Amazon fine-food reviews",
                              ModelConfig("sentiment", "gru", 1, 32, 32, 0.0),
                              TrainConfig(corpus="fine_foods", vocab_size=5000, optimizer="adam", lr=3e-3,
-                                         lr_decay=1.0, epochs=3, batch_size=32, clip=5.0, max_len=200)),
+                                         schedule="step", lr_decay=1.0, epochs=3, batch_size=32, clip=5.0,
+                                         max_len=200)),
 })
 
 

@@ -129,17 +129,17 @@ def make_optimizer(model: RecurrentModel, tc: TrainConfig) -> torch.optim.Optimi
 
 
 def _run_epoch(model, opt, losses, clip: float, bar=None, on_step=None, should_stop=None) -> tuple[float, int]:
-    """Optimise over ``losses``, an iterator of (loss, tokens) computed lazily one batch at a time.
+    """Optimise over ``losses``, an iterator of (mean loss, tokens, scale) computed lazily one batch at a time.
 
-    Returns (mean loss, tokens).  ``on_step(step, loss)`` is called after each
+    The gradient step (and the clipping) is on ``scale * loss``; returns (mean of the mean losses, tokens).  ``on_step(step, loss)`` is called after each
     step, ``should_stop()`` polled after each step (TrainingCancelled).
     """
     model.train()
     total = torch.zeros((), device=model.head.weight.device)
     steps, tokens = 0, 0
-    for loss, n in losses:
+    for loss, n, scale in losses:
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * scale if scale != 1 else loss).backward()
         if clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
@@ -166,7 +166,9 @@ def train_lm_epoch(model, opt, data: torch.Tensor, tc: TrainConfig, bar=None, on
             x, y = data[i:i + seq].to(device), data[i + 1:i + 1 + seq].to(device)   # [T, B]
             state = _detach(state)
             logits, state = model(x, state)                                         # [T, B, V]
-            yield F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1)), y.numel()
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1))  # mean over T*B tokens
+            # "sequence" (Zaremba et al.): summed over the T steps, averaged over the batch.
+            yield loss, y.numel(), (seq if tc.loss == "sequence" else 1)
 
     return _run_epoch(model, opt, losses(), tc.clip, bar, on_step, should_stop)
 
@@ -179,9 +181,21 @@ def train_classifier_epoch(model, opt, docs, labels, tc: TrainConfig, epoch: int
     def losses():
         for x, lengths, y in doc_batches(docs, labels, tc.batch_size, True, tc.seed + epoch):
             logits, _ = model(x.to(device), lengths=lengths)                        # [B, C]
-            yield F.cross_entropy(logits, y.to(device)), int(lengths.sum())
+            yield F.cross_entropy(logits, y.to(device)), int(lengths.sum()), 1
 
     return _run_epoch(model, opt, losses(), tc.clip, bar, on_step, should_stop)
+
+
+def epoch_lr(tc: TrainConfig, epoch: int, plateau_lr: float) -> float:
+    """The learning rate of ``epoch`` (1-based).
+
+    ``step``: lr × lr_decay^(epoch − decay_after) once past ``decay_after``.
+    ``plateau``: ``plateau_lr``, which the loop multiplies by lr_decay after
+    every epoch whose validation loss is no better than the best so far.
+    """
+    if tc.schedule == "plateau":
+        return plateau_lr
+    return tc.lr * tc.lr_decay ** max(0, epoch - tc.decay_after)
 
 
 def train_model(model_id: str, model_cfg: ModelConfig, train_cfg: TrainConfig, store_root: str | os.PathLike, *,
@@ -210,7 +224,7 @@ def _train_model(model_id, model_cfg, train_cfg, store_root, *, corpus, name, cr
     prior = read_checkpoint(path) if resume else None
     if prior is not None:
         model_cfg = ModelConfig(**prior["model_config"])
-        train_cfg = dataclasses.replace(TrainConfig(**prior["train_config"]), epochs=train_cfg.epochs)
+        train_cfg = dataclasses.replace(TrainConfig.from_dict(prior["train_config"]), epochs=train_cfg.epochs)
     corpus = corpus or load_corpus(train_cfg.corpus)
     if corpus.task != model_cfg.task:
         raise ValueError(f"corpus {corpus.name!r} is for task {corpus.task!r} but the model is a "
@@ -259,8 +273,9 @@ def _train_model(model_id, model_cfg, train_cfg, store_root, *, corpus, name, cr
         base["created_at"] = prior.get("created_at", base["created_at"])
     t_start = time.perf_counter()
     epoch = start_epoch - 1
+    next_lr = prior["resume"].get("next_lr", train_cfg.lr) if prior is not None else train_cfg.lr
     for epoch in range(start_epoch, train_cfg.epochs + 1):
-        lr = train_cfg.lr * train_cfg.lr_decay ** max(0, epoch - train_cfg.decay_after)
+        lr = epoch_lr(train_cfg, epoch, next_lr)
         for g in opt.param_groups:
             g["lr"] = lr
         t0 = time.perf_counter()
@@ -295,6 +310,7 @@ def _train_model(model_id, model_cfg, train_cfg, store_root, *, corpus, name, cr
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         else:
             bad_epochs += 1
+        next_lr = lr if improved else lr * train_cfg.lr_decay     # what a plateau schedule uses next
         msg = (f"epoch {epoch}: train loss {train_loss:.3f}, valid loss {valid['loss']:.3f} "
                + (f"ppl {valid['perplexity']:.1f}" if valid["perplexity"] else f"acc {valid['accuracy']:.3f}")
                + f", {tps:,.0f} tok/s, {wall:.1f}s, lr {lr:g}")
@@ -309,7 +325,7 @@ def _train_model(model_id, model_cfg, train_cfg, store_root, *, corpus, name, cr
         last = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         save_checkpoint(path, {**base, "state_dict": best_state, "metrics": metrics, "complete": False,
                                "resume": {"state_dict": last, "optimizer": opt.state_dict(), "epoch": epoch,
-                                          "lr": lr, "bad_epochs": bad_epochs, "best_loss": best_loss}})
+                                          "lr": lr, "next_lr": next_lr, "bad_epochs": bad_epochs, "best_loss": best_loss}})
         if train_cfg.patience and bad_epochs >= train_cfg.patience:
             log.info("%s: early stop after epoch %d (no better validation loss in %d epochs)",
                      model_id, epoch, bad_epochs)
