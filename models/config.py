@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,34 @@ GATES = {"rnn": (), "gru": ("z", "r", "n"), "lstm": ("i", "f", "g", "o")}
 
 class ConfigError(ValueError):
     """A configuration value that cannot work, with the field named."""
+
+
+#: The range of every numeric setting, (lowest, highest), both inclusive. ``validate()`` checks them and
+#: the job form (workers/planning.py, the Jobs page) offers and checks the same ranges: one table for both.
+MODEL_BOUNDS: dict[str, tuple[float, float]] = {
+    "layers": (1, 16), "hidden_size": (1, 8192), "embed_size": (1, 8192), "dropout": (0.0, 0.99),
+    "vocab_size": (1, 10_000_000), "num_classes": (1, 10_000),
+}
+TRAIN_BOUNDS: dict[str, tuple[float, float]] = {
+    "vocab_size": (4, 1_000_000), "lr": (1e-8, 100.0), "lr_decay": (1e-6, 1.0), "decay_after": (0, 1000),
+    "clip": (0.0, 1e6), "epochs": (1, 1000), "batch_size": (1, 4096), "bptt": (1, 10_000),
+    "weight_decay": (0.0, 1.0), "init_range": (0.0, 10.0), "patience": (0, 1000),
+    "max_train_tokens": (0, 10**10), "max_len": (1, 100_000), "seed": (0, 2**31 - 1),
+}
+
+
+def check_bounds(cfg: Any, bounds: dict[str, tuple[float, float]]) -> None:
+    """ConfigError naming the first field of ``cfg`` that is not a number of its field's type within ``bounds``."""
+    for f in dataclasses.fields(cfg):
+        if f.name not in bounds:
+            continue
+        lo, hi = bounds[f.name]
+        v = getattr(cfg, f.name)
+        whole = isinstance(f.default, int)
+        if isinstance(v, bool) or not isinstance(v, int if whole else (int, float)) or not math.isfinite(v):
+            raise ConfigError(f"{f.name} must be a {'whole number' if whole else 'number'}, got {v!r}")
+        if not lo <= v <= hi:
+            raise ConfigError(f"{f.name} must be between {lo:g} and {hi:g}, got {v!r}")
 
 
 @dataclass
@@ -30,14 +59,7 @@ class ModelConfig:
             raise ConfigError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.cell not in CELLS:
             raise ConfigError(f"cell must be one of {CELLS}, got {self.cell!r}")
-        for name in ("layers", "hidden_size", "embed_size", "vocab_size", "num_classes"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-        if self.hidden_size > 8192 or self.embed_size > 8192 or self.layers > 16:
-            raise ConfigError("hidden_size/embed_size must be <= 8192 and layers <= 16")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_bounds(self, MODEL_BOUNDS)
         return self
 
     @property
@@ -48,6 +70,9 @@ class ModelConfig:
 
 LOSSES = ("token", "sequence")
 SCHEDULES = ("plateau", "step")
+OPTIMIZERS = ("sgd", "adam")
+#: The allowed values of the text settings a user chooses (``validate()`` and the job form read them).
+CHOICES: dict[str, tuple[str, ...]] = {"cell": CELLS, "optimizer": OPTIMIZERS, "loss": LOSSES, "schedule": SCHEDULES}
 
 
 @dataclass
@@ -93,16 +118,8 @@ class TrainConfig:
         return cls(**{**cls.LEGACY, **d})
 
     def validate(self) -> "TrainConfig":
-        positive = ("vocab_size", "epochs", "batch_size", "bptt", "max_len")
-        for name in positive:
-            v = getattr(self, name)
-            if not isinstance(v, int) or v <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-        if self.epochs > 1000:
-            raise ConfigError(f"epochs must be at most 1000, got {self.epochs}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
-        if self.optimizer not in ("sgd", "adam"):
+        check_bounds(self, TRAIN_BOUNDS)
+        if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
@@ -110,8 +127,6 @@ class TrainConfig:
             raise ConfigError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if not 0 < self.lr_decay <= 1:
             raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
-        if self.clip < 0 or self.patience < 0 or self.max_train_tokens < 0:
-            raise ConfigError("clip, patience and max_train_tokens must not be negative")
         return self
 
 

@@ -35,8 +35,8 @@ def test_sql_formats(capsys, tiny_store):
 
 @pytest.mark.parametrize("argv,message", [
     (["train", "--preset", "nope"], "unknown preset 'nope'"),
-    (["train", "--preset", "demo-lstm", "--hidden-size", "0"], "hidden_size must be a positive integer"),
-    (["train", "--preset", "demo-lstm", "--epochs", "-1"], "epochs must be a positive integer"),
+    (["train", "--preset", "demo-lstm", "--hidden-size", "0"], "hidden_size must be between 1 and 8192, got 0"),
+    (["train", "--preset", "demo-lstm", "--epochs", "-1"], "epochs must be between 1 and 1000, got -1"),
     (["train", "--preset", "demo-lstm", "--corpus", "/no/such/corpus"], "unknown corpus"),
     (["analyze", "nope"], "unknown model 'nope'"),
     (["sql", "SELECT * FROM no_such_view"], "no_such_view"),
