@@ -652,14 +652,12 @@ def matched_r_figure(pairs: pd.DataFrame, chance: dict | None, name_a: str = "A"
     data.append(_scatter(x=rank, y=r.tolist(), mode="lines+markers", marker=dict(size=4, color="#1565c0"),
                          line=dict(color="#1565c0", width=2), name="matched |r|",
                          hovertemplate="rank %{x}<br>|r| %{y:.3f}<extra></extra>"))
-    title = "matched |r| by rank"
-    if chance is not None:
-        title += f" · chance: |r| up to {chance['max']:.2f}"
+    title = "matched |r| by rank" if chance is None else f"chance: |r| up to {chance['max']:.2f}"
     return _figure(data, dict(
-        height=260, title=dict(text=title, font=dict(size=13), x=0.02), margin=dict(l=50, r=10, t=40, b=40),
-        xaxis=_axis(title=dict(text=f"matched pair ({esc(name_a)} ↔ {esc(name_b)}), by |r|")),
-        yaxis=_axis(title=dict(text="|r|"), range=[0, 1.02]),
-        legend=dict(orientation="h", y=-0.35, x=0, font=dict(size=10)), hovermode="x unified"))
+        height=290, title=dict(text=title, font=dict(size=13), x=0.02, y=0.97), margin=dict(l=50, r=10, t=45, b=95),
+        xaxis=_axis(title=dict(text="matched pair, by |r|", font=dict(size=11)), rangemode="tozero"),
+        yaxis=_axis(title=dict(text=f"|r| {esc(name_a)} ↔ {esc(name_b)}", font=dict(size=11)), range=[0, 1.02]),
+        legend=dict(orientation="h", y=-0.32, yanchor="top", x=0, font=dict(size=10)), hovermode="x unified"))
 
 
 def contingency_figure(table: pd.DataFrame, name_a: str, name_b: str) -> Figure:

@@ -145,6 +145,7 @@ def compare_view(reader: Reader, a: str | None, layer_a: int | None, b: str | No
             figs.append(figures.cocluster_figure(view.words, view.units, view.edges, figures.CoclusterOptions(
                 nwords=int(nwords or 15), highlight_units=hl, title=f"{name} · {state} · k = {view.k}",
                 cloud_width=18.0, link_gap=5.0, pos_legend=False, clip=reader.typical_response(model, int(layer), state),
+                purity=reader.purity(model, int(layer), state, int(k or 6))["clusters"],
                 word=word if resp is not None else None, word_response=resp, selected_words=(word,) if word else ())))
         return figs[0], figs[1], listing, overlap, ofig, mfig, msg
 

@@ -109,7 +109,7 @@ def purity_summary(pur: dict) -> html.Span:
         return html.Span(f"POS purity: not available, {pur.get('reason') or 'no tags'}", className="purity muted")
     z = "" if not np.isfinite(p.z) else f", {p.z:+.1f} sd"
     return html.Span([html.B(f"POS purity {p.purity:.2f}"),
-                      f" · chance {p.shuffled:.2f} ± {p.shuffled_std:.2f} (tags shuffled over the {p.words} "
+                      f" · chance {p.shuffled:.2f} ± {p.shuffled_std:.3f} (tags shuffled over the {p.words} "
                       f"tagged clustered words{z})"],
                      className="purity", title="share of clustered words whose POS tag is their cluster's majority "
                                                "tag; chance keeps the cluster sizes and the tag counts and shuffles "
