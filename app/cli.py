@@ -131,6 +131,7 @@ def cmd_models(args) -> int:
 
 def cmd_demo(args) -> int:
     from analytics import store as st
+    from models import demo_weights
     from models.checkpoint import CheckpointError, checkpoint_file, read_checkpoint
     store = Path(args.store or _settings().store)
     t0 = time.perf_counter()
@@ -145,8 +146,12 @@ def cmd_demo(args) -> int:
         if done:
             print(f"{model_id}: already built (use --rebuild to train again)")
             continue
-        print(f"{model_id}: training")
-        _train(model_id, model_id, {}, store)
+        if not args.rebuild and demo_weights.shipped(model_id):
+            print(f"{model_id}: installing the shipped checkpoint (`rnnvis demo --rebuild` trains it from scratch)")
+            demo_weights.install(store, model_id)
+        else:
+            print(f"{model_id}: training")
+            _train(model_id, model_id, {}, store)
         print(f"{model_id}: analysing")
         _analyze(model_id, store, argparse.Namespace(states="all"))   # small models: gates too
         built.append(model_id)
@@ -183,6 +188,14 @@ def cmd_delete(args) -> int:
     return 0
 
 
+def cmd_pack_demo_weights(args) -> int:
+    from models import demo_weights
+    for model_id in args.model_ids or DEMO_MODELS:
+        p = demo_weights.pack_from_store(Path(args.store or _settings().store), model_id)
+        print(f"wrote {p} ({p.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
 def cmd_prepare_demo_data(args) -> int:
     from models.demo_data.prepare import prepare
     for p in prepare(Path(args.shared)):
@@ -213,17 +226,18 @@ def _user() -> str:
 
 def _corpus_request(spec: str | None, fmt: str | None, s, js) -> str | None:
     """A built-in corpus name as is; a local file or folder is validated and copied into the store's uploads."""
-    from analytics import jobs
+    from workers.errors import JobValidationError
+    from workers.uploads import save_corpus_upload
     from models.corpora import BUILTIN
     if not spec or (spec in BUILTIN and fmt is None):
         return spec
     path = Path(spec)
     if not path.exists():
-        raise jobs.JobValidationError({"corpus": f"no built-in corpus or file {spec!r}"})
+        raise JobValidationError({"corpus": f"no built-in corpus or file {spec!r}"})
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix == ".txt") if path.is_dir() else [path]
     if path.is_dir() and not files:
-        raise jobs.JobValidationError({"corpus": f"{spec} has no .txt files (a PTB folder holds ptb.train.txt, ...)"})
-    info = jobs.save_corpus_upload(s.store, [(p.name, p.read_bytes()) for p in files],
+        raise JobValidationError({"corpus": f"{spec} has no .txt files (a PTB folder holds ptb.train.txt, ...)"})
+    info = save_corpus_upload(s.store, [(p.name, p.read_bytes()) for p in files],
                                    fmt or ("ptb" if path.is_dir() else None), max_bytes=js.max_upload_bytes)
     print(f"corpus {info.summary} saved as upload {info.upload_id}", file=sys.stderr)
     return f"upload:{info.upload_id}"
@@ -231,7 +245,7 @@ def _corpus_request(spec: str | None, fmt: str | None, s, js) -> str | None:
 
 def _run_job_command(fn) -> int:
     """Run ``fn()``; print job errors (refused requests field by field, broker down) as a user can act on them."""
-    from analytics.jobs import JobError, JobValidationError
+    from workers.errors import JobError, JobValidationError
     try:
         return fn()
     except JobValidationError as e:
@@ -244,12 +258,12 @@ def _run_job_command(fn) -> int:
 
 
 def _wait_for_job(s, js, job_id: str, poll_s: float = 1.0) -> int:
-    from analytics import jobs
+    from workers import records
     last = None
     while True:
-        rec = jobs.read_job(s.store, job_id)
-        cancelling = jobs.cancel_requested(s.store, job_id)
-        status = jobs.display_status(rec.status, rec.heartbeat_at, cancelling, stale_after_s=js.stale_after_s)
+        rec = records.read_job(s.store, job_id)
+        cancelling = records.cancel_requested(s.store, job_id)
+        status = records.display_status(rec.status, rec.heartbeat_at, cancelling, stale_after_s=js.stale_after_s)
         latest = rec.detail.get("latest") or {}
         line = f"{job_id} {status} {rec.stage} {rec.progress:.0%}"
         if latest.get("epoch"):
@@ -257,7 +271,7 @@ def _wait_for_job(s, js, job_id: str, poll_s: float = 1.0) -> int:
         if line != last:
             print(line, file=sys.stderr)
             last = line
-        if rec.status in jobs.TERMINAL:
+        if rec.status in records.TERMINAL:
             if rec.error:
                 print(f"error: {rec.error}", file=sys.stderr)
             return 0 if rec.status == "done" else 1
@@ -282,15 +296,16 @@ def cmd_jobs_submit(args) -> int:
 
 def cmd_jobs_import(args) -> int:
     def run() -> int:
-        from analytics import jobs
+        from workers.errors import JobValidationError
+        from workers.uploads import save_model_upload
         from workers import client
         s, js = _job_context(args)
         weights = Path(args.weights)
         vocab = Path(args.vocab) if args.vocab else None
         for p in (weights, vocab):
             if p is not None and not p.is_file():
-                raise jobs.JobValidationError({"weights" if p is weights else "vocab": f"no file {p}"})
-        info = jobs.save_model_upload(s.store, (weights.name, weights.read_bytes()),
+                raise JobValidationError({"weights" if p is weights else "vocab": f"no file {p}"})
+        info = save_model_upload(s.store, (weights.name, weights.read_bytes()),
                                       (vocab.name, vocab.read_bytes()) if vocab else None,
                                       max_bytes=js.max_upload_bytes)
         print(f"model: {info.summary}", file=sys.stderr)
@@ -315,9 +330,9 @@ def cmd_jobs_analyze(args) -> int:
 
 
 def cmd_jobs_list(args) -> int:
-    from analytics import jobs
+    from workers import records
     s, js = _job_context(args)
-    df = jobs.list_jobs(s.store, limit=args.limit, stale_after_s=js.stale_after_s)
+    df = records.list_jobs(s.store, limit=args.limit, stale_after_s=js.stale_after_s)
     out = df[["job_id", "kind", "model_id", "display_status", "stage", "progress", "submitted_by", "submitted_at",
               "duration_s", "error"]].rename(columns={"display_status": "status"})
     if args.format == "table":
@@ -331,14 +346,15 @@ def cmd_jobs_list(args) -> int:
 
 def cmd_jobs_show(args) -> int:
     import json
-    from analytics import jobs
+    from workers.errors import UnknownJobError
+    from workers import records
     s, js = _job_context(args)
     try:
-        rec = jobs.read_job(s.store, args.job_id)
-    except jobs.UnknownJobError as e:
+        rec = records.read_job(s.store, args.job_id)
+    except UnknownJobError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    status = jobs.display_status(rec.status, rec.heartbeat_at, jobs.cancel_requested(s.store, rec.job_id),
+    status = records.display_status(rec.status, rec.heartbeat_at, records.cancel_requested(s.store, rec.job_id),
                                  stale_after_s=js.stale_after_s)
     if args.format == "json":
         row = {**rec.row(), "params": rec.params, "detail": rec.detail, "display_status": status}
@@ -519,7 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--port", type=int)
         if name == "demo":
             p.add_argument("--no-serve", action="store_true", help="stop once the store is built")
-            p.add_argument("--rebuild", action="store_true", help="train and analyse again")
+            p.add_argument("--rebuild", action="store_true",
+                           help="train from scratch (instead of the shipped checkpoints) and analyse again")
         p.set_defaults(fn=fn)
 
     p = sub.add_parser("delete", help="delete a model's tables and checkpoint")
@@ -529,6 +546,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare-demo-data", help="pack the demo corpora from ../shared/data (maintainers)")
     p.add_argument("--shared", default="../shared/data")
     p.set_defaults(fn=cmd_prepare_demo_data)
+    p = sub.add_parser("pack-demo-weights", help="ship a store's trained demo models in models/demo_data/weights "
+                                                  "(maintainers)")
+    p.add_argument("model_ids", nargs="*", help=f"default: {' '.join(DEMO_MODELS)}")
+    p.set_defaults(fn=cmd_pack_demo_weights)
 
     _add_job_commands(sub, analysis_flags)
     add_user_commands(sub)
