@@ -1,0 +1,320 @@
+"""The co-cluster view: memory chips (unit clusters), word clouds (word clusters) and the links between them.
+
+The word-cloud layout is our own (no ``wordcloud`` package): a deterministic
+flow layout. Words are sorted by strength (then alphabetically), sized
+linearly between ``FONT_MIN`` and ``FONT_MAX`` px, and packed left to right
+into centred rows of the cloud's width, using an estimated glyph width of
+0.6 em; the same input always gives the same picture.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .base import NEGATIVE, POS_COLORS, POS_NAMES, POSITIVE, SCALE, Figure, _figure, _scatter, esc
+
+FONT_MIN, FONT_MAX = 11.0, 26.0
+PX = 14.0          # pixels per layout unit in the co-cluster view (a chip cell is one unit)
+LINK_GAP = 9.0     # units between the chips and the clouds
+CLOUD_W = 40.0     # units of width of a word cloud
+
+
+@dataclass(frozen=True)
+class CoclusterOptions:
+    """What the control panel sets for the co-cluster view.
+
+    links: range of |e| relative to the strongest link (0..1) that is drawn; clip: responses are
+    clipped to [-clip, clip] for colour; word_response [H]: the selected word's mean response (colours
+    the cells) or None; chip/cloud: the selected unit cluster / word cluster (highlight);
+    highlight_units: units drawn with a dark outline (compare: matched units); purity: per word cluster,
+    its POS make-up and purity against shuffled tags (:func:`analytics.purity.cluster_purity` frame: cluster,
+    words, majority, purity, shuffled, shuffled_std, makeup), shown on each cloud's label, or None.
+    """
+
+    nwords: int = 20
+    stroke: float = 1.0
+    links: tuple[float, float] = (0.1, 1.0)
+    pos: bool = True
+    align: bool = True
+    clip: float = 0.25
+    word: str | None = None
+    word_response: np.ndarray | None = None
+    selected_words: tuple[str, ...] = ()
+    chip: int | None = None
+    cloud: int | None = None
+    highlight_units: tuple[int, ...] = ()
+    title: str | None = None
+    cloud_width: float = CLOUD_W
+    link_gap: float = LINK_GAP
+    pos_legend: bool = True
+    purity: pd.DataFrame | None = None
+
+
+def makeup_text(makeup: dict[str, int], top: int = 3, sep: str = ", ") -> str:
+    """'NOUN 12, VERB 5, ADJ 3' : the ``top`` most frequent tags of a cluster with their counts."""
+    return sep.join(f"{'punct' if t == '.' else t} {n}" for t, n in list(makeup.items())[:top])
+
+
+def _cloud_labels(clouds: dict[int, dict], purity: pd.DataFrame | None, wide: bool) -> tuple[list[str], list[str]]:
+    """(label text, hover text) of each cloud, in the order of ``clouds``: size, POS make-up, purity vs chance."""
+    rows = {} if purity is None or purity.empty else {int(r["cluster"]): r for r in purity.to_dict("records")}
+    texts, hovers = [], []
+    for i, c in clouds.items():
+        head = f"W{i} · {c['n']} words"
+        hover = f"word cluster W{i}: {c['n']} words, showing {len(c['df'])} (click to highlight)"
+        r = rows.get(int(i))
+        if r is not None:
+            pur = f"purity {r['purity']:.2f} (chance {r['shuffled']:.2f})"
+            texts.append(f"{head} · {esc(makeup_text(r['makeup']))} · {pur}" if wide else
+                         f"W{i} · {c['n']} · POS {r['purity']:.2f} ({r['shuffled']:.2f})")
+            hover += (f"<br>POS make-up ({r['words']} tagged): {esc(makeup_text(r['makeup'], top=6))}"
+                      f"<br>POS purity {r['purity']:.2f}: share of its words tagged {esc(r['majority'])}"
+                      f"<br>chance (tags shuffled over all clustered words): {r['shuffled']:.2f} "
+                      f"± {r['shuffled_std']:.2f}")
+        else:
+            texts.append(head)
+        hovers.append(hover)
+    return texts, hovers
+
+
+def _chip_columns(sizes: np.ndarray) -> int:
+    biggest = int(sizes.max()) if len(sizes) else 1
+    return int(min(16, max(4, math.ceil(math.sqrt(biggest * 2)))))
+
+
+def _pack_cloud(words: Sequence[str], fonts: Sequence[float], width: float) -> tuple[list[tuple[float, float]], float]:
+    """Flow layout of words (already ordered) into centred rows of ``width`` units.
+
+    Returns ([(x, y) centre of each word relative to the cloud's top-left, y downwards], height).
+    """
+    rows: list[list[int]] = [[]]
+    row_w = 0.0
+    wide = [(len(w) * 0.6 * f + 0.9 * f) / PX for w, f in zip(words, fonts)]  # text + padding, in units
+    for i, w in enumerate(wide):
+        if rows[-1] and row_w + w > width:
+            rows.append([])
+            row_w = 0.0
+        rows[-1].append(i)
+        row_w += w
+    pos: list[tuple[float, float]] = [(0.0, 0.0)] * len(words)
+    y = 0.4
+    for row in rows:
+        if not row:
+            continue
+        h = max(fonts[i] for i in row) * 1.25 / PX
+        total = sum(wide[i] for i in row)
+        x = (width - total) / 2
+        for i in row:
+            pos[i] = (x + wide[i] / 2, y + h / 2)
+            x += wide[i]
+        y += h
+    return pos, y + 0.4
+
+
+def _bezier(x0: float, y0: float, x1: float, y1: float, n: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    t = np.linspace(0, 1, n)
+    cx = (x0 + x1) / 2
+    xs = (1 - t) ** 3 * x0 + 3 * (1 - t) ** 2 * t * cx + 3 * (1 - t) * t ** 2 * cx + t ** 3 * x1
+    ys = (1 - t) ** 3 * y0 + 3 * (1 - t) ** 2 * t * y0 + 3 * (1 - t) * t ** 2 * y1 + t ** 3 * y1
+    return xs, ys
+
+
+
+def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray,
+                     opts: CoclusterOptions = CoclusterOptions()) -> Figure:
+    """Memory chips (left), word clouds (right) and the links between them.
+
+    words: word, freq, pos, cluster, strength (mean |s| towards the paired unit cluster);
+    units: unit, cluster, rank (order inside the chip), strength; edges [k, k] e(W_i, H_j).
+    customdata of points: ["unit", unit, cluster] for cells, ["word", word, cluster] for words,
+    ["cloud", i] for a cloud's label, ["chip", j] for a chip's label.
+    """
+    k = edges.shape[0]
+    sizes = np.bincount(units["cluster"].to_numpy(), minlength=k)
+    C = _chip_columns(sizes)
+    data: list[dict] = []
+
+    # -- chips: one block of cells per unit cluster, stacked top to bottom (y grows downwards)
+    chip_top: dict[int, float] = {}
+    chip_mid: dict[int, float] = {}
+    y = 1.5
+    for j in range(k):
+        if sizes[j] == 0:
+            continue
+        rows = math.ceil(sizes[j] / C)
+        chip_top[j] = y
+        chip_mid[j] = y + rows / 2
+        y += rows + 2.0
+    chips_h = y
+    u = units.sort_values(["cluster", "rank"]).reset_index(drop=True)
+    u_unit = u["unit"].to_numpy()
+    u_clu = u["cluster"].to_numpy()
+    ux = (u["rank"].to_numpy() % C) + 0.5
+    uy = np.array([chip_top[c] for c in u_clu]) + (u["rank"].to_numpy() // C) + 0.5
+
+    # -- clouds: the top nwords of each word cluster, by strength
+    fmax = float(words["strength"].max()) if len(words) else 1.0
+    fmax = fmax if fmax > 0 else 1.0
+    clouds: dict[int, dict] = {}
+    for i, w in words.groupby("cluster", sort=True):
+        w = w.sort_values(["strength", "word"], ascending=[False, True])
+        n_all = len(w)
+        w = w.head(opts.nwords)
+        fonts = (FONT_MIN + (FONT_MAX - FONT_MIN) * (w["strength"].to_numpy() / fmax)).tolist()
+        pos, height = _pack_cloud(w["word"].astype(str).tolist(), fonts, opts.cloud_width)
+        clouds[int(i)] = {"df": w, "fonts": fonts, "pos": pos, "h": height + 1.2, "n": n_all}
+    order = sorted(clouds)
+    if not opts.align:
+        order.sort(key=lambda i: -clouds[i]["n"])
+    top = 0.3
+    for i in order:   # aligned: each cloud level with its paired chip where room allows
+        want = chip_mid[i] - clouds[i]["h"] / 2 if (opts.align and i in chip_mid) else top
+        clouds[i]["top"] = max(top, want)
+        top = clouds[i]["top"] + clouds[i]["h"] + 0.6
+    total_h = max(chips_h, top) + 0.5
+    x_cloud = C + opts.link_gap
+
+    # -- links within the filter, and what a selection emphasises
+    lo, hi = opts.links
+    emax = opts_max(edges)
+    visible = []
+    if emax > 0:
+        for i in clouds:
+            for j in chip_mid:
+                e = edges[i, j]
+                if np.isfinite(e) and lo - 1e-9 <= abs(e) / emax <= hi + 1e-9:
+                    visible.append((i, j, float(e), abs(e) / emax))
+    hot_clouds: set[int] = set(clouds)
+    hot_chips: set[int] = set(chip_mid)
+    if opts.chip is not None and opts.chip in chip_mid:
+        hot_chips = {opts.chip}
+        hot_clouds = {i for i, j, *_ in visible if j == opts.chip} | ({opts.chip} & set(clouds))
+    elif opts.cloud is not None and opts.cloud in clouds:
+        hot_clouds = {opts.cloud}
+        hot_chips = {j for i, j, *_ in visible if i == opts.cloud} | ({opts.cloud} & set(chip_mid))
+
+    shapes = []
+    for i, c in clouds.items():
+        selected = opts.cloud == i
+        shapes.append(dict(type="rect", x0=x_cloud, x1=x_cloud + opts.cloud_width, y0=c["top"], y1=c["top"] + c["h"],
+                           line=dict(color="#37474f" if selected else "#cfd8dc", width=2 if selected else 1),
+                           fillcolor="#fafcfd" if i in hot_clouds else "#f3f3f3", layer="below"))
+    for j, t in chip_top.items():
+        rows = math.ceil(sizes[j] / C)
+        selected = opts.chip == j
+        shapes.append(dict(type="rect", x0=-0.2, x1=C + 0.2, y0=t - 0.2, y1=t + rows + 0.2,
+                           line=dict(color="#37474f" if selected else "#b0bec5", width=2 if selected else 1),
+                           fillcolor="rgba(0,0,0,0)", layer="below"))
+
+    # links, binned by width so that a few traces draw them all
+    if visible:
+        bins: dict[tuple[bool, int], tuple[list, list]] = {}
+        mids_x, mids_y, mids_text = [], [], []
+        for i, j, e, rel in visible:
+            xs, ys = _bezier(C + 0.3, chip_mid[j], x_cloud - 0.2, clouds[i]["top"] + clouds[i]["h"] / 2)
+            b = min(5, int(rel * 6))
+            dim = not (i in hot_clouds and j in hot_chips)
+            bx, by = bins.setdefault((e >= 0, b + (10 if dim else 0)), ([], []))
+            bx += xs.tolist() + [None]
+            by += ys.tolist() + [None]
+            mids_x.append(float(xs[len(xs) // 2]))
+            mids_y.append(float(ys[len(ys) // 2]))
+            mids_text.append(f"W{i} ↔ H{j}<br>e = {e:+.4g}")
+        for (pos_sign, b), (bx, by) in sorted(bins.items()):
+            dim = b >= 10
+            data.append(_scatter(x=bx, y=by, mode="lines", hoverinfo="skip", showlegend=False, name="links",
+                                 line=dict(color=POSITIVE if pos_sign else NEGATIVE,
+                                           width=max(0.6, opts.stroke * (0.8 + (b % 10) * 1.4))),
+                                 opacity=0.15 if dim else 0.55))
+        data.append(_scatter(x=mids_x, y=mids_y, mode="markers", marker=dict(size=9, color="rgba(0,0,0,0)"),
+                             hovertext=mids_text, hoverinfo="text", showlegend=False, name="link weights"))
+
+    # -- memory cells
+    if opts.word_response is not None:
+        resp = np.asarray(opts.word_response, dtype=float)[u_unit]
+        marker = dict(color=np.clip(resp, -opts.clip, opts.clip).tolist(), colorscale=SCALE, cmin=-opts.clip,
+                      cmax=opts.clip, cmid=0, showscale=True,
+                      colorbar=dict(title=dict(text=f"response to<br>{esc(opts.word or '')}"), len=0.35, y=1.0,
+                                    yanchor="top", thickness=12, x=-0.01, xanchor="right"))
+        resp_text = [f"<br>response to {esc(opts.word)}: {v:+.4g}" for v in resp]
+    else:
+        strength = u["strength"].to_numpy()
+        smax = float(strength.max()) if len(strength) and strength.max() > 0 else 1.0
+        marker = dict(color=(strength / smax).tolist(), colorscale=[[0, "#eceff1"], [1, "#455a64"]], cmin=0, cmax=1)
+        resp_text = [""] * len(u)
+    hl = set(int(x) for x in opts.highlight_units)
+    marker.update(symbol="square", size=PX - 2.5,
+                  line=dict(width=[2.5 if int(x) in hl else 0.5 for x in u_unit],
+                            color=["#111111" if int(x) in hl else "#ffffff" for x in u_unit]),
+                  opacity=[1.0 if c in hot_chips else 0.3 for c in u_clu])
+    data.append(_scatter(
+        x=ux.tolist(), y=uy.tolist(), mode="markers", marker=marker, showlegend=False, name="units",
+        customdata=[["unit", int(a), int(b)] for a, b in zip(u_unit, u_clu)],
+        hovertext=[f"unit {a} · cluster H{b}<br>strength {s:.4g}{r}"
+                   for a, b, s, r in zip(u_unit, u_clu, u["strength"], resp_text)], hoverinfo="text"))
+    data.append(_scatter(
+        x=[0.0] * len(chip_top), y=[t - 0.75 for t in chip_top.values()], mode="markers+text",
+        text=[f"H{j} · {sizes[j]} units" for j in chip_top], textposition="middle right",
+        marker=dict(size=9, color="#607d8b", symbol="triangle-right"), textfont=dict(size=11, color="#546e7a"),
+        customdata=[["chip", int(j)] for j in chip_top], hoverinfo="text",
+        hovertext=[f"unit cluster H{j}: {sizes[j]} units (click to highlight)" for j in chip_top],
+        showlegend=False, name="chips"))
+
+    # -- words
+    xs, ys, texts, sizes_px, colors, cdata, hover, opac_w = [], [], [], [], [], [], [], []
+    sel = set(opts.selected_words)
+    for i, c in clouds.items():
+        df = c["df"]
+        for (px, py), f, word, tag, freq, strength in zip(c["pos"], c["fonts"], df["word"].astype(str), df["pos"],
+                                                          df["freq"], df["strength"]):
+            tag = str(tag or "")
+            xs.append(x_cloud + px)
+            ys.append(c["top"] + 1.0 + py)
+            texts.append(f"<b>{esc(word)}</b>" if word in sel else esc(word))
+            sizes_px.append(f)
+            colors.append(POS_COLORS.get(tag, "#444444") if opts.pos else "#37474f")
+            cdata.append(["word", word, int(i)])
+            hover.append(f"<b>{esc(word)}</b> · W{i}<br>POS {esc(POS_NAMES.get(tag, tag))}<br>"
+                         f"frequency {int(freq):,}<br>mean |response| to H{i}: {strength:.4g}")
+            opac_w.append(1.0 if i in hot_clouds else 0.3)
+    if sel:
+        data.append(_scatter(x=[x for x, cd in zip(xs, cdata) if cd[1] in sel],
+                             y=[y for y, cd in zip(ys, cdata) if cd[1] in sel], mode="markers", hoverinfo="skip",
+                             showlegend=False, name="selected",
+                             marker=dict(size=26, color="rgba(255, 213, 79, 0.55)", symbol="square")))
+    text_colors = [c if o == 1.0 else "#b0bec5" for c, o in zip(colors, opac_w)]
+    data.append(_scatter(
+        x=xs, y=ys, mode="text+markers", text=texts, textfont=dict(size=sizes_px, color=text_colors),
+        marker=dict(size=[max(8.0, s) for s in sizes_px], color="rgba(0,0,0,0)"),
+        customdata=cdata, hovertext=hover, hoverinfo="text", showlegend=False, name="words"))
+    cloud_text, cloud_hover = _cloud_labels(clouds, opts.purity, wide=opts.cloud_width >= 30)
+    data.append(_scatter(
+        x=[x_cloud + 0.3] * len(clouds), y=[c["top"] + 0.55 for c in clouds.values()], mode="markers+text",
+        text=cloud_text, textposition="middle right",
+        marker=dict(size=9, color="#607d8b", symbol="circle"), textfont=dict(size=11, color="#546e7a"),
+        customdata=[["cloud", int(i)] for i in clouds], hoverinfo="text",
+        hovertext=cloud_hover, showlegend=False, name="clouds"))
+    if opts.pos and opts.pos_legend:   # legend of the POS colours
+        order_tags = list(POS_COLORS)
+        present = sorted({str(t or "") for t in words["pos"]},
+                         key=lambda t: order_tags.index(t) if t in order_tags else 99)
+        for tag in present:
+            data.append(_scatter(x=[None], y=[None], mode="markers", name=esc(POS_NAMES.get(tag, tag)),
+                                 marker=dict(size=10, color=POS_COLORS.get(tag, "#444444"), symbol="square"),
+                                 showlegend=True, hoverinfo="skip"))
+    width_units = x_cloud + opts.cloud_width + 1
+    return _figure(data, dict(
+        shapes=shapes, height=int(total_h * PX + 70), width=int((width_units + 1) * PX + 60),
+        xaxis=dict(visible=False, range=[-1.0, width_units]), yaxis=dict(visible=False, range=[total_h, -0.5]),
+        margin=dict(l=30, r=10, t=40 if opts.title else 10, b=10), dragmode="pan", hovermode="closest",
+        legend=dict(orientation="h", y=1.0, yanchor="bottom", x=1, xanchor="right", font=dict(size=11)),
+        title=dict(text=esc(opts.title), font=dict(size=14)) if opts.title else None, clickmode="event"))
+
+
+def opts_max(edges: np.ndarray) -> float:
+    finite = np.abs(edges[np.isfinite(edges)])
+    return float(finite.max()) if finite.size else 0.0

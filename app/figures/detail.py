@@ -1,0 +1,78 @@
+"""The detail view: box plots of every unit's response to a word, and a unit's top words."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .base import NEGATIVE, POSITIVE, Figure, _axis, _figure, esc, message_figure
+
+
+def detail_figure(details: dict[str, pd.DataFrame], max_units: int | None = None) -> Figure:
+    """Box plots of every unit's response to each word (whiskers q10–q90), units sorted by median.
+
+    details: word -> frame (unit, n, mean, std, q10, q25, q50, q75, q90). The order of units follows the
+    medians of the first word; up to three words are overlaid.
+    """
+    details = {w: d for w, d in details.items() if d is not None and len(d)}
+    if not details:
+        return message_figure("Click a word in a cloud (or pick one above) to see how every unit responds to it.")
+    first_word = next(iter(details))
+    order = details[first_word].sort_values(["q50", "unit"], ascending=[False, True])["unit"].to_numpy()
+    if max_units is not None:
+        order = order[:max_units]
+    cats = [f"u{u}" for u in order]
+    palette = ["#1565c0", "#ef6c00", "#2e7d32"]
+    data = []
+    for idx, (word, d) in enumerate(details.items()):
+        d = d.set_index("unit").reindex(order)
+        col = lambda c: np.nan_to_num(d[c].to_numpy(dtype=float)).tolist()  # noqa: E731
+        data.append(dict(type="box", x=cats, q1=col("q25"), median=col("q50"), q3=col("q75"), lowerfence=col("q10"),
+                         upperfence=col("q90"), mean=col("mean"), name=esc(word),
+                         marker=dict(color=palette[idx % 3]), line=dict(width=1), boxpoints=False,
+                         hovertext=[f"{esc(word)} · unit {u} · n = {int(n)}" for u, n in zip(order, d["n"].fillna(0))],
+                         hoverinfo="y+text"))
+    return _figure(data, dict(
+        boxmode="group", height=360, hovermode="closest", margin=dict(l=70, r=20, t=40, b=50), legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
+        xaxis=_axis(title=dict(text=f"unit (sorted by median response to {esc(first_word)})"),
+                    categoryorder="array", categoryarray=cats, showticklabels=len(cats) <= 40, showgrid=False),
+        yaxis=_axis(title=dict(text="response (whiskers q10–q90, box q25–q75)"), zeroline=True,
+                    zerolinecolor="#90a4ae")))
+
+
+def unit_words_figure(df: pd.DataFrame, unit: int) -> Figure:
+    """The words unit ``unit`` responds to most (top) and least (bottom): horizontal bars of the mean.
+
+    df: word, mean, freq and, when known, n, z (mean / (std/√n)) and weak (bool). Every bar is labelled
+    with its n and z; weak rows (too few occurrences, or a z too small to tell from noise) are drawn pale
+    and hatched with a "?" before the word, so a one-occurrence word never tops the list unmarked.
+    """
+    if df.empty:
+        return message_figure(f"No words for unit {unit}.")
+    df = df.sort_values("mean")
+    has_stats = "n" in df.columns and "z" in df.columns
+    weak = (df["weak"].fillna(True).astype(bool).to_numpy() if "weak" in df.columns
+            else np.zeros(len(df), bool))
+    labels = [f"? {esc(w)}" if wk else esc(w) for w, wk in zip(df["word"], weak)]
+    ztxt = (lambda z: "z —" if z is None or not np.isfinite(z) else f"z {z:+.1f}")  # noqa: E731
+    if has_stats:
+        bar_text = [f"n={int(n)} · {ztxt(z)}" for n, z in zip(df["n"], df["z"])]
+        hover = [f"{esc(w)}: mean {m:+.4g}, n = {int(n):,} occurrences, {ztxt(z)}, frequency {int(f):,}"
+                 + ("<br>weak: too few occurrences or |z| too small to tell from noise" if wk else "")
+                 for w, m, n, z, f, wk in zip(df["word"], df["mean"], df["n"], df["z"], df["freq"], weak)]
+    else:
+        bar_text = None
+        hover = [f"{esc(w)}: mean {m:+.4g}, frequency {int(f):,}" for w, m, f in zip(df["word"], df["mean"], df["freq"])]
+    colors = [("#e6b0aa" if wk else POSITIVE) if v >= 0 else ("#a9cce3" if wk else NEGATIVE)
+              for v, wk in zip(df["mean"], weak)]
+    bar = dict(type="bar", x=df["mean"].tolist(), y=labels, orientation="h", hovertext=hover, hoverinfo="text",
+               marker=dict(color=colors, pattern=dict(shape=["/" if wk else "" for wk in weak], fgcolor="#78909c")))
+    if bar_text is not None:
+        bar.update(text=bar_text, textposition="auto", insidetextanchor="middle", textfont=dict(size=10))
+    title = f"unit {unit}: the words it responds to most and least"
+    if has_stats:
+        title += "<br><sup>ranked by mean; n occurrences, z = mean/(std/√n); ? pale hatched: weak (few n or small |z|)</sup>"
+    return _figure([bar], dict(
+        height=max(300, 18 * len(df) + 90), title=dict(text=title, font=dict(size=14)),
+        xaxis=_axis(title=dict(text=f"mean response of unit {unit}"), zeroline=True, zerolinecolor="#90a4ae"),
+        yaxis=_axis(type="category", categoryorder="array", categoryarray=labels, showgrid=False),
+        margin=dict(l=110, r=20, t=60, b=40)))
