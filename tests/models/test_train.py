@@ -111,9 +111,9 @@ def test_schedules():
 
 def test_plateau_divides_the_rate_when_validation_stops_improving(tmp_path, ptb):
     seen = []
-    # lr 1e-30: the weights cannot change in float32, so validation never improves after epoch 1.
-    train_model("p", ModelConfig("lm", "rnn", 1, 8, 6), TrainConfig(epochs=3, batch_size=4, bptt=8, lr=1e-30,
-                                                                    lr_decay=0.25),
+    # Steps of norm <= lr * clip = 1e-20 cannot change float32 weights: validation never improves after epoch 1.
+    train_model("p", ModelConfig("lm", "rnn", 1, 8, 6), TrainConfig(epochs=3, batch_size=4, bptt=8, lr=1e-8,
+                                                                    clip=1e-12, lr_decay=0.25),
                 tmp_path, corpus=ptb, show_progress=False,
                 on_progress=lambda d: seen.append((d["epoch"], d["lr"], d.get("valid"))))
     per_epoch = {e: lr for e, lr, valid in seen if valid is not None}
@@ -121,7 +121,7 @@ def test_plateau_divides_the_rate_when_validation_stops_improving(tmp_path, ptb)
     for e in (2, 3):
         improved = valid[e - 2] < min(valid[: e - 2], default=float("inf"))
         assert per_epoch[e] == per_epoch[e - 1] * (1 if improved else 0.25)
-    assert per_epoch == {1: 1e-30, 2: 1e-30, 3: 0.25e-30}       # epoch 2 was no better than epoch 1
+    assert per_epoch == {1: 1e-8, 2: 1e-8, 3: 0.25e-8}          # epoch 2 was no better than epoch 1
 
 
 def test_old_checkpoints_keep_their_recipe():
