@@ -248,6 +248,8 @@ def clusters_csv(reader: Reader, model: str, layer: int, state: str, k: int) -> 
     e = pd.DataFrame([{"axis": "edge", "item": j, "cluster": i, "strength": float(v.edges[i, j])}
                       for i in range(v.k) for j in range(v.k)])
     out = pd.concat([w.drop(columns=["word_id"]), u, e], ignore_index=True)
+    for col in ("item", "freq", "cluster"):   # unit and edge rows have no freq: nullable ints, never 26.0
+        out[col] = out[col].astype("Int64")
     out.insert(0, "k", v.k)
     out.insert(0, "state", state)
     out.insert(0, "layer", int(layer))

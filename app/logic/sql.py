@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from dash import dcc, html
 
@@ -149,13 +150,29 @@ def _cell(value: Any) -> Any:
     return str(value)
 
 
+def _float32_shortest(values: pd.Series) -> list[float | None]:
+    """A float32 column as the Python floats its shortest decimal text denotes.
+
+    ``round(x, 4)`` on a FLOAT (float32) column returns float32 0.1227, which is the double
+    0.12269999831914902: shown as is, every rounded value carries that noise. numpy prints a float32 with the
+    fewest digits that read back as the same float32 (``0.1227``), which is what the user asked for; the CSV
+    download (pandas ``to_csv``) writes the same text already.
+    """
+    return [None if not np.isfinite(v) else float(str(v)) for v in values.to_numpy(np.float32)]
+
+
 def grid_data(frame: pd.DataFrame) -> tuple[list[dict], list[dict]]:
-    """(columns, records) for a DataTable; column ids are c0, c1, ... (names may repeat or be odd)."""
+    """(columns, records) for a DataTable; column ids are c0, c1, ... (names may repeat or be odd).
+
+    Float32 columns show the shortest decimal of each value (:func:`_float32_shortest`), not its double expansion.
+    """
     columns = []
     for i, (name, dtype) in enumerate(frame.dtypes.items()):
         numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
         columns.append({"name": str(name), "id": f"c{i}", "type": "numeric" if numeric else "text"})
-    records = [{f"c{i}": _cell(v) for i, v in enumerate(row)} for row in frame.itertuples(index=False, name=None)]
+    f32 = {i: _float32_shortest(frame.iloc[:, i]) for i, dtype in enumerate(frame.dtypes) if dtype == np.float32}
+    records = [{f"c{i}": (f32[i][r] if i in f32 else _cell(v)) for i, v in enumerate(row)}
+               for r, row in enumerate(frame.itertuples(index=False, name=None))]
     return columns, records
 
 

@@ -1,0 +1,82 @@
+"""The rough edges a walkthrough found (issue 10, section 3), each reached through Dash's own dispatch
+(POST /_dash-update-component) with the values the browser would send.
+"""
+from __future__ import annotations
+
+import io
+import json
+
+import pandas as pd
+import pytest
+
+from analytics.settings import Settings
+from app import ids
+from app.server import create_app
+
+
+@pytest.fixture(scope="module")
+def client(app_store):
+    app = create_app(Settings(store=app_store))
+    c = app.server.test_client()
+    assert c.get("/healthz").status_code == 200     # registers the pages' callbacks
+    return app, c
+
+
+def _key(cid) -> str:
+    return json.dumps(cid, sort_keys=True, separators=(",", ":"), default=str) if isinstance(cid, dict) else cid
+
+
+def dispatch(app, client, output_id, values: dict, changed: str) -> dict:
+    """Call the callback that writes ``output_id``, the inputs and states taking ``values`` (by id, or by
+    ``(id, prop)``); ``changed`` is the ``id.prop`` that fired. Returns {(id key, prop): value}."""
+    def outs(v) -> list:
+        return v["output"] if isinstance(v["output"], list) else [v["output"]]
+    key = next(k for k, v in app.callback_map.items()
+               if any(_key(o.component_id) == _key(output_id) for o in outs(v)))
+    cb = app.callback_map[key]
+
+    def val(dep):
+        return values.get((dep["id"], dep["property"]), values.get(dep["id"]))
+    body = {"output": key,
+            "outputs": [{"id": o.component_id, "property": o.component_property} for o in outs(cb)]
+            if key.startswith("..") else {"id": cb["output"].component_id, "property": cb["output"].component_property},
+            "inputs": [{"id": i["id"], "property": i["property"], "value": val(i)} for i in cb["inputs"]],
+            "state": [{"id": s["id"], "property": s["property"], "value": val(s)} for s in cb["state"]],
+            "changedPropIds": [changed]}
+    r = client.post("/_dash-update-component", json=body)
+    assert r.status_code == 200, r.get_data(as_text=True)[:800]
+    return {(cid, prop): v for cid, props in r.json["response"].items() for prop, v in props.items()}
+
+
+# --------------------------------------------------------------------------- SQL console, CSV downloads
+
+
+def test_sql_grid_shows_rounded_float32_values_without_noise(client):
+    app, c = client
+    sql = ("SELECT unit, round(mean, 4) AS rounded, mean FROM word_responses "
+           "WHERE model_id = 'tiny-lstm' AND layer = 0 AND state = 'h' ORDER BY word_id, unit LIMIT 40")
+    out = dispatch(app, c, ids.SQL_TABLE, {ids.SQL_EDITOR: sql, ids.SQL_RUN: 1}, f"{ids.SQL_RUN}.n_clicks")
+    cols = {col["name"]: col["id"] for col in out[(ids.SQL_TABLE, "columns")]}
+    rows = out[(ids.SQL_TABLE, "data")]
+    rounded = [r[cols["rounded"]] for r in rows]
+    assert len(rounded) == 40 and any(v != 0 for v in rounded)
+    assert all(len(repr(v).split(".")[-1].lstrip("-")) <= 4 or "e" in repr(v) for v in rounded), rounded
+    # the unrounded float32 keeps its own (shortest) digits; the CSV download writes the same text
+    csv = dispatch(app, c, ids.SQL_DOWNLOAD, {ids.SQL_LAST: sql, ids.SQL_CSV: 1}, f"{ids.SQL_CSV}.n_clicks")
+    text = csv[(ids.SQL_DOWNLOAD, "data")]["content"]
+    frame = pd.read_csv(io.StringIO(text), dtype=str)
+    assert [float(x) for x in frame["rounded"]] == rounded
+    assert [float(x) for x in frame["mean"]] == [r[cols["mean"]] for r in rows]
+
+
+def test_clusters_csv_writes_integer_columns_as_integers(client):
+    app, c = client
+    out = dispatch(app, c, ids.EX_DOWNLOAD, {
+        ids.EX_MODEL: "tiny-lstm", ids.EX_LAYER: 0, ids.EX_STATE: "h", ids.EX_K: 3, ids.EX_WORDS: [],
+        ids.EX_CSV_CLUSTERS: 1}, f"{ids.EX_CSV_CLUSTERS}.n_clicks")
+    text = out[(ids.EX_DOWNLOAD, "data")]["content"]
+    frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    assert set(frame["axis"]) == {"word", "unit", "edge"}
+    for col in ("layer", "k", "item", "freq", "cluster"):
+        assert frame[col].str.fullmatch(r"-?\d*").all(), (col, frame[col].head().tolist())
+    assert (frame.loc[frame["axis"] == "word", "freq"] != "").all()
