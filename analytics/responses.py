@@ -16,14 +16,16 @@ seen and every column we keep
   (``index_select``, ``sub``, ``index_add_``) over blocks small enough to stay
   in cache, with no per-chunk merge of running moments.
 - the quantiles ``QUANTILES`` (q10, q25, q50, q75, q90), numpy's default
-  ``method='linear'``, computed from a sample buffer holding the *first*
+  ``method='linear'``, computed from a sample buffer of at most about
   ``quantile_cap`` occurrences of each word, stored as float16: the quantiles
   are those of the values rounded to 11 significant bits, the precision the
-  store keeps them at anyway (values beyond ±65,504 are clamped there).  They
-  are exact in that sense when n <= quantile_cap (most words); for more
-  frequent words they are the quantiles of that prefix sample (the documented
-  sketch). A traced stream is not i.i.d., so the prefix is a sketch, not an
-  unbiased sample; raise ``quantile_cap`` where frequent words matter.
+  store keeps them at anyway (values beyond ±65,504 are clamped there).  Which
+  occurrences are kept is the caller's ``keep`` mask (the pipeline passes a
+  systematic sample spread evenly over the text, see
+  :func:`analytics.quantiles.systematic_keep`), or by default the first
+  ``quantile_cap`` in update order.  They are exact in that sense when
+  n <= quantile_cap (most words); for more frequent words they are the
+  quantiles of the sample (the documented sketch).
 
 Memory stays bounded: the sums are float64 [V, W] arrays (only rows of words
 seen are touched); kept rows go to an in-memory float16 buffer that is spilled
@@ -31,7 +33,7 @@ to binary files in a private temporary directory once it exceeds
 ``spill_bytes``, read back with ``np.memmap`` when the quantiles are computed,
 and removed afterwards, also when that fails. The quantiles are computed for
 all words and a block of columns at once, with one exact segmented sort per
-block (see :func:`_segment_quantiles`).
+block (see :func:`analytics.quantiles.segment_quantiles`).
 
 This module never changes ``torch.set_num_threads``.
 """
@@ -42,21 +44,18 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 
 from models.buffers import Workspace, lazy_zeros
 
+from .quantiles import prefix_keep, segment_quantiles
+from .response_stats import QUANTILE_COLUMNS, QUANTILES, ResponseStats, response_matrix, z_scores
+
+__all__ = ["QUANTILES", "QUANTILE_COLUMNS", "ResponseAccumulator", "ResponseStats", "response_matrix", "z_scores"]
+
 logger = logging.getLogger(__name__)
-
-QUANTILES: tuple[float, ...] = (0.10, 0.25, 0.50, 0.75, 0.90)
-QUANTILE_COLUMNS: tuple[str, ...] = ("q10", "q25", "q50", "q75", "q90")
-
 
 
 def _default_spill_bytes() -> int:
@@ -86,69 +85,6 @@ F16_MAX = 65504.0
 _IDS_FILE = "word_ids.i64"
 
 
-@dataclass
-class ResponseStats:
-    """Per-word, per-unit response statistics of one (layer, state).
-
-    Attributes:
-        word_ids: [W] int64, sorted; only words with n >= 1.
-        n: [W] int64 occurrences.
-        mean: [W, H] float32.
-        std: [W, H] float32 sample std (ddof=1), 0 where n == 1.
-        quantiles: [5, W, H] float32, in the order of ``QUANTILES``.
-    """
-
-    word_ids: np.ndarray
-    n: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
-    quantiles: np.ndarray
-
-    @property
-    def hidden_size(self) -> int:
-        return int(self.mean.shape[1])
-
-    def to_frame(self, words: Sequence[str] | None = None) -> pd.DataFrame:
-        """Long format, one row per (word, unit), ordered by (word_id, unit).
-
-        Columns: word_id, [word], unit, n, mean, std, q10, q25, q50, q75, q90;
-        int32 for word_id/unit/n, float32 for the statistics. ``words`` is the
-        vocabulary (``words[word_id]``); the column is left out when None.
-        """
-        n_words, hidden = self.mean.shape
-        cols: dict[str, np.ndarray] = {
-            "word_id": np.repeat(self.word_ids.astype(np.int32), hidden),
-        }
-        if words is not None:
-            if len(self.word_ids) and len(words) <= int(self.word_ids.max()):
-                raise ValueError(
-                    f"words has {len(words)} entries but word id {int(self.word_ids.max())} "
-                    "was seen; pass the model's full vocabulary"
-                )
-            vocab = np.asarray(words, dtype=object)
-            cols["word"] = np.repeat(vocab[self.word_ids], hidden)
-        cols["unit"] = np.tile(np.arange(hidden, dtype=np.int32), n_words)
-        cols["n"] = np.repeat(self.n.astype(np.int32), hidden)
-        cols["mean"] = self.mean.astype(np.float32, copy=False).reshape(-1)
-        cols["std"] = self.std.astype(np.float32, copy=False).reshape(-1)
-        for i, name in enumerate(QUANTILE_COLUMNS):
-            cols[name] = self.quantiles[i].astype(np.float32, copy=False).reshape(-1)
-        return pd.DataFrame(cols)
-
-
-def response_matrix(stats: ResponseStats) -> np.ndarray:
-    """Expected response s(w)_u = E[value | word w]: the [W, H] mean matrix."""
-    return stats.mean
-
-
-def z_scores(stats: ResponseStats) -> np.ndarray:
-    """[W, H] float32 z-score mean / (std / sqrt(n)); NaN where std == 0."""
-    se = stats.std.astype(np.float64) / np.sqrt(stats.n.astype(np.float64))[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(se > 0, stats.mean / se, np.nan)
-    return z.astype(np.float32)
-
-
 def _remove_dir(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
@@ -159,8 +95,8 @@ class ResponseAccumulator:
     Args:
         vocab_size: V; word ids must lie in [0, V).
         width: W, the number of value columns (e.g. several states x H units).
-        quantile_cap: occurrences per word kept for the quantiles (the first
-            ones in stream order).
+        quantile_cap: occurrences per word kept for the quantiles when
+            :meth:`update` gets no ``keep`` mask (the first ones in update order).
         spill_dir: where the private temporary spill directory is created
             (``tempfile.mkdtemp`` default location when None). Created only if
             the buffer actually spills.
@@ -188,13 +124,14 @@ class ResponseAccumulator:
 
         V, W = self.vocab_size, self.width
         self._count = torch.zeros(V, dtype=torch.int64)                     # [V]
+        self._kept = torch.zeros(V, dtype=torch.int64)                      # [V] rows in the quantile buffer
         # Only the rows of words seen are ever touched, and only they take memory.
         self._shift = lazy_zeros((V, W), torch.float32)                    # [V, W] K: first value
         self._s1 = lazy_zeros((V, W), torch.float64)                       # [V, W] Σ(x − K)
         self._s2 = lazy_zeros((V, W), torch.float64)                       # [V, W] Σ(x − K)²
         self._scratch = Workspace()
 
-        # Kept rows (first quantile_cap occurrences per word), in memory...
+        # Kept rows (the quantile sample), in memory...
         self._pending: list[tuple[np.ndarray, torch.Tensor]] = []  # (ids [r] i64, vals [r, W] f16)
         self._pending_bytes = 0
         # ... and on disk: ids in one file, values in one file per column block.
@@ -210,11 +147,14 @@ class ResponseAccumulator:
         return self.width
 
     # ------------------------------------------------------------------ update
-    def update(self, word_ids: torch.Tensor, values: torch.Tensor) -> None:
+    def update(self, word_ids: torch.Tensor, values: torch.Tensor, keep: torch.Tensor | None = None) -> None:
         """Add one chunk: ``word_ids`` [N] integer, ``values`` [N, W] float.
 
-        Raises ValueError on bad shapes, ids outside [0, V) or non-finite values;
-        the accumulator is then unchanged.
+        ``keep`` [N] bool: the rows that go into the quantile sample (e.g. a
+        :func:`analytics.quantiles.systematic_keep` mask); None keeps each
+        word's first ``quantile_cap`` occurrences in update order.  Means and
+        stds always use every row.  Raises ValueError on bad shapes, ids
+        outside [0, V) or non-finite values; the accumulator is then unchanged.
         """
         if self._finalized:
             raise RuntimeError("ResponseAccumulator.update() called after finalize() or close()")
@@ -226,6 +166,11 @@ class ResponseAccumulator:
             raise ValueError(
                 f"values must have shape [N={word_ids.shape[0]}, W={self.width}], got {tuple(values.shape)}"
             )
+        if keep is not None:
+            keep = torch.as_tensor(keep)
+            if keep.dtype != torch.bool or keep.shape != word_ids.shape:
+                raise ValueError(f"keep must be a bool tensor of shape {tuple(word_ids.shape)}, "
+                                 f"got {keep.dtype} {tuple(keep.shape)}")
         if word_ids.numel() == 0:
             return
         ids = word_ids.detach().to("cpu", torch.int64)
@@ -253,7 +198,10 @@ class ResponseAccumulator:
             first = torch.full((uniq.shape[0],), n_rows, dtype=torch.int64).scatter_reduce_(
                 0, inv, torch.arange(n_rows), "amin")
             self._shift[uniq[new]] = vals[first[new]]
-        keep = self._keep_rows(inv, cnt, prev)                             # None: all rows
+        if keep is None:
+            keep = prefix_keep(inv, cnt, prev, self.quantile_cap)          # None: all rows
+        else:
+            keep = torch.nonzero(keep.to("cpu")).squeeze(1)                # [k] ascending
         n_keep = n_rows if keep is None else keep.shape[0]
         kept = torch.empty((n_keep, self.width), dtype=torch.float16)
 
@@ -286,26 +234,13 @@ class ResponseAccumulator:
         if clamp:
             self.clamped += int(((vals < -F16_MAX) | (vals > F16_MAX)).sum())
         if n_keep:
-            kept_ids = (ids if keep is None else ids[keep]).numpy().copy()
+            kept_ids = ids if keep is None else ids[keep]
+            self._kept.index_add_(0, kept_ids, torch.ones_like(kept_ids))
+            kept_ids = kept_ids.numpy().copy()
             self._pending.append((kept_ids, kept))
             self._pending_bytes += kept.numel() * 2 + kept_ids.nbytes
             if self._pending_bytes > self.spill_bytes:
                 self._spill()
-
-    def _keep_rows(self, inv: torch.Tensor, cnt: torch.Tensor, prev: torch.Tensor) -> torch.Tensor | None:
-        """Sorted indices of the rows among their word's first quantile_cap occurrences (None: every row)."""
-        if bool((prev + cnt <= self.quantile_cap).all()):
-            return None
-        # Rank of each row among its word's occurrences = previous count +
-        # rank inside the chunk; the in-chunk rank comes from a stable sort
-        # by word (row order = stream order) minus the word's segment start.
-        n_rows = inv.shape[0]
-        order = torch.sort(inv, stable=True).indices  # [N]
-        seg_start = torch.cumsum(cnt, 0) - cnt  # [U]
-        rank_sorted = torch.arange(n_rows) - seg_start[inv[order]]
-        rank = torch.empty_like(rank_sorted)
-        rank[order] = rank_sorted
-        return torch.nonzero((prev[inv] + rank) < self.quantile_cap).squeeze(1)  # [k], ascending
 
     # ------------------------------------------------------------------ spill
     def _blocks(self) -> list[tuple[int, int]]:
@@ -357,7 +292,7 @@ class ResponseAccumulator:
         """Drop all buffers and remove the spill directory (idempotent)."""
         self._pending.clear()
         self._pending_bytes = 0
-        self._count = self._shift = self._s1 = self._s2 = None  # type: ignore[assignment]
+        self._count = self._kept = self._shift = self._s1 = self._s2 = None  # type: ignore[assignment]
         self._scratch.clear()
         if self._spill_cleanup is not None:
             self._spill_cleanup()  # removes the directory; runs at most once
@@ -398,10 +333,15 @@ class ResponseAccumulator:
         std = (m2 / (n64 - 1).clamp_(min=1.0)).clamp_(min=0.0).sqrt_().to(torch.float32).numpy()  # n == 1: 0
         del m2
 
+        kept = self._kept[seen].numpy()  # [n_words] rows per word in the buffer
+        sampled = np.flatnonzero(kept)  # [S] words with a sample (all, unless a keep mask left some out)
+        every = len(sampled) == n_words
         quantiles = np.empty((len(QUANTILES), n_words, width), dtype=np.float32)
-        kept = np.minimum(n, self.quantile_cap)  # [n_words] rows per word in the buffer
-        seg_start = np.cumsum(kept) - kept  # [n_words] segment starts after sorting by word
-        n_kept = int(kept.sum())
+        if not every:
+            quantiles.fill(np.nan)  # no sample, no quantiles
+        seg_len = kept[sampled]
+        seg_start = np.cumsum(seg_len) - seg_len  # [S] segment starts after sorting by word
+        n_kept = int(seg_len.sum())
 
         # Kept rows: spilled part (memmaps) followed by the in-memory part.
         ids_parts: list[np.ndarray] = []
@@ -415,9 +355,9 @@ class ResponseAccumulator:
         kept_ids = np.concatenate(ids_parts) if ids_parts else np.empty(0, np.int64)
         if kept_ids.shape[0] != n_kept:
             raise RuntimeError(f"quantile buffer holds {kept_ids.shape[0]} rows, expected {n_kept}")
-        group = np.searchsorted(word_ids, kept_ids)  # [R] row -> word index
+        group = np.searchsorted(word_ids[sampled], kept_ids)  # [R] row -> sampled word index
 
-        if n_words:
+        if n_kept:
             step = max(1, min(BLOCK_COLS, SORT_BUDGET_BYTES // (32 * max(n_kept, 1))))
             s0 = c0
             while s0 < c1:
@@ -427,7 +367,11 @@ class ResponseAccumulator:
                     block = np.asarray(spilled[j][:, s0 - b0:s1_ - b0])  # [R, b] float16
                 else:
                     block = torch.cat([p[1][:, s0:s1_] for p in self._pending]).numpy()
-                quantiles[:, :, s0 - c0:s1_ - c0] = _segment_quantiles(block, group, seg_start, kept, QUANTILES)
+                q = segment_quantiles(block, group, seg_start, seg_len, QUANTILES)  # [Q, S, b]
+                if every:
+                    quantiles[:, :, s0 - c0:s1_ - c0] = q
+                else:
+                    quantiles[:, sampled, s0 - c0:s1_ - c0] = q
                 s0 = s1_
         logger.info(
             "responses: %d words, columns %d-%d, %d occurrences, %d rows kept for quantiles (%d spilled)",
@@ -436,88 +380,3 @@ class ResponseAccumulator:
         if self.clamped:
             logger.warning("%d kept values beyond +-%g were clamped for the quantiles", self.clamped, F16_MAX)
         return ResponseStats(word_ids=word_ids, n=n, mean=mean, std=std, quantiles=quantiles)
-
-
-# ----------------------------------------------------------------- quantiles
-def _half_to_ordered(x: np.ndarray) -> np.ndarray:
-    """float16 -> int32 in [0, 2**16) with the same order (x finite)."""
-    # IEEE-754 trick: for negative floats flip every bit but the sign, so the
-    # signed-int order matches the float order; then shift to the unsigned range.
-    i = x.view(np.int16).astype(np.int32)
-    return (i ^ ((i >> 15) & 0x7FFF)) + 2**15
-
-
-def _ordered_to_half(k: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`_half_to_ordered` on the low 16 bits of ``k``."""
-    i = ((k & 0xFFFF) - 2**15).astype(np.int16)
-    return (i ^ ((i >> 15) & 0x7FFF)).view(np.float16)
-
-
-def _sort_rows_inplace(a: np.ndarray) -> None:
-    """Sort each row of a C-contiguous [b, R] array in place.
-
-    numpy's in-place SIMD sort needs no index array and measured faster than
-    torch.sort here; it releases the GIL, so the rows are split over as many
-    threads as torch is configured to use (torch.get_num_threads()).
-    """
-    workers = max(1, min(torch.get_num_threads(), a.shape[0]))
-    if workers == 1:
-        a.sort(axis=1)
-        return
-    bounds = np.linspace(0, a.shape[0], workers + 1).astype(int)
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda i: a[bounds[i]:bounds[i + 1]].sort(axis=1), range(workers)))
-
-
-def _segment_quantiles(
-    block: np.ndarray,
-    group: np.ndarray,
-    seg_start: np.ndarray,
-    seg_len: np.ndarray,
-    qs: Sequence[float],
-) -> np.ndarray:
-    """Quantiles of every (word segment, column) at once.
-
-    Args:
-        block: [R, b] float16 kept values, rows in any order.
-        group: [R] int64 word index of each row (0..W-1).
-        seg_start: [W] start of each word's segment in word-sorted order.
-        seg_len: [W] rows per word (>= 1).
-        qs: quantile levels.
-
-    Returns:
-        [len(qs), W, b] float32, bit-equal to ``np.quantile(x, qs, axis=0)``
-        (method 'linear', cast to float32) of each word's rows as float32.
-    """
-    # One exact sort per column sorts every word's segment at once: the key is
-    # (word index << 16) | order-preserving bits of the float16 value, an
-    # int32 while there are fewer than 2**15 words (numpy sorts those ~2x
-    # faster than int64), else an int64.  (An exact integer key rather than a
-    # float "group + normalised value" key: no precision loss however close
-    # the values are.)
-    key_type = np.int32 if len(seg_len) < 2**15 else np.int64
-    keys = _half_to_ordered(np.ascontiguousarray(block.T, dtype=np.float16)).astype(key_type, copy=False)  # [b, R]
-    keys |= (group.astype(key_type) << 16)[None, :]
-    _sort_rows_inplace(keys)
-
-    # numpy's 'linear' rule, replicated operation by operation so the result is
-    # bit-identical: virtual index (n - 1) * q, neighbours floor / floor + 1
-    # clamped to the segment, float32 difference, lerp in float64 with the
-    # b - diff * (1 - t) branch for t >= 0.5.
-    q = np.asarray(qs, dtype=np.float64)[:, None]  # [Q, 1]
-    virtual = (seg_len - 1)[None, :] * q  # [Q, W] float64
-    lo = np.floor(virtual)
-    gamma = (virtual - lo).reshape(-1)  # [Q*W]
-    last = (seg_len - 1)[None, :]
-    prev = np.clip(lo, 0, last).astype(np.int64)
-    nxt = np.where(virtual >= last, last, np.clip(lo + 1, 0, last)).astype(np.int64)
-    a = _ordered_to_half(np.take(keys, (seg_start + prev).reshape(-1), axis=1)).astype(np.float32)  # [b, Q*W]
-    b = _ordered_to_half(np.take(keys, (seg_start + nxt).reshape(-1), axis=1)).astype(np.float32)
-    del keys
-    diff = (b - a).astype(np.float64)  # float32 subtraction, as numpy does
-    upper = gamma >= 0.5
-    res = a.astype(np.float64)
-    res += diff * gamma
-    res[:, upper] = b[:, upper] - diff[:, upper] * (1.0 - gamma[upper])
-    n_q, n_w = virtual.shape
-    return res.astype(np.float32).reshape(-1, n_q, n_w).transpose(1, 2, 0)  # [Q, W, b]

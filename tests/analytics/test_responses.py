@@ -224,3 +224,44 @@ def test_values_beyond_float16_are_clamped_for_quantiles_only():
     np.testing.assert_allclose(stats.mean[0], [2e5, -1.5], rtol=1e-6)   # mean and std from the exact values
     np.testing.assert_allclose(stats.std[0], [np.std([1e5, 3e5], ddof=1), np.std([-1.0, -2.0], ddof=1)], rtol=1e-6)
     assert stats.quantiles[:, 0, 0].max() == 65504.0 and stats.quantiles[:, 1, 0].min() == -65504.0
+
+
+def test_systematic_keep_spreads_a_fixed_sample_over_the_text():
+    from analytics.quantiles import systematic_keep
+    ids = np.array([5] * 10 + [2] * 3 + [5] * 7)                       # word 5: 17 occurrences, word 2: 3
+    keep = systematic_keep(ids, cap=4)
+    assert keep[ids == 2].all()                                          # c <= cap: every occurrence
+    j = np.flatnonzero(keep[ids == 5]) + 1                               # 1-based ranks kept
+    np.testing.assert_array_equal(j, np.ceil(np.arange(1, 5) * 17 / 4))  # ceil(m c / cap), m = 1..cap
+    big = np.random.default_rng(0).integers(0, 50, 100_000)
+    kept = np.bincount(big[systematic_keep(big, cap=300)], minlength=50)
+    np.testing.assert_array_equal(kept, np.minimum(np.bincount(big, minlength=50), 300))
+    assert systematic_keep(np.zeros(0, np.int64), 3).shape == (0,)
+
+
+def test_keep_mask_selects_the_quantile_sample():
+    ids, vals = _stream(seed=8, cap=20)
+    from analytics.quantiles import systematic_keep
+    keep = systematic_keep(ids, cap=20)
+    acc = ResponseAccumulator(40, vals.shape[1], quantile_cap=5)         # the cap is the default rule's only
+    start = 0
+    for step in (1, 613, 1000, 7, 2000):
+        sl = slice(start, start + step)
+        acc.update(torch.from_numpy(ids[sl]), torch.from_numpy(vals[sl]), keep=torch.from_numpy(keep[sl]))
+        start += step
+    stats = acc.finalize()
+    for i, w in enumerate(stats.word_ids):
+        x = vals[ids == w].astype(np.float64)
+        np.testing.assert_allclose(stats.mean[i], x.mean(axis=0), rtol=1e-6, atol=1e-7)   # every row
+        sample = vals[(ids == w) & keep].astype(np.float16).astype(np.float32)
+        np.testing.assert_array_equal(stats.quantiles[:, i],
+                                      np.quantile(sample, QUANTILES, axis=0).astype(np.float32))
+    # A word none of whose rows is kept has NaN quantiles (and exact mean, n).
+    acc = ResponseAccumulator(3, 2)
+    acc.update(torch.tensor([0, 1, 1]), torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]),
+               keep=torch.tensor([True, False, False]))
+    stats = acc.finalize()
+    assert stats.quantiles[:, 0, 0].tolist() == [1.0] * 5 and np.isnan(stats.quantiles[:, 1]).all()
+    assert stats.mean[1].tolist() == [4.0, 5.0]
+    with pytest.raises(ValueError, match="keep"):
+        ResponseAccumulator(3, 2).update(torch.tensor([0]), torch.zeros(1, 2), keep=torch.tensor([1]))
