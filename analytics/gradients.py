@@ -10,8 +10,16 @@ unbiased-in-square estimate of the Frobenius norm of the Jacobian; we average
 it over windows and probes (the std is over windows).  For an LSTM the
 derivative is taken with the cell state c_{t−k} held fixed, the usual
 definition for the hidden-to-hidden path.
+
+The unrolled layer and the backward pass run in float64, on a double copy of
+the layer's weights (the inputs and warm states come from the float32 trace):
+the norms of a contracting network decay geometrically, and in float32 they
+underflow to exact zeros (a vanilla RNN's past k ≈ 29); float64 reaches
+~1e-308.  Everything runs on the model's device.
 """
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pandas as pd
@@ -24,6 +32,8 @@ def gradient_flow(model: RecurrentModel, data: torch.Tensor, K: int = 50, *, win
                   warmup: int = 200, seed: int = 0) -> pd.DataFrame:
     """data: a batchified id stream [N, B].  Returns layer, distance, grad_norm, grad_norm_std rows."""
     cfg = model.cfg
+    device = model.head.weight.device
+    data = data.to(device)
     N, B = data.shape
     K = max(1, min(K, N - 1))
     gen = torch.Generator().manual_seed(seed)
@@ -39,12 +49,12 @@ def gradient_flow(model: RecurrentModel, data: torch.Tensor, K: int = 50, *, win
     x_emb = model.embed(data[start:, cols]).detach()                          # [K+1, W, E]
     rows = []
     for layer in range(cfg.layers):
-        core = model._layer_core(layer)
+        core = copy.deepcopy(model._layer_core(layer)).double().requires_grad_(False)   # float64 copy
         inp = x_emb if layer == 0 else window_trace[(layer - 1, "h")]          # [K+1, W, *]
-        inp = inp.repeat(1, probes, 1)                                        # [K+1, W*P, *]
+        inp = inp.double().repeat(1, probes, 1)                               # [K+1, W*P, *]
         h0 = init[0][layer] if cfg.cell == "lstm" else init[layer]
-        h = h0.repeat(probes, 1)[None].detach()                               # [1, W*P, H]
-        c = init[1][layer].repeat(probes, 1)[None].detach() if cfg.cell == "lstm" else None
+        h = h0.double().repeat(probes, 1)[None].detach()                      # [1, W*P, H]
+        c = init[1][layer].double().repeat(probes, 1)[None].detach() if cfg.cell == "lstm" else None
         nodes = []
         with torch.enable_grad():
             for t in range(K + 1):
@@ -55,7 +65,7 @@ def gradient_flow(model: RecurrentModel, data: torch.Tensor, K: int = 50, *, win
                     h, c = st
                 else:
                     h = st
-            u = torch.randn(h.shape, generator=gen)
+            u = torch.randn(h.shape, generator=gen).to(device, torch.float64)          # the float32 draws of before
             u = u / u.norm(dim=-1, keepdim=True)
             for n in nodes:
                 if n.requires_grad and not n.is_leaf:

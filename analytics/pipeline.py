@@ -1,48 +1,59 @@
 """Run a trained model over a corpus split and write its tables into the store.
 
-Language models are traced over the split as one continuous stream (cut into
-``batch_size`` parallel pieces, as in perplexity evaluation, each piece
-starting from zero state); classifiers restart from zero at every document.
+A language model's statistics are those of the split traced as one continuous
+stream from zero state, computed in parallel: the split is cut into up to
+``batch_size`` pieces of at least ``warmup`` tokens, traced side by side.
+Piece 0 starts from zero state at the split's start, exactly as the stream
+does; every other piece starts from the state reached by reading, from zero,
+the ``warmup`` tokens of text just before it (one extra batched trace of
+[warmup, B], no statistics), which is the continuous stream's state there up
+to a difference that fades with the warm-up length (see ``AnalysisOptions``).
+The tail that does not fill a piece is traced as the continuation of the last
+piece, whose final state is exactly the state before it: every token counts.
+
+Classifiers restart from zero at every document, truncated at the ``max_len``
+the model was trained with.
+
+The quantiles come from a systematic sample of at most ``quantile_cap``
+occurrences per word spread evenly over the text, ranked in text order (the
+LM split as one stream; documents in order, then position), whatever order
+the pieces are traced in: see :func:`analytics.quantiles.systematic_keep`.
+
 Everything of one model goes into one store partition, written atomically.
 """
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-import json
 import logging
-import math
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import torch
 from tqdm.auto import tqdm
 
 from models.checkpoint import find_checkpoint, model_from_checkpoint, read_checkpoint
 from models.buffers import Workspace
 from models.corpora import Corpus, load_corpus
-from models.rnn import RecurrentModel
+from models.rnn import RecurrentModel, State
 from models.runtime import torch_threads
-from models.text import Vocab
 from models.train import batchify, lm_stream
 
 from . import store
 from .coclusters import cocluster_frame, cocluster_range, select_words
 from .gradients import gradient_flow
-from .responses import QUANTILES, ResponseAccumulator, ResponseStats
+from .quantiles import systematic_keep
+from .responses import ResponseAccumulator
+from .tables import SUMMARY_BITS, model_tables, response_table, round_mantissa  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 CLUSTER_STATES = ("h", "c")
-SUMMARY_BITS = 10   # std and quantiles keep 11 significant bits (rel. error <= 0.05%); n and mean are exact
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
@@ -57,11 +68,12 @@ class AnalysisOptions:
     states: str = "hidden"           # "hidden" (h, and c for LSTM), "all" (gates too) or a list such as "h,gates"
     batch_size: int = 64             # parallel streams (LM) or documents (classifier) per trace call
     chunk_steps: int = 256           # time steps per trace call (LM)
+    warmup: int = 200                # LM: tokens of text before each parallel piece read to set its start state
     top_words: int = 500             # words that enter the co-clustering
     min_count: int = 10
     k_min: int = 2
     k_max: int = 20
-    quantile_cap: int = 1000         # quantiles from the first this-many occurrences of a word
+    quantile_cap: int = 1000         # quantiles from a sample of this many occurrences of a word, evenly spread
     gradient_k: int = 50             # gradient flow distances 1..K (0 = skip)
     seed: int = 0
 
@@ -69,6 +81,8 @@ class AnalysisOptions:
         for name in ("batch_size", "chunk_steps", "top_words", "min_count", "quantile_cap"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must not be negative, got {self.warmup}")
         if not 2 <= self.k_min <= self.k_max <= 50:
             raise ValueError(f"need 2 <= k_min <= k_max <= 50, got {self.k_min}..{self.k_max}")
         if self.split not in ("train", "valid", "test"):
@@ -121,102 +135,87 @@ def _use_input_table(model: RecurrentModel, tokens: int) -> bool:
 
 
 def _lm_chunks(model: RecurrentModel, data: torch.Tensor, chunk: int, keys: list[tuple[int, str]],
-               ws: Workspace) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Trace a batchified stream [N, B] chunk by chunk, carrying the state.
+               ws: Workspace, state: State | None = None,
+               input_table: bool | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Trace a batchified stream [N, B] chunk by chunk from ``state`` (zero if None), carrying the state.
 
     Yields (ids [T, B], values [T, B, len(keys) * H]) with Δh for h and c, the
-    activations for gates; ``values`` is reused by the next chunk.
+    activations for gates; ``values`` is reused by the next chunk.  Returns
+    (as the generator's value) the state after the last step.
     """
-    state = None
-    table = _use_input_table(model, data.numel())
+    table = _use_input_table(model, data.numel()) if input_table is None else input_table
     for i in range(0, data.size(0), chunk):
         x = data[i:i + chunk]
         packed = model.trace_packed(x, state, keys=keys, deltas=True, workspace=ws, input_table=table)
         yield x, packed.values
         state = packed.state
+    return state
 
 
-def round_mantissa(x: np.ndarray, bits: int) -> np.ndarray:
-    """Round float32 values to ``bits`` explicit mantissa bits (relative error <= 2**-(bits+1)).
+def _pieces(total: int, batch_size: int, warmup: int) -> tuple[int, int]:
+    """(B, n): B parallel pieces of n tokens each, n >= max(2, warmup) unless B == 1.
 
-    The zeroed low bits compress to almost nothing in Parquet (byte-stream-split
-    + zstd), which keeps ``word_responses`` compact; rounding is monotone, so
-    q10 <= q25 <= ... <= q90 still holds.  Written here because numpy has no
-    float32 rounding to a given number of significant bits.
+    Pieces at least ``warmup`` long let every piece but the first be warmed up
+    on ``warmup`` tokens of the text before it; the B * n tokens traced in
+    parallel leave a tail of total − B·n < B tokens.
     """
-    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
-    drop = 23 - bits
-    rounded = (u + np.uint32(1 << (drop - 1))) & np.uint32(~((1 << drop) - 1) & 0xFFFFFFFF)
-    return rounded.view(np.float32)
+    B = max(1, min(batch_size, total // max(2, warmup)))
+    return B, total // B
 
 
-def _response_table(model_id: str, layer: int, state: str, stats: ResponseStats, vocab: Vocab,
-                    rows_per_block: int = 2_000_000) -> Iterator[pa.Table]:
-    """The long ``word_responses`` rows of one (layer, state), in blocks of whole words."""
-    W, H = stats.mean.shape
-    words_per_block = max(1, rows_per_block // max(H, 1))
-    words = pa.array(vocab.words, pa.string())
-    units = np.arange(H, dtype=np.int32)
-
-    def constant(value: str, rows: int) -> pa.DictionaryArray:
-        return pa.DictionaryArray.from_arrays(np.zeros(rows, np.int32), pa.array([value]))
-
-    for a in range(0, W, words_per_block):
-        b = min(W, a + words_per_block)
-        ids = stats.word_ids[a:b].astype(np.int32)
-        rows = (b - a) * H
-        cols = {  # strings as dictionary arrays: no Python object per row
-            "model_id": constant(model_id, rows),
-            "layer": pa.array(np.full(rows, layer, np.int32)),
-            "state": constant(state, rows),
-            "word_id": pa.array(np.repeat(ids, H)),
-            "word": pa.DictionaryArray.from_arrays(np.repeat(ids, H), words),
-            "unit": pa.array(np.tile(units, b - a)),
-            "n": pa.array(np.repeat(stats.n[a:b].astype(np.int32), H)),
-            "mean": pa.array(stats.mean[a:b].reshape(-1)),
-            "std": pa.array(round_mantissa(stats.std[a:b].reshape(-1), SUMMARY_BITS)),
-        }
-        for q, name in zip(range(len(QUANTILES)), ("q10", "q25", "q50", "q75", "q90")):
-            cols[name] = pa.array(round_mantissa(stats.quantiles[q, a:b].reshape(-1), SUMMARY_BITS))
-        yield pa.table(cols)
+def _warm_state(model: RecurrentModel, stream: torch.Tensor, B: int, n: int, warmup: int,
+                ws: Workspace, table: bool) -> State | None:
+    """The start state of each piece b (tokens b·n ..): zero for piece 0, else the state after
+    reading stream[b·n − warmup : b·n] from zero.  None (zero for all) when there is nothing to warm."""
+    w = min(warmup, n)
+    if B == 1 or w == 0:
+        return None
+    pos = torch.arange(B) * n                                               # [B] piece starts
+    idx = (pos[None, :] - w + torch.arange(w)[:, None]).clamp_(min=0)     # [w, B]; piece 0's is reset below
+    keys = [(model.cfg.layers - 1, "h")]                                    # only the final state is needed
+    state = model.trace_packed(stream[idx], keys=keys, workspace=ws, input_table=table).state
+    for s in state if isinstance(state, tuple) else (state,):
+        s[:, 0] = 0                                                         # [L, B, H]: piece 0 from zero
+    return state
 
 
-def _model_tables(model_id: str, ckpt: dict, vocab: Vocab, opts: AnalysisOptions, tokens: int,
-                  states: list[tuple[int, str]]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    cfg = ckpt["model_config"]
-    metrics = pd.DataFrame(ckpt.get("metrics", []))
-    if metrics.empty:
-        metrics = pd.DataFrame(columns=["epoch", "split", "loss", "perplexity", "accuracy", "tokens_per_s", "wall_s"])
-    metrics.insert(0, "model_id", model_id)
+def _last_column(state: State) -> State:
+    """The state of the last piece only, batch of 1."""
+    return tuple(s[:, -1:].contiguous() for s in state) if isinstance(state, tuple) else state[:, -1:].contiguous()
 
-    def pick(split: str, col: str) -> float | None:
-        rows = metrics[metrics["split"] == split]
-        if rows.empty:
-            return None
-        row = rows.loc[rows["loss"].astype(float).idxmin()] if split == "valid" else rows.iloc[-1]
-        v = row[col]
-        return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
-    created = ckpt.get("created_at")
-    models = pd.DataFrame([{
-        "model_id": model_id, "name": ckpt.get("name", model_id), "task": cfg["task"], "cell": cfg["cell"],
-        "layers": cfg["layers"], "hidden_size": cfg["hidden_size"], "embed_size": cfg["embed_size"],
-        "vocab_size": cfg["vocab_size"], "corpus": ckpt.get("corpus", ""),
-        "params": json.dumps({"model": cfg, "train": ckpt.get("train_config", {}),
-                              "analysis": dataclasses.asdict(opts)}),
-        "created_at": pd.Timestamp(created).tz_localize(None) if created and pd.Timestamp(created).tzinfo is None
-        else pd.Timestamp(created).tz_convert(None) if created else pd.Timestamp.now(),
-        "created_by": ckpt.get("created_by", ""),
-        "valid_loss": pick("valid", "loss"), "valid_perplexity": pick("valid", "perplexity"),
-        "valid_accuracy": pick("valid", "accuracy"), "test_loss": pick("test", "loss"),
-        "test_perplexity": pick("test", "perplexity"), "test_accuracy": pick("test", "accuracy"),
-        "analyzed_tokens": tokens, "analysis_split": opts.split,
-        "states": ",".join(dict.fromkeys(s for _, s in states)),
-    }])
-    vocab_df = pd.DataFrame({"model_id": model_id, "word_id": np.arange(len(vocab), dtype=np.int32),
-                             "word": vocab.words, "freq": np.asarray(vocab.freq, dtype=np.int64),
-                             "pos": [vocab.pos.get(w) for w in vocab.words]})
-    return models, metrics, vocab_df
+def _trace_lm(model: RecurrentModel, stream: torch.Tensor, opts: AnalysisOptions, keys: list[tuple[int, str]],
+              ws: Workspace, acc: ResponseAccumulator, progress: Callable[[float], None]) -> int:
+    """Trace the id stream [N] as one continuous text (see the module docstring); returns the tokens counted."""
+    total = stream.numel()
+    if total == 0:
+        return 0
+    keep = torch.from_numpy(systematic_keep(stream.numpy(), opts.quantile_cap))    # [N] bool, text order
+    B, n = _pieces(total, opts.batch_size, opts.warmup)
+    data = stream[:B * n].view(B, n).t().contiguous()                       # [n, B]: column b = piece b
+    keep_data = keep[:B * n].view(B, n).t()                                 # [n, B]
+    table = _use_input_table(model, total + (B - 1) * min(opts.warmup, n))
+    state = _warm_state(model, stream, B, n, opts.warmup, ws, table)
+    chunks, done, tokens = _lm_chunks(model, data, opts.chunk_steps, keys, ws, state, table), 0, 0
+    while True:
+        try:
+            x, values = next(chunks)
+        except StopIteration as stop:
+            state = stop.value
+            break
+        acc.update(x.reshape(-1), values.view(-1, values.shape[-1]), keep=keep_data[done:done + len(x)].reshape(-1))
+        done += len(x)
+        tokens += x.numel()
+        progress(done / n)
+    if B * n < total:                                                       # the tail continues the last piece
+        x = stream[B * n:, None]                                            # [r, 1]
+        values = model.trace_packed(x, _last_column(state), keys=keys, deltas=True, workspace=ws,
+                                    input_table=table).values
+        acc.update(x.reshape(-1), values.view(-1, values.shape[-1]), keep=keep[B * n:])
+        tokens += x.numel()
+    log.debug("traced %d tokens as %d pieces of %d (+%d tail), warm-up %d", tokens, B, n, total - B * n,
+              min(opts.warmup, n) if B > 1 else 0)
+    return tokens
 
 
 def analyze_model(model_id: str, store_root: str | os.PathLike, opts: AnalysisOptions | None = None, *,
@@ -258,21 +257,25 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
     try:
         if model.cfg.task == "lm":
             stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
-            batch = max(1, min(opts.batch_size, stream.numel() // 2))
-            data = batchify(stream, batch)                                           # [N, B]
-            total = math.ceil(data.size(0) / opts.chunk_steps)
-            with tqdm(total=total, desc=f"{model_id}: trace", unit="chunk", disable=not show_progress,
+            with tqdm(total=100, desc=f"{model_id}: trace", unit="%", disable=not show_progress,
                       leave=False) as bar:
-                for x, values in _lm_chunks(model, data, opts.chunk_steps, states, ws):
-                    acc.update(x.reshape(-1), values.view(-1, values.shape[-1]))
-                    tokens += x.numel()
-                    bar.update(1)
-                    report("trace", 0.8 * bar.n / total)
+                def progress(fraction: float) -> None:
+                    bar.update(int(100 * fraction) - bar.n)
+                    report("trace", 0.8 * fraction)
+
+                tokens = _trace_lm(model, stream, opts, states, ws, acc, progress)
         else:
+            max_len = int(ckpt.get("train_config", {}).get("max_len") or 0)    # as trained (the loader keeps 400)
             docs = [vocab.encode(d) for d in corpus.splits[opts.split]]
+            if max_len:
+                docs = [d[:max_len] for d in docs]
             if opts.max_tokens:
                 cum = np.cumsum([len(d) for d in docs])
                 docs = docs[: max(1, int(np.searchsorted(cum, opts.max_tokens)) + 1)]
+            # The quantile sample in text order: documents in order, then position.
+            flat_keep = systematic_keep(np.concatenate([np.asarray(d, np.int64) for d in docs] or [np.zeros(0)]),
+                                        opts.quantile_cap)
+            doc_keep = np.split(flat_keep, np.cumsum([len(d) for d in docs])[:-1]) if docs else []
             order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
             groups = [order[i:i + opts.batch_size] for i in range(0, len(order), opts.batch_size)]
             table = _use_input_table(model, sum(len(d) for d in docs))
@@ -281,11 +284,14 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
                 for g in groups:
                     lengths = torch.tensor([len(docs[i]) for i in g])
                     x = torch.zeros(int(lengths.max()), len(g), dtype=torch.long)
+                    keep = torch.zeros(x.shape, dtype=torch.bool)
                     for j, i in enumerate(g):
                         x[: len(docs[i]), j] = torch.tensor(docs[i])
+                        keep[: len(docs[i]), j] = torch.from_numpy(doc_keep[i])
                     values = model.trace_packed(x, keys=states, deltas=True, workspace=ws, input_table=table).values
                     mask = (torch.arange(x.size(0))[:, None] < lengths[None, :]).reshape(-1)   # [T*B]
-                    acc.update(x.reshape(-1)[mask], values.view(-1, values.shape[-1])[mask])
+                    acc.update(x.reshape(-1)[mask], values.view(-1, values.shape[-1])[mask],
+                               keep=keep.reshape(-1)[mask])
                     tokens += int(lengths.sum())
                     bar.update(1)
                     report("trace", 0.8 * bar.n / len(groups))
@@ -294,7 +300,7 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
         ws.clear()                     # the trace buffers (0.8 GB for a 2x650 LSTM, all states) are done
         model.clear_trace_cache()
 
-        models_df, metrics_df, vocab_df = _model_tables(model_id, ckpt, vocab, opts, tokens, states)
+        models_df, metrics_df, vocab_df = model_tables(model_id, ckpt, vocab, opts, tokens, states)
         with store.write_partition(store_root, "models", model_id) as w:
             w.write("models", models_df)
             w.write("training_metrics", metrics_df)
@@ -306,7 +312,7 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
                                                    disable=not show_progress, leave=False)):
                 stats = acc.stats(i * H, (i + 1) * H)
                 words = max(words, len(stats.word_ids))
-                for table in _response_table(model_id, key[0], key[1], stats, vocab):
+                for table in response_table(model_id, key[0], key[1], stats, vocab):
                     w.write("word_responses", table, presorted=True)
                 if key[1] in CLUSTER_STATES:
                     rows = select_words(stats.n, opts.top_words, opts.min_count)

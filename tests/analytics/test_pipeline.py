@@ -116,3 +116,77 @@ def test_word_responses_file_is_in_sort_order(tiny_store):
     df = pq.read_table(path, columns=["layer", "state", "word_id", "unit"]).to_pandas()
     df["state"] = df["state"].astype(str)
     assert len(df) > 0 and df.equals(df.sort_values(["layer", "state", "word_id", "unit"]).reset_index(drop=True))
+
+
+def _contract(model_id: str, root, norm: float) -> None:
+    """Rescale a vanilla RNN's recurrent matrix to operator norm ``norm`` (a contraction) in its checkpoint."""
+    from models.checkpoint import checkpoint_file, model_from_checkpoint, read_checkpoint, save_checkpoint
+    path = checkpoint_file(root, model_id)
+    ckpt = read_checkpoint(path)
+    model, _ = model_from_checkpoint(ckpt)
+    with torch.no_grad():
+        for layer in range(model.cfg.layers):
+            w = getattr(model.rnn, f"weight_hh_l{layer}")
+            w.mul_(norm / torch.linalg.matrix_norm(w, ord=2))
+    ckpt["state_dict"] = model.state_dict()
+    save_checkpoint(path, ckpt)
+
+
+def test_pieces_tail_and_quantiles_in_text_order(tmp_path, ptb):
+    """Parallel warmed-up pieces + the tail: every token counted, quantiles from the text-order sample."""
+    from analytics.quantiles import systematic_keep
+    train_model("p", ModelConfig("lm", "rnn", 1, 6, 4), TrainConfig(epochs=1, batch_size=2, bptt=5),
+                tmp_path, corpus=ptb, show_progress=False)
+    _contract("p", tmp_path, 0.5)              # so a warm-up of 20 steps puts each piece within 0.5**20 of the stream
+    model, vocab = load_model("p", store=tmp_path)
+    ids = lm_stream(ptb, vocab, "test")
+    assert ids.numel() % 4 != 0                                                # there is a tail
+    res = analyze_model("p", tmp_path, AnalysisOptions(batch_size=4, warmup=20, chunk_steps=7, states="h",
+                                                       gradient_k=0, min_count=1, top_words=10, k_max=3,
+                                                       quantile_cap=3), corpus=ptb, show_progress=False)
+    assert res.tokens == ids.numel()
+    h = model.trace(ids[:, None])[(0, "h")][:, 0].numpy()
+    dh = np.diff(np.vstack([np.zeros((1, 6)), h]), axis=0)                     # the continuous stream's Δh
+    keep = systematic_keep(ids.numpy(), 3)
+    con = store.connect(tmp_path)
+    for word in np.flatnonzero(np.bincount(ids.numpy()) > 3)[:3]:
+        rows = store.query(con, "SELECT n, mean, q10, q25, q50, q75, q90 FROM word_responses "
+                                "WHERE model_id='p' AND word_id=? ORDER BY unit", [int(word)])
+        at = ids.numpy() == word
+        assert (rows["n"] == at.sum()).all()
+        assert np.allclose(rows["mean"], dh[at].mean(axis=0), atol=1e-5)
+        expect = np.quantile(dh[at & keep], [0.1, 0.25, 0.5, 0.75, 0.9], axis=0)
+        assert np.allclose(rows[["q10", "q25", "q50", "q75", "q90"]].to_numpy().T, expect, rtol=2e-3, atol=1e-5)
+
+
+def test_classifier_analysed_at_its_training_max_len(tmp_path, fixtures):
+    clf = load_corpus(str(fixtures / "reviews.csv"))
+    train_model("clf", ModelConfig("sentiment", "gru", 1, 4, 4), TrainConfig(epochs=1, batch_size=8, max_len=6),
+                tmp_path, corpus=clf, show_progress=False)
+    res = analyze_model("clf", tmp_path, AnalysisOptions(batch_size=3, states="h", gradient_k=0, min_count=1,
+                                                         top_words=10, k_max=3), corpus=clf, show_progress=False)
+    lengths = [len(d) for d in clf.splits["test"]]
+    assert max(lengths) > 6
+    assert res.tokens == sum(min(n, 6) for n in lengths)
+    total = store.query(store.connect(tmp_path), "SELECT sum(n) AS n FROM word_responses WHERE model_id='clf' "
+                                                 "AND unit = 0")["n"][0]
+    assert total == res.tokens
+
+
+def test_gradient_flow_stays_finite_where_float32_underflows():
+    """A contracting vanilla RNN: ‖∂h_t/∂h_(t−k)‖ <= 0.05**k, below float32's range past k ≈ 29, yet > 0 at k = 50."""
+    from analytics.gradients import gradient_flow
+    torch.manual_seed(0)
+    model = RecurrentModel(ModelConfig("lm", "rnn", 2, 16, 8, 0.0, 30)).eval()
+    with torch.no_grad():
+        for layer in range(2):
+            w = getattr(model.rnn, f"weight_hh_l{layer}")
+            w.mul_(0.05 / torch.linalg.matrix_norm(w, ord=2))
+    data = torch.randint(0, 30, (300, 4))
+    gf = gradient_flow(model, data, K=50, windows=4, probes=2)
+    assert len(gf) == 2 * 50
+    norms = gf["grad_norm"].to_numpy()
+    assert np.isfinite(norms).all() and (norms > 0).all()
+    far = gf[gf["distance"] == 50]["grad_norm"].to_numpy()
+    assert (far < 1e-38).all()                                       # float32 would have flushed these to zero
+    assert all(np.all(np.diff(g["grad_norm"].to_numpy()) < 0) for _, g in gf.groupby("layer"))
