@@ -109,13 +109,18 @@ def matched_r_figure(pairs: pd.DataFrame, chance: dict | None, name_a: str = "A"
         legend=dict(orientation="h", y=-0.32, yanchor="top", x=0, font=dict(size=10)), hovermode="x unified"))
 
 
+#: Counts: 0 white, the largest count dark blue (ColorBrewer Blues). plotly.js's named "Blues" runs the other way
+#: (dark at its low end), which drew empty cells dark and the biggest overlaps pale.
+COUNT_SCALE = [[0.0, "#f7fbff"], [0.25, "#c6dbef"], [0.5, "#6baed6"], [0.75, "#2171b5"], [1.0, "#08306b"]]
+
+
 def contingency_figure(table: pd.DataFrame, name_a: str, name_b: str) -> Figure:
-    """Matched unit counts per (cluster of A, cluster of B)."""
+    """Matched unit counts per (cluster of A, cluster of B): the more units, the darker the cell."""
     if table.empty:
         return message_figure("No matched units.")
     return _figure([dict(
         type="heatmap", z=table.to_numpy().tolist(), x=[f"H{c}" for c in table.columns],
-        y=[f"H{r}" for r in table.index], colorscale="Blues", showscale=False, texttemplate="%{z}",
+        y=[f"H{r}" for r in table.index], colorscale=COUNT_SCALE, zmin=0, showscale=False, texttemplate="%{z}",
         hovertemplate=f"{esc(name_a)} %{{y}} × {esc(name_b)} %{{x}}: %{{z}} units<extra></extra>")], dict(
         height=300, margin=dict(l=70, r=10, t=80, b=10),
         xaxis=dict(title=dict(text=esc(name_b)), side="top"), yaxis=dict(title=dict(text=esc(name_a)), autorange="reversed")))

@@ -80,3 +80,30 @@ def test_clusters_csv_writes_integer_columns_as_integers(client):
     for col in ("layer", "k", "item", "freq", "cluster"):
         assert frame[col].str.fullmatch(r"-?\d*").all(), (col, frame[col].head().tolist())
     assert (frame.loc[frame["axis"] == "word", "freq"] != "").all()
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def _compare_values(**over) -> dict:
+    v = {ids.CMP_MODEL_A: "tiny-lstm", ids.CMP_LAYER_A: 0, ids.CMP_MODEL_B: "tiny-lstm", ids.CMP_LAYER_B: 1,
+         ids.CMP_STATE: "h", ids.CMP_K: 3, ids.CMP_NWORDS: 10, ids.CMP_PAIR: {}, ids.CMP_WORD: None}
+    v.update(over)
+    return v
+
+
+def _luminance(color: str) -> float:
+    color = color.lstrip("#")
+    r, g, b = (int(color[i:i + 2], 16) / 255 for i in (0, 2, 4))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def test_cluster_overlap_heat_map_draws_zero_pale_and_high_counts_dark(client):
+    app, c = client
+    out = dispatch(app, c, ids.CMP_OVERLAP_FIG, _compare_values(), f"{ids.CMP_K}.value")
+    heat = out[(_key(ids.CMP_OVERLAP_FIG), "figure")]["data"][0]
+    scale = heat["colorscale"]
+    assert isinstance(scale, list), "a named plotly scale: 'Blues' runs dark to pale in plotly.js"
+    assert scale[0][0] == 0 and scale[-1][0] == 1
+    assert _luminance(scale[0][1]) > 0.9 > 0.3 > _luminance(scale[-1][1])
+    assert heat.get("zmin") == 0 and not heat.get("reversescale")
