@@ -23,6 +23,7 @@ from . import store
 from .glyphs import class_contributions
 
 MAX_TOKENS = 500
+NEXT_WORDS = 3      # a language model's likeliest next words kept with a sentence (the first is stored)
 
 
 class SentenceError(ValueError):
@@ -40,16 +41,20 @@ class SentenceResult:
     label_names: list[str] = field(default_factory=list)
     probabilities: list[float] = field(default_factory=list)
     contributions: np.ndarray | None = None   # [T, C] classifier only
+    next_words: list[tuple[str, float]] = field(default_factory=list)  # language model: likeliest next words, p
 
     @property
     def prediction(self) -> str | None:
-        if not self.probabilities:
-            return None
-        return self.label_names[int(np.argmax(self.probabilities))]
+        """The predicted class (classifier) or the likeliest next word (language model)."""
+        if self.probabilities:
+            return self.label_names[int(np.argmax(self.probabilities))]
+        return self.next_words[0][0] if self.next_words else None
 
     @property
     def probability(self) -> float | None:
-        return max(self.probabilities) if self.probabilities else None
+        if self.probabilities:
+            return max(self.probabilities)
+        return self.next_words[0][1] if self.next_words else None
 
 
 def sentence_id(model_id: str, text: str) -> str:
@@ -58,7 +63,8 @@ def sentence_id(model_id: str, text: str) -> str:
 
 def evaluate_sentence(model: RecurrentModel, vocab: Vocab, model_id: str, text: str,
                       label_names: list[str] | None = None, max_tokens: int = MAX_TOKENS) -> SentenceResult:
-    """Trace one sentence from zero state.  Raises SentenceError for empty or over-long text."""
+    """Trace one sentence from zero state, with the model's prediction after its last word: the class of a
+    classifier, the likeliest next words of a language model.  Raises SentenceError for empty or over-long text."""
     original = tokenize(text or "")
     if not original:
         raise SentenceError("the sentence is empty: type a few words")
@@ -73,13 +79,17 @@ def evaluate_sentence(model: RecurrentModel, vocab: Vocab, model_id: str, text: 
         traced = model.trace(x)
     states = {k: v[:, 0].cpu().numpy() for k, v in traced.items()}                      # [T, H]
     res = SentenceResult(sentence_id(model_id, text), model_id, text, original, tokens, states)
+    h = states[(model.cfg.layers - 1, "h")]                                             # [T, H] last layer
+    with torch.no_grad():
+        logits = model.head(torch.from_numpy(h[-1:]).to(model.head.weight.device))[0]   # [C] or [V]
+    probs = torch.softmax(logits.float(), -1).cpu()
     if model.cfg.task == "sentiment":
-        h = states[(model.cfg.layers - 1, "h")]
-        with torch.no_grad():
-            logits = model.head(torch.from_numpy(h[-1:]))[0]
         res.label_names = list(label_names or [str(i) for i in range(logits.numel())])
-        res.probabilities = torch.softmax(logits, -1).tolist()
+        res.probabilities = probs.tolist()
         res.contributions = class_contributions(h, model.head.weight.detach().cpu().numpy())
+    else:   # language model: what it expects after the last word (the stored prediction is the first)
+        top = torch.topk(probs, k=min(NEXT_WORDS, probs.numel()))
+        res.next_words = [(w, float(p)) for w, p in zip(vocab.decode(top.indices.tolist()), top.values.tolist())]
     return res
 
 

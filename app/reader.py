@@ -506,8 +506,9 @@ class Reader:
     def glyphs(self, sentence_id: str, layer: int, state: str, k: int) -> dict[str, Any] | None:
         """Everything the glyph view draws for one sentence, or None if it is not stored.
 
-        Keys: sentence_id, model_id, text, tokens [T], original [T], measures (glyph_measures frame),
-        prediction, probability, label_names, contributions [T, C] (classifiers) or None.
+        Keys: sentence_id, model_id, task, text, tokens [T], original [T], measures (glyph_measures frame),
+        prediction (a classifier's class, a language model's next word), probability, label_names,
+        contributions [T, C] (classifiers) or None.
         """
         meta = self.sentence(sentence_id)
         if meta is None:
@@ -534,6 +535,7 @@ class Reader:
                                "prediction": meta.get("prediction"), "probability": meta.get("probability"),
                                "label_names": [], "contributions": None}
         info = self.model(model_id)
+        out["task"] = str(info["task"])
         if info["task"] == "sentiment":
             last = int(info["layers"]) - 1
             try:

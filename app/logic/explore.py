@@ -212,14 +212,12 @@ def glyph_view(reader: Reader, model: str | None, layer: int | None, state: str 
             g = reader.glyphs(sid, int(layer), state, int(k or 6))
             if g is None:
                 continue
-            pred = ""
-            if g.get("prediction") is not None and g.get("probability") is not None:
-                pred = f"  →  {g['prediction']} (p = {float(g['probability']):.2f})"
+            pred, polarity = prediction_text(g)
             g = dict(g, title=f"“{g['text']}”{pred}")
             items.append(g)
             unk = [o for t, o in zip(g["tokens"], g["original"]) if t == "<unk>"]
             listing.append(html.Li([html.Span(f"“{g['text']}”", className="sentence-text"),
-                                    html.Span(pred, className="prediction"),
+                                    html.Span(pred, className=f"prediction prediction-{polarity}"),
                                     html.Span(f"  ·  not in vocabulary: {', '.join(unk)}" if unk else "",
                                               className="muted")]))
         if other:
@@ -227,6 +225,20 @@ def glyph_view(reader: Reader, model: str | None, layer: int | None, state: str 
         return figures.glyph_figure(items), listing
 
     return guarded(run, lambda a: (figures.glyph_figure([]), [a]), reader, PAGE)
+
+
+POLARITY = {"positive": "positive", "pos": "positive", "negative": "negative", "neg": "negative"}
+
+
+def prediction_text(g: dict) -> tuple[str, str]:
+    """('  →  negative (p = 0.71)', 'negative') for a classifier's sentence, ('  →  next word “the” (p = 0.12)',
+    'next') for a language model's; the second item names the colour (positive green, negative red, else ink)."""
+    label, p = g.get("prediction"), g.get("probability")
+    if label is None or p is None or (isinstance(p, float) and not np.isfinite(p)):
+        return "", "none"
+    if g.get("task") == "lm":
+        return f"  →  next word “{label}” (p = {float(p):.2f})", "next"
+    return f"  →  {label} (p = {float(p):.2f})", POLARITY.get(str(label).strip().lower(), "class")
 
 
 def url_search(model: str | None, layer: int | None, state: str | None, k: int | None, nwords: int | None,

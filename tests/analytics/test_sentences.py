@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 import pandas as pd
 import torch
 
@@ -74,3 +75,25 @@ def test_single_sequence_threads_sets_one_and_restores():
     for t in ts:
         t.join()
     assert set(seen) == {1} and torch.get_num_threads() == old   # concurrent callers never leave it at 1
+
+
+def test_a_language_model_sentence_predicts_the_next_word(tmp_path):
+    from models.config import ModelConfig
+    from models.rnn import RecurrentModel
+    from models.text import Vocab
+
+    torch.manual_seed(0)
+    vocab = Vocab.build("the cat sat on the mat".split() * 3, size=20)
+    model = RecurrentModel(ModelConfig("lm", "lstm", 2, 8, 6, vocab_size=len(vocab))).eval()
+    res = sentences.evaluate_sentence(model, vocab, "m1", "the cat sat on the")
+    with torch.no_grad():
+        logits, _ = model(torch.tensor(vocab.encode(res.tokens))[:, None])
+    probs = torch.softmax(logits[-1, 0], -1)
+    assert res.prediction == vocab.decode([int(probs.argmax())])[0]
+    assert res.probability == pytest.approx(float(probs.max()), rel=1e-5)
+    assert len(res.next_words) == 3 and [p for _, p in res.next_words] == sorted((p for _, p in res.next_words),
+                                                                                 reverse=True)
+    sentences.save_sentence(tmp_path, res)
+    with store.connect(tmp_path) as con:
+        assert con.execute("SELECT prediction, probability FROM sentences").fetchall() == [
+            (res.prediction, pytest.approx(res.probability))]

@@ -107,3 +107,49 @@ def test_cluster_overlap_heat_map_draws_zero_pale_and_high_counts_dark(client):
     assert scale[0][0] == 0 and scale[-1][0] == 1
     assert _luminance(scale[0][1]) > 0.9 > 0.3 > _luminance(scale[-1][1])
     assert heat.get("zmin") == 0 and not heat.get("reversescale")
+
+
+# --------------------------------------------------------------------------- sentences
+
+
+def _add_and_list(app, c, model: str, text: str) -> list:
+    out = dispatch(app, c, ids.EX_SENTENCES, {ids.EX_MODEL: model, ids.EX_SENTENCE_TEXT: text, ids.EX_SENTENCES: [],
+                                              ids.EX_SENTENCE_ADD: 1}, f"{ids.EX_SENTENCE_ADD}.n_clicks")
+    sids = out[(ids.EX_SENTENCES, "data")]
+    assert len(sids) == 1, out
+    out = dispatch(app, c, ids.EX_SENTENCE_LIST, {ids.EX_MODEL: model, ids.EX_LAYER: 0, ids.EX_STATE: "h", ids.EX_K: 3,
+                                                  ids.EX_SENTENCES: sids}, f"{ids.EX_SENTENCES}.data")
+    return out[(ids.EX_SENTENCE_LIST, "children")]
+
+
+def _spans(listing) -> list[dict]:
+    found = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            if x.get("type") == "Span":
+                found.append(x["props"])
+            for v in x.get("props", {}).values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+    walk(listing)
+    return found
+
+
+def test_a_language_model_sentence_shows_its_next_word_prediction(client):
+    app, c = client
+    pred = next(s for s in _spans(_add_and_list(app, c, "tiny-lstm", "the cat sat on the"))
+                if "prediction" in s.get("className", ""))
+    assert pred["children"].startswith("  →  next word “") and "(p = 0." in pred["children"]
+    assert "prediction-next" in pred["className"]
+
+
+def test_a_negative_prediction_is_not_drawn_in_green(client):
+    app, c = client
+    pred = next(s for s in _spans(_add_and_list(app, c, "tiny-gru", "terrible awful bad food"))
+                if "prediction" in s.get("className", ""))
+    label = pred["children"].split("→")[1].split("(")[0].strip()
+    assert label in ("positive", "negative")
+    assert f"prediction-{label}" in pred["className"].split()   # style.css: positive green, negative red
