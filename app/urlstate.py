@@ -1,6 +1,8 @@
 """The view state <-> URL query string, in one place.
 
-A view is reproduced by its URL: ``/explore?model=demo-lstm&layer=1&state=h&k=8&w=he&w=she&s=<id>``.
+A view is reproduced by its URL: ``/explore?model=demo-lstm&layer=1&state=h&k=8&w=he&w=she&s=<id>``
+(``unit=38`` picks a unit for the detail view; ``detail=unit`` / ``detail=word`` names the detail mode when
+the words and the unit alone would not tell it).
 Repeated keys carry lists (``w`` words, ``s`` sentence ids), so words may hold
 any character. Decoding never fails: malformed values fall back to defaults
 (the page then says what it could not find, e.g. an unknown model).
@@ -18,6 +20,7 @@ K_DEFAULT = 6
 NWORDS_DEFAULT = 20
 MAX_WORDS = 3            # words overlaid in the detail view
 MAX_SENTENCES = 4
+DETAIL_MODES = ("word", "unit")
 _STATE_RE = re.compile(r"^[a-z]{1,8}$")
 _SENTENCE_RE = re.compile(r"^[0-9a-f]{8,40}$")
 _MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -34,13 +37,27 @@ class ViewState:
     nwords: int = NWORDS_DEFAULT
     words: tuple[str, ...] = ()
     sentences: tuple[str, ...] = ()
-    unit: int | None = None          # unit-centred detail mode when set
+    unit: int | None = None          # the unit picked for the unit-centred detail
+    detail: str | None = None        # detail mode, "word" or "unit"; None = unit when a unit and no words are set
     model_b: str | None = None       # compare page
     layer_b: int | None = None
     bad_model: str | None = field(default=None, compare=False)  # a model id that is not a valid id
 
+    def __post_init__(self) -> None:
+        # a mode that the unit and the words imply anyway is no mode: one view, one state (and one URL)
+        if self.detail not in DETAIL_MODES or self.detail == self._implied_mode():
+            object.__setattr__(self, "detail", None)
+
+    def _implied_mode(self) -> str:
+        return "unit" if self.unit is not None and not self.words else "word"
+
     def with_(self, **changes: Any) -> "ViewState":
         return replace(self, **changes)
+
+    @property
+    def detail_mode(self) -> str:
+        """The detail view's mode: the one the URL names, else unit when only a unit is picked, else word."""
+        return self.detail or self._implied_mode()
 
 
 def _first(v: Any) -> str | None:
@@ -84,6 +101,7 @@ def from_query(params: Mapping[str, Any] | str | None) -> ViewState:
     state = _first(params.get("state"))
     words = [w.strip()[:100] for w in _many(params.get("w")) if w.strip()]
     sentences = [s for s in _many(params.get("s")) if _SENTENCE_RE.match(s)]
+    detail = _first(params.get("detail"))
     return ViewState(
         model=model,
         layer=_int(params.get("layer"), 0, 64, None),
@@ -93,6 +111,7 @@ def from_query(params: Mapping[str, Any] | str | None) -> ViewState:
         words=tuple(dict.fromkeys(words))[:MAX_WORDS],
         sentences=tuple(dict.fromkeys(sentences))[:MAX_SENTENCES],
         unit=_int(params.get("unit"), 0, 1 << 16, None),
+        detail=detail,
         model_b=model_b,
         layer_b=_int(params.get("layer_b"), 0, 64, None),
         bad_model=bad or bad_b,
@@ -116,6 +135,8 @@ def to_query(vs: ViewState) -> str:
     pairs += [("s", s) for s in vs.sentences[:MAX_SENTENCES]]
     if vs.unit is not None:
         pairs.append(("unit", vs.unit))
+    if vs.detail:
+        pairs.append(("detail", vs.detail))   # only set when the unit and the words do not imply it
     if vs.model_b:
         pairs.append(("b", vs.model_b))
     if vs.layer_b is not None:

@@ -242,13 +242,14 @@ def prediction_text(g: dict) -> tuple[str, str]:
 
 
 def url_search(model: str | None, layer: int | None, state: str | None, k: int | None, nwords: int | None,
-               words: Sequence[str] | None, sentences: Sequence[str] | None, selection: dict | None) -> str:
-    """The URL query of the current view."""
+               words: Sequence[str] | None, sentences: Sequence[str] | None, selection: dict | None,
+               mode: str | None = None) -> str:
+    """The URL query of the current view (with the detail mode, so a unit's view reopens as one)."""
     unit = (selection or {}).get("unit")
     vs = ViewState(model=model, layer=layer, state=state, k=int(k or 6), nwords=int(nwords or 20),
                    words=tuple(w for w in (words or []) if w)[:MAX_WORDS],
                    sentences=tuple(s for s in (sentences or []) if s)[:MAX_SENTENCES],
-                   unit=int(unit) if unit is not None else None)
+                   unit=int(unit) if unit is not None else None, detail=mode if mode in ("word", "unit") else None)
     return to_query(vs)
 
 

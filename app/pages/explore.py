@@ -105,7 +105,7 @@ def layout(**query) -> html.Div:
                 html.Div([html.H4("Detail"),
                           dcc.RadioItems(id=ids.EX_DETAIL_MODE, options=[
                               {"label": " words", "value": "word"}, {"label": " unit", "value": "unit"}],
-                              value="unit" if vs.unit is not None and not vs.words else "word", inline=True),
+                              value=vs.detail_mode, inline=True),
                           dcc.Dropdown(id=ids.EX_WORDS, options=[{"label": w, "value": w} for w in vs.words],
                                        value=list(vs.words), multi=True, placeholder="words to compare (≤ 3)",
                                        className="words-dropdown")], className="card-head"),
@@ -188,9 +188,9 @@ def _on_glyphs(model, layer, state, k, sentences):
 @callback(Output(ids.EX_URL, "search"),
           Input(ids.EX_MODEL, "value"), Input(ids.EX_LAYER, "value"), Input(ids.EX_STATE, "value"),
           Input(ids.EX_K, "value"), Input(ids.EX_NWORDS, "value"), Input(ids.EX_WORDS, "value"),
-          Input(ids.EX_SENTENCES, "data"), Input(ids.EX_SELECTION, "data"))
-def _on_url(model, layer, state, k, nwords, words, sentences, selection):
-    return logic.url_search(model, layer, state, k, nwords, words, sentences, selection)
+          Input(ids.EX_SENTENCES, "data"), Input(ids.EX_SELECTION, "data"), Input(ids.EX_DETAIL_MODE, "value"))
+def _on_url(model, layer, state, k, nwords, words, sentences, selection, mode):
+    return logic.url_search(model, layer, state, k, nwords, words, sentences, selection, mode)
 
 
 @callback(Output(ids.EX_DOWNLOAD, "data"), Input(ids.EX_CSV_CLUSTERS, "n_clicks"),

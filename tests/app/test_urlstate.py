@@ -48,3 +48,16 @@ def test_words_are_deduplicated_and_capped():
 
 def test_href_joins_path_and_query():
     assert href("/explore", ViewState(model="m", layer=1)) == "/explore?model=m&layer=1"
+
+
+def test_the_detail_mode_survives_the_url():
+    # a unit picked after words: the unit's view, which the words alone would reopen as word mode
+    vs = ViewState(model="m", words=("the",), unit=38, detail="unit")
+    assert to_query(vs).endswith("&unit=38&detail=unit")
+    assert from_query(to_query(vs)).detail_mode == "unit"
+    # implied modes stay out of the URL, old links keep their meaning
+    assert "detail" not in to_query(ViewState(model="m", unit=38, detail="unit"))
+    assert from_query("?model=m&unit=38").detail_mode == "unit"
+    assert from_query("?model=m&w=the&unit=38").detail_mode == "word"
+    assert from_query("?model=m&unit=38&detail=word").detail_mode == "word"
+    assert from_query("?model=m&unit=38&detail=bogus").detail_mode == "unit"
