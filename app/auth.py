@@ -49,6 +49,8 @@ from urllib.parse import quote, urlsplit
 
 import flask
 
+from app import ids
+
 if TYPE_CHECKING:
     import dash
 
@@ -65,12 +67,9 @@ SESSION_HOURS = 12
 PUBLIC_PATHS = frozenset({"/login", "/logout", "/healthz"})
 USERS_KEY = "RNNVIS_USERS"
 
-#: Callbacks fed by these component ids (or pattern-id types) are actions needing at least this role.
-ROLE_BY_INPUT: dict[str, str] = {
-    "jobs-submit": "member", "jobs-byom-submit": "member", "jobs-cancel": "member", "jobs-corpus-upload": "member",
-    "jobs-byom-weights": "member", "jobs-byom-vocab": "member",
-    "admin-add": "admin", "admin-set-role": "admin", "admin-remove": "admin", "admin-delete-model": "admin",
-}
+#: Callbacks fed by these component ids (or pattern-id types) are actions needing at least this role;
+#: declared next to the ids themselves (:data:`app.ids.ACTION_ROLES`).
+ROLE_BY_INPUT: dict[str, str] = ids.ACTION_ROLES
 
 
 class AuthError(Exception):
@@ -301,7 +300,11 @@ def current_user() -> User | None:
 
 def require_role(role: str) -> User:
     """The current user if they have ``role`` (or higher); PermissionDenied with a message otherwise."""
-    user = current_user()
+    return check_user_role(current_user(), role)
+
+
+def check_user_role(user: User | None, role: str) -> User:
+    """``user`` if they have ``role`` (or higher); PermissionDenied with a message for them otherwise."""
     if user is None:
         raise PermissionDenied("Sign in first.")
     if not user.can(role):

@@ -96,6 +96,45 @@ SQL_DELETE = "sql-delete"
 SQL_SAVE_MSG = "sql-save-msg"
 SQL_SCHEMA = "sql-schema"
 
+# -- jobs page
+JOBS_INTERVAL = "jobs-interval"
+JOBS_REFRESH = "jobs-refresh"            # dcc.Store: bumped by a submit or a cancel, re-reads the job list
+JOBS_TABLE = "jobs-table"
+JOBS_BANNER = "jobs-banner"
+JOBS_CANCEL_MSG = "jobs-cancel-msg"
+JOBS_CANCEL = "jobs-cancel"              # pattern type of a job's Cancel button: {"type": JOBS_CANCEL, "index": job_id}
+JOBS_PRESET = "jobs-preset"
+JOBS_CORPUS_SOURCE = "jobs-corpus-source"
+JOBS_CORPUS_BUILTIN = "jobs-corpus-builtin"
+JOBS_CORPUS_FORMAT = "jobs-corpus-format"
+JOBS_CORPUS_UPLOAD = "jobs-corpus-upload"
+JOBS_CORPUS_UPLOADED = "jobs-corpus-upload-id"   # dcc.Store: {"upload_id", "task", "name"} of the uploaded corpus
+JOBS_CORPUS_UPLOAD_STATUS = "jobs-corpus-upload-status"
+JOBS_MODEL_ID = "jobs-model-id"
+JOBS_NAME = "jobs-name"
+JOBS_SUBMIT = "jobs-submit"
+JOBS_CURVE_JOB = "jobs-curve-job"
+JOBS_CURVE = graph("jobs-curve")
+JOBS_CURVE_BOX = "jobs-curve-box"
+JOBS_BYOM_WEIGHTS = "jobs-byom-weights"
+JOBS_BYOM_VOCAB = "jobs-byom-vocab"
+JOBS_BYOM_WEIGHTS_STATUS = "jobs-byom-weights-status"
+JOBS_BYOM_VOCAB_STATUS = "jobs-byom-vocab-status"
+JOBS_BYOM_MODEL_ID = "jobs-byom-model-id"
+JOBS_BYOM_SUBMIT = "jobs-byom-submit"
+JOBS_BYOM_MSG = "jobs-byom-msg"
+
+
+def jobs_field(name: str) -> str:
+    """Input of training setting ``name`` on the Jobs form (``hidden_size`` -> ``jobs-field-hidden-size``)."""
+    return f"jobs-field-{name.replace('_', '-')}"
+
+
+def jobs_error(name: str) -> str:
+    """The message line under form field ``name`` (a setting, ``preset``, ``corpus``, ``model_id``, ...)."""
+    return f"jobs-error-{name.replace('_', '-')}"
+
+
 # -- admin page
 ADMIN_MSG = "admin-msg"
 ADMIN_USERS = "admin-users"
@@ -110,3 +149,13 @@ ADMIN_REMOVE = "admin-remove"
 ADMIN_MODEL = "admin-model"
 ADMIN_DELETE_MODEL = "admin-delete-model"
 ADMIN_PANEL = "admin-panel"
+
+
+#: Components whose events are actions, with the least role allowed to trigger them. The hosted-mode gate
+#: (:mod:`app.auth`) refuses a callback fed by any of them (a pattern id by its ``type``) to a user below that
+#: role, before it runs. Keyed by the constants above, so renaming an id keeps its check.
+ACTION_ROLES: dict[str, str] = {
+    JOBS_SUBMIT: "member", JOBS_BYOM_SUBMIT: "member", JOBS_CANCEL: "member", JOBS_CORPUS_UPLOAD: "member",
+    JOBS_BYOM_WEIGHTS: "member", JOBS_BYOM_VOCAB: "member",
+    ADMIN_ADD: "admin", ADMIN_SET_ROLE: "admin", ADMIN_REMOVE: "admin", ADMIN_DELETE_MODEL: "admin",
+}

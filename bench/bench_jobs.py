@@ -119,10 +119,9 @@ def _tiny_job_latency(settings: Settings, js: JobSettings, n: int = 5) -> dict:
     long until the worker's record says running. The first one pays this process's one-time imports."""
     import datetime as dt
 
-    from analytics import jobs
-    from workers import client
+    from workers import client, records, uploads
     fixtures = REPO / "tests" / "fixtures" / "ptb"
-    up = jobs.save_corpus_upload(settings.store, [(p.name, p.read_bytes()) for p in sorted(fixtures.glob("*.txt"))],
+    up = uploads.save_corpus_upload(settings.store, [(p.name, p.read_bytes()) for p in sorted(fixtures.glob("*.txt"))],
                                  "ptb")
     req = {"preset": "demo-lstm", "hidden_size": 8, "layers": 1, "epochs": 1, "vocab_size": 300, "batch_size": 4,
            "bptt": 10, "corpus": f"upload:{up.upload_id}", "analysis": {"states": "h", "gradient_k": 0}}
@@ -131,10 +130,10 @@ def _tiny_job_latency(settings: Settings, js: JobSettings, n: int = 5) -> dict:
         t0 = time.time()
         rec = client.submit_train(settings, req, submitted_by="bench", job_settings=js)
         calls.append(time.time() - t0)
-        while (r := jobs.read_job(settings.store, rec.job_id)).started_at is None:
+        while (r := records.read_job(settings.store, rec.job_id)).started_at is None:
             time.sleep(0.002)
         to_running.append(r.started_at.replace(tzinfo=dt.timezone.utc).timestamp() - t0)
-        while jobs.read_job(settings.store, rec.job_id).status not in jobs.TERMINAL:
+        while records.read_job(settings.store, rec.job_id).status not in records.TERMINAL:
             time.sleep(0.05)
     return {"first_submit_to_running_ms": 1000 * to_running[0],
             "submit_call_p50_ms": 1000 * statistics.median(calls[1:]),
@@ -143,9 +142,8 @@ def _tiny_job_latency(settings: Settings, js: JobSettings, n: int = 5) -> dict:
 
 
 def end_to_end(preset: str) -> dict:
-    """The same demo model through the UI (Jobs page callback, embedded worker) and through `rnnvis train`."""
-    import dash
-    from analytics import jobs
+    """The same demo model through the UI (the Jobs page's submit logic, embedded worker) and through `rnnvis train`."""
+    from workers import records
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         # CLI: a fresh process, as a user would run it (imports included).
@@ -160,17 +158,14 @@ def end_to_end(preset: str) -> dict:
         settings = Settings(store=tmp / "ui")
         proc = _start_worker(tmp / "ui", None, "", tmp / "ui-worker.log")
         try:
-            from app.server import create_app
-            app = create_app(settings)
-            app.server.test_client().get("/_dash-dependencies")
-            page = sys.modules[next(p["module"] for p in dash.page_registry.values() if p["path"] == "/jobs")]
-            v = page.preset_values(preset)
-            values = {f: v[f] for f, _, _ in page.FIELDS}
+            from app.auth import LOCAL
+            from app.logic import jobs as logic
+            v = logic.preset_values(preset)
             t0 = time.perf_counter()
-            with app.server.test_request_context():
-                out = page.submit_job(1, preset, v["cell"], values, "builtin", v["corpus"], None, "bench-ui", None)
-            job_id = out["refresh"]
-            while (rec := jobs.read_job(settings.store, job_id)).status not in jobs.TERMINAL:
+            out = logic.submit_train(settings, JobSettings.from_env(), LOCAL, preset, v, "builtin", v["corpus"], None,
+                                     "bench-ui")
+            job_id = out.job_id
+            while (rec := records.read_job(settings.store, job_id)).status not in records.TERMINAL:
                 time.sleep(0.1)
             ui_s = time.perf_counter() - t0
             assert rec.status == "done", rec.error

@@ -6,7 +6,7 @@
     rec = client.submit_train(settings, {"preset": "demo-gru", "epochs": 3}, submitted_by="ann")
     client.cancel(settings, rec.job_id, by="ann")
 
-Every request is validated first (:class:`analytics.jobs.JobValidationError`
+Every request is validated first (:class:`workers.errors.JobValidationError`
 with field-level messages; nothing is queued). A job's record is written
 (``queued``) before its message is published; if the broker cannot be
 reached the record is removed again and :class:`BrokerUnavailable` raised
@@ -24,9 +24,11 @@ from typing import Any, Mapping
 from celery import Celery, chain
 from kombu.exceptions import KombuError, OperationalError
 
-from analytics import jobs
-from analytics.jobs import JobError, JobRecord
 from analytics.settings import Settings
+from workers import records
+from workers.errors import JobError
+from workers.planning import next_stage, plan_analyze_job, plan_import_job, plan_train_job
+from workers.records import JobRecord
 from workers.celery_app import QUEUE_ANALYZE, QUEUE_TRAIN, TASK_ANALYZE, TASK_IMPORT, TASK_TRAIN, make_celery
 from workers.settings import JobSettings
 
@@ -61,7 +63,7 @@ def _root(settings: Settings) -> Path:
 
 def _signature(app: Celery, rec: JobRecord):
     """The message(s) of the job's next stage; a train or import stage is chained to the analysis."""
-    stage = jobs.next_stage(rec)
+    stage = next_stage(rec)
     ids = rec.params.setdefault("task_ids", {})
     analyze = _sig(app, TASK_ANALYZE, rec.job_id, QUEUE_ANALYZE, ids, "analyze")
     if stage == "train":
@@ -91,11 +93,11 @@ def submit(settings: Settings, rec: JobRecord, job_settings: JobSettings | None 
     root = _root(settings)
     rec.status, rec.error, rec.finished_at = "queued", None, None
     sig = _signature(app, rec)  # fills rec.params["task_ids"] before the record is written
-    jobs.write_job(root, rec)
+    records.write_job(root, rec)
     try:
         _publish(app, sig)
     except BrokerUnavailable:
-        jobs.delete_job(root, rec.job_id)
+        records.delete_job(root, rec.job_id)
         raise
     log.info("queued job %s (%s of %s)", rec.job_id, rec.kind, rec.model_id)
     return rec
@@ -103,22 +105,22 @@ def submit(settings: Settings, rec: JobRecord, job_settings: JobSettings | None 
 
 def submit_train(settings: Settings, request: Mapping[str, Any], *, submitted_by: str = "",
                  job_settings: JobSettings | None = None) -> JobRecord:
-    """Validate a training request (see :func:`analytics.jobs.plan_train_job`) and queue it."""
-    rec = jobs.plan_train_job(_root(settings), request, submitted_by=submitted_by)
+    """Validate a training request (see :func:`workers.planning.plan_train_job`) and queue it."""
+    rec = plan_train_job(_root(settings), request, submitted_by=submitted_by)
     return submit(settings, rec, job_settings)
 
 
 def submit_import(settings: Settings, request: Mapping[str, Any], *, submitted_by: str = "",
                   job_settings: JobSettings | None = None) -> JobRecord:
-    """Validate a bring-your-own-model request (see :func:`analytics.jobs.plan_import_job`) and queue it."""
-    rec = jobs.plan_import_job(_root(settings), request, submitted_by=submitted_by)
+    """Validate a bring-your-own-model request (see :func:`workers.planning.plan_import_job`) and queue it."""
+    rec = plan_import_job(_root(settings), request, submitted_by=submitted_by)
     return submit(settings, rec, job_settings)
 
 
 def submit_analyze(settings: Settings, model_id: str, analysis: Mapping[str, Any] | None = None, *,
                    corpus: Any = None, submitted_by: str = "", job_settings: JobSettings | None = None) -> JobRecord:
     """Queue a (re-)analysis of a stored checkpoint."""
-    rec = jobs.plan_analyze_job(_root(settings), model_id, analysis, corpus=corpus, submitted_by=submitted_by)
+    rec = plan_analyze_job(_root(settings), model_id, analysis, corpus=corpus, submitted_by=submitted_by)
     return submit(settings, rec, job_settings)
 
 
@@ -130,14 +132,14 @@ def cancel(settings: Settings, job_id: str, *, by: str = "", job_settings: JobSe
     at once and its message dropped by whichever worker receives it.
     """
     root = _root(settings)
-    rec = jobs.read_job(root, job_id)
-    if rec.status in jobs.TERMINAL:
+    rec = records.read_job(root, job_id)
+    if rec.status in records.TERMINAL:
         raise JobError(f"job {job_id} is already {rec.status}")
-    jobs.request_cancel(root, job_id, by)
+    records.request_cancel(root, job_id, by)
     if rec.status == "queued":
-        rec.status, rec.finished_at = "cancelled", jobs._now()
+        rec.status, rec.finished_at = "cancelled", records.utcnow()
         rec.detail["cancelled_by"] = by
-        jobs.write_job(root, rec)
+        records.write_job(root, rec)
         if settings.broker_url:
             _revoke(celery_for(settings, job_settings), list(rec.params.get("task_ids", {}).values()))
         return "cancelled"
@@ -160,20 +162,20 @@ def resubmit(settings: Settings, job_id: str, *, job_settings: JobSettings | Non
     """Queue a failed, cancelled or lost job again from the stage it stopped in (training resumes from
     its last epoch checkpoint)."""
     root = _root(settings)
-    rec = jobs.read_job(root, job_id)
+    rec = records.read_job(root, job_id)
     if rec.status == "done":
         raise JobError(f"job {job_id} is done; submit a new one")
-    previous = jobs.JobRecord(**{**rec.__dict__, "params": dict(rec.params), "detail": dict(rec.detail)})
+    previous = JobRecord(**{**rec.__dict__, "params": dict(rec.params), "detail": dict(rec.detail)})
     try:
-        (root / jobs.CANCEL_DIR / job_id).unlink(missing_ok=True)
+        (root / records.CANCEL_DIR / job_id).unlink(missing_ok=True)
     except OSError:
         pass
     rec.attempts, rec.worker, rec.heartbeat_at = 0, None, None
-    rec.detail.setdefault("resubmitted", []).append(jobs._now().isoformat())
+    rec.detail.setdefault("resubmitted", []).append(records.utcnow().isoformat())
     if rec.stage == "done":
         rec.stage = "analyze"
     try:
         return submit(settings, rec, job_settings)
     except BrokerUnavailable:
-        jobs.write_job(root, previous)
+        records.write_job(root, previous)
         raise

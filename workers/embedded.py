@@ -21,8 +21,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from analytics import jobs
+from analytics import store
 from analytics.settings import Settings
+from workers import records
+from workers.errors import UnknownJobError
 from workers.celery_app import QUEUES, broker_folder
 from workers.settings import JobSettings
 
@@ -126,18 +128,19 @@ def recover_lost_jobs(settings: Settings, *, job_settings: JobSettings | None = 
     if settings.broker_url:
         return []
     from workers.client import resubmit
+    from workers.tracker import owner_alive
 
     root = Path(settings.store).expanduser().absolute()
     again = []
-    for job_id in (jobs.store.list_partitions(root, "jobs") if root.exists() else []):
+    for job_id in (store.list_partitions(root, "jobs") if root.exists() else []):
         try:
-            rec = jobs.read_job(root, job_id)
-        except jobs.UnknownJobError:
+            rec = records.read_job(root, job_id)
+        except UnknownJobError:
             continue
-        if rec.status == "running" and jobs._owner_alive(rec.worker) is False:
-            if jobs.cancel_requested(root, job_id):
-                rec.status, rec.finished_at = "cancelled", jobs._now()
-                jobs.write_job(root, rec)
+        if rec.status == "running" and owner_alive(rec.worker) is False:
+            if records.cancel_requested(root, job_id):
+                rec.status, rec.finished_at = "cancelled", records.utcnow()
+                records.write_job(root, rec)
                 continue
             resubmit(settings, job_id, job_settings=job_settings)
             again.append(job_id)

@@ -1,4 +1,4 @@
-"""Thin Celery tasks: a job id in, one stage of :mod:`analytics.jobs` run, a small JSON result out.
+"""Thin Celery tasks: a job id in, one stage of :mod:`workers.stages` run, a small JSON result out.
 
 ``train_model`` (queue ``train``) and ``import_model`` (queue ``analyze``) are
 chained to ``analyze_model`` (queue ``analyze``) by :mod:`workers.client`, so
@@ -24,8 +24,9 @@ from typing import Any, Callable
 from celery import Celery, Task
 from celery.exceptions import Ignore
 
-from analytics.jobs import (DONE, StageContext, TransientJobError, run_analyze_stage, run_import_stage,
-                            run_train_stage, worker_name)
+from workers.errors import TransientJobError
+from workers.stages import run_analyze_stage, run_import_stage, run_train_stage
+from workers.tracker import DONE, StageContext, worker_name
 
 log = logging.getLogger(__name__)
 

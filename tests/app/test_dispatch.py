@@ -154,3 +154,46 @@ def test_the_jobs_form_answers_field_by_field_through_dispatch(dispatch_app):
     out = resp.get_json()["response"]
     assert "Not submitted" in json.dumps(out["jobs-banner"])
     assert "between 1 and 8192" in out["jobs-error-hidden-size"]["children"]
+
+
+def test_every_action_feeds_a_callback_that_a_viewer_is_refused(tiny_store, tmp_path_factory):
+    """Each id of app.ids.ACTION_ROLES is the input of a callback, and in hosted mode the gate refuses a viewer
+    every one of them before it runs (a renamed id cannot drop its role check: the map holds the constants)."""
+    import re
+
+    from app import auth, ids
+    from app.server import create_app
+
+    root = tmp_path_factory.mktemp("dispatch-hosted") / "store"
+    shutil.copytree(tiny_store, root, ignore=shutil.ignore_patterns(".staging"))
+    users = auth.UserStore(root.parent / "users.json")
+    users.add("vic", "viewer-pass-1", "viewer")
+    app = create_app(Settings(store=root, auth=True, secret_key="k" * 40, users_file=users.path,
+                              cookie_secure=False))
+    client = app.server.test_client()
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
+    assert client.post("/login", data={"username": "vic", "password": "viewer-pass-1", "csrf": token}).status_code \
+        == 303
+    deps = client.get("/_dash-dependencies").get_json()
+    components: dict[str, Any] = {}
+    _walk(app.validation_layout, components)
+    layout = Layout(components)
+
+    def actions_of(dep) -> set[str]:
+        keys = set()
+        for i in dep["inputs"]:
+            cid = _parse_id(i["id"])
+            keys.add(cid.get("type") if isinstance(cid, dict) else cid)
+        return keys & set(ids.ACTION_ROLES)
+
+    gated: dict[str, list] = {}
+    for dep in deps:
+        for action in actions_of(dep):
+            gated.setdefault(action, []).append(dep)
+    assert set(gated) == set(ids.ACTION_ROLES), set(ids.ACTION_ROLES) - set(gated)
+    for action, found in gated.items():
+        for dep in found:
+            resp = client.post("/_dash-update-component", json=_body(dep, layout))
+            text = resp.get_data(as_text=True)
+            assert resp.status_code in (200, 403) and "Only " in text and "vic (viewer)" in text, (action, text[:300])
+    assert not (root / "jobs").exists() and not (root / "uploads").exists()

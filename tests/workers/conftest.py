@@ -49,9 +49,9 @@ def redis_settings(redis_store, redis_url) -> Settings:
 
 @pytest.fixture(scope="session")
 def ptb_upload(redis_store) -> str:
-    from analytics import jobs
+    from workers import uploads
     files = [(p.name, p.read_bytes()) for p in sorted((FIXTURES / "ptb").glob("*.txt"))]
-    return "upload:" + jobs.save_corpus_upload(redis_store, files, "ptb").upload_id
+    return "upload:" + uploads.save_corpus_upload(redis_store, files, "ptb").upload_id
 
 
 class WorkerPool:
@@ -80,23 +80,3 @@ def workers(redis_store, redis_url, prefix, tmp_path_factory) -> WorkerPool:
     pool.ensure_running()
     yield pool
     pool.stop()
-
-
-@pytest.fixture(scope="session")
-def dash_app(tmp_path_factory):
-    """The dashboard's app (its use_pages app finds the Jobs page in app/pages). One request sets it up, which
-    moves the pages' callbacks out of Dash's process-wide list into this app."""
-    from app.server import create_app
-    app = create_app(Settings(store=tmp_path_factory.mktemp("pagestore")))
-    assert app.server.test_client().get("/_dash-dependencies").status_code == 200
-    return app
-
-
-@pytest.fixture()
-def jobs_page(dash_app):
-    """The Jobs page module as Dash loaded it (its callbacks are plain functions)."""
-    import sys
-
-    import dash
-    entry = next(p for p in dash.page_registry.values() if p["path"] == "/jobs")
-    return sys.modules[entry["module"]]

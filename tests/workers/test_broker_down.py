@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from analytics import jobs, store
+from analytics import store
 from analytics.settings import Settings
-from workers import client
+from workers import client, records, uploads
+from workers.settings import JobSettings
 
 from jobhelpers import TINY, job_settings, wait_for
 
@@ -59,13 +60,13 @@ def test_redis_down_reading_works_submit_fails_fast_then_recovers(tmp_path, tiny
     root = tiny_store  # a store with analysed models (tests/conftest.py)
     settings = Settings(store=root, broker_url=f"redis://127.0.0.1:{port}/0")
     js = job_settings("down-test:")
-    up = jobs.save_corpus_upload(root, [(p.name, p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
+    up = uploads.save_corpus_upload(root, [(p.name, p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
                                  "ptb")
     request = {**TINY, "corpus": f"upload:{up.upload_id}"}
     server.start()
     try:
         first = client.submit_train(settings, request, submitted_by="t", job_settings=js)
-        assert jobs.read_job(root, first.job_id).status == "queued"
+        assert records.read_job(root, first.job_id).status == "queued"
         server.stop()
 
         before = set(store.list_partitions(root, "jobs"))
@@ -76,17 +77,17 @@ def test_redis_down_reading_works_submit_fails_fast_then_recovers(tmp_path, tiny
         assert "Redis" in str(err.value)
         assert set(store.list_partitions(root, "jobs")) == before  # no record of a job that was never sent
 
-        # The reading side needs no broker: every view of existing models, the job list, the Jobs jobs_page.
+        # The reading side needs no broker: every view of existing models, the job list, the Jobs page.
         con = store.connect(root)
         for view in ("models", "training_metrics", "vocab", "word_responses", "coclusters", "gradient_flow"):
             assert store.query(con, f"SELECT count(*) AS n FROM {view} WHERE model_id = 'tiny-lstm'")["n"].item() > 0
         con.close()
-        listed = jobs.list_jobs(root)
+        listed = records.list_jobs(root)
         assert first.job_id in set(listed["job_id"])
 
         server.start()  # Redis is back: the same process submits again, no restart
         again = client.submit_train(settings, request, submitted_by="t", job_settings=js)
-        assert jobs.read_job(root, again.job_id).status == "queued"
+        assert records.read_job(root, again.job_id).status == "queued"
         import redis
         r = redis.Redis(port=port)
         assert r.llen("down-test:train") == 1  # this one (the restarted Redis kept nothing); none from the failure
@@ -94,21 +95,23 @@ def test_redis_down_reading_works_submit_fails_fast_then_recovers(tmp_path, tiny
         server.stop()
 
 
-def test_page_submit_reports_broker_down(tmp_path, fixtures, dash_app, jobs_page):
+def test_page_submit_reports_broker_down(tmp_path, fixtures):
     """The Jobs page shows the broker error as a message, and nothing is queued."""
-    port = _free_port()  # nothing listens there
-    settings = Settings(store=tmp_path, broker_url=f"redis://127.0.0.1:{port}/0")
-    dash_app.server.config["RNNVIS_SETTINGS"] = settings
-    up = jobs.save_corpus_upload(tmp_path, [(p.name, p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
-                                 "ptb")
-    with dash_app.server.test_request_context():
-        out = jobs_page.submit_job(1, "demo-lstm", "lstm", {f: v for (f, _, _), v in zip(jobs_page.FIELDS, [1, 8, 8, 1, 1.0, 4, 10, 0.0])}, "upload",
-                              "brown", {"upload_id": up.upload_id}, None, None)
-        table = jobs_page.refresh_jobs(1, None, None)
     import json
 
     import plotly
-    assert "cannot reach the job queue" in json.dumps(out["banner"], cls=plotly.utils.PlotlyJSONEncoder)
-    assert out["refresh"] is jobs_page.no_update
-    assert store.list_partitions(tmp_path, "jobs") == []
-    assert "No jobs yet" in json.dumps(table[0], cls=plotly.utils.PlotlyJSONEncoder)
+
+    from app.auth import LOCAL
+    from app.logic import jobs as logic
+    from app.logic import jobs_view
+    port = _free_port()  # nothing listens there
+    settings, js = Settings(store=tmp_path, broker_url=f"redis://127.0.0.1:{port}/0"), JobSettings()
+    up = uploads.save_corpus_upload(tmp_path, [(p.name, p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
+                                    "ptb")
+    values = {**logic.preset_values("demo-lstm"), "layers": 1, "hidden_size": 8, "epochs": 1, "batch_size": 4,
+              "bptt": 10}
+    out = logic.submit_train(settings, js, LOCAL, "demo-lstm", values, "upload", "brown", {"upload_id": up.upload_id})
+    table, *_ = jobs_view.job_list(settings, js, None)
+    assert "cannot reach the job queue" in json.dumps(out.banner, cls=plotly.utils.PlotlyJSONEncoder)
+    assert not out.queued and store.list_partitions(tmp_path, "jobs") == []
+    assert "No jobs yet" in json.dumps(table, cls=plotly.utils.PlotlyJSONEncoder)

@@ -1,5 +1,5 @@
 """Embedded mode (no broker server): the same Celery tasks through the file-system broker in <store>/.broker,
-driven from the Jobs page's callbacks and from the `rnnvis jobs` commands."""
+driven from the Jobs page's logic and from the `rnnvis jobs` commands."""
 from __future__ import annotations
 
 import base64
@@ -11,8 +11,13 @@ import torch
 from jobhelpers import FIXTURES, job_env, wait_for
 from torch import nn
 
-from analytics import jobs, store
+from analytics import store
 from analytics.settings import Settings
+from app.auth import LOCAL
+from app.logic import jobs as logic
+from app.logic import jobs_view
+from workers import records
+from workers.settings import JobSettings
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +40,7 @@ def embedded(tmp_path_factory):
 
 
 def _finished(root, job_id, timeout=180):
-    rec = wait_for(lambda: (lambda r: r if r.status in jobs.TERMINAL else None)(jobs.read_job(root, job_id)),
+    rec = wait_for(lambda: (lambda r: r if r.status in records.TERMINAL else None)(records.read_job(root, job_id)),
                    timeout, f"job {job_id}")
     assert rec.status == "done", rec.error
     return rec
@@ -45,26 +50,27 @@ def _url(data: bytes) -> str:
     return "data:application/octet-stream;base64," + base64.b64encode(data).decode()
 
 
-def test_page_submit_runs_through_the_embedded_worker(embedded, dash_app, jobs_page):
-    dash_app.server.config["RNNVIS_SETTINGS"] = embedded
+def test_page_submit_runs_through_the_embedded_worker(embedded):
+    """The Jobs page's logic (upload a corpus, submit a form) runs the job on the embedded worker."""
+    js = JobSettings.from_env()
     files = sorted((FIXTURES / "ptb").glob("*.txt"))
-    with dash_app.server.test_request_context():
-        upload, status, source = jobs_page.upload_corpus([_url(p.read_bytes()) for p in files], [p.name for p in files],
-                                                    "ptb")
-        assert upload and source == "upload"
-        out = jobs_page.submit_job(1, "demo-gru", "gru", {f: v for (f, _, _), v in zip(jobs_page.FIELDS, [1, 8, 8, 2, 1.0, 4, 10, 0.0])}, "upload", "brown", upload,
-                              "ui-gru", "my GRU")
-    assert "Queued job" in json.dumps(out["banner"].to_plotly_json(), default=str), out
-    job_id = out["refresh"]
-    rec = _finished(embedded.store, job_id)
-    assert rec.submitted_by == "local" and rec.model_id == "ui-gru"  # open mode's implicit user and rec.worker.startswith("embedded-")
+    upload, status, source = logic.upload_corpus(embedded, js, LOCAL, [_url(p.read_bytes()) for p in files],
+                                                 [p.name for p in files], "ptb")
+    assert upload and source == "upload", status
+    values = {**logic.preset_values("demo-gru"), "layers": 1, "hidden_size": 8, "embed_size": 8, "epochs": 2,
+              "batch_size": 4, "bptt": 10}
+    out = logic.submit_train(embedded, js, LOCAL, "demo-gru", values, "upload", "brown", upload, "ui-gru", "my GRU")
+    assert out.queued and "Queued job" in json.dumps(out.banner.to_plotly_json(), default=str), out
+    rec = _finished(embedded.store, out.job_id)
+    assert rec.submitted_by == "local" and rec.model_id == "ui-gru"  # open mode's implicit user
+    assert rec.worker.startswith("embedded-")
     con = store.connect(embedded.store)
     m = store.query(con, "SELECT name, cell, hidden_size FROM models WHERE model_id = 'ui-gru'")
     con.close()
     assert m.to_dict("records") == [{"name": "my GRU", "cell": "gru", "hidden_size": 8}]
-    with dash_app.server.test_request_context():
-        table, interval, options, selected = jobs_page.refresh_jobs(1, job_id, None)
-    assert interval == jobs_page.IDLE_POLL_MS and selected == job_id
+    table, interval, options, selected = jobs_view.job_list(embedded, js, None)
+    assert interval == jobs_view.IDLE_POLL_MS and selected == out.job_id
+    assert "open in Explore" in json.dumps(table.to_plotly_json(), default=str)
 
 
 def test_cli_submit_list_show_cancel(embedded, capsys):
@@ -93,10 +99,10 @@ def test_cli_submit_list_show_cancel(embedded, capsys):
                  "--model-id", "cli-long", "--hidden-size", "6", "--epochs", "500", "--patience", "0",
                  "--vocab-size", "300", "--batch-size", "4", "--bptt", "10"]) == 0
     long_id = capsys.readouterr().out.strip().splitlines()[-1]
-    wait_for(lambda: len(jobs.read_job(root, long_id).detail.get("curve", [])) >= 1, 120, "an epoch")
+    wait_for(lambda: len(records.read_job(root, long_id).detail.get("curve", [])) >= 1, 120, "an epoch")
     assert main(["--store", root, "jobs", "cancel", long_id]) == 0
     assert "cancelling" in capsys.readouterr().out
-    rec = wait_for(lambda: (lambda r: r if r.status in jobs.TERMINAL else None)(jobs.read_job(root, long_id)), 30,
+    rec = wait_for(lambda: (lambda r: r if r.status in records.TERMINAL else None)(records.read_job(root, long_id)), 30,
                    "the cancel")
     assert rec.status == "cancelled" and not store.partition_path(root, "models", "cli-long").exists()
 
@@ -109,24 +115,24 @@ class TinyLM(nn.Module):
         self.decoder = nn.Linear(5, vocab)
 
 
-def test_bring_your_own_model_becomes_a_model(embedded, dash_app, jobs_page, tmp_path):
+def test_bring_your_own_model_becomes_a_model(embedded, tmp_path):
     """A plain state dict + vocabulary, uploaded on the page, is imported and analysed into every view."""
     from models.corpora import load_corpus
-    dash_app.server.config["RNNVIS_SETTINGS"] = embedded
+    js = JobSettings.from_env()
     words = sorted(set(load_corpus(str(FIXTURES / "ptb")).tokens("train"))) + ["zebra"]
     torch.manual_seed(1)
     path = tmp_path / "lm.pt"
     torch.save(TinyLM(len(words)).state_dict(), path)
     files = sorted((FIXTURES / "ptb").glob("*.txt"))
-    with dash_app.server.test_request_context():
-        upload, _, _ = jobs_page.upload_corpus([_url(p.read_bytes()) for p in files], [p.name for p in files], "ptb")
-        bad = jobs_page.submit_import(1, _url(path.read_bytes()), "lm.pt", _url(b"a\nb\n"), "vocab.txt", "upload",
-                                 "brown", upload, "byo")
-        assert "2 words but the embedding has" in bad[3] and bad[1] is jobs_page.no_update
-        msg, job_id, *errors = jobs_page.submit_import(1, _url(path.read_bytes()), "lm.pt",
-                                                  _url("\n".join(words).encode()), "vocab.txt", "upload", "brown",
-                                                  upload, "byo")
-    assert job_id and not any(errors), (msg, errors)
+    upload, _, _ = logic.upload_corpus(embedded, js, LOCAL, [_url(p.read_bytes()) for p in files],
+                                       [p.name for p in files], "ptb")
+    bad = logic.submit_import(embedded, js, LOCAL, _url(path.read_bytes()), "lm.pt", _url(b"a\nb\n"), "vocab.txt",
+                              "upload", "brown", upload, "byo")
+    assert "2 words but the embedding has" in bad.errors["byom_vocab"] and not bad.queued
+    out = logic.submit_import(embedded, js, LOCAL, _url(path.read_bytes()), "lm.pt", _url("\n".join(words).encode()),
+                              "vocab.txt", "upload", "brown", upload, "byo")
+    assert out.queued and not out.errors, out
+    job_id = out.job_id
     rec = _finished(embedded.store, job_id)
     assert rec.kind == "import" and rec.detail["import_result"]["cell"] == "lstm"
     con = store.connect(embedded.store)

@@ -5,9 +5,9 @@ import base64
 
 import pytest
 
-from analytics import jobs, store
+from analytics import store
 from analytics.settings import Settings
-from workers import client
+from workers import client, errors, uploads
 
 from jobhelpers import TINY, job_settings
 
@@ -17,7 +17,7 @@ def setup(tmp_path, redis_url, prefix, fixtures):
     import redis
     settings = Settings(store=tmp_path, broker_url=redis_url)
     js = job_settings(prefix + "validation:")
-    up = jobs.save_corpus_upload(tmp_path, [(p.name, p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
+    up = uploads.save_corpus_upload(tmp_path, [(p.name, p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
                                  "ptb")
     r = redis.Redis.from_url(redis_url)
     yield settings, js, f"upload:{up.upload_id}", lambda: r.llen(js.broker_prefix + "train")
@@ -37,7 +37,7 @@ def setup(tmp_path, redis_url, prefix, fixtures):
 ])
 def test_bad_values_are_refused_per_field(setup, field, value, message):
     settings, js, corpus, queued = setup
-    with pytest.raises(jobs.JobValidationError) as e:
+    with pytest.raises(errors.JobValidationError) as e:
         client.submit_train(settings, {**TINY, "corpus": corpus, field: value}, job_settings=js)
     assert message in e.value.errors[field]
     assert queued() == 0 and store.list_partitions(settings.store, "jobs") == []
@@ -45,23 +45,23 @@ def test_bad_values_are_refused_per_field(setup, field, value, message):
 
 def test_several_errors_at_once_and_other_fields(setup):
     settings, js, corpus, queued = setup
-    with pytest.raises(jobs.JobValidationError) as e:
+    with pytest.raises(errors.JobValidationError) as e:
         client.submit_train(settings, {**TINY, "hidden_size": 0, "epochs": 10**6, "corpus": "nope",
                                        "model_id": "../x", "preset": "demo-lstm"}, job_settings=js)
     assert set(e.value.errors) == {"hidden_size", "epochs", "corpus", "model_id"}
-    with pytest.raises(jobs.JobValidationError) as e:
+    with pytest.raises(errors.JobValidationError) as e:
         client.submit_train(settings, {"preset": "no-such-preset"}, job_settings=js)
     assert "unknown preset" in e.value.errors["preset"]
-    with pytest.raises(jobs.JobValidationError) as e:  # a review corpus for a language-model preset
+    with pytest.raises(errors.JobValidationError) as e:  # a review corpus for a language-model preset
         client.submit_train(settings, {**TINY, "corpus": "fine_foods"}, job_settings=js)
     assert "sentiment classifier" in e.value.errors["corpus"]
-    with pytest.raises(jobs.JobValidationError) as e:
+    with pytest.raises(errors.JobValidationError) as e:
         client.submit_train(settings, {**TINY, "corpus": corpus, "analysis": {"k_min": 1}}, job_settings=js)
     assert "k_min" in e.value.errors["analysis"]
     assert queued() == 0 and store.list_partitions(settings.store, "jobs") == []
     rec = client.submit_train(settings, {**TINY, "corpus": corpus, "model_id": "taken"}, job_settings=js)
     assert queued() == 1
-    with pytest.raises(jobs.JobValidationError) as e:  # the same model id while that job is queued
+    with pytest.raises(errors.JobValidationError) as e:  # the same model id while that job is queued
         client.submit_train(settings, {**TINY, "corpus": corpus, "model_id": "taken"}, job_settings=js)
     assert "already builds" in e.value.errors["model_id"]
     assert queued() == 1 and store.list_partitions(settings.store, "jobs") == [rec.job_id]
@@ -78,23 +78,23 @@ def test_several_errors_at_once_and_other_fields(setup):
 ])
 def test_bad_uploads_are_refused(setup, name, data, fmt, message):
     settings, js, _, queued = setup
-    with pytest.raises(jobs.JobValidationError) as e:
-        jobs.save_corpus_upload(settings.store, [(name, data)], fmt, max_bytes=js.max_upload_bytes)
+    with pytest.raises(errors.JobValidationError) as e:
+        uploads.save_corpus_upload(settings.store, [(name, data)], fmt, max_bytes=js.max_upload_bytes)
     assert message in e.value.errors["corpus"]
     assert len(list((settings.store / "uploads").iterdir())) == 1  # only the fixture's corpus; no leftovers
     assert queued() == 0
 
 
-def test_upload_over_the_size_limit(setup, fixtures, dash_app, jobs_page):
+def test_upload_over_the_size_limit(setup, fixtures):
+    from app.logic.jobs import decode_upload
     settings, js, _, queued = setup
     data = (fixtures / "novel.txt").read_bytes()
-    with pytest.raises(jobs.JobValidationError) as e:
-        jobs.save_corpus_upload(settings.store, [("novel.txt", data)], "text", max_bytes=len(data) - 1)
+    with pytest.raises(errors.JobValidationError) as e:
+        uploads.save_corpus_upload(settings.store, [("novel.txt", data)], "text", max_bytes=len(data) - 1)
     assert "limit" in e.value.errors["corpus"] and "MB" in e.value.errors["corpus"]
     # The page refuses it before decoding (dcc.Upload sends base64).
-    decode_upload = jobs_page.decode_upload
     contents = "data:text/plain;base64," + base64.b64encode(data).decode()
-    with pytest.raises(jobs.JobValidationError, match="limit"):
+    with pytest.raises(errors.JobValidationError, match="limit"):
         decode_upload(contents, "novel.txt", len(data) // 2, "corpus")
     assert queued() == 0
 
@@ -102,14 +102,14 @@ def test_upload_over_the_size_limit(setup, fixtures, dash_app, jobs_page):
 def test_good_uploads_of_every_format(setup, fixtures):
     settings, _, _, _ = setup
     root = settings.store
-    csv = jobs.save_corpus_upload(root, [("reviews.csv", (fixtures / "reviews.csv").read_bytes())])
+    csv = uploads.save_corpus_upload(root, [("reviews.csv", (fixtures / "reviews.csv").read_bytes())])
     assert (csv.fmt, csv.task) == ("csv", "sentiment")
-    yelp = jobs.save_corpus_upload(root, [("yelp.json", (fixtures / "yelp.json").read_bytes())])
+    yelp = uploads.save_corpus_upload(root, [("yelp.json", (fixtures / "yelp.json").read_bytes())])
     assert (yelp.fmt, yelp.task) == ("yelp", "sentiment")
-    text = jobs.save_corpus_upload(root, [("novel.txt", (fixtures / "novel.txt").read_bytes())])
+    text = uploads.save_corpus_upload(root, [("novel.txt", (fixtures / "novel.txt").read_bytes())])
     assert (text.fmt, text.task) == ("text", "lm")
-    one_ptb = jobs.save_corpus_upload(root, [("ptb.txt", (fixtures / "ptb" / "ptb.train.txt").read_bytes())], "ptb")
+    one_ptb = uploads.save_corpus_upload(root, [("ptb.txt", (fixtures / "ptb" / "ptb.train.txt").read_bytes())], "ptb")
     assert one_ptb.task == "lm" and sorted(p.name for p in (root / "uploads" / one_ptb.upload_id).glob("*.txt")) \
         == ["ptb.test.txt", "ptb.train.txt", "ptb.valid.txt"]
-    corpus, spec = jobs.resolve_corpus(root, {"source": "upload", "upload_id": yelp.upload_id})
+    corpus, spec = uploads.resolve_corpus(root, {"source": "upload", "upload_id": yelp.upload_id})
     assert corpus.name == "yelp.json" and corpus.task == "sentiment"
