@@ -1,5 +1,5 @@
 """Hosted mode in headless Chromium: sign in, run a query in the SQL console, sort and page the grid,
-save it, see a viewer refused an action, sign out."""
+save it, see a viewer refused an action, sign out; a viewer's job submit is refused and a member's queued."""
 from __future__ import annotations
 
 import time
@@ -23,6 +23,7 @@ def hosted_server(app_store, tmp_path_factory):
 
     users_file = tmp_path_factory.mktemp("hosted") / "users.json"
     UserStore(users_file).add("vic", "viewer-pass-1", "viewer")
+    UserStore(users_file).add("mo", "member-pass-1", "member")
     app = create_app(Settings(store=app_store, auth=True, secret_key="k" * 40, users_file=users_file,
                               cookie_secure=False))
     srv = serve_in_thread(app)
@@ -87,3 +88,36 @@ def test_sign_in_then_query_sort_page_and_save(hosted_server, browser):
     d.get(hosted_server + "/explore")
     time.sleep(0.3)
     assert urlparse(d.current_url).path == "/login"
+
+
+def _sign_in(d, server: str, name: str, password: str, path: str) -> None:
+    d.get(server + "/logout")
+    d.get(server + path)
+    wait(d, lambda d: urlparse(d.current_url).path == "/login", what="the sign-in page")
+    d.find_element(By.ID, "u").send_keys(name)
+    d.find_element(By.ID, "p").send_keys(password)
+    d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(d, lambda d: urlparse(d.current_url).path == path, what=f"back on {path}")
+    wait(d, lambda d: name in d.find_element(By.ID, "app-user").text, what="the user badge")
+    wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".jobs-table"), what="the job list")
+    idle(d)
+
+
+def test_a_viewer_cannot_submit_a_job_and_a_member_can(hosted_server, browser):
+    d = browser
+    _sign_in(d, hosted_server, "vic", "viewer-pass-1", "/jobs")
+    d.find_element(By.ID, "jobs-submit").click()
+    refused = wait(d, lambda d: d.find_element(By.ID, "jobs-banner").text, what="the refusal")
+    assert "Only members" in refused and "vic (viewer)" in refused
+    assert "No jobs yet" in d.find_element(By.ID, "jobs-table").text
+    _sign_in(d, hosted_server, "mo", "member-pass-1", "/jobs")
+    d.find_element(By.ID, "jobs-field-epochs").send_keys(Keys.CONTROL, "a")
+    d.find_element(By.ID, "jobs-field-epochs").send_keys("1")
+    d.find_element(By.ID, "jobs-submit").click()
+    queued = wait(d, lambda d: (lambda t: t if "Queued job" in t else None)(d.find_element(By.ID, "jobs-banner").text),
+                  what="the job queued")
+    job = queued.split()[2].rstrip(":")
+    row = wait(d, lambda d: d.find_elements(By.ID, f"jobs-row-{job}"), what="the job in the list")[0]
+    assert "queued" in row.text and "mo" in row.text     # no worker serves this test's store: it waits
+    row.find_element(By.TAG_NAME, "button").click()      # a member may cancel it too
+    wait(d, lambda d: "cancelled" in d.find_element(By.ID, f"jobs-row-{job}").text, what="the job cancelled")
