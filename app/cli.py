@@ -346,8 +346,8 @@ def cmd_jobs_list(args) -> int:
 
 def cmd_jobs_show(args) -> int:
     import json
-    from workers.errors import UnknownJobError
     from workers import records
+    from workers.errors import UnknownJobError
     s, js = _job_context(args)
     try:
         rec = records.read_job(s.store, args.job_id)
