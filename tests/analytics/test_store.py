@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from analytics import schema, store
+from analytics import schema, store, store_paths
 
 REPO = Path(store.__file__).resolve().parents[1]
 
@@ -340,7 +340,7 @@ def test_replace_keeping_tables_from_previous_version(tmp_path):
 
 def test_replace_without_atomic_exchange(tmp_path, monkeypatch):
     # File systems without renameat2(RENAME_EXCHANGE) (e.g. NFS) take the two-rename path.
-    monkeypatch.setattr(store, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(store_paths, "_exchange", lambda a, b: False)
     full_model(tmp_path, "m1", name="v1")
     full_model(tmp_path, "m1", name="v2")
     with store.connect(tmp_path) as con:
@@ -349,7 +349,7 @@ def test_replace_without_atomic_exchange(tmp_path, monkeypatch):
 
 
 def test_replaced_versions_are_deleted_after_a_grace_period(tmp_path, monkeypatch):
-    monkeypatch.setattr(store, "RETIRE_GRACE_S", 0.2)
+    monkeypatch.setattr(store_paths, "RETIRE_GRACE_S", 0.2)
     full_model(tmp_path, "m1", name="v1")
     v1_file = store.table_file(tmp_path, "models", "m1", "models")
     full_model(tmp_path, "m1", name="v2")
@@ -792,8 +792,8 @@ def test_concurrent_reader_never_sees_partial_partition(tmp_path):
 @pytest.mark.parametrize("durable", [True, False])
 def test_non_durable_partitions_skip_fsync_but_commit_atomically(tmp_path, monkeypatch, durable):
     synced: list[Path] = []
-    real = store._fsync_path
-    monkeypatch.setattr(store, "_fsync_path", lambda p, directory=False: (synced.append(Path(p)), real(p, directory)))
+    real = store_paths._fsync_path
+    monkeypatch.setattr(store_paths, "_fsync_path", lambda p, directory=False: (synced.append(Path(p)), real(p, directory)))
     for text in ("first", "second"):   # a new partition, then a replaced one (exchange)
         with store.write_partition(tmp_path, "sentences", "s1", durable=durable) as w:
             w.write("sentences", pd.DataFrame([dict(

@@ -1,0 +1,155 @@
+"""The DuckDB parts of the SQL sandbox: a locked-down connection, the parser, a bounded fetch.
+
+The policy (which statements a user may run) is in :mod:`analytics.sandbox`. Imports nothing that loads
+torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from analytics.schema import KINDS
+from analytics.store_core import StoreError, _root
+from analytics.store_views import _Engine, _engine, _retrying
+
+
+
+class QueryError(StoreError):
+    """A user's query failed (syntax, unknown column, type error, ...); the message is DuckDB's."""
+
+
+class QueryTimeout(QueryError):
+    """The query ran past its time limit and was interrupted."""
+
+
+class QueryOutOfMemory(QueryError):
+    """The query needed more memory than the connection's ``memory_limit``."""
+
+
+class QueryRefused(QueryError):
+    """DuckDB refused an operation (file access outside the store, a locked setting, ...)."""
+
+
+def sandbox_connection(root: str | os.PathLike[str], *, memory_limit: str = "1GB",
+                       threads: int = 2) -> duckdb.DuckDBPyConnection:
+    """A cursor for untrusted SQL: the store's views on a locked-down in-memory database.
+
+    One such database per process, store root and limits (separate from :func:`connect`'s, so a
+    user's query never competes for the dashboard's memory). It is created with extension
+    auto-install/auto-load off, ``memory_limit`` and ``threads`` as given and no temporary
+    directory (a query that outgrows the memory limit fails instead of spilling to disk), then
+    file access is limited to the three partition directories (``models/``, ``sentences/``,
+    ``jobs/``: not the store root, which also holds users, saved queries, uploads and
+    checkpoints) with ``enable_external_access=false``, the views are created and the
+    configuration is locked (no ``SET`` / ``RESET`` / ``PRAGMA`` can loosen a limit after that).
+
+    This layer alone does not stop DDL or ``COPY ... TO`` a path inside the partition
+    directories: run only statements that :mod:`analytics.sandbox` has checked.
+    """
+    rootp = _root(root)
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    allowed = [rootp / k.name for k in KINDS.values()]
+    config = {"memory_limit": str(memory_limit), "threads": threads, "temp_directory": "",
+              "allow_community_extensions": False, "allow_persistent_secrets": False}
+
+    def factory() -> _Engine:
+        return _Engine(rootp, allowed=allowed, config=config)
+
+    try:
+        return _engine(rootp, ("sandbox", str(memory_limit), threads), factory).cursor()
+    except duckdb.Error as e:
+        raise StoreError(f"could not open the store at {rootp}: {e}") from e
+
+
+@dataclasses.dataclass(frozen=True)
+class ParsedStatement:
+    """One statement as DuckDB's parser split it: its type (``SELECT``, ``COPY``, ...) and text."""
+
+    type: str
+    query: str
+    parameters: tuple[str, ...]
+
+
+def parse_statements(sql: str) -> list[ParsedStatement]:
+    """Split ``sql`` into statements with DuckDB's own parser (no execution).
+
+    QueryError with the parser's message on a syntax error.
+    """
+    try:
+        stmts = duckdb.extract_statements(sql)
+    except duckdb.Error as e:
+        raise QueryError(str(e)) from e
+    return [ParsedStatement(s.type.name, s.query, tuple(s.named_parameters)) for s in stmts]
+
+
+def statement_ast(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
+    """DuckDB's parse tree of one SELECT statement as JSON (``json_serialize_sql``), not executed.
+
+    QueryError when DuckDB cannot serialise it (only plain SELECT statements can be).
+    """
+    import json
+
+    try:
+        text = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0]
+    except duckdb.Error as e:
+        raise QueryError(str(e)) from e
+    tree = json.loads(text)
+    if tree.get("error"):
+        raise QueryError(str(tree.get("error_message") or "the statement could not be parsed"))
+    return tree
+
+
+def fetch_limited(con: duckdb.DuckDBPyConnection, sql: str, *, max_rows: int,
+                  timeout_s: float) -> tuple[pa.Table, bool]:
+    """Run ``sql`` and fetch at most ``max_rows`` rows: ``(table, truncated)``.
+
+    A timer interrupts the connection after ``timeout_s`` seconds (QueryTimeout); DuckDB's
+    out-of-memory becomes QueryOutOfMemory, its permission errors QueryRefused, and any other
+    DuckDB error QueryError. Only ``max_rows + 1`` rows are ever fetched (``truncated`` says whether
+    there were more). Use a connection of its own (a cursor) per call: the interrupt hits whatever
+    runs on it.
+    """
+    fired = threading.Event()
+
+    def interrupt() -> None:
+        fired.set()
+        con.interrupt()
+
+    timer = threading.Timer(timeout_s, interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        def run() -> tuple[pa.Table, bool]:
+            reader = con.sql(sql).to_arrow_reader(min(max_rows + 1, 65536))
+            batches: list[pa.RecordBatch] = []
+            n = 0
+            for batch in reader:
+                batches.append(batch)
+                n += batch.num_rows
+                if n > max_rows:
+                    break
+            table = pa.Table.from_batches(batches, schema=reader.schema)
+            return table.slice(0, max_rows), n > max_rows
+
+        return _retrying(run)
+    except duckdb.InterruptException as e:
+        if fired.is_set():
+            raise QueryTimeout(f"the query ran longer than {timeout_s:g} s and was stopped") from e
+        raise QueryError(str(e)) from e
+    except duckdb.OutOfMemoryException as e:
+        raise QueryOutOfMemory(str(e)) from e
+    except duckdb.PermissionException as e:
+        raise QueryRefused(str(e)) from e
+    except duckdb.Error as e:
+        if fired.is_set():  # interrupted while DuckDB was raising something else
+            raise QueryTimeout(f"the query ran longer than {timeout_s:g} s and was stopped") from e
+        raise QueryError(str(e)) from e
+    finally:
+        timer.cancel()
