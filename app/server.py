@@ -7,6 +7,7 @@ no module here keeps mutable state.
 """
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -26,6 +27,22 @@ HERE = Path(__file__).resolve().parent
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
+#: Toolbar buttons that do nothing useful on our figures (box and lasso select, autoscale, zoom steps): fewer
+#: buttons keep the toolbar in the top right corner, clear of titles and legends.
+MODEBAR_REMOVE = ["select2d", "lasso2d", "autoScale2d", "zoomIn2d", "zoomOut2d"]
+
+#: (format, [graph ids]) -> [config of each graph]; sets toImageButtonOptions on the live plots too.
+EXPORT_JS = """function (fmt, graphIds) {
+    fmt = fmt === "svg" ? "svg" : "png";
+    return (graphIds || []).map(function (gid) {
+        var opts = {format: fmt, scale: 2, filename: "rnnvis-" + gid.name};
+        var el = document.getElementById(JSON.stringify({name: gid.name, type: gid.type}));
+        var gd = el && (el.classList.contains("js-plotly-plot") ? el : el.querySelector(".js-plotly-plot"));
+        if (gd && gd._context) { gd._context.toImageButtonOptions = Object.assign({}, opts); }
+        return {displaylogo: false, modeBarButtonsToRemove: %s, toImageButtonOptions: opts};
+    });
+}""" % json.dumps(MODEBAR_REMOVE)
+
 
 def _nav(hosted: bool = False) -> html.Header:
     links = [dcc.Link(p["name"], href=p["relative_path"], className="nav-link", id=f"nav-{p['name'].lower()}")
@@ -37,7 +54,8 @@ def _nav(hosted: bool = False) -> html.Header:
         html.Div([html.Span("export figures as", className="muted small"),
                   dcc.RadioItems(id=ids.EXPORT_FORMAT, options=[{"label": " PNG", "value": "png"},
                                                                 {"label": " SVG", "value": "svg"}],
-                                 value="png", inline=True, className="export-radio")], className="export"),
+                                 value="png", inline=True, className="export-radio",
+                                 persistence=True, persistence_type="local")], className="export"),
         html.Div([html.Span(id=ids.USER_BADGE, className="muted small"),
                   html.A("Sign out", href="/logout", className="nav-link", id=ids.SIGN_OUT)] if hosted else [],
                  className="user"),
@@ -59,12 +77,11 @@ def create_app(settings: Settings) -> dash.Dash:
     # this layout plus every page's layout() (each returns its full skeleton, whatever the URL holds), so
     # a callback naming an id that no page has fails loudly.
 
-    @app.callback(Output({"type": ids.GRAPH_TYPE, "name": ALL}, "config"), Input(ids.EXPORT_FORMAT, "value"),
-                  dash.State({"type": ids.GRAPH_TYPE, "name": ALL}, "id"))
-    def _export_format(fmt, graph_ids):
-        return [{"displaylogo": False, "toImageButtonOptions": {"format": fmt or "png", "scale": 2,
-                                                                "filename": f"rnnvis-{g['name']}"}}
-                for g in graph_ids]
+    # Every figure's toolbar exports in the format picked in the top bar (kept in the browser's local storage),
+    # on the figures drawn already as on those a page adds later. In the browser: dcc.Graph only reads `config`
+    # when its figure changes, so the function also sets the option on the plots already drawn.
+    app.clientside_callback(EXPORT_JS, Output({"type": ids.GRAPH_TYPE, "name": ALL}, "config"),
+                            Input(ids.EXPORT_FORMAT, "value"), Input({"type": ids.GRAPH_TYPE, "name": ALL}, "id"))
 
     if settings.auth:
         @app.callback(Output(ids.USER_BADGE, "children"), Input(ids.SIGN_OUT, "id"))

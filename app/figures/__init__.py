@@ -14,8 +14,8 @@ keeps the raw values for callbacks.
 """
 from __future__ import annotations
 
-from .base import (CLASS_COLORS, FONT, NEGATIVE, PALETTE, POS_COLORS, POS_NAMES, POSITIVE, SCALE, Figure, esc,
-                   message_figure, to_go)
+from .base import (CLASS_COLORS, FONT, NEGATIVE, PALETTE, POS_COLORS, POS_NAMES, POSITIVE, SCALE, TOOLBAR_BAND,
+                   Figure, esc, message_figure, title, to_go, top_margin)
 from .charts import contingency_figure, gradient_flow_figure, matched_r_figure, training_curves
 from .cocluster import CLOUD_W, FONT_MAX, FONT_MIN, LINK_GAP, PX, CoclusterOptions, cocluster_figure, makeup_text
 from .detail import detail_figure, unit_words_figure
@@ -25,5 +25,6 @@ __all__ = [
     "esc", "POS_COLORS", "cocluster_figure", "glyph_figure", "detail_figure", "unit_words_figure",
     "training_curves", "gradient_flow_figure", "contingency_figure", "message_figure", "CoclusterOptions",
     "matched_r_figure", "makeup_text", "to_go", "Figure", "POS_NAMES", "POSITIVE", "NEGATIVE", "CLASS_COLORS",
-    "SCALE", "FONT", "PALETTE", "PX", "FONT_MIN", "FONT_MAX", "LINK_GAP", "CLOUD_W",
+    "SCALE", "FONT", "PALETTE", "PX", "FONT_MIN", "FONT_MAX", "LINK_GAP", "CLOUD_W", "title", "top_margin",
+    "TOOLBAR_BAND",
 ]

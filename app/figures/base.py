@@ -40,6 +40,22 @@ def _figure(data: list[dict], layout: dict) -> Figure:
     return {"data": data, "layout": {**base, **layout}}
 
 
+#: Pixels at the top of every figure kept for plotly's toolbar (the modebar floats over the top right corner):
+#: titles and legends sit below this band, left-aligned, so the toolbar never covers them.
+TOOLBAR_BAND = 34
+
+
+def title(text: str, size: int = 14, lines: int = 1) -> dict:
+    """A figure title left-aligned just above the plot area, below the toolbar band (see :func:`top_margin`)."""
+    return dict(text=text, font=dict(size=size), x=0, xref="paper", xanchor="left", y=1, yref="paper",
+                yanchor="bottom", pad=dict(b=6))
+
+
+def top_margin(rows: float = 1.0, row_px: int = 22) -> int:
+    """The top margin for ``rows`` text rows (title lines, a legend) above the plot, plus the toolbar band."""
+    return int(TOOLBAR_BAND + rows * row_px + 6)
+
+
 def _axis(**kw) -> dict:
     return {"showgrid": True, "gridcolor": "#eceff1", "zeroline": False, "linecolor": "#b0bec5", **kw}
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .base import PALETTE, Figure, _axis, _figure, _scatter, esc, message_figure
+from .base import PALETTE, Figure, _axis, _figure, _scatter, esc, message_figure, title, top_margin
 
 
 def training_curves(metrics: pd.DataFrame) -> Figure:
@@ -27,7 +27,8 @@ def training_curves(metrics: pd.DataFrame) -> Figure:
                     line=dict(color=color, dash=dash), name=f"{esc(model_id)} {split}", legendgroup=esc(model_id),
                     showlegend=col == 1, xaxis="x" if col == 1 else f"x{col}", yaxis="y" if col == 1 else f"y{col}",
                     hovertemplate=f"{esc(model_id)} {split}<br>epoch %{{x}}<br>{metric} %{{y:.4g}}<extra></extra>"))
-    layout: dict = dict(height=340, legend=dict(orientation="h", y=-0.3, x=0), annotations=[])
+    layout: dict = dict(height=356, legend=dict(orientation="h", y=-0.3, x=0), annotations=[],
+                        margin=dict(l=40, r=20, t=top_margin(), b=40))
     titles = ("loss", "perplexity (language models)", "accuracy (classifiers)")
     for col in (1, 2, 3):
         lo, hi = (col - 1) / 3 + 0.03, col / 3 - 0.03
@@ -62,17 +63,17 @@ def gradient_flow_figure(df: pd.DataFrame) -> Figure:
     gaps = int((~(np.isfinite(ys) & (ys > 0))).sum())
     ys = ys[np.isfinite(ys) & (ys > 0)]
     yaxis = _axis(title=dict(text="mean norm"), type="log", exponentformat="power", showexponent="all")
-    notes = [] if not gaps else [dict(
-        text=f"{gaps} point(s) with norm 0 or not finite (underflow) are not drawn", x=1, y=1, xref="paper",
-        yref="paper", xanchor="right", yanchor="bottom", showarrow=False, font=dict(size=10, color="#b71c1c"))]
+    text = "Gradient flow ‖∂h<sub>t</sub>/∂h<sub>t−k</sub>‖"
+    if gaps:   # a second title line, left under the title (the toolbar holds the top right corner)
+        text += (f"<br><span style='font-size:10px;color:#b71c1c'>{gaps} point(s) with norm 0 or not finite "
+                 "(underflow) are not drawn</span>")
     if ys.size:
         lo, hi = math.floor(math.log10(ys.min())), math.ceil(math.log10(ys.max()))
         hi = max(hi, lo + 1)
         yaxis.update(range=[lo - 0.1, hi + 0.1], dtick=max(1, math.ceil((hi - lo) / 8)))
     return _figure(data, dict(
-        height=330, title=dict(text="Gradient flow ‖∂h<sub>t</sub>/∂h<sub>t−k</sub>‖", font=dict(size=14), x=0.02,
-                               y=0.97), margin=dict(l=70, r=20, t=60, b=40),
-        xaxis=_axis(title=dict(text="k (steps back)")), yaxis=yaxis, annotations=notes,
+        height=330 + (16 if gaps else 0), title=title(text), margin=dict(l=70, r=20, t=top_margin(1.8 if gaps else 1), b=40),
+        xaxis=_axis(title=dict(text="k (steps back)")), yaxis=yaxis,
         legend=dict(orientation="h", y=-0.3, x=0)))
 
 
@@ -101,9 +102,9 @@ def matched_r_figure(pairs: pd.DataFrame, chance: dict | None, name_a: str = "A"
     data.append(_scatter(x=rank, y=r.tolist(), mode="lines+markers", marker=dict(size=4, color="#1565c0"),
                          line=dict(color="#1565c0", width=2), name="matched |r|",
                          hovertemplate="rank %{x}<br>|r| %{y:.3f}<extra></extra>"))
-    title = "matched |r| by rank" if chance is None else f"chance: |r| up to {chance['max']:.2f}"
+    text = "matched |r| by rank" if chance is None else f"chance: |r| up to {chance['max']:.2f}"
     return _figure(data, dict(
-        height=290, title=dict(text=title, font=dict(size=13), x=0.02, y=0.97), margin=dict(l=50, r=10, t=45, b=95),
+        height=300, title=title(text, size=13), margin=dict(l=50, r=10, t=top_margin(), b=95),
         xaxis=_axis(title=dict(text="matched pair, by |r|", font=dict(size=11)), rangemode="tozero"),
         yaxis=_axis(title=dict(text=f"|r| {esc(name_a)} ↔ {esc(name_b)}", font=dict(size=11)), range=[0, 1.02]),
         legend=dict(orientation="h", y=-0.32, yanchor="top", x=0, font=dict(size=10)), hovermode="x unified"))
@@ -122,5 +123,5 @@ def contingency_figure(table: pd.DataFrame, name_a: str, name_b: str) -> Figure:
         type="heatmap", z=table.to_numpy().tolist(), x=[f"H{c}" for c in table.columns],
         y=[f"H{r}" for r in table.index], colorscale=COUNT_SCALE, zmin=0, showscale=False, texttemplate="%{z}",
         hovertemplate=f"{esc(name_a)} %{{y}} × {esc(name_b)} %{{x}}: %{{z}} units<extra></extra>")], dict(
-        height=300, margin=dict(l=70, r=10, t=80, b=10),
+        height=310, margin=dict(l=70, r=10, t=top_margin(2.4), b=10),
         xaxis=dict(title=dict(text=esc(name_b)), side="top"), yaxis=dict(title=dict(text=esc(name_a)), autorange="reversed")))

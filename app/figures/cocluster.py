@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .base import NEGATIVE, POS_COLORS, POS_NAMES, POSITIVE, SCALE, Figure, _figure, _scatter, esc
+from .base import NEGATIVE, POS_COLORS, POS_NAMES, POSITIVE, SCALE, Figure, _figure, _scatter, esc, title, top_margin
 
 FONT_MIN, FONT_MAX = 11.0, 26.0
 PX = 14.0          # pixels per layout unit in the co-cluster view (a chip cell is one unit)
@@ -307,12 +307,14 @@ def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray
                                  marker=dict(size=10, color=POS_COLORS.get(tag, "#444444"), symbol="square"),
                                  showlegend=True, hoverinfo="skip"))
     width_units = x_cloud + opts.cloud_width + 1
+    legend = opts.pos and opts.pos_legend
+    top = top_margin() if (opts.title or legend) else 10     # title or POS legend top left, the toolbar top right
     return _figure(data, dict(
-        shapes=shapes, height=int(total_h * PX + 70), width=int((width_units + 1) * PX + 60),
+        shapes=shapes, height=int(total_h * PX + 60 + top), width=int((width_units + 1) * PX + 60),
         xaxis=dict(visible=False, range=[-1.0, width_units]), yaxis=dict(visible=False, range=[total_h, -0.5]),
-        margin=dict(l=30, r=10, t=40 if opts.title else 10, b=10), dragmode="pan", hovermode="closest",
-        legend=dict(orientation="h", y=1.0, yanchor="bottom", x=1, xanchor="right", font=dict(size=11)),
-        title=dict(text=esc(opts.title), font=dict(size=14)) if opts.title else None, clickmode="event"))
+        margin=dict(l=30, r=10, t=top, b=10), dragmode="pan", hovermode="closest",
+        legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0, xanchor="left", font=dict(size=11)),
+        title=title(esc(opts.title)) if opts.title else None, clickmode="event"))
 
 
 def opts_max(edges: np.ndarray) -> float:

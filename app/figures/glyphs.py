@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .base import CLASS_COLORS, Figure, _figure, esc, message_figure
+from .base import CLASS_COLORS, Figure, _figure, esc, message_figure, top_margin
 
 
 def _fmt(v: float, spec: str = "+.3g") -> str:
@@ -100,5 +100,5 @@ def glyph_figure(sentences: Sequence[dict]) -> Figure:
                                                           anchor=xa, **yaxis)
     layout.update(barmode="overlay", bargap=0, height=int(total * 34 + 80), hovermode="closest",
                   legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0, font=dict(size=11)),
-                  margin=dict(l=50, r=20, t=50, b=30))
+                  margin=dict(l=50, r=20, t=top_margin(), b=30))
     return _figure(data, layout)

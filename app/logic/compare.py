@@ -181,8 +181,9 @@ def detail_pair(reader: Reader, a: str | None, layer_a: int | None, b: str | Non
             d = reader.word_detail(model, int(layer), state, word)
             fig = figures.detail_figure({word: d}) if len(d) else figures.message_figure(
                 f"“{word}” is not in {model}'s vocabulary.")
-            fig["layout"].update(title=dict(text=figures.esc(f"{_name(model, int(layer))}: responses to “{word}”"),
-                                            font=dict(size=13)), height=300)
+            fig["layout"].update(title=figures.title(figures.esc(f"{_name(model, int(layer))}: responses to “{word}”"),
+                                                     size=13), height=300)
+            fig["layout"]["margin"] = {**fig["layout"].get("margin", {}), "t": figures.top_margin(2)}
             out.append(fig)
         return out[0], out[1]
 

@@ -17,11 +17,11 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def server(app_store):
+def server(wide_store):
     from analytics.settings import Settings
     from app.server import create_app
 
-    srv = serve_in_thread(create_app(Settings(store=app_store)))
+    srv = serve_in_thread(create_app(Settings(store=wide_store)))
     yield f"http://127.0.0.1:{srv.effective_port}"
     srv.close()
 
@@ -62,3 +62,169 @@ def test_a_deep_link_keeps_the_unit_detail_mode(server, driver):
     wait(driver, lambda d: _mode(d) == "unit", what="unit mode after reopening the link")
     wait(driver, lambda d: (js(d, f"{_graph_js('explore-detail')}.layout.title.text") or "").startswith(
         f"unit {q['unit'][0]}:"), what="the unit's top words")
+
+
+OVERLAPS_JS = """
+const inter = (a, b) => Math.max(0, Math.min(a.right, b.right) - Math.max(a.left, b.left))
+                      * Math.max(0, Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top));
+const out = [];
+for (const gd of document.querySelectorAll('.js-plotly-plot')) {
+  const mb = gd.querySelector('.modebar');
+  if (!mb) { out.push([gd.parentElement.id, 'no toolbar']); continue; }
+  const m = mb.getBoundingClientRect();
+  for (const t of gd.querySelectorAll('.legend .bg, .gtitle, .annotation, .colorbar')) {
+    if (inter(m, t.getBoundingClientRect()) > 0) out.push([gd.parentElement.id, t.getAttribute('class'),
+                                                         (t.textContent || '').slice(0, 40)]);
+  }
+}
+return out;
+"""
+
+
+@pytest.mark.parametrize("width", [1366, 1600])
+def test_figure_toolbars_cover_no_legend_or_title(server, width):
+    d = new_driver()
+    try:
+        d.set_window_size(width, 1000)
+        pages = {"/": "models-curves",
+                 "/explore?model=tiny-lstm&layer=1&k=3&w=the": "explore-detail",
+                 "/explore?model=tiny-lstm&layer=0&k=3&unit=2": "explore-detail",
+                 "/compare?model=tiny-lstm&layer=0&b=tiny-lstm&layer_b=1&w=the": "compare-gradient"}
+        for url, last in pages.items():
+            d.get(server + url)
+            wait(d, lambda d: js(d, f"{_graph_js(last)}.data.length") > 0, what=f"{last} on {url}")
+            idle(d)
+            n = js(d, "document.querySelectorAll('.js-plotly-plot').length")
+            assert n >= (1 if url == "/" else 2)
+            assert d.execute_script(OVERLAPS_JS) == [], url
+        # the POS legend of Explore (a tagged corpus: NOUN, VERB, ..., DET, ADP, NUM) sits left of the toolbar
+        d.get(server + "/explore?model=tiny-wide&layer=1&k=6")
+        wait(d, lambda d: js(d, f"{_graph_js('explore-cocluster')}.querySelectorAll('.legend .traces').length") > 5,
+             what="POS legend")
+        idle(d)
+        assert d.execute_script(OVERLAPS_JS) == []
+    finally:
+        d.quit()
+
+
+def test_compare_at_1366_px_keeps_each_word_cloud_inside_its_card(server):
+    d = new_driver()
+    try:
+        d.set_window_size(1366, 900)
+        d.get(server + "/compare?model=tiny-wide&b=tiny-lstm")
+        for g, n in (("compare-cluster-a", 32), ("compare-cluster-b", 8)):
+            wait(d, lambda d: trace_len(d, g, "units") == n, what=f"{g} cells")
+        idle(d)
+        cards = d.execute_script("""return Array.from(document.querySelectorAll('.card'))
+            .filter(c => c.querySelector('[id*="compare-cluster-"]')).map(c => {
+            const r = c.getBoundingClientRect(), s = c.querySelector('.main-svg').getBoundingClientRect();
+            return {left: r.left, right: r.right, svgLeft: s.left, svgRight: s.right,
+                    scroll: c.scrollWidth - c.clientWidth}; })""")
+        assert len(cards) == 2
+        for c in cards:
+            assert c["scroll"] <= 1 and c["left"] <= c["svgLeft"] and c["svgRight"] <= c["right"], c
+        # at 1920 px the two views fit side by side
+        d.set_window_size(1920, 900)
+        wait(d, lambda d: d.execute_script("const c = Array.from(document.querySelectorAll('.card'))"
+                                           ".filter(c => c.querySelector('[id*=\"compare-cluster-\"]'));"
+                                           "return c[0].getBoundingClientRect().top === c[1].getBoundingClientRect().top"),
+             what="side by side")
+    finally:
+        d.quit()
+
+
+MENU_JS = """
+const c = document.querySelector('.dash-dropdown-content');
+const list = c.querySelector('.dash-dropdown-options'), search = c.querySelector('.dash-dropdown-search-container');
+const lr = list.getBoundingClientRect(), cr = c.getBoundingClientRect(), sr = search.getBoundingClientRect();
+const opts = Array.from(c.querySelectorAll('.dash-dropdown-option'));
+const shown = opts.filter(o => { const r = o.getBoundingClientRect(); return r.top >= lr.top - 1 && r.bottom <= lr.bottom + 1; });
+const covered = shown.filter(o => { const r = o.getBoundingClientRect();
+    const hit = document.elementFromPoint(r.left + 12, (r.top + r.bottom) / 2); return !o.contains(hit); });
+const st = getComputedStyle(opts[0]);
+return {shown: shown.length, covered: covered.map(o => o.textContent), transform: st.textTransform,
+        weight: parseInt(st.fontWeight), hscroll: c.scrollWidth - c.clientWidth,
+        inView: cr.left >= 0 && cr.right <= window.innerWidth && cr.top >= 0 && cr.bottom <= window.innerHeight,
+        clipped: opts.filter(o => o.getBoundingClientRect().right > cr.right + 1).length,
+        searchAbove: sr.bottom <= lr.top + 1};
+"""
+
+
+def _open_menu(d, dropdown_id: str) -> dict:
+    d.find_element(By.ID, dropdown_id).click()
+    wait(d, lambda d: js(d, "document.querySelectorAll('.dash-dropdown-content .dash-dropdown-option').length"),
+         what=f"{dropdown_id} menu")
+    return d.execute_script(MENU_JS)
+
+
+def test_side_panel_dropdowns_show_readable_options_clear_of_the_search_box(server):
+    d = new_driver()
+    try:
+        d.set_window_size(1366, 900)
+        d.get(server + "/explore?model=tiny-wide&layer=1&state=f&k=3")
+        wait(d, lambda d: trace_len(d, "explore-cocluster", "units") == 32, what="cells")
+        idle(d)
+        # the state's full label shows in its box
+        value = d.find_element(By.CSS_SELECTOR, "#explore-state .dash-dropdown-value")
+        assert value.text == "f (forget gate)"
+        assert d.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth", value)
+        menu = _open_menu(d, "explore-state")       # h, c, i, f, g, o: all of them, in plain text
+        assert menu["shown"] == 6 and menu["covered"] == [] and menu["searchAbove"], menu
+        assert menu["transform"] == "none" and menu["weight"] <= 400, menu
+        assert menu["inView"] and menu["hscroll"] <= 0 and menu["clipped"] == 0, menu
+        d.find_element(By.TAG_NAME, "body").send_keys("\ue00c")   # Escape
+        # Compare's word list: a long menu, scrolled; no option hides under the search box
+        d.get(server + "/compare?model=tiny-wide&b=tiny-lstm")
+        wait(d, lambda d: trace_len(d, "compare-cluster-a", "units") == 32, what="cells")
+        idle(d)
+        menu = _open_menu(d, "compare-word")
+        assert menu["shown"] >= 8 and menu["covered"] == [] and menu["searchAbove"], menu
+        d.execute_script("document.querySelector('.dash-dropdown-content .dash-dropdown-options').scrollTop = 95")
+        menu = d.execute_script(MENU_JS)
+        assert menu["shown"] >= 8 and menu["covered"] == [], menu
+    finally:
+        d.quit()
+
+
+def _download_plot(d, graph: str, folder, stem: str) -> str:
+    """Hover the graph and click its toolbar's camera, as a user does; the name of the file that arrives."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    box = d.find_element(By.CSS_SELECTOR, f"[id*='\"{graph}\"'] .js-plotly-plot")
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+    ActionChains(d).move_to_element(box).pause(0.3).perform()
+    btn = box.find_element(By.CSS_SELECTOR, ".modebar-btn[data-title^='Download plot']")
+    ActionChains(d).move_to_element(btn).pause(0.2).click().perform()
+    got = wait(d, lambda d: [p.name for p in folder.iterdir() if p.name.startswith(stem) and
+                             not p.name.endswith(".crdownload")], timeout=30, what=f"download of {stem}")
+    return got[0]
+
+
+def test_the_export_format_applies_at_once_persists_and_reaches_every_figure(server, tmp_path):
+    d = new_driver()
+    try:
+        d.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+        d.get(server + "/explore?model=tiny-lstm&layer=0&k=3&w=the")
+        wait(d, lambda d: trace_len(d, "explore-cocluster", "units") == 8, what="cells")
+        wait(d, lambda d: js(d, f"{_graph_js('explore-detail')}.data.length") == 1, what="detail")
+        idle(d)
+        d.find_element(By.CSS_SELECTOR, "#app-export-format input[value=svg]").click()
+        # no redraw in between: the next click on a camera saves SVG
+        assert _download_plot(d, "explore-cocluster", tmp_path, "rnnvis-explore-cocluster") == \
+            "rnnvis-explore-cocluster.svg"
+        assert (tmp_path / "rnnvis-explore-cocluster.svg").read_text()[:200].lstrip().startswith("<svg")
+        # the choice survives a reload, and other pages' figures follow it
+        d.get(server + "/compare?model=tiny-lstm&layer=0&b=tiny-lstm&layer_b=1")
+        wait(d, lambda d: trace_len(d, "compare-cluster-a", "units") == 8, what="cells")
+        idle(d)
+        assert d.find_element(By.CSS_SELECTOR, "#app-export-format input[value=svg]").is_selected()
+        assert _download_plot(d, "compare-cluster-b", tmp_path, "rnnvis-compare-cluster-b").endswith(".svg")
+        formats = ("Array.from(document.querySelectorAll('.js-plotly-plot'))"
+                   ".map(g => g._context && g._context.toImageButtonOptions.format)")
+        assert set(js(d, formats)) == {"svg"}
+        d.get(server + "/jobs")                      # the training curve too (drawn once a job is picked)
+        wait(d, lambda d: js(d, formats) == ["svg"], what="the Jobs curve exporting SVG")
+        d.find_element(By.CSS_SELECTOR, "#app-export-format input[value=png]").click()
+        wait(d, lambda d: js(d, formats) == ["png"], what="back to PNG")
+    finally:
+        d.quit()
