@@ -69,7 +69,7 @@ def layout(**query) -> html.Div:
             html.Section([dcc.Loading(dcc.Graph(id=ids.CMP_CLUSTER_B, config=GRAPH_CONFIG), type="circle",
                                       delay_show=300),
                           dcc.Graph(id=ids.CMP_DETAIL_B, config=GRAPH_CONFIG)], className="card half"),
-        ], className="side-by-side"),
+        ], className="side-by-side cmp-views"),
         html.Div([
             html.Section([html.H4("Matched units"),
                           dcc.Graph(id=ids.CMP_MATCH_FIG, config=GRAPH_CONFIG),

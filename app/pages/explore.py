@@ -17,8 +17,9 @@ dash.register_page(__name__, path="/explore", name="Explore", title="RNNVis · E
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
-def _label(text: str, child, help_text: str | None = None) -> html.Div:
-    return html.Div([html.Label(text, title=help_text or ""), child], className="control")
+def _label(text: str, child, help_text: str | None = None, narrow: bool = False) -> html.Div:
+    return html.Div([html.Label(text, title=help_text or ""), child],
+                    className="control control-narrow" if narrow else "control")
 
 
 def layout(**query) -> html.Div:
@@ -54,7 +55,7 @@ def layout(**query) -> html.Div:
         html.H3("Explore"),
         _label("Model", dcc.Dropdown(id=ids.EX_MODEL, options=model_opts, value=model, clearable=False)),
         html.Div([
-            _label("Layer", dcc.Dropdown(id=ids.EX_LAYER, options=layers, value=layer, clearable=False)),
+            _label("Layer", dcc.Dropdown(id=ids.EX_LAYER, options=layers, value=layer, clearable=False), narrow=True),
             _label("State", dcc.Dropdown(id=ids.EX_STATE, options=states, value=state, clearable=False)),
         ], className="control-row"),
         _label("Clusters k", dcc.Slider(id=ids.EX_K, min=K_MIN, max=kmax, step=1, value=min(vs.k, kmax),
