@@ -63,17 +63,20 @@ def gradient_flow_figure(df: pd.DataFrame) -> Figure:
     gaps = int((~(np.isfinite(ys) & (ys > 0))).sum())
     ys = ys[np.isfinite(ys) & (ys > 0)]
     yaxis = _axis(title=dict(text="mean norm"), type="log", exponentformat="power", showexponent="all")
-    text = "Gradient flow ‖∂h<sub>t</sub>/∂h<sub>t−k</sub>‖"
-    if gaps:   # a second title line, left under the title (the toolbar holds the top right corner)
-        text += (f"<br><span style='font-size:10px;color:#b71c1c'>{gaps} point(s) with norm 0 or not finite "
-                 "(underflow) are not drawn</span>")
+    # a note under the title, left (the toolbar holds the top right corner)
+    notes = [] if not gaps else [dict(
+        text=f"{gaps} point(s) with norm 0 or not finite (underflow) are not drawn", x=0, y=1, xref="paper",
+        yref="paper", xanchor="left", yanchor="bottom", showarrow=False, font=dict(size=10, color="#b71c1c"))]
+    head = title("Gradient flow ‖∂h<sub>t</sub>/∂h<sub>t−k</sub>‖")
+    if gaps:
+        head["pad"] = dict(b=22)
     if ys.size:
         lo, hi = math.floor(math.log10(ys.min())), math.ceil(math.log10(ys.max()))
         hi = max(hi, lo + 1)
         yaxis.update(range=[lo - 0.1, hi + 0.1], dtick=max(1, math.ceil((hi - lo) / 8)))
     return _figure(data, dict(
-        height=330 + (16 if gaps else 0), title=title(text), margin=dict(l=70, r=20, t=top_margin(1.8 if gaps else 1), b=40),
-        xaxis=_axis(title=dict(text="k (steps back)")), yaxis=yaxis,
+        height=330 + (16 if gaps else 0), title=head, margin=dict(l=70, r=20, t=top_margin(1.8 if gaps else 1), b=40),
+        xaxis=_axis(title=dict(text="k (steps back)")), yaxis=yaxis, annotations=notes,
         legend=dict(orientation="h", y=-0.3, x=0)))
 
 
