@@ -29,8 +29,13 @@ def defaults(reader: Reader, vs: ViewState) -> dict[str, Any]:
 
 
 def controls(reader: Reader, a: str | None, b: str | None, layer_a: int | None, layer_b: int | None,
-             state: str | None) -> tuple[list, int | None, list, int | None, list, str | None, Any]:
-    """(layer options A, layer A, layer options B, layer B, state options, state, alert)."""
+             state: str | None, avoid_same: bool = True) -> tuple[list, int | None, list, int | None, list, str | None,
+                                                                   Any]:
+    """(layer options A, layer A, layer options B, layer B, state options, state, alert).
+
+    With the same model as A and B, B gets another layer than A (as the Models page's "Compare layers" link
+    does) unless ``avoid_same`` is False (a URL that names both layers gets what it names).
+    """
     try:
         if not a or not b:
             raise ValueError("Pick two models (the store needs at least one analysed model).")
@@ -41,7 +46,8 @@ def controls(reader: Reader, a: str | None, b: str | None, layer_a: int | None, 
         opts_a = [{"label": f"layer {x}", "value": x} for x in la]
         opts_b = [{"label": f"layer {x}", "value": x} for x in lb]
         lay_a = layer_a if layer_a in la else max(la)
-        if layer_b in lb:
+        self_pair = avoid_same and a == b and layer_b == lay_a and len(lb) > 1   # a trivial self-comparison
+        if layer_b in lb and not self_pair:
             lay_b = layer_b
         else:
             lay_b = max(lb) if (a != b or max(lb) != lay_a) else min(lb)
@@ -62,8 +68,8 @@ def _highlights(pairs: pd.DataFrame, pair: dict | None) -> tuple[tuple[int, ...]
 
 def pairs_table(pairs: pd.DataFrame, selected: pd.DataFrame, name_a: str, name_b: str, mark: bool = True,
                 chance_max: float | None = None) -> html.Table:
-    """The strongest matched pairs; with ``chance_max``, pairs whose |r| a shuffled matching also reaches
-    are marked '≤ chance'."""
+    """The strongest matched pairs, and the selected ones wherever they rank; with ``chance_max``, pairs whose |r|
+    a shuffled matching also reaches are marked '≤ chance'."""
     chosen = set(zip(selected["unit_a"], selected["unit_b"])) if mark else set()
 
     def row(i: int, r) -> html.Tr:
@@ -76,6 +82,13 @@ def pairs_table(pairs: pd.DataFrame, selected: pd.DataFrame, name_a: str, name_b
         return html.Tr(cells, className=cls)
 
     rows = [row(i, r) for i, r in enumerate(pairs.head(TOP_PAIRS).itertuples())]
+    if chosen:   # a clicked pair further down the ranking: shown too, after a gap, with its rank
+        extra = [(i, r) for i, r in enumerate(pairs.itertuples()) if i >= TOP_PAIRS and (r.unit_a, r.unit_b) in chosen]
+        if extra:
+            width = 5 if chance_max is not None else 4
+            rows.append(html.Tr(html.Td(f"… {extra[0][0] - TOP_PAIRS} more pairs …" if extra[0][0] > TOP_PAIRS
+                                        else "…", colSpan=width, className="muted small"), className="match-gap"))
+            rows += [row(i, r) for i, r in extra]
     head = [html.Th("#"), html.Th(f"unit of {name_a}"), html.Th(f"unit of {name_b}"), html.Th("r")]
     if chance_max is not None:
         head.append(html.Th("vs chance"))

@@ -31,7 +31,8 @@ def layout(**query) -> html.Div:
         r = context.reader()
         model_opts = analysed_models(r)
         d = logic.defaults(r, vs)
-        ctl = logic.controls(r, d["a"], d["b"], d["layer_a"], d["layer_b"], d["state"])
+        ctl = logic.controls(r, d["a"], d["b"], d["layer_a"], d["layer_b"], d["state"],
+                             avoid_same=vs.layer_b is None)
     except Exception as e:  # noqa: BLE001 - shown in the page, never a traceback
         ctl = ([], None, [], None, [], None, [error_alert(e)])
     known = {o["value"] for o in model_opts}

@@ -35,8 +35,10 @@ def dispatch(app, client, output_id, values: dict, changed: str) -> dict:
                if any(_key(o.component_id) == _key(output_id) for o in outs(v)))
     cb = app.callback_map[key]
 
+    lookup = {((_key(k[0]), k[1]) if isinstance(k, tuple) else _key(k)): v for k, v in values.items()}
+
     def val(dep):
-        return values.get((dep["id"], dep["property"]), values.get(dep["id"]))
+        return lookup.get((_key(dep["id"]), dep["property"]), lookup.get(_key(dep["id"])))
     body = {"output": key,
             "outputs": [{"id": o.component_id, "property": o.component_property} for o in outs(cb)]
             if key.startswith("..") else {"id": cb["output"].component_id, "property": cb["output"].component_property},
@@ -153,3 +155,42 @@ def test_a_negative_prediction_is_not_drawn_in_green(client):
     label = pred["children"].split("→")[1].split("(")[0].strip()
     assert label in ("positive", "negative")
     assert f"prediction-{label}" in pred["className"].split()   # style.css: positive green, negative red
+
+
+def test_picking_the_same_model_as_b_gives_b_the_other_layer(client):
+    app, c = client
+    # A: tiny-lstm layer 1; B was another model on its layer 1; the user picks tiny-lstm as B as well
+    out = dispatch(app, c, ids.CMP_LAYER_B, {ids.CMP_MODEL_A: "tiny-lstm", ids.CMP_MODEL_B: "tiny-lstm",
+                                             ids.CMP_LAYER_A: 1, ids.CMP_LAYER_B: 1, ids.CMP_STATE: "h"},
+                   f"{ids.CMP_MODEL_B}.value")
+    assert out[(ids.CMP_LAYER_A, "value")] == 1 and out[(ids.CMP_LAYER_B, "value")] == 0
+
+
+@pytest.fixture(scope="module")
+def wide_client(wide_store):
+    app = create_app(Settings(store=wide_store))
+    c = app.server.test_client()
+    assert c.get("/healthz").status_code == 200
+    return app, c
+
+
+def test_a_clicked_pair_outside_the_top_15_is_listed(wide_client, wide_store):
+    from app.reader import Reader
+
+    app, c = wide_client
+    pairs = Reader(wide_store).matching(("tiny-wide", 0, "h"), ("tiny-wide", 1, "h"), 3)["pairs"]
+    assert len(pairs) == 32
+    far = pairs.iloc[25]
+    values = _compare_values(**{ids.CMP_MODEL_A: "tiny-wide", ids.CMP_MODEL_B: "tiny-wide",
+                                ids.CMP_PAIR: {"side": "b", "unit": int(far.unit_b)}})
+    # the user clicked unit u of B in its view (the click callback turns it into the selected pair)
+    click = {"points": [{"customdata": ["unit", int(far.unit_b), int(far.cluster_b)]}]}
+    sel = dispatch(app, c, ids.CMP_PAIR, {_key(ids.CMP_CLUSTER_B): click, ids.CMP_PAIR: {}},
+                   f"{_key(ids.CMP_CLUSTER_B)}.clickData")
+    assert sel[(ids.CMP_PAIR, "data")] == values[ids.CMP_PAIR]
+    out = dispatch(app, c, ids.CMP_MATCHES, values, f"{ids.CMP_PAIR}.data")
+    rows = [r for r in json.dumps(out[(ids.CMP_MATCHES, "children")], ensure_ascii=False).split('"type": "Tr"')]
+    selected = [r for r in rows if "match-row selected" in r]
+    assert len(selected) == 1 and f"u{int(far.unit_b)} (H{int(far.cluster_b)})" in selected[0]
+    assert '"26"' in selected[0]                     # its rank
+    assert sum("match-row" in r for r in rows) == 16  # the top 15, then the clicked one
