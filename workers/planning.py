@@ -144,8 +144,8 @@ def plan_train_job(root: str | os.PathLike, request: Mapping[str, Any], *, submi
     """Validate a training request and return its (not yet written) ``queued`` record.
 
     ``request``: ``preset`` (optional: without one the defaults of a language
-    model, or a classifier for a review corpus, apply), any field of
-    :data:`FORM_FIELDS` plus ``cell``/``optimizer``, ``corpus`` (a built-in
+    model, or a classifier for a review corpus, apply), any setting of
+    :data:`FORM_FIELDS` (numbers and choices), ``corpus`` (a built-in
     name or ``upload:<id>``; default: the preset's), ``model_id``, ``name``,
     ``analysis`` (AnalysisOptions fields). Every problem found is reported at
     once in :class:`JobValidationError`.errors, keyed by field.
