@@ -59,18 +59,29 @@ def makeup_text(makeup: dict[str, int], top: int = 3, sep: str = ", ") -> str:
     return sep.join(f"{'punct' if t == '.' else t} {n}" for t, n in list(makeup.items())[:top])
 
 
-def _cloud_labels(clouds: dict[int, dict], purity: pd.DataFrame | None, wide: bool) -> tuple[list[str], list[str]]:
-    """(label text, hover text) of each cloud, in the order of ``clouds``: size, POS make-up, purity vs chance."""
+#: Label and hover note of a word cluster whose own unit cluster (same index) has no units.
+NO_UNITS = "no units"
+NO_UNITS_HOVER = ("<br>no units: co-clustering left unit cluster H{i} empty, so this cloud has no chip of its own"
+                  "<br>and its words, sized by their response to that chip, all get the smallest size")
+
+
+def _cloud_labels(clouds: dict[int, dict], purity: pd.DataFrame | None, wide: bool,
+                  chipless: set[int] = frozenset()) -> tuple[list[str], list[str]]:
+    """(label text, hover text) of each cloud, in the order of ``clouds``: size, POS make-up, purity vs chance,
+    and 'no units' for the clouds in ``chipless``."""
     rows = {} if purity is None or purity.empty else {int(r["cluster"]): r for r in purity.to_dict("records")}
     texts, hovers = [], []
     for i, c in clouds.items():
-        head = f"W{i} · {c['n']} words"
+        lone = f" · {NO_UNITS}" if i in chipless else ""
+        head = f"W{i} · {c['n']} words{lone}"
         hover = f"word cluster W{i}: {c['n']} words, showing {len(c['df'])} (click to highlight)"
+        if i in chipless:
+            hover += NO_UNITS_HOVER.format(i=i)
         r = rows.get(int(i))
         if r is not None:
             pur = f"purity {r['purity']:.2f} (chance {r['shuffled']:.2f})"
             texts.append(f"{head} · {esc(makeup_text(r['makeup']))} · {pur}" if wide else
-                         f"W{i} · {c['n']} · POS {r['purity']:.2f} ({r['shuffled']:.2f})")
+                         f"W{i} · {c['n']}{lone} · POS {r['purity']:.2f} ({r['shuffled']:.2f})")
             hover += (f"<br>POS make-up ({r['words']} tagged): {esc(makeup_text(r['makeup'], top=6))}"
                       f"<br>POS purity {r['purity']:.2f}: share of its words tagged {esc(r['majority'])}"
                       f"<br>chance (tags shuffled over all clustered words): {r['shuffled']:.2f} "
@@ -291,7 +302,8 @@ def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray
         x=xs, y=ys, mode="text+markers", text=texts, textfont=dict(size=sizes_px, color=text_colors),
         marker=dict(size=[max(8.0, s) for s in sizes_px], color="rgba(0,0,0,0)"),
         customdata=cdata, hovertext=hover, hoverinfo="text", showlegend=False, name="words"))
-    cloud_text, cloud_hover = _cloud_labels(clouds, opts.purity, wide=opts.cloud_width >= 30)
+    cloud_text, cloud_hover = _cloud_labels(clouds, opts.purity, wide=opts.cloud_width >= 30,
+                                            chipless=set(clouds) - set(chip_mid))
     data.append(_scatter(
         x=[x_cloud + 0.3] * len(clouds), y=[c["top"] + 0.55 for c in clouds.values()], mode="markers+text",
         text=cloud_text, textposition="middle right",

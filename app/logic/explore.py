@@ -16,7 +16,7 @@ import pandas as pd
 from dash import html
 
 from app import figures
-from app.logic.common import alert, error_alert, guarded, layer_options, pick_layer_state
+from app.logic.common import STATE_LABELS, alert, error_alert, guarded, layer_options, pick_layer_state
 from app.reader import Reader
 from app.urlstate import K_MAX, K_MIN, MAX_SENTENCES, MAX_WORDS, ViewState, to_query
 
@@ -85,13 +85,12 @@ def cluster_view(reader: Reader, model: str | None, layer: int | None, state: st
             selected_words=tuple(words_l), chip=sel.get("chip"), cloud=sel.get("cloud"), purity=pur["clusters"])
         fig = figures.cocluster_figure(view.words, view.units, view.edges, opts)
         n_units = view.units.groupby("cluster").size()
-        note = (f" · clusters of {view.cluster_state} (gates are not co-clustered)"
-                if view.cluster_state != state else "")
         k_note = f" (nearest stored k to {k})" if k is not None and int(k) != view.k else ""
         summary = html.Span([
             html.B(f"{model}"), f" · layer {view.layer} · state {state} · k = {view.k}{k_note} · ",
             f"{len(view.words)} co-clustered words · {int(n_units.size)} memory chips · ",
-            f"strongest link |e| = {view.max_abs:.3g}{note}", html.Br(), purity_summary(pur)],
+            f"strongest link |e| = {view.max_abs:.3g}", html.Br(), state_note(state, view.cluster_state),
+            *empty_cluster_note(view), html.Br(), purity_summary(pur)],
             className="summary")
         opts_list = [{"label": w, "value": w} for w in sorted(set(view.words["word"].astype(str)))]
         for w in words_l:
@@ -100,6 +99,36 @@ def cluster_view(reader: Reader, model: str | None, layer: int | None, state: st
         return fig, summary, opts_list
 
     return guarded(run, lambda a: (figures.message_figure("Nothing to draw."), a, []), reader, PAGE)
+
+
+def state_note(state: str, cluster_state: str) -> html.Span:
+    """What the view clusters and what sizes its words, for ``state`` (a gate borrows the clustering of h)."""
+    name = STATE_LABELS.get(state, state)
+    if cluster_state != state:
+        return html.Span(["Gates are not co-clustered: the chips and clouds are ", html.B(f"the co-clusters of "
+                          f"{STATE_LABELS.get(cluster_state, cluster_state)}"), "; word size, links and cell shading "
+                          f"show the responses of {name} (a word's size: its mean |Δ{state}| towards its cloud's "
+                          "chip)."], className="state-note")
+    return html.Span([f"Co-clusters of {name}; a word's size: its mean |Δ{state}| towards its cloud's chip."],
+                     className="state-note")
+
+
+def empty_cluster_note(view) -> list:
+    """['; 5 of 6 word clusters have no units ...'] when co-clustering left unit clusters (or word clusters) empty."""
+    chips = set(view.units["cluster"].unique().tolist())
+    clouds = set(view.words["cluster"].unique().tolist())
+    lone_clouds = sorted(clouds - chips)
+    lone_chips = sorted(chips - clouds)
+    parts = []
+    if lone_clouds:
+        parts.append(f"{len(lone_clouds)} of {len(clouds)} word clusters have no units "
+                     f"({', '.join(f'W{i}' for i in lone_clouds)}: co-clustering left their unit clusters empty, "
+                     "so they have no chip and their words are drawn at the smallest size)")
+    if lone_chips:
+        parts.append(f"{len(lone_chips)} of {len(chips)} unit clusters have no words "
+                     f"({', '.join(f'H{j}' for j in lone_chips)})")
+    return [html.Br(), html.Span("Empty clusters: " + "; ".join(parts) + ". A smaller k may split them better.",
+                                 className="empty-note")] if parts else []
 
 
 def purity_summary(pur: dict) -> html.Span:

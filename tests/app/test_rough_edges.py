@@ -194,3 +194,57 @@ def test_a_clicked_pair_outside_the_top_15_is_listed(wide_client, wide_store):
     assert len(selected) == 1 and f"u{int(far.unit_b)} (H{int(far.cluster_b)})" in selected[0]
     assert '"26"' in selected[0]                     # its rank
     assert sum("match-row" in r for r in rows) == 16  # the top 15, then the clicked one
+
+
+# --------------------------------------------------------------------------- explore
+
+
+def _explore_values(**over) -> dict:
+    v = {ids.EX_MODEL: "tiny-lstm", ids.EX_LAYER: 0, ids.EX_STATE: "h", ids.EX_K: 3, ids.EX_NWORDS: 10,
+         ids.EX_STROKE: 1.0, ids.EX_LINKS: [0.1, 1.0], ids.EX_CLIP: -1.0, ids.EX_OPTIONS: ["pos", "align"],
+         ids.EX_WORDS: [], ids.EX_SELECTION: {}, ids.EX_SENTENCES: []}
+    v.update(over)
+    return v
+
+
+def _text(children) -> str:
+    out = []
+
+    def walk(x):
+        if isinstance(x, str):
+            out.append(x)
+        elif isinstance(x, dict):
+            walk(x.get("props", {}).get("children"))
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+    walk(children)
+    return "".join(out)
+
+
+def test_a_gate_state_says_what_is_clustered_and_what_sizes_the_words(client):
+    app, c = client
+    out = dispatch(app, c, ids.EX_SUMMARY, _explore_values(**{ids.EX_STATE: "i"}), f"{ids.EX_STATE}.value")
+    text = _text(out[(ids.EX_SUMMARY, "children")])
+    assert "Gates are not co-clustered: the chips and clouds are the co-clusters of h (hidden)" in text
+    assert "show the responses of i (input gate)" in text and "a word's size: its mean |Δi|" in text
+    text = _text(dispatch(app, c, ids.EX_SUMMARY, _explore_values(), f"{ids.EX_STATE}.value")[
+        (ids.EX_SUMMARY, "children")])
+    assert "Co-clusters of h (hidden); a word's size: its mean |Δh| towards its cloud's chip." in text
+
+
+def test_word_clusters_without_units_are_named_in_the_view(wide_client, wide_store):
+    from app.reader import Reader
+
+    app, c = wide_client
+    view = Reader(wide_store).clusters("tiny-wide", 1, "h", 6)
+    lone = sorted(set(view.words["cluster"]) - set(view.units["cluster"]))
+    assert lone, "the fixture's k = 6 leaves a word cluster without units"
+    out = dispatch(app, c, ids.EX_SUMMARY, _explore_values(**{ids.EX_MODEL: "tiny-wide", ids.EX_LAYER: 1,
+                                                              ids.EX_K: 6}), f"{ids.EX_K}.value")
+    text = _text(out[(ids.EX_SUMMARY, "children")])
+    n_clouds = view.words["cluster"].nunique()
+    assert f"{len(lone)} of {n_clouds} word clusters have no units ({', '.join(f'W{i}' for i in lone)}" in text
+    clouds = next(t for t in out[(_key(ids.EX_COCLUSTER), "figure")]["data"] if t.get("name") == "clouds")
+    labelled = {cd[1] for cd, t in zip(clouds["customdata"], clouds["text"]) if "no units" in t}
+    assert labelled == set(lone)
