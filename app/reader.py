@@ -269,6 +269,23 @@ class Reader:
         index = self.word_index(model_id)
         return index.get(word, index.get(normalize(word)))
 
+    def search_words(self, model_id: str, text: str, limit: int = 50) -> list[str]:
+        """Vocabulary words matching what a user typed: those that start with it, then those that contain it,
+        each most frequent first (the whole vocabulary, not only the co-clustered words)."""
+        from models.text import normalize
+        typed = (text or "").strip()
+        if not typed:
+            return []
+        query = normalize(typed)
+        voc = self.vocab(model_id)
+        words = voc["word"].astype(str)
+        lower = words.str.lower()
+        hits = []
+        for mask in (lower.str.startswith(query) | words.str.startswith(typed),
+                     lower.str.contains(query, regex=False) | words.str.contains(typed, regex=False)):
+            hits.append(voc.loc[mask.to_numpy()].sort_values(["freq", "word"], ascending=[False, True])["word"])
+        return list(dict.fromkeys(pd.concat(hits).astype(str)))[:limit]
+
     # ------------------------------------------------------------------ co-clusters
     def layer_data(self, model_id: str, layer: int, state: str) -> LayerData:
         """Responses of the co-clustered words and the labels of every k (read once, cached)."""

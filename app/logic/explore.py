@@ -23,6 +23,7 @@ from app.urlstate import K_MAX, K_MIN, MAX_SENTENCES, MAX_WORDS, ViewState, to_q
 log = logging.getLogger(__name__)
 PAGE = "/explore"
 NO_ALERT: list = []
+SEARCH_LIMIT = 50    # vocabulary words offered for what the user typed
 
 
 def _opts(options: Sequence[str] | None) -> tuple[bool, bool]:
@@ -56,15 +57,15 @@ def controls_for_model(reader: Reader, model: str | None, layer: int | None, sta
 def cluster_view(reader: Reader, model: str | None, layer: int | None, state: str | None, k: int | None,
                  nwords: int = 20, stroke: float = 1.0, links: Sequence[float] | None = (0.1, 1.0),
                  clip: float = -1.0, options: Sequence[str] | None = ("pos", "align"),
-                 words: Sequence[str] | None = (), selection: dict | None = None) -> tuple[Any, Any, list]:
-    """(co-cluster figure, summary children, word dropdown options).
+                 words: Sequence[str] | None = (), selection: dict | None = None) -> tuple[Any, Any]:
+    """(co-cluster figure, summary children).
 
     links: range of |e| relative to the strongest link; clip: log10 of the colour clip value.
     """
     if not model or layer is None or not state:
-        return figures.message_figure("Pick a model."), "", []
+        return figures.message_figure("Pick a model."), ""
 
-    def run() -> tuple[Any, Any, list]:
+    def run() -> tuple[Any, Any]:
         view = reader.clusters(model, int(layer), state, int(k or 6))
         pos, align = _opts(options)
         sel = selection or {}
@@ -92,13 +93,26 @@ def cluster_view(reader: Reader, model: str | None, layer: int | None, state: st
             f"strongest link |e| = {view.max_abs:.3g}", html.Br(), state_note(state, view.cluster_state),
             *empty_cluster_note(view), html.Br(), purity_summary(pur)],
             className="summary")
-        opts_list = [{"label": w, "value": w} for w in sorted(set(view.words["word"].astype(str)))]
-        for w in words_l:
-            if w not in {o["value"] for o in opts_list}:
-                opts_list.append({"label": w, "value": w})
-        return fig, summary, opts_list
+        return fig, summary
 
-    return guarded(run, lambda a: (figures.message_figure("Nothing to draw."), a, []), reader, PAGE)
+    return guarded(run, lambda a: (figures.message_figure("Nothing to draw."), a), reader, PAGE)
+
+
+def word_options(reader: Reader, model: str | None, layer: int | None, state: str | None, k: int | None,
+                 search: str | None, selected: Sequence[str] | None = ()) -> list[dict]:
+    """Options of the word picker: the selected words, then what the user is typing searched in the model's whole
+    vocabulary (:meth:`Reader.search_words`), or, before any typing, the view's co-clustered words."""
+    chosen = [w for w in (selected or []) if w]
+    found: list[str] = []
+    if model:
+        try:
+            if search and search.strip():
+                found = reader.search_words(model, search, limit=SEARCH_LIMIT)
+            elif layer is not None and state:
+                found = sorted(set(reader.clusters(model, int(layer), state, int(k or 6)).words["word"].astype(str)))
+        except Exception as e:  # noqa: BLE001 - the view callbacks report an unknown model; the picker just stays
+            log.info("word options for %s: %s", model, e)
+    return [{"label": w, "value": w} for w in dict.fromkeys(chosen + found)]
 
 
 def state_note(state: str, cluster_state: str) -> html.Span:

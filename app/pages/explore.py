@@ -108,7 +108,8 @@ def layout(**query) -> html.Div:
                               {"label": " words", "value": "word"}, {"label": " unit", "value": "unit"}],
                               value=vs.detail_mode, inline=True),
                           dcc.Dropdown(id=ids.EX_WORDS, options=[{"label": w, "value": w} for w in vs.words],
-                                       value=list(vs.words), multi=True, placeholder="words to compare (≤ 3)",
+                                       value=list(vs.words), multi=True, search_order="original",
+                                       placeholder="words to compare (≤ 3): type any word of the vocabulary",
                                        className="words-dropdown")], className="card-head"),
                 html.Div(id=ids.EX_DETAIL_MSG),
                 dcc.Graph(id=ids.EX_DETAIL, config=GRAPH_CONFIG),
@@ -140,7 +141,7 @@ def _on_model(model, layer, state):
     return logic.controls_for_model(context.reader(), model, layer, state)
 
 
-@callback(Output(ids.EX_COCLUSTER, "figure"), Output(ids.EX_SUMMARY, "children"), Output(ids.EX_WORDS, "options"),
+@callback(Output(ids.EX_COCLUSTER, "figure"), Output(ids.EX_SUMMARY, "children"),
           Input(ids.EX_MODEL, "value"), Input(ids.EX_LAYER, "value"), Input(ids.EX_STATE, "value"),
           Input(ids.EX_K, "value"), Input(ids.EX_NWORDS, "value"), Input(ids.EX_STROKE, "value"),
           Input(ids.EX_LINKS, "value"), Input(ids.EX_CLIP, "value"), Input(ids.EX_OPTIONS, "value"),
@@ -148,6 +149,15 @@ def _on_model(model, layer, state):
 def _on_view(model, layer, state, k, nwords, stroke, links, clip, options, words, selection):
     return logic.cluster_view(context.reader(), model, layer, state, k, nwords, stroke, links, clip, options,
                               words, selection)
+
+
+@callback(Output(ids.EX_WORDS, "options"), Input(ids.EX_WORDS, "search_value"), Input(ids.EX_MODEL, "value"),
+          Input(ids.EX_LAYER, "value"), Input(ids.EX_STATE, "value"), Input(ids.EX_K, "value"),
+          Input(ids.EX_WORDS, "value"))
+def _on_word_search(search, model, layer, state, k, words):
+    """What the user types in the word picker, searched in the model's vocabulary on the server (the picked
+    words stay among the options, or Dash 4's dropdown would drop them)."""
+    return logic.word_options(context.reader(), model, layer, state, k, search, words)
 
 
 @callback(Output(ids.EX_WORDS, "value"), Output(ids.EX_SELECTION, "data"), Output(ids.EX_DETAIL_MODE, "value"),

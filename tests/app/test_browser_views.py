@@ -228,3 +228,29 @@ def test_the_export_format_applies_at_once_persists_and_reaches_every_figure(ser
         wait(d, lambda d: js(d, formats) == ["png"], what="back to PNG")
     finally:
         d.quit()
+
+
+def test_a_user_picks_a_word_outside_the_clusters_by_typing_it(server, driver, wide_store):
+    from selenium.webdriver.common.keys import Keys
+
+    from app.reader import Reader
+
+    r = Reader(wide_store)
+    clustered = set(r.clusters("tiny-lstm", 0, "h", 3).words["word"])
+    rare = next(w for w in r.vocab("tiny-lstm").sort_values("freq")["word"]
+                if w not in clustered and w.isalpha() and len(w) > 3)
+    driver.get(server + "/explore?model=tiny-lstm&layer=0&state=h&k=3")
+    wait(driver, lambda d: trace_len(d, "explore-cocluster", "units") == 8, what="cells")
+    idle(driver)
+    driver.find_element(By.ID, "explore-words").click()
+    search = wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, ".dash-dropdown-content input[type=search]"),
+                  what="the search box")
+    search.send_keys(rare)
+    wait(driver, lambda d: rare in [e.text for e in d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option")],
+         what=f"{rare!r} offered")
+    search.send_keys(Keys.ENTER)
+    wait(driver, lambda d: js(d, f"{_graph_js('explore-detail')}.data.map(t => t.name).join('|')") == rare,
+         what=f"box plots of {rare!r}")
+    idle(driver)
+    assert parse_qs(urlparse(driver.current_url).query)["w"] == [rare]
+    assert rare in driver.find_element(By.ID, "explore-words").text

@@ -62,13 +62,14 @@ def test_unknown_model_gives_an_alert_listing_known_models(reader):
     *_, alert = explore.controls_for_model(reader, "no-such-model", None, None)
     text = _text(alert)
     assert "unknown model" in text and "tiny-lstm" in text and "Traceback" not in text
-    fig, summary, _ = explore.cluster_view(reader, "no-such-model", 0, "h", 3)
+    fig, summary = explore.cluster_view(reader, "no-such-model", 0, "h", 3)
     assert "unknown model" in _text(summary)
 
 
 def test_changing_k_changes_the_number_of_chips(reader):
-    f2, s2, _ = explore.cluster_view(reader, "tiny-lstm", 0, "h", 2)
-    f5, s5, opts = explore.cluster_view(reader, "tiny-lstm", 0, "h", 5)
+    f2, s2 = explore.cluster_view(reader, "tiny-lstm", 0, "h", 2)
+    f5, s5 = explore.cluster_view(reader, "tiny-lstm", 0, "h", 5)
+    opts = explore.word_options(reader, "tiny-lstm", 0, "h", 5, None)
     view = reader.clusters("tiny-lstm", 0, "h", 5)
     assert _n_chips(f2) == 2 and _n_chips(f5) == 5 == view.units["cluster"].nunique()
     assert "k = 5" in _text(s5)
@@ -79,7 +80,7 @@ def test_clicking_a_word_selects_it_and_colours_the_chips(reader):
     click = {"points": [{"customdata": ["word", "the", 1]}]}
     words, sel, mode = explore.handle_click(click, ["cat"], {})
     assert words == ["the", "cat"] and mode == "word"
-    fig, _, _ = explore.cluster_view(reader, "tiny-lstm", 0, "h", 3, words=words)
+    fig, _ = explore.cluster_view(reader, "tiny-lstm", 0, "h", 3, words=words)
     cells = _trace(fig, "units")
     assert "response to the" in cells["hovertext"][0]
     detail, msg = explore.detail_view(reader, "tiny-lstm", 0, "h", words, "word", sel)

@@ -248,3 +248,25 @@ def test_word_clusters_without_units_are_named_in_the_view(wide_client, wide_sto
     clouds = next(t for t in out[(_key(ids.EX_COCLUSTER), "figure")]["data"] if t.get("name") == "clouds")
     labelled = {cd[1] for cd, t in zip(clouds["customdata"], clouds["text"]) if "no units" in t}
     assert labelled == set(lone)
+
+
+def test_the_word_picker_finds_any_vocabulary_word_on_the_server(client, app_store):
+    from app.reader import Reader
+
+    app, c = client
+    r = Reader(app_store)
+    clustered = set(r.clusters("tiny-lstm", 0, "h", 3).words["word"])
+    vocab = r.vocab("tiny-lstm")
+    rare = next(w for w in vocab.sort_values("freq")["word"] if w not in clustered and w.isalpha() and len(w) > 2)
+    values = {**_explore_values(**{ids.EX_WORDS: ["the"]}), (ids.EX_WORDS, "search_value"): rare[:3]}
+    out = dispatch(app, c, ids.EX_WORDS, values, f"{ids.EX_WORDS}.search_value")
+    options = [o["value"] for o in out[(ids.EX_WORDS, "options")]]
+    assert options[0] == "the" and rare in options and len(options) <= 51
+    assert all(rare[:3] in w.lower() for w in options[1:])
+    # before typing: the view's co-clustered words; and the rare word's box plots once picked
+    idle = dispatch(app, c, ids.EX_WORDS, _explore_values(), f"{ids.EX_K}.value")
+    assert {o["value"] for o in idle[(ids.EX_WORDS, "options")]} == clustered
+    out = dispatch(app, c, ids.EX_DETAIL_MSG, _explore_values(**{ids.EX_WORDS: [rare], ids.EX_DETAIL_MODE: "word"}),
+                   f"{ids.EX_WORDS}.value")
+    boxes = out[(_key(ids.EX_DETAIL), "figure")]["data"]
+    assert [b["name"] for b in boxes] == [rare] and out[(ids.EX_DETAIL_MSG, "children")] == ""
