@@ -89,6 +89,12 @@ def create_app(settings: Settings) -> dash.Dash:
             user = auth.current_user()
             return f"{user.name} ({user.role})" if user else ""
 
+    @app.server.route("/models")
+    def _models_alias():
+        """The Models page is the home page; /models (a natural guess, and the page's name) leads there."""
+        query = flask.request.query_string.decode()
+        return flask.redirect(app.get_relative_path("/") + (f"?{query}" if query else ""), code=302)
+
     @app.server.route("/healthz")
     def _healthz():
         reader: Reader = app.server.config[context.READER_KEY]

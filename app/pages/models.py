@@ -8,7 +8,7 @@ from app import context, ids
 from app.logic import models as logic
 from app.logic.common import error_alert
 
-dash.register_page(__name__, path="/", name="Models", title="RNNVis · Models", order=0, redirect_from=["/models"])
+dash.register_page(__name__, path="/", name="Models", title="RNNVis · Models", order=0)  # /models: app.server
 
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
