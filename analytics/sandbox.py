@@ -19,9 +19,18 @@ message for the user. Defences, each enough for most attacks on its own:
    an in-memory DuckDB with external access off, file access limited to the
    store's partition directories, extension auto-loading off, a memory limit,
    a thread count, no spilling to disk, and its configuration locked.
-3. **Time limit**: a timer interrupts the query after ``timeout_s`` seconds.
-4. **Row cap**: at most ``max_rows + 1`` rows are fetched; ``truncated`` says
-   whether there were more.
+3. **A process of its own** (:mod:`analytics.sandbox_process`): the query runs in a
+   child process whose address space is capped (``RLIMIT_AS``: what DuckDB's memory
+   limit does not count, such as a 200-million-element list, fails there), at a
+   lower priority, and killed ``GRACE_S`` seconds after the time limit if DuckDB's
+   own interrupt (at ``timeout_s``) has not stopped it. Nothing a query does can
+   grow or stop the web worker.
+4. **Caps on the result**: at most ``max_rows`` rows and about ``max_bytes``
+   bytes (the rows are streamed and fetching stops at either cap; ``truncated``
+   and the message say which).
+5. **Concurrency caps** (:mod:`analytics.sandbox_slots`): at most ``per_user``
+   queries of one user and ``total`` queries of the machine at once; one more is
+   refused at once ("try again"), never queued.
 
 This module imports no DuckDB: the store does that part.
 """
@@ -29,24 +38,31 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from analytics import store
+from analytics import store_sandbox as store
 from analytics.schema import VIEWS
 
-__all__ = ["SandboxError", "SandboxResult", "run_sandboxed", "check_statement", "ALLOWED_TABLE_FUNCTIONS",
-           "BLOCKED_FUNCTIONS", "DEFAULT_TIMEOUT_S", "DEFAULT_MAX_ROWS", "DEFAULT_MEMORY_LIMIT", "default_threads"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["SandboxError", "SandboxResult", "run_sandboxed", "check_statement", "friendly_error",
+           "ALLOWED_TABLE_FUNCTIONS", "BLOCKED_FUNCTIONS", "DEFAULT_TIMEOUT_S", "DEFAULT_MAX_ROWS",
+           "DEFAULT_MAX_BYTES", "DEFAULT_MEMORY_LIMIT", "DEFAULT_PER_USER", "DEFAULT_TOTAL", "default_threads",
+           "memory_bytes"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MAX_ROWS = 10_000
+DEFAULT_MAX_BYTES = 8 << 20
 DEFAULT_MEMORY_LIMIT = "1GB"
+DEFAULT_PER_USER = 2
+DEFAULT_TOTAL = 4
 MAX_SQL_CHARS = 100_000
 
 #: Table functions a query may call: they compute rows or list the catalog, and read no file.
@@ -75,22 +91,40 @@ class SandboxError(Exception):
 
     def __init__(self, message: str, *, kind: str = "refused"):
         super().__init__(message)
-        self.kind = kind  # "refused", "timeout", "memory", "error"
+        self.kind = kind  # "refused", "timeout", "memory", "busy", "error"
 
 
 @dataclass(frozen=True)
 class SandboxResult:
-    """A query's result: ``frame`` (at most max_rows rows), whether rows were cut, time and a note."""
+    """A query's result: ``frame`` (at most max_rows rows), whether rows were cut, time and a note.
+
+    ``cut`` says which cap cut the rows: None, ``"rows"`` or ``"bytes"``.
+    """
 
     frame: pd.DataFrame
     truncated: bool
     elapsed_s: float
     message: str
+    cut: str | None = None
 
 
 def default_threads() -> int:
     """DuckDB threads per sandboxed query engine: at most 2, so one user cannot take every core."""
     return max(1, min(2, os.cpu_count() or 1))
+
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def memory_bytes(text: str | int) -> int:
+    """``"1GB"``, ``"256MB"``, ``"1.5GiB"`` or a number of bytes, in bytes (units as DuckDB reads them)."""
+    if isinstance(text, int):
+        return text
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]I?B|B)?\s*", str(text).upper())
+    if not m:
+        raise ValueError(f"not a memory size: {text!r} (e.g. 1GB, 512MB)")
+    return int(float(m.group(1)) * _UNITS[m.group(2) or ""])
 
 
 # --------------------------------------------------------------------------- statement check
@@ -142,7 +176,8 @@ def _check_tree(tree: dict[str, Any]) -> None:
         elif kind == "TABLE_FUNCTION":
             fn = n.get("function") or {}
             name = str(fn.get("function_name", "")).lower()
-            if str(fn.get("schema", "") or "").lower() not in _ALLOWED_SCHEMAS or name not in ALLOWED_TABLE_FUNCTIONS:
+            if (str(fn.get("schema", "") or "").lower() not in _ALLOWED_SCHEMAS or name not in ALLOWED_TABLE_FUNCTIONS
+                    or str(fn.get("catalog", "") or "").lower() not in _ALLOWED_CATALOGS):
                 raise SandboxError(f"table function {name}() is not allowed in the console (it may read files or "
                                    f"other databases); allowed: {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}")
         if n.get("class") == "FUNCTION" and n.get("type") == "FUNCTION":
@@ -153,12 +188,7 @@ def _check_tree(tree: dict[str, Any]) -> None:
 
 def check_statement(con: Any, sql: str) -> str:
     """Check ``sql`` (layer 1 of the sandbox) and return the one statement to run; SandboxError if refused."""
-    if not isinstance(sql, str) or not sql.strip():
-        raise SandboxError("the query is empty")
-    if len(sql) > MAX_SQL_CHARS:
-        raise SandboxError(f"the query is longer than {MAX_SQL_CHARS:,} characters")
-    if "\x00" in sql:
-        raise SandboxError("the query contains a NUL character")
+    _precheck(sql)
     try:
         statements = store.parse_statements(sql)
     except store.QueryError as e:
@@ -185,43 +215,85 @@ def check_statement(con: Any, sql: str) -> str:
 # --------------------------------------------------------------------------- running
 
 
-def _friendly(e: store.QueryError, timeout_s: float, memory_limit: str) -> SandboxError:
+def friendly_error(e: store.QueryError, timeout_s: float, memory_limit: str) -> SandboxError:
+    """A store error of a user's query as a SandboxError with a message for them."""
     if isinstance(e, store.QueryTimeout):
-        return SandboxError(f"Time limit: the query ran longer than {timeout_s:g} s and was stopped. Filter "
-                            "earlier (WHERE model_id = ..., layer = ...), aggregate, or add a LIMIT.", kind="timeout")
+        return _limit_error("timeout", timeout_s, memory_limit)
     if isinstance(e, store.QueryOutOfMemory):
-        return SandboxError(f"Memory limit: the query needed more than {memory_limit} and was stopped. Filter "
-                            "earlier, aggregate, or avoid large joins and sorts.", kind="memory")
+        return _limit_error("memory", timeout_s, memory_limit)
     if isinstance(e, store.QueryRefused):
         return SandboxError(f"Refused: {e}. The console reads only the store's views.")
     return SandboxError(str(e), kind="error")
 
 
-def run_sandboxed(store_root: str | os.PathLike[str], sql: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                  max_rows: int = DEFAULT_MAX_ROWS, memory_limit: str = DEFAULT_MEMORY_LIMIT,
-                  threads: int | None = None) -> SandboxResult:
-    """Run one read-only query on the store's views, bounded in time, memory and rows.
+def _limit_error(kind: str, timeout_s: float, memory_limit: str) -> SandboxError:
+    if kind == "timeout":
+        return SandboxError(f"Time limit: the query ran longer than {timeout_s:g} s and was stopped. Filter "
+                            "earlier (WHERE model_id = ..., layer = ...), aggregate, or add a LIMIT.", kind="timeout")
+    return SandboxError(f"Memory limit: the query needed more than {memory_limit} and was stopped. Filter "
+                        "earlier, aggregate, or avoid large joins, sorts and lists.", kind="memory")
 
-    Raises SandboxError (with a message for the user, ``kind`` one of refused/timeout/memory/error)
-    when the query is not allowed, fails, or hits a limit. The result holds at most ``max_rows`` rows;
-    ``truncated`` is True (and ``message`` says so) when the query returned more.
+
+def _precheck(sql: str) -> None:
+    if not isinstance(sql, str) or not sql.strip():
+        raise SandboxError("the query is empty")
+    if len(sql) > MAX_SQL_CHARS:
+        raise SandboxError(f"the query is longer than {MAX_SQL_CHARS:,} characters")
+    if "\x00" in sql:
+        raise SandboxError("the query contains a NUL character")
+
+
+def run_sandboxed(store_root: str | os.PathLike[str], sql: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                  max_rows: int = DEFAULT_MAX_ROWS, max_bytes: int = DEFAULT_MAX_BYTES,
+                  memory_limit: str = DEFAULT_MEMORY_LIMIT, address_space: str | int | None = None,
+                  threads: int | None = None, user: str | None = None, per_user: int = DEFAULT_PER_USER,
+                  total: int = DEFAULT_TOTAL) -> SandboxResult:
+    """Run one read-only query on the store's views, bounded in time, memory, rows, bytes and concurrency.
+
+    The query runs in a process of its own (:mod:`analytics.sandbox_process`): DuckDB gets
+    ``memory_limit`` and ``threads``; the process may grow its address space by ``address_space``
+    (default: the memory limit plus half of it, at least 256 MB more) and is killed at ``timeout_s``
+    plus a second. At most ``max_rows`` rows and about ``max_bytes`` bytes come back. A query of
+    ``user`` needs one of their ``per_user`` slots and one of the machine's ``total`` slots.
+
+    Raises SandboxError (with a message for the user, ``kind`` one of refused/timeout/memory/busy/error)
+    when the query is not allowed, fails, or hits a limit. ``truncated`` is True (and ``message`` says
+    so) when the query returned more than was kept.
     """
-    if timeout_s <= 0 or max_rows < 0:
-        raise ValueError("timeout_s must be positive and max_rows non-negative")
+    from analytics import sandbox_slots
+    from analytics.sandbox_process import QueryRequest, run_in_process
+
+    if timeout_s <= 0 or max_rows < 0 or max_bytes <= 0:
+        raise ValueError("timeout_s and max_bytes must be positive and max_rows non-negative")
+    limit = memory_bytes(memory_limit)
+    space = memory_bytes(address_space) if address_space is not None else limit + max(256 << 20, limit // 2)
     t0 = time.perf_counter()
-    con = store.sandbox_connection(store_root, memory_limit=memory_limit, threads=threads or default_threads())
+    _precheck(sql)
     try:
-        statement = check_statement(con, sql)
-        try:
-            table, truncated = store.fetch_limited(con, statement, max_rows=max_rows, timeout_s=timeout_s)
-        except store.QueryError as e:
-            err = _friendly(e, timeout_s, memory_limit)
-            log.info("sandboxed query stopped (%s): %s", err.kind, e)
-            raise err from None
-    finally:
-        con.close()
-    frame = table.to_pandas(types_mapper=None)
+        with sandbox_slots.query_slot(store_root, user, per_user=per_user, total=total):
+            req = QueryRequest(root=str(sandbox_slots.store_link(store_root)), sql=sql, timeout_s=float(timeout_s),
+                               max_rows=int(max_rows), max_bytes=int(max_bytes), memory_limit=str(memory_limit),
+                               address_space=int(space), threads=int(threads or default_threads()))
+            out = run_in_process(req)
+    except sandbox_slots.SlotsBusy as e:
+        raise SandboxError(str(e), kind="busy") from None
+    if out.status != "ok":
+        if out.kind in ("timeout", "memory", "crash"):
+            err = _limit_error("timeout" if out.kind == "timeout" else "memory", timeout_s, memory_limit)
+        else:
+            err = SandboxError(out.message, kind=out.kind if out.kind in ("refused", "error") else "error")
+        log.info("sandboxed query stopped (%s): %s", out.kind, out.message)
+        raise err
+    import pyarrow as pa
+
+    frame = pa.ipc.open_stream(out.ipc).read_all().to_pandas()
     elapsed = time.perf_counter() - t0
-    message = (f"Row limit: showing the first {max_rows:,} rows; the query returned more. Add a LIMIT or "
-               "aggregate to see the rest." if truncated else f"{len(frame):,} rows in {elapsed:.2f} s")
-    return SandboxResult(frame, truncated, elapsed, message)
+    if out.cut == "bytes":
+        message = (f"Size limit: showing the first {len(frame):,} rows (about {max_bytes / 2**20:.0f} MB); the result "
+                   "is larger. Select fewer or narrower columns, aggregate, or add a LIMIT.")
+    elif out.cut == "rows":
+        message = (f"Row limit: showing the first {max_rows:,} rows; the query returned more. Add a LIMIT or "
+                   "aggregate to see the rest.")
+    else:
+        message = f"{len(frame):,} rows in {elapsed:.2f} s"
+    return SandboxResult(frame, out.cut is not None, elapsed, message, out.cut)

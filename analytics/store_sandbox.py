@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -17,6 +18,8 @@ import pyarrow as pa
 from analytics.schema import KINDS
 from analytics.store_core import StoreError, _root
 from analytics.store_views import _Engine, _engine, _retrying
+
+_T = TypeVar("_T")
 
 
 
@@ -36,6 +39,22 @@ class QueryRefused(QueryError):
     """DuckDB refused an operation (file access outside the store, a locked setting, ...)."""
 
 
+#: Settings whose values are paths on this machine (the store's, the home directory): the sandbox's
+#: ``duckdb_settings()`` shows them as ``(hidden)``.
+PATH_SETTINGS = ("allowed_directories", "allowed_paths", "home_directory", "secret_directory", "temp_directory",
+                 "extension_directory", "custom_extension_repository", "autoinstall_extension_repository",
+                 "log_query_path", "profiling_output", "custom_user_agent", "http_proxy")
+_MASKED = ", ".join(f"'{name}'" for name in PATH_SETTINGS)
+#: A table macro in ``main`` shadows the built-in ``duckdb_settings()`` (the sandbox refuses the
+#: ``system`` catalog, where the original stays).
+_SETTINGS_MACRO = (
+    "CREATE MACRO duckdb_settings() AS TABLE SELECT * REPLACE ("
+    f"CASE WHEN name IN ({_MASKED}) THEN '(hidden)' ELSE value END AS value, "
+    f"CASE WHEN name IN ({_MASKED}) THEN NULL ELSE typed_value END AS typed_value) "
+    "FROM system.main.duckdb_settings()"
+)
+
+
 def sandbox_connection(root: str | os.PathLike[str], *, memory_limit: str = "1GB",
                        threads: int = 2) -> duckdb.DuckDBPyConnection:
     """A cursor for untrusted SQL: the store's views on a locked-down in-memory database.
@@ -48,6 +67,7 @@ def sandbox_connection(root: str | os.PathLike[str], *, memory_limit: str = "1GB
     ``jobs/``: not the store root, which also holds users, saved queries, uploads and
     checkpoints) with ``enable_external_access=false``, the views are created and the
     configuration is locked (no ``SET`` / ``RESET`` / ``PRAGMA`` can loosen a limit after that).
+    ``duckdb_settings()`` (unqualified) shows :data:`PATH_SETTINGS` as ``(hidden)``.
 
     This layer alone does not stop DDL or ``COPY ... TO`` a path inside the partition
     directories: run only statements that :mod:`analytics.sandbox` has checked.
@@ -60,7 +80,9 @@ def sandbox_connection(root: str | os.PathLike[str], *, memory_limit: str = "1GB
               "allow_community_extensions": False, "allow_persistent_secrets": False}
 
     def factory() -> _Engine:
-        return _Engine(rootp, allowed=allowed, config=config)
+        engine = _Engine(rootp, allowed=allowed, config=config)
+        engine.con.execute(_SETTINGS_MACRO)
+        return engine
 
     try:
         return _engine(rootp, ("sandbox", str(memory_limit), threads), factory).cursor()
@@ -116,6 +138,72 @@ def fetch_limited(con: duckdb.DuckDBPyConnection, sql: str, *, max_rows: int,
     there were more). Use a connection of its own (a cursor) per call: the interrupt hits whatever
     runs on it.
     """
+    def run() -> tuple[pa.Table, bool]:
+        reader = con.sql(sql).to_arrow_reader(min(max_rows + 1, 65536))
+        batches: list[pa.RecordBatch] = []
+        n = 0
+        for batch in reader:
+            batches.append(batch)
+            n += batch.num_rows
+            if n > max_rows:
+                break
+        table = pa.Table.from_batches(batches, schema=reader.schema)
+        return table.slice(0, max_rows), n > max_rows
+
+    return _bounded(con, run, timeout_s)
+
+
+def _fit(batch: pa.RecordBatch, budget: int) -> pa.RecordBatch:
+    """The longest head of ``batch`` whose buffers take at most ``budget`` bytes (maybe no rows)."""
+    if batch.nbytes <= budget:
+        return batch
+    lo, hi = 0, batch.num_rows  # invariant: head of lo rows fits, head of hi rows does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if batch.slice(0, mid).nbytes <= budget:
+            lo = mid
+        else:
+            hi = mid
+    return batch.slice(0, lo)
+
+
+def fetch_ipc(con: duckdb.DuckDBPyConnection, sql: str, *, max_rows: int, max_bytes: int,
+              timeout_s: float, batch_rows: int = 2048) -> tuple[bytes, int, str | None]:
+    """Run ``sql`` and write its first rows as an Arrow IPC stream: ``(stream bytes, rows, cut)``.
+
+    At most ``max_rows`` rows and about ``max_bytes`` bytes of column data are kept: the rows are
+    fetched ``batch_rows`` at a time and fetching stops at the first batch that would pass either cap
+    (the part of it that fits is kept). ``cut`` is None when every row was kept, else ``"rows"`` or
+    ``"bytes"``: the cap that stopped it. Time limit and errors as :func:`fetch_limited`.
+    """
+    def run() -> tuple[bytes, int, str | None]:
+        reader = con.sql(sql).to_arrow_reader(batch_rows)
+        sink = pa.BufferOutputStream()
+        n, cut = 0, None
+        with pa.ipc.new_stream(sink, reader.schema) as writer:
+            for batch in reader:
+                if batch.num_rows == 0:
+                    continue
+                if n >= max_rows:
+                    cut = "rows"
+                    break
+                if batch.num_rows > max_rows - n:
+                    batch, cut = batch.slice(0, max_rows - n), "rows"
+                fitted = _fit(batch, max_bytes - sink.tell())
+                if fitted.num_rows < batch.num_rows:
+                    cut = "bytes"
+                if fitted.num_rows:
+                    writer.write_batch(fitted)
+                    n += fitted.num_rows
+                if cut:
+                    break
+        return sink.getvalue().to_pybytes(), n, cut
+
+    return _bounded(con, run, timeout_s)
+
+
+def _bounded(con: duckdb.DuckDBPyConnection, run: Callable[[], _T], timeout_s: float) -> _T:
+    """``run()`` under a timer that interrupts ``con`` after ``timeout_s`` s, errors as Query* exceptions."""
     fired = threading.Event()
 
     def interrupt() -> None:
@@ -126,18 +214,6 @@ def fetch_limited(con: duckdb.DuckDBPyConnection, sql: str, *, max_rows: int,
     timer.daemon = True
     timer.start()
     try:
-        def run() -> tuple[pa.Table, bool]:
-            reader = con.sql(sql).to_arrow_reader(min(max_rows + 1, 65536))
-            batches: list[pa.RecordBatch] = []
-            n = 0
-            for batch in reader:
-                batches.append(batch)
-                n += batch.num_rows
-                if n > max_rows:
-                    break
-            table = pa.Table.from_batches(batches, schema=reader.schema)
-            return table.slice(0, max_rows), n > max_rows
-
         return _retrying(run)
     except duckdb.InterruptException as e:
         if fired.is_set():
@@ -151,5 +227,13 @@ def fetch_limited(con: duckdb.DuckDBPyConnection, sql: str, *, max_rows: int,
         if fired.is_set():  # interrupted while DuckDB was raising something else
             raise QueryTimeout(f"the query ran longer than {timeout_s:g} s and was stopped") from e
         raise QueryError(str(e)) from e
+    except (pa.ArrowException, OSError) as e:  # raised by the Arrow stream, e.g. OSError("INTERRUPT")
+        if fired.is_set():
+            raise QueryTimeout(f"the query ran longer than {timeout_s:g} s and was stopped") from e
+        if isinstance(e, pa.ArrowMemoryError):
+            raise QueryOutOfMemory(str(e)) from e
+        raise QueryError(str(e)) from e
+    except MemoryError as e:
+        raise QueryOutOfMemory("out of memory") from e
     finally:
         timer.cancel()

@@ -95,7 +95,8 @@ def _print_frame(df, fmt: str) -> None:
     if fmt == "csv":
         df.to_csv(sys.stdout, index=False)
     elif fmt == "json":
-        print(df.to_json(orient="records", date_format="iso"))
+        from app.cli_hosted import json_records
+        print(json_records(df))
     else:
         import pandas as pd
         with pd.option_context("display.max_rows", 200, "display.max_columns", 50, "display.width", 200):

@@ -123,6 +123,36 @@ def add_sandbox_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-limit", default=DEFAULT_MEMORY_LIMIT, help="DuckDB memory limit (with --sandbox)")
 
 
+def _plain(value):
+    """``value`` as something ``json.dumps`` takes: bytes as hex, numpy values as Python ones, NaN as null."""
+    import math
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return _plain(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def json_records(df) -> str:
+    """A frame as JSON records (``--format json``), whatever its cells hold (bytes, nested values)."""
+    try:
+        return df.to_json(orient="records", date_format="iso")
+    except (OverflowError, ValueError, TypeError):  # e.g. bytes nested in a struct: ujson cannot encode them
+        import json
+        return json.dumps([{str(k): _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")],
+                          ensure_ascii=False)
+
+
 def sql_sandboxed(args, print_frame) -> int:
     from analytics.sandbox import SandboxError, run_sandboxed
     try:

@@ -1,10 +1,12 @@
 """SQL console: example queries, the schema browser, running a query for the grid, downloads, saved queries.
 
 Every query goes through :func:`analytics.sandbox.run_sandboxed` (the same
-function as ``rnnvis sql --sandbox``). Results are capped at
-:data:`GRID_MAX_ROWS` rows for the grid (sorted and paged in the browser) and
-:data:`DOWNLOAD_MAX_ROWS` rows for downloads, which re-run the last query
-(the grid's rows are never kept in a ``dcc.Store``).
+function as ``rnnvis sql --sandbox``), as the signed-in user (two at once per
+user). Results are capped at :data:`GRID_MAX_ROWS` rows and
+:data:`GRID_MAX_BYTES` bytes for the grid (sorted and paged in the browser) and
+:data:`DOWNLOAD_MAX_ROWS` rows and :data:`DOWNLOAD_MAX_BYTES` bytes for
+downloads, which re-run the last query (the grid's rows are never kept in a
+``dcc.Store``).
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from app.logic.common import alert
 
 GRID_MAX_ROWS = 10_000
 DOWNLOAD_MAX_ROWS = 200_000
+GRID_MAX_BYTES = 8 << 20        # of column data; the grid's JSON is a few times that
+DOWNLOAD_MAX_BYTES = 32 << 20
 TIMEOUT_S = 10.0
 MEMORY_LIMIT = "1GB"
 
@@ -176,15 +180,18 @@ def grid_data(frame: pd.DataFrame) -> tuple[list[dict], list[dict]]:
     return columns, records
 
 
-def run(root: str | Path, sql: str | None, *, max_rows: int = GRID_MAX_ROWS) -> SandboxResult:
-    """Run ``sql`` in the sandbox (SandboxError with a message when refused, stopped or failed)."""
-    return run_sandboxed(root, sql or "", timeout_s=TIMEOUT_S, max_rows=max_rows, memory_limit=MEMORY_LIMIT)
+def run(root: str | Path, sql: str | None, *, max_rows: int = GRID_MAX_ROWS, max_bytes: int = GRID_MAX_BYTES,
+        user: str | None = None) -> SandboxResult:
+    """Run ``sql`` in the sandbox as ``user`` (SandboxError with a message when refused, stopped, busy or failed)."""
+    return run_sandboxed(root, sql or "", timeout_s=TIMEOUT_S, max_rows=max_rows, max_bytes=max_bytes,
+                         memory_limit=MEMORY_LIMIT, user=user)
 
 
-def run_for_grid(root: str | Path, sql: str | None) -> tuple[list[dict], list[dict], Any, str | None]:
+def run_for_grid(root: str | Path, sql: str | None,
+                 user: str | None = None) -> tuple[list[dict], list[dict], Any, str | None]:
     """(columns, records, message, sql to remember for downloads or None)."""
     try:
-        res = run(root, sql)
+        res = run(root, sql, user=user)
     except SandboxError as e:
         kind = "danger" if e.kind in ("refused",) else "warning"
         return [], [], alert(str(e), kind=kind), None
@@ -194,11 +201,12 @@ def run_for_grid(root: str | Path, sql: str | None) -> tuple[list[dict], list[di
     return columns, records, note, sql
 
 
-def download(root: str | Path, sql: str | None, fmt: str) -> dict | None:
-    """The dcc.Download payload of the query's result as CSV or Parquet (at most DOWNLOAD_MAX_ROWS rows)."""
+def download(root: str | Path, sql: str | None, fmt: str, user: str | None = None) -> dict | None:
+    """The dcc.Download payload of the query's result as CSV or Parquet (at most DOWNLOAD_MAX_ROWS rows and
+    DOWNLOAD_MAX_BYTES bytes of column data)."""
     if not sql:
         return None
-    res = run(root, sql, max_rows=DOWNLOAD_MAX_ROWS)
+    res = run(root, sql, max_rows=DOWNLOAD_MAX_ROWS, max_bytes=DOWNLOAD_MAX_BYTES, user=user)
     if fmt == "parquet":
         data = store.parquet_bytes(res.frame)
         return dcc.send_bytes(data, "rnnvis-query.parquet")

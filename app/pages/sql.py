@@ -17,7 +17,8 @@ dash.register_page(__name__, path="/sql", name="SQL", title="RNNVis · SQL", ord
 def layout(**_query) -> html.Div:
     panel = html.Aside([
         html.H3("SQL"),
-        html.P("Read-only queries on the store's views; 10 s and 10,000 rows per query.", className="muted small"),
+        html.P("Read-only queries on the store's views; 10 s, 10,000 rows and 8 MB per query, two at a time.",
+               className="muted small"),
         html.Div([html.Label("Examples"),
                   dcc.Dropdown(id=ids.SQL_EXAMPLES, options=logic.example_options(), placeholder="pick an example",
                                clearable=True)], className="control"),
@@ -68,7 +69,7 @@ def _user_name() -> str:
           Output(ids.SQL_LAST, "data"), Input(ids.SQL_RUN, "n_clicks"), State(ids.SQL_EDITOR, "value"),
           prevent_initial_call=True)
 def _on_run(_n, sql):
-    return logic.run_for_grid(context.settings().store, sql)
+    return logic.run_for_grid(context.settings().store, sql, _user_name())
 
 
 @callback(Output(ids.SQL_EDITOR, "value"), Input(ids.SQL_EXAMPLES, "value"), Input(ids.SQL_SAVED, "value"),
@@ -102,6 +103,6 @@ def _on_download(_c, _p, sql):
         return dash.no_update, logic.alert("Run a query first.", kind="info")
     fmt = "parquet" if dash.ctx.triggered_id == ids.SQL_PARQUET else "csv"
     try:
-        return logic.download(context.settings().store, sql, fmt), dash.no_update
+        return logic.download(context.settings().store, sql, fmt, _user_name()), dash.no_update
     except logic.SandboxError as e:
         return dash.no_update, logic.alert(str(e))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from analytics import store
-from analytics.sandbox import SandboxError, run_sandboxed
+from analytics.sandbox import DEFAULT_MAX_BYTES, SandboxError, run_sandboxed
 
 TIMEOUT_S = 1.0
 MEMORY = "256MB"
@@ -105,6 +107,8 @@ HOSTILE_REFUSED = [
     "SELECT * FROM range(3) t(x), LATERAL (SELECT * FROM read_text('/etc/hostname'))",
     "WITH \"/etc/passwd\" AS (SELECT 1) SELECT * FROM \"/etc/passwd\"",
     "SELECT * FROM temp.main.x",
+    "SELECT * FROM system.main.duckdb_settings()",     # the original, with the paths
+    "SELECT * FROM temp.main.duckdb_settings()",
     # several statements, semicolons and comments
     "SELECT 1; DROP VIEW models",
     "SELECT 1; COPY models TO '/tmp/rnnvis-sandbox-2.csv'",
@@ -228,3 +232,119 @@ def test_a_timed_out_query_does_not_hold_up_others(box):
     assert time.perf_counter() - t0 < 2          # answered while the runaway query still runs
     th.join(10)
     assert errors and errors[0].kind == "timeout"
+
+
+# --------------------------------------------------------------------------- limits that hold whatever a query calls
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+
+
+@pytest.mark.parametrize("sql,kw", [
+    # DuckDB's memory_limit does not count a list built by one function: 480 MB here, under a 100 MB limit
+    ("SELECT len(range(60000000)) AS n", {}),
+    # the queries of the hostile test (5 GB each in one web worker), stopped at a 300 MB address-space budget
+    ("SELECT len(range(200000000)) AS n", {"address_space": "300MB"}),
+    ("SELECT len(list_sort(range(150000000))) AS n", {"address_space": "300MB"}),
+])
+def test_list_functions_cannot_pass_the_memory_limit(box, sql, kw):
+    root, before = box
+    peak = _peak_rss_mb()
+    t0 = time.perf_counter()
+    with pytest.raises(SandboxError) as err:
+        _run(root, sql, memory_limit="100MB", timeout_s=5, **kw)
+    assert err.value.kind == "memory" and "Memory limit" in str(err.value)
+    assert time.perf_counter() - t0 < 5 + 2
+    assert _peak_rss_mb() - peak < 150  # none of it happened in this process
+    assert _digest(root) == before
+
+
+def test_a_query_duckdb_cannot_interrupt_is_killed_at_the_deadline(box):
+    root, _ = box
+    # list_distinct over one 3M-element list runs ~7 s in one call that ignores DuckDB's interrupt
+    t0 = time.perf_counter()
+    with pytest.raises(SandboxError) as err:
+        _run(root, "SELECT len(list_distinct(range(3000000))) AS n", timeout_s=0.5)
+    assert err.value.kind in ("timeout", "memory")
+    assert time.perf_counter() - t0 < 0.5 + 2
+    assert len(_run(root, "SELECT * FROM models").frame) == 2
+
+
+def test_results_are_capped_in_bytes_as_well_as_rows(box):
+    root, _ = box
+    res = _run(root, "SELECT repeat('x', 20000) AS s FROM range(10000)", max_rows=10_000)  # 200 MB in all
+    assert res.truncated and res.cut == "bytes" and "Size limit" in res.message
+    assert 0 < len(res.frame) < 10_000
+    assert res.frame["s"].str.len().sum() <= DEFAULT_MAX_BYTES
+    small = _run(root, "SELECT repeat('x', 1000) AS s FROM range(1000)", max_rows=10_000, max_bytes=100_000)
+    assert small.cut == "bytes" and 50 <= len(small.frame) < 100
+    rows = _run(root, "SELECT * FROM range(1000)", max_rows=10, max_bytes=100_000)
+    assert rows.cut == "rows" and len(rows.frame) == 10
+    exact = _run(root, "SELECT * FROM range(10)", max_rows=10)
+    assert not exact.truncated and exact.cut is None and len(exact.frame) == 10
+
+
+def test_a_timeout_while_rows_stream_is_a_message(box):
+    root, _ = box
+    # rows trickle out (1 in 1,000 kept) until the time limit lands in the middle of the stream
+    with pytest.raises(SandboxError) as err:
+        _run(root, "SELECT i FROM range(10000000000) t(i) WHERE hash(i) % 1000 = 0", max_rows=10_000_000,
+             timeout_s=1.0)
+    assert err.value.kind == "timeout" and "Time limit" in str(err.value)
+
+
+def test_settings_views_and_errors_show_no_path_of_the_store_or_home(box):
+    root, _ = box
+    home = os.path.expanduser("~")
+    texts = []
+    for sql in ("SELECT name, value FROM duckdb_settings()", "SELECT sql FROM duckdb_views()",
+                "SELECT * FROM information_schema.views", "SELECT * FROM duckdb_databases()"):
+        frame = _run(root, sql, max_rows=10_000).frame
+        texts.append(frame.astype(str).to_string())
+    with pytest.raises(SandboxError) as err:
+        _run(root, "SELECT * FROM read_text('/etc/passwd')")
+    texts.append(str(err.value))
+    for text in texts:
+        assert str(root) not in text and str(root.resolve()) not in text
+        assert home not in text
+    settings = dict(_run(root, "SELECT name, value FROM duckdb_settings()", max_rows=10_000).frame.values.tolist())
+    assert settings["allowed_directories"] == "(hidden)" and settings["enable_external_access"] == "false"
+
+
+def _hold_slot(root: Path, user: str) -> subprocess.Popen:
+    """A separate process that holds one query slot of ``user`` until its stdin closes."""
+    code = ("import sys; from analytics import sandbox_slots as s\n"
+            f"with s.query_slot({str(root)!r}, {user!r}, per_user=2, total=4):\n"
+            "    print('held', flush=True); sys.stdin.read()\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, cwd=Path(__file__).resolve().parents[2])
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_at_most_two_queries_per_user_and_four_in_all(box):
+    root, _ = box
+    kw = {"per_user": 2, "total": 4}
+    eve = [_hold_slot(root, "eve"), _hold_slot(root, "eve")]    # two queries of eve run, in other processes
+    try:
+        with pytest.raises(SandboxError) as err:
+            _run(root, "SELECT 1 AS x", user="eve", **kw)
+        assert err.value.kind == "busy" and "already have 2" in str(err.value)
+        assert _run(root, "SELECT 1 AS x", user="bob", **kw).frame["x"].tolist() == [1]
+        others = [_hold_slot(root, "bob"), _hold_slot(root, "carl")]  # now 4 run on the machine
+        try:
+            with pytest.raises(SandboxError) as err:
+                _run(root, "SELECT 1 AS x", user="dan", **kw)
+            assert err.value.kind == "busy" and "try again" in str(err.value)
+        finally:
+            for p in others:
+                p.kill()          # however a holder dies, its slot is free again
+                p.wait()
+        assert _run(root, "SELECT 1 AS x", user="dan", **kw).frame["x"].tolist() == [1]
+    finally:
+        for p in eve:
+            p.stdin.close()
+            p.wait()
+    assert _run(root, "SELECT 1 AS x", user="eve", **kw).frame["x"].tolist() == [1]

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -120,3 +123,51 @@ def test_app_keeps_serving_during_and_after_a_runaway_query(app_store, monkeypat
     after = run("SELECT count(*) AS n FROM vocab", client)
     assert after.json["response"]["sql-table"]["data"][0]["c0"] > 0
     assert client.get("/sql").status_code == 200
+
+
+def test_grid_and_downloads_are_capped_in_bytes(app_store):
+    cols, rows, msg, last = logic.run_for_grid(app_store, "SELECT repeat('x', 20000) AS s FROM range(10000)")
+    assert 0 < len(rows) < 10_000 and "Size limit" in json.dumps(msg.to_plotly_json(), default=str)
+    assert len(json.dumps(rows)) < 1.2 * logic.GRID_MAX_BYTES          # was a 191 MB grid
+    csv = logic.download(app_store, "SELECT repeat('x', 2000) AS s FROM range(200000)", "csv")
+    assert 0 < len(csv["content"]) < 1.2 * logic.DOWNLOAD_MAX_BYTES   # was a 382 MB file
+
+
+def test_cli_json_of_every_setting(app_store, capsys):
+    assert main(["--store", str(app_store), "sql", "--sandbox", "--format", "json", "--max-rows", "1000",
+                 "SELECT * FROM duckdb_settings()"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) > 50 and {"name", "value", "typed_value"} <= set(rows[0])
+    assert main(["--store", str(app_store), "sql", "--format", "json", "SELECT * FROM duckdb_settings()"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) > 50
+
+
+def test_the_console_counts_queries_per_signed_in_user(app_store):
+    """Open mode's user is ``local``: with two of its queries running elsewhere, a third is refused with a message."""
+    app = create_app(Settings(store=app_store))
+    assert app.server.test_client().get("/sql").status_code == 200   # the first request registers the callbacks
+    key = next(k for k in app.callback_map if "sql-table.columns" in k)
+    outputs = [{"id": i, "property": p} for i, p in (("sql-table", "columns"), ("sql-table", "data"),
+                                                     ("sql-msg", "children"), ("sql-last", "data"))]
+
+    def run(sql):
+        return app.server.test_client().post("/_dash-update-component", json={
+            "output": key, "outputs": outputs, "inputs": [{"id": "sql-run", "property": "n_clicks", "value": 1}],
+            "state": [{"id": "sql-editor", "property": "value", "value": sql}], "changedPropIds": ["sql-run.n_clicks"]})
+
+    code = ("import sys; from analytics import sandbox_slots as s\n"
+            f"with s.query_slot({str(app_store)!r}, 'local', per_user=2, total=4):\n"
+            "    print('held', flush=True); sys.stdin.read()\n")
+    holders = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, cwd=Path(__file__).resolve().parents[2]) for _ in range(2)]
+    try:
+        assert all(h.stdout.readline().strip() == "held" for h in holders)
+        r = run("SELECT model_id FROM models")
+        assert r.status_code == 200 and "already have 2 queries running" in r.text
+        assert r.json["response"]["sql-table"]["data"] == []
+    finally:
+        for h in holders:
+            h.stdin.close()
+            h.wait()
+    r = run("SELECT model_id FROM models ORDER BY 1")
+    assert [row["c0"] for row in r.json["response"]["sql-table"]["data"]] == ["tiny-gru", "tiny-lstm"]
