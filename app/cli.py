@@ -25,6 +25,8 @@ _OVERRIDES = {  # flag -> (type, help)
     "vocab_size": (int, "vocabulary size"), "patience": (int, "early stopping patience (0 = off)"),
     "max_train_tokens": (int, "train on the first N tokens (0 = all)"), "seed": (int, "random seed"),
     "weight_decay": (float, "L2 weight decay"), "init_range": (float, "uniform init range of the weights"),
+    "init": (str, "examples (embedding and output ±init_range, recurrent core torch's default) or uniform "
+                  "(every weight ±init_range)"),
     "max_len": (int, "longest document kept, in tokens (classifiers)"),
 }
 

@@ -70,9 +70,11 @@ class ModelConfig:
 
 LOSSES = ("token", "sequence")
 SCHEDULES = ("plateau", "step")
+INITS = ("examples", "uniform")
 OPTIMIZERS = ("sgd", "adam")
 #: The allowed values of the text settings a user chooses (``validate()`` and the job form read them).
-CHOICES: dict[str, tuple[str, ...]] = {"cell": CELLS, "optimizer": OPTIMIZERS, "loss": LOSSES, "schedule": SCHEDULES}
+CHOICES: dict[str, tuple[str, ...]] = {"cell": CELLS, "optimizer": OPTIMIZERS, "loss": LOSSES, "schedule": SCHEDULES,
+                                     "init": INITS}
 
 
 @dataclass
@@ -102,7 +104,9 @@ class TrainConfig:
     batch_size: int = 20
     bptt: int = 35
     weight_decay: float = 0.0
-    init_range: float = 0.1          # uniform init range of every weight
+    init: str = "examples"           # "examples": embedding and output weights ±init_range, output bias 0,
+    #                                  the recurrent core torch's default ±1/√H; "uniform": every weight ±init_range
+    init_range: float = 0.1
     patience: int = 0                # early stopping: epochs without a better validation loss (0 = off)
     max_train_tokens: int = 0        # 0 = all; demo presets use a slice of the corpus
     max_len: int = 400               # sentiment: longest document kept (tokens)
@@ -110,7 +114,7 @@ class TrainConfig:
 
     #: Values of fields added after the first release, for checkpoints written before them
     #: (they were trained with a token-mean loss and a step schedule).
-    LEGACY = {"loss": "token", "schedule": "step"}
+    LEGACY = {"loss": "token", "schedule": "step", "init": "uniform"}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
@@ -119,14 +123,9 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         check_bounds(self, TRAIN_BOUNDS)
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        if self.loss not in LOSSES:
-            raise ConfigError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if not 0 < self.lr_decay <= 1:
-            raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        for name in ("optimizer", "loss", "schedule", "init"):
+            if getattr(self, name) not in CHOICES[name]:
+                raise ConfigError(f"{name} must be one of {', '.join(CHOICES[name])}, got {getattr(self, name)!r}")
         return self
 
 
@@ -143,10 +142,10 @@ def _lm(cell: str, layers: int, hidden: int, dropout: float, **train: Any) -> tu
 
 # Zaremba et al. (2014): SGD on the loss summed over the 35 unrolled steps, clip 5 on that
 # gradient, a step schedule.  Their lr 1 on the summed loss is lr 35 on the token mean.
-_ZAREMBA = dict(loss="sequence", schedule="step", lr=1.0, clip=5.0, patience=3)
+_ZAREMBA = dict(loss="sequence", schedule="step", init="uniform", lr=1.0, clip=5.0, patience=3)
 # pytorch/examples word_language_model: SGD lr 20 on the token-mean loss, clip 0.25, lr ÷4 whenever
 # the validation loss does not improve, 40 epochs.
-_EXAMPLES = dict(loss="token", schedule="plateau", lr=20.0, lr_decay=0.25, clip=0.25, epochs=40, patience=0)
+_EXAMPLES = dict(loss="token", schedule="plateau", init="examples", lr=20.0, lr_decay=0.25, clip=0.25, epochs=40, patience=0)
 
 PRESETS: dict[str, Preset] = {
     "lstm-small": Preset("Zaremba et al. small: 2x200 LSTM, loss summed over 35 steps, SGD lr 1, clip 5, "

@@ -37,7 +37,16 @@ class RecurrentModel(nn.Module):
         out = cfg.vocab_size if cfg.task == "lm" else cfg.num_classes
         self.head = nn.Linear(cfg.hidden_size, out)
 
-    def init_weights(self, init_range: float) -> None:
+    def init_weights(self, init_range: float, scheme: str = "uniform") -> None:
+        """``uniform``: every parameter ±init_range (Zaremba et al.).  ``examples``: the embedding and
+        output weights ±init_range, the output bias 0, the recurrent core torch's own ±1/√H
+        (pytorch/examples word_language_model)."""
+        if scheme == "examples":
+            self.rnn.reset_parameters()
+            nn.init.uniform_(self.embed.weight, -init_range, init_range)
+            nn.init.uniform_(self.head.weight, -init_range, init_range)
+            nn.init.zeros_(self.head.bias)
+            return
         for p in self.parameters():
             nn.init.uniform_(p, -init_range, init_range)
 

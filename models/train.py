@@ -235,7 +235,7 @@ def _train_model(model_id, model_cfg, train_cfg, store_root, *, corpus, name, cr
     model_cfg.vocab_size = len(vocab)
     model_cfg.num_classes = max(2, len(corpus.label_names))
     model = RecurrentModel(model_cfg.validate())
-    model.init_weights(train_cfg.init_range)
+    model.init_weights(train_cfg.init_range, train_cfg.init)
     model.to(device)
     opt = make_optimizer(model, train_cfg)
     metrics: list[dict[str, Any]] = []
