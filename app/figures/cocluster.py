@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .base import NEGATIVE, POS_COLORS, POS_NAMES, POSITIVE, SCALE, Figure, _figure, _scatter, esc, title, top_margin
+from .glyphs import beside_chips
 
 FONT_MIN, FONT_MAX = 11.0, 26.0
 PX = 14.0          # pixels per layout unit in the co-cluster view (a chip cell is one unit)
@@ -32,7 +33,9 @@ class CoclusterOptions:
     the cells) or None; chip/cloud: the selected unit cluster / word cluster (highlight);
     highlight_units: units drawn with a dark outline (compare: matched units); purity: per word cluster,
     its POS make-up and purity against shuffled tags (:func:`analytics.purity.cluster_purity` frame: cluster,
-    words, majority, purity, shuffled, shuffled_std, makeup), shown on each cloud's label, or None.
+    words, majority, purity, shuffled, shuffled_std, makeup), shown on each cloud's label, or None; glyphs:
+    sentences (as :func:`app.figures.glyph_figure` takes them) drawn left of the chips, each cluster's row of
+    glyphs level with its chip (the paper's layout).
     """
 
     nwords: int = 20
@@ -52,6 +55,7 @@ class CoclusterOptions:
     link_gap: float = LINK_GAP
     pos_legend: bool = True
     purity: pd.DataFrame | None = None
+    glyphs: tuple[dict, ...] = ()
 
 
 def makeup_text(makeup: dict[str, int], top: int = 3, sep: str = ", ") -> str:
@@ -142,7 +146,8 @@ def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray
     words: word, freq, pos, cluster, strength (mean |s| towards the paired unit cluster);
     units: unit, cluster, rank (order inside the chip), strength; edges [k, k] e(W_i, H_j).
     customdata of points: ["unit", unit, cluster] for cells, ["word", word, cluster] for words,
-    ["cloud", i] for a cloud's label, ["chip", j] for a chip's label.
+    ["cloud", i] for a cloud's label, ["chip", j] for a chip's label, ["glyph", position, cluster] for the bars
+    of the sentence glyphs beside the chips (``opts.glyphs``).
     """
     k = edges.shape[0]
     sizes = np.bincount(units["cluster"].to_numpy(), minlength=k)
@@ -318,14 +323,25 @@ def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray
             data.append(_scatter(x=[None], y=[None], mode="markers", name=esc(POS_NAMES.get(tag, tag)),
                                  marker=dict(size=10, color=POS_COLORS.get(tag, "#444444"), symbol="square"),
                                  showlegend=True, hoverinfo="skip"))
+    # -- sentence glyphs left of the chips, a row level with each chip, the tokens written above
+    left, head, notes = -1.0, 0.0, []
+    if opts.glyphs:
+        rows = {j: math.ceil(sizes[j] / C) for j in chip_mid}
+        bars, notes, lines, left = beside_chips(opts.glyphs, chip_mid, rows, right=-1.2)
+        data[:0] = bars
+        shapes += lines
+        head = min(9.0, 1.0 + 0.45 * max(len(t) for g in opts.glyphs for t in g["tokens"]))
     width_units = x_cloud + opts.cloud_width + 1
     legend = opts.pos and opts.pos_legend
-    top = top_margin() if (opts.title or legend) else 10     # title or POS legend top left, the toolbar top right
+    margin_top = top_margin() if (opts.title or legend) else 10   # title or POS legend top left, toolbar top right
     return _figure(data, dict(
-        shapes=shapes, height=int(total_h * PX + 60 + top), width=int((width_units + 1) * PX + 60),
-        xaxis=dict(visible=False, range=[-1.0, width_units]), yaxis=dict(visible=False, range=[total_h, -0.5]),
-        margin=dict(l=30, r=10, t=top, b=10), dragmode="pan", hovermode="closest",
-        legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0, xanchor="left", font=dict(size=11)),
+        shapes=shapes, annotations=notes, height=int((total_h + head) * PX + 60 + margin_top),
+        width=int((width_units - left) * PX + 60), barmode="overlay", bargap=0,
+        xaxis=dict(visible=False, range=[left, width_units]),
+        yaxis=dict(visible=False, range=[total_h, -0.5 - head]),
+        margin=dict(l=30, r=10, t=margin_top, b=10), dragmode="pan", hovermode="closest",
+        legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0, xanchor="left", font=dict(size=11),
+                    traceorder="normal"),
         title=title(esc(opts.title)) if opts.title else None, clickmode="event"))
 
 

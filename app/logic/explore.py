@@ -31,6 +31,20 @@ def _opts(options: Sequence[str] | None) -> tuple[bool, bool]:
     return "pos" in options, "align" in options
 
 
+def _glyphs_of(reader: Reader, model: str, layer: int, state: str, k: int, sentences: Sequence[str] | None
+               ) -> tuple[dict, ...]:
+    """The glyph data of the model's sentences among ``sentences`` (others' and missing ones left out)."""
+    out = []
+    for sid in sentences or []:
+        meta = reader.sentence(sid)
+        if meta is None or meta["model_id"] != model:
+            continue
+        g = reader.glyphs(sid, layer, state, k)
+        if g is not None:
+            out.append(g)
+    return tuple(out)
+
+
 def auto_clip(reader: Reader, model: str, layer: int, state: str) -> float:
     """Default colour clip for the view, as the clip slider's log10 value (a step of 0.25)."""
     return float(np.clip(round(np.log10(reader.typical_response(model, layer, state)) * 4) / 4, -3.0, 0.5))
@@ -57,10 +71,12 @@ def controls_for_model(reader: Reader, model: str | None, layer: int | None, sta
 def cluster_view(reader: Reader, model: str | None, layer: int | None, state: str | None, k: int | None,
                  nwords: int = 20, stroke: float = 1.0, links: Sequence[float] | None = (0.1, 1.0),
                  clip: float = -1.0, options: Sequence[str] | None = ("pos", "align"),
-                 words: Sequence[str] | None = (), selection: dict | None = None) -> tuple[Any, Any]:
+                 words: Sequence[str] | None = (), selection: dict | None = None,
+                 sentences: Sequence[str] | None = ()) -> tuple[Any, Any]:
     """(co-cluster figure, summary children).
 
-    links: range of |e| relative to the strongest link; clip: log10 of the colour clip value.
+    links: range of |e| relative to the strongest link; clip: log10 of the colour clip value; with "glyphs" in
+    ``options``, the glyphs of ``sentences`` are drawn left of the chips, each cluster's row beside its chip.
     """
     if not model or layer is None or not state:
         return figures.message_figure("Pick a model."), ""
@@ -78,12 +94,15 @@ def cluster_view(reader: Reader, model: str | None, layer: int | None, state: st
                 word_resp = np.zeros(len(view.units))
                 word_resp[d["unit"].to_numpy()] = d["mean"].to_numpy()
         pur = reader.purity(model, int(layer), state, int(k or 6))
+        glyphs = _glyphs_of(reader, model, int(layer), state, view.k, sentences) if "glyphs" in (options or []) else ()
         opts = figures.CoclusterOptions(
             nwords=int(nwords or 20), stroke=float(stroke or 1.0),
             links=tuple(links) if links else (0.0, 1.0), pos=pos, align=align,
             clip=float(10 ** float(clip if clip is not None else -1.0)),
             word=first if word_resp is not None else None, word_response=word_resp,
-            selected_words=tuple(words_l), chip=sel.get("chip"), cloud=sel.get("cloud"), purity=pur["clusters"])
+            selected_words=tuple(words_l), chip=sel.get("chip"), cloud=sel.get("cloud"), purity=pur["clusters"],
+            glyphs=glyphs, cloud_width=figures.CLOUD_W * (0.6 if glyphs else 1.0),   # glyphs: narrower clouds
+            link_gap=figures.LINK_GAP * (0.7 if glyphs else 1.0))
         fig = figures.cocluster_figure(view.words, view.units, view.edges, opts)
         n_units = view.units.groupby("cluster").size()
         k_note = f" (nearest stored k to {k})" if k is not None and int(k) != view.k else ""

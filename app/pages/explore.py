@@ -73,7 +73,8 @@ def layout(**query) -> html.Div:
             marks={-3: "0.001", -2: "0.01", -1: "0.1", 0: "1"}),
             "responses beyond ± 10^value get the end colours of the scale"),
         dcc.Checklist(id=ids.EX_OPTIONS, options=[{"label": " POS colours", "value": "pos"},
-                                                  {"label": " align clouds with chips", "value": "align"}],
+                                                  {"label": " align clouds with chips", "value": "align"},
+                                                  {"label": " sentence glyphs beside the chips", "value": "glyphs"}],
                       value=["pos", "align"], className="checklist"),
         html.Hr(),
         html.H4("Sentences"),
@@ -145,10 +146,10 @@ def _on_model(model, layer, state):
           Input(ids.EX_MODEL, "value"), Input(ids.EX_LAYER, "value"), Input(ids.EX_STATE, "value"),
           Input(ids.EX_K, "value"), Input(ids.EX_NWORDS, "value"), Input(ids.EX_STROKE, "value"),
           Input(ids.EX_LINKS, "value"), Input(ids.EX_CLIP, "value"), Input(ids.EX_OPTIONS, "value"),
-          Input(ids.EX_WORDS, "value"), Input(ids.EX_SELECTION, "data"))
-def _on_view(model, layer, state, k, nwords, stroke, links, clip, options, words, selection):
+          Input(ids.EX_WORDS, "value"), Input(ids.EX_SELECTION, "data"), Input(ids.EX_SENTENCES, "data"))
+def _on_view(model, layer, state, k, nwords, stroke, links, clip, options, words, selection, sentences):
     return logic.cluster_view(context.reader(), model, layer, state, k, nwords, stroke, links, clip, options,
-                              words, selection)
+                              words, selection, sentences)
 
 
 @callback(Output(ids.EX_WORDS, "options"), Input(ids.EX_WORDS, "search_value"), Input(ids.EX_MODEL, "value"),

@@ -11,9 +11,9 @@ import pytest
 def wide_store(tiny_store, tmp_path_factory, fixtures) -> Path:
     """A copy of ``tiny_store`` plus ``tiny-wide``: a 2×32 LSTM of the tagged Brown fixture, every state analysed.
 
-    Wide enough for what the 8-unit models cannot show: more than 15 matched pairs, chips of many columns
-    (a Compare view wider than half a 1366 px screen), a POS legend, and word clusters that co-clustering
-    leaves without units (k = 6 and 8 on layer 1).
+    Wide enough for what the 8-unit models cannot show: more than 15 matched pairs, chips of many columns (at
+    k = 2 a chip holds at least 16 units: 6 columns, a Compare view wider than half a 1366 px screen), a POS
+    legend, a long word list.
     """
     from analytics.pipeline import AnalysisOptions, analyze_model
     from models.config import ModelConfig, TrainConfig
@@ -28,4 +28,33 @@ def wide_store(tiny_store, tmp_path_factory, fixtures) -> Path:
     analyze_model("tiny-wide", root, AnalysisOptions(batch_size=8, top_words=60, min_count=2, k_max=8, gradient_k=5,
                                                      max_tokens=4000, states="all"), corpus=brown,
                   show_progress=False)
+    return root
+
+
+#: The co-clustering that ``lone_store`` rewrites: tiny-lstm, layer 0, h, k = 4, every unit in H0.
+LONE = ("tiny-lstm", 0, "h", 4)
+
+
+@pytest.fixture(scope="session")
+def lone_store(tiny_store, tmp_path_factory) -> Path:
+    """A copy of ``tiny_store`` where one co-clustering put every unit in one cluster (``LONE``), as spectral
+    co-clustering does on demo-sentiment at k = 6 (5 of 6 word clusters without units): the words keep their
+    four clusters, the units all sit in H0. Written through the store like an analysis (the other tables kept)."""
+    import pyarrow.parquet as pq
+
+    from analytics import store
+
+    root = tmp_path_factory.mktemp("lone-store") / "store"
+    shutil.copytree(tiny_store, root, ignore=shutil.ignore_patterns(".staging"))
+    model, layer, state, k = LONE
+    src = store.table_file(root, "models", model, "coclusters")
+    cl = pq.read_table(src).to_pandas()
+    mask = (cl["layer"] == layer) & (cl["state"] == state) & (cl["k"] == k) & (cl["axis"] == "unit")
+    assert mask.any()
+    cl.loc[mask, "cluster"] = 0
+    tables = sorted({p.name.split(".")[0] for p in src.parent.glob("*.parquet")} - {"coclusters"})
+    with store.write_partition(root, "models", model) as w:
+        w.write("coclusters", cl)
+        for t in tables:
+            assert w.keep(t), t
     return root

@@ -111,7 +111,7 @@ def test_compare_at_1366_px_keeps_each_word_cloud_inside_its_card(server):
     d = new_driver()
     try:
         d.set_window_size(1366, 900)
-        d.get(server + "/compare?model=tiny-wide&b=tiny-lstm")
+        d.get(server + "/compare?model=tiny-wide&b=tiny-lstm&k=2")     # k = 2: a chip of 16+ units, 6+ columns
         for g, n in (("compare-cluster-a", 32), ("compare-cluster-b", 8)):
             wait(d, lambda d: trace_len(d, g, "units") == n, what=f"{g} cells")
         idle(d)
@@ -254,3 +254,48 @@ def test_a_user_picks_a_word_outside_the_clusters_by_typing_it(server, driver, w
     idle(driver)
     assert parse_qs(urlparse(driver.current_url).query)["w"] == [rare]
     assert rare in driver.find_element(By.ID, "explore-words").text
+
+
+TICKS_OVERLAP_JS = """
+const gd = arguments[0], out = {axes: 0, most: 0, overlaps: []};
+for (const ax of Object.keys(gd._fullLayout).filter(k => /^xaxis\\d*$/.test(k)).map(k => gd._fullLayout[k])) {
+  const rects = Array.from(gd.querySelectorAll(`g.${ax._id}tick text`)).map(t => t.getBoundingClientRect())
+                     .sort((a, b) => a.left - b.left);
+  if (!rects.length) continue;
+  out.axes += 1; out.most = Math.max(out.most, rects.length);
+  for (let i = 1; i < rects.length; i++) if (rects[i].left < rects[i - 1].right - 0.5) out.overlaps.push([ax._id, i]);
+}
+return out;
+"""
+
+
+def _add_sentence(d, text: str) -> None:
+    box = d.find_element(By.ID, "explore-sentence-text")
+    box.clear()
+    box.send_keys(text)
+    d.find_element(By.ID, "explore-sentence-add").click()
+
+
+def test_long_sentences_wrap_and_predictions_read_right(server, driver):
+    long = " ".join(["the cat sat on the mat and the dog ran"] * 5)          # 50 tokens
+    driver.get(server + "/explore?model=tiny-lstm&layer=0&state=h&k=3")
+    wait(driver, lambda d: trace_len(d, "explore-cocluster", "units") == 8, what="cells")
+    idle(driver)
+    _add_sentence(driver, long)
+    wait(driver, lambda d: "continued" in (js(d, f"{_graph_js('explore-glyphs')}.layout.annotations"
+                                                 ".map(a => a.text).join('|')") or ""), what="wrapped glyph rows")
+    idle(driver)
+    ticks = driver.execute_script(TICKS_OVERLAP_JS, driver.execute_script(f"return {_graph_js('explore-glyphs')}"))
+    assert ticks["axes"] == 3 and ticks["most"] <= 20 and ticks["overlaps"] == [], ticks
+    listing = driver.find_element(By.ID, "explore-sentence-list").text
+    assert "next word “" in listing                                          # a language model's prediction
+    # a classifier's negative verdict in red, a positive one in green
+    driver.get(server + "/explore?model=tiny-gru&k=3")
+    wait(driver, lambda d: trace_len(d, "explore-cocluster", "units") == 8, what="the GRU's cells")
+    idle(driver)
+    _add_sentence(driver, "terrible awful bad food")
+    pred = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#explore-sentence-list .prediction"),
+                what="the prediction")[0]
+    colour = pred.value_of_css_property("color")
+    label = pred.text.split("→")[1].split("(")[0].strip()
+    assert colour == {"negative": "rgba(198, 40, 40, 1)", "positive": "rgba(46, 125, 50, 1)"}[label], (label, colour)

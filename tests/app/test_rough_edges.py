@@ -233,21 +233,26 @@ def test_a_gate_state_says_what_is_clustered_and_what_sizes_the_words(client):
     assert "Co-clusters of h (hidden); a word's size: its mean |Δh| towards its cloud's chip." in text
 
 
-def test_word_clusters_without_units_are_named_in_the_view(wide_client, wide_store):
+def test_word_clusters_without_units_are_named_in_the_view(lone_store):
     from app.reader import Reader
+    from tests.app.conftest import LONE
 
-    app, c = wide_client
-    view = Reader(wide_store).clusters("tiny-wide", 1, "h", 6)
+    app = create_app(Settings(store=lone_store))
+    c = app.server.test_client()
+    assert c.get("/healthz").status_code == 200     # registers the pages' callbacks
+    model, layer, state, k = LONE
+    view = Reader(lone_store).clusters(model, layer, state, k)
     lone = sorted(set(view.words["cluster"]) - set(view.units["cluster"]))
-    assert lone, "the fixture's k = 6 leaves a word cluster without units"
-    out = dispatch(app, c, ids.EX_SUMMARY, _explore_values(**{ids.EX_MODEL: "tiny-wide", ids.EX_LAYER: 1,
-                                                              ids.EX_K: 6}), f"{ids.EX_K}.value")
+    assert lone == [1, 2, 3]
+    out = dispatch(app, c, ids.EX_SUMMARY, _explore_values(**{ids.EX_MODEL: model, ids.EX_LAYER: layer,
+                                                              ids.EX_STATE: state, ids.EX_K: k}), f"{ids.EX_K}.value")
     text = _text(out[(ids.EX_SUMMARY, "children")])
-    n_clouds = view.words["cluster"].nunique()
-    assert f"{len(lone)} of {n_clouds} word clusters have no units ({', '.join(f'W{i}' for i in lone)}" in text
+    assert "3 of 4 word clusters have no units (W1, W2, W3: co-clustering left their unit clusters empty" in text
+    assert "1 memory chips" in text
     clouds = next(t for t in out[(_key(ids.EX_COCLUSTER), "figure")]["data"] if t.get("name") == "clouds")
     labelled = {cd[1] for cd, t in zip(clouds["customdata"], clouds["text"]) if "no units" in t}
     assert labelled == set(lone)
+    assert all("no chip of its own" in h for cd, h in zip(clouds["customdata"], clouds["hovertext"]) if cd[1] in lone)
 
 
 def test_the_word_picker_finds_any_vocabulary_word_on_the_server(client, app_store):
@@ -270,3 +275,29 @@ def test_the_word_picker_finds_any_vocabulary_word_on_the_server(client, app_sto
                    f"{ids.EX_WORDS}.value")
     boxes = out[(_key(ids.EX_DETAIL), "figure")]["data"]
     assert [b["name"] for b in boxes] == [rare] and out[(ids.EX_DETAIL_MSG, "children")] == ""
+
+
+def test_sentence_glyph_rows_can_sit_beside_their_chips(client):
+    app, c = client
+    out = dispatch(app, c, ids.EX_SENTENCES, {ids.EX_MODEL: "tiny-lstm", ids.EX_SENTENCE_TEXT: "the cat sat on the mat",
+                                              ids.EX_SENTENCES: [], ids.EX_SENTENCE_ADD: 1},
+                   f"{ids.EX_SENTENCE_ADD}.n_clicks")
+    sids = out[(ids.EX_SENTENCES, "data")]
+    values = _explore_values(**{ids.EX_SENTENCES: sids, ids.EX_OPTIONS: ["pos", "align", "glyphs"]})
+    fig = dispatch(app, c, ids.EX_SUMMARY, values, f"{ids.EX_OPTIONS}.value")[(_key(ids.EX_COCLUSTER), "figure")]
+    cells = next(t for t in fig["data"] if t.get("name") == "units")
+    chip_mid = {}
+    for (_, _, j), y in zip(cells["customdata"], cells["y"]):
+        lo, hi = chip_mid.get(j, (y, y))
+        chip_mid[j] = (min(lo, y), max(hi, y))
+    bars = [t for t in fig["data"] if t.get("type") == "bar"]
+    aggregate = next(t for t in bars if t["name"] == "aggregate α+")
+    assert len(aggregate["x"]) == 6 * len(chip_mid)                  # every token, every chip
+    for (_, pos, j), base, x in zip(aggregate["customdata"], aggregate["base"], aggregate["x"]):
+        assert base == pytest.approx(sum(chip_mid[j]) / 2)           # level with its chip
+        assert x < min(cells["x"])                                   # left of the chips
+    tokens = [a["text"] for a in fig["layout"]["annotations"] if a.get("textangle") == -90]
+    assert tokens == ["the", "cat", "sat", "on", "the", "mat"]
+    # off by default
+    plain = dispatch(app, c, ids.EX_SUMMARY, _explore_values(**{ids.EX_SENTENCES: sids}), f"{ids.EX_OPTIONS}.value")
+    assert not [t for t in plain[(_key(ids.EX_COCLUSTER), "figure")]["data"] if t.get("type") == "bar"]
