@@ -18,144 +18,35 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from analytics import store
 from analytics.coclusters import edge_weights
-from analytics.glyphs import class_contributions, glyph_measures
-from analytics.matching import chance_summary, cluster_overlap, contingency, match_units, shuffled_matching
 from analytics.purity import cluster_purity, pos_purity
 from analytics.store import UnknownModelError
+from app.reader_compare import MATCH_SEED, MATCH_SHUFFLES, CompareMixin
+from app.reader_sentences import SentencesMixin
+from app.reader_types import LRU, AnalysisMissingError, ClusterView, LayerData
+
+__all__ = ["Reader", "LRU", "AnalysisMissingError", "ClusterView", "LayerData", "CLUSTER_STATES", "MATCH_SHUFFLES",
+           "MATCH_SEED", "PURITY_SHUFFLES", "PURITY_SEED", "WEAK_N", "WEAK_Z"]
 
 log = logging.getLogger(__name__)
-V = TypeVar("V")
 
 CLUSTER_STATES = ("h", "c")  # states the analysis co-clusters; gates borrow the h clustering
-MATCH_SHUFFLES, MATCH_SEED = 5, 0      # chance baseline of the unit matching (shuffled shared words)
 PURITY_SHUFFLES, PURITY_SEED = 200, 0  # chance baseline of POS purity (shuffled tags)
 WEAK_N, WEAK_Z = 5, 2.0                # a unit's top word is marked weak below this n or |z|
 
 
-class AnalysisMissingError(LookupError):
-    """The model exists but its analysis (responses, co-clusters) is not in the store yet."""
-
-    def __init__(self, model_id: str, what: str, known: Sequence[str] = ()):
-        self.model_id, self.known = model_id, list(known)
-        super().__init__(f"model {model_id!r} has no {what} yet: its analysis has not finished "
-                         f"(run `rnnvis analyze {model_id}` or wait for the job)")
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class LRU(Generic[V]):
-    """A small thread-safe least-recently-used cache: ``get(key, compute)``."""
-
-    def __init__(self, maxsize: int):
-        self.maxsize = maxsize
-        self._data: OrderedDict[Hashable, V] = OrderedDict()
-        self._pending: dict[Hashable, threading.Event] = {}
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
-
-    def get(self, key: Hashable, compute: Callable[[], V]) -> V:
-        """The cached value of ``key``, computing it once (concurrent callers of one key wait for it)."""
-        while True:
-            with self._lock:
-                if key in self._data:
-                    self._data.move_to_end(key)
-                    self.hits += 1
-                    return self._data[key]
-                pending = self._pending.get(key)
-                if pending is None:
-                    self.misses += 1
-                    pending = self._pending[key] = threading.Event()
-                    break
-            pending.wait()  # another thread computes it; then read it (or compute if it failed)
-        try:
-            value = compute()  # outside the lock: a slow query must not block other keys
-            self.put(key, value)
-            return value
-        finally:
-            with self._lock:
-                self._pending.pop(key, None)
-            pending.set()
-
-    def put(self, key: Hashable, value: V) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-
-@dataclass(frozen=True)
-class LayerData:
-    """One (model, layer, state): the co-clustered words and their signed responses.
-
-    word_ids/words/freq/pos [W]; mean [W, H] float32 (s(w)_u); labels: k -> (word labels [W],
-    unit labels [H]); cluster_state: the state whose co-clustering gave the labels.
-    """
-
-    model_id: str
-    layer: int
-    state: str
-    word_ids: np.ndarray
-    words: np.ndarray
-    freq: np.ndarray
-    pos: np.ndarray
-    mean: np.ndarray
-    labels: dict[int, tuple[np.ndarray, np.ndarray]]
-    cluster_state: str
-
-    @property
-    def ks(self) -> list[int]:
-        return sorted(self.labels)
-
-    @property
-    def hidden_size(self) -> int:
-        return int(self.mean.shape[1])
-
-
-@dataclass(frozen=True)
-class ClusterView:
-    """The co-cluster view of one (model, layer, state, k), ready to draw.
-
-    words: one row per co-clustered word (word_id, word, freq, pos, cluster, strength = mean |s| towards
-    the paired unit cluster); units: one row per unit (unit, cluster, rank inside its chip, strength);
-    edges [k, k] e(W_i, H_j) (word cluster × unit cluster); profiles [W, k] mean |s| of each word towards
-    each unit cluster.
-    """
-
-    model_id: str
-    layer: int
-    state: str
-    k: int
-    cluster_state: str
-    words: pd.DataFrame
-    units: pd.DataFrame
-    edges: np.ndarray
-    max_abs: float
-
-
-class Reader:
-    """Read-only access to one store for the dashboard."""
+class Reader(SentencesMixin, CompareMixin):
+    """Read-only access to one store for the dashboard (sentences in :mod:`app.reader_sentences`, unit
+    matching and gradient flow in :mod:`app.reader_compare`)."""
 
     def __init__(self, root: str | os.PathLike[str], *, cache_size: int = 32, checkpoint_cache: int = 4):
         self.root = Path(root)
@@ -450,174 +341,6 @@ class Reader:
                 return {"overall": None, "clusters": None, "k": view.k,
                         "reason": "the corpus has no POS tags (tagged corpora, e.g. Brown, get a purity)"}
         return self._derived.get(("purity", model_id, v, layer, view.cluster_state, view.k), compute)
-
-    # ------------------------------------------------------------------ sentences
-    def _checkpoint(self, model_id: str) -> tuple[Any, Any, list[str]]:
-        from models.checkpoint import checkpoint_file, model_from_checkpoint, read_checkpoint
-        path = checkpoint_file(self.root, model_id)
-        try:
-            mtime = path.stat().st_mtime_ns
-        except FileNotFoundError:
-            from models.checkpoint import CheckpointError
-            raise CheckpointError(f"model {model_id!r} has no checkpoint in the store; "
-                                  "new sentences cannot be evaluated") from None
-
-        def load() -> tuple[Any, Any, list[str]]:
-            ckpt = read_checkpoint(path)
-            model, vocab = model_from_checkpoint(ckpt)
-            return model, vocab, list(ckpt.get("label_names") or [])
-        return self._models.get((model_id, mtime), load)
-
-    def add_sentence(self, model_id: str, text: str, created_by: str = "anonymous") -> str:
-        """Evaluate ``text`` on the model, store it, return its sentence id (SentenceError if empty/too long)."""
-        from analytics.sentences import evaluate_sentence, save_sentence
-        self.model(model_id)  # unknown model -> UnknownModelError
-        model, vocab, labels = self._checkpoint(model_id)
-        res = evaluate_sentence(model, vocab, model_id, text, label_names=labels or None)
-        analysed = set(self.layer_states(model_id).get(0, [])) | {"h"}
-        res.states = {key: v for key, v in res.states.items() if key[1] in analysed}  # what the views can show
-        sid = save_sentence(self.root, res, created_by=created_by)
-        # what was just written is in memory: seed the caches instead of reading it back
-        v = self._sentence_version(sid)
-        if v is not None:
-            meta = pd.DataFrame([{"sentence_id": sid, "model_id": model_id, "text": res.text,
-                                  "created_by": created_by, "prediction": res.prediction,
-                                  "probability": res.probability}])
-            self._small.put(("sentence", sid, v), meta)
-            for (layer, state), values in res.states.items():
-                self._small.put(("sstates", sid, v, layer, state), (list(res.tokens), values.astype(np.float32)))
-        return sid
-
-    def _sentence_version(self, sentence_id: str) -> str | None:
-        try:
-            f = store.table_file(self.root, "sentences", sentence_id, "sentence_states")
-        except ValueError:
-            return None
-        return f.name.split(".")[1] if f is not None else None
-
-    def sentence(self, sentence_id: str) -> dict[str, Any] | None:
-        """The sentence's row (text, model_id, prediction, probability), or None if it is not stored."""
-        v = self._sentence_version(sentence_id)
-        if v is None:
-            return None
-        df = self._small.get(("sentence", sentence_id, v), lambda: self._q(
-            "SELECT * FROM sentences WHERE sentence_id = ?", [sentence_id]))
-        return None if df.empty else df.iloc[0].to_dict()
-
-    def sentence_states(self, sentence_id: str, layer: int, state: str) -> tuple[list[str], np.ndarray]:
-        """(tokens [T], states [T, H]) of a stored sentence for one layer and state."""
-        v = self._sentence_version(sentence_id)
-
-        def load() -> tuple[list[str], np.ndarray]:
-            df = self._q("SELECT position, token, unit, value FROM sentence_states WHERE sentence_id = ? "
-                         "AND layer = ? AND state = ? ORDER BY position, unit", [sentence_id, layer, state])
-            if df.empty:
-                return [], np.zeros((0, 0), np.float32)
-            T, H = int(df["position"].max()) + 1, int(df["unit"].max()) + 1
-            values = np.zeros((T, H), np.float32)
-            values[df["position"].to_numpy(), df["unit"].to_numpy()] = df["value"].to_numpy()
-            tokens = df.drop_duplicates("position").sort_values("position")["token"].tolist()
-            return tokens, values
-        return self._small.get(("sstates", sentence_id, v, layer, state), load)
-
-    def glyphs(self, sentence_id: str, layer: int, state: str, k: int) -> dict[str, Any] | None:
-        """Everything the glyph view draws for one sentence, or None if it is not stored.
-
-        Keys: sentence_id, model_id, task, text, tokens [T], original [T], measures (glyph_measures frame),
-        prediction (a classifier's class, a language model's next word), probability, label_names,
-        contributions [T, C] (classifiers) or None.
-        """
-        meta = self.sentence(sentence_id)
-        if meta is None:
-            return None
-        model_id = str(meta["model_id"])
-        v = self.version(model_id)
-        key = ("glyphs", sentence_id, self._sentence_version(sentence_id), v, layer, state, k)
-        return self._derived.get(key, lambda: self._glyphs(meta, layer, state, k))
-
-    def _glyphs(self, meta: dict[str, Any], layer: int, state: str, k: int) -> dict[str, Any]:
-        from models.text import tokenize
-        model_id, sid = str(meta["model_id"]), str(meta["sentence_id"])
-        view = self.clusters(model_id, layer, state, k)
-        tokens, values = self.sentence_states(sid, layer, state)
-        if not tokens:
-            raise AnalysisMissingError(model_id, f"sentence states for layer {layer} state {state!r}")
-        ul = view.units.sort_values("unit")["cluster"].to_numpy()
-        measures = glyph_measures(values, ul)
-        original = tokenize(str(meta["text"]))
-        if len(original) != len(tokens):   # a tokenizer change since the sentence was stored
-            original = tokens
-        out: dict[str, Any] = {"sentence_id": sid, "model_id": model_id, "text": str(meta["text"]),
-                               "tokens": tokens, "original": original, "measures": measures, "k": view.k,
-                               "prediction": meta.get("prediction"), "probability": meta.get("probability"),
-                               "label_names": [], "contributions": None}
-        info = self.model(model_id)
-        out["task"] = str(info["task"])
-        if info["task"] == "sentiment":
-            last = int(info["layers"]) - 1
-            try:
-                model, _, labels = self._checkpoint(model_id)
-                _, h = self.sentence_states(sid, last, "h")
-                w = model.head.weight.detach().cpu().numpy()
-                out["contributions"] = class_contributions(h, w)
-                out["label_names"] = labels or [str(i) for i in range(w.shape[0])]
-            except Exception as e:  # noqa: BLE001 - the glyphs still draw without the explanation
-                log.warning("no classifier contributions for %s: %s", sid, e)
-        return out
-
-    # ------------------------------------------------------------------ compare
-    def matching(self, a: tuple[str, int, str], b: tuple[str, int, str], k: int) -> dict[str, Any]:
-        """Hungarian matching of the units of a and b = (model, layer, state) over their shared words.
-
-        Returns {"pairs": DataFrame unit_a, unit_b, correlation, cluster_a, cluster_b; "overlap": dict
-        (adjusted_rand, nmi, pairs, shared_words); "contingency": DataFrame; "k": k; "chance": the same
-        matching on shuffled words (:func:`analytics.matching.chance_summary`)}. The matching and its
-        chance level do not depend on k and are computed once per pair; k only relabels them.
-        """
-        va, vb = self.version(a[0]), self.version(b[0])
-        return self._derived.get(("match", a, va, b, vb, k), lambda: self._match(a, b, k))
-
-    def unit_pairs(self, a: tuple[str, int, str], b: tuple[str, int, str]) -> dict[str, Any]:
-        """{"pairs": match_units frame, "shared_words": n, "chance": chance_summary} (cached per pair)."""
-        va, vb = self.version(a[0]), self.version(b[0])
-        return self._derived.get(("pairs", a, va, b, vb), lambda: self._unit_pairs(a, b))
-
-    def _unit_pairs(self, a: tuple[str, int, str], b: tuple[str, int, str]) -> dict[str, Any]:
-        da, db = self.layer_data(*a), self.layer_data(*b)
-        ia = pd.Series(np.arange(len(da.words)), index=da.words)
-        ib = pd.Series(np.arange(len(db.words)), index=db.words)
-        ia = ia[~ia.index.duplicated()]
-        ib = ib[~ib.index.duplicated()]
-        shared = ia.index.intersection(ib.index)
-        if len(shared) < 3:
-            raise ValueError(f"{a[0]} and {b[0]} share only {len(shared)} co-clustered words; "
-                             "units cannot be matched (pick models trained on similar text)")
-        ma = da.mean[ia.loc[shared].to_numpy()].astype(np.float64)
-        mb = db.mean[ib.loc[shared].to_numpy()].astype(np.float64)
-        pairs = match_units(ma, mb)
-        shuffled = shuffled_matching(ma, mb, shuffles=MATCH_SHUFFLES, seed=MATCH_SEED)
-        return {"pairs": pairs, "shared_words": int(len(shared)),
-                "chance": {**chance_summary(shuffled, pairs["correlation"].to_numpy()), "seed": MATCH_SEED}}
-
-    def _match(self, a: tuple[str, int, str], b: tuple[str, int, str], k: int) -> dict[str, Any]:
-        up = self.unit_pairs(a, b)
-        pairs = up["pairs"].copy()
-        va, vb = self.clusters(*a, k), self.clusters(*b, k)
-        la = va.units.sort_values("unit")["cluster"].to_numpy()
-        lb = vb.units.sort_values("unit")["cluster"].to_numpy()
-        pairs["cluster_a"] = la[pairs["unit_a"].to_numpy()]
-        pairs["cluster_b"] = lb[pairs["unit_b"].to_numpy()]
-        overlap = cluster_overlap(la, lb, pairs)
-        overlap["shared_words"] = up["shared_words"]
-        return {"pairs": pairs, "overlap": overlap, "contingency": contingency(la, lb, pairs), "k": va.k,
-                "chance": up["chance"]}
-
-    def gradient_flow(self, model_ids: Sequence[str]) -> pd.DataFrame:
-        ids = [m for m in dict.fromkeys(model_ids) if m]
-        key = ("gflow", tuple((m, self._version_or_none(m)) for m in ids))
-        return self._small.get(key, lambda: self._q(
-            "SELECT model_id, layer, distance, grad_norm, grad_norm_std FROM gradient_flow "
-            "WHERE list_contains(?, model_id) ORDER BY model_id, layer, distance", [ids]))
 
     def cache_info(self) -> dict[str, int]:
         return {"small": len(self._small), "layers": len(self._layers), "views": len(self._views),
