@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["SlotsBusy", "run_dir", "store_link", "query_slot"]
+__all__ = ["SlotsBusy", "run_dir", "store_link", "query_slot", "try_slot"]
 
 
 class SlotsBusy(Exception):
@@ -64,8 +64,10 @@ def store_link(store_root: str | os.PathLike[str]) -> Path:
     return link
 
 
-def _grab(directory: Path, prefix: str, n: int) -> int | None:
-    """A descriptor holding an exclusive lock on one of ``<prefix>-0..n-1.lock``, or None if all are held."""
+def try_slot(directory: Path, prefix: str, n: int) -> int | None:
+    """A descriptor holding an exclusive lock on one of ``<prefix>-0..n-1.lock``, or None if all are held.
+
+    Close the descriptor to free the slot (the kernel does it if the process dies)."""
     for i in range(n):
         fd = os.open(directory / f"{prefix}-{i}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -87,13 +89,13 @@ def query_slot(store_root: str | os.PathLike[str], user: str | None, *, per_user
     held: list[int] = []
     try:
         if user is not None:
-            fd = _grab(directory, "user-" + hashlib.sha256(user.encode("utf-8", "surrogateescape")).hexdigest()[:16],
-                       per_user)
+            tag = hashlib.sha256(user.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+            fd = try_slot(directory, f"user-{tag}", per_user)
             if fd is None:
                 raise SlotsBusy(f"You already have {per_user} {'query' if per_user == 1 else 'queries'} running; "
                                 "wait for one to finish, then run this one again.")
             held.append(fd)
-        fd = _grab(directory, "slot", total)
+        fd = try_slot(directory, "slot", total)
         if fd is None:
             raise SlotsBusy(f"Too many queries are running on this server ({total} at once); try again in a "
                             "moment.")

@@ -15,16 +15,21 @@ ones before it:
 - ``member``: also submit and cancel jobs, upload corpora and models, evaluate sentences;
 - ``admin``: also delete models and manage users.
 
-Sessions are Flask's signed cookies (``RNNVIS_SECRET_KEY``; HttpOnly,
-SameSite=Lax, Secure unless ``RNNVIS_COOKIE_SECURE=off``) holding the user
-name and the user's session version: removing a user, changing the role or
-the password ends their sessions. The user record is looked up at every
-request, so a role change applies at once.
+Sessions are server-side records (:mod:`app.sessions`) named by a random id in
+Flask's signed cookie (``RNNVIS_SECRET_KEY``; HttpOnly, SameSite=Lax, Secure
+unless ``RNNVIS_COOKIE_SECURE=off``). A session ends when its user signs out
+(``POST /logout`` with the session's form token), :data:`SESSION_HOURS` after
+sign-in whatever happens in between, and when the user is removed or their
+role or password changes. The user record is looked up at every request, so a
+role change applies at once. Passwords follow :mod:`app.passwords`; failed
+sign-ins are throttled per account and per client address, and password
+checks are capped machine-wide (:mod:`app.throttle`).
 
 The gate (a ``before_request`` hook) refuses every route without a session
 except ``/login``, ``/logout`` and ``/healthz``: JSON 401 for Dash's API
 routes (``/_dash-*``, ``/_reload-hash``, ...) and any non-GET, a redirect to
-``/login`` for everything else (pages, assets, component bundles). For
+``/login`` for everything else (pages, assets, component bundles). It caps
+the request body by role before anything reads it (:mod:`app.security`). For
 ``/_dash-update-component`` it also checks the role a callback needs
 (:data:`ROLE_BY_INPUT`: a callback fed by one of those inputs is an action),
 answering a refused action with a message in the callback's first
@@ -38,6 +43,7 @@ import fcntl
 import hmac
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -49,7 +55,9 @@ from urllib.parse import quote, urlsplit
 
 import flask
 
-from app import ids
+from app import ids, passwords, security
+from app.sessions import SessionStore
+from app.throttle import LoginThrottle, argon2_slot
 
 if TYPE_CHECKING:
     import dash
@@ -61,11 +69,12 @@ log = logging.getLogger(__name__)
 ROLES = ("viewer", "member", "admin")
 _RANK = {r: i for i, r in enumerate(ROLES)}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-MIN_PASSWORD = 8
-MAX_PASSWORD = 1024
+MIN_PASSWORD = passwords.MIN_LENGTH
+MAX_PASSWORD = passwords.MAX_LENGTH
 SESSION_HOURS = 12
 PUBLIC_PATHS = frozenset({"/login", "/logout", "/healthz"})
 USERS_KEY = "RNNVIS_USERS"
+SESSIONS_KEY = "RNNVIS_SESSIONS"
 
 #: Callbacks fed by these component ids (or pattern-id types) are actions needing at least this role;
 #: declared next to the ids themselves (:data:`app.ids.ACTION_ROLES`).
@@ -210,16 +219,15 @@ class UserStore:
             os.close(fd)
 
     @staticmethod
-    def _check_password(password: str) -> None:
-        if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-            raise AuthError(f"the password needs at least {MIN_PASSWORD} characters")
-        if len(password) > MAX_PASSWORD:
-            raise AuthError(f"the password is longer than {MAX_PASSWORD} characters")
+    def _check_password(password: str, name: str) -> None:
+        problem = passwords.problem(password, name)
+        if problem:
+            raise AuthError(problem)
 
     def add(self, name: str, password: str, role: str, *, created_by: str = "cli") -> User:
         check_name(name)
         check_role(role)
-        self._check_password(password)
+        self._check_password(password, name)
         digest = _hasher().hash(password)
 
         def fn(users):
@@ -251,7 +259,7 @@ class UserStore:
         self._update(fn)
 
     def set_password(self, name: str, password: str, *, bump_session: bool = True) -> None:
-        self._check_password(password)
+        self._check_password(password, name)
         digest = _hasher().hash(password)
 
         def fn(users):
@@ -391,15 +399,44 @@ def _esc(text: str) -> str:
     return escape(text or "", quote=True)
 
 
-def _login_page(error: str = "", user: str = "", status: int = 200):
-    token = flask.session.get("csrf") or secrets.token_urlsafe(24)
-    flask.session["csrf"] = token
+def _login_page(error: str = "", user: str = "", status: int = 200, retry_after: float | None = None):
+    token = form_token()
     nxt = _safe_next(flask.request.values.get("next"))
     body = _PAGE.format(csrf=_esc(token), next=_esc(nxt), user=_esc(user),
                         error=f'<div class="err" role="alert">{_esc(error)}</div>' if error else "")
     resp = flask.make_response(body, status)
     resp.headers["Cache-Control"] = "no-store"
+    if retry_after is not None:
+        resp.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     return resp
+
+
+_LOGOUT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>RNNVis · Sign out</title>
+<style>body{{font-family:system-ui,sans-serif;display:flex;min-height:100vh;align-items:center;justify-content:center}}
+button{{padding:.6em 1.4em;border:0;border-radius:4px;background:#1565c0;color:#fff;font-size:1em;cursor:pointer}}
+</style></head><body><form method="post" action="/logout">
+<input type="hidden" name="csrf" value="{csrf}"><button type="submit">Sign out</button>{error}</form></body></html>"""
+
+
+def form_token() -> str:
+    """This session's form token (made on first use): the sign-in and sign-out forms carry it ("" outside a request)."""
+    if not flask.has_request_context():
+        return ""
+    token = flask.session.get("csrf")
+    if not isinstance(token, str) or not token:
+        token = flask.session["csrf"] = secrets.token_urlsafe(24)
+    return token
+
+
+def sessions_path(users: UserStore) -> Path:
+    """``users.sessions.json`` next to the users file."""
+    return users.path.with_name(users.path.stem + ".sessions.json")
+
+
+def throttle_path(users: UserStore) -> Path:
+    """``users.throttle.json`` next to the users file."""
+    return users.path.with_name(users.path.stem + ".throttle.json")
 
 
 # --------------------------------------------------------------------------- installation
@@ -418,36 +455,66 @@ def install(app: "dash.Dash", settings: "Settings") -> None:
         SESSION_COOKIE_NAME="rnnvis_session", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=bool(settings.cookie_secure),
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=SESSION_HOURS),
+        SESSION_REFRESH_EACH_REQUEST=False,  # the cookie's expiry stays that of the sign-in
     )
     users = UserStore(users_path(settings))
+    sessions = SessionStore(sessions_path(users), SESSION_HOURS * 3600)
+    throttle = LoginThrottle(throttle_path(users))
     server.config[USERS_KEY] = users
+    server.config[SESSIONS_KEY] = sessions
+    member_cap = security.member_max_body()
     if not users.path.exists():
         log.warning("hosted mode: no users file at %s yet; add an admin with `rnnvis users add NAME --role admin`",
                     users.path)
+
+    def _form_token_ok() -> bool:
+        token = flask.session.get("csrf")
+        return bool(token) and hmac.compare_digest(str(token), str(flask.request.form.get("csrf", "")))
 
     def login():
         if flask.request.method == "GET":
             return _login_page()
         form = flask.request.form
-        token = flask.session.get("csrf")
-        if not token or not hmac.compare_digest(token, form.get("csrf", "")):
+        if not _form_token_ok():
             hint = ("" if flask.request.is_secure or not server.config["SESSION_COOKIE_SECURE"] else
                     " (the session cookie is HTTPS-only: serve over HTTPS, or set RNNVIS_COOKIE_SECURE=off "
                     "for plain HTTP on a trusted network)")
             return _login_page("The sign-in form expired; try again." + hint, status=400)
         name = (form.get("username") or "").strip()[:64]
-        ok = users.verify(name, (form.get("password") or "")[:MAX_PASSWORD])
+        address = flask.request.remote_addr
+        wait = throttle.retry_after(name, address)
+        if wait > 0:
+            log.info("throttled sign-in for %r from %s (%.0f s left)", name, address, wait)
+            return _login_page(f"Too many failed sign-ins for this account or from this address; try again in "
+                               f"{math.ceil(wait / 60)} min.", user=name, status=429, retry_after=wait)
+        with argon2_slot(settings.store) as free:
+            if not free:
+                return _login_page("The server is busy checking other sign-ins; try again in a few seconds.",
+                                   user=name, status=429, retry_after=5)
+            ok = users.verify(name, (form.get("password") or "")[:MAX_PASSWORD])
         if ok is None:
-            log.info("failed sign-in for %r from %s", name, flask.request.remote_addr)
+            throttle.failed(name, address)
+            log.info("failed sign-in for %r from %s", name, address)
             return _login_page("Wrong user name or password.", user=name, status=401)
+        throttle.succeeded(name)
         user, version = ok
         flask.session.clear()  # a fresh session: no fixation
         flask.session.permanent = True
-        flask.session.update(user=user.name, v=version)
+        flask.session.update(sid=sessions.create(user.name, version), csrf=secrets.token_urlsafe(24))
         log.info("%s signed in (%s)", user.name, user.role)
         return flask.redirect(_safe_next(form.get("next")), 303)
 
     def logout():
+        if flask.request.method == "GET":  # a page with the form: signing out takes a POST with the form token
+            if sessions.get(flask.session.get("sid")) is None:
+                return flask.redirect("/login", 303)
+            resp = flask.make_response(_LOGOUT_PAGE.format(csrf=_esc(form_token()), error=""))
+            resp.headers["Cache-Control"] = "no-store"
+            return resp
+        if not _form_token_ok():
+            return flask.make_response(_LOGOUT_PAGE.format(
+                csrf=_esc(form_token()), error='<p role="alert">The form expired; sign out again.</p>'), 400)
+        sessions.end(flask.session.get("sid"))
         flask.session.clear()
         return flask.redirect("/login", 303)
 
@@ -459,15 +526,22 @@ def install(app: "dash.Dash", settings: "Settings") -> None:
         req = flask.request
         path = req.path
         if path in PUBLIC_PATHS:
-            return None
-        name, version = flask.session.get("user"), flask.session.get("v")
-        user = users.user(name, str(version or "")) if isinstance(name, str) else None
+            return security.refuse_large_body(security.ANONYMOUS_MAX_BODY)
+        rec = sessions.get(flask.session.get("sid"))
+        user = users.user(str(rec.get("user")), str(rec.get("v", ""))) if rec else None
         if user is None:
+            too_big = security.refuse_large_body(security.ANONYMOUS_MAX_BODY)
+            if too_big is not None:
+                return too_big
             if _is_api(path) or req.method != "GET":
                 return flask.jsonify({"error": "sign in first", "login": "/login"}), 401
             target = req.full_path if req.query_string else path
             return flask.redirect(f"/login?next={quote(target, safe='/?=&')}", 302)
         flask.g.user = user
+        # the role's body cap before anything reads the body (viewers never upload)
+        too_big = security.refuse_large_body(member_cap if user.can("member") else security.VIEWER_MAX_BODY)
+        if too_big is not None:
+            return too_big
         if req.method == "POST" and path.endswith("/_dash-update-component"):
             body = req.get_json(silent=True) or {}
             need = _callback_role(app, str(body.get("output", "")))
@@ -476,10 +550,3 @@ def install(app: "dash.Dash", settings: "Settings") -> None:
                 return _refuse_callback(body, f"Only {need}s{' and admins' if need == 'member' else ''} can do "
                                               f"this; you are signed in as {user.name} ({user.role}).")
         return None
-
-    @server.after_request
-    def _headers(resp):
-        resp.headers.setdefault("X-Frame-Options", "DENY")
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("Referrer-Policy", "same-origin")
-        return resp

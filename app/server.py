@@ -18,7 +18,7 @@ import flask
 from dash import ALL, Input, Output, dcc, html
 
 from analytics.settings import Settings
-from app import auth, context, ids
+from app import auth, context, ids, security
 from app.reader import Reader
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,12 @@ def _nav(hosted: bool = False) -> html.Header:
                                  value="png", inline=True, className="export-radio",
                                  persistence=True, persistence_type="local")], className="export"),
         html.Div([html.Span(id=ids.USER_BADGE, className="muted small"),
-                  html.A("Sign out", href="/logout", className="nav-link", id=ids.SIGN_OUT)] if hosted else [],
+                  # signing out is a POST with the session's form token (no cross-site sign-out by a link)
+                  html.Form(html.Button("Sign out", type="submit", name="csrf", value=auth.form_token(),
+                                        className="nav-link", id=ids.SIGN_OUT,
+                                        style={"background": "none", "border": 0, "cursor": "pointer",
+                                               "font": "inherit"}),
+                            method="post", action="/logout", style={"display": "inline"})] if hosted else [],
                  className="user"),
     ], className="topbar", id=ids.NAV)
 
@@ -70,9 +75,14 @@ def create_app(settings: Settings) -> dash.Dash:
     )
     app.server.config[context.SETTINGS_KEY] = settings
     app.server.config[context.READER_KEY] = Reader(settings.store)
+    security.install(app, settings)
     if settings.auth:
         auth.install(app, settings)
-    app.layout = html.Div([_nav(settings.auth), html.Div(dash.page_container, className="content")], className="app")
+
+    def layout() -> html.Div:  # per page load: the sign-out form carries this session's token
+        return html.Div([_nav(settings.auth), html.Div(dash.page_container, className="content")], className="app")
+
+    app.layout = layout if settings.auth else layout()
     # suppress_callback_exceptions stays False: on the first request Dash sets app.validation_layout to
     # this layout plus every page's layout() (each returns its full skeleton, whatever the URL holds), so
     # a callback naming an id that no page has fails loudly.
@@ -97,12 +107,14 @@ def create_app(settings: Settings) -> dash.Dash:
 
     @app.server.route("/healthz")
     def _healthz():
+        """Liveness for load balancers, open to anyone: says whether the store can be read, and nothing else."""
         reader: Reader = app.server.config[context.READER_KEY]
         try:
-            n = len(reader.model_ids())
+            reader.model_ids()
         except OSError as e:
-            return flask.jsonify({"status": "error", "error": str(e)}), 503
-        return flask.jsonify({"status": "ok", "models": n})
+            log.warning("health check: the store cannot be read: %s", e)
+            return flask.jsonify({"status": "error"}), 503
+        return flask.jsonify({"status": "ok"})
 
     return app
 
@@ -118,9 +130,10 @@ def check_bind(settings: Settings) -> None:
 def create_wsgi() -> "flask.Flask":
     """The WSGI app for gunicorn, configured from the environment (``gunicorn 'app.server:create_wsgi()'``)."""
     settings = Settings.from_env()
+    security.check_open_bind(settings)  # open mode on a non-loopback gunicorn bind: refuse to start
     if not settings.auth:
-        log.warning("RNNVIS_AUTH is off: anyone who can reach this server can use it; bind it to 127.0.0.1 "
-                    "or set RNNVIS_AUTH=on")
+        log.warning("RNNVIS_AUTH is off: anyone who can reach this server can use it; it is served on loopback "
+                    "only (set RNNVIS_AUTH=on to serve beyond this machine)")
     return create_app(settings).server
 
 

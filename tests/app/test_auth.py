@@ -6,15 +6,20 @@ file of their own. Callback requests are built from the app's own callback map, 
 from __future__ import annotations
 
 import io
+import json
 import re
+import subprocess
+import sys
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import dash
 import pytest
 
 from analytics import store
 from analytics.settings import Settings
-from app import auth
+from app import auth, security, throttle
 from app.cli import main
 from app.server import check_bind, create_app
 
@@ -42,6 +47,13 @@ def _login(app, name, password=None, next_="/"):
     r = c.post("/login", data={"username": name, "password": password or PASSWORDS[name], "csrf": token,
                                "next": next_})
     return c, r
+
+
+def _logout(client):
+    """Sign out as the Sign out button does: POST /logout with the session's form token."""
+    page = client.get("/logout")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    return client.post("/logout", data={"csrf": token})
 
 
 def _key(app, fragment: str) -> str:
@@ -106,10 +118,10 @@ def test_every_route_is_refused_without_a_session(hosted):
         assert r.status_code == 401, url
 
 
-def test_health_endpoint_stays_open(hosted):
+def test_health_endpoint_stays_open_and_says_only_that_the_app_lives(hosted):
     app, _ = hosted
     r = app.server.test_client().get("/healthz")
-    assert r.status_code == 200 and r.json["status"] == "ok" and r.json["models"] == 2
+    assert r.status_code == 200 and r.json == {"status": "ok"}     # no model count without sign-in
 
 
 @pytest.mark.parametrize("name", ["vera", "mo", "ada"])
@@ -121,6 +133,9 @@ def test_each_role_can_browse_every_page_and_run_sql(hosted, name):
         if method != "GET" or url in auth.PUBLIC_PATHS or "component-suites" in url or url.startswith("/static"):
             continue
         r = c.get(url)
+        if url == "/models":  # an alias of the home page
+            assert r.status_code == 302 and r.headers["Location"] == "/"
+            continue
         assert r.status_code == 200, (name, url, r.status_code)
     r = _callback(c, app, "sql-table.columns", [("sql-run", "n_clicks", 1)],
                   [("sql-editor", "value", "SELECT model_id FROM models ORDER BY 1")])
@@ -178,7 +193,7 @@ def test_only_admins_manage_users_and_delete_models(hosted):
     inputs = [("admin-add", "n_clicks", 1), ("admin-set-role", "n_clicks", 0),
               ("admin-remove", "submit_n_clicks", None), ("admin-delete-model", "submit_n_clicks", None)]
     state = [("admin-new-name", "value", "newbie"), ("admin-new-role", "value", "member"),
-             ("admin-new-password", "value", "newbie-pass-1"), ("admin-user", "value", None),
+             ("admin-new-password", "value", "fresh-start-77"), ("admin-user", "value", None),
              ("admin-role", "value", "member"), ("admin-model", "value", None)]
     for name in ("vera", "mo"):
         c, _ = _login(app, name)
@@ -189,7 +204,7 @@ def test_only_admins_manage_users_and_delete_models(hosted):
     r = _callback(c, app, "admin-msg.children", inputs, state)
     assert "Added newbie" in r.text and users.user("newbie") == auth.User("newbie", "member")
     assert "vera" in r.text and r.json["response"]["admin-panel"]["style"] == {}
-    newbie, r = _login(app, "newbie", "newbie-pass-1")
+    newbie, r = _login(app, "newbie", "fresh-start-77")
     assert r.status_code == 303 and newbie.get("/_dash-layout").status_code == 200
     # removing a user ends their session at once
     r = _callback(c, app, "admin-msg.children",
@@ -215,7 +230,7 @@ def test_sign_in_refusals_logout_and_cookie_flags(hosted):
     cookie = r.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "rnnvis_session=" in cookie
     assert c.get("/_dash-layout").status_code == 200
-    assert c.get("/logout").status_code == 303
+    assert _logout(c).status_code == 303
     assert c.get("/_dash-layout").status_code == 401
     # a role change ends the sessions of that user (they sign in again with the new role)
     c, _ = _login(app, "vera")
@@ -267,3 +282,209 @@ def test_users_cli(tmp_path, monkeypatch, capsys):
     assert "a-long-password" not in (tmp_path / "u.json").read_text()
     assert (tmp_path / "u.json").stat().st_mode & 0o077 == 0
     assert main(["users", "remove", "kim"]) == 0 and len(users) == 0
+
+
+# --------------------------------------------------------------------------- sessions that end
+
+
+@pytest.fixture
+def fresh(app_store, tmp_path):
+    """A hosted app with its own users, sessions and sign-in counts (the throttle tests fill them)."""
+    users_file = tmp_path / "users.json"
+    users = auth.UserStore(users_file)
+    for name, pw in PASSWORDS.items():
+        users.add(name, pw, ROLE_OF[name], created_by="test")
+    app = create_app(Settings(store=app_store, auth=True, secret_key=SECRET, users_file=users_file,
+                              cookie_secure=False))
+    app.server.test_client().get("/healthz")
+    return app, users
+
+
+def _cookie(client) -> str:
+    return client.get_cookie("rnnvis_session").value
+
+
+def _replay(app, cookie: str):
+    """A new client (another browser) that presents a saved copy of a session cookie."""
+    c = app.server.test_client()
+    c.set_cookie("rnnvis_session", cookie)
+    return c
+
+
+def test_signing_out_ends_the_session_for_every_copy_of_the_cookie(fresh):
+    app, _ = fresh
+    c, _ = _login(app, "vera", next_="/sql")
+    saved = _cookie(c)
+    assert _replay(app, saved).get("/sql").status_code == 200
+    # GET /logout only shows the form; a POST without this session's token ends nothing
+    assert c.get("/logout").status_code == 200 and c.post("/logout", data={"csrf": "forged"}).status_code == 400
+    assert _replay(app, saved).get("/sql").status_code == 200
+    assert _logout(c).status_code == 303
+    stolen = _replay(app, saved)
+    assert stolen.get("/sql").status_code == 302 and stolen.get("/_dash-layout").status_code == 401
+    r = _callback(stolen, app, "sql-table.columns", [("sql-run", "n_clicks", 1)],
+                  [("sql-editor", "value", "SELECT model_id FROM models")])
+    assert r.status_code == 401
+
+
+def test_the_sign_out_button_posts_the_form_token(fresh):
+    app, _ = fresh
+    c, _ = _login(app, "vera")
+    layout = json.dumps(c.get("/_dash-layout").json)
+    form = re.search(r'\{"props": \{"children": \{"props": \{"children": "Sign out".*?"type": "Form"', layout)
+    assert form and '"method": "post"' in form.group(0) and '"action": "/logout"' in form.group(0)
+    button = json.loads(form.group(0) + "}")["props"]["children"]["props"]   # submits csrf=<its value>
+    assert button["type"] == "submit" and button["name"] == "csrf"
+    token = button["value"]
+    assert c.post("/logout", data={"csrf": token}).status_code == 303
+    assert c.get("/_dash-layout").status_code == 401
+
+
+def test_a_session_ends_at_its_lifetime_whatever_its_use(fresh):
+    app, _ = fresh
+    c, _ = _login(app, "mo")
+    sessions = app.server.config[auth.SESSIONS_KEY]
+    (key, rec), = sessions.file.read().items()
+    assert rec["expires"] - rec["created"] == auth.SESSION_HOURS * 3600
+    for _ in range(3):  # using the session neither re-sends the cookie nor moves the end
+        r = c.get("/_dash-layout")
+        assert r.status_code == 200 and "Set-Cookie" not in r.headers
+    assert sessions.file.read()[key]["expires"] == rec["expires"]
+    saved = _cookie(c)
+    # 12 hours pass: the record says so (as it will after that time)
+    sessions.file.update(lambda records: records[key].update(expires=time.time() - 1))
+    assert c.get("/_dash-layout").status_code == 401 and _replay(app, saved).get("/sql").status_code == 302
+
+
+# --------------------------------------------------------------------------- sign-in throttling
+
+
+def _login_from(app, address: str, name: str, password: str):
+    c = app.server.test_client()
+    c.environ_base["REMOTE_ADDR"] = address
+    page = c.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    return c.post("/login", data={"username": name, "password": password, "csrf": token, "next": "/"})
+
+
+def test_ten_failures_lock_the_account_from_any_address(fresh):
+    app, _ = fresh
+    for i in range(10):
+        assert _login_from(app, f"10.0.1.{i}", "vera", "wrong-password-x").status_code == 401
+    r = _login_from(app, "10.0.1.99", "vera", PASSWORDS["vera"])       # the right password, a new address
+    assert r.status_code == 429 and "Too many failed sign-ins" in r.text
+    assert 0 < int(r.headers["Retry-After"]) <= 15 * 60
+    assert _login_from(app, "10.0.1.99", "mo", PASSWORDS["mo"]).status_code == 303   # other accounts: fine
+
+
+def test_ten_failures_lock_the_address_for_any_account(fresh):
+    app, _ = fresh
+    for i in range(10):
+        assert _login_from(app, "10.0.2.1", f"guess{i}", "wrong-password-x").status_code == 401
+    assert _login_from(app, "10.0.2.1", "ada", PASSWORDS["ada"]).status_code == 429
+    assert _login_from(app, "10.0.2.2", "ada", PASSWORDS["ada"]).status_code == 303
+
+
+def test_a_success_clears_the_account_count(fresh):
+    app, _ = fresh
+    for i in range(9):
+        assert _login_from(app, f"10.0.3.{i}", "mo", "wrong-password-x").status_code == 401
+    assert _login_from(app, "10.0.3.50", "mo", PASSWORDS["mo"]).status_code == 303
+    for i in range(9):
+        assert _login_from(app, f"10.0.4.{i}", "mo", "wrong-password-x").status_code == 401
+    assert _login_from(app, "10.0.4.50", "mo", PASSWORDS["mo"]).status_code == 303
+
+
+def test_password_checks_are_capped_on_the_machine(fresh, app_store):
+    """With every password-check slot held (by another process), a sign-in is answered 429 without checking."""
+    app, _ = fresh
+    n = throttle.argon2_slots()
+    code = ("import sys; from analytics import sandbox_slots as s\n"
+            f"d = s.run_dir({str(app_store)!r}); fds = [s.try_slot(d, 'argon2', {n}) for _ in range({n})]\n"
+            "print('held' if all(f is not None for f in fds) else 'not held', flush=True); sys.stdin.read()\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        r = _login_from(app, "10.0.5.1", "vera", PASSWORDS["vera"])
+        assert r.status_code == 429 and "busy" in r.text and r.headers["Retry-After"]
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    assert _login_from(app, "10.0.5.1", "vera", PASSWORDS["vera"]).status_code == 303
+
+
+# --------------------------------------------------------------------------- password policy
+
+
+@pytest.mark.parametrize("name,password,why", [
+    ("kim", "password", "most common"), ("kim", "Password123!", "most common"), ("kim", "qwertyuiop", "most common"),
+    ("kim", "aaaaaaaa", "repeats"), ("kim", "abababab", "repeats"), ("kim", "87654321", "run of"),
+    ("kim", "abcdefghij", "run of"), ("kimberly", "kimberly", "user name"), ("kimberly", "Kimberly-2024", "user name"),
+    ("kim", "rnnvis-2024", "application's name"), ("kim", "short1", "at least 8"),
+])
+def test_common_and_trivial_passwords_are_refused(tmp_path, name, password, why):
+    users = auth.UserStore(tmp_path / "u.json")
+    with pytest.raises(auth.AuthError, match=why):
+        users.add(name, password, "viewer")
+    users.add(name, "tulip-anvil-river", "viewer")
+    with pytest.raises(auth.AuthError, match=why):
+        users.set_password(name, password)
+
+
+def test_the_admin_page_and_cli_give_the_policy_message(fresh, tmp_path, monkeypatch, capsys):
+    app, users = fresh
+    c, _ = _login(app, "ada")
+    r = _callback(c, app, "admin-msg.children",
+                  [("admin-add", "n_clicks", 1), ("admin-set-role", "n_clicks", 0),
+                   ("admin-remove", "submit_n_clicks", None), ("admin-delete-model", "submit_n_clicks", None)],
+                  [("admin-new-name", "value", "lee"), ("admin-new-role", "value", "member"),
+                   ("admin-new-password", "value", "password1"), ("admin-user", "value", None),
+                   ("admin-role", "value", "member"), ("admin-model", "value", None)])
+    assert "most common" in r.text and users.user("lee") is None
+    monkeypatch.setenv("RNNVIS_USERS_FILE", str(tmp_path / "cli.json"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("letmein1\n"))
+    assert main(["users", "add", "lee", "--password-stdin"]) == 2
+    assert "most common" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- request size, headers
+
+
+def test_bodies_over_the_cap_of_the_role_are_refused_before_parsing(fresh):
+    app, _ = fresh
+    anon = app.server.test_client()
+    big_form = {"username": "x" * (security.ANONYMOUS_MAX_BODY + 10), "password": "y", "csrf": "z"}
+    r = anon.post("/login", data=big_form)
+    assert r.status_code == 413 and r.headers["Connection"] == "close"
+    assert anon.post("/_dash-update-component", data=b"{" * (64 << 10),
+                     content_type="application/json").status_code == 413
+    viewer, _ = _login(app, "vera")
+    key = _key(app, "sql-table.columns")
+    body = {"output": key, "outputs": _outputs(key), "inputs": [{"id": "sql-run", "property": "n_clicks", "value": 1}],
+            "state": [{"id": "sql-editor", "property": "value", "value": "SELECT 1 -- " + "x" * (2 << 20)}],
+            "changedPropIds": ["sql-run.n_clicks"]}
+    r = viewer.post("/_dash-update-component", json=body)
+    assert r.status_code == 413 and r.is_json and "limit" in r.json["error"]
+    member, _ = _login(app, "mo")    # members upload files: the same body is read (and the query refused)
+    r = member.post("/_dash-update-component", json=body)
+    assert r.status_code == 200 and "longer than" in r.text
+
+
+def test_security_headers_on_every_response(fresh, app_store):
+    app, _ = fresh
+    c, _ = _login(app, "vera")
+    for url in ("/", "/sql", "/_dash-layout", "/login", "/healthz", "/assets/style.css"):
+        h = c.get(url).headers
+        csp = h["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
+        script_src = next(p for p in csp.split(";") if p.strip().startswith("script-src"))
+        assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src
+        assert app.csp_hashes() and all(x in script_src.split() for x in app.csp_hashes())  # Dash's inline scripts
+        assert h["X-Frame-Options"] == "DENY" and h["X-Content-Type-Options"] == "nosniff"
+        assert "Strict-Transport-Security" not in h                          # cookies are not Secure here
+    secure = create_app(Settings(store=app_store, auth=True, secret_key=SECRET,
+                                 users_file=app.server.config[auth.USERS_KEY].path))
+    h = secure.server.test_client().get("/login", base_url="https://localhost").headers
+    assert h["Strict-Transport-Security"].startswith("max-age=") and "Content-Security-Policy" in h
+    assert "Content-Security-Policy" in create_app(Settings(store=app_store)).server.test_client().get("/").headers

@@ -91,7 +91,9 @@ def test_sign_in_then_query_sort_page_and_save(hosted_server, browser):
 
 
 def _sign_in(d, server: str, name: str, password: str, path: str) -> None:
-    d.get(server + "/logout")
+    d.get(server + "/logout")              # signed in: a page whose button signs out (a POST with the form token)
+    for button in d.find_elements(By.CSS_SELECTOR, "form[action='/logout'] button"):
+        button.click()
     d.get(server + path)
     wait(d, lambda d: urlparse(d.current_url).path == "/login", what="the sign-in page")
     d.find_element(By.ID, "u").send_keys(name)

@@ -206,7 +206,7 @@ def test_healthz_and_pages_render(app_store):
     from app.server import create_app
     app = create_app(Settings(store=app_store))
     client = app.server.test_client()
-    assert client.get("/healthz").get_json() == {"status": "ok", "models": 2}
+    assert client.get("/healthz").get_json() == {"status": "ok"}     # liveness only, no count of models
     assert [p["name"] for p in sorted(dash.page_registry.values(), key=lambda p: p["order"])][:3] == [
         "Models", "Explore", "Compare"]
     assert not app.config.suppress_callback_exceptions

@@ -1,0 +1,168 @@
+"""What every request and response passes through, in both modes: body-size caps, security headers, loopback.
+
+- **Body caps**: a request body larger than its cap is answered 413 before any of it is read (the
+  ``Content-Length`` is checked first; a chunked body is cut while it is read), and the connection
+  is closed. Caps: :data:`ANONYMOUS_MAX_BODY` without a session (the sign-in form), and with one,
+  :data:`VIEWER_MAX_BODY` below member (viewers send queries and clicks, never files), else
+  :func:`member_max_body` (uploads travel base64-encoded in callback bodies). Flask's
+  ``MAX_CONTENT_LENGTH`` is the largest of them. Hosted mode's gate applies the cap of the signed-in
+  role before it parses a callback body to check the role the callback needs.
+- **Headers** on every response: a Content-Security-Policy that Dash works with (scripts only from
+  this server, plus the hashes of Dash's own inline scripts: the renderer's start and clientside
+  callbacks; inline styles, which Dash and plotly.js set; images from data: and blob: URLs for figure
+  exports), ``X-Frame-Options: DENY``, ``nosniff``, ``Referrer-Policy: same-origin``, and in hosted
+  mode with Secure cookies, ``Strict-Transport-Security``.
+- **Open mode serves loopback only**: :func:`check_open_bind` refuses to build the app for gunicorn
+  (``create_wsgi``) when sign-in is off and gunicorn binds a non-loopback address, and a request
+  that reached an open-mode gunicorn through a non-loopback address is refused (403).
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+from typing import TYPE_CHECKING
+
+import flask
+
+if TYPE_CHECKING:
+    import dash
+
+    from analytics.settings import Settings
+
+__all__ = ["ANONYMOUS_MAX_BODY", "VIEWER_MAX_BODY", "member_max_body", "refuse_large_body", "install",
+           "content_security_policy", "check_open_bind", "gunicorn_binds", "is_loopback"]
+
+log = logging.getLogger(__name__)
+
+ANONYMOUS_MAX_BODY = 16 << 10
+VIEWER_MAX_BODY = 1 << 20
+HSTS = "max-age=31536000"
+
+
+def member_max_body() -> int:
+    """The largest body a member may send: two uploads at ``RNNVIS_MAX_UPLOAD_MB``, base64-encoded, and the rest."""
+    from workers.settings import JobSettings
+    return 2 * (JobSettings.from_env().max_upload_bytes * 4 // 3) + (4 << 20)
+
+
+def refuse_large_body(cap: int) -> flask.Response | None:
+    """A 413 response if this request's body is over ``cap`` bytes (nothing of it read), else None.
+
+    Also makes Werkzeug stop reading a body without a length (chunked) at ``cap``.
+    """
+    req = flask.request
+    req.max_content_length = cap
+    n = req.content_length
+    if n is None or n <= cap:
+        return None
+    log.info("refused a %d-byte body to %s %s (cap %d)", n, req.method, req.path, cap)
+    message = f"the request body is {n:,} bytes; the limit here is {cap:,}"
+    if req.path.startswith("/_") or "/_dash-" in req.path:
+        resp = flask.jsonify({"error": message})
+    else:
+        resp = flask.make_response(message + "\n")
+        resp.mimetype = "text/plain"
+    resp.status_code = 413
+    resp.headers["Connection"] = "close"  # do not read the rest of it to keep the connection
+    return resp
+
+
+def content_security_policy(app: "dash.Dash") -> str:
+    """The CSP of the dashboard: Dash's inline scripts by hash, nothing else inline but styles."""
+    hashes = " ".join(app.csp_hashes())  # each already quoted: 'sha256-...'
+    return ("default-src 'self'; "
+            f"script-src 'self' {hashes}; "
+            "style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+            "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bind_is_local(bind: str) -> bool:
+    """Whether a gunicorn bind (``HOST:PORT``, ``[::1]:PORT``, ``unix:PATH``, ``fd://N``) is reachable only locally."""
+    if bind.startswith("unix:"):
+        return True
+    if bind.startswith("fd://"):
+        return False  # a socket handed over by someone else: its address is unknown here
+    if bind.startswith("["):
+        host = bind[1:bind.find("]")]
+    elif bind.count(":") == 1:
+        host = bind.split(":")[0]
+    else:
+        host = bind  # a host without a port, or a bare IPv6 address
+    return is_loopback(host)
+
+
+def gunicorn_binds() -> list[str] | None:
+    """The addresses gunicorn binds, when called while gunicorn loads the app; None otherwise.
+
+    gunicorn imports the app from a method of its application object (every configuration source,
+    command line, ``GUNICORN_CMD_ARGS`` and config file, already merged in its ``cfg``): found by
+    walking up the calling frames.
+    """
+    base = sys.modules.get("gunicorn.app.base")
+    if base is None:
+        return None
+    frame = sys._getframe(1)
+    while frame is not None:
+        obj = frame.f_locals.get("self")
+        if isinstance(obj, base.BaseApplication) and getattr(obj, "cfg", None) is not None:
+            return [str(b) for b in (obj.cfg.bind or [])]
+        frame = frame.f_back
+    return None
+
+
+def check_open_bind(settings: "Settings") -> None:
+    """ValueError if sign-in is off and gunicorn binds any address but loopback (or a unix socket)."""
+    if settings.auth:
+        return
+    binds = gunicorn_binds()
+    wide = [b for b in binds or [] if not _bind_is_local(b)]
+    if wide:
+        raise ValueError(f"refusing to serve on {', '.join(wide)} without sign-in: open mode (RNNVIS_AUTH off) serves "
+                         "loopback only (gunicorn -b 127.0.0.1:8050); set RNNVIS_AUTH=on with RNNVIS_SECRET_KEY and "
+                         "users from `rnnvis users add` to serve beyond this machine")
+
+
+def install(app: "dash.Dash", settings: "Settings") -> None:
+    """Body caps, security headers and (open mode) the loopback check on the app's Flask server."""
+    server = app.server
+    member_cap = member_max_body()
+    server.config["MAX_CONTENT_LENGTH"] = member_cap
+    hsts = settings.auth and settings.cookie_secure
+
+    @server.before_request
+    def _open_mode_checks():
+        if settings.auth:
+            return None  # the hosted gate applies the cap of the signed-in role
+        sock = flask.request.environ.get("gunicorn.socket")
+        if sock is not None:
+            try:
+                local = sock.getsockname()[0]
+            except (OSError, IndexError, TypeError):
+                local = ""
+            if isinstance(local, str) and local and not is_loopback(local):
+                return flask.make_response("open mode (no sign-in) serves loopback only; set RNNVIS_AUTH=on\n", 403)
+        return refuse_large_body(member_cap)
+
+    @server.after_request
+    def _headers(resp: flask.Response) -> flask.Response:
+        h = resp.headers
+        h.setdefault("Content-Security-Policy", content_security_policy(app))
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("Referrer-Policy", "same-origin")
+        h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if hsts:
+            h.setdefault("Strict-Transport-Security", HSTS)
+        return resp

@@ -1,0 +1,125 @@
+"""Server-side sessions of hosted mode, and the small JSON files they and the sign-in throttle live in.
+
+The session cookie (signed by Flask) holds only a random session id and a form token; the server
+keeps, per id, who signed in, their user record's session version and when the session ends. A
+session is valid while its record exists, has not expired (an absolute lifetime from sign-in: using
+the session does not extend it) and its version matches the user's (removing a user, changing their
+role or password ends every session of theirs). Signing out deletes the record, so a copy of the
+cookie opens nothing afterwards.
+
+Records live in ``<users file>.sessions.json`` (mode 0600, next to the users file, outside what the SQL
+console can read), keyed by the SHA-256 of the id (the file does not hold usable ids), rewritten
+atomically under a lock at each sign-in and sign-out, and read (cached by mtime) at each request, so
+every gunicorn worker sees the same sessions.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["JsonFile", "SessionStore"]
+
+
+class JsonFile:
+    """One JSON object in a file: read cached by (mtime, size, inode), updated atomically under a lock file."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
+
+    def read(self) -> dict[str, Any]:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return {}
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        cached = self._cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            data = {}  # damaged: start again (sessions end, failure counts reset) rather than lock everyone out
+        data = data if isinstance(data, dict) else {}
+        self._cache = (key, data)
+        return data
+
+    def update(self, fn: Callable[[dict[str, Any]], Any]) -> Any:
+        """Apply ``fn`` to a private copy of the data and write the result; returns what ``fn`` returns."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._cache = None
+            data = json.loads(json.dumps(self.read()))
+            result = fn(data)
+            tmp = tempfile.NamedTemporaryFile("w", dir=self.path.parent, prefix=f".{self.path.name}.",
+                                              suffix=".tmp", delete=False, encoding="utf-8")
+            try:
+                with tmp:
+                    os.fchmod(tmp.fileno(), 0o600)
+                    json.dump(data, tmp, separators=(",", ":"))
+                    tmp.flush()
+                    os.fsync(tmp.fileno())
+                os.replace(tmp.name, self.path)
+            except BaseException:
+                Path(tmp.name).unlink(missing_ok=True)
+                raise
+            self._cache = None
+            return result
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _key(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+class SessionStore:
+    """Sessions in ``path``: ``{sha256(id): {"user", "v", "created", "expires"}}``; ``lifetime_s`` from sign-in."""
+
+    def __init__(self, path: str | os.PathLike[str], lifetime_s: float):
+        self.file = JsonFile(path)
+        self.lifetime_s = float(lifetime_s)
+
+    @property
+    def path(self) -> Path:
+        return self.file.path
+
+    def create(self, user: str, version: str) -> str:
+        """A new session of ``user`` (at user-record version ``version``); returns its id for the cookie."""
+        session_id = secrets.token_urlsafe(32)
+        now = time.time()
+
+        def fn(records: dict[str, Any]) -> None:
+            for k in [k for k, r in records.items() if not isinstance(r, dict) or r.get("expires", 0) <= now]:
+                del records[k]  # expired ones go at every sign-in
+            records[_key(session_id)] = {"user": user, "v": version, "created": now, "expires": now + self.lifetime_s}
+        self.file.update(fn)
+        return session_id
+
+    def get(self, session_id: Any) -> dict[str, Any] | None:
+        """The live record of ``session_id`` (None if unknown, ended or expired)."""
+        if not isinstance(session_id, str) or not session_id:
+            return None
+        rec = self.file.read().get(_key(session_id))
+        if not isinstance(rec, dict) or not rec.get("expires", 0) > time.time():
+            return None
+        return rec
+
+    def end(self, session_id: Any) -> None:
+        """End the session (signing out); nothing happens for an unknown id."""
+        if isinstance(session_id, str) and session_id:
+            self.file.update(lambda records: records.pop(_key(session_id), None))

@@ -1,0 +1,98 @@
+"""Sign-in throttling: failed sign-ins counted per account and per client address, and bounded argon2 work.
+
+**Failures.** After :data:`MAX_FAILURES` failed sign-ins within :data:`WINDOW_S` seconds for one
+account name (from any address), or from one client address (for any names), further sign-ins for
+that account or from that address are answered 429 (with ``Retry-After``) without checking the
+password, until the oldest of those failures is :data:`WINDOW_S` old: at most 10 guesses per 15
+minutes per account and per address. A successful sign-in clears its account's count. Counts live
+in ``<users file>.throttle.json`` (shared by every worker; at most :data:`MAX_KEYS` names and
+addresses, the stalest dropped first).
+
+**Argon2 work.** Checking a password costs ~0.3 s of a core (argon2id); at most
+:func:`argon2_slots` checks run at once on the machine (flock slots in the store's private run
+directory, as the SQL console's). A sign-in that finds none free within a second is answered 429
+too, so a flood of guesses from many addresses cannot take every core from the dashboard.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from analytics.sandbox_slots import run_dir, try_slot
+from app.sessions import JsonFile
+
+__all__ = ["MAX_FAILURES", "WINDOW_S", "LoginThrottle", "argon2_slot", "argon2_slots"]
+
+MAX_FAILURES = 10
+WINDOW_S = 15 * 60.0
+MAX_KEYS = 10_000
+SLOT_WAIT_S = 1.0
+
+
+def argon2_slots() -> int:
+    """How many password checks may run at once on this machine: half the cores, at least one."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+class LoginThrottle:
+    """Failed sign-ins in ``path``: ``{"u:<name>" | "a:<address>": [failure times, newest last]}``."""
+
+    def __init__(self, path: str | os.PathLike[str], *, max_failures: int = MAX_FAILURES, window_s: float = WINDOW_S):
+        self.file = JsonFile(path)
+        self.max_failures = int(max_failures)
+        self.window_s = float(window_s)
+
+    def _keys(self, account: str, address: str | None) -> list[str]:
+        return [f"u:{account.lower()}"] + ([f"a:{address}"] if address else [])
+
+    def retry_after(self, account: str, address: str | None) -> float:
+        """Seconds until ``account`` may try to sign in from ``address`` (0: now)."""
+        data, now = self.file.read(), time.time()
+        wait = 0.0
+        for key in self._keys(account, address):
+            times = [t for t in data.get(key, []) if isinstance(t, (int, float)) and t > now - self.window_s]
+            if len(times) >= self.max_failures:
+                wait = max(wait, times[-self.max_failures] + self.window_s - now)
+        return wait
+
+    def failed(self, account: str, address: str | None) -> None:
+        now = time.time()
+
+        def fn(data: dict[str, Any]) -> None:
+            for key in self._keys(account, address):
+                times = [t for t in data.get(key, []) if isinstance(t, (int, float)) and t > now - self.window_s]
+                data[key] = (times + [now])[-self.max_failures:]
+            stale = [k for k, v in data.items() if not isinstance(v, list) or not v or v[-1] <= now - self.window_s]
+            for k in stale:
+                del data[k]
+            if len(data) > MAX_KEYS:
+                for k in sorted(data, key=lambda k: data[k][-1])[: len(data) - MAX_KEYS]:
+                    del data[k]
+        self.file.update(fn)
+
+    def succeeded(self, account: str) -> None:
+        key = self._keys(account, None)[0]
+        if key in self.file.read():
+            self.file.update(lambda data: data.pop(key, None))
+
+
+@contextlib.contextmanager
+def argon2_slot(store_root: str | os.PathLike[str], n: int | None = None,
+                wait_s: float = SLOT_WAIT_S) -> Iterator[bool]:
+    """Hold one of the machine's ``n`` password-check slots; yields False if none came free within ``wait_s``."""
+    directory: Path = run_dir(store_root)
+    n = n or argon2_slots()
+    deadline = time.monotonic() + wait_s
+    fd = try_slot(directory, "argon2", n)
+    while fd is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+        fd = try_slot(directory, "argon2", n)
+    try:
+        yield fd is not None
+    finally:
+        if fd is not None:
+            os.close(fd)
