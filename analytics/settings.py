@@ -19,6 +19,7 @@ class Settings:
     torch_threads: int | None = None     # CPU threads for training/tracing (None: see models.runtime)
     users_file: Path | None = None       # hosted mode's users (None: <store>/users.json)
     cookie_secure: bool = True           # session cookie only over HTTPS (off: plain-HTTP loopback tests)
+    proxy_hops: int = 0                  # reverse proxies in front that set X-Forwarded-For / -Proto (trusted)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -34,4 +35,15 @@ class Settings:
                    secret_key=get("SECRET_KEY"), device=get("DEVICE"),
                    torch_threads=int(get("TORCH_THREADS")) if get("TORCH_THREADS") else None,
                    users_file=Path(get("USERS_FILE")) if get("USERS_FILE") else None,
-                   cookie_secure=get("COOKIE_SECURE", "on").lower() not in ("0", "off", "false", "no"))
+                   cookie_secure=get("COOKIE_SECURE", "on").lower() not in ("0", "off", "false", "no"),
+                   proxy_hops=_count(get("PROXY_HOPS", "0"), "RNNVIS_PROXY_HOPS"))
+
+
+def _count(raw: str, name: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"{name} must be a whole number >= 0, got {raw!r}")
+    return value

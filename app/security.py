@@ -12,6 +12,9 @@
   callbacks; inline styles, which Dash and plotly.js set; images from data: and blob: URLs for figure
   exports), ``X-Frame-Options: DENY``, ``nosniff``, ``Referrer-Policy: same-origin``, and in hosted
   mode with Secure cookies, ``Strict-Transport-Security``.
+- **Behind reverse proxies** (``RNNVIS_PROXY_HOPS=N``): the client's address and scheme are taken
+  from the last N ``X-Forwarded-For`` / ``X-Forwarded-Proto`` entries (sign-in throttling counts
+  per client address; ``is_secure`` follows the proxy's TLS).
 - **Open mode serves loopback only**: :func:`check_open_bind` refuses to build the app for gunicorn
   (``create_wsgi``) when sign-in is off and gunicorn binds a non-loopback address, and a request
   that reached an open-mode gunicorn through a non-loopback address is refused (403).
@@ -137,6 +140,9 @@ def check_open_bind(settings: "Settings") -> None:
 def install(app: "dash.Dash", settings: "Settings") -> None:
     """Body caps, security headers and (open mode) the loopback check on the app's Flask server."""
     server = app.server
+    if settings.proxy_hops:  # the client's address and scheme as the trusted proxies saw them
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
     member_cap = member_max_body()
     server.config["MAX_CONTENT_LENGTH"] = member_cap
     hsts = settings.auth and settings.cookie_secure

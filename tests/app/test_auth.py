@@ -488,3 +488,23 @@ def test_security_headers_on_every_response(fresh, app_store):
     h = secure.server.test_client().get("/login", base_url="https://localhost").headers
     assert h["Strict-Transport-Security"].startswith("max-age=") and "Content-Security-Policy" in h
     assert "Content-Security-Policy" in create_app(Settings(store=app_store)).server.test_client().get("/").headers
+
+
+def test_behind_a_proxy_addresses_come_from_x_forwarded_for(app_store, tmp_path):
+    users_file = tmp_path / "users.json"
+    auth.UserStore(users_file).add("vera", PASSWORDS["vera"], "viewer")
+    app = create_app(Settings(store=app_store, auth=True, secret_key=SECRET, users_file=users_file,
+                              cookie_secure=False, proxy_hops=1))
+
+    def login(client_address: str, password: str):
+        c = app.server.test_client()
+        c.environ_base["REMOTE_ADDR"] = "10.9.9.9"                     # the proxy
+        headers = {"X-Forwarded-For": client_address}
+        token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login", headers=headers).text).group(1)
+        return c.post("/login", headers=headers, data={"username": f"guess-{password}", "password": password,
+                                                       "csrf": token})
+
+    for i in range(10):
+        assert login("203.0.113.7", f"wrong-{i}").status_code == 401
+    assert login("203.0.113.7", "wrong-10").status_code == 429       # that client is locked out ...
+    assert login("198.51.100.1", "wrong-11").status_code == 401      # ... not everyone behind the proxy
