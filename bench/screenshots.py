@@ -5,13 +5,24 @@
 
 Serves the app with waitress on a free port, drives headless Debian Chromium
 through Models, Explore (a word clicked), Explore with the two sentences of
-the RNNVis talk on the sentiment model, and Compare, and writes
+the RNNVis talk on the sentiment model, Compare, Jobs and SQL, and writes
 ``models.png``, ``explore.png``, ``explore-sentences.png``, ``compare.png``, ``jobs.png`` and ``sql.png``.
+
+``jobs.png`` shows a job submitted through the Jobs page as a user does it: the
+demo-sentiment preset shrunk under "More settings" (2 epochs over 60k tokens,
+well under a minute on two cores) as model ``ui-demo``, trained by an embedded
+worker (as ``rnnvis serve`` runs one), picked in the training-curve selector and
+captured once it is done with both epochs on its curve. That job runs on a
+throw-away copy of ``--store``, so the store itself gains no job and no model.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -21,6 +32,136 @@ sys.path.insert(0, str(ROOT))
 
 SENTENCES = ("I love the food though staff is not helpful", "The staff is not helpful though I love the food")
 BUSY = "document.querySelectorAll('[data-dash-is-loading=\"true\"]').length"
+# The submitted job: the preset, then the form's fields changed by typing (as tests/app/test_browser_jobs.py does).
+JOB_PRESET, JOB_HIDDEN = "demo-sentiment", 32
+JOB_FIELDS = {"epochs": 2, "max_train_tokens": 60000}
+JOB_MODEL = "ui-demo"
+JOB_TIMEOUT = 600  # seconds; the job takes well under a minute on two idle cores
+# What the embedded worker runs with (fast polling so the page follows the job closely; one thread, CPU).
+JOB_ENV = {"RNNVIS_BROKER_POLL_S": "0.1", "RNNVIS_HEARTBEAT_S": "1", "RNNVIS_DEVICE": "cpu", "OMP_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1"}
+
+
+def wait(d, fn, timeout: float = 60, what: str = "condition"):
+    """Poll fn(d) until it returns a truthy value (a poll that raises counts as not yet)."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            value = fn(d)
+            if value:
+                return value
+        except Exception as e:  # noqa: BLE001 - e.g. an element not drawn yet
+            last = e
+        time.sleep(0.2)
+    raise TimeoutError(f"timed out waiting for {what}" + (f" (last error: {last})" if last else ""))
+
+
+def js(d, expr: str):
+    return d.execute_script(f"try {{ return {expr}; }} catch (e) {{ return null; }}")
+
+
+def idle(d, timeout: float = 60) -> None:
+    """Wait until Dash has no callback in flight."""
+    wait(d, lambda d: js(d, f"{BUSY} === 0 && !document.title.startsWith('Updating')"), timeout,
+         "callbacks to finish")
+
+
+def submit_job_shot(d, store: Path, out: Path) -> None:
+    """``jobs.png``: a job submitted on the Jobs page, trained by an embedded worker on a copy of ``store``."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from waitress.server import create_server
+
+    from analytics.settings import Settings
+    from app.server import create_app
+    from workers.embedded import start_embedded_worker, stop_embedded_worker
+
+    def choose(dropdown_id: str, text: str) -> None:
+        d.find_element(By.ID, dropdown_id).click()
+        option = wait(d, lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-options [role=option]")
+                                    if o.text.startswith(text)], what=f"option {text!r}")
+        option[0].click()
+        wait(d, lambda d: d.find_element(By.ID, dropdown_id).text.startswith(text), what=f"{text!r} chosen")
+        menu_open = "document.querySelector('.dash-dropdown-options') !== null"
+        if js(d, menu_open):  # picking the value it already had leaves the menu open: close it as a user would
+            d.switch_to.active_element.send_keys(Keys.ESCAPE)
+            wait(d, lambda d: js(d, menu_open) is False, what="the menu closed")
+
+    def type_in(el, text) -> None:
+        if not el.is_displayed():
+            d.find_element(By.CSS_SELECTOR, ".jobs-more summary").click()  # under "More settings"
+            wait(d, lambda d: el.is_displayed(), what="more settings open")
+        el.send_keys(Keys.CONTROL, "a")
+        el.send_keys(Keys.DELETE)
+        el.send_keys(str(text))
+
+    def row(job_id: str) -> dict:
+        cells = js(d, f"Array.from(document.querySelectorAll('#jobs-row-{job_id} td')).map(c => c.innerText)")
+        heads = js(d, "Array.from(document.querySelectorAll('.jobs-table thead th')).map(c => c.innerText)")
+        return dict(zip(heads or [], cells or []))
+
+    saved = {k: os.environ.get(k) for k in (*JOB_ENV, "RNNVIS_BROKER_URL")}
+    os.environ.update(JOB_ENV)
+    os.environ.pop("RNNVIS_BROKER_URL", None)  # no broker configured: the embedded worker runs the job
+    tmp = Path(tempfile.mkdtemp(prefix="rnnvis-shot-"))
+    worker = srv = None
+    try:
+        copy = tmp / "store"
+        shutil.copytree(store, copy, ignore=shutil.ignore_patterns(".broker", ".staging", "jobs"))
+        settings = Settings(store=copy, device="cpu")
+        worker = start_embedded_worker(settings)
+        srv = create_server(create_app(settings).server, host="127.0.0.1", port=0, threads=4)
+        threading.Thread(target=srv.run, daemon=True).start()
+        d.get(f"http://127.0.0.1:{srv.effective_port}/jobs")
+        wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, ".jobs-table"), what="the job list")
+        idle(d)
+        choose("jobs-preset", JOB_PRESET)
+        wait(d, lambda d: d.find_element(By.ID, "jobs-field-hidden-size").get_attribute("value") == str(JOB_HIDDEN),
+             what=f"{JOB_PRESET}'s settings in the form")
+        idle(d)
+        for name, value in JOB_FIELDS.items():
+            type_in(d.find_element(By.ID, "jobs-field-" + name.replace("_", "-")), value)
+        type_in(d.find_element(By.ID, "jobs-model-id"), JOB_MODEL)
+        d.find_element(By.ID, "jobs-submit").click()
+        banner = wait(d, lambda d: (lambda t: t if "Queued job" in t or "Not submitted" in t else None)(
+            d.find_element(By.ID, "jobs-banner").text), what="the submit's answer")
+        if "Queued job" not in banner:
+            raise RuntimeError(f"the job was not queued: {banner}")
+        job = re.search(r"Queued job (j[0-9a-f]{8})", banner).group(1)
+        print("submitted", job, "as", JOB_MODEL, flush=True)
+        wait(d, lambda d: row(job).get("Status") in ("running", "done", "failed"), JOB_TIMEOUT, "the job to start")
+        choose("jobs-curve-job", job)  # the training-curve selector
+        done = wait(d, lambda d: (lambda r: r if r.get("Status") in ("done", "failed") else None)(row(job)),
+                    JOB_TIMEOUT, f"job {job} to finish")
+        if done["Status"] != "done":
+            raise RuntimeError(f"job {job} failed: {done}")
+        epochs = JOB_FIELDS["epochs"]
+        curve = "document.querySelector('#jobs-curve-box .js-plotly-plot')"
+        wait(d, lambda d: js(d, f"{curve}.data[0].x.length") == epochs
+             and "(done)" in (js(d, f"{curve}.layout.title.text") or ""), JOB_TIMEOUT, "the finished curve")
+        idle(d)
+        # a window tall enough for the whole page, down to the bottom of the curve (the browser's own bar is
+        # the difference between the outer and inner heights)
+        bottom = int(js(d, "document.getElementById('jobs-curve-box').getBoundingClientRect().bottom"
+                           " + window.scrollY") or 1400) + 24
+        bar = int(js(d, "window.outerHeight - window.innerHeight") or 0)
+        d.set_window_size(1600, min(bottom, 2400) + bar)
+        wait(d, lambda d: js(d, "window.innerHeight") >= min(bottom, 2400), what="the window resized")
+        idle(d)
+        d.save_screenshot(str(out / "jobs.png"))
+        print("wrote", out / "jobs.png", f"({done.get('Duration')} of training and analysis)", flush=True)
+        d.set_window_size(1600, 1250)
+    finally:
+        d.get("about:blank")  # stop the page polling this server before it closes
+        if srv is not None:
+            srv.close()
+        stop_embedded_worker(worker)
+        shutil.rmtree(tmp, ignore_errors=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def main() -> None:
@@ -98,9 +239,7 @@ def main() -> None:
         settle(2)
         save("compare", 1700)
 
-        d.get(base + "/jobs")
-        settle(1)
-        save("jobs", 1100)
+        submit_job_shot(d, args.store, args.out)
 
         d.get(base + "/sql")
         settle(1)
