@@ -85,7 +85,8 @@ def preset_values(preset: str | None) -> dict[str, Any]:
         model, train = p.model, p.train
     else:
         model, train = ModelConfig(), TrainConfig()
-    values = {**dataclasses.asdict(train), **dataclasses.asdict(model)}
+    # The training config's vocab_size wins: the model's is only set from the vocabulary once built.
+    values = {**dataclasses.asdict(model), **dataclasses.asdict(train)}
     out = {f: values[f] for f in FIELDS}
     out["corpus"] = train.corpus
     return out

@@ -143,3 +143,10 @@ def test_discovered_by_the_dashboard(tmp_path, tiny_store):
     out = subprocess.run([sys.executable, str(tmp_path / "run_app.py")], cwd=REPO, capture_output=True, text=True,
                          timeout=120, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
+
+
+def test_a_preset_fills_the_form_with_its_own_training_values():
+    """demo presets build a 5,000-word vocabulary: the model config's placeholder 10,000 must not win."""
+    values = logic.preset_values("demo-lstm")
+    assert values["vocab_size"] == 5000 and values["lr"] == 20.0 and values["hidden_size"] == 64
+    assert logic.preset_values("custom")["vocab_size"] == TrainConfig().vocab_size
