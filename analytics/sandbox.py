@@ -22,7 +22,7 @@ message for the user. Defences, each enough for most attacks on its own:
 3. **A process of its own** (:mod:`analytics.sandbox_process`): the query runs in a
    child process whose address space is capped (``RLIMIT_AS``: what DuckDB's memory
    limit does not count, such as a 200-million-element list, fails there), at a
-   lower priority, and killed ``GRACE_S`` seconds after the time limit if DuckDB's
+   lower priority, and killed ``GRACE_S`` (0.5) seconds after the time limit if DuckDB's
    own interrupt (at ``timeout_s``) has not stopped it. Nothing a query does can
    grow or stop the web worker.
 4. **Caps on the result**: at most ``max_rows`` rows and about ``max_bytes``
@@ -109,8 +109,9 @@ class SandboxResult:
 
 
 def default_threads() -> int:
-    """DuckDB threads per sandboxed query engine: at most 2, so one user cannot take every core."""
-    return max(1, min(2, os.cpu_count() or 1))
+    """DuckDB threads per console query: half the cores, at least 1 and at most 2 (a user's two queries at once
+    then take at most every core at low priority, never more)."""
+    return max(1, min(2, (os.cpu_count() or 1) // 2))
 
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -252,8 +253,8 @@ def run_sandboxed(store_root: str | os.PathLike[str], sql: str, *, timeout_s: fl
 
     The query runs in a process of its own (:mod:`analytics.sandbox_process`): DuckDB gets
     ``memory_limit`` and ``threads``; the process may grow its address space by ``address_space``
-    (default: the memory limit plus half of it, at least 256 MB more) and is killed at ``timeout_s``
-    plus a second. At most ``max_rows`` rows and about ``max_bytes`` bytes come back. A query of
+    (default: the memory limit plus half of it, at least 256 MB more) and is killed ``timeout_s`` + 0.5 s
+    after this call began. At most ``max_rows`` rows and about ``max_bytes`` bytes come back. A query of
     ``user`` needs one of their ``per_user`` slots and one of the machine's ``total`` slots.
 
     Raises SandboxError (with a message for the user, ``kind`` one of refused/timeout/memory/busy/error)
@@ -267,14 +268,14 @@ def run_sandboxed(store_root: str | os.PathLike[str], sql: str, *, timeout_s: fl
         raise ValueError("timeout_s and max_bytes must be positive and max_rows non-negative")
     limit = memory_bytes(memory_limit)
     space = memory_bytes(address_space) if address_space is not None else limit + max(256 << 20, limit // 2)
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.monotonic()  # the deadline counts from here
     _precheck(sql)
     try:
         with sandbox_slots.query_slot(store_root, user, per_user=per_user, total=total):
             req = QueryRequest(root=str(sandbox_slots.store_link(store_root)), sql=sql, timeout_s=float(timeout_s),
                                max_rows=int(max_rows), max_bytes=int(max_bytes), memory_limit=str(memory_limit),
                                address_space=int(space), threads=int(threads or default_threads()))
-            out = run_in_process(req)
+            out = run_in_process(req, started)
     except sandbox_slots.SlotsBusy as e:
         raise SandboxError(str(e), kind="busy") from None
     if out.status != "ok":

@@ -18,7 +18,7 @@ the web worker inherited); it:
 5. sends a JSON header (``{"status": "ok", "rows", "cut"}`` or ``{"status": "error", "kind",
    "message"}``) and the stream, and exits.
 
-The parent waits at most ``timeout_s + GRACE_S`` seconds, reads at most ``max_bytes`` (plus the
+The parent waits at most ``timeout_s + GRACE_S`` seconds from the request, reads at most ``max_bytes`` (plus the
 stream's framing), and kills the child at the deadline, whatever it is doing (a list function that
 DuckDB cannot interrupt). Nothing the child sends is unpickled.
 """
@@ -40,7 +40,7 @@ from typing import Any
 __all__ = ["QueryRequest", "QueryOutcome", "run_in_process", "GRACE_S"]
 
 #: Seconds past the time limit before the parent kills a query's process.
-GRACE_S = 1.0
+GRACE_S = 0.5
 _HEADER_MAX = 1 << 20
 _FRAMING = 1 << 20  # Arrow IPC metadata and padding on top of the column bytes
 
@@ -156,12 +156,13 @@ def _receive(conn: Connection, deadline: float, maxlength: int) -> bytes | None:
         return None
 
 
-def run_in_process(req: QueryRequest) -> QueryOutcome:
-    """Run ``req`` in a child process; killed at ``timeout_s + GRACE_S``. Never raises for the query's sake."""
+def run_in_process(req: QueryRequest, started: float | None = None) -> QueryOutcome:
+    """Run ``req`` in a child process, killed ``timeout_s + GRACE_S`` after ``started`` (a ``time.monotonic()``;
+    default now). Never raises for the query's sake."""
     ctx = _context()
     reader, writer = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(writer, asdict(req)), daemon=True, name="rnnvis-sql")
-    deadline = time.monotonic() + req.timeout_s + GRACE_S
+    deadline = (time.monotonic() if started is None else started) + req.timeout_s + GRACE_S
     try:
         proc.start()
     finally:
@@ -186,7 +187,7 @@ def run_in_process(req: QueryRequest) -> QueryOutcome:
         proc.join(0.5 if outcome is not None else 0.05)  # it exits right after sending
         if proc.exitcode is None:
             proc.kill()
-            proc.join(2)
+            proc.join(1)
     if outcome is not None:
         return outcome
     if timed_out or proc.exitcode == -signal.SIGXCPU:

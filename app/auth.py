@@ -57,7 +57,7 @@ import flask
 
 from app import ids, passwords, security
 from app.sessions import SessionStore
-from app.throttle import LoginThrottle, argon2_slot
+from app.throttle import LoginThrottle, argon2_slot, password_checker
 
 if TYPE_CHECKING:
     import dash
@@ -460,6 +460,7 @@ def install(app: "dash.Dash", settings: "Settings") -> None:
     users = UserStore(users_path(settings))
     sessions = SessionStore(sessions_path(users), SESSION_HOURS * 3600)
     throttle = LoginThrottle(throttle_path(users))
+    checker = password_checker()  # argon2 on a low-priority thread
     server.config[USERS_KEY] = users
     server.config[SESSIONS_KEY] = sessions
     member_cap = security.member_max_body()
@@ -491,7 +492,7 @@ def install(app: "dash.Dash", settings: "Settings") -> None:
             if not free:
                 return _login_page("The server is busy checking other sign-ins; try again in a few seconds.",
                                    user=name, status=429, retry_after=5)
-            ok = users.verify(name, (form.get("password") or "")[:MAX_PASSWORD])
+            ok = checker.submit(users.verify, name, (form.get("password") or "")[:MAX_PASSWORD]).result()
         if ok is None:
             throttle.failed(name, address)
             log.info("failed sign-in for %r from %s", name, address)

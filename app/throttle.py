@@ -10,27 +10,30 @@ addresses, the stalest dropped first).
 
 **Argon2 work.** Checking a password costs ~0.3 s of a core (argon2id); at most
 :func:`argon2_slots` checks run at once on the machine (flock slots in the store's private run
-directory, as the SQL console's). A sign-in that finds none free within a second is answered 429
-too, so a flood of guesses from many addresses cannot take every core from the dashboard.
+directory, as the SQL console's), each on a thread of its own at nice 10 (:func:`password_checker`). A
+sign-in that finds no slot free within three seconds is answered 429 too. So a flood of guesses from
+many addresses takes at most half the cores, and only what the dashboard's own requests leave over.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from analytics.sandbox_slots import run_dir, try_slot
 from app.sessions import JsonFile
 
-__all__ = ["MAX_FAILURES", "WINDOW_S", "LoginThrottle", "argon2_slot", "argon2_slots"]
+__all__ = ["MAX_FAILURES", "WINDOW_S", "LoginThrottle", "argon2_slot", "argon2_slots", "password_checker"]
 
 MAX_FAILURES = 10
 WINDOW_S = 15 * 60.0
 MAX_KEYS = 10_000
-SLOT_WAIT_S = 1.0
+SLOT_WAIT_S = 3.0
 
 
 def argon2_slots() -> int:
@@ -78,6 +81,22 @@ class LoginThrottle:
         key = self._keys(account, None)[0]
         if key in self.file.read():
             self.file.update(lambda data: data.pop(key, None))
+
+
+def _lower_priority() -> None:
+    try:  # this thread only (Linux: a thread is a task with its own nice value)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (OSError, AttributeError):
+        pass
+
+
+def password_checker() -> ThreadPoolExecutor:
+    """One thread at nice 10 that runs this process's password checks (argon2 releases the GIL while it hashes).
+
+    Requests wait for their check there, so a flood of guesses takes only the CPU that the dashboard's own
+    requests leave over.
+    """
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnvis-argon2", initializer=_lower_priority)
 
 
 @contextlib.contextmanager
