@@ -1,0 +1,306 @@
+"""Hostile load on hosted mode: does anyone's flood reach the other users or the web workers?
+
+    .venv/bin/python bench/bench_hostile.py [--store /tmp/dashstore] [--users 4] [--phase 30] [--workers 2]
+
+Starts ``gunicorn -w WORKERS --threads 4 app.wsgi:server`` in hosted mode on loopback over the store
+(built with ``rnnvis demo --no-serve`` if missing; ``RNNVIS_PROXY_HOPS=1`` so that sign-in guesses can
+come "from" many addresses), signs in ``--users`` members who browse as in ``bench_load.py`` (think
+time 0.5-1.5 s), and measures their latency in phases of ``--phase`` seconds each:
+
+1. **quiet**: the members alone;
+2. **SQL flood**, once per ``--busy-pause`` value (default 0 and 1): one viewer runs 8 queries at once,
+   over and over (a query refused as one too many is sent again at once, or that many seconds later),
+   each built to exhaust a limit
+   (``len(range(200000000))``, ``list_sort(range(150000000))``, an endless recursive CTE, a 3M-element
+   ``list_distinct`` that DuckDB cannot interrupt, 200 MB of ``repeat``, a cross join); reports how
+   each was answered and the longest answer against the time limit + 2 s;
+3. **sign-in flood**: 6 clients guess passwords as fast as they can, each guess from a new address
+   and for a new name (the worst case for the per-address and per-account throttle: only the
+   machine-wide cap on argon2 work bounds it); reports guesses per minute and answers;
+4. **big bodies**: an anonymous 1 GB sign-in form and a viewer's 400 MB callback body, announced by
+   their Content-Length (each connection then sends 64 MB of it).
+
+Then the peak resident memory (``VmHWM``) of each web worker. Prints a table per phase and a summary.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_load as bl  # noqa: E402  (User, Stats, store_facts, ...)
+
+ROOT = bl.ROOT
+HOSTILE = (
+    "SELECT len(range(200000000)) AS n",
+    "SELECT len(list_sort(range(150000000))) AS n",
+    "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SELECT count(*) FROM t",
+    "SELECT len(list_distinct(range(3000000))) AS n",
+    "SELECT repeat('x', 20000) AS s FROM range(10000)",
+    "SELECT count(*) FROM word_responses a, word_responses b",
+)
+SQL_TIMEOUT_S = 10.0
+
+
+def _workers(master: int) -> list[int]:
+    """Pids of the gunicorn master's worker processes."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == master:
+                out.append(int(d.name))
+    return sorted(out)
+
+
+def _status_mb(pid: int, key: str) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _classify(text: str) -> str:
+    for key, label in (("Time limit", "time limit"), ("Memory limit", "memory limit"), ("Size limit", "size limit"),
+                       ("already have", "busy (per user)"), ("Too many queries", "busy (server)"),
+                       ("Row limit", "row limit")):
+        if key in text:
+            return label
+    return "other: " + text[:80]
+
+
+def sql_flooder(base: str, deps, facts, name: str, password: str, stop: threading.Event, answers: Counter,
+                durations: list[float], lock: threading.Lock, seed: int, busy_pause: float) -> None:
+    user = bl.User(base, deps, facts, bl.Stats(), random.Random(seed))
+    while not _sign_in(user.http, base, name, password):  # 8 sign-ins at once may find the password check busy
+        stop.wait(1.0)
+    rng = random.Random(seed)
+    while not stop.is_set():
+        q = rng.choice(HOSTILE)
+        t0 = time.perf_counter()
+        data = user._callback("hostile", "sql-table.columns", {"sql-run.n_clicks": 1, "sql-editor.value": q})
+        dt = time.perf_counter() - t0
+        label = _classify(str(data)) if data else "HTTP error"
+        with lock:
+            answers[label] += 1
+            if not label.startswith("busy"):
+                durations.append(dt)
+        if label.startswith("busy") and busy_pause:
+            stop.wait(busy_pause)
+
+
+def _sign_in(http: requests.Session, base: str, name: str, password: str) -> bool:
+    token = re.search(r'name="csrf" value="([^"]+)"', http.get(base + "/login", timeout=30).text).group(1)
+    r = http.post(base + "/login", data={"username": name, "password": password, "csrf": token},
+                  allow_redirects=False, timeout=30)
+    return r.status_code == 303
+
+
+def login_flooder(base: str, stop: threading.Event, answers: Counter, lock: threading.Lock, seed: int) -> None:
+    rng = random.Random(seed)
+    http = requests.Session()
+    token = re.search(r'name="csrf" value="([^"]+)"', http.get(base + "/login", timeout=30).text).group(1)
+    while not stop.is_set():
+        addr = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        try:
+            r = http.post(base + "/login", headers={"X-Forwarded-For": addr}, allow_redirects=False, timeout=30,
+                          data={"username": f"guess{rng.randrange(10**9)}", "password": secrets.token_hex(6),
+                                "csrf": token})
+            label = str(r.status_code)
+        except requests.RequestException:
+            label = "error"
+        with lock:
+            answers[label] += 1
+
+
+def big_body(port: int, head: str, send_mb: int = 64) -> str:
+    """Announce a huge body, send ``send_mb`` MB of it (or until the server closes), return the status line."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(head.encode())
+        chunk = b"x" * (1 << 20)
+        try:
+            for _ in range(send_mb):
+                s.sendall(chunk)
+        except OSError:
+            pass
+        data = b""
+        try:
+            while b"\r\n" not in data:
+                part = s.recv(4096)
+                if not part:
+                    break
+                data += part
+        except OSError:
+            pass
+    return data.decode("latin-1").split("\r\n", 1)[0]
+
+
+def phase(title: str, stats: bl.Stats, seconds: float) -> dict:
+    stats.times.clear()
+    stats.errors.clear()
+    stats.recording = True
+    time.sleep(seconds)
+    stats.recording = False
+    every = [x for xs in stats.times.values() for x in xs]
+    row = {"phase": title, "n": len(every), "errors": sum(stats.errors.values()),
+           "p50": bl._pct(every, .5) * 1e3, "p95": bl._pct(every, .95) * 1e3, "max": max(every, default=0) * 1e3}
+    print(f"{title:16s} n={row['n']:5d} errors={row['errors']:3d} p50={row['p50']:7.1f} ms p95={row['p95']:7.1f} ms "
+          f"max={row['max']:7.1f} ms", flush=True)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--store", type=Path, default=Path("/tmp/dashstore"))
+    ap.add_argument("--users", type=int, default=4)
+    ap.add_argument("--phase", type=float, default=30.0)
+    ap.add_argument("--warmup", type=float, default=10.0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--busy-pause", type=float, nargs="+", default=[0.0, 1.0],
+                    help="one SQL-flood phase per value: seconds the flooder waits after a 'too many queries' answer "
+                         "(0: re-sends at once)")
+    args = ap.parse_args()
+
+    bl.ensure_store(args.store)
+    facts = bl.store_facts(args.store)
+    port = bl._free_port()
+    base = f"http://127.0.0.1:{port}"
+    tmp = Path(tempfile.mkdtemp(prefix="rnnvis-hostile-"))
+    env = {**os.environ, "RNNVIS_STORE": str(args.store.absolute()), "RNNVIS_AUTH": "on",
+           "RNNVIS_SECRET_KEY": secrets.token_hex(32), "RNNVIS_COOKIE_SECURE": "off", "RNNVIS_PROXY_HOPS": "1",
+           "RNNVIS_USERS_FILE": str(tmp / "users.json"), "PYTHONPATH": str(ROOT)}
+    from app.auth import UserStore
+    users = UserStore(tmp / "users.json")
+    members = [(f"member{i:02d}", secrets.token_hex(8)) for i in range(args.users)]
+    for name, pw in members:
+        users.add(name, pw, "member", created_by="bench")
+    flood_user = ("flooder", secrets.token_hex(8))
+    users.add(*flood_user, "viewer", created_by="bench")
+    cmd = [str(Path(sys.executable).with_name("gunicorn")), "-w", str(args.workers), "--threads", str(args.threads),
+           "-b", f"127.0.0.1:{port}", "--timeout", "120", "--log-level", "warning", "app.wsgi:server"]
+    print("serving:", " ".join(cmd), f"(hosted, store {args.store}, {os.cpu_count()} CPUs)", flush=True)
+    server = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    rows, report = [], {}
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if requests.get(base + "/healthz", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("gunicorn did not come up")
+            time.sleep(0.5)
+        probe = bl.User(base, [], facts, bl.Stats(), random.Random(0))
+        assert _sign_in(probe.http, base, *members[0])
+        deps = probe.http.get(base + "/_dash-dependencies", timeout=30).json()
+        deps.append({"output": ".._pages_content.children..._pages_store.data..",
+                     "inputs": [{"id": "_pages_location", "property": "pathname"},
+                                {"id": "_pages_location", "property": "search"}], "state": []})
+        stats = bl.Stats()
+        sims = [bl.User(base, deps, facts, stats, random.Random(i)) for i in range(args.users)]
+        for sim, (name, pw) in zip(sims, members):
+            while not _sign_in(sim.http, base, name, pw):
+                time.sleep(1.0)
+        stop = threading.Event()
+        for s in sims:
+            threading.Thread(target=s.run, args=(stop, (0.5, 1.5)), daemon=True).start()
+        time.sleep(args.warmup)
+        rows.append(phase("quiet", stats, args.phase))
+
+        lock = threading.Lock()
+        report["sql"] = []
+        for pause in args.busy_pause:
+            sql_answers: Counter = Counter()
+            durations: list[float] = []
+            sql_stop = threading.Event()
+            flood = [threading.Thread(target=sql_flooder, daemon=True, args=(
+                base, deps, facts, *flood_user, sql_stop, sql_answers, durations, lock, 100 + i, pause))
+                for i in range(8)]
+            for t in flood:
+                t.start()
+            rows.append(phase(f"SQL flood, {pause:g} s", stats, args.phase))
+            sql_stop.set()
+            for t in flood:
+                t.join(SQL_TIMEOUT_S + 30)
+            report["sql"].append((pause, dict(sql_answers), max(durations, default=0.0)))
+
+        login_answers: Counter = Counter()
+        login_stop = threading.Event()
+        guessers = [threading.Thread(target=login_flooder, args=(base, login_stop, login_answers, lock, 200 + i),
+                                     daemon=True) for i in range(6)]
+        t0 = time.monotonic()
+        for t in guessers:
+            t.start()
+        rows.append(phase("sign-in flood (6)", stats, args.phase))
+        login_stop.set()
+        for t in guessers:
+            t.join(60)
+        report["login"] = (dict(login_answers), sum(login_answers.values()) / ((time.monotonic() - t0) / 60))
+
+        before = {pid: _status_mb(pid, "VmRSS") for pid in _workers(server.pid)}
+        viewer = requests.Session()
+        token = re.search(r'name="csrf" value="([^"]+)"', viewer.get(base + "/login").text).group(1)
+        viewer.post(base + "/login", data={"username": flood_user[0], "password": flood_user[1], "csrf": token},
+                    allow_redirects=False)
+        cookie = viewer.cookies.get("rnnvis_session")
+        report["bodies"] = [
+            ("anonymous 1 GB sign-in form", big_body(port, "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                             "application/x-www-form-urlencoded\r\nContent-Length: 1000000000\r\n\r\n")),
+            ("viewer 400 MB callback body", big_body(port, "POST /_dash-update-component HTTP/1.1\r\nHost: x\r\n"
+                                             f"Content-Type: application/json\r\nCookie: rnnvis_session={cookie}\r\n"
+                                             "Content-Length: 400000000\r\n\r\n")),
+        ]
+        rows.append(phase("after", stats, min(args.phase, 10)))
+        after = {pid: _status_mb(pid, "VmRSS") for pid in _workers(server.pid)}
+        report["rss"] = {pid: (before.get(pid, float("nan")), after[pid], _status_mb(pid, "VmHWM")) for pid in after}
+        stop.set()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+    quiet = rows[0]
+    print(f"\n{args.users} members browsing; gunicorn -w {args.workers} --threads {args.threads}; "
+          f"{args.phase:.0f} s per phase; {os.cpu_count()} CPUs")
+    print(f"{'phase':18s} {'n':>5s} {'err':>4s} {'p50 ms':>8s} {'p95 ms':>8s} {'p95/quiet':>9s}")
+    for r in rows:
+        print(f"{r['phase']:18s} {r['n']:5d} {r['errors']:4d} {r['p50']:8.1f} {r['p95']:8.1f} "
+              f"{r['p95'] / quiet['p95']:9.2f}")
+    for pause, answers, longest in report["sql"]:
+        print(f"SQL flood re-sending {pause:g} s after a refusal: answers {answers}; longest answer {longest:.1f} s "
+              f"(limit {SQL_TIMEOUT_S:g} s + 2 s)")
+    answers, per_min = report["login"]
+    print(f"sign-in flood answers: {answers}; {per_min:.0f} guesses/min")
+    for what, status in report["bodies"]:
+        print(f"{what}: {status}")
+    for pid, (rss0, rss1, hwm) in report["rss"].items():
+        print(f"web worker {pid}: RSS {rss0:.0f} -> {rss1:.0f} MB around the big bodies; peak (VmHWM) {hwm:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
