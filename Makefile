@@ -43,6 +43,8 @@ bench: install
 	$(PY) bench/bench_dashboard.py --store var/store --first-render
 	$(PY) bench/bench_jobs.py
 	$(PY) bench/bench_load.py --store var/store
+	$(PY) bench/bench_sandbox.py --store var/store
+	$(PY) bench/bench_hostile.py --store var/store
 
 clean:
 	rm -rf var/store
