@@ -136,7 +136,7 @@ def test_discovered_by_the_dashboard(tmp_path, tiny_store):
         assert c.get("/jobs").status_code == 200
         deps = json.loads(c.get("/_dash-dependencies").data)
         assert any("jobs-table" in d["output"] for d in deps)
-        assert c.get("/healthz").get_json() == {"status": "ok"}   # liveness only, nothing about the store
+        assert c.get("/healthz").get_json() == {{"status": "ok"}}   # liveness only, nothing about the store
         print("ok")
     """)
     (tmp_path / "run_app.py").write_text(script)
