@@ -37,12 +37,8 @@ def _purity(clusters: np.ndarray, tags: np.ndarray, n_tags: int) -> float:
     return float(table.max(axis=1).sum() / len(clusters))
 
 
-def pos_purity(clusters, tags, *, shuffles: int = 200, seed: int = 0) -> Purity:
-    """Purity of ``clusters`` [W] (any hashable labels) with respect to ``tags`` [W].
-
-    Words whose tag is None/NaN/empty are left out. Raises ValueError when no
-    word has a tag (e.g. a corpus without POS annotation).
-    """
+def _encode(clusters, tags) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The tagged words as (cluster labels, cluster index [W'], tag names, tag index [W'])."""
     clusters = np.asarray(clusters)
     tags = np.asarray(tags, dtype=object)
     if clusters.shape != tags.shape:
@@ -50,12 +46,22 @@ def pos_purity(clusters, tags, *, shuffles: int = 200, seed: int = 0) -> Purity:
     tagged = np.array([isinstance(t, str) and t != "" for t in tags], dtype=bool)
     if not tagged.any():
         raise ValueError("no clustered word has a POS tag; purity needs a tagged corpus such as Brown")
-    _, c = np.unique(clusters[tagged], return_inverse=True)
+    labels, c = np.unique(clusters[tagged], return_inverse=True)
     names, t = np.unique(tags[tagged].astype(str), return_inverse=True)
+    return labels, c, names, t
+
+
+def pos_purity(clusters, tags, *, shuffles: int = 200, seed: int = 0) -> Purity:
+    """Purity of ``clusters`` [W] (any hashable labels) with respect to ``tags`` [W].
+
+    Words whose tag is None/NaN/empty are left out. Raises ValueError when no
+    word has a tag (e.g. a corpus without POS annotation).
+    """
+    _, c, names, t = _encode(clusters, tags)
     observed = _purity(c, t, len(names))
     rng = np.random.default_rng(seed)
     chance = np.array([_purity(c, rng.permutation(t), len(names)) for _ in range(shuffles)])
-    return Purity(observed, float(chance.mean()), float(chance.std()), int(tagged.sum()))
+    return Purity(observed, float(chance.mean()), float(chance.std()), len(c))
 
 
 def cluster_purity(clusters, tags, *, shuffles: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -66,15 +72,7 @@ def cluster_purity(clusters, tags, *, shuffles: int = 200, seed: int = 0) -> pd.
     that share when the tags are shuffled over all clustered words: small clusters are purer by chance),
     makeup (dict tag -> count, most frequent first). Raises ValueError like :func:`pos_purity`.
     """
-    clusters = np.asarray(clusters)
-    tags = np.asarray(tags, dtype=object)
-    if clusters.shape != tags.shape:
-        raise ValueError(f"clusters {clusters.shape} and tags {tags.shape} must have the same shape")
-    tagged = np.array([isinstance(t, str) and t != "" for t in tags], dtype=bool)
-    if not tagged.any():
-        raise ValueError("no clustered word has a POS tag; purity needs a tagged corpus such as Brown")
-    labels, c = np.unique(clusters[tagged], return_inverse=True)
-    names, t = np.unique(tags[tagged].astype(str), return_inverse=True)
+    labels, c, names, t = _encode(clusters, tags)
     k, n_tags = len(labels), len(names)
 
     def table(tt: np.ndarray) -> np.ndarray:            # [k, n_tags] counts

@@ -210,6 +210,18 @@ def plan_train_job(root: str | os.PathLike, request: Mapping[str, Any], *, submi
     job_id = new_job_id(root)
     if model_id is None:
         model_id = f"{preset_name or model_cfg.cell}-{job_id[1:7]}"
+    analysis = _check_id_and_analysis(root, model_id, request, errors)
+    params = {"preset": preset_name, "overrides": overrides, "corpus": corpus_params,
+              "model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg),
+              "analysis": analysis, "name": (request.get("name") or "").strip() or model_id}
+    return JobRecord(job_id, "train", model_id, submitted_by=submitted_by or "anonymous", params=params,
+                     detail={"latest": {}, "curve": []})
+
+
+def _check_id_and_analysis(root: str | os.PathLike, model_id: str, request: Mapping[str, Any],
+                           errors: dict[str, str]) -> dict[str, Any]:
+    """The request's analysis options; raises JobValidationError with ``errors`` and whatever the model id
+    and the options add to them, if any."""
     try:
         _check_model_id(root, model_id, _active_model_ids(root))
     except JobValidationError as e:
@@ -221,11 +233,7 @@ def plan_train_job(root: str | os.PathLike, request: Mapping[str, Any], *, submi
         analysis = {}
     if errors:
         raise JobValidationError(errors)
-    params = {"preset": preset_name, "overrides": overrides, "corpus": corpus_params,
-              "model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg),
-              "analysis": analysis, "name": (request.get("name") or "").strip() or model_id}
-    return JobRecord(job_id, "train", model_id, submitted_by=submitted_by or "anonymous", params=params,
-                     detail={"latest": {}, "curve": []})
+    return analysis
 
 
 def plan_import_job(root: str | os.PathLike, request: Mapping[str, Any], *, submitted_by: str = "") -> JobRecord:
@@ -251,17 +259,7 @@ def plan_import_job(root: str | os.PathLike, request: Mapping[str, Any], *, subm
         errors.update(e.errors)
     job_id = new_job_id(root)
     model_id = (request.get("model_id") or "").strip() or f"import-{job_id[1:7]}"
-    try:
-        _check_model_id(root, model_id, _active_model_ids(root))
-    except JobValidationError as e:
-        errors.update(e.errors)
-    try:
-        analysis = _analysis_params(request.get("analysis"))
-    except JobValidationError as e:
-        errors.update(e.errors)
-        analysis = {}
-    if errors:
-        raise JobValidationError(errors)
+    analysis = _check_id_and_analysis(root, model_id, request, errors)
     params = {"import": {"upload_id": info.upload_id, "file": info.name, "vocab": info.extra.get("vocab"),
                          "summary": info.summary},
               "corpus": corpus_params, "analysis": analysis,
