@@ -143,7 +143,9 @@ def quality(args) -> None:
     print(f"{'preset':12s} {'train tokens':>12s} {'seed':>5s} {'ours':>8s} {'reference':>10s} {'ratio':>6s}")
     for name in args.presets.split(","):
         ours_all, ref_all = [], []
-        for seed in range(1, args.seeds + 1):
+        seeds = ([int(x) for x in args.seeds.split(",") if x] if "," in args.seeds
+                 else range(1, int(args.seeds) + 1))
+        for seed in seeds:
             p = get_preset(name)
             tokens = args.tokens or (300_000 if p.model.hidden_size <= 256 else 60_000
                                      if p.model.hidden_size <= 700 else 20_000)
@@ -164,7 +166,7 @@ def quality(args) -> None:
         # One epoch at lr 20 is noisy from seed to seed (demo-gru, 100k tokens: 274-343 for either side):
         # compare the means over seeds.
         o, r = sum(ours_all) / len(ours_all), sum(ref_all) / len(ref_all)
-        print(f"{name:12s} {'mean':>12s} {args.seeds:5d} {o:8.1f} {r:10.1f} {o / r:6.3f}  "
+        print(f"{name:12s} {'mean':>12s} {len(ours_all):5d} {o:8.1f} {r:10.1f} {o / r:6.3f}  "
               f"(ours {min(ours_all):.1f}-{max(ours_all):.1f}, reference {min(ref_all):.1f}-{max(ref_all):.1f})",
               flush=True)
 
@@ -175,7 +177,8 @@ def main() -> None:
     ap.add_argument("--presets", default="demo-lstm,demo-gru,demo-rnn,lstm-small,small,lstm-medium,medium,"
                                           "gru-medium,rnn-medium,lstm-large,large")
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--seeds", type=int, default=3, help="seeds 1..N for both sides; the ratio is of the means")
+    ap.add_argument("--seeds", default="3", help="N (seeds 1..N) or a list such as 4,5, for both sides; the ratio "
+                                                 "is of the means")
     ap.add_argument("--valid-tokens", type=int, default=30_000, help="validation tokens (0 = the whole split)")
     ap.add_argument("--tokens", type=int, default=0,
                     help="training tokens (default: 300k for hidden <= 256, 60k up to 700, 20k above)")
