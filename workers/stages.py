@@ -87,10 +87,15 @@ def run_train_stage(ctx: StageContext) -> StageOutcome:
         tracker.update_detail(train_result={"epochs_run": result.epochs_run, "wall_s": round(result.wall_s, 2),
                                             "test_loss": test.get("loss"), "test_perplexity": test.get("perplexity"),
                                             "test_accuracy": test.get("accuracy")})
-        if tracker.should_stop():
-            tracker.finish("cancelled")
-            return CANCELLED
-        tracker.hand_over("analyze", TRAIN_SHARE)
+        return _hand_over_to_analysis(tracker, TRAIN_SHARE)
+
+
+def _hand_over_to_analysis(tracker, share: float) -> StageOutcome:
+    """After a train or import stage: cancelled if asked to stop, else queue the job's analysis."""
+    if tracker.should_stop():
+        tracker.finish("cancelled")
+        return CANCELLED
+    tracker.hand_over("analyze", share)
     return DONE
 
 
@@ -115,11 +120,7 @@ def run_import_stage(ctx: StageContext) -> StageOutcome:
             fail(tracker, e, ctx)
         known = tracker.rec.detail.get("warnings", [])
         tracker.update_detail(import_result=res.summary, warnings=known + [w for w in res.warnings if w not in known])
-        if tracker.should_stop():
-            tracker.finish("cancelled")
-            return CANCELLED
-        tracker.hand_over("analyze", IMPORT_SHARE)
-    return DONE
+        return _hand_over_to_analysis(tracker, IMPORT_SHARE)
 
 
 def run_analyze_stage(ctx: StageContext) -> StageOutcome:
