@@ -2,7 +2,6 @@
 save it, see a viewer refused an action, sign out; a viewer's job submit is refused and a member's queued."""
 from __future__ import annotations
 
-import time
 from urllib.parse import urlparse
 
 import pytest
@@ -85,8 +84,7 @@ def test_sign_in_then_query_sort_page_and_save(hosted_server, browser):
     wait(d, lambda d: "Only members" in d.find_element(By.ID, "explore-sentence-msg").text, what="refused")
     d.find_element(By.ID, "app-sign-out").click()
     wait(d, lambda d: urlparse(d.current_url).path == "/login", what="signed out")
-    d.get(hosted_server + "/explore")
-    time.sleep(0.3)
+    d.get(hosted_server + "/explore")      # the server redirects; get() returns once that page has loaded
     assert urlparse(d.current_url).path == "/login"
 
 
@@ -94,6 +92,8 @@ def _sign_in(d, server: str, name: str, password: str, path: str) -> None:
     d.get(server + "/logout")              # signed in: a page whose button signs out (a POST with the form token)
     for button in d.find_elements(By.CSS_SELECTOR, "form[action='/logout'] button"):
         button.click()
+        # click() returns before the POST lands: wait for its redirect, or the next page still sees the session
+        wait(d, lambda d: urlparse(d.current_url).path == "/login", what="signed out")
     d.get(server + path)
     wait(d, lambda d: urlparse(d.current_url).path == "/login", what="the sign-in page")
     d.find_element(By.ID, "u").send_keys(name)
