@@ -390,7 +390,9 @@ def cmd_jobs_cancel(args) -> int:
     def run() -> int:
         from workers import client
         s, js = _job_context(args)
-        print(f"{args.job_id}: {client.cancel(s, args.job_id, by=_user(), job_settings=js)}")
+        # Open mode: whoever runs the CLI is the implicit local admin; with sign-in on, --admin says so.
+        admin = bool(getattr(args, "admin", False)) or not getattr(s, "auth", False)
+        print(f"{args.job_id}: {client.cancel(s, args.job_id, by=_user(), admin=admin, job_settings=js)}")
         return 0
     return _run_job_command(run)
 
@@ -464,8 +466,10 @@ def _add_job_commands(sub, analysis_flags) -> None:
     q.add_argument("--format", choices=("table", "json"), default="table")
     q.set_defaults(fn=cmd_jobs_show)
 
-    q = jsub.add_parser("cancel", help="cancel a queued or running job")
+    q = jsub.add_parser("cancel", help="cancel a queued or running job (yours, or any with --admin)")
     q.add_argument("job_id")
+    q.add_argument("--admin", action="store_true",
+                   help="cancel another user's job (with sign-in on; in open mode the CLI user is the admin)")
     q.set_defaults(fn=cmd_jobs_cancel)
 
     q = jsub.add_parser("retry", help="queue a failed, cancelled or lost job again (training resumes)")

@@ -26,7 +26,7 @@ from kombu.exceptions import KombuError, OperationalError
 
 from analytics.settings import Settings
 from workers import records
-from workers.errors import JobError
+from workers.errors import JobError, NotAllowedError
 from workers.planning import next_stage, plan_analyze_job, plan_import_job, plan_train_job
 from workers.records import JobRecord
 from workers.celery_app import QUEUE_ANALYZE, QUEUE_TRAIN, TASK_ANALYZE, TASK_IMPORT, TASK_TRAIN, make_celery
@@ -124,8 +124,13 @@ def submit_analyze(settings: Settings, model_id: str, analysis: Mapping[str, Any
     return submit(settings, rec, job_settings)
 
 
-def cancel(settings: Settings, job_id: str, *, by: str = "", job_settings: JobSettings | None = None) -> str:
+def cancel(settings: Settings, job_id: str, *, by: str = "", admin: bool = False,
+           job_settings: JobSettings | None = None) -> str:
     """Cancel a queued or running job; returns what the job list will show (``cancelled`` / ``cancelling``).
+
+    Only the job's submitter (``by`` equal to its ``submitted_by``) or an admin (``admin=True``) may cancel it;
+    anyone else gets :class:`~workers.errors.NotAllowedError`. A malformed ``job_id`` is an
+    :class:`~workers.errors.UnknownJobError` saying so.
 
     A running job stops at its next training or tracing step (what it wrote
     is a resumable checkpoint or nothing); a queued one is marked cancelled
@@ -133,6 +138,9 @@ def cancel(settings: Settings, job_id: str, *, by: str = "", job_settings: JobSe
     """
     root = _root(settings)
     rec = records.read_job(root, job_id)
+    if not admin and by != rec.submitted_by:
+        raise NotAllowedError(f"job {job_id} was submitted by {rec.submitted_by or 'someone else'}; only they or "
+                              f"an admin can cancel it")
     if rec.status in records.TERMINAL:
         raise JobError(f"job {job_id} is already {rec.status}")
     records.request_cancel(root, job_id, by)

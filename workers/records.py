@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from analytics import store
-from workers.errors import JobError, UnknownJobError
+from workers.errors import JobError, UnknownJobError, invalid_job_id
 
 __all__ = ["ACTIVE", "TERMINAL", "CANCEL_DIR", "JobRecord", "utcnow", "new_job_id", "write_job", "read_job",
            "delete_job", "cancel_path", "request_cancel", "cancel_requested", "display_status", "list_jobs"]
@@ -125,7 +125,7 @@ def write_job(root: str | os.PathLike, rec: JobRecord) -> None:
 
 def read_job(root: str | os.PathLike, job_id: str) -> JobRecord:
     """The current record of ``job_id`` (reads its one Parquet file; no DuckDB)."""
-    store.validate_id(job_id, "job_id")
+    _check_job_id(job_id)
     for attempt in range(5):
         path = store.table_file(root, "jobs", job_id, "jobs")
         if path is None:
@@ -147,8 +147,15 @@ def delete_job(root: str | os.PathLike, job_id: str) -> None:
     store.delete_partition(root, "jobs", job_id, missing_ok=True)
 
 
+def _check_job_id(job_id: str) -> None:
+    try:
+        store.validate_id(job_id, "job_id")
+    except (TypeError, ValueError):
+        raise invalid_job_id(job_id) from None
+
+
 def cancel_path(root: str | os.PathLike, job_id: str) -> Path:
-    store.validate_id(job_id, "job_id")
+    _check_job_id(job_id)
     return Path(root) / CANCEL_DIR / job_id
 
 

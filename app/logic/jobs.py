@@ -202,10 +202,10 @@ def submit_import(settings: Settings, js: JobSettings, user: User | None, weight
 
 
 def cancel(settings: Settings, js: JobSettings, user: User | None, job_id: str) -> tuple[str, str | None]:
-    """Cancel a job (members only): (a message, the refresh token or None when nothing changed)."""
+    """Cancel a job (its submitter or an admin): (a message, the refresh token or None when nothing changed)."""
     try:
         who = auth.check_user_role(user, "member")
-        state = client.cancel(settings, job_id, by=who.name, job_settings=js)
+        state = client.cancel(settings, job_id, by=who.name, admin=who.can("admin"), job_settings=js)
     except (JobError, auth.PermissionDenied) as e:
         return str(e), None
     except ValueError as e:  # a malformed job id (from a forged request)

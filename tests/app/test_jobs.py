@@ -150,3 +150,53 @@ def test_a_preset_fills_the_form_with_its_own_training_values():
     values = logic.preset_values("demo-lstm")
     assert values["vocab_size"] == 5000 and values["lr"] == 20.0 and values["hidden_size"] == 64
     assert logic.preset_values("custom")["vocab_size"] == TrainConfig().vocab_size
+
+
+def _running(root, job_id, by):
+    records.write_job(root, records.JobRecord(job_id, "train", f"m-{job_id}", status="running", submitted_by=by,
+                                              started_at=records.utcnow(), heartbeat_at=records.utcnow(),
+                                              worker="w@h/1", attempts=1, stage="train"))
+
+
+def test_only_the_submitter_or_an_admin_cancels_a_job(tmp_path):
+    settings = Settings(store=tmp_path)
+    for job_id in ("j000000a1", "j000000a2", "j000000a3"):
+        _running(tmp_path, job_id, "ann")
+    msg, refresh = logic.cancel(settings, JS, User("bob", "member"), "j000000a1")
+    assert "submitted by ann" in msg and "only they or an admin" in msg and refresh is None
+    assert not records.cancel_requested(tmp_path, "j000000a1")
+    assert "cancelling" in logic.cancel(settings, JS, User("ann", "member"), "j000000a1")[0]
+    assert "cancelling" in logic.cancel(settings, JS, User("root", "admin"), "j000000a2")[0]
+    assert "cancelling" in logic.cancel(settings, JS, LOCAL, "j000000a3")[0]      # open mode: the local admin
+    # The client API (what the CLI calls) refuses the same way.
+    from workers import client
+    from workers.errors import NotAllowedError
+    _running(tmp_path, "j000000a4", "ann")
+    with pytest.raises(NotAllowedError, match="submitted by ann"):
+        client.cancel(settings, "j000000a4", by="bob", job_settings=JS)
+    assert not records.cancel_requested(tmp_path, "j000000a4")
+
+
+def test_cli_cancel_of_another_users_job_needs_admin_with_sign_in_on(tmp_path, monkeypatch, capsys):
+    from app.cli import main
+    _running(tmp_path, "j000000b1", "ann")
+    monkeypatch.setenv("RNNVIS_AUTH", "on")
+    monkeypatch.setenv("RNNVIS_USER", "bob")
+    assert main(["--store", str(tmp_path), "jobs", "cancel", "j000000b1"]) == 3
+    assert "only they or an admin" in capsys.readouterr().err
+    assert main(["--store", str(tmp_path), "jobs", "cancel", "j000000b1", "--admin"]) == 0
+    assert "cancelling" in capsys.readouterr().out
+    _running(tmp_path, "j000000b2", "bob")
+    assert main(["--store", str(tmp_path), "jobs", "cancel", "j000000b2"]) == 0   # one's own job
+    monkeypatch.setenv("RNNVIS_AUTH", "off")                                    # open mode: the CLI user is admin
+    _running(tmp_path, "j000000b3", "local")
+    assert main(["--store", str(tmp_path), "jobs", "cancel", "j000000b3"]) == 0
+
+
+def test_cancelling_a_malformed_job_id_is_a_message(tmp_path, capsys):
+    from app.cli import main
+    settings = Settings(store=tmp_path)
+    msg, refresh = logic.cancel(settings, JS, LOCAL, "../../etc")
+    assert msg.startswith("invalid job id '../../etc'") and refresh is None
+    assert main(["--store", str(tmp_path), "jobs", "cancel", "../../etc"]) == 3
+    assert "invalid job id '../../etc'" in capsys.readouterr().err

@@ -145,4 +145,4 @@ def test_cancel_running_and_queued(workers, redis_settings, redis_store, prefix,
     assert client.cancel(redis_settings, queued.job_id, by="tester", job_settings=lonely) == "cancelled"
     assert records.read_job(redis_store, queued.job_id).status == "cancelled"
     with pytest.raises(errors.JobError, match="already cancelled"):
-        client.cancel(redis_settings, queued.job_id, job_settings=lonely)
+        client.cancel(redis_settings, queued.job_id, by="tester", job_settings=lonely)
