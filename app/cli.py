@@ -185,8 +185,12 @@ def cmd_delete(args) -> int:
     from analytics import store
     from models.checkpoint import checkpoint_file
     root = Path(args.store or _settings().store)
-    store.delete_partition(root, "models", args.model_id)
-    checkpoint_file(root, args.model_id).unlink(missing_ok=True)
+    ckpt = checkpoint_file(root, args.model_id)
+    # A checkpoint without a published model (a failed or cancelled job's) is deleted too, not "unknown model".
+    store.delete_partition(root, "models", args.model_id, missing_ok=ckpt.exists())
+    ckpt.unlink(missing_ok=True)
+    from workers.claims import release_model_id
+    release_model_id(root, args.model_id)
     print(f"deleted {args.model_id}")
     return 0
 

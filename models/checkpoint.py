@@ -79,8 +79,15 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], device: str | torch.device = "cpu") -> tuple[RecurrentModel, Vocab]:
-    cfg = ModelConfig(**ckpt["model_config"])
-    vocab = Vocab.from_dict(ckpt["vocab"])
+    try:
+        cfg = ModelConfig(**ckpt["model_config"])
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise CheckpointError(f"checkpoint model config is malformed ({type(e).__name__}: {e})") from None
+    try:
+        vocab = Vocab.from_dict(ckpt["vocab"])
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
+        raise CheckpointError(f"checkpoint vocabulary is malformed ({type(e).__name__}: {e}); it needs "
+                              "'words' (a list of strings) and 'freq' (a list of counts)") from None
     if cfg.vocab_size != len(vocab):
         raise CheckpointError(f"checkpoint vocabulary has {len(vocab)} words but the model expects {cfg.vocab_size}")
     model = RecurrentModel(cfg)

@@ -25,7 +25,8 @@ from celery import Celery, chain
 from kombu.exceptions import KombuError, OperationalError
 
 from analytics.settings import Settings
-from workers import records
+from models.checkpoint import checkpoint_file
+from workers import claims, records
 from workers.errors import JobError, NotAllowedError
 from workers.planning import next_stage, plan_analyze_job, plan_import_job, plan_train_job
 from workers.records import JobRecord
@@ -41,6 +42,9 @@ __all__ = ["BrokerUnavailable", "celery_for", "submit", "submit_train", "submit_
 class BrokerUnavailable(JobError):
     """The job queue (Redis) cannot be reached; nothing was queued."""
 
+
+#: Job kinds that build a new model (and so claim its id).
+MODEL_KINDS = ("train", "import")
 
 _apps: dict[tuple, Celery] = {}
 _apps_lock = threading.Lock()
@@ -88,16 +92,29 @@ def _publish(app: Celery, sig) -> None:
 
 
 def submit(settings: Settings, rec: JobRecord, job_settings: JobSettings | None = None) -> JobRecord:
-    """Write ``rec`` (queued) and publish its next stage; BrokerUnavailable leaves no record behind."""
+    """Write ``rec`` (queued) and publish its next stage; BrokerUnavailable leaves no record behind.
+
+    A train or import job first claims its model id (:mod:`workers.claims`); when another job holds it,
+    JobValidationError says ``model id ... is taken`` and nothing is written."""
     app = celery_for(settings, job_settings)
     root = _root(settings)
     rec.status, rec.error, rec.finished_at = "queued", None, None
     sig = _signature(app, rec)  # fills rec.params["task_ids"] before the record is written
-    records.write_job(root, rec)
+    builds = rec.kind in MODEL_KINDS
+    if builds:  # atomic: of concurrent submissions of one model id, exactly one gets past this
+        claims.claim_model_id(root, rec.model_id, rec.job_id)
+    try:
+        records.write_job(root, rec)
+    except BaseException:
+        if builds:
+            claims.release_model_id(root, rec.model_id, rec.job_id)
+        raise
     try:
         _publish(app, sig)
     except BrokerUnavailable:
         records.delete_job(root, rec.job_id)
+        if builds:
+            claims.release_model_id(root, rec.model_id, rec.job_id)
         raise
     log.info("queued job %s (%s of %s)", rec.job_id, rec.kind, rec.model_id)
     return rec
@@ -148,6 +165,8 @@ def cancel(settings: Settings, job_id: str, *, by: str = "", admin: bool = False
         rec.status, rec.finished_at = "cancelled", records.utcnow()
         rec.detail["cancelled_by"] = by
         records.write_job(root, rec)
+        if rec.kind in MODEL_KINDS:
+            claims.release_model_id(root, rec.model_id, rec.job_id)
         if settings.broker_url:
             _revoke(celery_for(settings, job_settings), list(rec.params.get("task_ids", {}).values()))
         return "cancelled"
@@ -182,6 +201,8 @@ def resubmit(settings: Settings, job_id: str, *, job_settings: JobSettings | Non
     rec.detail.setdefault("resubmitted", []).append(records.utcnow().isoformat())
     if rec.stage == "done":
         rec.stage = "analyze"
+    if rec.kind == "import" and not checkpoint_file(root, rec.model_id).exists():
+        rec.stage = "import"  # a failed import removed its checkpoint: import again
     try:
         return submit(settings, rec, job_settings)
     except BrokerUnavailable:

@@ -111,7 +111,8 @@ def _check_model_id(root: str | os.PathLike, model_id: str, active_ids: set[str]
         raise JobValidationError({"model_id": f"model {model_id!r} already exists; choose another id "
                                               f"(or delete it first: rnnvis delete {model_id})"})
     if model_id in active_ids:
-        raise JobValidationError({"model_id": f"another queued or running job already builds {model_id!r}"})
+        raise JobValidationError({"model_id": f"model id {model_id!r} is taken: another queued or running job "
+                                              "already builds it"})
 
 
 def _active_model_ids(root: str | os.PathLike) -> set[str]:

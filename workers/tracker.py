@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from models.checkpoint import checkpoint_file
+from workers.claims import release_model_id
 from workers.errors import JobFailed, TransientJobError, UnknownJobError
 from workers.records import TERMINAL, cancel_path, cancel_requested, read_job, utcnow, write_job
 
@@ -163,6 +165,13 @@ class JobTracker:
             cancel_path(self.root, r.job_id).unlink(missing_ok=True)  # the flag has done its work
         except OSError:
             pass
+        if status in ("failed", "cancelled") and r.kind in ("train", "import"):
+            try:
+                if r.kind == "import":  # an import that did not finish leaves no checkpoint behind
+                    checkpoint_file(self.root, r.model_id).unlink(missing_ok=True)
+                release_model_id(self.root, r.model_id, r.job_id)  # the id is free again
+            except OSError:
+                log.warning("job %s: could not release the claim on %s", r.job_id, r.model_id, exc_info=True)
 
     def hand_over(self, stage: str, progress: float) -> None:
         """This stage is done; the job waits in the queue of the next one."""

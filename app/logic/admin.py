@@ -11,6 +11,7 @@ from app import auth
 from app.logic.common import alert
 from app.reader import Reader
 from models.checkpoint import checkpoint_file
+from workers.claims import release_model_id
 
 
 def users_table(users: auth.UserStore | None) -> Any:
@@ -43,6 +44,7 @@ def act(users: auth.UserStore | None, reader: Reader, action: str | None, *, new
             return alert("Pick a model to delete.", kind="info")
         store.delete_partition(reader.root, "models", model)
         checkpoint_file(Path(reader.root), model).unlink(missing_ok=True)
+        release_model_id(reader.root, model)
         return alert(f"Deleted model {model}.", kind="info")
     if users is None:
         return alert("Open mode has no users to manage.", kind="info")

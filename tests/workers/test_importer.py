@@ -75,3 +75,56 @@ def test_import_refusals(tmp_path, fixtures):
     torch.save(ok, tmp_path / "whole.pt")  # a pickled module, not a state dict: refused by weights_only
     with pytest.raises(ModelImportError, match="state_dict"):
         inspect_model(tmp_path / "whole.pt", tmp_path / "v.txt")
+
+
+def test_a_checkpoint_with_a_malformed_vocabulary_is_refused_with_a_message(tmp_path):
+    from models.checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint, save_checkpoint
+    from models.config import ModelConfig
+    from models.rnn import RecurrentModel
+    from workers import uploads
+    from workers.errors import JobValidationError
+    cfg = ModelConfig(vocab_size=3, embed_size=4, hidden_size=4)
+    ckpt = {"model_config": dict(cfg.__dict__), "vocab": {"words": 7, "freq": None},
+            "state_dict": RecurrentModel(cfg).state_dict()}
+    save_checkpoint(tmp_path / "bad.pt", ckpt)
+    with pytest.raises(CheckpointError, match="vocabulary is malformed"):
+        model_from_checkpoint(read_checkpoint(tmp_path / "bad.pt"))
+    with pytest.raises(JobValidationError, match="vocabulary is malformed"):
+        uploads.save_model_upload(tmp_path / "store", ("bad.pt", (tmp_path / "bad.pt").read_bytes()))
+
+
+def test_a_failed_import_leaves_no_checkpoint_and_frees_its_id(tmp_path, fixtures):
+    """The import stage writes the checkpoint; the analysis then fails (its corpus upload is gone): the job is
+    failed, ``checkpoints/import-*.pt`` is removed and the model id can be used again."""
+    import shutil
+    from models.checkpoint import checkpoint_file
+    from workers import claims, records, uploads
+    from workers.errors import JobFailed
+    from workers.planning import plan_import_job
+    from workers.stages import run_analyze_stage, run_import_stage
+    from workers.tracker import DONE, StageContext, worker_name
+    root = tmp_path / "store"
+    corpus = load_corpus(str(fixtures / "ptb"))
+    words = _user_vocab(corpus)
+    torch.manual_seed(0)
+    torch.save(WordLM(len(words), 6, 5, 1, "gru").state_dict(), tmp_path / "model.pt")
+    up_c = uploads.save_corpus_upload(root, [(p.name, p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
+                                      "ptb")
+    up_m = uploads.save_model_upload(root, ("model.pt", (tmp_path / "model.pt").read_bytes()),
+                                     ("vocab.txt", ("\n".join(words) + "\n").encode()))
+    request = {"model_upload": up_m.upload_id, "corpus": f"upload:{up_c.upload_id}"}
+    rec = plan_import_job(root, request, submitted_by="ann")
+    assert rec.model_id.startswith("import-")
+    claims.claim_model_id(root, rec.model_id, rec.job_id)
+    records.write_job(root, rec)
+    ctx = StageContext(root, rec.job_id, worker_name(), device="cpu", heartbeat_s=30)
+    assert run_import_stage(ctx) == DONE and checkpoint_file(root, rec.model_id).exists()
+    shutil.rmtree(root / uploads.UPLOAD_DIR / up_c.upload_id)
+    with pytest.raises(JobFailed):
+        run_analyze_stage(ctx)
+    assert records.read_job(root, rec.job_id).status == "failed"
+    assert not checkpoint_file(root, rec.model_id).exists()
+    assert list((root / "checkpoints").glob("import-*.pt")) == []
+    assert claims.claim_holder(root, rec.model_id) is None
+    again = plan_import_job(root, {**request, "corpus": "brown", "model_id": rec.model_id}, submitted_by="ann")
+    assert again.model_id == rec.model_id   # the id is free again (brown: the deleted upload cannot be chosen)

@@ -63,7 +63,7 @@ def test_several_errors_at_once_and_other_fields(setup):
     assert queued() == 1
     with pytest.raises(errors.JobValidationError) as e:  # the same model id while that job is queued
         client.submit_train(settings, {**TINY, "corpus": corpus, "model_id": "taken"}, job_settings=js)
-    assert "already builds" in e.value.errors["model_id"]
+    assert "is taken" in e.value.errors["model_id"]
     assert queued() == 1 and store.list_partitions(settings.store, "jobs") == [rec.job_id]
 
 
@@ -113,3 +113,43 @@ def test_good_uploads_of_every_format(setup, fixtures):
         == ["ptb.test.txt", "ptb.train.txt", "ptb.valid.txt"]
     corpus, spec = uploads.resolve_corpus(root, {"source": "upload", "upload_id": yelp.upload_id})
     assert corpus.name == "yelp.json" and corpus.task == "sentiment"
+
+
+def test_concurrent_submissions_of_one_model_id_queue_exactly_one(setup):
+    """Six threads submit model_id=rt-race at once: one is queued, five get "model id ... is taken"."""
+    import threading
+    from app.cli import main
+    from workers import records
+    settings, js, corpus, queued = setup
+    barrier, results = threading.Barrier(6), []
+
+    def go():
+        barrier.wait()
+        try:
+            results.append(client.submit_train(settings, {**TINY, "corpus": corpus, "model_id": "rt-race"},
+                                               submitted_by="ann", job_settings=js))
+        except errors.JobValidationError as e:
+            results.append(e)
+    threads = [threading.Thread(target=go) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    won = [r for r in results if isinstance(r, records.JobRecord)]
+    lost = [r for r in results if isinstance(r, errors.JobValidationError)]
+    assert len(won) == 1 and len(lost) == 5, results
+    assert all("model id 'rt-race' is taken" in e.errors["model_id"] for e in lost)
+    assert queued() == 1 and store.list_partitions(settings.store, "jobs") == [won[0].job_id]
+    # Cancelling the queued job frees the id; so does deleting a model that was built.
+    assert client.cancel(settings, won[0].job_id, by="ann", job_settings=js) == "cancelled"
+    again = client.submit_train(settings, {**TINY, "corpus": corpus, "model_id": "rt-race"}, job_settings=js)
+    records.write_job(settings.store, records.JobRecord(**{**again.__dict__, "status": "done", "stage": "done"}))
+    store_dir = settings.store
+    (store_dir / "checkpoints").mkdir(exist_ok=True)
+    from models.checkpoint import checkpoint_file
+    checkpoint_file(store_dir, "rt-race").write_bytes(b"x")
+    with pytest.raises(errors.JobValidationError):
+        client.submit_train(settings, {**TINY, "corpus": corpus, "model_id": "rt-race"}, job_settings=js)
+    assert main(["--store", str(store_dir), "delete", "rt-race"]) == 0
+    third = client.submit_train(settings, {**TINY, "corpus": corpus, "model_id": "rt-race"}, job_settings=js)
+    assert third.model_id == "rt-race"
