@@ -151,7 +151,11 @@ return {shown: shown.length, covered: covered.map(o => o.textContent), transform
 
 
 def _open_menu(d, dropdown_id: str) -> dict:
-    d.find_element(By.ID, dropdown_id).click()
+    box = d.find_element(By.ID, dropdown_id)
+    # As a user would, with the box on screen: options outside the viewport cannot be hit-tested
+    # (elementFromPoint), and where the menu lands depends on how far the page has scrolled.
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+    box.click()
     wait(d, lambda d: js(d, "document.querySelectorAll('.dash-dropdown-content .dash-dropdown-option').length"),
          what=f"{dropdown_id} menu")
     return d.execute_script(MENU_JS)
