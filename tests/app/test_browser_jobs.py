@@ -157,7 +157,9 @@ def test_a_demo_preset_trains_live_and_its_model_appears_in_models_and_explore(j
     open_jobs(d, server)
     pick_preset(d, "demo-sentiment", 32)
     assert d.find_element(By.ID, "jobs-corpus-builtin").text == "fine_foods"
-    fill(d, hidden_size=16, epochs=2, max_train_tokens=100000)
+    # Enough work (3 epochs over all 290k training tokens, ~20 s here) that the page, polling every second,
+    # sees it running part way: over 100k tokens it could finish between two polls on a quiet machine.
+    fill(d, hidden_size=16, epochs=3, max_train_tokens=0)
     type_in(d, "jobs-model-id", "ui-demo")
     job = submit(d)
     # live progress: the row shows the job running, part way, with its epoch, before it is done
@@ -166,14 +168,14 @@ def test_a_demo_preset_trains_live_and_its_model_appears_in_models_and_explore(j
         r.get("Status") == "running" and 0 < int(r["pct"] or 0) < 100 and r.get("Where")) else None)(row(d, job)),
         JOB_TIMEOUT, "the job's progress")
     assert live["Status"] == "running", f"finished before any progress was shown: {running} then {live}"
-    assert re.match(r"(epoch \d/2, step \d+/\d+|analysis: \w+)", live["Where"]), live
+    assert re.match(r"(epoch \d/3, step \d+/\d+|analysis: \w+)", live["Where"]), live
     curve = wait(d, lambda d: js(d, "document.querySelector('#jobs-curve-box .js-plotly-plot')"
                                     ".data[0].x.length"), JOB_TIMEOUT, "the training curve's first epoch")
     assert curve >= 1
     done = wait_status(d, job, "done")
     assert done["pct"] == "100" and done["Where"] == "open in Explore" and done["Submitted by"] == "local"
-    wait(d, lambda d: js(d, "document.querySelector('#jobs-curve-box .js-plotly-plot').data[0].x.length") == 2,
-         what="the two epochs of the curve")
+    wait(d, lambda d: js(d, "document.querySelector('#jobs-curve-box .js-plotly-plot').data[0].x.length") == 3,
+         what="the three epochs of the curve")
     shot(d, "jobs")
     # the new model is listed on the Models page, and opens in Explore
     d.find_element(By.ID, "nav-models").click()
