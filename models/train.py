@@ -131,8 +131,9 @@ def make_optimizer(model: RecurrentModel, tc: TrainConfig) -> torch.optim.Optimi
 def _run_epoch(model, opt, losses, clip: float, bar=None, on_step=None, should_stop=None) -> tuple[float, int]:
     """Optimise over ``losses``, an iterator of (mean loss, tokens, scale) computed lazily one batch at a time.
 
-    The gradient step (and the clipping) is on ``scale * loss``; returns (mean of the mean losses, tokens).  ``on_step(step, loss)`` is called after each
-    step, ``should_stop()`` polled after each step (TrainingCancelled).
+    The gradient step (and the clipping) is on ``scale * loss``; returns (mean of the mean losses,
+    tokens).  ``on_step(step, loss)`` is called after each step, ``should_stop()`` polled after each
+    step (TrainingCancelled).
     """
     model.train()
     total = torch.zeros((), device=model.head.weight.device)
@@ -325,7 +326,8 @@ def _train_model(model_id, model_cfg, train_cfg, store_root, *, corpus, name, cr
         last = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         save_checkpoint(path, {**base, "state_dict": best_state, "metrics": metrics, "complete": False,
                                "resume": {"state_dict": last, "optimizer": opt.state_dict(), "epoch": epoch,
-                                          "lr": lr, "next_lr": next_lr, "bad_epochs": bad_epochs, "best_loss": best_loss}})
+                                          "lr": lr, "next_lr": next_lr, "bad_epochs": bad_epochs,
+                                          "best_loss": best_loss}})
         if train_cfg.patience and bad_epochs >= train_cfg.patience:
             log.info("%s: early stop after epoch %d (no better validation loss in %d epochs)",
                      model_id, epoch, bad_epochs)
