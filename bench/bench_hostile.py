@@ -197,22 +197,10 @@ def main() -> None:
         users.add(name, pw, "member", created_by="bench")
     flood_user = ("flooder", secrets.token_hex(8))
     users.add(*flood_user, "viewer", created_by="bench")
-    cmd = [str(Path(sys.executable).with_name("gunicorn")), "-w", str(args.workers), "--threads", str(args.threads),
-           "-b", f"127.0.0.1:{port}", "--timeout", "120", "--log-level", "warning", "app.wsgi:server"]
-    print("serving:", " ".join(cmd), f"(hosted, store {args.store}, {os.cpu_count()} CPUs)", flush=True)
-    server = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    server = bl.start_gunicorn(args.workers, args.threads, port, env,
+                               f"hosted, store {args.store}, {os.cpu_count()} CPUs")
     rows, report = [], {}
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if requests.get(base + "/healthz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("gunicorn did not come up")
-            time.sleep(0.5)
         probe = bl.User(base, [], facts, bl.Stats(), random.Random(0))
         assert _sign_in(probe.http, base, *members[0])
         deps = probe.http.get(base + "/_dash-dependencies", timeout=30).json()

@@ -229,6 +229,25 @@ class User:
             stop.wait(self.rng.uniform(*think))
 
 
+def start_gunicorn(workers: int, threads: int, port: int, env: dict, what: str) -> subprocess.Popen:
+    """Serve ``app.wsgi:server`` with gunicorn on loopback and wait until /healthz answers (at most 180 s)."""
+    cmd = [str(Path(sys.executable).with_name("gunicorn")), "-w", str(workers), "--threads", str(threads),
+           "-b", f"127.0.0.1:{port}", "--timeout", "120", "--log-level", "warning", "app.wsgi:server"]
+    print("serving:", " ".join(cmd), f"({what})", flush=True)
+    server = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    deadline = time.monotonic() + 180
+    while True:  # polling a starting server: there is nothing to wait on but its answer
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200:
+                return server
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.kill()
+            raise SystemExit("gunicorn did not come up")
+        time.sleep(0.5)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--store", type=Path, default=Path("/tmp/dashstore"))
@@ -256,22 +275,9 @@ def main() -> None:
         users = UserStore(tmp / "users.json")
         for name, pw in accounts:
             users.add(name, pw, "member", created_by="bench")
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    cmd = [gunicorn, "-w", str(args.workers), "--threads", str(args.threads), "-b", f"127.0.0.1:{port}",
-           "--timeout", "120", "--log-level", "warning", "app.wsgi:server"]
-    print("serving:", " ".join(cmd), f"({'open' if args.open else 'hosted'} mode, store {args.store})", flush=True)
-    server = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    server = start_gunicorn(args.workers, args.threads, port, env,
+                            f"{'open' if args.open else 'hosted'} mode, store {args.store}")
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if requests.get(base + "/healthz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("gunicorn did not come up")
-            time.sleep(0.5)
         probe = requests.Session()
         if not args.open:
             page = probe.get(base + "/login")
