@@ -186,6 +186,28 @@ _VIEW_LIST: tuple[View, ...] = (
         sort_by=("layer", "state", "k", "axis", "item"),
     ),
     View(
+        name="projections",
+        kind="models",
+        grain="model × layer × state × axis × method × item",
+        description=(
+            "2-D maps of the co-clustered words (by their responses s(w) over the units) and of the units (by "
+            "their profiles over those words), by PCA and t-SNE (scikit-learn, fixed seed), for h and c."
+        ),
+        columns=_cols(
+            _MODEL_ID,
+            _LAYER,
+            _STATE,
+            ("axis", "VARCHAR", "'word' or 'unit'."),
+            ("method", "VARCHAR", "'pca' or 'tsne'."),
+            ("item", "INTEGER", "word_id (axis 'word') or unit (axis 'unit')."),
+            ("x", "FLOAT", "First map coordinate."),
+            ("y", "FLOAT", "Second map coordinate."),
+            ("seed", "INTEGER", "Random seed of the fit."),
+            ("params", "VARCHAR", "The fit's parameters as JSON text (perplexity, init, PCA dims, points, ...)."),
+        ),
+        sort_by=("layer", "state", "axis", "method", "item"),
+    ),
+    View(
         name="gradient_flow",
         kind="models",
         grain="model × layer × distance",
