@@ -48,6 +48,7 @@ from models.train import batchify, lm_stream
 from . import store
 from .coclusters import cocluster_frame, cocluster_range, select_words
 from .gradients import gradient_flow
+from .projections import projection_frame
 from .quantiles import systematic_keep
 from .responses import ResponseAccumulator
 from .tables import SUMMARY_BITS, model_tables, response_table, round_mantissa  # noqa: F401 (re-exported)
@@ -223,6 +224,18 @@ def _trace_lm(model: RecurrentModel, stream: torch.Tensor, opts: AnalysisOptions
     return tokens
 
 
+def _projections(model_id: str, key: tuple[int, str], mean: np.ndarray, word_ids: np.ndarray,
+                 seed: int) -> pd.DataFrame:
+    """The 2-D maps (PCA, t-SNE) of the co-clustered words and of the units of one (layer, state)."""
+    t0 = time.perf_counter()
+    frame = projection_frame(mean, word_ids, seed=seed)
+    frame.insert(0, "state", key[1])
+    frame.insert(0, "layer", key[0])
+    frame.insert(0, "model_id", model_id)
+    log.debug("projections of %s L%d %s: %.2fs", model_id, key[0], key[1], time.perf_counter() - t0)
+    return frame
+
+
 def analyze_model(model_id: str, store_root: str | os.PathLike, opts: AnalysisOptions | None = None, *,
                   corpus: Corpus | None = None, device: torch.device | str = "cpu", show_progress: bool = True,
                   on_progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None,
@@ -310,7 +323,7 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
             w.write("models", models_df)
             w.write("training_metrics", metrics_df)
             w.write("vocab", vocab_df)
-            cluster_frames = []
+            cluster_frames, projection_frames = [], []
             # In the store's order (layer, state name, word, unit), so the writer need not sort 17M+ rows.
             in_order = sorted(enumerate(states), key=lambda item: item[1])
             for n_done, (i, key) in enumerate(tqdm(in_order, desc=f"{model_id}: statistics",
@@ -330,9 +343,13 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
                         frame.insert(0, "layer", key[0])
                         frame.insert(0, "model_id", model_id)
                         cluster_frames.append(frame)
+                        projection_frames.append(_projections(model_id, key, stats.mean[rows],
+                                                              stats.word_ids[rows], opts.seed))
                 report("statistics", 0.8 + 0.15 * (n_done + 1) / len(states))
             if cluster_frames:
                 w.write("coclusters", pd.concat(cluster_frames, ignore_index=True))
+            if projection_frames:
+                w.write("projections", pd.concat(projection_frames, ignore_index=True))
             if opts.gradient_k:
                 stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
                 streams = max(1, min(64, stream.numel() // (opts.gradient_k + 2)))    # windows of K+1 tokens
