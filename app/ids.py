@@ -135,6 +135,26 @@ def jobs_error(name: str) -> str:
     return f"jobs-error-{name.replace('_', '-')}"
 
 
+# -- projection page (2-D maps of words and units)
+PJ_URL = "projection-url"
+PJ_ALERT = "projection-alert"
+PJ_MODEL = "projection-model"
+PJ_LAYER = "projection-layer"
+PJ_STATE = "projection-state"
+PJ_K = "projection-k"
+PJ_METHOD = "projection-method"          # "tsne" | "pca"
+PJ_COLOR = "projection-color"            # "pos" | "cluster"
+PJ_DRAG = "projection-drag"              # plotly dragmode: "lasso" | "select" | "zoom"
+PJ_MODEL_B = "projection-model-b"        # compare: a second model (None = no comparison)
+PJ_LAYER_B = "projection-layer-b"
+PJ_SELECTION = "projection-selection"    # dcc.Store: {"words": [...], "units": [...]}
+PJ_CLEAR = "projection-clear"
+PJ_EXPLORE_LINK = "projection-explore-link"
+PJ_SUMMARY = "projection-summary"
+PJ_WORDS = graph("projection-words")
+PJ_UNITS = graph("projection-units")
+EX_MAP_LINK = "explore-map-link"         # Explore: the same view (and selection) on the projection page
+
 # -- admin page
 ADMIN_MSG = "admin-msg"
 ADMIN_USERS = "admin-users"
