@@ -2,27 +2,43 @@
 
 Training runs on torch's fused ``nn.RNN``/``nn.GRU``/``nn.LSTM`` (cuDNN on a
 GPU).  :meth:`RecurrentModel.trace` returns every layer's state at every step
-from the same weights: gated cells are unrolled step by step (one matrix
-product for all input projections, then one [B, H] x [H, G*H] product per step),
-which yields the gates and the LSTM cell state along the way at the cost of
-one forward pass; the vanilla RNN, which has no gates, runs through a one-layer
-fused module sharing the trained parameters.  :meth:`RecurrentModel.trace_packed`
-is the same trace written into one reusable [T, B, states x H] buffer, with
-the updates Δh in place of h and c if asked: what the analysis streams.
+from the same weights: h, the LSTM cell state c and the gate activations.  On
+a CPU the gated cells are unrolled step by step; on a GPU each layer runs its
+fused module for h and the gates and c are reconstructed from it with batched
+products (both in :mod:`models.trace_cells`); the vanilla RNN, which has no
+gates, always runs through a one-layer fused module.
+:meth:`RecurrentModel.trace_packed` is the same trace written into one
+reusable [T, B, states x H] buffer, with the updates Δh in place of h and c if
+asked: what the analysis streams.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from . import trace_cells as cells
 from .buffers import Workspace
 from .config import ModelConfig
 
 State = Tensor | tuple[Tensor, Tensor]
 _CORES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+@contextmanager
+def _exact_cudnn() -> Iterator[None]:
+    """cuDNN without TF32 inside the block: a trace must match the float32 definition to 1e-5, and
+    TF32's 10-bit mantissa (torch allows it in cuDNN by default) is ~1e-3 off."""
+    old = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = old
 
 
 class RecurrentModel(nn.Module):
@@ -70,17 +86,26 @@ class RecurrentModel(nn.Module):
 
     # ------------------------------------------------------------------ tracing
     def _layer_core(self, layer: int) -> nn.Module:
-        """A one-layer fused module sharing this layer's parameters (built once, kept off the state dict)."""
+        """A one-layer fused module with a copy of this layer's weights (cached until they change).
+
+        A copy rather than shared parameters: cuDNN wants a layer's weights in
+        one flat buffer, which shared slices of the multi-layer module are not
+        (torch would re-pack them on every call, with a warning).
+        """
+        params = [getattr(self.rnn, f"{n}_l{layer}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        stamp = tuple((p.data_ptr(), p._version) for p in params)
         cache = self.__dict__.setdefault("_layer_cores", {})
-        if layer not in cache:
+        if layer not in cache or cache[layer][0] != stamp:
             cfg = self.cfg
             kwargs = {"nonlinearity": "tanh"} if cfg.cell == "rnn" else {}
             inp = cfg.embed_size if layer == 0 else cfg.hidden_size
-            core = _CORES[cfg.cell](inp, cfg.hidden_size, 1, **kwargs).to(self.head.weight.device)
-            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                setattr(core, f"{name}_l0", getattr(self.rnn, f"{name}_l{layer}"))
-            cache[layer] = core
-        return cache[layer]
+            core = _CORES[cfg.cell](inp, cfg.hidden_size, 1, **kwargs).to(self.head.weight.device).eval()
+            with torch.no_grad():
+                for name, p in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), params):
+                    getattr(core, f"{name}_l0").copy_(p)
+            core.flatten_parameters()
+            cache[layer] = (stamp, core)
+        return cache[layer][1]
 
     def trace(self, token_ids: Tensor, state: State | None = None) -> dict[tuple[int, str], Tensor]:
         """States after each step of every layer, from zero state (or ``state``).
@@ -99,7 +124,8 @@ class RecurrentModel(nn.Module):
     @torch.no_grad()
     def trace_packed(self, token_ids: Tensor, state: State | None = None, *,
                      keys: list[tuple[int, str]] | None = None, deltas: bool = False,
-                     workspace: Workspace | None = None, input_table: bool = False) -> PackedTrace:
+                     workspace: Workspace | None = None, input_table: bool = False,
+                     method: str = "auto") -> PackedTrace:
         """Trace into one [T, B, len(keys) * H] buffer: state ``keys[k]`` in columns k*H .. (k+1)*H.
 
         ``keys`` (default: all, see :meth:`state_keys`) must follow the order
@@ -114,6 +140,11 @@ class RecurrentModel(nn.Module):
         (:meth:`input_table`, built once per set of weights) instead of
         multiplying each chunk's embeddings: a gather instead of a matrix
         product.  Worth it when many more tokens than V are traced.
+
+        ``method``: ``loop`` unrolls the gated cells step by step, ``fused``
+        runs the fused module (cuDNN) per layer and reconstructs the gates and
+        c from its h (see :mod:`models.trace_cells`); ``auto`` is ``fused`` on
+        a GPU, ``loop`` on a CPU, where it measured faster.
         """
         cfg = self.cfg
         order = self.state_keys()
@@ -122,43 +153,59 @@ class RecurrentModel(nn.Module):
         ranks = [rank.get(k, -1) for k in keys]
         if not keys or min(ranks) < 0 or any(a >= b for a, b in zip(ranks, ranks[1:])):
             raise ValueError(f"keys must be distinct (layer, state) pairs in the order of state_keys(), got {keys}")
-        ws = workspace or Workspace(self.head.weight.device)
+        device = self.head.weight.device
+        if method == "auto":
+            method = "fused" if device.type == "cuda" else "loop"
+        if method not in ("loop", "fused"):
+            raise ValueError(f"method must be auto, loop or fused, got {method!r}")
+        fused = method == "fused"
+        ws = workspace or Workspace(device)
         T, B = token_ids.shape
         H = cfg.hidden_size
         if state is None:
             state = self.init_state(B)
         out = ws.get("values", (T, B, len(keys) * H))
         col = {k: i * H for i, k in enumerate(keys)}
-        ids = token_ids.to(self.head.weight.device).reshape(-1)
+        ids = token_ids.to(device).reshape(-1)
         G = {"lstm": 4, "gru": 3}.get(cfg.cell, 0)
-        if input_table and G:
+        if input_table and G and not fused:
             x = None                                                       # layer 0 needs no embeddings
         else:
             x = torch.index_select(self.embed.weight, 0, ids, out=ws.get("embed", (T * B, cfg.embed_size)))
             x = x.view(T, B, cfg.embed_size)                               # = self.embed(token_ids)
         final_h, final_c = [], []
-        for layer in range(cfg.layers):
-            cols = {s: col.get((layer, s)) for s in cfg.states}
-            hs = ws.get(f"h{layer % 2}", (T, B, H))
-            if G:
-                gi = ws.get("gi", (T, B, G * H))
-                if x is None:
-                    torch.index_select(self.input_table(), 0, ids, out=gi.view(T * B, G * H))
-                else:
-                    w_ih, b = self._scaled_weights(layer)[:2]
-                    torch.addmm(b, x.reshape(T * B, -1), w_ih.t(), out=gi.view(T * B, G * H))
-            if cfg.cell == "lstm":
-                c_last = _lstm_layer(self, layer, gi, state[0][layer], state[1][layer], hs, out, cols, deltas, ws)
-                final_c.append(c_last)
-            elif cfg.cell == "gru":
-                _gru_layer(self, layer, gi, state[layer], hs, out, cols, deltas, ws)
-            else:  # no gates: the fused module gives all there is
-                h0 = state[layer]
-                hs.copy_(self._layer_core(layer)(x, h0[None])[0])
-                if cols["h"] is not None:
-                    _write_h(out[..., cols["h"]:cols["h"] + H], hs, h0, deltas)
-            final_h.append(hs[-1].clone())
-            x = hs
+        with _exact_cudnn():
+            for layer in range(cfg.layers):
+                cols = {s: col.get((layer, s)) for s in cfg.states}
+                hp = ws.get(f"h{layer % 2}", (T + 1, B, H))                  # [h0, h_1 .. h_T]
+                hs = hp[1:]
+                h0 = (state[0] if cfg.cell == "lstm" else state)[layer]
+                if G:
+                    w_ih, b, w_hh_t, b_hh = self._scaled_weights(layer)
+                    gi = ws.get("gi", (T, B, G * H))
+                    if input_table and layer == 0:
+                        torch.index_select(self.input_table(), 0, ids, out=gi.view(T * B, G * H))
+                    else:
+                        torch.addmm(b, x.reshape(T * B, -1), w_ih.t(), out=gi.view(T * B, G * H))
+                if cfg.cell == "lstm":
+                    c0 = state[1][layer]
+                    if fused:
+                        c_last = cells.lstm_fused(self._layer_core(layer), w_hh_t, gi, x, h0, c0, hp, out, cols,
+                                                  deltas, ws)
+                    else:
+                        c_last = cells.lstm_loop(w_hh_t, gi, h0, c0, hs, out, cols, deltas, ws)
+                    final_c.append(c_last)
+                elif cfg.cell == "gru":
+                    if fused:
+                        cells.gru_fused(self._layer_core(layer), w_hh_t, b_hh, gi, x, h0, hp, out, cols, deltas, ws)
+                    else:
+                        cells.gru_loop(w_hh_t, b_hh, gi, h0, hs, out, cols, deltas, ws)
+                else:  # no gates: the fused module gives all there is
+                    hs.copy_(self._layer_core(layer)(x, h0[None].contiguous())[0])
+                    if cols["h"] is not None:
+                        cells.write_h(out[..., cols["h"]:cols["h"] + H], hs, h0, deltas)
+                final_h.append(hs[-1].clone())
+                x = hs
         h = torch.stack(final_h)
         return PackedTrace(out, keys, H, (h, torch.stack(final_c)) if cfg.cell == "lstm" else h)
 
@@ -237,91 +284,3 @@ class PackedTrace:
 
     def as_dict(self) -> dict[tuple[int, str], Tensor]:
         return {k: self[k] for k in self.keys}
-
-
-def _write_h(dst: Tensor, values: Tensor, prev: Tensor, deltas: bool) -> None:
-    """dst [T, B, H] = values, or with ``deltas`` values minus the previous step's (prev [B, H] before step 0)."""
-    if not deltas:
-        dst.copy_(values)
-        return
-    torch.sub(values[0], prev, out=dst[0])
-    torch.sub(values[1:], values[:-1], out=dst[1:])
-
-
-# The gated cells are unrolled here rather than run through the fused module:
-# the fused kernels do not expose gates or per-step cell states, and
-# recomputing the gates afterwards would cost a second pass over all the
-# matrix products.  The input projection of all steps is one matrix product;
-# each step then does one [B, H] x [H, G*H] product plus elementwise work on
-# preallocated buffers, written straight into the caller's packed output
-# (a test checks the states agree with the fused module to 1e-5).
-def _lstm_layer(model: RecurrentModel, layer: int, gi: Tensor, h: Tensor, c: Tensor, hs: Tensor, out: Tensor,
-                cols: dict, deltas: bool, ws: Workspace) -> Tensor:
-    """gi [T, B, 4H]: input projections.  Fills hs [T, B, H] and the selected columns of out; returns the last c."""
-    T, B, H = hs.shape
-    w_hh_t = model._scaled_weights(layer)[2]
-    gate_cols = [cols[g] for g in "ifgo"]
-    direct = gate_cols[0] is not None and gate_cols == [gate_cols[0] + k * H for k in range(4)]
-    gates = out[..., gate_cols[0]:gate_cols[0] + 4 * H] if direct else ws.get("gates", (T, B, 4 * H))
-    cs = ws.get("cs", (T, B, H))
-    tmp = ws.get("tmp", (2, B, H))
-    # Per-step work is kept to a few small ops (Python overhead matters at
-    # H ~ 200): views are made once per call, g stays σ(2x) inside the loop
-    # and becomes tanh in one bulk op afterwards.  Δh/Δc are written inside
-    # the loop, while h and c are still in cache (measured ~5% faster than
-    # one bulk op over the chunk).
-    d_c = out[..., cols["c"]:cols["c"] + H].unbind(0) if deltas and cols["c"] is not None else None
-    d_h = out[..., cols["h"]:cols["h"] + H].unbind(0) if deltas and cols["h"] is not None else None
-    for t, (gi_t, g, c_new, h_new) in enumerate(zip(gi.unbind(0), gates.unbind(0), cs.unbind(0), hs.unbind(0))):
-        torch.sigmoid(gi_t.addmm_(h, w_hh_t), out=g)                       # i f o, and s = σ(2x) for g
-        i, f, s, o = g.split(H, dim=1)
-        torch.addcmul(torch.neg(i, out=tmp[0]), i, s, value=2, out=c_new)  # i·g = i·(2s − 1)
-        c_new.addcmul_(f, c)
-        s2 = torch.mul(c_new, 2, out=tmp[1]).sigmoid_()                    # tanh(c) = 2σ(2c) − 1
-        torch.addcmul(torch.neg(o, out=tmp[0]), o, s2, value=2, out=h_new)
-        if d_c is not None:
-            torch.sub(c_new, c, out=d_c[t])
-        if d_h is not None:
-            torch.sub(h_new, h, out=d_h[t])
-        h, c = h_new, c_new
-    gates[..., 2 * H:3 * H].mul_(2).sub_(1)                                # g = tanh(x) = 2σ(2x) − 1
-    if not direct:
-        for k, name in enumerate("ifgo"):
-            if cols[name] is not None:
-                out[..., cols[name]:cols[name] + H].copy_(gates[..., k * H:(k + 1) * H])
-    if not deltas:
-        for name, values in (("c", cs), ("h", hs)):
-            if cols[name] is not None:
-                out[..., cols[name]:cols[name] + H].copy_(values)
-    return c.clone()
-
-
-def _gru_layer(model: RecurrentModel, layer: int, gi: Tensor, h: Tensor, hs: Tensor, out: Tensor, cols: dict,
-               deltas: bool, ws: Workspace) -> None:
-    """gi [T, B, 3H]: input projections.  Fills hs [T, B, H] and the selected columns of out (gates z, r, n)."""
-    T, B, H = hs.shape
-    _, _, w_hh_t, b_hh = model._scaled_weights(layer)
-    gate_cols = [cols[g] for g in "zrn"]
-    direct = gate_cols[0] is not None and gate_cols == [gate_cols[0] + k * H for k in range(3)]
-    gates = out[..., gate_cols[0]:gate_cols[0] + 3 * H] if direct else ws.get("gates", (T, B, 3 * H))
-    gh = ws.get("gh", (B, 3 * H))
-    gh_zr, gh_n = gh.split(2 * H, dim=1)
-    tmp = ws.get("tmp", (B, H))
-    d_h = out[..., cols["h"]:cols["h"] + H].unbind(0) if deltas and cols["h"] is not None else None
-    for t, (gi_t, g, h_new) in enumerate(zip(gi.unbind(0), gates.unbind(0), hs.unbind(0))):
-        torch.addmm(b_hh, h, w_hh_t, out=gh)                               # [B, 3H]: z r n
-        gi_zr, gi_n = gi_t.split(2 * H, dim=1)
-        zr, n = g.split(2 * H, dim=1)
-        torch.add(gi_zr, gh_zr, out=zr).sigmoid_()
-        z, r = zr.split(H, dim=1)
-        torch.addcmul(gi_n, r, gh_n, out=n).sigmoid_().mul_(2).sub_(1)     # n = tanh(x) = 2σ(2x) − 1
-        torch.addcmul(n, z, torch.sub(h, n, out=tmp), out=h_new)          # (1 − z) n + z h
-        if d_h is not None:
-            torch.sub(h_new, h, out=d_h[t])
-        h = h_new
-    if not direct:
-        for k, name in enumerate("zrn"):
-            if cols[name] is not None:
-                out[..., cols[name]:cols[name] + H].copy_(gates[..., k * H:(k + 1) * H])
-    if not deltas and cols["h"] is not None:
-        out[..., cols["h"]:cols["h"] + H].copy_(hs)

@@ -5,14 +5,58 @@ from models.config import ConfigError, ModelConfig
 from models.rnn import RecurrentModel
 
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU"))]
+
+
+def _definition(model: RecurrentModel, x: torch.Tensor) -> dict[tuple[int, str], torch.Tensor]:
+    """Every layer's states and gates by the textbook step-by-step definition (torch's docs), in float64."""
+    cfg = model.cfg
+    inp = model.embed.weight.detach().double()[x]                       # [T, B, E]
+    H, out = cfg.hidden_size, {}
+    for layer in range(cfg.layers):
+        w_ih, w_hh, b_ih, b_hh = (getattr(model.rnn, f"{n}_l{layer}").detach().double()
+                                  for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        h = c = torch.zeros(x.shape[1], H, dtype=torch.float64, device=x.device)
+        steps = {s: [] for s in cfg.states}
+        for t in range(x.shape[0]):
+            gi, gh = inp[t] @ w_ih.T + b_ih, h @ w_hh.T + b_hh
+            if cfg.cell == "lstm":
+                i, f, g, o = (gi + gh).split(H, dim=1)
+                i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+                c = f * c + i * g
+                h = o * c.tanh()
+                vals = {"h": h, "c": c, "i": i, "f": f, "g": g, "o": o}
+            elif cfg.cell == "gru":
+                r = (gi[:, :H] + gh[:, :H]).sigmoid()
+                z = (gi[:, H:2 * H] + gh[:, H:2 * H]).sigmoid()
+                n = (gi[:, 2 * H:] + r * gh[:, 2 * H:]).tanh()
+                h = (1 - z) * n + z * h
+                vals = {"h": h, "z": z, "r": r, "n": n}
+            else:
+                h = (gi + gh).tanh()
+                vals = {"h": h}
+            for s in cfg.states:
+                steps[s].append(vals[s])
+        for s in cfg.states:
+            out[(layer, s)] = torch.stack(steps[s])
+        inp = out[(layer, "h")]
+    return out
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("method", ["loop", "fused"])
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("layers", [2, 3])
-def test_trace_equals_fused_module_step_by_step(cell, layers):
-    """Every layer's h (and c) at every step equals the fused nn.RNN/GRU/LSTM state."""
+def test_trace_equals_the_step_by_step_definition(cell, layers, method, device):
+    """Every layer's h, c and gates at every step equal the definition, and h, c the fused module's state."""
     torch.manual_seed(0)
-    model = RecurrentModel(ModelConfig("lm", cell, layers, 8, 5, 0.3, 40)).eval()
-    x = torch.randint(0, 40, (17, 3))
-    traced = model.trace(x)
+    model = RecurrentModel(ModelConfig("lm", cell, layers, 8, 5, 0.3, 40)).eval().to(device)
+    x = torch.randint(0, 40, (17, 3), device=device)
+    traced = model.trace_packed(x, method=method).as_dict()
+    reference = _definition(model, x)
+    assert set(traced) == set(reference)
+    for key, ref in reference.items():
+        assert (traced[key].double() - ref).abs().max() < 1e-5, key
     state, emb = model.init_state(3), model.embed(x)
     with torch.no_grad():
         for t in range(17):
@@ -24,6 +68,25 @@ def test_trace_equals_fused_module_step_by_step(cell, layers):
                     assert (traced[(layer, "c")][t] - state[1][layer]).abs().max() < 1e-5
         full, _ = model.rnn(emb)                                       # fused, whole sequence
     assert (traced[(layers - 1, "h")] - full).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_fused_and_loop_traces_agree_with_deltas_tables_and_subsets(cell, device):
+    """The two trace methods give the same packed values for every option the analysis uses."""
+    torch.manual_seed(6)
+    m = RecurrentModel(ModelConfig("lm", cell, 2, 16, 12, 0.0, 50)).eval().to(device)
+    x = torch.randint(0, 50, (23, 5), device=device)
+    state = m.trace_packed(x[:4]).state
+    keys = [k for k in m.state_keys() if k[1] != "h"]                  # gates not adjacent to h: copies
+    for kw in ({}, {"deltas": True}, {"deltas": True, "input_table": True}, {"keys": keys, "deltas": True}):
+        a = m.trace_packed(x, state, method="loop", **kw)
+        b = m.trace_packed(x, state, method="fused", **kw)
+        assert (a.values - b.values).abs().max() < 1e-5, kw
+        for sa, sb in zip(a.state if cell == "lstm" else (a.state,), b.state if cell == "lstm" else (b.state,)):
+            assert (sa - sb).abs().max() < 1e-5, kw
+    with pytest.raises(ValueError, match="method"):
+        m.trace_packed(x, method="magic")
 
 
 def test_gates_reproduce_the_states():
