@@ -7,7 +7,7 @@ parameters of every map are stored with its rows (``seed`` and ``params``, JSON)
 one per click.
 
 t-SNE costs O(n log n) per iteration (Barnes-Hut) after a PCA down to ``TSNE_PCA_DIMS`` dimensions: on the
-≤ 500 co-clustered words × 650 units of the demo models a map takes about a second (see the README).
+≤ 500 co-clustered words × 650 units of the demo models a word map takes about a second on one core (see the README).
 """
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ METHODS = ("pca", "tsne")
 PERPLEXITY = 30.0
 #: t-SNE runs on the first PCA components (the usual speed-up; it keeps the neighbourhoods).
 TSNE_PCA_DIMS = 50
+#: t-SNE iterations (250 of them early exaggeration): half sklearn's default, which halves the cost; the maps
+#: of a few hundred words have settled by then.
+TSNE_MAX_ITER = 500
 #: More points than this get no t-SNE map (PCA only): the analysis must stay fast.
 TSNE_MAX_POINTS = 5000
 #: Threads of the native pools while a map is fitted (see analytics.coclusters.FIT_THREADS).
@@ -57,9 +60,9 @@ def _tsne(x: np.ndarray, seed: int, perplexity: float) -> tuple[np.ndarray, dict
     pre = PCA(n_components=dims, random_state=seed, svd_solver="full").fit_transform(x) if dims < d else x
     perp = float(min(perplexity, max(1.0, (n - 1) / 3.0)))
     t = TSNE(n_components=2, perplexity=perp, init="pca", learning_rate="auto", random_state=seed,
-             max_iter=1000, method="barnes_hut", metric="euclidean")
+             max_iter=TSNE_MAX_ITER, method="barnes_hut", metric="euclidean")
     xy = t.fit_transform(pre.astype(np.float64))
-    return xy, {"perplexity": perp, "init": "pca", "learning_rate": "auto", "max_iter": 1000,
+    return xy, {"perplexity": perp, "init": "pca", "learning_rate": "auto", "max_iter": TSNE_MAX_ITER,
                 "method": "barnes_hut", "metric": "euclidean", "pca_dims": int(dims),
                 "kl_divergence": round(float(t.kl_divergence_), 6)}
 
