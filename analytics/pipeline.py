@@ -51,6 +51,7 @@ from .gradients import gradient_flow
 from .projections import projection_frame
 from .quantiles import systematic_keep
 from .responses import ResponseAccumulator
+from .token_states import TokenStateCollector, parse_token_states
 from .tables import SUMMARY_BITS, model_tables, response_table, round_mantissa  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,9 @@ class AnalysisOptions:
     quantile_cap: int = 1000         # quantiles from a sample of this many occurrences of a word, evenly spread
     gradient_k: int = 50             # gradient flow distances 1..K (0 = skip)
     seed: int = 0
+    # per-token states stored for the pattern search (analytics/token_states.py): "last" (the last layer's h),
+    # "none", "all" or a list such as "1:h,0:c"; float16, ~136 MB per 650 units over 104k tokens
+    token_states: str = "last"
 
     def validate(self) -> "AnalysisOptions":
         for name in ("batch_size", "chunk_steps", "top_words", "min_count", "quantile_cap"):
@@ -191,7 +195,8 @@ def _last_column(state: State) -> State:
 
 
 def _trace_lm(model: RecurrentModel, stream: torch.Tensor, opts: AnalysisOptions, keys: list[tuple[int, str]],
-              ws: Workspace, acc: ResponseAccumulator, progress: Callable[[float], None]) -> int:
+              ws: Workspace, acc: ResponseAccumulator, progress: Callable[[float], None],
+              collector: TokenStateCollector | None = None) -> int:
     """Trace the id stream [N] as one continuous text (see the module docstring); returns the tokens counted."""
     total = stream.numel()
     if total == 0:
@@ -202,6 +207,8 @@ def _trace_lm(model: RecurrentModel, stream: torch.Tensor, opts: AnalysisOptions
     keep_data = keep[:B * n].view(B, n).t()                                 # [n, B]
     table = _use_input_table(model, total + (B - 1) * min(opts.warmup, n))
     state = _warm_state(model, stream, B, n, opts.warmup, ws, table)
+    if collector is not None:
+        collector.begin(state, B, n)
     chunks, done, tokens = _lm_chunks(model, data, opts.chunk_steps, keys, ws, state, table), 0, 0
     while True:
         try:
@@ -210,6 +217,8 @@ def _trace_lm(model: RecurrentModel, stream: torch.Tensor, opts: AnalysisOptions
             state = stop.value
             break
         acc.update(x.reshape(-1), values.view(-1, values.shape[-1]), keep=keep_data[done:done + len(x)].reshape(-1))
+        if collector is not None:
+            collector.add(values, done)
         done += len(x)
         tokens += x.numel()
         progress(done / n)
@@ -218,6 +227,8 @@ def _trace_lm(model: RecurrentModel, stream: torch.Tensor, opts: AnalysisOptions
         values = model.trace_packed(x, _last_column(state), keys=keys, deltas=True, workspace=ws,
                                     input_table=table).values
         acc.update(x.reshape(-1), values.view(-1, values.shape[-1]), keep=keep[B * n:])
+        if collector is not None:
+            collector.add_tail(values, B * n)
         tokens += x.numel()
     log.debug("traced %d tokens as %d pieces of %d (+%d tail), warm-up %d", tokens, B, n, total - B * n,
               min(opts.warmup, n) if B > 1 else 0)
@@ -272,16 +283,21 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
             raise AnalysisCancelled("analysis cancelled")
 
     tokens = words = 0
+    collector = text_ids = documents = None
+    token_keys = parse_token_states(opts.token_states, model.cfg.layers, states)
     try:
         if model.cfg.task == "lm":
             stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
+            if token_keys and stream.numel():
+                collector = TokenStateCollector(token_keys, states, H, stream.numel())
+                text_ids = stream.numpy()
             with tqdm(total=100, desc=f"{model_id}: trace", unit="%", disable=not show_progress,
                       leave=False) as bar:
                 def progress(fraction: float) -> None:
                     bar.update(int(100 * fraction) - bar.n)
                     report("trace", 0.8 * fraction)
 
-                tokens = _trace_lm(model, stream, opts, states, ws, acc, progress)
+                tokens = _trace_lm(model, stream, opts, states, ws, acc, progress, collector)
         else:
             max_len = int(ckpt.get("train_config", {}).get("max_len") or 0)    # as trained (the loader keeps 400)
             docs = [vocab.encode(d) for d in corpus.splits[opts.split]]
@@ -297,6 +313,11 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
             order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
             groups = [order[i:i + opts.batch_size] for i in range(0, len(order), opts.batch_size)]
             table = _use_input_table(model, sum(len(d) for d in docs))
+            starts = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
+            if token_keys and starts[-1]:
+                collector = TokenStateCollector(token_keys, states, H, int(starts[-1]))
+                text_ids = np.concatenate([np.asarray(d, np.int64) for d in docs])
+                documents = np.repeat(np.arange(len(docs)), [len(d) for d in docs])
             with tqdm(total=len(groups), desc=f"{model_id}: trace", unit="batch", disable=not show_progress,
                       leave=False) as bar:
                 for g in groups:
@@ -310,6 +331,8 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
                     mask = (torch.arange(x.size(0))[:, None] < lengths[None, :]).reshape(-1)   # [T*B]
                     acc.update(x.reshape(-1)[mask], values.view(-1, values.shape[-1])[mask],
                                keep=keep.reshape(-1)[mask])
+                    if collector is not None:
+                        collector.add_documents(values, [int(starts[i]) for i in g], lengths.tolist())
                     tokens += int(lengths.sum())
                     bar.update(1)
                     report("trace", 0.8 * bar.n / len(groups))
@@ -348,6 +371,9 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
                 report("statistics", 0.8 + 0.15 * (n_done + 1) / len(states))
             if cluster_frames:
                 w.write("coclusters", pd.concat(cluster_frames, ignore_index=True))
+            if collector is not None:
+                collector.write(w, model_id, text_ids, vocab.words, documents)
+                del collector
             if projection_frames:
                 w.write("projections", pd.concat(projection_frames, ignore_index=True))
             if opts.gradient_k:

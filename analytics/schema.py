@@ -50,6 +50,11 @@ class View:
     description: str
     columns: tuple[Column, ...]
     sort_by: tuple[str, ...] = ()
+    # Parquet storage hints (the SQL types above stay the contract): FLOAT columns stored as float16
+    # (DuckDB reads them back as FLOAT), integer columns delta-encoded, and rows per row group (0 = the writer's).
+    half: tuple[str, ...] = ()
+    delta: tuple[str, ...] = ()
+    row_group_rows: int = 0
 
     @property
     def column_names(self) -> list[str]:
@@ -252,6 +257,45 @@ _VIEW_LIST: tuple[View, ...] = (
             ("value", "FLOAT", "State value after reading the token."),
         ),
         sort_by=("layer", "state", "position", "unit"),
+    ),
+    View(
+        name="corpus_tokens",
+        kind="models",
+        grain="model × position of the analysed split",
+        description=(
+            "The analysed split in text order (a language model's split as one stream; a classifier's "
+            "documents in order), for the passages of `token_states`."
+        ),
+        columns=_cols(
+            _MODEL_ID,
+            ("position", "INTEGER", "Token position in the analysed split, 0-based."),
+            ("document", "INTEGER", "Document index (classifiers; 0 for a language model's stream)."),
+            ("word_id", "INTEGER", "Word index in the model's vocabulary (what the model read)."),
+            ("word", "VARCHAR", "The word (`<unk>` for a word outside the vocabulary)."),
+        ),
+        sort_by=("position",),
+    ),
+    View(
+        name="token_states",
+        kind="models",
+        grain="model × layer × state × unit × position",
+        description=(
+            "Per-token states of the chosen (layer, state)s over the analysed split (analysis option "
+            "`token_states`, default the last layer's h), one row per unit and position, stored as float16; "
+            "join `corpus_tokens` on (model_id, position) for the words."
+        ),
+        columns=_cols(
+            _MODEL_ID,
+            _LAYER,
+            _STATE,
+            ("unit", "INTEGER", "Unit index within the layer."),
+            ("position", "INTEGER", "Token position in the analysed split (see `corpus_tokens`)."),
+            ("value", "FLOAT", "State value after reading the token (h_t, c_t or the gate), float16 precision."),
+        ),
+        sort_by=("layer", "state", "unit", "position"),
+        half=("value",),
+        delta=("position",),
+        row_group_rows=1 << 16,
     ),
     View(
         name="jobs",

@@ -30,7 +30,8 @@ _FLOAT_TYPES = {"FLOAT", "DOUBLE"}
 def arrow_schema(view_name: str) -> pa.Schema:
     """The Arrow schema files of ``view_name`` are written with."""
     v = VIEWS[view_name]
-    return pa.schema([pa.field(c.name, _ARROW_TYPES[c.type]) for c in v.columns])
+    return pa.schema([pa.field(c.name, pa.float16() if c.name in v.half else _ARROW_TYPES[c.type])
+                      for c in v.columns])
 
 
 def _to_arrow(data: Any) -> pa.Table:

@@ -40,7 +40,7 @@ class _TableSink:
         self.path = path
         self.view = view
         self.schema = arrow_schema(view.name)
-        self.row_group_rows = row_group_rows
+        self.row_group_rows = view.row_group_rows or row_group_rows
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
         self.rows = 0
@@ -48,14 +48,16 @@ class _TableSink:
         self.presorted = True  # every chunk so far came in the view's sort order
 
     def _open(self) -> pq.ParquetWriter:
-        floats = [c.name for c in self.view.columns if c.type in _FLOAT_TYPES]
-        others = [c.name for c in self.view.columns if c.type not in _FLOAT_TYPES]
+        # float16 columns: no byte-stream split (DuckDB cannot read it for them); delta columns: no dictionary
+        floats = [c.name for c in self.view.columns if c.type in _FLOAT_TYPES and c.name not in self.view.half]
+        others = [c.name for c in self.view.columns if c.type not in _FLOAT_TYPES and c.name not in self.view.delta]
         return pq.ParquetWriter(
             self.path,
             self.schema,
             compression="zstd",
             use_dictionary=others,
             use_byte_stream_split=floats or False,
+            column_encoding={c: "DELTA_BINARY_PACKED" for c in self.view.delta} or None,
             write_statistics=True,
             write_page_index=True,
         )

@@ -1,0 +1,240 @@
+"""Per-token states of the analysed split: collect them from the trace, store them, read them back.
+
+The analysis (:mod:`analytics.pipeline`) hands a :class:`TokenStateCollector`
+the tensors it traces; the collector keeps, for each chosen (layer, state), the
+value of every unit at every position of the split in text order, as float16
+([N, H] per state: 136 MB for 104k tokens × 650 units). They are written as two
+views (see :mod:`analytics.schema`):
+
+- ``corpus_tokens`` (model × position): the split in text order, with the word;
+- ``token_states`` (model × layer × state × unit × position): one float16 value
+  per row, sorted by unit then position, positions delta-encoded, row groups
+  of 65,536 rows, so a query for a few units reads only their row groups (the
+  pattern search reads 10 of 650 units in tens of milliseconds). The README's
+  "Pattern search" section compares this layout with one array row per token.
+
+Reading: :func:`unit_series` (the search input, [N, k]), :func:`passage` (all
+units over a few positions) and :func:`corpus_words`.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from . import store
+
+log = logging.getLogger(__name__)
+
+#: Units per chunk handed to the store writer (1 unit = N rows).
+_UNITS_PER_CHUNK = 16
+
+
+def parse_token_states(spec: str, layers: int, traced: Sequence[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The (layer, state)s to store for an analysis option ``spec``.
+
+    ``last`` (the default): the last layer's h; ``none`` (or empty): nothing; otherwise a comma list of
+    ``layer:state`` (``1:h,0:c``), a bare state for every layer (``h``) or ``all`` (every traced key).
+    Only traced keys can be stored (ValueError naming them otherwise; ``last`` is skipped if h is not traced).
+    """
+    spec = (spec or "none").strip().lower()
+    traced = list(traced)
+    if spec == "none":
+        return []
+    if spec == "last":
+        key = (layers - 1, "h")
+        return [key] if key in traced else []
+    if spec == "all":
+        return traced
+    wanted: list[tuple[int, str]] = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        if ":" in part:
+            layer, state = part.split(":", 1)
+            if not layer.strip().lstrip("-").isdigit():
+                raise ValueError(f"token_states: {part!r} is not layer:state (e.g. 1:h)")
+            lay = int(layer) % layers if int(layer) < 0 else int(layer)
+            wanted.append((lay, state.strip()))
+        else:
+            wanted += [(layer, part) for layer in range(layers)]
+    bad = [k for k in wanted if k not in traced]
+    if bad:
+        names = ", ".join(f"{lay}:{s}" for lay, s in traced)
+        raise ValueError(f"token_states: {', '.join(f'{lay}:{s}' for lay, s in bad)} not traced by this analysis "
+                         f"(traced: {names}; add the state to --states)")
+    return [k for k in traced if k in set(wanted)]   # in trace order, no duplicates
+
+
+class TokenStateCollector:
+    """Keeps the states of ``keys`` at every position of an N-token split, from the trace's packed values.
+
+    ``traced`` are the keys of the packed buffer (key j in columns j*H .. (j+1)*H); ``deltas``: h and c
+    columns hold Δh (as the analysis traces them), turned back into states by a running sum from the start
+    state of each piece.
+    """
+
+    def __init__(self, keys: Sequence[tuple[int, str]], traced: Sequence[tuple[int, str]], hidden: int, total: int,
+                 deltas: bool = True):
+        self.keys = list(keys)
+        self.hidden = hidden
+        self.total = total
+        self.cols = [traced.index(k) for k in self.keys]
+        self.summed = [deltas and k[1] in ("h", "c") for k in self.keys]
+        self.out = torch.zeros(len(self.keys), total, hidden, dtype=torch.float16)  # [K, N, H]
+        self.prev: torch.Tensor | None = None      # [K, B, H] float32: state before the next step of each piece
+        self.pieces = (1, total)
+
+    def _start_values(self, state, B: int) -> torch.Tensor:
+        prev = torch.zeros(len(self.keys), B, self.hidden)
+        if state is None:
+            return prev
+        h, c = state if isinstance(state, tuple) else (state, None)
+        for j, (layer, name) in enumerate(self.keys):
+            if name == "h":
+                prev[j] = h[layer].float().cpu()
+            elif name == "c" and c is not None:
+                prev[j] = c[layer].float().cpu()
+        return prev
+
+    def begin(self, state, B: int, n: int) -> None:
+        """A language model's pieces: B of n tokens (piece b = positions b·n ..), from ``state`` (None = zero)."""
+        self.pieces = (B, n)
+        self.prev = self._start_values(state, B)
+
+    def _values(self, values: torch.Tensor, j: int, prev: torch.Tensor | None) -> torch.Tensor:
+        """[T, B, H] float32 states of key j from the packed [T, B, K*H] chunk (running sum for deltas)."""
+        c = self.cols[j] * self.hidden
+        v = values[..., c:c + self.hidden].float()
+        if self.summed[j]:
+            v = torch.cumsum(v, 0)
+            if prev is not None:
+                v += prev[None]
+        return v
+
+    def add(self, values: torch.Tensor, done: int) -> None:
+        """Chunk [T, B, K*H] at steps done .. done+T of every piece."""
+        B, n = self.pieces
+        T = values.shape[0]
+        view = self.out[:, :B * n].view(len(self.keys), B, n, self.hidden)
+        for j in range(len(self.keys)):
+            v = self._values(values, j, self.prev[j])                    # [T, B, H]
+            view[j, :, done:done + T] = v.transpose(0, 1).to(torch.float16)
+            self.prev[j] = v[-1]
+
+    def add_tail(self, values: torch.Tensor, start: int) -> None:
+        """The tail [r, 1, K*H] that continues the last piece, at positions start .."""
+        r = values.shape[0]
+        for j in range(len(self.keys)):
+            v = self._values(values, j, self.prev[j, -1:])               # [r, 1, H]
+            self.out[j, start:start + r] = v[:, 0].to(torch.float16)
+
+    def add_documents(self, values: torch.Tensor, starts: Sequence[int], lengths: Sequence[int]) -> None:
+        """A classifier batch [T, B, K*H] from zero state: document b at positions starts[b] .. + lengths[b]."""
+        for j in range(len(self.keys)):
+            v = self._values(values, j, None).to(torch.float16)        # [T, B, H]
+            for b, (s, n) in enumerate(zip(starts, lengths)):
+                self.out[j, s:s + n] = v[:n, b]
+
+    def write(self, w: "store.PartitionWriter", model_id: str, ids: np.ndarray, words: Sequence[str],
+              documents: np.ndarray | None = None) -> int:
+        """Write ``corpus_tokens`` (ids [N] in text order) and ``token_states``; returns the state rows."""
+        N, H = self.total, self.hidden
+        ids = np.asarray(ids, dtype=np.int32)
+        vocab = np.asarray(words, dtype=object)
+        w.write("corpus_tokens", pd.DataFrame({
+            "model_id": model_id, "position": np.arange(N, dtype=np.int32),
+            "document": np.zeros(N, np.int32) if documents is None else np.asarray(documents, np.int32),
+            "word_id": ids, "word": vocab[ids]}), presorted=True)
+        rows = 0
+        position = np.arange(N, dtype=np.int32)
+        for j, (layer, state) in sorted(enumerate(self.keys), key=lambda item: item[1]):
+            values = self.out[j].numpy()                                  # [N, H] float16
+            for u0 in range(0, H, _UNITS_PER_CHUNK):
+                u1 = min(H, u0 + _UNITS_PER_CHUNK)
+                m = (u1 - u0) * N
+                table = pa.table({
+                    "model_id": pa.DictionaryArray.from_arrays(np.zeros(m, np.int32), [model_id]),
+                    "layer": np.full(m, layer, np.int32),
+                    "state": pa.DictionaryArray.from_arrays(np.zeros(m, np.int32), [state]),
+                    "unit": np.repeat(np.arange(u0, u1, dtype=np.int32), N),
+                    "position": np.tile(position, u1 - u0),
+                    "value": np.ascontiguousarray(values[:, u0:u1].T).reshape(-1),
+                })
+                rows = w.write("token_states", table, presorted=True)
+        return rows
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class TokenStateInfo:
+    """What a model has stored: the (layer, state)s with token states, the number of tokens and units."""
+
+    keys: tuple[tuple[int, str], ...]
+    tokens: int
+    hidden: int
+
+
+def info(con: duckdb.DuckDBPyConnection, model_id: str) -> TokenStateInfo:
+    """The token states a model has (keys empty when the analysis stored none)."""
+    keys = store.query(con, "SELECT DISTINCT layer, state FROM token_states WHERE model_id = ? AND unit = 0 "
+                            "ORDER BY layer, state", [model_id])
+    n = store.query(con, "SELECT count(*) AS n FROM corpus_tokens WHERE model_id = ?", [model_id])["n"][0]
+    hidden = 0
+    if len(keys):
+        hidden = int(store.query(con, "SELECT hidden_size FROM models WHERE model_id = ?", [model_id])
+                     ["hidden_size"][0])
+    return TokenStateInfo(tuple((int(r.layer), str(r.state)) for r in keys.itertuples()), int(n), hidden)
+
+
+def unit_series(con: duckdb.DuckDBPyConnection, model_id: str, layer: int, state: str, units: Sequence[int],
+                tokens: int) -> np.ndarray:
+    """[tokens, len(units)] float32: each unit's value at every position (NaN where none is stored)."""
+    units = [int(u) for u in units]
+    out = np.full((tokens, len(units)), np.nan, np.float32)
+    if not units:
+        return out
+    table = con.execute("SELECT unit, position, value FROM token_states WHERE model_id = ? AND layer = ? "
+                        "AND state = ? AND list_contains(?, unit)", [model_id, layer, state, units]).fetchnumpy()
+    col = np.full(max(units) + 1, -1, np.int64)
+    col[units] = np.arange(len(units))
+    pos = table["position"].astype(np.int64)
+    keep = pos < tokens
+    out[pos[keep], col[table["unit"][keep].astype(np.int64)]] = table["value"][keep]
+    return out
+
+
+def passage(con: duckdb.DuckDBPyConnection, model_id: str, layer: int, state: str, start: int, stop: int,
+            hidden: int, units: Sequence[int] | None = None) -> np.ndarray:
+    """[stop - start, H] float32: every unit (or ``units``) over positions start .. stop - 1."""
+    width = hidden if units is None else len(units)
+    out = np.full((max(0, stop - start), width), np.nan, np.float32)
+    if stop <= start:
+        return out
+    sql = ("SELECT unit, position, value FROM token_states WHERE model_id = ? AND layer = ? AND state = ? "
+           "AND position >= ? AND position < ?")
+    params: list = [model_id, layer, state, int(start), int(stop)]
+    if units is not None:
+        sql += " AND list_contains(?, unit)"
+        params.append([int(u) for u in units])
+    t = con.execute(sql, params).fetchnumpy()
+    unit = t["unit"].astype(np.int64)
+    if units is not None:
+        col = np.full(max(units, default=0) + 1, 0, np.int64)
+        col[list(units)] = np.arange(len(units))
+        unit = col[unit]
+    out[t["position"].astype(np.int64) - start, unit] = t["value"]
+    return out
+
+
+def corpus_words(con: duckdb.DuckDBPyConnection, model_id: str) -> pd.DataFrame:
+    """The analysed split in text order: position, document, word_id, word, pos (the word's universal tag)."""
+    return store.query(con, "SELECT t.position, t.document, t.word_id, t.word, v.pos FROM corpus_tokens t "
+                            "LEFT JOIN vocab v ON v.model_id = t.model_id AND v.word_id = t.word_id "
+                            "WHERE t.model_id = ? ORDER BY t.position", [model_id])
