@@ -20,7 +20,7 @@ MAP_STATES = ("h", "c")     # the states the analysis co-clusters, hence maps
 class MapView:
     """One (model, layer, state, method, k) map, ready to draw.
 
-    words: word_id, word, freq, pos, cluster, x, y (one row per co-clustered word); units: unit, cluster, x, y;
+    words: word_id, word, freq, pos, cluster, x, y, n (occurrences in the analysed split; one row per co-clustered word); units: unit, cluster, x, y;
     params: the fit's parameters per axis (seed, perplexity, ...) as stored.
     """
 
@@ -62,7 +62,15 @@ class ProjectionMixin:
             xy.get("word", pd.DataFrame(columns=["x", "y"])), on="word_id", how="inner")
         units = view.units[["unit", "cluster"]].join(xy.get("unit", pd.DataFrame(columns=["x", "y"])), on="unit",
                                                       how="inner")
+        words["n"] = words["word_id"].map(self._word_counts(model_id, layer, state)).fillna(0).astype("int64")
         params = {axis: {"seed": int(g["seed"].iloc[0]), **json.loads(g["params"].iloc[0] or "{}")}
                   for axis, g in proj.groupby("axis")}
         return MapView(model_id, int(layer), state, method, view.k, words.reset_index(drop=True),
                        units.reset_index(drop=True), params)
+
+    def _word_counts(self, model_id: str, layer: int, state: str) -> pd.Series:
+        """word_id -> n, the word's occurrences in the analysed split (the same for every unit: unit 0's)."""
+        v = self.version(model_id)
+        return self._small.get(("map-n", model_id, v, layer, state), lambda: self._q(
+            "SELECT word_id, n FROM word_responses WHERE model_id = ? AND layer = ? AND state = ? AND unit = 0",
+            [model_id, layer, state]).set_index("word_id")["n"])

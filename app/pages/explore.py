@@ -97,7 +97,9 @@ def layout(**query) -> html.Div:
         html.Section([
             html.Div([html.H4("Co-clusters: memory chips ↔ word clouds"),
                       html.Span("click a word: colour the chips by its response · click a cell: the unit's words · "
-                                "click a chip or cloud label: highlight", className="muted small")],
+                                "click a chip or cloud label: highlight", className="muted small"),
+                      dcc.Link("2-D map →", id=ids.EX_MAP_LINK, href="/projection", className="map-link",
+                               title="these words and units on the projection page (PCA / t-SNE)")],
                      className="card-head"),
             dcc.Loading(dcc.Graph(id=ids.EX_COCLUSTER, config=GRAPH_CONFIG, className="cocluster-graph"),
                         type="circle", delay_show=300),
@@ -203,6 +205,12 @@ def _on_glyphs(model, layer, state, k, sentences):
           Input(ids.EX_SENTENCES, "data"), Input(ids.EX_SELECTION, "data"), Input(ids.EX_DETAIL_MODE, "value"))
 def _on_url(model, layer, state, k, nwords, words, sentences, selection, mode):
     return logic.url_search(model, layer, state, k, nwords, words, sentences, selection, mode)
+
+
+@callback(Output(ids.EX_MAP_LINK, "href"), Input(ids.EX_URL, "search"))
+def _on_map_link(search):
+    """The projection page with this view's model, layer, state, k, words and unit (their points highlighted)."""
+    return "/projection" + (search or "")
 
 
 @callback(Output(ids.EX_DOWNLOAD, "data"), Input(ids.EX_CSV_CLUSTERS, "n_clicks"),

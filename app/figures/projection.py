@@ -1,0 +1,199 @@
+"""The projection view: 2-D maps of the co-clustered words and of the units (PCA or t-SNE, precomputed).
+
+Words are coloured by POS or by word cluster and sized by frequency; units are coloured by unit cluster. Two
+models side by side share one plot: each map is scaled into a unit square and model B's sits right of model
+A's, so that matched units (or the same selected word) are joined by plain line segments.
+
+Every point's ``customdata`` is ``[axis, item, side]`` (axis 'word' or 'unit', item the word or the unit,
+side 'a' or 'b'), which is what the page's click and lasso callbacks read.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from plotly.colors import qualitative
+
+from .base import POS_COLORS, POS_NAMES, Figure, _figure, esc, message_figure, title, top_margin
+
+CLUSTER_COLORS = qualitative.Dark24          # k <= 20 clusters, one colour each
+SIZE_MIN, SIZE_MAX = 6, 22                   # marker diameter (px) of the rarest and the most frequent word
+LABELS = 25                                  # the most frequent words are labelled on the map
+GAP = 0.25                                   # between the two squares of a side-by-side map
+SELECTED = "#111111"
+
+
+def cluster_color(c: int) -> str:
+    return CLUSTER_COLORS[int(c) % len(CLUSTER_COLORS)]
+
+
+def _sizes(freq: np.ndarray) -> np.ndarray:
+    """Marker sizes from frequencies, on a log scale between SIZE_MIN and SIZE_MAX."""
+    f = np.log1p(np.maximum(np.asarray(freq, float), 0))
+    span = f.max() - f.min() if len(f) else 0.0
+    return SIZE_MIN + (SIZE_MAX - SIZE_MIN) * ((f - f.min()) / span if span > 0 else np.full(len(f), 0.5))
+
+
+def _square(df: pd.DataFrame, dx: float = 0.0) -> pd.DataFrame:
+    """The map scaled (aspect kept) into [0, 1]² and moved right by dx (a copy)."""
+    out = df.copy()
+    xy = out[["x", "y"]].to_numpy(float)
+    lo = xy.min(0) if len(xy) else np.zeros(2)
+    span = float((xy.max(0) - lo).max()) if len(xy) else 1.0
+    xy = (xy - lo) / (span or 1.0)
+    out["x"], out["y"] = xy[:, 0] + dx, xy[:, 1]
+    return out
+
+
+def _layout(fig_title: str, dragmode: str, height: int, legend: bool, square: bool = True) -> dict:
+    axis = dict(showgrid=False, zeroline=False, showticklabels=False, title=None, linecolor="#cfd8dc", mirror=True)
+    return dict(title=title(fig_title), height=height, dragmode=dragmode, hovermode="closest", clickmode="event",
+                showlegend=legend, legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0, font=dict(size=11)),
+                margin=dict(l=10, r=10, t=top_margin(2 if legend else 1), b=10),
+                xaxis=axis, yaxis=dict(axis, **({"scaleanchor": "x", "scaleratio": 1} if square else {})),
+                uirevision=fig_title)
+
+
+def _points(df: pd.DataFrame, axis: str, side: str, name: str, color: str, selected: set, hover: list[str],
+            size: np.ndarray | float, text: list[str] | None = None) -> dict:
+    items = df["word"].astype(str).tolist() if axis == "word" else df["unit"].astype(int).tolist()
+    trace = dict(type="scatter", mode="markers+text" if text else "markers", x=df["x"].tolist(),
+                 y=df["y"].tolist(), name=esc(name), customdata=[[axis, i, side] for i in items],
+                 hovertext=hover, hoverinfo="text", legendgroup=esc(name),
+                 marker=dict(color=color, size=size.tolist() if isinstance(size, np.ndarray) else size, opacity=0.85,
+                             line=dict(width=0.5, color="#ffffff")),
+                 selected=dict(marker=dict(opacity=1.0)), unselected=dict(marker=dict(opacity=0.18)))
+    if text:
+        trace.update(text=text, textposition="top center", textfont=dict(size=10, color="#37474f"))
+    if selected:
+        trace["selectedpoints"] = [i for i, it in enumerate(items) if it in selected]
+    return trace
+
+
+def _word_traces(words: pd.DataFrame, color_by: str, selected: set, side: str = "a", legend: bool = True
+                 ) -> list[dict]:
+    sizes = _sizes(words["freq"].to_numpy())
+    label = set(words.nlargest(LABELS, "freq")["word"].astype(str))
+    key = words["pos"].fillna("").astype(str) if color_by == "pos" else words["cluster"].astype(int)
+    data = []
+    for value in sorted(key.unique(), key=lambda v: (str(v) == "", str(v)) if color_by == "pos" else v):
+        m = (key == value).to_numpy()
+        g = words[m]
+        if color_by == "pos":
+            name, color = POS_NAMES.get(value, value), POS_COLORS.get(value, "#444444")
+        else:
+            name, color = f"W{value}", cluster_color(value)
+        hover = [f"<b>{esc(w)}</b><br>n = {int(n):,} in the analysed split · frequency {int(f):,}<br>"
+                 f"POS {esc(POS_NAMES.get(p or '', p or ''))} · cluster W{int(c)}"
+                 for w, n, f, p, c in zip(g["word"], g["n"], g["freq"], g["pos"].fillna(""), g["cluster"])]
+        text = [esc(w) if (w in label or w in selected) else "" for w in g["word"].astype(str)]
+        t = _points(g, "word", side, name, color, selected, hover, sizes[m], text)
+        t["showlegend"] = legend
+        data.append(t)
+    return data
+
+
+def _unit_traces(units: pd.DataFrame, selected: set, side: str = "a", legend: bool = True,
+                 partner: dict[int, tuple[int, float]] | None = None) -> list[dict]:
+    data = []
+    labelled = len(units) <= 80
+    for c, g in units.groupby("cluster", sort=True):
+        hover = [f"<b>unit {int(u)}</b> · cluster H{int(c)}" + (
+            f"<br>matched to unit {partner[int(u)][0]} (r = {partner[int(u)][1]:+.2f})" if partner and int(u) in partner
+            else "") for u in g["unit"]]
+        text = [f"{int(u)}" for u in g["unit"]] if labelled else None
+        t = _points(g, "unit", side, f"H{int(c)}", cluster_color(c), selected, hover, 12.0, text)
+        t["showlegend"] = legend
+        data.append(t)
+    return data
+
+
+def word_map_figure(words: pd.DataFrame, color_by: str = "pos", selected: Sequence[str] = (),
+                    dragmode: str = "lasso", heading: str = "") -> Figure:
+    """The map of the co-clustered words.
+
+    words: word, freq, n, pos, cluster, x, y. ``selected`` words are drawn at full strength and labelled, the
+    others faded (plotly's selectedpoints); the most frequent LABELS words are labelled too.
+    """
+    if words.empty:
+        return message_figure("No co-clustered words to place.")
+    sel = {str(w) for w in selected}
+    data = _word_traces(words, color_by, sel)
+    by = "POS" if color_by == "pos" else "word cluster"
+    text = heading or f"{len(words)} words by their responses · colour: {by} · size: frequency"
+    return _figure(data, _layout(text, dragmode, 560, True))
+
+
+def unit_map_figure(units: pd.DataFrame, selected: Sequence[int] = (), dragmode: str = "lasso",
+                    heading: str = "") -> Figure:
+    """The dual map: each unit placed by its response profile over the co-clustered words, coloured by unit
+    cluster. units: unit, cluster, x, y."""
+    if units.empty:
+        return message_figure("No units to place.")
+    data = _unit_traces(units, {int(u) for u in selected})
+    text = heading or f"{len(units)} units by their responses to the words · colour: unit cluster"
+    return _figure(data, _layout(text, dragmode, 420, True))
+
+
+def _segments(pa: pd.DataFrame, pb: pd.DataFrame) -> tuple[list, list]:
+    """x, y of line segments from each row of pa to the same row of pb (None between segments)."""
+    xs: list = []
+    ys: list = []
+    for (xa, ya), (xb, yb) in zip(pa[["x", "y"]].to_numpy(), pb[["x", "y"]].to_numpy()):
+        xs += [float(xa), float(xb), None]
+        ys += [float(ya), float(yb), None]
+    return xs, ys
+
+
+def paired_unit_figure(a: pd.DataFrame, b: pd.DataFrame, pairs: pd.DataFrame, names: tuple[str, str],
+                       selected: Sequence[int] = (), dragmode: str = "lasso") -> Figure:
+    """Units of model A (left) and model B (right), each on its own map, matched units joined.
+
+    a, b: unit, cluster, x, y; pairs: unit_a, unit_b, correlation (Hungarian matching). Segments are drawn
+    darker the stronger |r|; with ``selected`` (units of A) only their pairs are drawn.
+    """
+    if a.empty or b.empty:
+        return message_figure("No units to place.")
+    sa, sb = _square(a), _square(b, 1.0 + GAP)
+    sel = {int(u) for u in selected}
+    p = pairs[pairs["unit_a"].isin(sel)] if sel else pairs
+    pa = sa.set_index("unit").loc[p["unit_a"].to_numpy()]
+    pb = sb.set_index("unit").loc[p["unit_b"].to_numpy()]
+    r = p["correlation"].abs().to_numpy()
+    data = []
+    for lo, hi, color, width, label in ((0.0, 0.4, "#cfd8dc", 0.6, "|r| < 0.4"), (0.4, 0.7, "#90a4ae", 1.0,
+                                        "0.4 ≤ |r| < 0.7"), (0.7, 1.01, "#37474f", 1.6, "|r| ≥ 0.7")):
+        m = (r >= lo) & (r < hi)
+        if m.any():
+            xs, ys = _segments(pa[m], pb[m])
+            data.append(dict(type="scatter", mode="lines", x=xs, y=ys, name=label, hoverinfo="skip",
+                             line=dict(color=color, width=width)))
+    partner_a = {int(u): (int(v), float(c)) for u, v, c in zip(pairs["unit_a"], pairs["unit_b"], pairs["correlation"])}
+    partner_b = {int(v): (int(u), float(c)) for u, v, c in zip(pairs["unit_a"], pairs["unit_b"], pairs["correlation"])}
+    sel_b = {partner_a[u][0] for u in sel if u in partner_a}
+    data += _unit_traces(sa, sel, "a", True, partner_a) + _unit_traces(sb, sel_b, "b", False, partner_b)
+    layout = _layout(f"units: {esc(names[0])} (left) ↔ {esc(names[1])} (right), matched units joined", dragmode,
+                     460, True)
+    layout["annotations"] = [dict(text=esc(n), x=x, y=-0.04, xref="x", yref="y", showarrow=False, yanchor="top",
+                                  font=dict(size=12, color="#546e7a")) for n, x in ((names[0], 0.5),
+                                                                                     (names[1], 1.5 + GAP))]
+    return _figure(data, layout)
+
+
+def paired_word_figure(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str], color_by: str = "pos",
+                       selected: Sequence[str] = (), dragmode: str = "lasso") -> Figure:
+    """Words of model A (left) and model B (right), each on its own map; each selected word is joined to itself."""
+    if a.empty or b.empty:
+        return message_figure("No co-clustered words to place.")
+    sa, sb = _square(a), _square(b, 1.0 + GAP)
+    sel = {str(w) for w in selected}
+    data = []
+    shared = [w for w in sa["word"].astype(str) if w in sel and w in set(sb["word"].astype(str))]
+    if shared:
+        xs, ys = _segments(sa.set_index("word").loc[shared], sb.set_index("word").loc[shared])
+        data.append(dict(type="scatter", mode="lines", x=xs, y=ys, name="same word", hoverinfo="skip",
+                         line=dict(color=SELECTED, width=1)))
+    data += _word_traces(sa, color_by, sel, "a", True) + _word_traces(sb, color_by, sel, "b", False)
+    layout = _layout(f"words: {esc(names[0])} (left) ↔ {esc(names[1])} (right)", dragmode, 560, True)
+    return _figure(data, layout)
