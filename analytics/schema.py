@@ -301,7 +301,8 @@ _VIEW_LIST: tuple[View, ...] = (
         name="jobs",
         kind="jobs",
         grain="job",
-        description="Background jobs (training, analysis, ...) and their status.",
+        description="Background jobs (training, analysis, ...) and their status, as of each job's last change "
+                    "of status or stage (live progress: `rnnvis jobs list`, the Jobs page).",
         columns=_cols(
             ("job_id", "VARCHAR", "Job id (also the name of its store partition)."),
             ("kind", "VARCHAR", "What the job does (e.g. 'train', 'analyze')."),
@@ -320,7 +321,8 @@ _VIEW_LIST: tuple[View, ...] = (
                                           "whose heartbeat is old is shown as 'lost'."),
             ("worker", "VARCHAR", "Worker running (or that ran) it: celery node name and process id."),
             ("attempts", "INTEGER", "Attempts so far (more than 1 after a worker was lost and another took over)."),
-            ("stage", "VARCHAR", "Current stage: 'queued', 'train', 'import', 'analyze' or 'done'."),
+            ("stage", "VARCHAR", "Current stage: 'queued', 'train', 'import', 'analyze', 'publish' (the model is "
+                                 "being made visible; it is there once the job is 'done') or 'done'."),
         ),
     ),
 )

@@ -199,7 +199,7 @@ def resubmit(settings: Settings, job_id: str, *, job_settings: JobSettings | Non
         pass
     rec.attempts, rec.worker, rec.heartbeat_at = 0, None, None
     rec.detail.setdefault("resubmitted", []).append(records.utcnow().isoformat())
-    if rec.stage == "done":
+    if rec.stage in ("publish", "done"):  # publishing is the end of the analysis: run that again
         rec.stage = "analyze"
     if rec.kind == "import" and not checkpoint_file(root, rec.model_id).exists():
         rec.stage = "import"  # a failed import removed its checkpoint: import again

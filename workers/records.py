@@ -1,16 +1,33 @@
-"""Job records in the store, their status as readers show it, and the cancel flag.
+"""Job records, their status as readers show it, and the cancel flag.
 
-A job is one store partition of kind ``jobs`` (one row of the ``jobs`` view),
-rewritten atomically at every status change, at most once a second for
-progress, and at every heartbeat. ``params`` holds what was submitted and
-``detail`` (JSON) the latest progress, the per-epoch training curve and the
-result.
+Where a record lives: the live record is one row of the job database,
+SQLite in the store folder (:mod:`workers.jobdb`), written at every status
+change, at most once a second for progress, and at every heartbeat; reads,
+lists and updates take a millisecond or less. The store's ``jobs`` view
+(what SQL sees) reads a Parquet *archive*, one partition per job, written
+in the same SQLite transaction as every change of status, stage, attempt,
+worker or error (so at submit, at each stage's start and hand-over and at
+the end), never for progress or heartbeats: in SQL a running job shows its
+status and stage, with the progress and heartbeat of its last status
+change. A store made before the job database has its Parquet records
+imported when the database is first opened.
+
+``params`` holds what was submitted and ``detail`` (JSON) the latest
+progress, the per-epoch training curve and the result.
 
 Status: ``queued`` -> ``running`` -> ``done`` | ``failed`` | ``cancelled``
 (``queued`` again between stages and before a retry). Readers also show
 ``cancelling`` (cancel asked, the worker has not stopped yet) and ``lost``
 (running, but no heartbeat for ``stale_after_s``: its worker died; the
 broker hands the task to another worker, which resumes it).
+
+Stages: ``queued`` -> ``train`` | ``import`` -> ``analyze`` -> ``publish``
+-> ``done``. The order readers can rely on: the analysis writes stage
+``publish`` before its model partition appears in the store, and marks the
+job ``done`` only after it has appeared. So a reader that looks at the
+store *first* and at the record *second* sees the model only when the
+record says ``publish`` or ``done``, and a record that says ``done`` means
+the model is there.
 
 Cancel is a flag file ``<store>/.cancel/<job_id>`` that the worker polls
 between training steps, so it works with any broker and across machines
@@ -21,10 +38,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import math
 import os
 import secrets
-import time
+import sqlite3
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,17 +50,22 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from analytics import store
+from workers import jobdb
 from workers.errors import JobError, UnknownJobError, invalid_job_id
 
-__all__ = ["ACTIVE", "TERMINAL", "CANCEL_DIR", "JobRecord", "utcnow", "new_job_id", "write_job", "read_job",
-           "delete_job", "cancel_path", "request_cancel", "cancel_requested", "display_status", "list_jobs"]
+log = logging.getLogger(__name__)
+
+__all__ = ["ACTIVE", "TERMINAL", "CANCEL_DIR", "JobRecord", "utcnow", "new_job_id", "job_db", "write_job",
+           "read_job", "delete_job", "cancel_path", "request_cancel", "cancel_requested", "display_status",
+           "list_jobs"]
 
 ACTIVE = ("queued", "running")
 TERMINAL = ("done", "failed", "cancelled")
 CANCEL_DIR = ".cancel"
+#: A change of any of these is a status change: written to the Parquet archive as well.
+ARCHIVED_ON = ("status", "stage", "attempts", "worker", "error")
 
 
 def utcnow() -> dt.datetime:
@@ -53,9 +76,15 @@ def utcnow() -> dt.datetime:
 def _ts(value: Any) -> dt.datetime | None:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
         return None
+    if isinstance(value, str):
+        return dt.datetime.fromisoformat(value)
     if isinstance(value, pd.Timestamp):
         return None if pd.isna(value) else value.to_pydatetime()
     return value
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat(sep=" ", timespec="microseconds")
 
 
 @dataclass
@@ -80,9 +109,17 @@ class JobRecord:
     stage: str = "queued"
 
     def row(self) -> dict[str, Any]:
+        """The row as the Parquet archive keeps it (datetimes, JSON text)."""
         d = dataclasses.asdict(self)
         d["params"] = json.dumps(self.params, default=str)
         d["detail"] = json.dumps(self.detail, default=str)
+        return d
+
+    def sql_row(self) -> dict[str, Any]:
+        """The row as the job database keeps it (timestamps as ISO text)."""
+        d = self.row()
+        for c in jobdb.TIMESTAMPS:
+            d[c] = _iso(d[c])
         return d
 
     @classmethod
@@ -108,43 +145,79 @@ class JobRecord:
                    stage=opt(row.get("stage")) or "queued")
 
 
+def job_db(root: str | os.PathLike) -> sqlite3.Connection:
+    """This thread's connection to the store's job database (importing older Parquet records on creation)."""
+    return jobdb.connect(root, migrate=lambda con: _import_parquet_records(con, root))
+
+
+def _import_parquet_records(con: sqlite3.Connection, root: str | os.PathLike) -> None:
+    """A store from before the job database: its records (Parquet partitions) and model-id claims (files
+    ``.claims/<model_id>`` holding the job id) move into the new database, once."""
+    import pyarrow.parquet as pq
+    n = 0
+    for job_id in store.list_partitions(root, "jobs"):
+        path = store.table_file(root, "jobs", job_id, "jobs")
+        for row in pq.read_table(path).to_pylist() if path is not None else []:
+            jobdb.upsert(con, JobRecord.from_row(row).sql_row())
+            n += 1
+    claims_dir = Path(root).expanduser().absolute() / ".claims"
+    for f in claims_dir.iterdir() if claims_dir.is_dir() else []:
+        if not f.name.startswith(".") and f.is_file():
+            jobdb.set_claim(con, f.name, f.read_text().strip(), f.stat().st_mtime)
+    if n:
+        log.info("moved %d job records of %s into its job database", n, root)
+
+
 def new_job_id(root: str | os.PathLike) -> str:
     """A short unique id, valid as a store id: ``j`` + 8 hex digits."""
+    con = job_db(root)
     for _ in range(100):
         job_id = "j" + secrets.token_hex(4)
-        if not store.partition_path(root, "jobs", job_id).exists():
+        if jobdb.get(con, job_id) is None and not store.partition_path(root, "jobs", job_id).exists():
             return job_id
     raise JobError("could not find a free job id")  # pragma: no cover
 
 
 def write_job(root: str | os.PathLike, rec: JobRecord) -> None:
-    """Replace the job's partition with ``rec`` (atomic)."""
-    with store.write_partition(root, "jobs", rec.job_id) as w:
-        w.write("jobs", pd.DataFrame([rec.row()]))
+    """Write ``rec``; on a status change (:data:`ARCHIVED_ON`) also its archive partition, under the same lock.
+
+    Holding the database's write lock while the archive is written keeps the
+    archive in the order of the changes: of two writers, the later one's row
+    is the one archived."""
+    con = job_db(root)
+    row = rec.sql_row()
+    with jobdb.transaction(con):
+        before = jobdb.get(con, rec.job_id)
+        jobdb.upsert(con, row)
+        if before is None or any(before[c] != row[c] for c in ARCHIVED_ON):
+            _archive(root, rec)
+
+
+def _archive(root: str | os.PathLike, rec: JobRecord) -> None:
+    """The job's partition for the ``jobs`` view. Not fsynced: the database is the record, this a copy."""
+    try:
+        with store.write_partition(root, "jobs", rec.job_id, durable=False) as w:
+            w.write("jobs", pd.DataFrame([rec.row()]))
+    except OSError:  # the live record is written; the view catches up at the next status change
+        log.warning("job %s: could not write its archive partition", rec.job_id, exc_info=True)
 
 
 def read_job(root: str | os.PathLike, job_id: str) -> JobRecord:
-    """The current record of ``job_id`` (reads its one Parquet file; no DuckDB)."""
+    """The current record of ``job_id``; UnknownJobError if there is none."""
     _check_job_id(job_id)
-    for attempt in range(5):
-        path = store.table_file(root, "jobs", job_id, "jobs")
-        if path is None:
-            if attempt < 4 and store.partition_path(root, "jobs", job_id).parent.exists():
-                time.sleep(0.02)  # caught between the two renames of a replacement
-                continue
-            raise UnknownJobError(job_id)
-        try:
-            rows = pq.read_table(path).to_pylist()
-        except (FileNotFoundError, OSError):  # replaced while we read it
-            time.sleep(0.02)
-            continue
-        if rows:
-            return JobRecord.from_row(rows[0])
-    raise UnknownJobError(job_id)
+    row = jobdb.get(job_db(root), job_id)
+    if row is None:
+        raise UnknownJobError(job_id)
+    return JobRecord.from_row(row)
 
 
 def delete_job(root: str | os.PathLike, job_id: str) -> None:
-    store.delete_partition(root, "jobs", job_id, missing_ok=True)
+    """Remove the record and its archive (no error if there is none)."""
+    _check_job_id(job_id)
+    con = job_db(root)
+    with jobdb.transaction(con):
+        jobdb.delete(con, job_id)
+        store.delete_partition(root, "jobs", job_id, missing_ok=True)
 
 
 def _check_job_id(job_id: str) -> None:
@@ -185,15 +258,14 @@ def display_status(status: str, heartbeat_at: Any, cancelling: bool, *, now: dt.
 
 def list_jobs(root: str | os.PathLike, *, limit: int = 200, stale_after_s: float = 60.0,
               job_id: str | None = None) -> pd.DataFrame:
-    """Jobs, newest first, from the ``jobs`` view, with ``display_status`` and ``duration_s`` added."""
-    con = store.connect(root)
-    try:
-        if job_id is None:
-            df = store.query(con, "SELECT * FROM jobs ORDER BY submitted_at DESC, job_id LIMIT ?", [int(limit)])
-        else:
-            df = store.query(con, "SELECT * FROM jobs WHERE job_id = ?", [job_id])
-    finally:
-        con.close()
+    """Jobs, newest first, as rows of the ``jobs`` view with ``display_status`` and ``duration_s`` added
+    (from the job database: live progress and heartbeats)."""
+    if job_id is not None:
+        _check_job_id(job_id)
+    df = pd.DataFrame.from_records(jobdb.newest(job_db(root), limit, job_id), columns=list(jobdb.COLUMNS))
+    for c in jobdb.TIMESTAMPS:
+        df[c] = pd.to_datetime(df[c], format="ISO8601").astype("datetime64[us]")
+    df["progress"] = df["progress"].astype("float64")
     now_ = utcnow()
     cancel_dir = Path(root) / CANCEL_DIR
     flags = set(os.listdir(cancel_dir)) if cancel_dir.is_dir() else set()

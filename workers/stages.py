@@ -124,7 +124,10 @@ def run_import_stage(ctx: StageContext) -> StageOutcome:
 
 
 def run_analyze_stage(ctx: StageContext) -> StageOutcome:
-    """Analyse the job's model and publish its partition (atomically: all tables or none)."""
+    """Analyse the job's model and publish its partition (atomically: all tables or none).
+
+    The record goes to stage ``publish`` before the partition appears and to ``done`` after: readers
+    may rely on that order (:mod:`workers.records`)."""
     from analytics.pipeline import AnalysisCancelled, AnalysisOptions, analyze_model
 
     tracker, outcome = claim(ctx, "analyze")
@@ -138,6 +141,10 @@ def run_analyze_stage(ctx: StageContext) -> StageOutcome:
         latest = dict(tracker.rec.detail.get("latest") or {})
         latest.update(stage="analyze", analysis_stage=d.get("stage"), analysis_progress=d.get("progress"))
         tracker.progress(base + (1 - base) * float(d.get("progress") or 0.0), latest)
+        # The pipeline reports "publish" just before its partition appears; the record says so first
+        # (unless a cancel is pending: the pipeline stops right after this call and publishes nothing).
+        if d.get("stage") == "publish" and not tracker.should_stop():
+            tracker.publishing()
 
     with tracker:
         try:

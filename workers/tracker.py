@@ -6,6 +6,11 @@ one whose worker was lost (its process is gone, or its heartbeat is older
 than ``stale_after_s``). While it runs, a :class:`JobTracker` writes the
 record: status changes at once, progress at most once a second, and a
 heartbeat every ``heartbeat_s``.
+
+``publish`` is the last part of the ``analyze`` stage (written before the
+model partition appears, see :mod:`workers.records`): a worker lost while
+publishing is taken over by the analyze task's redelivery, which runs the
+analysis again (the partition is replaced whole, or was never there).
 """
 from __future__ import annotations
 
@@ -30,6 +35,8 @@ __all__ = ["StageOutcome", "DONE", "CANCELLED", "SKIPPED", "JobTracker", "StageC
            "owner_alive", "claim", "fail"]
 
 MIN_WRITE_INTERVAL_S = 1.0
+#: Parts of a stage that have a stage name of their own, for readers: which task runs them.
+PART_OF = {"publish": "analyze"}
 _HOST = socket.gethostname()
 
 
@@ -116,13 +123,20 @@ class JobTracker:
     def begin(self, stage: str, worker: str) -> None:
         with self._lock:
             r = self.rec
-            if r.stage != stage:
+            if PART_OF.get(r.stage, r.stage) != stage:
                 r.attempts = 0
             r.status, r.stage, r.worker, r.error = "running", stage, worker, None
             r.attempts += 1
             r.started_at = r.started_at or utcnow()
             r.detail.setdefault("stages", {})[stage] = {"started_at": utcnow().isoformat(), "attempt": r.attempts,
                                                         "worker": worker}
+            self.save()
+
+    def publishing(self) -> None:
+        """The analysis is about to make its model partition appear: say so first (written at once)."""
+        with self._lock:
+            self.rec.stage = "publish"
+            self.rec.detail.setdefault("stages", {})["publish"] = {"started_at": utcnow().isoformat()}
             self.save()
 
     def progress(self, fraction: float | None = None, latest: Mapping[str, Any] | None = None,
@@ -249,13 +263,14 @@ def claim(ctx: StageContext, stage: str) -> tuple[JobTracker | None, StageOutcom
                     "dropping its message", ctx.job_id, ctx.root)
         return None, SKIPPED
     rec = tracker.rec
+    at = PART_OF.get(rec.stage, rec.stage)
     if rec.status in TERMINAL:
         log.info("job %s is already %s; nothing to do", rec.job_id, rec.status)
         return None, SKIPPED
     if cancel_requested(ctx.root, ctx.job_id):
         tracker.finish("cancelled")
         return None, CANCELLED
-    if rec.stage not in (stage, "queued"):
+    if at not in (stage, "queued"):
         log.warning("job %s is at stage %s, not %s; ignoring this delivery", rec.job_id, rec.stage, stage)
         return None, SKIPPED
     # A delivery of a job that another worker is (maybe) still running: a redelivery after
@@ -276,11 +291,11 @@ def claim(ctx: StageContext, stage: str) -> tuple[JobTracker | None, StageOutcom
             time.sleep(min(1.0, ctx.heartbeat_s / 2))
             tracker = JobTracker(ctx.root, ctx.job_id, heartbeat_s=ctx.heartbeat_s, on_heartbeat=ctx.on_heartbeat)
             rec = tracker.rec
-            if rec.status != "running" or rec.stage != stage:
+            if rec.status != "running" or PART_OF.get(rec.stage, rec.stage) != stage:
                 return None, SKIPPED
         log.warning("job %s: taking over from lost worker %s", rec.job_id, rec.worker)
         rec.detail.setdefault("takeovers", []).append({"from": rec.worker, "to": ctx.worker, "at": utcnow().isoformat()})
-    if rec.attempts >= ctx.max_attempts and rec.stage == stage:
+    if rec.attempts >= ctx.max_attempts and PART_OF.get(rec.stage, rec.stage) == stage:
         tracker.finish("failed", error=f"gave up after {rec.attempts} attempts of the {stage} stage: the worker "
                                        "running it was lost each time (killed, out of memory, or its machine went away)")
         return None, StageOutcome("failed")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 
@@ -31,22 +30,29 @@ def _done(root, job_id, timeout=120):
 def test_submit_progress_done_end_to_end(workers, redis_settings, redis_store, prefix, ptb_upload):
     rec = _submit(redis_settings, prefix, ptb_upload, epochs=6, patience=0, model_id="e2e-lstm")
     assert rec.status == "queued" and records.read_job(redis_store, rec.job_id).status in ("queued", "running")
-    seen = {"running": False, "progress": 0.0, "curve": 0}
+    seen = {"running": False, "partial": False, "curve": 0, "stages": set()}
 
     def watch():
-        published = store.partition_path(redis_store, "models", "e2e-lstm").exists()  # looked at before the record
+        # The store, then the record, then the store again: the order that records.py promises readers.
+        published_before = store.partition_path(redis_store, "models", "e2e-lstm").exists()
         r = records.read_job(redis_store, rec.job_id)
+        published_after = store.partition_path(redis_store, "models", "e2e-lstm").exists()
+        seen["stages"].add(r.stage)
+        assert not published_before or r.stage in ("publish", "done"), f"published at stage {r.stage}"
+        assert r.status != "done" or published_after, "done before the model was published"
         if r.status == "running":
             seen["running"] = True
-            seen["progress"] = max(seen["progress"], r.progress)
+            seen["partial"] |= 0 < r.progress < 1
             seen["curve"] = max(seen["curve"], len(r.detail.get("curve", [])))
-            # nothing is published while it trains (the analysis publishes just before it marks the job done)
-            assert not (published and r.stage == "train")
         return r.status in records.TERMINAL
-    wait_for(watch, 120, "the job to finish", poll=0.1)
+    wait_for(watch, 120, "the job to finish", poll=0.02)
     final = _done(redis_store, rec.job_id)
-    assert seen["running"] and 0 < seen["progress"] < 1 and seen["curve"] >= 1, seen
+    assert seen["running"] and seen["partial"] and seen["curve"] >= 1, seen
     assert final.progress == 1.0 and final.stage == "done" and final.finished_at >= final.started_at
+    assert {"train", "analyze", "done"} <= seen["stages"], seen["stages"]
+    # It went through "publish" (written before the partition appeared), after the analysis began.
+    stages = final.detail["stages"]
+    assert stages["analyze"]["started_at"] <= stages["publish"]["started_at"] <= final.finished_at.isoformat()
     assert [p["epoch"] for p in final.detail["curve"]] == [1, 2, 3, 4, 5, 6]
     latest = final.detail["latest"]
     assert latest["loss"] > 0 and latest["tokens_per_s"] > 0
@@ -131,10 +137,9 @@ def test_cancel_running_and_queued(workers, redis_settings, redis_store, prefix,
     rec = _submit(redis_settings, prefix, ptb_upload, model_id="cancel-me", epochs=200, patience=0)
     wait_for(lambda: len(records.read_job(redis_store, rec.job_id).detail.get("curve", [])) >= 1, 120, "one epoch")
     assert client.cancel(redis_settings, rec.job_id, by="tester", job_settings=job_settings(prefix)) == "cancelling"
-    t0 = time.monotonic()
     final = wait_for(lambda: (lambda r: r if r.status in records.TERMINAL else None)(records.read_job(redis_store, rec.job_id)),
-                     30, "the job to stop")
-    assert final.status == "cancelled" and time.monotonic() - t0 < 15
+                     60, "the job to stop")
+    assert final.status == "cancelled" and len(final.detail["curve"]) < 200
     assert not store.partition_path(redis_store, "models", "cancel-me").exists()
     ckpt = read_checkpoint(checkpoint_file(redis_store, "cancel-me"))  # what it left is a resumable checkpoint
     assert not ckpt["complete"] and ckpt["resume"]["epoch"] >= 1
