@@ -87,7 +87,8 @@ def model_tables(model_id: str, ckpt: dict, vocab: Vocab, opts: Any, tokens: int
         "layers": cfg["layers"], "hidden_size": cfg["hidden_size"], "embed_size": cfg["embed_size"],
         "vocab_size": cfg["vocab_size"], "corpus": ckpt.get("corpus", ""),
         "params": json.dumps({"model": cfg, "train": ckpt.get("train_config", {}),
-                              "analysis": dataclasses.asdict(opts)}),
+                              "analysis": dataclasses.asdict(opts),
+                              **({"imported": ckpt["imported"]} if ckpt.get("imported") else {})}),
         "created_at": pd.Timestamp(created).tz_localize(None) if created and pd.Timestamp(created).tzinfo is None
         else pd.Timestamp(created).tz_convert(None) if created else pd.Timestamp.now(),
         "created_by": ckpt.get("created_by", ""),

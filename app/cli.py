@@ -245,7 +245,8 @@ def _corpus_request(spec: str | None, fmt: str | None, s, js) -> str | None:
     if path.is_dir() and not files:
         raise JobValidationError({"corpus": f"{spec} has no .txt files (a PTB folder holds ptb.train.txt, ...)"})
     info = save_corpus_upload(s.store, [(p.name, p.read_bytes()) for p in files],
-                                   fmt or ("ptb" if path.is_dir() else None), max_bytes=js.max_upload_bytes)
+                                   fmt or ("ptb" if path.is_dir() else None), max_bytes=js.max_upload_bytes,
+                                   owner=_user())
     print(f"corpus {info.summary} saved as upload {info.upload_id}", file=sys.stderr)
     return f"upload:{info.upload_id}"
 
@@ -314,7 +315,8 @@ def cmd_jobs_import(args) -> int:
                 raise JobValidationError({"weights" if p is weights else "vocab": f"no file {p}"})
         info = save_model_upload(s.store, (weights.name, weights.read_bytes()),
                                       (vocab.name, vocab.read_bytes()) if vocab else None,
-                                      max_bytes=js.max_upload_bytes)
+                                      max_bytes=js.max_upload_bytes, max_params=js.max_model_params,
+                                      owner=_user())
         print(f"model: {info.summary}", file=sys.stderr)
         request = {"model_upload": info.upload_id, "corpus": _corpus_request(args.corpus, args.format, s, js),
                    "model_id": args.model_id, "name": args.name,

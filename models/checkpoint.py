@@ -44,18 +44,28 @@ def checkpoint_file(store_root: str | os.PathLike, model_id: str) -> Path:
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
-    """Write atomically: a killed writer leaves the previous checkpoint or none, never half a file."""
+    """Write atomically: a killed writer leaves the previous checkpoint or none, never half a file.
+
+    A failed write (disk full, file size limit, I/O error) is a CheckpointError that says so, and leaves
+    no temporary file behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             torch.save({"format": FORMAT, "version": VERSION, **ckpt}, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (RuntimeError, OSError) as e:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"cannot write checkpoint {path} ({first}); disk full? free space and retry") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
@@ -69,18 +79,29 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e}); "
                               f"re-train the model or upload the file again") from None
+    return check_checkpoint(ckpt, str(path))
+
+
+def check_checkpoint(ckpt: Any, where: str) -> dict[str, Any]:
+    """``ckpt`` if it is an RNNVis checkpoint dict with its essential keys, else CheckpointError."""
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an RNNVis checkpoint (no format={FORMAT!r} key); "
+        raise CheckpointError(f"{where} is not an RNNVis checkpoint (no format={FORMAT!r} key); "
                               f"plain PyTorch state dicts are imported with `rnnvis import`")
     for key in ("model_config", "vocab", "state_dict"):
         if key not in ckpt:
-            raise CheckpointError(f"{path} lacks {key!r}; the file is incomplete")
+            raise CheckpointError(f"{where} lacks {key!r}; the file is incomplete")
+    if not isinstance(ckpt["state_dict"], dict):
+        raise CheckpointError(f"{where}: 'state_dict' is not a mapping of parameter names to tensors")
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict[str, Any], device: str | torch.device = "cpu") -> tuple[RecurrentModel, Vocab]:
+def checked_parts(ckpt: dict[str, Any], max_params: float | None = None) -> tuple[ModelConfig, Vocab]:
+    """The config and vocabulary of a checkpoint, checked against each other and against the shapes of its
+    weights (and ``max_params``) before anything is allocated; CheckpointError says what is wrong."""
+    from .safe_load import UnsafeFileError, check_declared
+
     try:
-        cfg = ModelConfig(**ckpt["model_config"])
+        cfg = ModelConfig(**ckpt["model_config"]).validate()
     except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise CheckpointError(f"checkpoint model config is malformed ({type(e).__name__}: {e})") from None
     try:
@@ -90,6 +111,16 @@ def model_from_checkpoint(ckpt: dict[str, Any], device: str | torch.device = "cp
                               "'words' (a list of strings) and 'freq' (a list of counts)") from None
     if cfg.vocab_size != len(vocab):
         raise CheckpointError(f"checkpoint vocabulary has {len(vocab)} words but the model expects {cfg.vocab_size}")
+    try:
+        check_declared(cfg, ckpt["state_dict"], max_params or float("inf"))
+    except UnsafeFileError as e:
+        raise CheckpointError(f"checkpoint: {e}") from None
+    return cfg, vocab
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], device: str | torch.device = "cpu", *,
+                          max_params: float | None = None) -> tuple[RecurrentModel, Vocab]:
+    cfg, vocab = checked_parts(ckpt, max_params)
     model = RecurrentModel(cfg)
     try:
         model.load_state_dict(ckpt["state_dict"])

@@ -168,9 +168,11 @@ _SENT_END = re.compile(r"(?<=[.!?])[\"'”’)]*\s+(?=[\"'“‘(]*[A-Z])")
 
 
 def _sentences(text: str) -> Iterator[list[str]]:
+    """Sentences by their punctuation; in a paragraph without any (one sentence per line, as in many
+    prepared corpora), by line."""
     for para in re.split(r"\n\s*\n", text):
-        para = " ".join(para.split())
-        for sent in _SENT_END.split(para):
+        chunks = para.splitlines() if not re.search(r"[.!?]", para) else _SENT_END.split(" ".join(para.split()))
+        for sent in chunks:
             toks = [normalize(t) for t in tokenize(sent)]
             if toks:
                 yield toks + [EOS]

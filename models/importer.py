@@ -36,11 +36,12 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError, check_model_id, checkpoint_file, model_from_checkpoint, read_checkpoint, \
-    save_checkpoint
+from .checkpoint import CheckpointError, check_checkpoint, check_model_id, checked_parts, checkpoint_file, \
+    model_from_checkpoint, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .corpora import SENTIMENT_LABELS, Corpus
 from .rnn import RecurrentModel
+from .safe_load import DEFAULT_MAX_PARAMS, UnsafeFileError, count_params, load_lazily
 from .text import EOS, PAD, SPECIALS, UNK, Vocab, normalize
 
 log = logging.getLogger(__name__)
@@ -88,13 +89,11 @@ class ImportResult:
 
 
 def _load(path: Path) -> Any:
+    """The file's object, its tensors mapped from the file; nothing it declares is allocated."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError,
-            AttributeError, TypeError) as e:
-        msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
-        raise ModelImportError(f"{path.name} is not a PyTorch file we can read safely ({msg}); save the weights "
-                               f"with torch.save(model.state_dict(), path), not the whole model") from None
+        return load_lazily(path, max_bytes=path.stat().st_size)
+    except (UnsafeFileError, OSError) as e:
+        raise ModelImportError(str(e)) from None
 
 
 def _state_dict(obj: Any) -> dict[str, torch.Tensor]:
@@ -244,19 +243,28 @@ def _plan_state_dict(sd: dict[str, torch.Tensor], vocab_path: Path | None) -> Im
     return ImportPlan("state_dict", cfg, tensors, words, counts, warnings=warnings)
 
 
-def inspect_model(weights_path: str | Path, vocab_path: str | Path | None = None) -> ImportPlan:
-    """Read an uploaded model and work out its architecture; ModelImportError says what is wrong."""
+def inspect_model(weights_path: str | Path, vocab_path: str | Path | None = None, *,
+                  max_params: int = DEFAULT_MAX_PARAMS) -> ImportPlan:
+    """Read an uploaded model and work out its architecture; ModelImportError says what is wrong.
+
+    Cheap and bounded whatever the file declares (see :mod:`models.safe_load`): the tensors stay mapped
+    from the file, a config is checked against its weights' shapes and ``max_params`` on the meta device,
+    and no model is built."""
     weights_path = Path(weights_path)
     obj = _load(weights_path)
     if isinstance(obj, dict) and obj.get("format") == "rnnvis-checkpoint":
         try:
-            ckpt = read_checkpoint(weights_path)
-            model_from_checkpoint(ckpt)
+            ckpt = check_checkpoint(obj, weights_path.name)
+            cfg, _ = checked_parts(ckpt, max_params)
         except CheckpointError as e:
             raise ModelImportError(str(e).replace(str(weights_path), weights_path.name)) from None
-        cfg = ModelConfig(**ckpt["model_config"])
         return ImportPlan("rnnvis", cfg, checkpoint=ckpt)
-    return _plan_state_dict(_state_dict(obj), Path(vocab_path) if vocab_path else None)
+    sd = _state_dict(obj)
+    n = count_params(sd)
+    if n > max_params:
+        raise ModelImportError(f"the state dict holds {n / 1e6:.1f} M parameters; the limit is "
+                               f"{max_params / 1e6:.0f} M (RNNVIS_MAX_MODEL_MPARAMS)")
+    return _plan_state_dict(sd, Path(vocab_path) if vocab_path else None)
 
 
 def _build_vocab(plan: ImportPlan, corpus: Corpus) -> tuple[Vocab, list[int | None], list[str]]:
@@ -323,27 +331,50 @@ def _evaluate(model: RecurrentModel, vocab: Vocab, corpus: Corpus) -> list[dict[
     return rows
 
 
+#: What an uploaded RNNVis checkpoint says about itself that the import does not recompute: kept under
+#: ``imported.reported_by_uploader`` and shown as such, never as the model's own record.
+REPORTED_KEYS = ("metrics", "corpus", "created_at", "created_by", "name", "train_config")
+
+
+def _import_checkpoint(plan: ImportPlan, model_id: str, path: Path, corpus: Corpus, *, file_name: str,
+                       name: str | None, created_by: str, now: str) -> ImportResult:
+    """An uploaded RNNVis checkpoint: its weights and vocabulary, metrics recomputed on ``corpus``; what the
+    uploader wrote about it (metrics, corpus, dates, training settings) kept apart as reported."""
+    src = plan.checkpoint or {}
+    reported = {k: src[k] for k in REPORTED_KEYS if k in src}
+    ckpt = {k: src[k] for k in ("model_config", "vocab", "state_dict", "label_names") if k in src}
+    ckpt.update(model_id=model_id, name=name or model_id, created_by=created_by, created_at=now, complete=True,
+                corpus=corpus.name, train_config=src.get("train_config") or {},
+                imported={"source": "rnnvis", "file": file_name, "recomputed": ["metrics"],
+                          "reported_by_uploader": reported})
+    try:
+        model, vocab = model_from_checkpoint(ckpt)
+    except CheckpointError as e:
+        raise ModelImportError(str(e)) from None
+    ckpt["metrics"] = _evaluate(model, vocab, corpus)
+    save_checkpoint(path, ckpt)
+    test = next((m for m in ckpt["metrics"] if m["split"] == "test"), {})
+    summary = {"source": "rnnvis", "vocab_size": len(vocab), "test_loss": test.get("loss"),
+               "test_perplexity": test.get("perplexity"), "test_accuracy": test.get("accuracy"),
+               "reported_by_uploader": sorted(reported)}
+    return ImportResult(model_id, path, summary, plan.warnings)
+
+
 def import_model(model_id: str, weights_path: str | Path, vocab_path: str | Path | None, store_root: str | Path, *,
                  corpus: Corpus, corpus_spec: str, name: str | None = None, created_by: str = "import",
-                 device: Any = None) -> ImportResult:
-    """Write an RNNVis checkpoint for an uploaded model; evaluate it on ``corpus`` (valid and test)."""
+                 device: Any = None, max_params: int = DEFAULT_MAX_PARAMS) -> ImportResult:
+    """Write an RNNVis checkpoint for an uploaded model; its metrics are computed here on ``corpus`` (valid and
+    test), whatever the file says."""
     check_model_id(model_id)
-    plan = inspect_model(weights_path, vocab_path)
+    plan = inspect_model(weights_path, vocab_path, max_params=max_params)
     if plan.config.task != corpus.task:
         raise ModelImportError(f"the model is a {plan.config.task} model but corpus {corpus.name!r} is for "
                                f"{corpus.task}")
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     path = checkpoint_file(store_root, model_id)
     if plan.source == "rnnvis":
-        ckpt = dict(plan.checkpoint or {})
-        ckpt.pop("format", None), ckpt.pop("version", None), ckpt.pop("resume", None)
-        ckpt.update(model_id=model_id, name=name or model_id, created_by=created_by, complete=True)
-        ckpt.setdefault("created_at", now)
-        model, vocab = model_from_checkpoint(ckpt)
-        if not ckpt.get("metrics"):
-            ckpt["metrics"] = _evaluate(model, vocab, corpus)
-        save_checkpoint(path, ckpt)
-        return ImportResult(model_id, path, {"source": "rnnvis", "vocab_size": len(vocab)}, plan.warnings)
+        return _import_checkpoint(plan, model_id, path, corpus, file_name=Path(weights_path).name, name=name,
+                                  created_by=created_by, now=now)
 
     vocab, src, warnings = _build_vocab(plan, corpus)
     cfg = plan.config
@@ -366,7 +397,8 @@ def import_model(model_id: str, weights_path: str | Path, vocab_path: str | Path
     ckpt = {"model_id": model_id, "name": name or model_id, "corpus": corpus.name, "created_by": created_by,
             "created_at": now, "label_names": label_names, "vocab": vocab.to_dict(), "model_config": asdict(cfg),
             "train_config": asdict(tc), "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            "metrics": metrics, "complete": True, "imported": {"source": "state_dict", "file": Path(weights_path).name}}
+            "metrics": metrics, "complete": True, "imported": {"source": "state_dict", "file": Path(weights_path).name, "recomputed": ["metrics"],
+                         "reported_by_uploader": {}}}
     save_checkpoint(path, ckpt)
     test = next((m for m in metrics if m["split"] == "test"), {})
     summary = {"source": "state_dict", "cell": cfg.cell, "layers": cfg.layers, "hidden_size": cfg.hidden_size,

@@ -180,7 +180,7 @@ def plan_train_job(root: str | os.PathLike, request: Mapping[str, Any], *, submi
     corpus_spec = request["corpus"] if request.get("corpus") is not None else train_cfg.corpus  # "": none chosen
     corpus_params, corpus_task = None, None
     try:
-        corpus_params, corpus_task = corpus_choice(root, corpus_spec)
+        corpus_params, corpus_task = corpus_choice(root, corpus_spec, user=submitted_by or None)
     except JobValidationError as e:
         errors.update(e.errors)
     if corpus_task is not None:
@@ -246,14 +246,14 @@ def plan_import_job(root: str | os.PathLike, request: Mapping[str, Any], *, subm
         errors["weights"] = "upload a checkpoint or a PyTorch state dict"
     else:
         try:
-            info, _ = read_upload(root, str(up))
+            info, _ = read_upload(root, str(up), user=submitted_by or None, field_name="weights")
             if info.kind != "model":
                 errors["weights"] = f"upload {up} is a corpus, not a model"
         except JobValidationError as e:
-            errors["weights"] = e.errors.get("corpus", str(e))
+            errors.update(e.errors)
     corpus_params = None
     try:
-        corpus_params, task = corpus_choice(root, request.get("corpus"))
+        corpus_params, task = corpus_choice(root, request.get("corpus"), user=submitted_by or None)
         if info is not None and info.kind == "model" and info.task != task:
             errors["corpus"] = f"the model is a {info.task} model but this corpus is for {task}"
     except JobValidationError as e:
@@ -282,7 +282,7 @@ def plan_analyze_job(root: str | os.PathLike, model_id: str, analysis: Mapping[s
     corpus_params = None
     if corpus:
         try:
-            corpus_params, _ = corpus_choice(root, corpus)
+            corpus_params, _ = corpus_choice(root, corpus, user=submitted_by or None)
         except JobValidationError as e:
             errors.update(e.errors)
     try:

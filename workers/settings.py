@@ -22,6 +22,11 @@ RNNVIS_ANALYZE_TIME_LIMIT      14400    soft time limit of an analysis or import
 RNNVIS_MAX_ATTEMPTS            3        attempts of one task (worker lost, transient error)
                                         before the job is marked failed
 RNNVIS_MAX_UPLOAD_MB           50       largest uploaded corpus or model file
+RNNVIS_MAX_MODEL_MPARAMS       100      largest model (millions of parameters) an upload may
+                                        declare or hold; the 2x1500 LSTM of the large
+                                        presets on a 10k vocabulary is 66
+RNNVIS_IMPORT_MEMORY_MB        4096     address-space limit of the process that builds and
+                                        evaluates an uploaded model (on the worker)
 RNNVIS_BROKER_POLL_S           0.2      polling interval of the embedded (file-system) broker
 =============================  =======  ==================================================
 """
@@ -43,6 +48,8 @@ class JobSettings:
     max_attempts: int = 3
     max_upload_bytes: int = 50 * 1024 * 1024
     broker_poll_s: float = 0.2
+    max_model_params: int = 100_000_000
+    import_memory_bytes: int = 4096 << 20
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "JobSettings":
@@ -70,4 +77,6 @@ class JobSettings:
             max_attempts=int(num("MAX_ATTEMPTS", cls.max_attempts, int)),
             max_upload_bytes=int(num("MAX_UPLOAD_MB", cls.max_upload_bytes / 2**20) * 2**20),
             broker_poll_s=num("BROKER_POLL_S", cls.broker_poll_s),
+            max_model_params=int(num("MAX_MODEL_MPARAMS", cls.max_model_params / 1e6) * 1e6),
+            import_memory_bytes=int(num("IMPORT_MEMORY_MB", cls.import_memory_bytes >> 20) * 2**20),
         )

@@ -15,7 +15,7 @@ from typing import Any
 from models.checkpoint import CheckpointError, checkpoint_file, read_checkpoint
 from models.config import ModelConfig, TrainConfig
 from workers.tracker import CANCELLED, DONE, StageContext, StageOutcome, claim, fail
-from workers.uploads import read_upload, resolve_corpus
+from workers.uploads import resolve_corpus
 
 log = logging.getLogger(__name__)
 
@@ -100,26 +100,28 @@ def _hand_over_to_analysis(tracker, share: float) -> StageOutcome:
 
 
 def run_import_stage(ctx: StageContext) -> StageOutcome:
-    """Turn an uploaded model into an RNNVis checkpoint (evaluated on the job's corpus)."""
-    from models.importer import import_model
+    """Turn an uploaded model into an RNNVis checkpoint (evaluated on the job's corpus), in a child process
+    under RNNVIS_IMPORT_MEMORY_MB of address space (:mod:`workers.import_child`)."""
+    from workers.import_child import import_in_child
+    from workers.settings import JobSettings
 
     tracker, outcome = claim(ctx, "import")
     if tracker is None:
         return outcome  # type: ignore[return-value]
     rec = tracker.rec
     tracker.begin("import", ctx.worker)
+    js = JobSettings.from_env()
+    request = {"root": str(ctx.root), "upload_id": rec.params["import"]["upload_id"], "corpus": rec.params["corpus"],
+               "model_id": rec.model_id, "name": rec.params.get("name"), "created_by": rec.submitted_by,
+               "max_params": js.max_model_params, "memory_mb": js.import_memory_bytes >> 20}
     with tracker:
         try:
-            info, folder = read_upload(ctx.root, rec.params["import"]["upload_id"])
-            corpus, spec = resolve_corpus(ctx.root, rec.params["corpus"])
-            vocab = info.extra.get("vocab")
-            res = import_model(rec.model_id, folder / info.path, folder / vocab if vocab else None, ctx.root,
-                               corpus=corpus, corpus_spec=spec, name=rec.params.get("name"),
-                               created_by=rec.submitted_by, device=ctx.device)
+            res = import_in_child(request, memory_bytes=js.import_memory_bytes, timeout_s=ctx.time_limit_s)
         except Exception as e:  # noqa: BLE001
             fail(tracker, e, ctx)
         known = tracker.rec.detail.get("warnings", [])
-        tracker.update_detail(import_result=res.summary, warnings=known + [w for w in res.warnings if w not in known])
+        tracker.update_detail(import_result=res["summary"],
+                              warnings=known + [w for w in res["warnings"] if w not in known])
         return _hand_over_to_analysis(tracker, IMPORT_SHARE)
 
 

@@ -16,10 +16,13 @@ from analytics import store
 from models.corpora import BUILTIN, DEMO_DATA, Corpus, CorpusError, load_corpus, shared_data_dir
 from workers.errors import JobValidationError
 
-__all__ = ["UPLOAD_DIR", "CORPUS_FORMATS", "UploadInfo", "save_corpus_upload", "save_model_upload", "read_upload",
-           "corpus_choice", "resolve_corpus"]
+__all__ = ["UPLOAD_DIR", "META_FILE", "CORPUS_FORMATS", "UploadInfo", "save_corpus_upload", "save_model_upload",
+           "read_upload", "list_uploads", "corpus_choice", "resolve_corpus"]
 
 UPLOAD_DIR = "uploads"
+#: The upload's description, next to its files; a dot name, which no uploaded file can take (_safe_name).
+META_FILE = ".upload.json"
+_LEGACY_META = "upload.json"     # uploads made before: read, never written
 CORPUS_FORMATS = ("ptb", "text", "csv", "yelp")
 
 
@@ -35,6 +38,7 @@ class UploadInfo:
     size: int = 0
     path: str = ""            # relative to the upload folder: what load_corpus / the importer reads
     extra: dict[str, Any] = field(default_factory=dict)
+    owner: str = ""           # who uploaded it: only they may use it in a job ("" for uploads made before owners)
 
 
 def _upload_root(root: str | os.PathLike) -> Path:
@@ -109,7 +113,7 @@ def _write_ptb(folder: Path, files: Sequence[tuple[str, bytes]]) -> None:
 
 
 def _commit_upload(root: str | os.PathLike, tmp: Path, info: UploadInfo) -> UploadInfo:
-    (tmp / "upload.json").write_text(json.dumps(dataclasses.asdict(info), indent=1))
+    (tmp / META_FILE).write_text(json.dumps(dataclasses.asdict(info), indent=1))
     final = _upload_root(root) / info.upload_id
     os.replace(tmp, final)
     return info
@@ -125,7 +129,7 @@ def _new_upload(root: str | os.PathLike) -> tuple[str, Path]:
 
 
 def save_corpus_upload(root: str | os.PathLike, files: Sequence[tuple[str, bytes]], fmt: str | None = None, *,
-                       max_bytes: int = 50 * 2**20) -> UploadInfo:
+                       max_bytes: int = 50 * 2**20, owner: str = "") -> UploadInfo:
     """Check an uploaded corpus and keep it under ``<store>/uploads/<upload_id>/``.
 
     ``files``: (file name, content) pairs; one file, or three for PTB format.
@@ -133,6 +137,7 @@ def save_corpus_upload(root: str | os.PathLike, files: Sequence[tuple[str, bytes
     The corpus is loaded once (in a staging folder) so that an empty, binary
     or malformed file, a CSV without a text column, ... is refused here with
     the loader's message (``JobValidationError`` on field ``corpus``).
+    ``owner``: the uploader; only they may use the upload in a job.
     """
     total = _check_sizes(files, max_bytes, "corpus")
     names = [_safe_name(n) for n, _ in files]
@@ -159,7 +164,7 @@ def save_corpus_upload(root: str | os.PathLike, files: Sequence[tuple[str, bytes
             raise JobValidationError({"corpus": f"{names[0]}: cannot be read as {fmt}: {e}"}) from None
         display = names[0] if len(names) == 1 else os.path.commonprefix(names).rstrip("._") or "ptb"
         info = UploadInfo(upload_id, "corpus", display, fmt, corpus.task, corpus.summary().replace(corpus.name, display),
-                          names, total, rel)
+                          names, total, rel, owner=owner)
         return _commit_upload(root, tmp, info)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -167,12 +172,16 @@ def save_corpus_upload(root: str | os.PathLike, files: Sequence[tuple[str, bytes
 
 
 def save_model_upload(root: str | os.PathLike, weights: tuple[str, bytes], vocab: tuple[str, bytes] | None = None,
-                      *, max_bytes: int = 50 * 2**20) -> UploadInfo:
+                      *, max_bytes: int = 50 * 2**20, max_params: int | None = None, owner: str = "") -> UploadInfo:
     """Check an uploaded model (RNNVis checkpoint, or a PyTorch state dict plus its vocabulary) and keep it.
 
-    Errors name the field: ``weights`` or ``vocab``.
+    Only the bounded checks run here, in the web process (:func:`models.importer.inspect_model`: the zip's
+    directory, declared shapes against the weights and ``max_params``, nothing inflated or built); the
+    model is built and evaluated by the import job, on a worker, under a memory limit. Errors name the
+    field: ``weights`` or ``vocab``.
     """
     from models.importer import ModelImportError, inspect_model
+    from models.safe_load import DEFAULT_MAX_PARAMS
 
     _check_sizes([weights] + ([vocab] if vocab else []), max_bytes, "weights")
     if not weights[1]:
@@ -190,30 +199,61 @@ def save_model_upload(root: str | os.PathLike, weights: tuple[str, bytes], vocab
                 vname = "vocab-" + vname
             (tmp / vname).write_bytes(vocab[1])
         try:
-            plan = inspect_model(tmp / wname, tmp / vname if vname else None)
+            plan = inspect_model(tmp / wname, tmp / vname if vname else None,
+                                 max_params=max_params or DEFAULT_MAX_PARAMS)
         except ModelImportError as e:
             raise JobValidationError({e.field: str(e)}) from None
         info = UploadInfo(upload_id, "model", wname, task=plan.config.task, summary=plan.summary(),
                           files=[wname] + ([vname] if vname else []), size=len(weights[1]), path=wname,
-                          extra={"vocab": vname, "format": plan.source, "warnings": plan.warnings})
+                          extra={"vocab": vname, "format": plan.source, "warnings": plan.warnings}, owner=owner)
         return _commit_upload(root, tmp, info)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def read_upload(root: str | os.PathLike, upload_id: str) -> tuple[UploadInfo, Path]:
-    """The upload's description and folder; JobValidationError if it is not there."""
+def read_upload(root: str | os.PathLike, upload_id: str, *, user: str | None = None,
+                field_name: str = "corpus") -> tuple[UploadInfo, Path]:
+    """The upload's description and folder; JobValidationError (on ``field_name``) if it is not there, or if
+    ``user`` is given and the upload belongs to someone else."""
     try:
         store.validate_id(upload_id, "upload id")
     except ValueError as e:
-        raise JobValidationError({"corpus": str(e)}) from None
+        raise JobValidationError({field_name: str(e)}) from None
     folder = _upload_root(root) / upload_id
-    try:
-        meta = json.loads((folder / "upload.json").read_text())
-    except (OSError, ValueError):
-        raise JobValidationError({"corpus": f"upload {upload_id!r} is not in the store; upload the file again"}) from None
-    return UploadInfo(**meta), folder
+    meta = None
+    for name in (META_FILE, _LEGACY_META):
+        try:
+            meta = json.loads((folder / name).read_text())
+            break
+        except (OSError, ValueError):
+            continue
+    if not isinstance(meta, dict) or meta.get("upload_id") != upload_id:
+        raise JobValidationError({field_name: f"upload {upload_id!r} is not in the store; upload the file again"})
+    info = UploadInfo(**{k: v for k, v in meta.items() if k in _INFO_FIELDS})
+    if user is not None and info.owner and info.owner != user:
+        raise JobValidationError({field_name: f"upload {upload_id} belongs to another user; upload the file "
+                                              "yourself to use it"})
+    return info, folder
+
+
+_INFO_FIELDS = {f.name for f in dataclasses.fields(UploadInfo)}
+
+
+def list_uploads(root: str | os.PathLike, user: str, *, admin: bool = False) -> list[UploadInfo]:
+    """The uploads ``user`` may see (their own; every one for an admin), newest first."""
+    up = _upload_root(root)
+    found = []
+    for folder in sorted(up.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True) if up.is_dir() else []:
+        if folder.name.startswith("."):
+            continue
+        try:
+            info, _ = read_upload(root, folder.name, user=None if admin else user)
+        except JobValidationError:
+            continue
+        if admin or info.owner == user:
+            found.append(info)
+    return found
 
 
 def _builtin_available(name: str) -> str | None:
@@ -231,15 +271,16 @@ def _builtin_available(name: str) -> str | None:
 _BUILTIN_TASK = {"brown": "lm", "austen": "lm", "fine_foods": "sentiment"}
 
 
-def corpus_choice(root: str | os.PathLike, spec: Any) -> tuple[dict[str, Any], str]:
-    """Normalise a corpus choice to a params dict and its task; JobValidationError on field ``corpus``."""
+def corpus_choice(root: str | os.PathLike, spec: Any, *, user: str | None = None) -> tuple[dict[str, Any], str]:
+    """Normalise a corpus choice to a params dict and its task; JobValidationError on field ``corpus``
+    (also when ``user`` is given and the chosen upload is someone else's)."""
     if isinstance(spec, Mapping):
         spec = spec.get("upload_id") and f"upload:{spec['upload_id']}" or spec.get("name")
     if not spec:
         raise JobValidationError({"corpus": "choose a built-in corpus or upload one"})
     spec = str(spec)
     if spec.startswith("upload:"):
-        info, _ = read_upload(root, spec.split(":", 1)[1])
+        info, _ = read_upload(root, spec.split(":", 1)[1], user=user)
         if info.kind != "corpus":
             raise JobValidationError({"corpus": f"upload {info.upload_id} is a model, not a corpus"})
         return {"source": "upload", "upload_id": info.upload_id, "name": info.name, "fmt": info.fmt}, info.task or "lm"

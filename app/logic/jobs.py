@@ -164,10 +164,10 @@ def upload_corpus(settings: Settings, js: JobSettings, user: User | None, conten
                   fmt: str | None) -> tuple[dict | None, html.Span, str]:
     """Check and keep an uploaded corpus: (what the form keeps of it or None, a status line, corpus source)."""
     try:
-        auth.check_user_role(user, "member")
+        who = auth.check_user_role(user, "member")
         files = [decode_upload(c, n, js.max_upload_bytes, "corpus")
                  for c, n in zip(_as_list(contents), _as_list(filenames))]
-        info = save_corpus_upload(settings.store, files, fmt, max_bytes=js.max_upload_bytes)
+        info = save_corpus_upload(settings.store, files, fmt, max_bytes=js.max_upload_bytes, owner=who.name)
     except JobValidationError as e:
         return None, html.Span("; ".join(e.errors.values()), className="jobs-upload-error"), "upload"
     except auth.PermissionDenied as e:
@@ -186,7 +186,8 @@ def submit_import(settings: Settings, js: JobSettings, user: User | None, weight
         who = auth.check_user_role(user, "member")
         w = decode_upload(weights, weights_name, js.max_upload_bytes, "weights")
         v = decode_upload(vocab, vocab_name, js.max_upload_bytes, "vocab") if vocab else None
-        info = save_model_upload(settings.store, w, v, max_bytes=js.max_upload_bytes)
+        info = save_model_upload(settings.store, w, v, max_bytes=js.max_upload_bytes,
+                                 max_params=js.max_model_params, owner=who.name)
         rec = client.submit_import(settings, {"model_upload": info.upload_id, "model_id": model_id,
                                               "corpus": corpus_spec(source, builtin, upload)},
                                    submitted_by=who.name, job_settings=js)

@@ -1,0 +1,93 @@
+"""The import stage's heavy part (build the uploaded model, load its weights, evaluate it, write its
+checkpoint) in a child process under an address-space limit, so that no upload can take the worker
+(or, in embedded mode, the machine) down with it.
+
+The parent (:func:`import_in_child`, called by :func:`workers.stages.run_import_stage`) sends a JSON
+request on the child's stdin; the child (``python -m workers.import_child``) answers one JSON line on
+stdout: ``{"ok": {summary, warnings}}`` or ``{"error": message, "field": ...}``. The child evaluates on the
+CPU: a GPU's driver reserves far more address space than any limit that would be useful here.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from models.importer import ModelImportError
+
+__all__ = ["DEFAULT_MEMORY_BYTES", "import_in_child"]
+
+DEFAULT_MEMORY_BYTES = 4 << 30
+_REPO = str(Path(__file__).resolve().parents[1])
+
+
+def _limit(memory_bytes: int):
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    return apply
+
+
+def import_in_child(request: dict[str, Any], *, memory_bytes: int = DEFAULT_MEMORY_BYTES,
+                    timeout_s: float | None = None) -> dict[str, Any]:
+    """Run :func:`child_main` on ``request`` in a process limited to ``memory_bytes`` of address space.
+
+    Returns ``{"summary", "warnings"}``; raises ModelImportError with a one-line message otherwise."""
+    env = dict(os.environ, PYTHONPATH=_REPO + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH")
+                                               else ""))
+    try:
+        out = subprocess.run([sys.executable, "-m", "workers.import_child"], input=json.dumps(request), text=True,
+                             capture_output=True, env=env, preexec_fn=_limit(memory_bytes), timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise ModelImportError(f"the import ran past {timeout_s:.0f} s and was stopped "
+                               "(RNNVIS_ANALYZE_TIME_LIMIT)") from None
+    lines = out.stdout.strip().splitlines()
+    answer = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
+    if answer and "ok" in answer:
+        return answer["ok"]
+    if answer and "error" in answer:
+        raise ModelImportError(answer["error"], answer.get("field") or "weights")
+    tail = (out.stderr.strip().splitlines() or ["no output"])[-1][:300]
+    if out.returncode < 0 or "memory" in out.stderr.lower():
+        raise ModelImportError(f"the import needed more than {memory_bytes >> 20} MB of memory and was stopped "
+                               f"({tail}); raise RNNVIS_IMPORT_MEMORY_MB or import a smaller model")
+    raise ModelImportError(f"the import process failed (exit {out.returncode}): {tail}")
+
+
+def child_main() -> int:
+    """In the child: import the model the request on stdin describes; one JSON line on stdout."""
+    import torch
+
+    from models.importer import import_model
+    from workers.uploads import read_upload, resolve_corpus
+
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    req = json.loads(sys.stdin.read())
+    try:
+        info, folder = read_upload(req["root"], req["upload_id"])
+        corpus, spec = resolve_corpus(req["root"], req["corpus"])
+        vocab = info.extra.get("vocab")
+        res = import_model(req["model_id"], folder / info.path, folder / vocab if vocab else None, req["root"],
+                           corpus=corpus, corpus_spec=spec, name=req.get("name"), created_by=req.get("created_by", ""),
+                           max_params=int(req["max_params"]))
+    except ModelImportError as e:
+        answer: dict[str, Any] = {"error": str(e), "field": e.field}
+    except MemoryError:
+        answer = {"error": f"the import ran out of memory (limit {req.get('memory_mb', '?')} MB, "
+                           "RNNVIS_IMPORT_MEMORY_MB); import a smaller model or raise the limit"}
+    except Exception as e:  # noqa: BLE001 - reported to the parent as one line
+        text = str(e).strip().splitlines()[0][:500] if str(e).strip() else ""
+        if "alloc" in text.lower() and "memory" in text.lower():
+            text += f" (limit {req.get('memory_mb', '?')} MB, RNNVIS_IMPORT_MEMORY_MB)"
+        answer = {"error": f"{type(e).__name__}: {text}" if text else type(e).__name__}
+    else:
+        answer = {"ok": {"summary": res.summary, "warnings": res.warnings}}
+    sys.stdout.write(json.dumps(answer, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(child_main())
