@@ -46,12 +46,13 @@ def _square(df: pd.DataFrame, dx: float = 0.0) -> pd.DataFrame:
     return out
 
 
-def _layout(fig_title: str, dragmode: str, height: int, legend: bool, square: bool = True) -> dict:
+def _layout(fig_title: str, dragmode: str, height: int, legend: bool) -> dict:
+    """Title above the plot, legend below it (clear of the toolbar), axes without ticks (a map's axes mean
+    nothing but distance)."""
     axis = dict(showgrid=False, zeroline=False, showticklabels=False, title=None, linecolor="#cfd8dc", mirror=True)
     return dict(title=title(fig_title), height=height, dragmode=dragmode, hovermode="closest", clickmode="event",
-                showlegend=legend, legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0, font=dict(size=11)),
-                margin=dict(l=10, r=10, t=top_margin(2 if legend else 1), b=10),
-                xaxis=axis, yaxis=dict(axis, **({"scaleanchor": "x", "scaleratio": 1} if square else {})),
+                showlegend=legend, legend=dict(orientation="h", y=-0.01, yanchor="top", x=0, font=dict(size=11)),
+                margin=dict(l=10, r=10, t=top_margin(1), b=40 if legend else 10), xaxis=axis, yaxis=dict(axis),
                 uirevision=fig_title)
 
 
@@ -162,8 +163,10 @@ def paired_unit_figure(a: pd.DataFrame, b: pd.DataFrame, pairs: pd.DataFrame, na
     pb = sb.set_index("unit").loc[p["unit_b"].to_numpy()]
     r = p["correlation"].abs().to_numpy()
     data = []
-    for lo, hi, color, width, label in ((0.0, 0.4, "#cfd8dc", 0.6, "|r| < 0.4"), (0.4, 0.7, "#90a4ae", 1.0,
-                                        "0.4 ≤ |r| < 0.7"), (0.7, 1.01, "#37474f", 1.6, "|r| ≥ 0.7")):
+    buckets = ((0.0, 1.01, SELECTED, 1.4, "matched to the selection"),) if sel else (
+        (0.0, 0.4, "#cfd8dc", 0.6, "|r| < 0.4"), (0.4, 0.7, "#90a4ae", 1.0, "0.4 ≤ |r| < 0.7"),
+        (0.7, 1.01, "#37474f", 1.6, "|r| ≥ 0.7"))
+    for lo, hi, color, width, label in buckets:
         m = (r >= lo) & (r < hi)
         if m.any():
             xs, ys = _segments(pa[m], pb[m])
