@@ -11,6 +11,10 @@ Two brokers, one code path:
 No result backend: jobs report through their records in the store.
 Queues: ``train`` (training) and ``analyze`` (analysis, model import).
 
+Presence: every worker touches ``<store>/.workers/<node name>`` each heartbeat while it runs
+(:func:`live_workers` reads them), so the Jobs page can warn that queued jobs will wait when no worker
+is running (e.g. gunicorn serving the app, which starts no embedded worker, and no ``rnnvis worker``).
+
 ``celery -A workers.celery_app worker`` finds the module-level ``app``, built
 lazily from the environment on first access (importing this module builds
 nothing).
@@ -18,6 +22,7 @@ nothing).
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +32,7 @@ from analytics.settings import Settings
 from workers import fs_transport
 from workers.settings import JobSettings
 
-__all__ = ["make_celery", "broker_folder", "QUEUE_TRAIN", "QUEUE_ANALYZE", "QUEUES",
+__all__ = ["make_celery", "broker_folder", "live_workers", "PRESENCE_DIR", "QUEUE_TRAIN", "QUEUE_ANALYZE", "QUEUES",
            "TASK_TRAIN", "TASK_ANALYZE", "TASK_IMPORT", "TASK_PING"]
 
 QUEUE_TRAIN, QUEUE_ANALYZE = "train", "analyze"
@@ -43,6 +48,51 @@ fs_transport.register()
 def broker_folder(store: str | Path) -> Path:
     """Where the embedded broker keeps its messages."""
     return Path(store).expanduser().absolute() / ".broker"
+
+
+PRESENCE_DIR = ".workers"
+
+
+def _presence_file(store: str | Path, node: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "@._-" else "_" for c in node)[:200] or "worker"
+    return Path(store).expanduser().absolute() / PRESENCE_DIR / safe
+
+
+def live_workers(store: str | Path, within_s: float) -> list[str]:
+    """The workers (node names) that said they were alive in the last ``within_s`` seconds."""
+    folder = Path(store).expanduser().absolute() / PRESENCE_DIR
+    now = time.time()
+    try:
+        return sorted(p.name for p in folder.iterdir() if now - p.stat().st_mtime <= within_s)
+    except OSError:
+        return []
+
+
+def _announce(sender: Any = None, **_: Any) -> None:
+    """On ``worker_ready`` (the worker's main process): touch the presence file every heartbeat until shutdown."""
+    app = getattr(sender, "app", None)
+    settings, js = getattr(app, "rnnvis_settings", None), getattr(app, "rnnvis_jobs", None)
+    if settings is None or js is None:
+        return
+    path = _presence_file(settings.store, getattr(sender, "hostname", None) or "worker")
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            except OSError:
+                pass
+            stop.wait(js.heartbeat_s)
+
+    def leave(**_: Any) -> None:
+        stop.set()
+        path.unlink(missing_ok=True)
+
+    from celery import signals
+    signals.worker_shutdown.connect(leave, weak=False, dispatch_uid=f"rnnvis-presence-{path}")
+    threading.Thread(target=beat, name="rnnvis-presence", daemon=True).start()
 
 
 def _transport_options(settings: Settings, js: JobSettings) -> tuple[str, dict[str, Any]]:
@@ -100,6 +150,8 @@ def make_celery(settings: Settings, job_settings: JobSettings | None = None) -> 
     app.rnnvis_settings = settings      # read by the tasks (the worker's own store path and device)
     app.rnnvis_jobs = js
     register_tasks(app)
+    from celery import signals
+    signals.worker_ready.connect(_announce, weak=False, dispatch_uid="rnnvis-presence")
     return app
 
 

@@ -90,6 +90,23 @@ def jobs_table(df, models: set[str]) -> html.Table:
                       className="table jobs-table")
 
 
+def no_worker_warning(settings: Settings, js: JobSettings, df) -> html.Div | None:
+    """A warning when jobs have waited in the queue for more than a heartbeat and no worker has said it is
+    alive for ``stale_after_s`` (gunicorn starts no embedded worker; nothing would ever run them)."""
+    from workers.celery_app import live_workers
+
+    queued = df[df["status"] == "queued"]
+    if queued.empty:
+        return None
+    waited = (records.utcnow() - queued["submitted_at"].min()).total_seconds()
+    if waited < js.heartbeat_s or live_workers(settings.store, js.stale_after_s):
+        return None
+    where = "the broker of RNNVIS_BROKER_URL" if settings.broker_url else "this store's embedded queue"
+    return html.Div(f"No job worker is running: {len(queued)} queued job(s) will wait. Start one with "
+                    f"`rnnvis worker` (it takes jobs from {where}); `rnnvis serve` starts one itself, gunicorn "
+                    "does not.", className="alert alert-warning jobs-no-worker", role="alert")
+
+
 def job_list(settings: Settings, js: JobSettings, selected: str | None) -> tuple[Any, int, list[dict], str | None]:
     """(the job table, how soon to poll again, the jobs that have a curve, the one to show)."""
     df = records.list_jobs(settings.store, limit=100, stale_after_s=js.stale_after_s)
@@ -100,7 +117,9 @@ def job_list(settings: Settings, js: JobSettings, selected: str | None) -> tuple
     if selected not in {o["value"] for o in options}:
         running = df[df["status"] == "running"]
         selected = running["job_id"].iloc[0] if len(running) else options[0]["value"] if options else None
-    return jobs_table(df, models), ACTIVE_POLL_MS if active else IDLE_POLL_MS, options, selected
+    table = jobs_table(df, models)
+    warning = no_worker_warning(settings, js, df)
+    return ([warning, table] if warning else table), ACTIVE_POLL_MS if active else IDLE_POLL_MS, options, selected
 
 
 def curve_figure(detail: dict[str, Any], title: str = "") -> go.Figure:
