@@ -1,6 +1,7 @@
 """Models page: the model table (as in the RNNVis talk) and the training curves."""
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +36,20 @@ def score(row: dict, split: str) -> str:
     return "—" if ppl is None else f"ppl {ppl:,.1f}"
 
 
+def imported_note(row: dict) -> html.Span | None:
+    """For an imported model: a mark saying what was recomputed here and what only the uploader reports."""
+    try:
+        imported = json.loads(row.get("params") or "{}").get("imported")
+    except (TypeError, ValueError, AttributeError):
+        return None
+    if not isinstance(imported, dict):
+        return None
+    reported = sorted(imported.get("reported_by_uploader") or {})
+    title = (f"imported from {imported.get('file', 'an upload')}; metrics recomputed on {row.get('corpus')} at import"
+             + (f"; reported by uploader (not checked): {', '.join(reported)}" if reported else ""))
+    return html.Span(" imported", className="muted small model-imported", title=title)
+
+
 def models_table(reader: Reader) -> html.Table:
     """One row per model with links into Explore and Compare; pending models listed below."""
     df = reader.models()
@@ -53,7 +68,7 @@ def models_table(reader: Reader) -> html.Table:
                                                                   layer_b=int(r["layers"]) - 1))))
         tokens = _num(r.get("analyzed_tokens"))
         rows.append(html.Tr([
-            html.Td(html.B(str(r["model_id"])), title=str(r.get("name") or "")),
+            html.Td([html.B(str(r["model_id"])), imported_note(r)], title=str(r.get("name") or "")),
             html.Td(str(r["task"])), html.Td(str(r["cell"]).upper()),
             html.Td(f"{int(r['layers'])} × {int(r['hidden_size'])}"), html.Td(str(int(r["embed_size"]))),
             html.Td(f"{int(r['vocab_size']):,}"), html.Td(str(r["corpus"])),

@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 import torch
-from jobhelpers import FIXTURES, REPO
+from jobhelpers import FIXTURES, REPO, TINY_ANALYSIS
 
 from models.checkpoint import CheckpointError, checkpoint_file, read_checkpoint, save_checkpoint
 from models.config import ModelConfig
@@ -105,8 +105,8 @@ def _import_job(tmp_path, weights: tuple[str, bytes], vocab: tuple[str, bytes] |
     corpus = uploads.save_corpus_upload(root, [(p.name, p.read_bytes()) for p in sorted((FIXTURES / "ptb").glob("*.txt"))],
                                         "ptb", owner="ann")
     model = uploads.save_model_upload(root, weights, vocab, owner="ann", max_params=10**9)
-    rec = plan_import_job(root, {"model_upload": model.upload_id, "corpus": f"upload:{corpus.upload_id}"},
-                          submitted_by="ann")
+    rec = plan_import_job(root, {"model_upload": model.upload_id, "corpus": f"upload:{corpus.upload_id}",
+                                 "analysis": TINY_ANALYSIS}, submitted_by="ann")
     claims.claim_model_id(root, rec.model_id, rec.job_id)
     records.write_job(root, rec)
     outcome = None
@@ -152,6 +152,17 @@ def test_an_imported_checkpoints_claims_are_recomputed_or_marked_reported(tmp_pa
     assert reported["metrics"] == claims["metrics"] and reported["created_at"].startswith("1999")
     assert ck["imported"]["recomputed"] == ["metrics"]
     assert rec.detail["import_result"]["test_perplexity"] == pytest.approx(test["perplexity"])
+    # analysed and published: the models view and the Models page carry the mark
+    from app.logic.models import models_table
+    from app.reader import Reader
+    from workers.stages import run_analyze_stage
+    from workers.tracker import DONE, StageContext, worker_name
+    assert run_analyze_stage(StageContext(root, rec.job_id, worker_name(), device="cpu", heartbeat_s=30)) == DONE
+    row = Reader(root).models().iloc[0]
+    assert row["test_perplexity"] == pytest.approx(test["perplexity"]) and row["created_by"] == "ann"
+    assert json.loads(row["params"])["imported"]["reported_by_uploader"]["corpus"] == "the whole web"
+    page = json.dumps(models_table(Reader(root)).to_plotly_json(), default=str)
+    assert "reported by uploader (not checked): corpus, created_at, created_by, metrics, train_config" in page
 
 
 def test_uploads_belong_to_their_uploader(tmp_path):
