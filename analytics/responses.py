@@ -50,6 +50,7 @@ import torch
 
 from models.buffers import Workspace, lazy_zeros
 
+from .moments import accumulate
 from .quantiles import prefix_keep, segment_quantiles
 from .response_stats import QUANTILE_COLUMNS, QUANTILES, ResponseStats, response_matrix, z_scores
 
@@ -101,6 +102,10 @@ class ResponseAccumulator:
             (``tempfile.mkdtemp`` default location when None). Created only if
             the buffer actually spills.
         spill_bytes: buffer size that triggers a spill (tests use a tiny one).
+        device: where the counts and sums live and are updated (the traced
+            model's device: chunks are not copied to the host); only the
+            finished tables and the float16 rows kept for the quantiles move
+            to the CPU.
     """
 
     def __init__(
@@ -111,6 +116,7 @@ class ResponseAccumulator:
         quantile_cap: int = 1000,
         spill_dir: str | os.PathLike | None = None,
         spill_bytes: int = SPILL_BYTES,
+        device: torch.device | str = "cpu",
     ) -> None:
         if vocab_size < 1 or width < 1:
             raise ValueError(f"vocab_size and width must be >= 1, got {vocab_size}, {width}")
@@ -123,13 +129,16 @@ class ResponseAccumulator:
         self._spill_parent = None if spill_dir is None else os.fspath(spill_dir)
 
         V, W = self.vocab_size, self.width
-        self._count = torch.zeros(V, dtype=torch.int64)                     # [V]
+        self.device = dev = torch.device(device)
+        self._count = torch.zeros(V, dtype=torch.int64, device=dev)        # [V]
         self._kept = torch.zeros(V, dtype=torch.int64)                      # [V] rows in the quantile buffer
-        # Only the rows of words seen are ever touched, and only they take memory.
-        self._shift = lazy_zeros((V, W), torch.float32)                    # [V, W] K: first value
-        self._s1 = lazy_zeros((V, W), torch.float64)                       # [V, W] Σ(x − K)
-        self._s2 = lazy_zeros((V, W), torch.float64)                       # [V, W] Σ(x − K)²
-        self._scratch = Workspace()
+        # On the CPU only the rows of words seen are ever touched, and only they take memory.
+        zeros = lazy_zeros if dev.type == "cpu" else (lambda shape, dtype: torch.zeros(shape, dtype=dtype, device=dev))
+        self._shift = zeros((V, W), torch.float32)                         # [V, W] K: first value
+        self._s1 = zeros((V, W), torch.float64)                            # [V, W] Σ(x − K)
+        self._s2 = zeros((V, W), torch.float64)                            # [V, W] Σ(x − K)²
+        self._scratch: dict = {}
+        self._kept_buf = Workspace(dev)
 
         # Kept rows (the quantile sample), in memory...
         self._pending: list[tuple[np.ndarray, torch.Tensor]] = []  # (ids [r] i64, vals [r, W] f16)
@@ -173,11 +182,12 @@ class ResponseAccumulator:
                                  f"got {keep.dtype} {tuple(keep.shape)}")
         if word_ids.numel() == 0:
             return
-        ids = word_ids.detach().to("cpu", torch.int64)
-        vals = values.detach().to("cpu", torch.float32)
+        dev = self.device
+        ids = word_ids.detach().to(dev, torch.int64)
+        vals = values.detach().to(dev, torch.float32)
         if vals.stride(1) != 1 or vals.stride(0) < self.width:
             vals = vals.contiguous()
-        lo, hi = int(ids.min()), int(ids.max())
+        lo, hi = torch.stack(torch.aminmax(ids)).tolist()                   # one host sync on a GPU
         if lo < 0 or hi >= self.vocab_size:
             raise ValueError(f"word ids must lie in [0, {self.vocab_size}), got range [{lo}, {hi}]")
         # A NaN or inf anywhere would poison its word's sums: refuse the chunk
@@ -185,7 +195,7 @@ class ResponseAccumulator:
         # propagates into it), where isfinite() would allocate a mask as big
         # as the chunk (20x slower here); it also tells whether float16 holds
         # every value.
-        lo_v, hi_v = (float(v) for v in torch.aminmax(vals))
+        lo_v, hi_v = torch.stack(torch.aminmax(vals)).tolist()
         if not (np.isfinite(lo_v) and np.isfinite(hi_v)):
             raise ValueError("values contain NaN or inf; the traced model has probably diverged")
         clamp = lo_v < -F16_MAX or hi_v > F16_MAX
@@ -195,48 +205,27 @@ class ResponseAccumulator:
         prev = self._count[uniq]                                           # [U] occurrences before
         new = prev == 0
         if bool(new.any()):  # shift K of a new word: its first value here, so that its own x − K is 0
-            first = torch.full((uniq.shape[0],), n_rows, dtype=torch.int64).scatter_reduce_(
-                0, inv, torch.arange(n_rows), "amin")
+            first = torch.full((uniq.shape[0],), n_rows, dtype=torch.int64, device=dev).scatter_reduce_(
+                0, inv, torch.arange(n_rows, device=dev), "amin")
             self._shift[uniq[new]] = vals[first[new]]
         if keep is None:
             keep = prefix_keep(inv, cnt, prev, self.quantile_cap)          # None: all rows
         else:
-            keep = torch.nonzero(keep.to("cpu")).squeeze(1)                # [k] ascending
+            keep = torch.nonzero(keep.to(dev)).squeeze(1)                  # [k] ascending
         n_keep = n_rows if keep is None else keep.shape[0]
-        kept = torch.empty((n_keep, self.width), dtype=torch.float16)
-
-        # Row blocks small enough that the scratch stays in cache between the
-        # passes: gather K, x − K, widen to float64, two index_add_, and the
-        # float16 copy of the kept rows.
-        rows = max(1, UPDATE_BLOCK_ELEMS // self.width)
-        k0 = 0
-        for start in range(0, n_rows, rows):
-            stop = min(start + rows, n_rows)
-            i, v = ids[start:stop], vals[start:stop]
-            a = self._scratch.get("shift", (stop - start, self.width))
-            a64 = self._scratch.get("dev64", (stop - start, self.width), torch.float64)
-            torch.index_select(self._shift, 0, i, out=a)
-            torch.sub(v, a, out=a)                                          # x − K, then widened: 1.3x
-            a64.copy_(a)                                                    # faster than a mixed-dtype sub
-            self._s1.index_add_(0, i, a64)
-            a64.square_()
-            self._s2.index_add_(0, i, a64)
-            if keep is None:
-                k1 = stop
-                src = v
-            else:
-                k1 = int(torch.searchsorted(keep, stop))
-                src = v.index_select(0, keep[k0:k1] - start)
-            if k1 > k0:
-                kept[k0:k1].copy_(src.clamp(-F16_MAX, F16_MAX) if clamp else src)
-            k0 = k1
+        # The kept rows stay in the pending list: fresh on the CPU, copied out of a reused buffer on a GPU.
+        kept = (torch.empty((n_keep, self.width), dtype=torch.float16) if dev.type == "cpu"
+                else self._kept_buf.get("kept", (n_keep, self.width), torch.float16))
+        accumulate(self._shift, self._s1, self._s2, ids, vals, keep, kept, F16_MAX if clamp else None, self._scratch,
+                   UPDATE_BLOCK_ELEMS if dev.type == "cpu" else None)
         self._count[uniq] = prev + cnt
         if clamp:
             self.clamped += int(((vals < -F16_MAX) | (vals > F16_MAX)).sum())
         if n_keep:
-            kept_ids = ids if keep is None else ids[keep]
+            kept_ids = (ids if keep is None else ids[keep]).cpu()
             self._kept.index_add_(0, kept_ids, torch.ones_like(kept_ids))
             kept_ids = kept_ids.numpy().copy()
+            kept = kept.cpu()
             self._pending.append((kept_ids, kept))
             self._pending_bytes += kept.numel() * 2 + kept_ids.nbytes
             if self._pending_bytes > self.spill_bytes:
@@ -294,6 +283,7 @@ class ResponseAccumulator:
         self._pending_bytes = 0
         self._count = self._kept = self._shift = self._s1 = self._s2 = None  # type: ignore[assignment]
         self._scratch.clear()
+        self._kept_buf.clear()
         if self._spill_cleanup is not None:
             self._spill_cleanup()  # removes the directory; runs at most once
         self._spill_path = None
@@ -321,17 +311,20 @@ class ResponseAccumulator:
             raise RuntimeError("ResponseAccumulator.stats() called after finalize() or close()")
         if not 0 <= c0 < c1 <= self.width:
             raise ValueError(f"need 0 <= c0 < c1 <= {self.width}, got {c0}, {c1}")
-        seen = torch.nonzero(self._count > 0).squeeze(1)  # [n_words]
-        word_ids = seen.numpy().astype(np.int64)
-        n = self._count[seen].numpy().astype(np.int64)
+        seen = torch.nonzero(self._count > 0).squeeze(1)  # [n_words], on the tables' device
+        count = self._count[seen]
+        word_ids = seen.cpu().numpy().astype(np.int64)
+        n = count.cpu().numpy().astype(np.int64)
         n_words, width = word_ids.shape[0], c1 - c0
-        n64 = torch.from_numpy(n).to(torch.float64)[:, None]
+        # mean and std where the sums are; only the finished [n_words, width] tables move to the CPU.
+        n64 = count.to(torch.float64)[:, None]
         s1 = self._s1[seen, c0:c1]
-        mean = (self._shift[seen, c0:c1].to(torch.float64) + s1 / n64).to(torch.float32).numpy()  # [n_words, width]
+        mean = (self._shift[seen, c0:c1].to(torch.float64) + s1 / n64).to(torch.float32).cpu().numpy()
         m2 = self._s2[seen, c0:c1] - s1.square_() / n64
         del s1
-        std = (m2 / (n64 - 1).clamp_(min=1.0)).clamp_(min=0.0).sqrt_().to(torch.float32).numpy()  # n == 1: 0
+        std = (m2 / (n64 - 1).clamp_(min=1.0)).clamp_(min=0.0).sqrt_().to(torch.float32).cpu().numpy()  # n == 1: 0
         del m2
+        seen = seen.cpu()
 
         kept = self._kept[seen].numpy()  # [n_words] rows per word in the buffer
         sampled = np.flatnonzero(kept)  # [S] words with a sample (all, unless a keep mask left some out)
