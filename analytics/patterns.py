@@ -64,22 +64,19 @@ def _breaks(n: int, documents: np.ndarray | None) -> np.ndarray:
 
 
 def on_runs(on: np.ndarray, documents: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """For on [N, k] bool: (run [N, k], ends [N, k]).
+    """For on [k, N] bool (one row per unit): (run [k, N] int32, ends [k, N] bool).
 
-    run[t, u]: consecutive on-steps of u ending at t (0 when off), restarting at every document;
-    ends[t, u]: u is on at t and off at t + 1 (or t is the last step of the text or of its document).
+    run[u, t]: consecutive on-steps of u ending at t (0 when off), restarting at every document;
+    ends[u, t]: u is on at t and off at t + 1 (or t is the last step of the text or of its document).
     """
-    n = on.shape[0]
-    idx = np.arange(n, dtype=np.int64)[:, None]
+    n = on.shape[1]
+    idx = np.arange(n, dtype=np.int32)
     first = _breaks(n, documents)
-    # the last step before t where u was off (a document start counts as off just before it)
-    off_at = np.maximum(np.where(~on, idx, -1), np.where(first, np.arange(n) - 1, -1)[:, None])
-    last_off = np.maximum.accumulate(off_at, axis=0)
-    run = (idx - last_off).astype(np.int32)
-    run[~on] = 0
+    # the last step at or before t where u was off (a document start counts as off just before it)
+    off_at = np.where(on, np.where(first, idx - 1, -1).astype(np.int32)[None, :], idx[None, :])
+    run = idx[None, :] - np.maximum.accumulate(off_at, axis=1)
     off_next = np.ones_like(on)
-    off_next[:-1] = ~on[1:]
-    off_next[:-1] |= first[1:, None]
+    off_next[:, :-1] = ~on[:, 1:] | first[None, 1:]
     return run, on & off_next
 
 
@@ -109,29 +106,31 @@ def search(series: np.ndarray, threshold: float, length: int, *, units: Sequence
     if n == 0 or k == 0:
         return empty
     with np.errstate(invalid="ignore"):
-        on = series >= threshold                                    # NaN: off
+        on = np.ascontiguousarray(series.T) >= threshold            # [k, N]; NaN: off
     run, ends = on_runs(on, documents)
-    tries = lengths_to_try(length, tolerance)
-    best_score = np.zeros(n, np.int32)
-    best_len = np.zeros(n, np.int32)
-    for lng in tries:                                               # closest to L first: ties keep it
-        fire = ends & ((run == lng) if off_before else (run >= lng))   # [N, k]
-        score = fire.sum(axis=1, dtype=np.int32)
+    cand = np.flatnonzero(ends.any(axis=0))                         # steps where some unit's run ends
+    run, ends = run[:, cand], ends[:, cand]                         # [k, C]
+    best_score = np.zeros(len(cand), np.int32)
+    best_len = np.zeros(len(cand), np.int32)
+    for lng in lengths_to_try(length, tolerance):                   # closest to L first: ties keep it
+        fire = ends & ((run == lng) if off_before else (run >= lng))
+        score = fire.sum(axis=0, dtype=np.int32)
         better = score > best_score
         best_score[better] = score[better]
         best_len[better] = lng
-    last = np.flatnonzero(best_score >= need)                       # t = e − 1 of each match
-    if last.size == 0:
+    keep = np.flatnonzero(best_score >= need)
+    if keep.size == 0:
         return empty
-    start = last - best_len[last] + 1
-    score = best_score[last]
+    score = best_score[keep]
+    last = cand[keep]                                               # t = e − 1 of each match
+    start = last - best_len[keep] + 1
     order = np.lexsort((start, -score))                             # best score first, then text order
     total = len(order)
     if limit is not None:
         order = order[:limit]
-    last, start, score = last[order], start[order], score[order]
-    lng = (last - start + 1)[:, None]
-    matched = ends[last] & ((run[last] == lng) if off_before else (run[last] >= lng))
+    keep, last, start, score = keep[order], last[order], start[order], score[order]
+    lng = best_len[keep][None, :]
+    matched = (ends[:, keep] & ((run[:, keep] == lng) if off_before else (run[:, keep] >= lng))).T
     return Matches(start.astype(np.int64), (last + 1).astype(np.int64), score, matched, units, total)
 
 
@@ -152,34 +151,39 @@ def propose_units(values: np.ndarray, start: int, stop: int, threshold: float, *
     return [int(u) for u in (units if limit is None else units[:limit])]
 
 
-def position_summary(matches: Matches, words: Sequence[str] | np.ndarray, tags: Sequence[str] | np.ndarray | None,
-                     *, before: int = 1, top: int = 5) -> pd.DataFrame:
+def position_summary(matches: Matches, word_ids: np.ndarray, words: Sequence[str] | np.ndarray,
+                     tags: Sequence[str] | np.ndarray | None = None, *, before: int = 1, top: int = 5) -> pd.DataFrame:
     """Most common words and POS tags at each position of the matches, aligned at their starts.
 
+    ``word_ids`` [N]: the text; ``words`` / ``tags``: the word and universal tag of each word id.
     Rows: offset (−before .. longest match − 1; negative = before the span), kind ('word' or 'pos'),
     item, count, share (of the matches that reach that offset); the ``top`` items per offset and kind.
     """
     cols = ["offset", "kind", "item", "count", "share"]
     if len(matches) == 0:
         return pd.DataFrame(columns=cols)
-    words = np.asarray(words, dtype=object)
-    tags = None if tags is None else np.asarray(tags, dtype=object)
-    width = int((matches.stop - matches.start).max())
-    offsets = np.arange(-before, width)
+    word_ids = np.asarray(word_ids, dtype=np.int64)
+    lengths = matches.stop - matches.start
+    offsets = np.arange(-before, int(lengths.max()))
     pos = matches.start[:, None] + offsets[None, :]                 # [M, W]
-    valid = (pos >= 0) & (pos < len(words)) & (offsets[None, :] < (matches.stop - matches.start)[:, None])
-    m_idx, o_idx = np.nonzero(valid)
-    frame = pd.DataFrame({"offset": offsets[o_idx], "word": words[pos[m_idx, o_idx]]})
+    valid = (pos >= 0) & (pos < len(word_ids)) & (offsets[None, :] < lengths[:, None])
+    o_idx = np.nonzero(valid)[1]
+    ids = word_ids[pos[valid]]
+    reach = np.bincount(o_idx, minlength=len(offsets))
+    vocab = {"word": np.asarray(words, dtype=object)}
     if tags is not None:
-        frame["pos"] = tags[pos[m_idx, o_idx]]
-    reach = frame.groupby("offset").size()
+        vocab["pos"] = np.asarray(pd.Series(tags, dtype=object).fillna("?"), dtype=object)
     parts = []
-    for kind in ("word", "pos") if tags is not None else ("word",):
-        counts = frame.fillna({kind: "?"}).groupby(["offset", kind]).size().rename("count").reset_index()
-        counts = counts.sort_values(["offset", "count", kind], ascending=[True, False, True])
-        counts = counts.groupby("offset").head(top).rename(columns={kind: "item"})
-        counts.insert(1, "kind", kind)
-        parts.append(counts)
+    for kind, names in vocab.items():
+        items = ids if kind == "word" else pd.factorize(names)[0][ids]
+        labels = names if kind == "word" else pd.factorize(names)[1]
+        key = o_idx * (len(labels) + 1) + items
+        uniq, count = np.unique(key, return_counts=True)
+        frame = pd.DataFrame({"o": uniq // (len(labels) + 1), "i": uniq % (len(labels) + 1), "count": count})
+        frame = frame.sort_values(["o", "count", "i"], ascending=[True, False, True]).groupby("o").head(top)
+        parts.append(pd.DataFrame({"offset": offsets[frame["o"]], "kind": kind,
+                                   "item": np.asarray(labels, dtype=object)[frame["i"]],
+                                   "count": frame["count"].to_numpy(),
+                                   "share": frame["count"].to_numpy() / reach[frame["o"]]}))
     out = pd.concat(parts, ignore_index=True)
-    out["share"] = out["count"] / out["offset"].map(reach)
     return out.sort_values(["offset", "kind", "count"], ascending=[True, False, False], ignore_index=True)[cols]

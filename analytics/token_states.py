@@ -197,17 +197,18 @@ def unit_series(con: duckdb.DuckDBPyConnection, model_id: str, layer: int, state
                 tokens: int) -> np.ndarray:
     """[tokens, len(units)] float32: each unit's value at every position (NaN where none is stored)."""
     units = [int(u) for u in units]
-    out = np.full((tokens, len(units)), np.nan, np.float32)
+    out = np.full((len(units), tokens), np.nan, np.float32)        # filled unit by unit, returned as its .T
     if not units:
-        return out
-    table = con.execute("SELECT unit, position, value FROM token_states WHERE model_id = ? AND layer = ? "
-                        "AND state = ? AND list_contains(?, unit)", [model_id, layer, state, units]).fetchnumpy()
+        return out.T
+    marks = ", ".join("?" * len(units))      # IN (?, ...) prunes row groups by the unit statistics
+    table = con.execute(f"SELECT unit, position, value FROM token_states WHERE model_id = ? AND layer = ? "
+                        f"AND state = ? AND unit IN ({marks})", [model_id, layer, state, *units]).fetchnumpy()
     col = np.full(max(units) + 1, -1, np.int64)
     col[units] = np.arange(len(units))
     pos = table["position"].astype(np.int64)
     keep = pos < tokens
-    out[pos[keep], col[table["unit"][keep].astype(np.int64)]] = table["value"][keep]
-    return out
+    out[col[table["unit"][keep].astype(np.int64)], pos[keep]] = table["value"][keep]
+    return out.T
 
 
 def passage(con: duckdb.DuckDBPyConnection, model_id: str, layer: int, state: str, start: int, stop: int,
@@ -231,6 +232,22 @@ def passage(con: duckdb.DuckDBPyConnection, model_id: str, layer: int, state: st
         unit = col[unit]
     out[t["position"].astype(np.int64) - start, unit] = t["value"]
     return out
+
+
+def word_ids(con: duckdb.DuckDBPyConnection, model_id: str) -> np.ndarray:
+    """[N] int64: the word id at every position of the analysed split."""
+    t = con.execute("SELECT word_id FROM corpus_tokens WHERE model_id = ? ORDER BY position", [model_id]).fetchnumpy()
+    return t["word_id"].astype(np.int64)
+
+
+def vocab_arrays(con: duckdb.DuckDBPyConnection, model_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """(words, tags), object arrays indexed by word id (tag None where unknown)."""
+    df = store.query(con, "SELECT word_id, word, pos FROM vocab WHERE model_id = ? ORDER BY word_id", [model_id])
+    n = int(df["word_id"].max()) + 1 if len(df) else 0
+    words, tags = np.full(n, "", dtype=object), np.full(n, None, dtype=object)
+    words[df["word_id"].to_numpy()] = df["word"].to_numpy()
+    tags[df["word_id"].to_numpy()] = df["pos"].to_numpy()
+    return words, tags
 
 
 def corpus_words(con: duckdb.DuckDBPyConnection, model_id: str) -> pd.DataFrame:

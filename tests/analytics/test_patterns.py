@@ -82,9 +82,8 @@ def test_proposal_and_summary():
         set(PLANTED) <= set(patterns.propose_units(values, s, s + L, THETA))
     assert set(patterns.propose_units(values, s, s + L, THETA, off_before=True)) >= set(PLANTED)
     m = patterns.search(values[:, list(PLANTED)], THETA, L, units=PLANTED)
-    words = np.asarray(vocab, dtype=object)[ids]
-    tags = np.where(words == "trigger", "NOUN", "X")
-    summary = patterns.position_summary(m, words, tags)
+    tags = np.where(np.asarray(vocab) == "trigger", "NOUN", "X")
+    summary = patterns.position_summary(m, ids, vocab, tags)
     before = summary[(summary["offset"] == -1)]
     top_word = before[before["kind"] == "word"].iloc[0]
     assert top_word["item"] == "trigger" and top_word["share"] == 1.0
