@@ -113,7 +113,7 @@ class TokenStateCollector:
         if self.summed[j]:
             v = torch.cumsum(v, 0)
             if prev is not None:
-                v += prev[None]
+                v += prev.to(v.device)[None]
         return v
 
     def add(self, values: torch.Tensor, done: int) -> None:
