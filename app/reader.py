@@ -31,6 +31,7 @@ from analytics.coclusters import edge_weights
 from analytics.purity import cluster_purity, pos_purity
 from analytics.store import UnknownModelError
 from app.reader_compare import MATCH_SEED, MATCH_SHUFFLES, CompareMixin
+from app.reader_patterns import PatternsMixin
 from app.reader_projection import ProjectionMixin
 from app.reader_sentences import SentencesMixin
 from app.reader_types import LRU, AnalysisMissingError, ClusterView, LayerData
@@ -45,7 +46,7 @@ PURITY_SHUFFLES, PURITY_SEED = 200, 0  # chance baseline of POS purity (shuffled
 WEAK_N, WEAK_Z = 5, 2.0                # a unit's top word is marked weak below this n or |z|
 
 
-class Reader(SentencesMixin, CompareMixin, ProjectionMixin):
+class Reader(SentencesMixin, CompareMixin, ProjectionMixin, PatternsMixin):
     """Read-only access to one store for the dashboard (sentences in :mod:`app.reader_sentences`, unit
     matching and gradient flow in :mod:`app.reader_compare`)."""
 
