@@ -273,7 +273,8 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
     spill = tempfile.mkdtemp(prefix=f"rnnvis-{model_id}-")
     # One accumulator for every selected (layer, state): state k in columns k*H .. (k+1)*H,
     # the layout of model.trace_packed.
-    acc = ResponseAccumulator(len(vocab), len(states) * H, quantile_cap=opts.quantile_cap, spill_dir=spill)
+    acc = ResponseAccumulator(len(vocab), len(states) * H, quantile_cap=opts.quantile_cap, spill_dir=spill,
+                              device=model.head.weight.device)     # the sums stay where the trace is
     ws = Workspace(device)
 
     def report(stage: str, fraction: float) -> None:
