@@ -45,9 +45,13 @@ class PatternsMixin:
     def unit_series(self, model_id: str, layer: int, state: str, units: Sequence[int]) -> np.ndarray:
         """[N, len(units)] float32 values of the units at every position."""
         info = self.token_info(model_id)
-        key = ("token-series", model_id, self.version(model_id), layer, state, tuple(units))
-        return self._derived.get(key, lambda: self._with_con(
-            lambda c: ts.unit_series(c, model_id, layer, state, units, info.tokens)))
+        v = self.version(model_id)
+
+        def load() -> np.ndarray:
+            index = self._small.get(("token-index", model_id, v), lambda: ts.UnitIndex.open(
+                str(store.table_file(self.root, "models", model_id, "token_states"))))
+            return ts.read_units(index, layer, state, units, info.tokens)
+        return self._derived.get(("token-series", model_id, v, layer, state, tuple(units)), load)
 
     def token_passage(self, model_id: str, layer: int, state: str, start: int, stop: int) -> np.ndarray:
         """[stop - start, H] float32: every unit over positions start .. stop - 1."""

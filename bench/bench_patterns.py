@@ -72,11 +72,14 @@ def build(root: Path, model_id: str, n: int, h: int) -> float:
     return store.table_file(root, "models", model_id, "token_states").stat().st_size / 1e6
 
 
-def one_search(root: Path, model_id: str, n: int, h: int) -> dict[str, float]:
+def one_search(root: Path, model_id: str, n: int, h: int, index: ts.UnitIndex | None) -> dict[str, float]:
+    """One search as the page runs it (``index``: the footer parsed once, units read by row group) or, with
+    ``index`` None, with the units read by SQL through the store's views."""
     t0 = time.perf_counter()
     con = store.connect(root)
     units = planted(h)
-    series = ts.unit_series(con, model_id, 1, "h", units, n)
+    series = (ts.unit_series(con, model_id, 1, "h", units, n) if index is None
+              else ts.read_units(index, 1, "h", units, n))
     t1 = time.perf_counter()
     m = patterns.search(series, THETA, L, units=units, min_units=len(units) - 2, limit=200)
     t2 = time.perf_counter()
@@ -95,12 +98,18 @@ def bench(root: Path, n: int, h: int, repeats: int) -> None:
     mb = build(root, model_id, n, h)
     print(f"\n{n:,} tokens x {h} units: token_states {mb:.1f} MB ({mb * 1e6 / (n * h):.2f} B/value), "
           f"written in {time.perf_counter() - t0:.0f}s")
-    runs = [one_search(root, model_id, n, h) for _ in range(repeats + 1)]
-    cold, warm = runs[0], runs[1:]
-    for key in ("read units", "search", "words + summary", "total"):
-        med = statistics.median(r[key] for r in warm) * 1000
-        print(f"  {key:16s} median {med:7.1f} ms   (min {min(r[key] for r in warm) * 1000:6.1f}, "
-              f"first {cold[key] * 1000:6.1f})")
+    t0 = time.perf_counter()
+    index = ts.UnitIndex.open(str(store.table_file(root, "models", model_id, "token_states")))
+    print(f"  footer parsed once per model version: {(time.perf_counter() - t0) * 1000:.0f} ms "
+          f"({index.metadata.num_row_groups} row groups)")
+    for how, idx in (("page: row groups", index), ("SQL via the views", None)):
+        runs = [one_search(root, model_id, n, h, idx) for _ in range(repeats + 1)]
+        cold, warm = runs[0], runs[1:]
+        print(f"  units read by {how}")
+        for key in ("read units", "search", "words + summary", "total"):
+            med = statistics.median(r[key] for r in warm) * 1000
+            print(f"    {key:16s} median {med:7.1f} ms   (min {min(r[key] for r in warm) * 1000:6.1f}, "
+                  f"first {cold[key] * 1000:6.1f})")
     print(f"  {int(cold['matches'])} matches of a {len(planted(h))}-unit pattern")
 
 

@@ -108,5 +108,9 @@ def test_planted_units_found_through_the_store(tmp_path):
     series = ts.unit_series(con, "planted", 0, "h", PLANTED, info.tokens)
     m = patterns.search(series, THETA, L, units=PLANTED, off_before=True)
     assert sorted(m.start.tolist()) == want.tolist() and (m.score == 3).all()
+    index = ts.UnitIndex.open(str(store.table_file(tmp_path, "models", "planted", "token_states")))
+    direct = ts.read_units(index, 0, "h", [7, 3, 11], info.tokens)            # the page's path, same values
+    assert np.array_equal(direct, ts.unit_series(con, "planted", 0, "h", [7, 3, 11], info.tokens), equal_nan=True)
+    assert np.isnan(ts.read_units(index, 1, "h", [3], info.tokens)).all()       # no such layer
     words = ts.corpus_words(con, "planted")
     assert (words["word"].to_numpy()[m.start - 1] == "trigger").all()
