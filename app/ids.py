@@ -155,6 +155,31 @@ PJ_WORDS = graph("projection-words")
 PJ_UNITS = graph("projection-units")
 EX_MAP_LINK = "explore-map-link"         # Explore: the same view (and selection) on the projection page
 
+# -- patterns page (LSTMVis-style pattern search over the token states)
+PT_URL = "patterns-url"
+PT_ALERT = "patterns-alert"
+PT_MODEL = "patterns-model"
+PT_KEY = "patterns-key"                  # "layer:state" of the stored token states
+PT_SOURCE = "patterns-source"            # "corpus" | "sentence"
+PT_AT = "patterns-at"                    # first position of the corpus passage
+PT_TEXT = "patterns-text"
+PT_TRACE = "patterns-trace"
+PT_SENTENCE = "patterns-sentence"        # dcc.Store: the typed sentence's id
+PT_TOKENS = "patterns-tokens"            # the passage's token buttons
+PT_TOKEN = "patterns-token"              # pattern type of a token button: {"type": PT_TOKEN, "index": i}
+PT_SPAN = "patterns-span"                # dcc.Store: {"start": i, "stop": j, "pending": bool}, passage indices
+PT_SPAN_TEXT = "patterns-span-text"
+PT_THETA = "patterns-theta"
+PT_UNITS = "patterns-units"
+PT_OPTIONS = "patterns-options"          # checklist: "off" (off just before the span)
+PT_MIN = "patterns-min"                  # least units matched (empty = all)
+PT_SEARCH = "patterns-search"
+PT_PASSAGE = graph("patterns-passage")
+PT_MATCHES = graph("patterns-matches")
+PT_MATCH_LIST = "patterns-match-list"
+PT_SUMMARY = "patterns-summary"
+PT_COUNT = "patterns-count"
+
 # -- admin page
 ADMIN_MSG = "admin-msg"
 ADMIN_USERS = "admin-users"
