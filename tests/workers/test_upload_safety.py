@@ -223,3 +223,10 @@ def test_a_full_disk_during_a_checkpoint_write_is_a_message_and_leaves_no_file(t
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert "\n" not in str(e.value)
     assert list((tmp_path / "ck").iterdir()) == []
+
+
+@pytest.mark.parametrize("cell,layers,task", [("lstm", 2, "lm"), ("gru", 1, "sentiment"), ("rnn", 3, "lm")])
+def test_declared_shapes_are_the_models_own(cell, layers, task):
+    from models.safe_load import declared_shapes
+    cfg = ModelConfig(task=task, cell=cell, layers=layers, hidden_size=5, embed_size=3, vocab_size=7, num_classes=2)
+    assert declared_shapes(cfg) == {k: tuple(v.shape) for k, v in RecurrentModel(cfg).state_dict().items()}
