@@ -22,7 +22,7 @@ from typing import Any
 
 from analytics.schema import KINDS, Kind
 from analytics.store_core import StoreError, UnknownModelError, _root
-from models.checkpoint import ID_PATTERN, checkpoint_file
+from models.paths import ID_PATTERN, checkpoint_file
 
 log = logging.getLogger("analytics.store")
 

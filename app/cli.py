@@ -493,7 +493,17 @@ def _add_job_commands(sub, analysis_flags) -> None:
     p.set_defaults(fn=cmd_worker)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Registering `sql`'s sandbox flags and the `users` commands imports DuckDB, pandas, pyarrow and Flask
+# (their defaults and choices live there): ~1 s.  So those two subcommands get their full parsers only
+# when their name is on the command line; otherwise a stub with the same one-line help keeps
+# `rnnvis --help` unchanged.
+_HOSTED_HELP = {"sql": "run SQL on the store's views",
+                "users": "manage the users of hosted mode (RNNVIS_AUTH=on)"}
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser; ``argv`` (default: sys.argv) only decides which subcommands are built in full."""
+    words = set(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="rnnvis", description="Visual analytics of RNN hidden memories.")
     ap.add_argument("--store", help="store root (default $RNNVIS_STORE or var/store)")
     ap.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -532,11 +542,12 @@ def build_parser() -> argparse.ArgumentParser:
     analysis_flags(p)
     p.set_defaults(fn=cmd_analyze)
 
-    p = sub.add_parser("sql", help="run SQL on the store's views")
+    p = sub.add_parser("sql", help=_HOSTED_HELP["sql"])
     p.add_argument("query")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    from app.cli_hosted import add_sandbox_flags, add_user_commands
-    add_sandbox_flags(p)
+    if "sql" in words:
+        from app.cli_hosted import add_sandbox_flags
+        add_sandbox_flags(p)
     p.set_defaults(fn=cmd_sql)
 
     p = sub.add_parser("models", help="list analysed models")
@@ -567,21 +578,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_pack_demo_weights)
 
     _add_job_commands(sub, analysis_flags)
-    add_user_commands(sub)
+    if "users" in words:
+        from app.cli_hosted import add_user_commands
+        add_user_commands(sub)
+    else:
+        sub.add_parser("users", help=_HOSTED_HELP["users"])
     return ap
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The errors that are the user's to fix (a message, exit status 2), from the modules the command
+    imported: a module never imported raised none of its errors, and importing it here would cost
+    the quick commands their start-up time (models.checkpoint imports torch)."""
+    found: list[type[BaseException]] = [ValueError, FileNotFoundError]
+    for module, name in (("models.corpora", "CorpusError"), ("models.config", "ConfigError"),
+                         ("models.checkpoint", "CheckpointError"), ("analytics.store_core", "StoreError")):
+        if module in sys.modules:
+            found.append(getattr(sys.modules[module], name))
+    return tuple(found)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from analytics.store import StoreError
-    from models.checkpoint import CheckpointError
-    from models.config import ConfigError
-    from models.corpora import CorpusError
     try:
         return args.fn(args)
-    except (CorpusError, ConfigError, CheckpointError, StoreError, ValueError, FileNotFoundError) as e:
+    except _user_errors() as e:                      # evaluated only when an exception arrives here
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

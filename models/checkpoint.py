@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
-import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -20,27 +19,15 @@ from typing import Any
 import torch
 
 from .config import ModelConfig, TrainConfig
+from .paths import ID_PATTERN, check_model_id, checkpoint_file  # noqa: F401 (re-exported)
 from .rnn import RecurrentModel
 from .text import Vocab
 
 FORMAT, VERSION = "rnnvis-checkpoint", 1
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # ids of models, jobs, sentences
 
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt or not ours."""
-
-
-def check_model_id(model_id: str) -> str:
-    if not isinstance(model_id, str) or not ID_PATTERN.fullmatch(model_id):
-        raise ValueError(f"invalid model id {model_id!r}: use letters, digits, '.', '_' or '-' "
-                         f"(at most 128 characters, starting with a letter or digit)")
-    return model_id
-
-
-def checkpoint_file(store_root: str | os.PathLike, model_id: str) -> Path:
-    """Where the checkpoint of ``model_id`` lives in a store."""
-    return Path(store_root) / "checkpoints" / f"{check_model_id(model_id)}.pt"
 
 
 def save_checkpoint(path: str | os.PathLike, ckpt: dict[str, Any]) -> Path:
