@@ -1,13 +1,17 @@
 """Trace + statistics throughput against the fused module's forward pass alone.
 
-    .venv/bin/python bench/bench_trace.py [--hidden 200,650] [--batch 64] [--steps 256]
+    .venv/bin/python bench/bench_trace.py [--hidden 200,650] [--threads 1,2] [--batch 64] [--steps 256]
+    python bench/bench_trace.py --device cuda --hidden 650,1500
 
 "Trace + statistics" is what the analysis does per chunk (analytics.pipeline's
 own chunk loop): model.trace_packed over all layers and states (h, c, i, f, g,
 o) with Δh for h and c, and one ResponseAccumulator update covering every
-layer-state.  The baseline is one fused nn.LSTM forward over the same tokens
-(embedding included).  Ratio = ours / baseline tokens/s; each side is timed
---repeats times, alternating, and the best time of each is kept.
+layer-state, on the model's device.  The baseline is one fused nn.LSTM
+forward (oneDNN on a CPU, cuDNN with torch's default settings on a GPU) over
+the same tokens, embedding included.  Ratio = ours / baseline tokens/s; for
+every hidden size and thread count both sides are timed --repeats times,
+alternating in one process, and the best time of each is kept: the ratios
+of one run are comparable even on a shared machine.
 """
 from __future__ import annotations
 
@@ -25,6 +29,41 @@ from models.config import ModelConfig
 from models.rnn import RecurrentModel
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(model: RecurrentModel, data: torch.Tensor, args, device: torch.device) -> tuple[float, float]:
+    """(fused s, trace + statistics s): the best of --repeats alternating runs over data [chunks, steps, B]."""
+    stream = data.reshape(-1, data.shape[-1])                          # [chunks * steps, B]
+    H, keys = model.cfg.hidden_size, model.state_keys()
+    fused, ours = float("inf"), float("inf")
+    for _ in range(args.repeats):
+        with torch.no_grad():
+            _sync(device)
+            t0 = time.perf_counter()
+            for x in data:
+                model.rnn(model.embed(x.to(device)))
+            _sync(device)
+            fused = min(fused, time.perf_counter() - t0)
+        spill = tempfile.mkdtemp()
+        try:
+            acc = ResponseAccumulator(args.vocab, len(keys) * H, spill_dir=spill, device=device)
+            ws = Workspace(device)
+            model.clear_trace_cache()                                  # each analysis builds its own
+            _sync(device)
+            t0 = time.perf_counter()
+            for x, values in _lm_chunks(model, stream, args.steps, keys, ws):
+                acc.update(x.reshape(-1), values.view(-1, values.shape[-1]))
+            _sync(device)
+            ours = min(ours, time.perf_counter() - t0)
+            acc.close()
+        finally:
+            shutil.rmtree(spill, ignore_errors=True)
+    return fused, ours
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hidden", default="200,650")
@@ -33,41 +72,29 @@ def main() -> None:
     ap.add_argument("--chunks", type=int, default=6)
     ap.add_argument("--vocab", type=int, default=10_000)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    ap.add_argument("--threads", default="0", help="torch CPU thread counts to measure, e.g. 1,2 (0 = torch's default)")
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    default_threads = torch.get_num_threads()
     torch.manual_seed(0)
-    print(f"{'hidden':>6s} {'batch':>5s} {'fused tok/s':>12s} {'trace+stats tok/s':>18s} {'ratio':>6s}")
+    print(f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
+          f"torch {torch.__version__}")
+    print(f"{'hidden':>6s} {'threads':>7s} {'batch':>5s} {'fused tok/s':>12s} {'trace+stats tok/s':>18s} {'ratio':>6s}")
     for H in map(int, args.hidden.split(",")):
-        model = RecurrentModel(ModelConfig("lm", "lstm", 2, H, H, 0.0, args.vocab)).eval()
+        model = RecurrentModel(ModelConfig("lm", "lstm", 2, H, H, 0.0, args.vocab)).eval().to(device)
         # Zipf-like token ids, as in text
         probs = 1.0 / torch.arange(1, args.vocab + 1, dtype=torch.float64)
         data = torch.multinomial(probs / probs.sum(), args.steps * args.batch * args.chunks, replacement=True)
         data = data.view(args.chunks, args.steps, args.batch)
-        stream = data.reshape(-1, args.batch)                             # [chunks * steps, B]
-        keys = model.state_keys()
-        fused, ours = float("inf"), float("inf")
-        for _ in range(args.repeats):
-            with torch.no_grad():
-                t0 = time.perf_counter()
-                for x in data:
-                    model.rnn(model.embed(x))
-                fused = min(fused, time.perf_counter() - t0)
-            spill = tempfile.mkdtemp()
-            try:
-                acc = ResponseAccumulator(args.vocab, len(keys) * H, spill_dir=spill)
-                ws = Workspace()
-                model.clear_trace_cache()                             # each analysis builds its own
-                t0 = time.perf_counter()
-                for x, values in _lm_chunks(model, stream, args.steps, keys, ws):
-                    acc.update(x.reshape(-1), values.view(-1, values.shape[-1]))
-                ours = min(ours, time.perf_counter() - t0)
-                acc.close()
-            finally:
-                shutil.rmtree(spill, ignore_errors=True)
-        n = data.numel()
-        print(f"{H:6d} {args.batch:5d} {n / fused:12,.0f} {n / ours:18,.0f} {fused / ours:6.3f}")
+        for threads in map(int, args.threads.split(",")):
+            torch.set_num_threads(threads or default_threads)
+            measure(model, data[:1], argparse.Namespace(**{**vars(args), "repeats": 1}), device)   # warm-up
+            fused, ours = measure(model, data, args, device)
+            n = data.numel()
+            print(f"{H:6d} {torch.get_num_threads():7d} {args.batch:5d} {n / fused:12,.0f} {n / ours:18,.0f} "
+                  f"{fused / ours:6.3f}", flush=True)
+    torch.set_num_threads(default_threads)
 
 
 if __name__ == "__main__":
