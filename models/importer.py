@@ -26,9 +26,7 @@ import datetime as dt
 import json
 import logging
 import math
-import pickle
 import re
-import zipfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -164,7 +162,7 @@ def _plan_state_dict(sd: dict[str, torch.Tensor], vocab_path: Path | None) -> Im
         if m["dir"] == "hr":
             raise ModelImportError(f"LSTM with proj_size is not supported (found {key})")
         prefixes.add(m["prefix"])
-        rnn[(m["kind"], m["dir"], int(m["layer"]))] = t.float()
+        rnn[(m["kind"], m["dir"], int(m["layer"]))] = t   # as stored (mapped); made float32 by the import
     if not rnn:
         raise ModelImportError("no recurrent layer found: expected nn.RNN/nn.GRU/nn.LSTM parameters named "
                                "like rnn.weight_ih_l0, rnn.weight_hh_l0")
@@ -203,7 +201,7 @@ def _plan_state_dict(sd: dict[str, torch.Tensor], vocab_path: Path | None) -> Im
     if head_key is None:
         raise ModelImportError(f"no output layer found: expected one 2-D weight of shape [outputs, {hidden}] "
                                f"(candidates: {', '.join(head_cands) or 'none'})")
-    head_w = others[head_key].float()
+    head_w = others[head_key]
     bias_key = head_key[: -len("weight")] + "bias" if head_key.endswith("weight") else None
     head_b = others.get(bias_key) if bias_key and head_key != emb_key else None
     if head_b is None or head_b.shape != (head_w.shape[0],):
@@ -214,13 +212,13 @@ def _plan_state_dict(sd: dict[str, torch.Tensor], vocab_path: Path | None) -> Im
     if extra:
         raise ModelImportError(f"unsupported extra parameters {', '.join(extra[:5])}: only an embedding, one "
                                "recurrent module and one linear output layer can be imported")
-    emb = others[emb_key].float()
+    emb = others[emb_key]
     vocab_rows, outputs = emb.shape[0], head_w.shape[0]
     task = "lm" if outputs == vocab_rows else "sentiment"
     if task == "sentiment" and not 2 <= outputs <= 100:
         raise ModelImportError(f"output layer has {outputs} outputs: neither the vocabulary size ({vocab_rows}) "
                                "of a language model nor a few classes")
-    tensors = {"embed.weight": emb, "head.weight": head_w, "head.bias": head_b.float()}
+    tensors = {"embed.weight": emb, "head.weight": head_w, "head.bias": head_b}
     for layer in range(layers):
         for kind in ("weight", "bias"):
             for d in ("ih", "hh"):
@@ -248,7 +246,7 @@ def inspect_model(weights_path: str | Path, vocab_path: str | Path | None = None
     """Read an uploaded model and work out its architecture; ModelImportError says what is wrong.
 
     Cheap and bounded whatever the file declares (see :mod:`models.safe_load`): the tensors stay mapped
-    from the file, a config is checked against its weights' shapes and ``max_params`` on the meta device,
+    from the file, a config's shapes are computed and checked against its weights' and ``max_params``,
     and no model is built."""
     weights_path = Path(weights_path)
     obj = _load(weights_path)
@@ -362,7 +360,7 @@ def _import_checkpoint(plan: ImportPlan, model_id: str, path: Path, corpus: Corp
 
 def import_model(model_id: str, weights_path: str | Path, vocab_path: str | Path | None, store_root: str | Path, *,
                  corpus: Corpus, corpus_spec: str, name: str | None = None, created_by: str = "import",
-                 device: Any = None, max_params: int = DEFAULT_MAX_PARAMS) -> ImportResult:
+                 max_params: int = DEFAULT_MAX_PARAMS) -> ImportResult:
     """Write an RNNVis checkpoint for an uploaded model; its metrics are computed here on ``corpus`` (valid and
     test), whatever the file says."""
     check_model_id(model_id)
@@ -379,7 +377,7 @@ def import_model(model_id: str, weights_path: str | Path, vocab_path: str | Path
     vocab, src, warnings = _build_vocab(plan, corpus)
     cfg = plan.config
     cfg.vocab_size = len(vocab)
-    state = dict(plan.tensors)
+    state = {k: v.float() for k, v in plan.tensors.items()}
     state["embed.weight"] = _permute_rows(state["embed.weight"], src)
     if cfg.task == "lm":
         state["head.weight"] = _permute_rows(state["head.weight"], src)

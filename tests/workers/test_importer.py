@@ -128,3 +128,18 @@ def test_a_failed_import_leaves_no_checkpoint_and_frees_its_id(tmp_path, fixture
     assert claims.claim_holder(root, rec.model_id) is None
     again = plan_import_job(root, {**request, "corpus": "brown", "model_id": rec.model_id}, submitted_by="ann")
     assert again.model_id == rec.model_id   # the id is free again (brown: the deleted upload cannot be chosen)
+
+
+def test_a_half_precision_state_dict_is_inspected_as_stored_and_imported_as_float32(tmp_path, fixtures):
+    """Inspection keeps the tensors mapped from the file (no float32 copies in the web request); the import
+    converts them."""
+    corpus = load_corpus(str(fixtures / "ptb"))
+    words = _user_vocab(corpus)
+    torch.save(WordLM(len(words), 6, 5, 1, "gru").half().state_dict(), tmp_path / "half.pt")
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+    plan = inspect_model(tmp_path / "half.pt", tmp_path / "vocab.txt")
+    assert plan.tensors["rnn.weight_hh_l0"].dtype == torch.float16
+    import_model("half", tmp_path / "half.pt", tmp_path / "vocab.txt", tmp_path / "store", corpus=corpus,
+                 corpus_spec=str(fixtures / "ptb"))
+    model, _ = load_model("half", store=tmp_path / "store")
+    assert model.rnn.weight_hh_l0.dtype == torch.float32
