@@ -7,8 +7,15 @@
 2. End to end: one demo model trained and analysed through the Jobs page's
    submit callback and a (warm) embedded worker, against the same training +
    analysis run by ``rnnvis train`` in a fresh process. Reports the overhead.
+3. Job records (``--records``, no Redis, nothing else): listing 1,000 jobs
+   (``records.list_jobs``, what the Jobs page does every second) and one
+   progress update and one status change (``records.write_job``), in the job
+   database, against the old path measured in the same run on a copy of
+   the same records: one Parquet partition per job, rewritten at every
+   update and listed through the store's DuckDB view.
 
     .venv/bin/python bench/bench_jobs.py [--n 20] [--preset demo-rnn] [--skip-e2e] [--json out.json]
+    .venv/bin/python bench/bench_jobs.py --records [--jobs 1000] [--repeats 50]
 
 Needs Redis at 127.0.0.1:6379 for part 1 (uses DB 14 and its own key prefix).
 """
@@ -180,6 +187,98 @@ def end_to_end(preset: str) -> dict:
     return res
 
 
+def _sample_records(n: int) -> list:
+    """``n`` finished training jobs with a realistic detail (a 10-epoch curve, the latest step, the result)."""
+    import datetime as dt
+
+    from workers.records import JobRecord
+    t0 = dt.datetime(2026, 1, 1)
+    curve = [{"epoch": e, "train_loss": 5.0 - e / 10, "valid_loss": 5.1 - e / 10, "valid_perplexity": 160.0 - e,
+              "valid_accuracy": None, "tokens_per_s": 2100.0, "lr": 1.0} for e in range(1, 11)]
+    return [JobRecord(f"j{i:08x}", "train", f"m{i}", status="done", progress=1.0, submitted_by=f"user{i % 7}",
+                      submitted_at=t0 + dt.timedelta(seconds=i), finished_at=t0 + dt.timedelta(seconds=i + 60),
+                      started_at=t0 + dt.timedelta(seconds=i + 1), heartbeat_at=t0 + dt.timedelta(seconds=i + 60),
+                      worker="bench@host/1", attempts=1, stage="done",
+                      params={"preset": "demo-lstm", "model": {"cell": "lstm", "hidden_size": 200},
+                              "train": {"epochs": 10, "lr": 1.0}, "corpus": {"source": "builtin", "name": "brown"}},
+                      detail={"curve": curve, "latest": {"stage": "analyze", "analysis_stage": "publish"},
+                              "result": {"tokens": 104448, "words": 9999, "states": 4}})
+            for i in range(n)]
+
+
+def _ms(xs: list[tuple[float, float]]) -> dict:
+    """p50/p95 of the wall times and p50 of the CPU times (this process) of (wall, cpu) pairs: on a loaded
+    machine the wall time includes waiting for a core, the CPU time what an idle machine would take."""
+    wall, cpu = [w for w, _ in xs], [c for _, c in xs]
+    return {"p50_ms": 1000 * statistics.median(wall), "p95_ms": 1000 * _pct(wall, 0.95),
+            "cpu_p50_ms": 1000 * statistics.median(cpu)}
+
+
+def job_records(n_jobs: int, repeats: int) -> dict:
+    """List ``n_jobs`` jobs and update one: the job database against one Parquet partition per job."""
+    import pandas as pd
+
+    from analytics import store
+    from workers import records
+    recs = _sample_records(n_jobs)
+    with tempfile.TemporaryDirectory() as tmp:
+        new_root, old_root = Path(tmp) / "sqlite", Path(tmp) / "parquet"
+        for rec in recs:
+            records.write_job(new_root, rec)
+            with store.write_partition(old_root, "jobs", rec.job_id) as w:  # as write_job did before
+                w.write("jobs", pd.DataFrame([rec.row()]))
+
+        def old_list() -> pd.DataFrame:  # as list_jobs did before: the jobs view through DuckDB
+            con = store.connect(old_root)
+            try:
+                return store.query(con, "SELECT * FROM jobs ORDER BY submitted_at DESC, job_id LIMIT ?", [n_jobs])
+            finally:
+                con.close()
+
+        def timed(fn, k: int) -> list[float]:
+            fn()  # warm: imports, caches, the first connection
+            out = []
+            for _ in range(k):
+                t0, c0 = time.perf_counter(), time.process_time()
+                fn()
+                out.append((time.perf_counter() - t0, time.process_time() - c0))
+            return out
+
+        assert len(records.list_jobs(new_root, limit=n_jobs)) == len(old_list()) == n_jobs
+        job = recs[n_jobs // 2]
+
+        def new_update():
+            job.progress = (job.progress + 0.01) % 1.0  # a progress update: not a status change
+            records.write_job(new_root, job)
+
+        def old_update():
+            with store.write_partition(old_root, "jobs", job.job_id) as w:
+                w.write("jobs", pd.DataFrame([job.row()]))
+
+        def new_status_change():
+            job.status = "running" if job.status != "running" else "queued"
+            records.write_job(new_root, job)
+
+        res = {"jobs": n_jobs,
+               "list": {"sqlite": _ms(timed(lambda: records.list_jobs(new_root, limit=n_jobs), repeats)),
+                        "parquet": _ms(timed(old_list, max(5, repeats // 5)))},
+               "update": {"sqlite": _ms(timed(new_update, repeats * 4)),
+                          "parquet": _ms(timed(old_update, repeats))},
+               "status_change": {"sqlite": _ms(timed(new_status_change, repeats))}}
+    for what in ("list", "update"):
+        a, b = res[what]["sqlite"], res[what]["parquet"]
+        res[what]["ratio_p50"] = b["p50_ms"] / a["p50_ms"]
+        print(f"job records, {what + ' ' + str(n_jobs) + ' jobs' if what == 'list' else 'one job update'}: "
+              f"job database p50 {a['p50_ms']:.2f} ms, p95 {a['p95_ms']:.2f} ms (CPU p50 {a['cpu_p50_ms']:.2f} ms) | "
+              f"Parquet partition per job p50 {b['p50_ms']:.2f} ms, p95 {b['p95_ms']:.2f} ms "
+              f"(CPU p50 {b['cpu_p50_ms']:.2f} ms) | {res[what]['ratio_p50']:.0f}x faster")
+    sc = res["status_change"]["sqlite"]
+    print(f"job records, one status change (database row + its archive partition): p50 {sc['p50_ms']:.2f} ms, "
+          f"p95 {sc['p95_ms']:.2f} ms (CPU p50 {sc['cpu_p50_ms']:.2f} ms)")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    return res
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20)
@@ -187,7 +286,15 @@ def main() -> int:
     ap.add_argument("--skip-e2e", action="store_true")
     ap.add_argument("--skip-redis", action="store_true")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--records", action="store_true", help="only the job-record benchmark (part 3)")
+    ap.add_argument("--jobs", type=int, default=1000, help="jobs to list in part 3")
+    ap.add_argument("--repeats", type=int, default=50, help="timed repeats in part 3")
     args = ap.parse_args()
+    if args.records:
+        results = job_records(args.jobs, args.repeats)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1))
+        return 0
     results: dict = {"latency": []}
     if not args.skip_redis:
         results["latency"].append(latency(REDIS_URL, args.n, "redis"))

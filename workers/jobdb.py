@@ -39,13 +39,14 @@ __all__ = ["DB_NAME", "COLUMNS", "TIMESTAMPS", "db_path", "connect", "transactio
 DB_NAME = ".jobs.sqlite"
 #: Columns of the ``jobs`` table, in the order of the store's ``jobs`` view.
 COLUMNS: tuple[str, ...] = tuple(c.name for c in view("jobs").columns)
-#: Columns kept as ISO-8601 text ('YYYY-MM-DD HH:MM:SS.ffffff', naive UTC), which sorts as time does.
+#: Columns kept as integer microseconds since the epoch (UTC): sorted as time is, and read into
+#: datetime64[us] columns without parsing.
 TIMESTAMPS: tuple[str, ...] = tuple(c.name for c in view("jobs").columns if c.type == "TIMESTAMP")
 BUSY_TIMEOUT_S = 30.0
 _CACHE_PER_THREAD = 8          # open databases kept per thread (tests open many stores)
 _VERSION = 1
 
-_SQL_TYPES = {"VARCHAR": "TEXT", "DOUBLE": "REAL", "INTEGER": "INTEGER", "TIMESTAMP": "TEXT"}
+_SQL_TYPES = {"VARCHAR": "TEXT", "DOUBLE": "REAL", "INTEGER": "INTEGER", "TIMESTAMP": "INTEGER"}
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
     {", ".join(f"{c.name} {_SQL_TYPES[c.type]}" + (" PRIMARY KEY" if c.name == "job_id" else "")
@@ -58,8 +59,9 @@ CREATE TABLE IF NOT EXISTS claims (
     claimed_at REAL NOT NULL
 );
 """
-_UPSERT = (f"INSERT OR REPLACE INTO jobs ({', '.join(COLUMNS)}) "
-           f"VALUES ({', '.join('?' for _ in COLUMNS)})")
+# An upsert, not INSERT OR REPLACE (a delete and an insert, and a new rowid at every update).
+_UPSERT = (f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)}) "
+           f"ON CONFLICT (job_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in COLUMNS[1:])}")
 _local = threading.local()
 
 
