@@ -17,30 +17,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from models.importer import ModelImportError
-
 __all__ = ["DEFAULT_MEMORY_BYTES", "import_in_child"]
 
 DEFAULT_MEMORY_BYTES = 4 << 30
 _REPO = str(Path(__file__).resolve().parents[1])
 
 
-def _limit(memory_bytes: int):
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    return apply
-
-
 def import_in_child(request: dict[str, Any], *, memory_bytes: int = DEFAULT_MEMORY_BYTES,
                     timeout_s: float | None = None) -> dict[str, Any]:
     """Run :func:`child_main` on ``request`` in a process limited to ``memory_bytes`` of address space.
 
-    Returns ``{"summary", "warnings"}``; raises ModelImportError with a one-line message otherwise."""
+    Returns ``{"summary", "warnings"}``; raises ModelImportError with a one-line message otherwise. The child
+    sets its own limit before it imports anything heavy (a ``preexec_fn`` is unsafe in a threaded worker)."""
+    from models.importer import ModelImportError
+
     env = dict(os.environ, PYTHONPATH=_REPO + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH")
                                                else ""))
     try:
-        out = subprocess.run([sys.executable, "-m", "workers.import_child"], input=json.dumps(request), text=True,
-                             capture_output=True, env=env, preexec_fn=_limit(memory_bytes), timeout=timeout_s)
+        out = subprocess.run([sys.executable, "-m", "workers.import_child", str(int(memory_bytes))],
+                             input=json.dumps(request), text=True, capture_output=True, env=env, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise ModelImportError(f"the import ran past {timeout_s:.0f} s and was stopped "
                                "(RNNVIS_ANALYZE_TIME_LIMIT)") from None
@@ -61,7 +56,7 @@ def child_main() -> int:
     """In the child: import the model the request on stdin describes; one JSON line on stdout."""
     import torch
 
-    from models.importer import import_model
+    from models.importer import ModelImportError, import_model
     from workers.uploads import read_upload, resolve_corpus
 
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
@@ -90,4 +85,6 @@ def child_main() -> int:
 
 
 if __name__ == "__main__":
+    limit = int(sys.argv[1])
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     sys.exit(child_main())
