@@ -110,6 +110,7 @@ JOBS_CORPUS_FORMAT = "jobs-corpus-format"
 JOBS_CORPUS_UPLOAD = "jobs-corpus-upload"
 JOBS_CORPUS_UPLOADED = "jobs-corpus-upload-id"   # dcc.Store: {"upload_id", "task", "name"} of the uploaded corpus
 JOBS_CORPUS_UPLOAD_STATUS = "jobs-corpus-upload-status"
+JOBS_CORPUS_MINE = "jobs-corpus-mine"             # dropdown: the signed-in user's earlier corpus uploads
 JOBS_MODEL_ID = "jobs-model-id"
 JOBS_NAME = "jobs-name"
 JOBS_SUBMIT = "jobs-submit"
@@ -201,6 +202,7 @@ ADMIN_PANEL = "admin-panel"
 #: role, before it runs. Keyed by the constants above, so renaming an id keeps its check.
 ACTION_ROLES: dict[str, str] = {
     JOBS_SUBMIT: "member", JOBS_BYOM_SUBMIT: "member", JOBS_CANCEL: "member", JOBS_CORPUS_UPLOAD: "member",
+    JOBS_CORPUS_MINE: "member",
     JOBS_BYOM_WEIGHTS: "member", JOBS_BYOM_VOCAB: "member",
     ADMIN_ADD: "admin", ADMIN_SET_ROLE: "admin", ADMIN_REMOVE: "admin", ADMIN_DELETE_MODEL: "admin",
 }

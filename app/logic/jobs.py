@@ -27,7 +27,7 @@ from workers import client, records
 from workers.errors import JobError, JobValidationError
 from workers.planning import FORM_FIELDS, plan_train_job
 from workers.settings import JobSettings
-from workers.uploads import save_corpus_upload, save_model_upload
+from workers.uploads import list_uploads, read_upload, save_corpus_upload, save_model_upload
 
 #: The settings shown on the form; every other one of FORM_FIELDS is under "More settings".
 MAIN_FIELDS = ("cell", "layers", "hidden_size", "embed_size", "epochs", "lr", "batch_size", "bptt", "dropout")
@@ -174,6 +174,31 @@ def upload_corpus(settings: Settings, js: JobSettings, user: User | None, conten
         return None, html.Span(str(e), className="jobs-upload-error"), "builtin"
     return ({"upload_id": info.upload_id, "task": info.task, "name": info.name},
             html.Span(f"uploaded {info.summary} ({info.fmt})", className="jobs-upload-ok"), "upload")
+
+
+def my_corpus_uploads(settings: Settings, user: User | None) -> list[dict[str, str]]:
+    """Dropdown options: the signed-in member's own corpus uploads, newest first (none for viewers)."""
+    if user is None or not user.can("member"):
+        return []
+    return [{"label": f"{u.name}: {u.summary} [{u.upload_id}]", "value": u.upload_id}
+            for u in list_uploads(settings.store, user.name) if u.kind == "corpus"]
+
+
+def reuse_corpus_upload(settings: Settings, user: User | None, upload_id: str | None
+                        ) -> tuple[dict | None, html.Span, str]:
+    """Choose one of the user's earlier corpus uploads (as :func:`upload_corpus` answers); another user's is
+    refused."""
+    try:
+        who = auth.check_user_role(user, "member")
+        info, _ = read_upload(settings.store, str(upload_id or ""), user=who.name)
+        if info.kind != "corpus":
+            raise JobValidationError({"corpus": f"upload {info.upload_id} is a model, not a corpus"})
+    except JobValidationError as e:
+        return None, html.Span("; ".join(e.errors.values()), className="jobs-upload-error"), "upload"
+    except auth.PermissionDenied as e:
+        return None, html.Span(str(e), className="jobs-upload-error"), "builtin"
+    return ({"upload_id": info.upload_id, "task": info.task, "name": info.name},
+            html.Span(f"using {info.summary} ({info.fmt})", className="jobs-upload-ok"), "upload")
 
 
 def submit_import(settings: Settings, js: JobSettings, user: User | None, weights: str | None,

@@ -76,6 +76,9 @@ def layout(**_query: Any) -> html.Div:
                                    options=[{"label": t, "value": k} for k, t in logic.CORPUS_FORMATS],
                                    className="jobs-corpus-format")], className="jobs-row"),
             _upload(ids.JOBS_CORPUS_UPLOAD, "Drop corpus file(s) here (three for PTB) or", multiple=True),
+            dcc.Dropdown(id=ids.JOBS_CORPUS_MINE, options=logic.my_corpus_uploads(context.settings(),
+                                                                                  auth.current_user()),
+                         placeholder="or one of your earlier uploads", className="jobs-corpus-mine"),
             html.Div(id=ids.JOBS_CORPUS_UPLOAD_STATUS, className="small"),
             html.Div(id=ids.jobs_error("corpus"), className="jobs-field-error"),
         ], className="jobs-corpus"),
@@ -144,6 +147,17 @@ def fill_from_preset(preset):
 def upload_corpus(contents, filenames, fmt):
     """Check and keep an uploaded corpus; an empty, binary, oversized or malformed one is refused with a message."""
     return logic.upload_corpus(context.settings(), _job_settings(), auth.current_user(), contents, filenames, fmt)
+
+
+@callback(Output(ids.JOBS_CORPUS_UPLOADED, "data", allow_duplicate=True),
+          Output(ids.JOBS_CORPUS_UPLOAD_STATUS, "children", allow_duplicate=True),
+          Output(ids.JOBS_CORPUS_SOURCE, "value", allow_duplicate=True),
+          Input(ids.JOBS_CORPUS_MINE, "value"), prevent_initial_call=True)
+def reuse_corpus(upload_id):
+    """Use one of your earlier corpus uploads (only your own are listed, and only your own are accepted)."""
+    if not upload_id:
+        return no_update, no_update, no_update
+    return logic.reuse_corpus_upload(context.settings(), auth.current_user(), upload_id)
 
 
 @callback(output=dict(banner=Output(ids.JOBS_BANNER, "children"), refresh=Output(ids.JOBS_REFRESH, "data"),

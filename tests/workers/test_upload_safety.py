@@ -230,3 +230,23 @@ def test_declared_shapes_are_the_models_own(cell, layers, task):
     from models.safe_load import declared_shapes
     cfg = ModelConfig(task=task, cell=cell, layers=layers, hidden_size=5, embed_size=3, vocab_size=7, num_classes=2)
     assert declared_shapes(cfg) == {k: tuple(v.shape) for k, v in RecurrentModel(cfg).state_dict().items()}
+
+
+def test_the_jobs_page_lists_only_your_own_uploads_and_refuses_anothers(tmp_path):
+    """The corpus box offers a member their own earlier uploads (a viewer none); choosing another user's id
+    (a forged callback) is refused with a message."""
+    from analytics.settings import Settings
+    from app.auth import User
+    from app.logic import jobs as logic
+    settings = Settings(store=tmp_path)
+    ann, bob, vic = User("ann", "member"), User("bob", "member"), User("vic", "viewer")
+    files = [(p.name, p.read_bytes()) for p in sorted((FIXTURES / "ptb").glob("*.txt"))]
+    mine = uploads.save_corpus_upload(tmp_path, files, "ptb", owner="ann")
+    assert [o["value"] for o in logic.my_corpus_uploads(settings, ann)] == [mine.upload_id]
+    assert logic.my_corpus_uploads(settings, bob) == [] and logic.my_corpus_uploads(settings, vic) == []
+    data, status, source = logic.reuse_corpus_upload(settings, ann, mine.upload_id)
+    assert data["upload_id"] == mine.upload_id and source == "upload"
+    data, status, _ = logic.reuse_corpus_upload(settings, bob, mine.upload_id)
+    assert data is None and "belongs to another user" in json.dumps(status.to_plotly_json())
+    data, status, source = logic.reuse_corpus_upload(settings, vic, mine.upload_id)
+    assert data is None and source == "builtin" and "Only members" in json.dumps(status.to_plotly_json())
