@@ -152,7 +152,8 @@ def _units_of_a(points: list, pairs: dict[int, int]) -> list[int]:
 def handle_selection(trigger: str | None, words_selected: dict | None, words_click: dict | None,
                      units_selected: dict | None, units_click: dict | None, selection: dict | None,
                      freq: dict[str, int] | None = None, b_to_a: dict[int, int] | None = None) -> dict:
-    """The new selection after a click, a lasso/box (``*_selected``) or a clear (``trigger`` says which).
+    """The new selection after a click, a lasso/box (``*_selected``; None after a double-click: none) or a
+    clear (``trigger`` says which).
 
     freq orders selected words most frequent first (so Explore's three are the most frequent of a lasso);
     b_to_a maps a unit of the compared model to its matched unit of the page's model.
@@ -162,6 +163,12 @@ def handle_selection(trigger: str | None, words_selected: dict | None, words_cli
     b_to_a = b_to_a or {}
     if trigger == "clear":
         return {"words": [], "units": []}
+    data = words_selected if trigger == "words-select" else units_selected if trigger == "units-select" else None
+    if data is not None and not data.get("points"):
+        # plotly re-selects inside the drawn lasso when the figure is redrawn (the new figure carries the
+        # selection as selectedpoints, not the lasso) and reports no points: not the user's act. A double-click,
+        # which clears, arrives as None.
+        return {"words": sel["words"][:MAX_PICKED], "units": sel["units"][:MAX_PICKED]}
     if trigger == "words-click":
         for w, _ in _points(words_click, "word")[:1]:
             w = str(w)
