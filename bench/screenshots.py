@@ -6,7 +6,8 @@
 Serves the app with waitress on a free port, drives headless Debian Chromium
 through Models, Explore (a word clicked), Explore with the two sentences of
 the RNNVis talk on the sentiment model, Compare, Jobs and SQL, and writes
-``models.png``, ``explore.png``, ``explore-sentences.png``, ``compare.png``, ``jobs.png`` and ``sql.png``.
+``models.png``, ``explore.png``, ``explore-sentences.png``, ``compare.png``, ``jobs.png`` and ``sql.png``;
+``projection.png`` and ``projection-compare.png`` show the 2-D maps (``--only projection`` takes just those).
 
 ``jobs.png`` shows a job submitted through the Jobs page as a user does it: the
 demo-sentiment preset shrunk under "More settings" (2 epochs over 60k tokens,
@@ -164,6 +165,31 @@ def submit_job_shot(d, store: Path, out: Path) -> None:
                 os.environ[k] = v
 
 
+#: What ``--only`` can pick.
+ONLY = ("projection",)
+#: Words selected on the projection map in its screenshot (those the model has).
+MAP_WORDS = ("he", "she", "it", "they", "i", "we", "you")
+
+
+def projection_shots(d, base: str, store: Path, lm: str, other: str, settle, save) -> None:
+    """``projection.png``: the t-SNE maps of ``lm``'s last layer with a few pronouns selected;
+    ``projection-compare.png``: the same beside ``other``, one unit's matched partner joined."""
+    from urllib.parse import urlencode
+
+    from app.reader import Reader
+
+    words = set(Reader(store).clusters(lm, 1, "h", 8).words["word"])
+    picked = [w for w in MAP_WORDS if w in words]
+    d.get(base + "/projection?" + urlencode([("model", lm), ("layer", 1), ("state", "h"), ("k", 8)]
+                                            + [("w", w) for w in picked]))
+    settle(2)
+    save("projection", 1250)
+    d.get(base + "/projection?" + urlencode([("model", lm), ("layer", 1), ("state", "h"), ("k", 8), ("by", "cluster"),
+                                             ("b", other), ("layer_b", 0), ("unit", 3)]))
+    settle(2)
+    save("projection-compare", 1250)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", type=Path, required=True)
@@ -171,6 +197,7 @@ def main() -> None:
     ap.add_argument("--lm", default="demo-lstm", help="language model for Explore and Compare (A)")
     ap.add_argument("--other", default="demo-gru", help="model B on Compare")
     ap.add_argument("--sentiment", default="demo-sentiment", help="classifier for the sentence glyphs")
+    ap.add_argument("--only", nargs="+", choices=ONLY, help="take just these screenshots")
     args = ap.parse_args()
 
     from selenium import webdriver
@@ -213,6 +240,10 @@ def main() -> None:
         d.set_window_size(1600, 1250)
 
     try:
+        if not args.only or "projection" in args.only:
+            projection_shots(d, base, args.store, args.lm, args.other, settle, save)
+        if args.only:
+            return
         d.get(base + "/")
         settle()
         save("models", 900)
