@@ -110,8 +110,15 @@ def idle(driver, timeout: float = 30) -> None:
                                  "&& !document.title.startsWith('Updating')"), timeout, "callbacks to finish")
 
 
+def painted(driver) -> None:
+    """Wait until the browser has painted what the page holds now: two animation frames have passed."""
+    driver.execute_async_script("const done = arguments[arguments.length - 1]; "
+                                "requestAnimationFrame(() => requestAnimationFrame(() => done(true)));")
+
+
 def shot(driver, name: str) -> None:
     if os.environ.get("RNNVIS_SCREENSHOTS") == "1":
+        painted(driver)
         SHOTS.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
@@ -256,5 +263,4 @@ def test_explore_screenshot(server, driver):
     wait(driver, lambda d: js(d, f"{_graph_js('explore-detail')}.data.filter(t => t.type === 'box').length") == 1,
          what="detail view")
     idle(driver)
-    time.sleep(0.5)
     shot(driver, "explore")
