@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS claims (
 _UPSERT = (f"INSERT INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)}) "
            f"ON CONFLICT (job_id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in COLUMNS[1:])}")
 _local = threading.local()
+_inherited: list[OrderedDict] = []
 
 
 def db_path(root: str | os.PathLike) -> Path:
@@ -93,6 +94,8 @@ def connect(root: str | os.PathLike, migrate=None) -> sqlite3.Connection:
     path = db_path(root)
     cache: OrderedDict | None = getattr(_local, "cache", None)
     if cache is None or getattr(_local, "pid", None) != os.getpid():  # never use a connection across fork
+        if cache:  # nor close it there (closing may checkpoint the parent's WAL): keep it, unused
+            _inherited.append(cache)
         cache = _local.cache = OrderedDict()
         _local.pid = os.getpid()
     try:
