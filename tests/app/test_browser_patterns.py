@@ -1,0 +1,77 @@
+"""The Patterns page in headless Chromium: select a span in a passage, search, see the matches (planted store)."""
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from tests.app.patterns_store import L, PLANTED, THETA, build_planted_store, planted_text
+from tests.app.test_browser import idle, js, new_driver, serve_in_thread, shot, wait
+
+from selenium.webdriver.common.by import By  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from analytics.settings import Settings
+    from app.server import create_app
+
+    root = build_planted_store(tmp_path_factory.mktemp("planted-browser") / "store")
+    srv = serve_in_thread(create_app(Settings(store=root)))
+    yield f"http://127.0.0.1:{srv.effective_port}"
+    srv.close()
+
+
+@pytest.fixture(scope="module")
+def driver():
+    d = new_driver()
+    yield d
+    d.quit()
+
+
+def _tokens(d):
+    return d.find_elements(By.CSS_SELECTOR, "#patterns-tokens .pt-token")
+
+
+def test_select_a_span_search_and_see_the_matches(server, driver):
+    _, _, _, starts = planted_text()
+    first = int(starts[1])
+    driver.get(server + f"/patterns?model=planted&layer=0&state=h&theta={THETA}&at={first - 4}")
+    wait(driver, lambda d: len(_tokens(d)) == 40, what="the passage's tokens")
+    idle(driver)
+    assert _tokens(driver)[3].text == "trigger"
+    # click the first and the last token of the span, as a user does
+    _tokens(driver)[4].click()
+    wait(driver, lambda d: "click its last token" in d.find_element(By.ID, "patterns-span-text").text,
+         what="the span started")
+    idle(driver)
+    _tokens(driver)[4 + L - 1].click()
+    wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#patterns-tokens .pt-token.in-span")) == L,
+         what="the span highlighted")
+    # the proposal fills the unit picker (the URL follows): the planted units are among them
+    url = wait(driver, lambda d: (lambda q: q if q.get("u") else None)(parse_qs(urlparse(d.current_url).query)),
+               what="units proposed")
+    assert {str(u) for u in PLANTED} <= set(url["u"]) and url["from"] == [str(first)] and url["len"] == [str(L)]
+    # keep just the planted units: open the page at that deep link (as a colleague would), then search
+    driver.get(server + f"/patterns?model=planted&layer=0&state=h&theta={THETA}&from={first}&len={L}"
+               f"&at={first - 4}&ob=1" + "".join(f"&u={u}" for u in PLANTED))
+    wait(driver, lambda d: len(_tokens(d)) == 40, what="the passage again")
+    idle(driver)
+    # the deep link alone runs the search; Search runs it again
+    items = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#patterns-match-list .pt-match"),
+                 what="the matches")
+    driver.find_element(By.ID, "patterns-search").click()
+    idle(driver)
+    items = driver.find_elements(By.CSS_SELECTOR, "#patterns-match-list .pt-match")
+    assert len(items) == min(30, len(starts))
+    assert all("3/3 units" in i.text for i in items)
+    marks = [m.text for m in driver.find_elements(By.CSS_SELECTOR, "#patterns-match-list mark")]
+    assert len(marks) == len(items) and all(len(m.split()) == L for m in marks)
+    assert driver.find_element(By.ID, "patterns-count").text.startswith(f"{len(starts)} matches of 3 units")
+    assert "trigger 100%" in driver.find_element(By.ID, "patterns-summary").text
+    rows = js(driver, "Array.from(document.querySelectorAll('.dash-graph')).find(e => e.id.includes("
+                      "'patterns-matches')).querySelector('.js-plotly-plot').data[0].y.length")
+    assert rows == len(items)
+    shot(driver, "patterns")
