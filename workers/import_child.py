@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_MEMORY_BYTES", "import_in_child"]
+__all__ = ["DEFAULT_MEMORY_BYTES", "request_for", "import_in_child"]
 
 DEFAULT_MEMORY_BYTES = 4 << 30
 _REPO = str(Path(__file__).resolve().parents[1])
@@ -52,21 +52,31 @@ def import_in_child(request: dict[str, Any], *, memory_bytes: int = DEFAULT_MEMO
     raise ModelImportError(f"the import process failed (exit {out.returncode}): {tail}")
 
 
+def request_for(root: str | os.PathLike, upload_id: str, corpus_choice: dict[str, Any], **job: Any) -> dict[str, Any]:
+    """The child's request: the files and corpus resolved here (the child imports no store code)."""
+    from workers.uploads import corpus_source, read_upload
+
+    info, folder = read_upload(root, upload_id)
+    vocab = info.extra.get("vocab")
+    return {"root": str(root), "weights": str(folder / info.path), "vocab": str(folder / vocab) if vocab else None,
+            "corpus": corpus_source(root, corpus_choice), **job}
+
+
 def child_main() -> int:
     """In the child: import the model the request on stdin describes; one JSON line on stdout."""
     import torch
 
+    from models.corpora import load_corpus
     from models.importer import ModelImportError, import_model
-    from workers.uploads import read_upload, resolve_corpus
 
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     req = json.loads(sys.stdin.read())
     try:
-        info, folder = read_upload(req["root"], req["upload_id"])
-        corpus, spec = resolve_corpus(req["root"], req["corpus"])
-        vocab = info.extra.get("vocab")
-        res = import_model(req["model_id"], folder / info.path, folder / vocab if vocab else None, req["root"],
-                           corpus=corpus, corpus_spec=spec, name=req.get("name"), created_by=req.get("created_by", ""),
+        src = req["corpus"]
+        corpus = load_corpus(src["spec"], src["fmt"])
+        corpus.name = src["name"] or corpus.name
+        res = import_model(req["model_id"], req["weights"], req["vocab"], req["root"], corpus=corpus,
+                           corpus_spec=src["spec"], name=req.get("name"), created_by=req.get("created_by", ""),
                            max_params=int(req["max_params"]))
     except ModelImportError as e:
         answer: dict[str, Any] = {"error": str(e), "field": e.field}

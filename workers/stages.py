@@ -102,7 +102,7 @@ def _hand_over_to_analysis(tracker, share: float) -> StageOutcome:
 def run_import_stage(ctx: StageContext) -> StageOutcome:
     """Turn an uploaded model into an RNNVis checkpoint (evaluated on the job's corpus), in a child process
     under RNNVIS_IMPORT_MEMORY_MB of address space (:mod:`workers.import_child`)."""
-    from workers.import_child import import_in_child
+    from workers.import_child import import_in_child, request_for
     from workers.settings import JobSettings
 
     tracker, outcome = claim(ctx, "import")
@@ -111,11 +111,11 @@ def run_import_stage(ctx: StageContext) -> StageOutcome:
     rec = tracker.rec
     tracker.begin("import", ctx.worker)
     js = JobSettings.from_env()
-    request = {"root": str(ctx.root), "upload_id": rec.params["import"]["upload_id"], "corpus": rec.params["corpus"],
-               "model_id": rec.model_id, "name": rec.params.get("name"), "created_by": rec.submitted_by,
-               "max_params": js.max_model_params, "memory_mb": js.import_memory_bytes >> 20}
     with tracker:
         try:
+            request = request_for(ctx.root, rec.params["import"]["upload_id"], rec.params["corpus"],
+                                  model_id=rec.model_id, name=rec.params.get("name"), created_by=rec.submitted_by,
+                                  max_params=js.max_model_params, memory_mb=js.import_memory_bytes >> 20)
             res = import_in_child(request, memory_bytes=js.import_memory_bytes, timeout_s=ctx.time_limit_s)
         except Exception as e:  # noqa: BLE001
             fail(tracker, e, ctx)

@@ -17,7 +17,7 @@ from models.corpora import BUILTIN, DEMO_DATA, Corpus, CorpusError, load_corpus,
 from workers.errors import JobValidationError
 
 __all__ = ["UPLOAD_DIR", "META_FILE", "CORPUS_FORMATS", "UploadInfo", "save_corpus_upload", "save_model_upload",
-           "read_upload", "list_uploads", "corpus_choice", "resolve_corpus"]
+           "read_upload", "list_uploads", "corpus_choice", "corpus_source", "resolve_corpus"]
 
 UPLOAD_DIR = "uploads"
 #: The upload's description, next to its files; a dot name, which no uploaded file can take (_safe_name).
@@ -292,12 +292,17 @@ def corpus_choice(root: str | os.PathLike, spec: Any, *, user: str | None = None
     raise JobValidationError({"corpus": f"unknown corpus {spec!r}: pick one of {', '.join(BUILTIN)} or upload a file"})
 
 
-def resolve_corpus(root: str | os.PathLike, choice: Mapping[str, Any]) -> tuple[Corpus, str]:
-    """Load the corpus of a job (on the machine running it): (corpus, the spec that loads it again)."""
+def corpus_source(root: str | os.PathLike, choice: Mapping[str, Any]) -> dict[str, Any]:
+    """What loads the corpus of a job: ``{"spec", "fmt", "name"}`` for :func:`models.corpora.load_corpus`."""
     if choice.get("source") == "upload":
         info, folder = read_upload(root, choice["upload_id"])
-        path = folder / info.path
-        corpus = load_corpus(str(path), info.fmt)
-        corpus.name = info.name
-        return corpus, str(path)
-    return load_corpus(choice["name"]), choice["name"]
+        return {"spec": str(folder / info.path), "fmt": info.fmt, "name": info.name}
+    return {"spec": choice["name"], "fmt": None, "name": None}
+
+
+def resolve_corpus(root: str | os.PathLike, choice: Mapping[str, Any]) -> tuple[Corpus, str]:
+    """Load the corpus of a job (on the machine running it): (corpus, the spec that loads it again)."""
+    src = corpus_source(root, choice)
+    corpus = load_corpus(src["spec"], src["fmt"])
+    corpus.name = src["name"] or corpus.name
+    return corpus, src["spec"]
