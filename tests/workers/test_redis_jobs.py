@@ -49,7 +49,7 @@ def test_submit_progress_done_end_to_end(workers, redis_settings, redis_store, p
     final = _done(redis_store, rec.job_id)
     assert seen["running"] and seen["partial"] and seen["curve"] >= 1, seen
     assert final.progress == 1.0 and final.stage == "done" and final.finished_at >= final.started_at
-    assert {"train", "analyze", "done"} <= seen["stages"], seen["stages"]
+    assert {"train", "done"} <= seen["stages"], seen["stages"]  # (the analysis may pass between two looks)
     # It went through "publish" (written before the partition appeared), after the analysis began.
     stages = final.detail["stages"]
     assert stages["analyze"]["started_at"] <= stages["publish"]["started_at"] <= final.finished_at.isoformat()
