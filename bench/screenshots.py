@@ -7,7 +7,8 @@ Serves the app with waitress on a free port, drives headless Debian Chromium
 through Models, Explore (a word clicked), Explore with the two sentences of
 the RNNVis talk on the sentiment model, Compare, Jobs and SQL, and writes
 ``models.png``, ``explore.png``, ``explore-sentences.png``, ``compare.png``, ``jobs.png`` and ``sql.png``;
-``projection.png`` and ``projection-compare.png`` show the 2-D maps (``--only projection`` takes just those).
+``projection.png`` and ``projection-compare.png`` show the 2-D maps (``--only projection`` takes just those);
+``patterns.png`` a pattern search on the LM's token states (``--only patterns``).
 
 ``jobs.png`` shows a job submitted through the Jobs page as a user does it: the
 demo-sentiment preset shrunk under "More settings" (2 epochs over 60k tokens,
@@ -166,14 +167,14 @@ def submit_job_shot(d, store: Path, out: Path) -> None:
 
 
 #: What ``--only`` can pick.
-ONLY = ("projection",)
+ONLY = ("projection", "patterns")
 #: Words selected on the projection map in its screenshot (those the model has).
 MAP_WORDS = ("he", "she", "it", "they", "i", "we", "you")
 
 
 def projection_shots(d, base: str, store: Path, lm: str, other: str, settle, save) -> None:
     """``projection.png``: the t-SNE maps of ``lm``'s last layer with a few pronouns selected;
-    ``projection-compare.png``: the same beside ``other``, one unit's matched partner joined."""
+    ``projection-compare.png``: the same beside ``other``'s first layer, matched units joined."""
     from urllib.parse import urlencode
 
     from app.reader import Reader
@@ -183,11 +184,41 @@ def projection_shots(d, base: str, store: Path, lm: str, other: str, settle, sav
     d.get(base + "/projection?" + urlencode([("model", lm), ("layer", 1), ("state", "h"), ("k", 8)]
                                             + [("w", w) for w in picked]))
     settle(2)
-    save("projection", 1250)
+    save("projection", 1650)
     d.get(base + "/projection?" + urlencode([("model", lm), ("layer", 1), ("state", "h"), ("k", 8), ("by", "cluster"),
-                                             ("b", other), ("layer_b", 0), ("unit", 3)]))
+                                             ("b", other), ("layer_b", 0)] + [("w", w) for w in picked]))
     settle(2)
-    save("projection-compare", 1250)
+    save("projection-compare", 1650)
+
+
+def pick_pattern(store: Path, lm: str, theta: float = 0.5, length: int = 3, tries: int = 60) -> str:
+    """A deep link to a pattern of ``lm``'s last stored layer with many full matches: spans of ``length`` tokens
+    early in the text, the units proposed for each (off before), the one whose units match most often."""
+    from urllib.parse import urlencode
+
+    import numpy as np
+
+    from analytics import patterns
+    from app.reader import Reader
+
+    r = Reader(store)
+    layer, state = r.token_info(lm).keys[-1]
+    values = r.token_passage(lm, layer, state, 0, 4000)
+    best = (0, None, None)
+    for s in range(40, 4000 - length, (4000 - length - 40) // tries):
+        units = patterns.propose_units(values, s, s + length, theta, off_before=True, limit=6)
+        if len(units) < 3:
+            continue
+        found = patterns.search(r.unit_series(lm, layer, state, units), theta, length, units=units,
+                                off_before=True)
+        if found.total > best[0]:
+            best = (found.total, s, units)
+    n, s, units = best
+    if s is None:
+        raise RuntimeError(f"no span of {lm} proposes 3 units at θ = {theta}")
+    print(f"patterns: span at {s}, units {units}: {n} full matches", flush=True)
+    return urlencode([("model", lm), ("layer", layer), ("state", state), *[("u", u) for u in units],
+                      ("theta", theta), ("from", s), ("len", length), ("at", max(0, s - 12)), ("ob", 1)])
 
 
 def main() -> None:
@@ -242,6 +273,10 @@ def main() -> None:
     try:
         if not args.only or "projection" in args.only:
             projection_shots(d, base, args.store, args.lm, args.other, settle, save)
+        if not args.only or "patterns" in args.only:
+            d.get(base + "/patterns?" + pick_pattern(args.store, args.lm))
+            settle(2)
+            save("patterns", 1700)
         if args.only:
             return
         d.get(base + "/")
