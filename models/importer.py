@@ -51,6 +51,7 @@ _ALIASES = {"<pad>": PAD, "[pad]": PAD, "<blank>": PAD, "<unk>": UNK, "[unk]": U
 _EMBED_HINTS = ("emb", "encoder", "word", "lookup")
 _HEAD_HINTS = ("decoder", "head", "fc", "out", "linear", "classifier", "proj", "dense", "logit")
 MISSING_LOGIT_BIAS = -30.0
+MAX_VOCAB_WORDS = 2_000_000   # parsing is bounded: a 50 MB file of one-letter lines would be 25 M strings
 
 
 class ModelImportError(ValueError):
@@ -106,10 +107,14 @@ def _state_dict(obj: Any) -> dict[str, torch.Tensor]:
     raise ModelImportError("the file holds no state dict (a mapping of parameter names to tensors)")
 
 
-def _read_vocab(path: Path) -> tuple[list[str], list[int] | None]:
+def _read_vocab(path: Path, max_words: int = MAX_VOCAB_WORDS) -> tuple[list[str], list[int] | None]:
     text = path.read_text(encoding="utf-8", errors="replace")
     stripped = text.lstrip()
-    if stripped[:1] in "[{":
+    json_like = stripped[:1] in "[{"
+    if (text.count(",") if json_like else text.count("\n")) > max_words:  # an upper bound, counted before parsing
+        raise ModelImportError(f"{path.name} has more than {max_words:,} entries; the largest vocabulary "
+                               "imported is that", "vocab")
+    if json_like:
         try:
             data = json.loads(text)
         except ValueError as e:

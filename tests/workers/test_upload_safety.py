@@ -250,3 +250,14 @@ def test_the_jobs_page_lists_only_your_own_uploads_and_refuses_anothers(tmp_path
     assert data is None and "belongs to another user" in json.dumps(status.to_plotly_json())
     data, status, source = logic.reuse_corpus_upload(settings, vic, mine.upload_id)
     assert data is None and source == "builtin" and "Only members" in json.dumps(status.to_plotly_json())
+
+
+def test_a_vocabulary_file_of_millions_of_entries_is_refused_before_parsing(tmp_path):
+    """A 6 MB file of one-letter lines would be 3 M Python strings (~200 MB) in the web request."""
+    sd = {"emb.weight": torch.zeros(3, 4), "rnn.weight_ih_l0": torch.zeros(16, 4), "rnn.weight_hh_l0": torch.zeros(16, 4),
+          "out.weight": torch.zeros(3, 4)}
+    torch.save(sd, tmp_path / "m.pt")
+    for name, data in (("v.txt", b"a\n" * 3_000_000), ("v.json", b"[" + b'"a",' * 3_000_000 + b'"a"]')):
+        with pytest.raises(JobValidationError, match="more than 2,000,000 entries") as e:
+            uploads.save_model_upload(tmp_path / "store", ("m.pt", (tmp_path / "m.pt").read_bytes()), (name, data))
+        assert "vocab" in e.value.errors
