@@ -191,7 +191,7 @@ def projection_shots(d, base: str, store: Path, lm: str, other: str, settle, sav
     save("projection-compare", 1650)
 
 
-def pick_pattern(store: Path, lm: str, theta: float = 0.5, length: int = 3, tries: int = 60) -> str:
+def pick_pattern(store: Path, lm: str, theta: float = 0.4, length: int = 3, tries: int = 500) -> str:
     """A deep link to a pattern of ``lm``'s last stored layer with many full matches: spans of ``length`` tokens
     early in the text, the units proposed for each (off before), the one whose units match most often."""
     from urllib.parse import urlencode
@@ -204,8 +204,11 @@ def pick_pattern(store: Path, lm: str, theta: float = 0.5, length: int = 3, trie
     r = Reader(store)
     layer, state = r.token_info(lm).keys[-1]
     values = r.token_passage(lm, layer, state, 0, 4000)
+    ids, words, _ = r.token_text(lm)
     best = (0, None, None)
     for s in range(40, 4000 - length, (4000 - length - 40) // tries):
+        if not all(str(w).isalpha() for w in words[ids[s - 1:s + length]]):   # words only: a pattern of prose
+            continue
         units = patterns.propose_units(values, s, s + length, theta, off_before=True, limit=6)
         if len(units) < 3:
             continue
