@@ -244,16 +244,17 @@ def list_uploads(root: str | os.PathLike, user: str, *, admin: bool = False) -> 
     """The uploads ``user`` may see (their own; every one for an admin), newest first."""
     up = _upload_root(root)
     found = []
-    for folder in sorted(up.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True) if up.is_dir() else []:
+    for folder in up.iterdir() if up.is_dir() else []:
         if folder.name.startswith("."):
             continue
         try:
             info, _ = read_upload(root, folder.name, user=None if admin else user)
-        except JobValidationError:
+            when = folder.stat().st_mtime
+        except (JobValidationError, OSError):  # not an upload, or removed meanwhile
             continue
         if admin or info.owner == user:
-            found.append(info)
-    return found
+            found.append((when, info))
+    return [info for _, info in sorted(found, key=lambda x: x[0], reverse=True)]
 
 
 def _builtin_available(name: str) -> str | None:
