@@ -20,7 +20,8 @@ MAP_STATES = ("h", "c")     # the states the analysis co-clusters, hence maps
 class MapView:
     """One (model, layer, state, method, k) map, ready to draw.
 
-    words: word_id, word, freq, pos, cluster, x, y, n (occurrences in the analysed split; one row per co-clustered word); units: unit, cluster, x, y;
+    words: word_id, word, freq, pos, cluster, x, y, n (occurrences in the analysed split), one row per
+    co-clustered word; units: unit, cluster, x, y;
     params: the fit's parameters per axis (seed, perplexity, ...) as stored.
     """
 
@@ -43,8 +44,8 @@ class ProjectionMixin:
 
         def load() -> pd.DataFrame:
             if not self._has_table(model_id, "projections"):
-                raise AnalysisMissingError(model_id, "2-D projections (analysed before they existed: re-run "
-                                                     f"`rnnvis analyze {model_id}`)", self.model_ids())
+                raise LookupError(f"{model_id} was analysed before the analysis made 2-D maps: run "
+                                  f"`rnnvis analyze {model_id}` to add them")
             return self._q("SELECT axis, item, x, y, seed, params FROM projections WHERE model_id = ? AND layer = ? "
                            "AND state = ? AND method = ? ORDER BY axis, item", [model_id, layer, state, method])
         return self._small.get(("projection", model_id, v, layer, state, method), load)

@@ -28,7 +28,8 @@ def test_shapes_items_and_parameters():
     assert df[df["axis"] == "unit"]["item"].unique().tolist() == list(range(12))
     assert (df["seed"] == 3).all() and np.isfinite(df[["x", "y"]].to_numpy()).all()
     p = json.loads(words["params"].iloc[0])
-    assert p["perplexity"] == pytest.approx(min(PERPLEXITY, 59 / 3)) and p["init"] == "pca" and p["points"] == 60 and p["features"] == 12
+    assert p["perplexity"] == pytest.approx(min(PERPLEXITY, 59 / 3))        # below the 60 points' (n − 1) / 3
+    assert p["init"] == "pca" and p["points"] == 60 and p["features"] == 12
     units = json.loads(df[(df["axis"] == "unit") & (df["method"] == "tsne")]["params"].iloc[0])
     assert units["perplexity"] == pytest.approx(11 / 3)           # lowered below the 12 points
     pca = json.loads(df[(df["axis"] == "word") & (df["method"] == "pca")]["params"].iloc[0])
