@@ -83,6 +83,14 @@ def _open(path: Path, migrate) -> sqlite3.Connection:
                 if migrate is not None:
                     migrate(con)
                 con.execute(f"PRAGMA user_version={_VERSION}")
+    have = {row[1] for row in con.execute("PRAGMA table_info(jobs)")}
+    missing = [c for c in view("jobs").columns if c.name not in have]
+    if missing:  # columns appended to the jobs view since this database was made
+        with transaction(con):
+            have = {row[1] for row in con.execute("PRAGMA table_info(jobs)")}
+            for c in missing:
+                if c.name not in have:
+                    con.execute(f"ALTER TABLE jobs ADD COLUMN {c.name} {_SQL_TYPES[c.type]}")
     return con
 
 

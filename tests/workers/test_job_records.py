@@ -169,3 +169,16 @@ def test_a_stale_claim_is_taken_over_and_a_release_needs_the_holder(tmp_path):
     assert claims.claim_holder(tmp_path, rec.model_id) == "j00000002"
     claims.release_model_id(tmp_path, rec.model_id)
     assert claims.claim_holder(tmp_path, rec.model_id) is None
+
+
+def test_a_column_appended_to_the_jobs_view_is_added_to_an_older_database(tmp_path):
+    """The view's columns may grow (new ones at the end); a database made before gets them on its next open."""
+    import sqlite3
+    path = jobdb.db_path(tmp_path)
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE jobs (job_id TEXT PRIMARY KEY, kind TEXT)")  # as if made by an older version
+    con.execute(f"PRAGMA user_version={jobdb._VERSION}")
+    con.commit()
+    con.close()
+    rec = _job(tmp_path, "j00000001", stage="train")
+    assert records.read_job(tmp_path, rec.job_id).stage == "train"
