@@ -7,7 +7,7 @@
 2. End to end: one demo model trained and analysed through the Jobs page's
    submit callback and a (warm) embedded worker, against the same training +
    analysis run by ``rnnvis train`` in a fresh process. Reports the overhead.
-3. Job records (``--records``, no Redis, nothing else): listing 1,000 jobs
+3. Job records (alone with ``--records``, which needs no Redis): listing 1,000 jobs
    (``records.list_jobs``, what the Jobs page does every second) and one
    progress update and one status change (``records.write_job``), in the job
    database, against the old path measured in the same run on a copy of
@@ -286,7 +286,7 @@ def main() -> int:
     ap.add_argument("--skip-e2e", action="store_true")
     ap.add_argument("--skip-redis", action="store_true")
     ap.add_argument("--json", help="also write the figures to this file")
-    ap.add_argument("--records", action="store_true", help="only the job-record benchmark (part 3)")
+    ap.add_argument("--records", action="store_true", help="only the job-record benchmark (part 3; no Redis)")
     ap.add_argument("--jobs", type=int, default=1000, help="jobs to list in part 3")
     ap.add_argument("--repeats", type=int, default=50, help="timed repeats in part 3")
     args = ap.parse_args()
@@ -301,6 +301,7 @@ def main() -> int:
     results["latency"].append(latency(None, args.n, "embedded"))
     if not args.skip_e2e:
         results["end_to_end"] = end_to_end(args.preset)
+    results["records"] = job_records(args.jobs, args.repeats)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
