@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from app.reader_types import AnalysisMissingError
+from app.reader_types import AnalysisMissingError, ClusterView
 
 MAP_STATES = ("h", "c")     # the states the analysis co-clusters, hence maps
 
@@ -55,6 +55,11 @@ class ProjectionMixin:
         if state not in MAP_STATES:
             raise ValueError(f"maps exist for the states {' and '.join(MAP_STATES)}, not {state!r}")
         view = self.clusters(model_id, layer, state, k)
+        v = self.version(model_id)
+        return self._derived.get(("map", model_id, v, layer, state, method, view.k),
+                                 lambda: self._map_view(model_id, layer, state, method, view))
+
+    def _map_view(self, model_id: str, layer: int, state: str, method: str, view: ClusterView) -> MapView:
         proj = self.projection(model_id, layer, state, method)
         if proj.empty:
             raise AnalysisMissingError(model_id, f"{method} map of layer {layer} state {state!r}", self.model_ids())

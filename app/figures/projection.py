@@ -56,14 +56,13 @@ def _layout(fig_title: str, dragmode: str, height: int, legend: bool) -> dict:
                 uirevision=fig_title)
 
 
-def _points(df: pd.DataFrame, axis: str, side: str, name: str, color: str, selected: set, hover: list[str],
-            size: np.ndarray | float, text: list[str] | None = None) -> dict:
-    items = df["word"].astype(str).tolist() if axis == "word" else df["unit"].astype(int).tolist()
-    trace = dict(type="scatter", mode="markers+text" if text else "markers", x=df["x"].tolist(),
-                 y=df["y"].tolist(), name=esc(name), customdata=[[axis, i, side] for i in items],
-                 hovertext=hover, hoverinfo="text", legendgroup=esc(name),
-                 marker=dict(color=color, size=size.tolist() if isinstance(size, np.ndarray) else size, opacity=0.85,
-                             line=dict(width=0.5, color="#ffffff")),
+def _points(axis: str, side: str, items: list, x: list, y: list, name: str, color: str, selected: set,
+            hover: list[str], size: list | float, text: list[str] | None = None) -> dict:
+    """One scatter trace of map points (plain lists in, a trace dict out)."""
+    trace = dict(type="scatter", mode="markers+text" if text else "markers", x=x, y=y, name=esc(name),
+                 customdata=[[axis, i, side] for i in items], hovertext=hover, hoverinfo="text",
+                 legendgroup=esc(name),
+                 marker=dict(color=color, size=size, opacity=0.85, line=dict(width=0.5, color="#ffffff")),
                  selected=dict(marker=dict(opacity=1.0)), unselected=dict(marker=dict(opacity=0.18)))
     if text:
         trace.update(text=text, textposition="top center", textfont=dict(size=10, color="#37474f"))
@@ -74,22 +73,31 @@ def _points(df: pd.DataFrame, axis: str, side: str, name: str, color: str, selec
 
 def _word_traces(words: pd.DataFrame, color_by: str, selected: set, side: str = "a", legend: bool = True
                  ) -> list[dict]:
-    sizes = _sizes(words["freq"].to_numpy())
-    label = set(words.nlargest(LABELS, "freq")["word"].astype(str))
-    key = words["pos"].fillna("").astype(str) if color_by == "pos" else words["cluster"].astype(int)
+    """One trace per colour (POS tag or word cluster); the columns are turned into lists once, then picked."""
+    word = words["word"].astype(str).tolist()
+    pos = words["pos"].fillna("").astype(str).tolist()
+    cluster = words["cluster"].astype(int).tolist()
+    freq = words["freq"].astype(np.int64).to_numpy()
+    n = words["n"].astype(np.int64).tolist() if "n" in words else [0] * len(word)
+    x, y = words["x"].astype(float).tolist(), words["y"].astype(float).tolist()
+    sizes = _sizes(freq).tolist()
+    label = {word[i] for i in np.argsort(-freq, kind="stable")[:LABELS]} | selected
+    hover = [f"<b>{esc(w)}</b><br>n = {nn:,} in the analysed split · frequency {int(f):,}<br>"
+             f"POS {esc(POS_NAMES.get(p, p))} · cluster W{c}" for w, nn, f, p, c in zip(word, n, freq, pos, cluster)]
+    keys = pos if color_by == "pos" else cluster
+    groups: dict = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
     data = []
-    for value in sorted(key.unique(), key=lambda v: (str(v) == "", str(v)) if color_by == "pos" else v):
-        m = (key == value).to_numpy()
-        g = words[m]
+    for value in sorted(groups, key=lambda v: (v == "", v) if color_by == "pos" else (False, v)):
+        idx = groups[value]
         if color_by == "pos":
             name, color = POS_NAMES.get(value, value), POS_COLORS.get(value, "#444444")
         else:
             name, color = f"W{value}", cluster_color(value)
-        hover = [f"<b>{esc(w)}</b><br>n = {int(n):,} in the analysed split · frequency {int(f):,}<br>"
-                 f"POS {esc(POS_NAMES.get(p or '', p or ''))} · cluster W{int(c)}"
-                 for w, n, f, p, c in zip(g["word"], g["n"], g["freq"], g["pos"].fillna(""), g["cluster"])]
-        text = [esc(w) if (w in label or w in selected) else "" for w in g["word"].astype(str)]
-        t = _points(g, "word", side, name, color, selected, hover, sizes[m], text)
+        pick = lambda seq: [seq[i] for i in idx]  # noqa: E731
+        t = _points("word", side, pick(word), pick(x), pick(y), name, color, selected, pick(hover), pick(sizes),
+                    [esc(word[i]) if word[i] in label else "" for i in idx])
         t["showlegend"] = legend
         data.append(t)
     return data
@@ -100,11 +108,12 @@ def _unit_traces(units: pd.DataFrame, selected: set, side: str = "a", legend: bo
     data = []
     labelled = len(units) <= 80
     for c, g in units.groupby("cluster", sort=True):
-        hover = [f"<b>unit {int(u)}</b> · cluster H{int(c)}" + (
-            f"<br>matched to unit {partner[int(u)][0]} (r = {partner[int(u)][1]:+.2f})" if partner and int(u) in partner
-            else "") for u in g["unit"]]
-        text = [f"{int(u)}" for u in g["unit"]] if labelled else None
-        t = _points(g, "unit", side, f"H{int(c)}", cluster_color(c), selected, hover, 12.0, text)
+        unit = g["unit"].astype(int).tolist()
+        hover = [f"<b>unit {u}</b> · cluster H{int(c)}" + (
+            f"<br>matched to unit {partner[u][0]} (r = {partner[u][1]:+.2f})" if partner and u in partner else "")
+            for u in unit]
+        t = _points("unit", side, unit, g["x"].astype(float).tolist(), g["y"].astype(float).tolist(), f"H{int(c)}",
+                    cluster_color(c), selected, hover, 12.0, [str(u) for u in unit] if labelled else None)
         t["showlegend"] = legend
         data.append(t)
     return data
