@@ -1,6 +1,6 @@
 """Hostile model uploads: what checking each one costs the process that receives it (the web worker).
 
-    .venv/bin/python bench/bench_upload.py
+    .venv/bin/python bench/bench_upload.py [--gunicorn]
 
 Builds, in a temporary folder, the forged files of the hostile test of hosted mode:
 
@@ -13,13 +13,22 @@ then, for each, runs ``workers.uploads.save_model_upload`` (what the Jobs page c
 and prints the answer, the wall time and that process's peak resident memory (``VmHWM``) above what it
 had after its imports. Each process runs under a 12 GB address-space limit, so the worst case answers
 "MemoryError" instead of taking the machine down.
+
+``--gunicorn``: the same uploads through the Jobs page's "Import and analyse" callback of a hosted
+gunicorn server (one worker, signed in as a member), with the web worker's peak memory before and after
+each (the 16-layer file is skipped: it needs 32 GB).
 """
 from __future__ import annotations
 
+import argparse
+import base64
 import json
+import os
+import secrets
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -86,12 +95,63 @@ def zip_bomb(path: Path, gib: int = 1) -> None:
     plain.unlink()
 
 
+def through_gunicorn(files: dict, t: Path) -> None:
+    """Each file through the page's import callback of a hosted gunicorn worker: answer, its peak memory."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import random
+
+    import bench_hostile as bh
+    import bench_load as bl
+
+    from app.auth import UserStore
+
+    port, password = bl._free_port(), secrets.token_hex(8)
+    (t / "store").mkdir()
+    UserStore(t / "users.json").add("member01", password, "member", created_by="bench")
+    env = {**os.environ, "RNNVIS_STORE": str(t / "store"), "RNNVIS_AUTH": "on", "RNNVIS_SECRET_KEY": secrets.token_hex(32),
+           "RNNVIS_COOKIE_SECURE": "off", "RNNVIS_USERS_FILE": str(t / "users.json"), "PYTHONPATH": str(ROOT)}
+    env.pop("RNNVIS_BROKER_URL", None)
+    server = bl.start_gunicorn(1, 2, port, env, "hosted, one worker")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        user = bl.User(base, [], {"m": None}, bl.Stats(), random.Random(0))
+        assert bh._sign_in(user.http, base, "member01", password)
+        user.deps = user.http.get(base + "/_dash-dependencies", timeout=30).json()
+        user._get("jobs page", "/jobs")
+        (pid,) = bh._workers(server.pid)
+        for name, make in files.items():
+            path = t / name
+            make(path)
+            url = "data:application/octet-stream;base64," + base64.b64encode(path.read_bytes()).decode()
+            before = bh._status_mb(pid, "VmHWM")
+            t0 = time.perf_counter()
+            data = user._callback("import", "jobs-byom-msg.children", {
+                "jobs-byom-submit.n_clicks": 1, "jobs-byom-weights.contents": url, "jobs-byom-weights.filename": name,
+                "jobs-corpus-source.value": "builtin", "jobs-corpus-builtin.value": "brown"})
+            wall = time.perf_counter() - t0
+            resp = (data or {}).get("response", {})
+            answer = (resp.get("jobs-error-byom-weights", {}).get("children")
+                      or json.dumps(resp.get("jobs-byom-msg"))[:200] if data
+                      else f"no answer (web worker {'alive' if bh._workers(server.pid) else 'gone'})")
+            print(json.dumps({"file": name, "bytes": path.stat().st_size, "answer": answer, "wall_s": round(wall, 2),
+                              "worker_peak_mb_before": round(before), "worker_peak_mb_after":
+                              round(bh._status_mb(pid, "VmHWM"))}), flush=True)
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gunicorn", action="store_true", help="through a hosted gunicorn server's Jobs page")
+    args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         files = {"forged-8192.pt": lambda p: forged_checkpoint(p, 8192, 2),
                  "forged-8192x16.pt": lambda p: forged_checkpoint(p, 8192, 16),
                  "bomb.pt": zip_bomb}
+        if args.gunicorn:  # the bomb first: a worker's peak only grows
+            return through_gunicorn({"bomb.pt": zip_bomb, "forged-8192.pt": files["forged-8192.pt"]}, t)
         for name, make in files.items():
             path = t / name
             make(path)
