@@ -15,7 +15,6 @@ halves run side by side.  On a GPU the chunk goes in a few large blocks.
 """
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -29,9 +28,9 @@ DEVICE_BLOCK_ELEMS = 2**24
 MIN_THREAD_COLS = 64
 
 
-def _scratch(store: dict, name: str, shape: tuple[int, int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A reusable buffer per (thread, name): fresh pages cost as much as the arithmetic here."""
-    key = (threading.get_ident(), name)
+def _scratch(store: dict, key: tuple[int, str], shape: tuple[int, int], dtype: torch.dtype,
+             device: torch.device) -> torch.Tensor:
+    """A reusable buffer per (worker, name): fresh pages cost as much as the arithmetic here."""
     n = shape[0] * shape[1]
     buf = store.get(key)
     if buf is None or buf.numel() < n or buf.dtype != dtype:
@@ -52,19 +51,19 @@ def accumulate(shift: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, ids: tor
     """
     W = vals.shape[1]
     if vals.device.type != "cpu":
-        _columns(shift, s1, s2, ids, vals, keep, kept, clamp, scratch, 0, W, block_elems or DEVICE_BLOCK_ELEMS)
+        _columns(shift, s1, s2, ids, vals, keep, kept, clamp, scratch, 0, 0, W, block_elems or DEVICE_BLOCK_ELEMS)
         return
     block_elems = block_elems or BLOCK_ELEMS
     threads = max(1, min(torch.get_num_threads(), W // MIN_THREAD_COLS))
     if threads == 1:
-        _columns(shift, s1, s2, ids, vals, keep, kept, clamp, scratch, 0, W, block_elems)
+        _columns(shift, s1, s2, ids, vals, keep, kept, clamp, scratch, 0, 0, W, block_elems)
         return
     bounds = [W * i // threads for i in range(threads + 1)]
     old = torch.get_num_threads()
 
     def run(i: int) -> None:
         torch.set_num_threads(1)      # this thread's intra-op pool: one thread (see the module docstring)
-        _columns(shift, s1, s2, ids, vals, keep, kept, clamp, scratch, bounds[i], bounds[i + 1], block_elems)
+        _columns(shift, s1, s2, ids, vals, keep, kept, clamp, scratch, i, bounds[i], bounds[i + 1], block_elems)
 
     torch.set_num_threads(1)
     try:
@@ -74,7 +73,8 @@ def accumulate(shift: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, ids: tor
         torch.set_num_threads(old)
 
 
-def _columns(shift, s1, s2, ids, vals, keep, kept, clamp, scratch, c0: int, c1: int, block_elems: int) -> None:
+def _columns(shift, s1, s2, ids, vals, keep, kept, clamp, scratch, worker: int, c0: int, c1: int,
+             block_elems: int) -> None:
     """Columns c0 .. c1 of :func:`accumulate`: gather K, x − K, widen to float64, two index_add_,
     and the float16 copy of the kept rows, block by block."""
     n_rows, width = vals.shape[0], c1 - c0
@@ -88,8 +88,8 @@ def _columns(shift, s1, s2, ids, vals, keep, kept, clamp, scratch, c0: int, c1: 
     k0 = 0
     for start, stop, k1 in zip(starts, stops, ends):
         i, v = ids[start:stop], vals[start:stop]
-        a = _scratch(scratch, "shift", (stop - start, width), torch.float32, dev)
-        a64 = _scratch(scratch, "dev64", (stop - start, width), torch.float64, dev)
+        a = _scratch(scratch, (worker, "shift"), (stop - start, width), torch.float32, dev)
+        a64 = _scratch(scratch, (worker, "dev64"), (stop - start, width), torch.float64, dev)
         torch.index_select(shift, 0, i, out=a)
         torch.sub(v, a, out=a)                                          # x − K, then widened: 1.3x
         a64.copy_(a)                                                    # faster than a mixed-dtype sub

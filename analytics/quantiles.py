@@ -67,7 +67,7 @@ def prefix_keep(inv: torch.Tensor, cnt: torch.Tensor, prev: torch.Tensor, cap: i
     n_rows = inv.shape[0]
     order = torch.sort(inv, stable=True).indices                  # [N]
     seg_start = torch.cumsum(cnt, 0) - cnt                        # [U]
-    rank_sorted = torch.arange(n_rows) - seg_start[inv[order]]
+    rank_sorted = torch.arange(n_rows, device=inv.device) - seg_start[inv[order]]
     rank = torch.empty_like(rank_sorted)
     rank[order] = rank_sorted
     return torch.nonzero((prev[inv] + rank) < cap).squeeze(1)     # [k], ascending

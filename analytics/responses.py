@@ -48,7 +48,7 @@ import weakref
 import numpy as np
 import torch
 
-from models.buffers import Workspace, lazy_zeros
+from models.buffers import lazy_zeros
 
 from .moments import accumulate
 from .quantiles import prefix_keep, segment_quantiles
@@ -80,6 +80,8 @@ SORT_BUDGET_BYTES = 256 * 2**20
 #: update() works on row blocks of about this many elements, so that its float64
 #: scratch (2 MiB) stays in cache: measured 1.4-1.7x faster than whole chunks.
 UPDATE_BLOCK_ELEMS = 2**18
+#: On a GPU, kept rows move to the host once they take this much device memory (else at stats()).
+DEVICE_PENDING_BYTES = 8 << 30
 #: Largest finite float16, where kept values are clamped.
 F16_MAX = 65504.0
 
@@ -138,11 +140,14 @@ class ResponseAccumulator:
         self._s1 = zeros((V, W), torch.float64)                            # [V, W] Σ(x − K)
         self._s2 = zeros((V, W), torch.float64)                            # [V, W] Σ(x − K)²
         self._scratch: dict = {}
-        self._kept_buf = Workspace(dev)
 
         # Kept rows (the quantile sample), in memory...
         self._pending: list[tuple[np.ndarray, torch.Tensor]] = []  # (ids [r] i64, vals [r, W] f16)
         self._pending_bytes = 0
+        # ... first on the device, when there is one: a copy to the host per chunk (and the host's
+        # first touch of fresh pages, ~0.65 ms per MB) would cost more than tracing the chunk.
+        self._device_pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._device_bytes = 0
         # ... and on disk: ids in one file, values in one file per column block.
         self._spill_path: str | None = None
         self._spill_cleanup: weakref.finalize | None = None
@@ -213,23 +218,37 @@ class ResponseAccumulator:
         else:
             keep = torch.nonzero(keep.to(dev)).squeeze(1)                  # [k] ascending
         n_keep = n_rows if keep is None else keep.shape[0]
-        # The kept rows stay in the pending list: fresh on the CPU, copied out of a reused buffer on a GPU.
-        kept = (torch.empty((n_keep, self.width), dtype=torch.float16) if dev.type == "cpu"
-                else self._kept_buf.get("kept", (n_keep, self.width), torch.float16))
+        kept = torch.empty((n_keep, self.width), dtype=torch.float16, device=dev)  # stays in the pending list
         accumulate(self._shift, self._s1, self._s2, ids, vals, keep, kept, F16_MAX if clamp else None, self._scratch,
                    UPDATE_BLOCK_ELEMS if dev.type == "cpu" else None)
         self._count[uniq] = prev + cnt
         if clamp:
             self.clamped += int(((vals < -F16_MAX) | (vals > F16_MAX)).sum())
         if n_keep:
-            kept_ids = (ids if keep is None else ids[keep]).cpu()
-            self._kept.index_add_(0, kept_ids, torch.ones_like(kept_ids))
+            kept_ids = ids if keep is None else ids[keep]
+            self._kept.index_add_(0, kept_ids.cpu(), torch.ones(n_keep, dtype=torch.int64))
+            if dev.type != "cpu":
+                self._device_pending.append((kept_ids, kept))
+                self._device_bytes += kept.numel() * 2
+                if self._device_bytes > DEVICE_PENDING_BYTES:
+                    self._to_host()
+                return
             kept_ids = kept_ids.numpy().copy()
-            kept = kept.cpu()
             self._pending.append((kept_ids, kept))
             self._pending_bytes += kept.numel() * 2 + kept_ids.nbytes
             if self._pending_bytes > self.spill_bytes:
                 self._spill()
+
+    def _to_host(self) -> None:
+        """Move the kept rows held on the device to the host's pending list (spilling it if it is full)."""
+        for ids, vals in self._device_pending:
+            ids, vals = ids.cpu().numpy(), vals.cpu()
+            self._pending.append((ids, vals))
+            self._pending_bytes += vals.numel() * 2 + ids.nbytes
+        self._device_pending.clear()
+        self._device_bytes = 0
+        if self._pending_bytes > self.spill_bytes:
+            self._spill()
 
     # ------------------------------------------------------------------ spill
     def _blocks(self) -> list[tuple[int, int]]:
@@ -281,9 +300,10 @@ class ResponseAccumulator:
         """Drop all buffers and remove the spill directory (idempotent)."""
         self._pending.clear()
         self._pending_bytes = 0
+        self._device_pending.clear()
+        self._device_bytes = 0
         self._count = self._kept = self._shift = self._s1 = self._s2 = None  # type: ignore[assignment]
         self._scratch.clear()
-        self._kept_buf.clear()
         if self._spill_cleanup is not None:
             self._spill_cleanup()  # removes the directory; runs at most once
         self._spill_path = None
@@ -311,6 +331,7 @@ class ResponseAccumulator:
             raise RuntimeError("ResponseAccumulator.stats() called after finalize() or close()")
         if not 0 <= c0 < c1 <= self.width:
             raise ValueError(f"need 0 <= c0 < c1 <= {self.width}, got {c0}, {c1}")
+        self._to_host()                                   # the quantiles are computed on the host
         seen = torch.nonzero(self._count > 0).squeeze(1)  # [n_words], on the tables' device
         count = self._count[seen]
         word_ids = seen.cpu().numpy().astype(np.int64)
