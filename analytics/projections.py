@@ -63,7 +63,7 @@ def _tsne(x: np.ndarray, seed: int, perplexity: float) -> tuple[np.ndarray, dict
              max_iter=TSNE_MAX_ITER, method="barnes_hut", metric="euclidean")
     xy = t.fit_transform(pre.astype(np.float64))
     return xy, {"perplexity": perp, "init": "pca", "learning_rate": "auto", "max_iter": TSNE_MAX_ITER,
-                "method": "barnes_hut", "metric": "euclidean", "pca_dims": int(dims),
+                "method": "barnes_hut", "metric": "euclidean", "pca_dims": int(dims) if dims < d else None,
                 "kl_divergence": round(float(t.kl_divergence_), 6)}
 
 

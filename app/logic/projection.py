@@ -69,7 +69,8 @@ def layer_b_options(reader: Reader, model_b: str | None, layer_b: int | None) ->
 
 def _summary(v, method: str, extra: list | None = None) -> html.Span:
     p = v.params.get("word", {})
-    fit = (f"perplexity {p['perplexity']:.3g}, {p.get('max_iter')} iterations on {p.get('pca_dims')} PCA dims"
+    dims = f"the first {p['pca_dims']} principal components" if p.get("pca_dims") else "the responses"
+    fit = (f"perplexity {p['perplexity']:.3g}, {p.get('max_iter')} iterations on {dims}"
            if method == "tsne" and "perplexity" in p else
            "explained variance " + " + ".join(f"{r:.0%}" for r in p.get("explained_variance_ratio", [])))
     return html.Span([html.B(v.model_id), f" · layer {v.layer} · state {STATE_LABELS.get(v.state, v.state)} · "

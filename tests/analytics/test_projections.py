@@ -30,8 +30,10 @@ def test_shapes_items_and_parameters():
     p = json.loads(words["params"].iloc[0])
     assert p["perplexity"] == pytest.approx(min(PERPLEXITY, 59 / 3))        # below the 60 points' (n − 1) / 3
     assert p["init"] == "pca" and p["points"] == 60 and p["features"] == 12
+    assert p["pca_dims"] is None                                       # 12 features: t-SNE on the responses
     units = json.loads(df[(df["axis"] == "unit") & (df["method"] == "tsne")]["params"].iloc[0])
     assert units["perplexity"] == pytest.approx(11 / 3)           # lowered below the 12 points
+    assert units["pca_dims"] == 12                                 # 60 features reduced to (at most) the points
     pca = json.loads(df[(df["axis"] == "word") & (df["method"] == "pca")]["params"].iloc[0])
     assert len(pca["explained_variance_ratio"]) == 2 and pca["explained_variance_ratio"][0] > 0.5
 
