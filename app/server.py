@@ -134,6 +134,9 @@ def create_wsgi() -> "flask.Flask":
     if not settings.auth:
         log.warning("RNNVIS_AUTH is off: anyone who can reach this server can use it; it is served on loopback "
                     "only (set RNNVIS_AUTH=on to serve beyond this machine)")
+    if not settings.broker_url:
+        log.warning("no RNNVIS_BROKER_URL: jobs wait in %s/.broker until a `rnnvis worker` for this store runs "
+                    "(gunicorn starts none; the Jobs page says so when jobs wait)", settings.store)
     return create_app(settings).server
 
 

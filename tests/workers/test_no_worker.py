@@ -44,3 +44,13 @@ def test_queued_jobs_without_a_worker_get_a_warning_until_one_runs(tmp_path, mon
     finally:
         stop_embedded_worker(proc)
     wait_for(lambda: not live_workers(tmp_path, js.stale_after_s), 30, "the presence file to go")
+
+
+def test_the_wsgi_app_without_a_broker_logs_that_jobs_need_a_worker(tmp_path, monkeypatch, caplog):
+    from app.server import create_wsgi
+    monkeypatch.setenv("RNNVIS_STORE", str(tmp_path))
+    monkeypatch.delenv("RNNVIS_BROKER_URL", raising=False)
+    monkeypatch.delenv("RNNVIS_AUTH", raising=False)
+    with caplog.at_level("WARNING", logger="app.server"):
+        create_wsgi()
+    assert any("no RNNVIS_BROKER_URL" in r.getMessage() and "rnnvis worker" in r.getMessage() for r in caplog.records)
