@@ -128,7 +128,10 @@ def lstm_fused(core: torch.nn.Module, w_hh_t: Tensor, gi: Tensor, x: Tensor, h0:
     T1, B, H = hp.shape
     T = T1 - 1
     hp[0] = h0
-    hp[1:] = core(x, (h0[None].contiguous(), c0[None].contiguous()))[0]    # [T, B, H] every step's h (cuDNN)
+    y, (_, c_n) = core(x, (h0[None].contiguous(), c0[None].contiguous()))  # y [T, B, H]: every step's h (cuDNN)
+    hp[1:] = y
+    if all(cols[name] is None for name in cols):                           # only the state is wanted (a warm-up)
+        return c_n[0].clone()
     pre = gi.view(T * B, 4 * H).addmm_(hp[:-1].reshape(T * B, H), w_hh_t)  # all steps' gates at once
     gates = pre.view(T, B, 4 * H).sigmoid_()                               # i f o, and σ(2x) for g
     gates[..., 2 * H:3 * H].mul_(2).sub_(1)                                # g = tanh
@@ -154,6 +157,8 @@ def gru_fused(core: torch.nn.Module, w_hh_t: Tensor, b_hh: Tensor, gi: Tensor, x
     T = T1 - 1
     hp[0] = h0
     hp[1:] = core(x, h0[None].contiguous())[0]
+    if all(cols[name] is None for name in cols):                           # only the state is wanted
+        return
     gh = ws.get("gh", (T * B, 3 * H))
     torch.addmm(b_hh, hp[:-1].reshape(T * B, H), w_hh_t, out=gh)          # [T*B, 3H]: z r n, all steps
     gi2 = gi.view(T * B, 3 * H)
