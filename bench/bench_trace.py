@@ -5,7 +5,7 @@
 
 "Trace + statistics" is what the analysis does per chunk (analytics.pipeline's
 own chunk loop): model.trace_packed over all layers and states (h, c, i, f, g,
-o) with Δh for h and c, and one ResponseAccumulator update covering every
+o; h and c with --states hidden, the analysis' default) with Δh for h and c, and one ResponseAccumulator update covering every
 layer-state, on the model's device.  The baseline is one fused nn.LSTM
 forward (oneDNN on a CPU, cuDNN with torch's default settings on a GPU) over
 the same tokens, embedding included.  Ratio = ours / baseline tokens/s; for
@@ -37,7 +37,8 @@ def _sync(device: torch.device) -> None:
 def measure(model: RecurrentModel, data: torch.Tensor, args, device: torch.device) -> tuple[float, float]:
     """(fused s, trace + statistics s): the best of --repeats alternating runs over data [chunks, steps, B]."""
     stream = data.reshape(-1, data.shape[-1])                          # [chunks * steps, B]
-    H, keys = model.cfg.hidden_size, model.state_keys()
+    H = model.cfg.hidden_size
+    keys = [k for k in model.state_keys() if args.states == "all" or k[1] in ("h", "c")]
     fused, ours = float("inf"), float("inf")
     for _ in range(args.repeats):
         with torch.no_grad():
@@ -74,11 +75,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", default="0", help="torch CPU thread counts to measure, e.g. 1,2 (0 = torch's default)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--states", choices=("all", "hidden"), default="all",
+                    help="all 6 LSTM states (the default), or h and c only (the analysis' default)")
     args = ap.parse_args()
     device = torch.device(args.device)
     default_threads = torch.get_num_threads()
     torch.manual_seed(0)
-    print(f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
+    print(f"states {args.states}, device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
           f"torch {torch.__version__}")
     print(f"{'hidden':>6s} {'threads':>7s} {'batch':>5s} {'fused tok/s':>12s} {'trace+stats tok/s':>18s} {'ratio':>6s}")
     for H in map(int, args.hidden.split(",")):
