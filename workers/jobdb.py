@@ -7,14 +7,15 @@ under a millisecond to update and a few to list a thousand
 (``bench/bench_jobs.py --records``). SQLite's write lock also makes a
 model-id claim one transaction (:mod:`workers.claims`).
 
-The database runs in WAL mode (readers never wait for the writer, and a
-commit needs no fsync: a power cut may lose the last updates, never
-corrupt the file) with a 30 s busy timeout, so concurrent writers (the web
-app, workers, the CLI) queue for the write lock instead of failing. WAL
-needs the processes that open the database to share memory, that is one
-host: a store shared by workers on other machines must be on a file system
-where that holds, or those workers lose updates (see the README's
-Reliability section).
+On a local file system the database runs in WAL mode (readers never wait
+for the writer, and a commit needs no fsync: a power cut may lose the last
+updates, never corrupt the file). WAL needs every process that opens the
+database on one host (its index is shared memory), so on a network file
+system (NFS, CephFS, SMB, FUSE mounts: workers on other machines sharing
+the store) it keeps SQLite's rollback journal, which needs only POSIX
+locks (:func:`journal_mode`; ``RNNVIS_JOBS_JOURNAL`` overrides). Either way
+a 30 s busy timeout makes concurrent writers (the web app, workers, the
+CLI) queue for the write lock instead of failing.
 
 Only SQL lives here; :mod:`workers.records` turns rows into
 :class:`~workers.records.JobRecord` and keeps the Parquet archive that the
@@ -70,10 +71,46 @@ def db_path(root: str | os.PathLike) -> Path:
     return Path(root).expanduser().absolute() / DB_NAME
 
 
+# File systems whose processes may sit on different hosts: WAL's shared-memory index would not be shared
+# between them, so there the database keeps SQLite's rollback journal, which needs only POSIX locks.
+_NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "lustre", "9p", "gpfs", "beegfs",
+               "afs", "fuse")
+
+
+def _fs_type(folder: Path) -> str:
+    """The file-system type of the mount holding ``folder`` (from /proc/mounts; '' where unknown)."""
+    best, kind = "", ""
+    try:
+        with open("/proc/mounts", encoding="utf-8") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                mount = parts[1].replace("\\040", " ")
+                inside = str(folder) == mount or str(folder).startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) >= len(best):
+                    best, kind = mount, parts[2]
+    except OSError:
+        return ""
+    return kind
+
+
+def journal_mode(folder: Path) -> str:
+    """``RNNVIS_JOBS_JOURNAL`` (``wal`` | ``delete``), or by default ``wal`` on a local file system and
+    ``delete`` (the rollback journal) on a network one, where workers on other hosts share the store."""
+    chosen = os.environ.get("RNNVIS_JOBS_JOURNAL", "auto").strip().lower()
+    if chosen in ("wal", "delete"):
+        return chosen
+    if chosen != "auto":
+        raise ValueError(f"RNNVIS_JOBS_JOURNAL={chosen!r}: use auto, wal or delete")
+    kind = _fs_type(folder.resolve())
+    return "delete" if kind.split(".")[0] in _NETWORK_FS else "wal"
+
+
 def _open(path: Path, migrate) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-    con.execute("PRAGMA journal_mode=WAL")
+    con.execute(f"PRAGMA journal_mode={journal_mode(path.parent)}")
     con.execute("PRAGMA synchronous=NORMAL")
     if con.execute("PRAGMA user_version").fetchone()[0] != _VERSION:
         with transaction(con):  # one process creates (and fills) the tables; the others wait, then see them

@@ -139,8 +139,11 @@ def _claim_in_process(root, job_id, barrier, out):
         out.put((job_id, e.errors["model_id"]))
 
 
-def test_a_claim_is_atomic_across_processes(tmp_path):
-    """Six processes claim one model id at the same moment: exactly one holds it; the others are told who."""
+@pytest.mark.parametrize("journal", ["wal", "delete"])
+def test_a_claim_is_atomic_across_processes(tmp_path, monkeypatch, journal):
+    """Six processes claim one model id at the same moment: exactly one holds it; the others are told who.
+    Also with the rollback journal that a store on a network file system gets."""
+    monkeypatch.setenv("RNNVIS_JOBS_JOURNAL", journal)
     ctx = multiprocessing.get_context("fork")  # the children start with our modules loaded: no torch import
     barrier, out = ctx.Barrier(6), ctx.Queue()
     procs = [ctx.Process(target=_claim_in_process, args=(str(tmp_path), f"j0000000{i}", barrier, out))
@@ -153,6 +156,20 @@ def test_a_claim_is_atomic_across_processes(tmp_path):
     winners = [j for j, r in results.items() if r == "won"]
     assert len(winners) == 1 and claims.claim_holder(tmp_path, "proc-race") == winners[0]
     assert all(f"job {winners[0]} builds it" in r for j, r in results.items() if j != winners[0])
+
+
+    con = jobdb.connect(tmp_path)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == journal
+
+
+def test_the_journal_is_wal_on_a_local_file_system_and_can_be_chosen(tmp_path, monkeypatch):
+    monkeypatch.delenv("RNNVIS_JOBS_JOURNAL", raising=False)
+    assert jobdb.journal_mode(tmp_path) == "wal"          # tmp_path is on this machine's own disk
+    monkeypatch.setenv("RNNVIS_JOBS_JOURNAL", "delete")
+    assert jobdb.journal_mode(tmp_path) == "delete"
+    monkeypatch.setenv("RNNVIS_JOBS_JOURNAL", "shm")
+    with pytest.raises(ValueError, match="use auto, wal or delete"):
+        jobdb.journal_mode(tmp_path)
 
 
 def test_a_stale_claim_is_taken_over_and_a_release_needs_the_holder(tmp_path):
