@@ -133,7 +133,7 @@ def _on_trace(_n, model, text):
           prevent_initial_call=True)
 def _on_token(clicks, span, source, at, model):
     trig = dash.ctx.triggered_id
-    if not isinstance(trig, dict) or not dash.ctx.triggered[0].get("value"):
+    if not isinstance(trig, dict) or not dash.ctx.triggered[0].get("value") or not isinstance(trig.get("index"), int):
         return dash.no_update                       # buttons drawn anew (n_clicks 0), not a click
     offset = 0
     if source != "sentence":

@@ -1,7 +1,6 @@
 """Pattern search with planted ground truth: units that switch on exactly after a given word."""
 import numpy as np
 import pandas as pd
-import pytest
 
 from analytics import patterns, store
 from analytics import token_states as ts
