@@ -51,7 +51,7 @@ from .gradients import gradient_flow
 from .projections import projection_frame
 from .quantiles import systematic_keep
 from .responses import ResponseAccumulator
-from .token_states import TokenStateCollector, parse_token_states
+from .token_states import TokenStateCollector, check_token_states, parse_token_states
 from .tables import SUMMARY_BITS, model_tables, response_table, round_mantissa  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ class AnalysisOptions:
             raise ValueError(f"need 2 <= k_min <= k_max <= 50, got {self.k_min}..{self.k_max}")
         if self.split not in ("train", "valid", "test"):
             raise ValueError(f"split must be train, valid or test, got {self.split!r}")
+        check_token_states(self.token_states)
         return self
 
 

@@ -19,6 +19,7 @@ units over a few positions) and :func:`corpus_words`.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,17 @@ log = logging.getLogger(__name__)
 
 #: Units per chunk handed to the store writer (1 unit = N rows).
 _UNITS_PER_CHUNK = 16
+
+
+_SPEC = re.compile(r"^(last|none|all|)$|^(-?\d+:)?[a-z]{1,8}(,(-?\d+:)?[a-z]{1,8})*$")
+
+
+def check_token_states(spec: str) -> str:
+    """``spec`` if it is well formed (see :func:`parse_token_states`), else ValueError saying what is."""
+    if not isinstance(spec, str) or not _SPEC.match(spec.strip().lower().replace(" ", "")):
+        raise ValueError(f"token_states must be 'last', 'none', 'all' or layer:state pairs such as 1:h,0:c; "
+                         f"got {spec!r}")
+    return spec
 
 
 def parse_token_states(spec: str, layers: int, traced: Sequence[tuple[int, str]]) -> list[tuple[int, str]]:

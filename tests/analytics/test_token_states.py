@@ -120,3 +120,17 @@ def _models_row(model_id: str):
     row = {c.name: None for c in VIEWS["models"].columns}
     row.update(model_id=model_id, name=model_id, task="lm", cell="lstm", layers=2, hidden_size=650)
     return pd.DataFrame([row])
+
+
+def test_the_option_is_checked_where_it_is_given():
+    """--token-states and a job's analysis params: a malformed value is refused before any work."""
+    from workers.errors import JobValidationError
+    from workers.planning import _analysis_params
+
+    for ok in ("last", "none", "all", "1:h,0:c", "h"):
+        assert AnalysisOptions(token_states=ok).validate().token_states == ok
+    assert _analysis_params({"token_states": "0:c"})["token_states"] == "0:c"
+    with pytest.raises(JobValidationError, match="token_states"):
+        _analysis_params({"token_states": "1:"})
+    with pytest.raises(ValueError, match="layer:state"):
+        AnalysisOptions(token_states="x:h").validate()
