@@ -276,7 +276,10 @@ def summary_table(summary: pd.DataFrame, top: int = 5) -> Any:
     if summary.empty:
         return html.P("No matches to summarise.", className="muted small")
     offsets = sorted(summary["offset"].unique())
-    head = html.Tr([html.Th("")] + [html.Th("before" if o < 0 else f"+{o}") for o in offsets])
+    first = summary.groupby("offset").first()
+    reach = (first["count"] / first["share"]).round().astype(int)        # matches that reach each offset
+    head = html.Tr([html.Th("")] + [html.Th(("before" if o < 0 else f"+{o}") + f" ({reach[o]})",
+                                            title=f"{reach[o]} matches reach this position") for o in offsets])
     rows = []
     for kind in ("word", "pos"):
         part = summary[summary["kind"] == kind]

@@ -134,3 +134,11 @@ def test_the_option_is_checked_where_it_is_given():
         _analysis_params({"token_states": "1:"})
     with pytest.raises(ValueError, match="layer:state"):
         AnalysisOptions(token_states="x:h").validate()
+
+
+def test_cli_flag_reaches_the_options():
+    from app.cli import _analysis_options, build_parser
+
+    args = build_parser().parse_args(["analyze", "m", "--token-states", "0:c,1:h"])
+    assert _analysis_options(args).token_states == "0:c,1:h"
+    assert _analysis_options(build_parser().parse_args(["analyze", "m"])).token_states == "last"
