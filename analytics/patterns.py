@@ -135,10 +135,11 @@ def search(series: np.ndarray, threshold: float, length: int, *, units: Sequence
 
 
 def propose_units(values: np.ndarray, start: int, stop: int, threshold: float, *,
-                  off_before: bool = False, limit: int | None = None) -> list[int]:
+                  off_before: bool = False, off_after: bool = False, limit: int | None = None) -> list[int]:
     """Units on (≥ θ) at every step of [start, stop) of ``values`` [T, H], strongest (highest minimum) first.
 
-    With ``off_before``, only units off at start − 1 (when there is such a step).
+    With ``off_before``, only units off at start − 1, with ``off_after`` only units off at ``stop`` (when
+    there is such a step): then the span itself is a full match of :func:`search` for the proposed units.
     """
     if not 0 <= start < stop <= len(values):
         raise ValueError(f"span {start}..{stop} is outside the {len(values)} tokens")
@@ -146,6 +147,8 @@ def propose_units(values: np.ndarray, start: int, stop: int, threshold: float, *
     ok = lows >= threshold
     if off_before and start > 0:
         ok &= ~(values[start - 1] >= threshold)
+    if off_after and stop < len(values):
+        ok &= ~(values[stop] >= threshold)
     units = np.flatnonzero(ok)
     units = units[np.argsort(-lows[units], kind="stable")]
     return [int(u) for u in (units if limit is None else units[:limit])]

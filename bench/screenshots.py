@@ -209,7 +209,7 @@ def pick_pattern(store: Path, lm: str, theta: float = 0.4, length: int = 3, trie
     for s in range(40, 4000 - length, (4000 - length - 40) // tries):
         if not all(str(w).isalpha() for w in words[ids[s - 1:s + length]]):   # words only: a pattern of prose
             continue
-        units = patterns.propose_units(values, s, s + length, theta, off_before=True, limit=6)
+        units = patterns.propose_units(values, s, s + length, theta, off_before=True, off_after=True, limit=6)
         if len(units) < 3:
             continue
         found = patterns.search(r.unit_series(lm, layer, state, units), theta, length, units=units,

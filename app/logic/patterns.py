@@ -217,12 +217,14 @@ def passage_view(reader: Reader, model, key, source, at, sentence, span, theta, 
 
 
 def propose(reader: Reader, model, key, source, at, sentence, span, theta, off_before: bool) -> list[int]:
-    """Units on (≥ θ) across the selected span, strongest first (at most MAX_UNITS)."""
+    """Units on (≥ θ) across the selected span and off right after it (so the span itself matches them all),
+    strongest first (at most MAX_UNITS)."""
     tokens, values, offset = source_values(reader, model, key, source, at, sentence)
     sel = span_in(span, offset, len(tokens))
     if sel is None or (span or {}).get("pending"):
         return []
-    return patterns.propose_units(values, sel[0], sel[1], float(theta), off_before=off_before, limit=MAX_UNITS)
+    return patterns.propose_units(values, sel[0], sel[1], float(theta), off_before=off_before, off_after=True,
+                                  limit=MAX_UNITS)
 
 
 def _context(matches: patterns.Matches, word_ids: np.ndarray, words: np.ndarray, series: np.ndarray, width: int):

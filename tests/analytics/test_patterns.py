@@ -80,6 +80,13 @@ def test_proposal_and_summary():
     assert patterns.propose_units(values, s, s + L, THETA)[:3] and \
         set(PLANTED) <= set(patterns.propose_units(values, s, s + L, THETA))
     assert set(patterns.propose_units(values, s, s + L, THETA, off_before=True)) >= set(PLANTED)
+    strict = patterns.propose_units(values, s, s + L, THETA, off_before=True, off_after=True)
+    assert set(strict) >= set(PLANTED)
+    assert set(strict) == {u for u in range(H) if (values[s:s + L, u] >= THETA).all()
+                           and values[s - 1, u] < THETA and values[s + L, u] < THETA}
+    found = patterns.search(values[:, strict], THETA, L, units=strict, off_before=True)
+    assert s in found.start.tolist()                        # the selected span matches every proposed unit
+    assert patterns.propose_units(values, s, s + L + 1, THETA, off_after=True) == []   # the planted units are off
     m = patterns.search(values[:, list(PLANTED)], THETA, L, units=PLANTED)
     tags = np.where(np.asarray(vocab) == "trigger", "NOUN", "X")
     summary = patterns.position_summary(m, ids, vocab, tags)
