@@ -75,3 +75,45 @@ def test_select_a_span_search_and_see_the_matches(server, driver):
                       "'patterns-matches')).querySelector('.js-plotly-plot').data[0].y.length")
     assert rows == len(items)
     shot(driver, "patterns")
+
+
+@pytest.fixture(scope="module")
+def model_server(app_store):
+    from analytics.settings import Settings
+    from app.server import create_app
+
+    srv = serve_in_thread(create_app(Settings(store=app_store)))
+    yield f"http://127.0.0.1:{srv.effective_port}"
+    srv.close()
+
+
+def test_a_typed_sentence_traced_on_the_fly_gives_a_pattern(model_server, driver, app_store):
+    """A real (tiny) model: type a sentence, trace it, select one token, search the corpus for its unit."""
+    import numpy as np
+
+    from app.reader import Reader
+
+    text = "the cat sat on a red ball and she was good"
+    tokens, values = Reader(app_store).sentence_states(Reader(app_store).add_sentence("tiny-lstm", text), 1, "h")
+    drop = values[:-1] - values[1:]                                     # [T-1, H]: how far a unit falls next step
+    i, u = np.unravel_index(int(np.argmax(drop)), drop.shape)
+    theta = round(float(values[i, u] + values[i + 1, u]) / 2, 3)       # u is on at token i, off at i + 1
+    driver.get(model_server + f"/patterns?model=tiny-lstm&layer=1&state=h&theta={theta}")
+    wait(driver, lambda d: len(_tokens(d)) == 40, what="the corpus passage")
+    idle(driver)
+    driver.find_element(By.ID, "patterns-text").send_keys(text)
+    driver.find_element(By.ID, "patterns-trace").click()
+    wait(driver, lambda d: [t.text for t in _tokens(d)] == list(tokens), what="the typed sentence's tokens")
+    idle(driver)
+    _tokens(driver)[i].click()                                          # a one-token span: first and last
+    idle(driver)
+    _tokens(driver)[i].click()
+    wait(driver, lambda d: str(u) in parse_qs(urlparse(d.current_url).query).get("u", []), what="unit proposed")
+    q = parse_qs(urlparse(driver.current_url).query)
+    assert q["len"] == ["1"] and q["s"] and "at" not in q
+    idle(driver)
+    driver.find_element(By.ID, "patterns-search").click()
+    count = wait(driver, lambda d: (lambda t: t if "matches of" in t else None)(
+        d.find_element(By.ID, "patterns-count").text), what="the search's answer")
+    assert int(count.split()[0]) > 0, count
+    assert driver.find_elements(By.CSS_SELECTOR, "#patterns-match-list .pt-match")
