@@ -2,7 +2,8 @@
 
 A mixin of :class:`app.reader.Reader` (it uses the reader's caches and version tokens): everything is keyed
 by the model's partition version, so a re-analysis is never served stale. The per-model word ids [N] and
-vocabulary arrays are cached (a few MB); unit series are cached per (layer, state, units).
+vocabulary arrays are cached (a few MB), and the footer of the token-states file; a pattern's unit series is
+read anew at each search (tens of milliseconds), not kept.
 """
 from __future__ import annotations
 
@@ -46,12 +47,9 @@ class PatternsMixin:
         """[N, len(units)] float32 values of the units at every position."""
         info = self.token_info(model_id)
         v = self.version(model_id)
-
-        def load() -> np.ndarray:
-            index = self._small.get(("token-index", model_id, v), lambda: ts.UnitIndex.open(
-                str(store.table_file(self.root, "models", model_id, "token_states"))))
-            return ts.read_units(index, layer, state, units, info.tokens)
-        return self._derived.get(("token-series", model_id, v, layer, state, tuple(units)), load)
+        index = self._small.get(("token-index", model_id, v), lambda: ts.UnitIndex.open(
+            str(store.table_file(self.root, "models", model_id, "token_states"))))
+        return ts.read_units(index, layer, state, units, info.tokens)     # not cached: 4 MB per 10 units x 100k
 
     def token_passage(self, model_id: str, layer: int, state: str, start: int, stop: int) -> np.ndarray:
         """[stop - start, H] float32: every unit over positions start .. stop - 1."""
