@@ -12,7 +12,7 @@ from app.logic import patterns as logic
 from app.logic.common import analysed_models, default_model, error_alert
 from app.figures import message_figure
 
-dash.register_page(__name__, path="/patterns", name="Patterns", title="RNNVis · Patterns", order=1.7)
+dash.register_page(__name__, path="/patterns", name="Patterns", title="RNNVis · Patterns", order=2.5)
 
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
