@@ -142,3 +142,23 @@ def test_cli_flag_reaches_the_options():
     args = build_parser().parse_args(["analyze", "m", "--token-states", "0:c,1:h"])
     assert _analysis_options(args).token_states == "0:c,1:h"
     assert _analysis_options(build_parser().parse_args(["analyze", "m"])).token_states == "last"
+
+
+def test_a_classifier_stores_its_documents_in_order(tmp_path, fixtures):
+    """Documents traced in length-sorted batches land at their own positions, each from zero state."""
+    reviews = load_corpus(str(fixtures / "reviews.csv"))
+    train_model("ts-gru", ModelConfig("sentiment", "gru", 1, 8, 6),
+                TrainConfig(epochs=1, batch_size=8, optimizer="adam", lr=1e-2), tmp_path, corpus=reviews,
+                show_progress=False)
+    analyze_model("ts-gru", tmp_path, AnalysisOptions(batch_size=3, top_words=20, min_count=2, k_max=3,
+                                                      gradient_k=0), corpus=reviews, show_progress=False)
+    model, vocab = load_model("ts-gru", store=tmp_path)
+    con = store.connect(tmp_path)
+    info = ts.info(con, "ts-gru")
+    words = ts.corpus_words(con, "ts-gru")
+    got = ts.unit_series(con, "ts-gru", 0, "h", range(8), info.tokens)
+    assert info.keys == ((0, "h"),) and words["document"].is_monotonic_increasing
+    for doc, rows in list(words.groupby("document"))[:6]:
+        ids = torch.tensor(rows["word_id"].to_numpy())[:, None]
+        want = model.trace(ids)[(0, "h")][:, 0].numpy()
+        assert np.allclose(got[rows["position"].to_numpy()], want, atol=2e-3), doc
