@@ -63,6 +63,14 @@ CONTRACT: dict[str, list[tuple[str, str]]] = {
         ("sentence_id", "VARCHAR"), ("model_id", "VARCHAR"), ("position", "INTEGER"), ("token", "VARCHAR"),
         ("layer", "INTEGER"), ("state", "VARCHAR"), ("unit", "INTEGER"), ("value", "FLOAT"),
     ],
+    "corpus_tokens": [
+        ("model_id", "VARCHAR"), ("position", "INTEGER"), ("document", "INTEGER"), ("word_id", "INTEGER"),
+        ("word", "VARCHAR"),
+    ],
+    "token_states": [
+        ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("state", "VARCHAR"), ("unit", "INTEGER"),
+        ("position", "INTEGER"), ("value", "FLOAT"),
+    ],
     "jobs": [
         ("job_id", "VARCHAR"), ("kind", "VARCHAR"), ("model_id", "VARCHAR"), ("status", "VARCHAR"),
         ("progress", "DOUBLE"), ("submitted_by", "VARCHAR"), ("submitted_at", "TIMESTAMP"),
@@ -132,6 +140,14 @@ def full_model(root: Path, model_id: str, **kw) -> dict[str, pd.DataFrame]:
         "gradient_flow": pd.DataFrame(
             dict(model_id=model_id, layer=0, distance=range(1, 6), grad_norm=[1.0, 0.5, 0.25, 0.1, 0.05],
                  grad_norm_std=0.01)
+        ),
+        "corpus_tokens": pd.DataFrame(
+            dict(model_id=model_id, position=range(4), document=0, word_id=[3, 0, 4, 1],
+                 word=["w3", "w0", "w4", "w1"])
+        ),
+        "token_states": pd.DataFrame(      # values that float16 holds exactly
+            dict(model_id=model_id, layer=1, state="h", unit=[0, 0, 1, 1], position=[0, 1, 0, 1],
+                 value=[0.5, -0.25, 0.125, 1.0])
         ),
     }
     with store.write_partition(root, "models", model_id) as w:
