@@ -13,8 +13,10 @@ views (see :mod:`analytics.schema`):
   pattern search reads 10 of 650 units in tens of milliseconds). The README's
   "Pattern search" section compares this layout with one array row per token.
 
-Reading: :func:`unit_series` (the search input, [N, k]), :func:`passage` (all
-units over a few positions) and :func:`corpus_words`.
+Reading: :func:`unit_series` (the search input, [N, k], by SQL through the views),
+:func:`read_units` (the same from the file by row group, with :class:`UnitIndex`, the
+footer parsed once: what the Patterns page uses), :func:`passage` (all units over a
+few positions), :func:`word_ids`, :func:`vocab_arrays` and :func:`corpus_words`.
 """
 from __future__ import annotations
 
