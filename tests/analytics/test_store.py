@@ -50,6 +50,11 @@ CONTRACT: dict[str, list[tuple[str, str]]] = {
         ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("state", "VARCHAR"), ("k", "INTEGER"),
         ("axis", "VARCHAR"), ("item", "INTEGER"), ("cluster", "INTEGER"),
     ],
+    "projections": [
+        ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("state", "VARCHAR"), ("axis", "VARCHAR"),
+        ("method", "VARCHAR"), ("item", "INTEGER"), ("x", "FLOAT"), ("y", "FLOAT"), ("seed", "INTEGER"),
+        ("params", "VARCHAR"),
+    ],
     "gradient_flow": [
         ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("distance", "INTEGER"), ("grad_norm", "DOUBLE"),
         ("grad_norm_std", "DOUBLE"),
@@ -140,6 +145,10 @@ def full_model(root: Path, model_id: str, **kw) -> dict[str, pd.DataFrame]:
         "gradient_flow": pd.DataFrame(
             dict(model_id=model_id, layer=0, distance=range(1, 6), grad_norm=[1.0, 0.5, 0.25, 0.1, 0.05],
                  grad_norm_std=0.01)
+        ),
+        "projections": pd.DataFrame(
+            dict(model_id=model_id, layer=0, state="h", axis=["word"] * 2 + ["unit"] * 2, method="pca",
+                 item=[0, 1, 0, 1], x=[0.5, -0.5, 1.0, -1.0], y=[0.25, -0.25, 0.0, 2.0], seed=0, params="{}")
         ),
         "corpus_tokens": pd.DataFrame(
             dict(model_id=model_id, position=range(4), document=0, word_id=[3, 0, 4, 1],
