@@ -44,6 +44,8 @@ bench: install
 	$(PY) bench/bench_jobs.py
 	$(PY) bench/bench_load.py --store var/store
 	$(PY) bench/bench_sandbox.py --store var/store
+	$(PY) bench/bench_patterns.py
+	$(PY) bench/bench_projections.py --store var/store
 	$(PY) bench/bench_hostile.py --store var/store
 
 clean:
