@@ -70,10 +70,15 @@ def test_quantiles_match_numpy(tmp_path, ptb):
     h = model.trace(ids[:, None])[(0, "h")][:, 0].numpy()
     dh = np.diff(np.vstack([np.zeros((1, 4)), h]), axis=0)
     word = int(torch.mode(ids).values)
-    expect = np.quantile(dh[ids.numpy() == word], [0.1, 0.25, 0.5, 0.75, 0.9], axis=0)
+    sample = dh[ids.numpy() == word]
+    qs = [0.1, 0.25, 0.5, 0.75, 0.9]
     got = store.query(store.connect(tmp_path), "SELECT q10, q25, q50, q75, q90 FROM word_responses "
-                                               "WHERE model_id='q' AND word_id=? ORDER BY unit", [word])
-    assert np.allclose(got.to_numpy().T, expect, rtol=2e-3, atol=1e-6)
+                                               "WHERE model_id='q' AND word_id=? ORDER BY unit", [word]).to_numpy().T
+    # The quantiles are those of the float16 values kept (analytics/quantiles.py), so they are off by float16's
+    # rounding of the samples, relative to the samples' size, not to the quantile's: midway between -2 and 1.986
+    # (this saturated RNN has such words) is -0.007 give or take 0.0005.
+    exact = np.quantile(sample, qs, axis=0)
+    assert (np.abs(got - exact) <= 2.0 ** -11 * np.abs(sample).max(axis=0) + 1e-6).all()
 
 
 def test_rerun_replaces_and_bad_inputs(tiny_store, tmp_path):
