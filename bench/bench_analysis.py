@@ -16,12 +16,15 @@ from its progress reports.
 from __future__ import annotations
 
 import argparse
+import os
 import dataclasses
 import datetime as dt
 import time
 from pathlib import Path
 
-import torch
+# Before torch loads OpenMP: waiting threads sleep (see app/cli.py main); a value set outside wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch  # noqa: E402
 
 from analytics import store
 from analytics.pipeline import AnalysisOptions, analyze_model

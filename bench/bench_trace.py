@@ -16,11 +16,14 @@ of one run are comparable even on a shared machine.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
 
-import torch
+# Before torch loads OpenMP: waiting threads sleep (see app/cli.py main); a value set outside wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch  # noqa: E402
 
 from analytics.pipeline import _lm_chunks
 from analytics.responses import ResponseAccumulator
