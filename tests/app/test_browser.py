@@ -148,7 +148,7 @@ def test_models_page_lists_models_and_links_into_explore(server, driver):
     assert "tiny-lstm" in text and "tiny-gru" in text and "ppl" in text and "acc" in text
     wait(driver, lambda d: js(d, f"{_graph_js('models-curves')}.data.length") > 0, what="training curves")
     nav = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".nav .nav-link")]
-    assert nav[:3] == ["Models", "Explore", "Compare"]
+    assert nav[:5] == ["Models", "Explore", "Projection", "Compare", "Patterns"]
     shot(driver, "models")
     row = next(r for r in rows if r.find_element(By.TAG_NAME, "td").text == "tiny-lstm")
     row.find_element(By.LINK_TEXT, "Explore").click()

@@ -106,6 +106,9 @@ def test_a_typed_sentence_traced_on_the_fly_gives_a_pattern(model_server, driver
     wait(driver, lambda d: [t.text for t in _tokens(d)] == list(tokens), what="the typed sentence's tokens")
     idle(driver)
     _tokens(driver)[i].click()                                          # a one-token span: first and last
+    # the first click re-renders the tokens: wait until it has (idle() alone can look before the request starts)
+    wait(driver, lambda d: "click its last token" in d.find_element(By.ID, "patterns-span-text").text,
+         what="the span started")
     idle(driver)
     _tokens(driver)[i].click()
     wait(driver, lambda d: str(u) in parse_qs(urlparse(d.current_url).query).get("u", []), what="unit proposed")

@@ -207,8 +207,8 @@ def test_healthz_and_pages_render(app_store):
     app = create_app(Settings(store=app_store))
     client = app.server.test_client()
     assert client.get("/healthz").get_json() == {"status": "ok"}     # liveness only, no count of models
-    assert [p["name"] for p in sorted(dash.page_registry.values(), key=lambda p: p["order"])][:3] == [
-        "Models", "Explore", "Compare"]
+    assert [p["name"] for p in sorted(dash.page_registry.values(), key=lambda p: p["order"])][:5] == [
+        "Models", "Explore", "Projection", "Compare", "Patterns"]
     assert not app.config.suppress_callback_exceptions
     for path in ("/", "/explore?model=tiny-lstm", "/compare", "/explore?model=<script>"):
         assert client.get(path).status_code == 200
