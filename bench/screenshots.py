@@ -196,8 +196,6 @@ def pick_pattern(store: Path, lm: str, theta: float = 0.4, length: int = 3, trie
     early in the text, the units proposed for each (off before), the one whose units match most often."""
     from urllib.parse import urlencode
 
-    import numpy as np
-
     from analytics import patterns
     from app.reader import Reader
 

@@ -8,14 +8,13 @@ deterministic: the same files always give the same train/valid/test.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import lzma
 import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
