@@ -218,8 +218,9 @@ class RecurrentModel(nn.Module):
         return h
 
     def clear_trace_cache(self) -> None:
-        """Forget the rearranged weights and the input table; the next trace rebuilds them."""
-        for name in ("_scaled", "_input_table"):
+        """Forget the rearranged weights, the one-layer fused copies and the input table; the next trace
+        rebuilds them."""
+        for name in ("_scaled", "_input_table", "_layer_cores"):
             self.__dict__.pop(name, None)
 
     def input_table(self) -> Tensor:
