@@ -8,7 +8,6 @@ checkpoint or nothing.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime as dt
 import logging
