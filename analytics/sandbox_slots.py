@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["SlotsBusy", "run_dir", "store_link", "query_slot", "try_slot"]
+__all__ = ["SlotsBusy", "run_dir", "store_link", "query_slot", "try_slot", "held_slots"]
 
 
 class SlotsBusy(Exception):
@@ -77,6 +77,20 @@ def try_slot(directory: Path, prefix: str, n: int) -> int | None:
             continue
         return fd
     return None
+
+
+def held_slots(store_root: str | os.PathLike[str]) -> int:
+    """How many of the machine's query slots of this store are held now: console queries running."""
+    held = 0
+    for lock in run_dir(store_root).glob("slot-*.lock"):
+        fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held += 1
+        finally:
+            os.close(fd)        # (closing also drops the lock taken just now)
+    return held
 
 
 @contextlib.contextmanager

@@ -5,7 +5,6 @@ unreadable). Every case re-hashes every file of the store; the limits are small 
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -50,18 +49,9 @@ def box(tiny_store, tmp_path_factory):
 
 
 def query_running(root: Path) -> bool:
-    """True while a console query of this store holds one of the machine's slots (an flock on
-    ``<run dir>/slot-*.lock``, analytics.sandbox_slots): the observable sign that it has started."""
-    from analytics.sandbox_slots import run_dir
-    for lock in run_dir(root).glob("slot-*.lock"):
-        fd = os.open(lock, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-    return False
+    """True while a console query of this store holds one of the machine's slots: the sign it has started."""
+    from analytics.sandbox_slots import held_slots
+    return held_slots(root) > 0
 
 
 def _wait_until(pred, what: str, timeout: float = 60.0) -> None:

@@ -12,7 +12,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.app.test_browser import idle, js, new_driver, serve_in_thread, shot, trace_len, wait  # skips w/o Chromium
+from tests.app.test_browser import idle, js, serve_in_thread, shot, trace_len, wait  # skips w/o Chromium
+from tests.app.test_browser import driver  # noqa: F401 (the module-scoped Chromium fixture)
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -46,13 +47,6 @@ def jobs_server(tmp_path_factory):
         finally:
             srv.close()
             stop_embedded_worker(worker)
-
-
-@pytest.fixture(scope="module")
-def driver():
-    d = new_driver()
-    yield d
-    d.quit()
 
 
 # --------------------------------------------------------------------------- what a user does

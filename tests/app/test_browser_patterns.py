@@ -6,7 +6,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from tests.app.patterns_store import L, PLANTED, THETA, build_planted_store, planted_text
-from tests.app.test_browser import idle, js, new_driver, serve_in_thread, shot, wait
+from tests.app.test_browser import idle, js, serve_in_thread, shot, wait
+from tests.app.test_browser import driver  # noqa: F401 (the module-scoped Chromium fixture)
 
 from selenium.webdriver.common.by import By  # noqa: E402
 
@@ -22,13 +23,6 @@ def server(tmp_path_factory):
     srv = serve_in_thread(create_app(Settings(store=root)))
     yield f"http://127.0.0.1:{srv.effective_port}"
     srv.close()
-
-
-@pytest.fixture(scope="module")
-def driver():
-    d = new_driver()
-    yield d
-    d.quit()
 
 
 def _tokens(d):

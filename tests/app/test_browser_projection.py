@@ -2,12 +2,12 @@
 come back with Explore's selection highlighted on the map (issue 13)."""
 from __future__ import annotations
 
-import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.app.test_browser import _graph_js, click_plot_point, idle, js, new_driver, serve_in_thread, wait
+from tests.app.test_browser import _graph_js, click_plot_point, idle, js, painted, serve_in_thread, wait
+from tests.app.test_browser import driver  # noqa: F401 (the module-scoped Chromium fixture)
 
 from selenium.webdriver.common.actions.action_builder import ActionBuilder  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -41,13 +41,6 @@ def server(wide_store):
     srv.close()
 
 
-@pytest.fixture(scope="module")
-def driver():
-    d = new_driver()
-    yield d
-    d.quit()
-
-
 def _lasso(driver, left: float, right: float, top: float, bottom: float) -> None:
     """Press, draw a closed lasso through the four corners in small steps, release (as a hand does)."""
     corners = [(left, top), (right, top), (right, bottom), (left, bottom), (left, top + 1)]
@@ -72,7 +65,7 @@ def test_lasso_words_on_the_map_and_see_them_selected_in_explore(server, driver)
     assert js(driver, f"{WORDS}.layout.dragmode") == "lasso"
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})",
                           driver.find_element(By.CSS_SELECTOR, ".page-projection .card .js-plotly-plot"))
-    time.sleep(0.3)
+    painted(driver)                                                   # laid out where it was scrolled to
     cut = js(driver, CUT_JS)
     assert cut and len(cut["words"]) >= 2 and cut["gap"] >= 6, cut
     _lasso(driver, cut["left"], cut["cut_px"], cut["top"], cut["bottom"])

@@ -10,6 +10,7 @@ import pytest
 
 from tests.app.test_browser import (_graph_js, click_plot_point, idle, js, new_driver, serve_in_thread,  # noqa: F401
                                     trace_len, wait)
+from tests.app.test_browser import driver  # noqa: F401 (the module-scoped Chromium fixture)
 
 from selenium.webdriver.common.by import By  # noqa: E402
 
@@ -24,13 +25,6 @@ def server(wide_store):
     srv = serve_in_thread(create_app(Settings(store=wide_store)))
     yield f"http://127.0.0.1:{srv.effective_port}"
     srv.close()
-
-
-@pytest.fixture(scope="module")
-def driver():
-    d = new_driver()
-    yield d
-    d.quit()
 
 
 def test_models_page_answers_at_slash_models_too(server, driver):
