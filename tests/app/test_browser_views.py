@@ -152,6 +152,17 @@ def _open_menu(d, dropdown_id: str) -> dict:
     box.click()
     wait(d, lambda d: js(d, "document.querySelectorAll('.dash-dropdown-content .dash-dropdown-option').length"),
          what=f"{dropdown_id} menu")
+    # The menu opens with an animation and is placed against the box, which a late layout change (a figure
+    # drawn below) can move: measure it once it has come to rest, i.e. the same place in two polls.
+    rect = "JSON.stringify(document.querySelector('.dash-dropdown-content').getBoundingClientRect())"
+    last: list = [None]
+
+    def at_rest(d) -> bool:
+        now = js(d, rect)
+        rest, last[0] = now is not None and now == last[0], now
+        return rest
+
+    wait(d, at_rest, what=f"{dropdown_id} menu at rest")
     return d.execute_script(MENU_JS)
 
 
