@@ -7,17 +7,16 @@ why the shift K), and the kept rows are copied to float16 for the quantiles.
 On a CPU the rows go in blocks small enough that the scratch stays in cache
 between the passes (measured 1.4-1.7x faster than whole chunks).  With more
 than one torch thread the *columns* are split over that many Python threads,
-each running its passes on one intra-op thread: torch's own parallelism over
-such blocks is one OpenMP barrier per small op, and on this shared 2-core
-machine the update measured 4x *slower* at 2 threads than at 1 (1.2 s vs
-5.0 s for two 16k x 2,400 chunks); torch ops release the GIL, so the column
-halves run side by side.  On a GPU the chunk goes in a few large blocks.
+each running its passes on one intra-op thread (:func:`models.runtime.run_split`):
+torch's own parallelism over such blocks is one OpenMP barrier per small op,
+and on this shared 2-core machine the update measured 4x *slower* at 2
+threads than at 1 (1.2 s vs 5.0 s for two 16k x 2,400 chunks).  On a GPU the chunk goes in a few large blocks.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import torch
+
+from models.runtime import run_split, split_parts
 
 #: CPU: update() works on row blocks of about this many elements, so that its
 #: float64 scratch (2 MiB) stays in cache.
@@ -54,23 +53,10 @@ def accumulate(shift: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, ids: tor
         _columns(shift, s1, s2, ids, vals, keep, kept, clamp, scratch, 0, 0, W, block_elems or DEVICE_BLOCK_ELEMS)
         return
     block_elems = block_elems or BLOCK_ELEMS
-    threads = max(1, min(torch.get_num_threads(), W // MIN_THREAD_COLS))
-    if threads == 1:
-        _columns(shift, s1, s2, ids, vals, keep, kept, clamp, scratch, 0, 0, W, block_elems)
-        return
+    threads = split_parts(W // MIN_THREAD_COLS)
     bounds = [W * i // threads for i in range(threads + 1)]
-    old = torch.get_num_threads()
-
-    def run(i: int) -> None:
-        torch.set_num_threads(1)      # this thread's intra-op pool: one thread (see the module docstring)
-        _columns(shift, s1, s2, ids, vals, keep, kept, clamp, scratch, i, bounds[i], bounds[i + 1], block_elems)
-
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(run, range(threads)))
-    finally:
-        torch.set_num_threads(old)
+    run_split(lambda i: _columns(shift, s1, s2, ids, vals, keep, kept, clamp, scratch, i, bounds[i], bounds[i + 1],
+                                 block_elems), threads)
 
 
 def _columns(shift, s1, s2, ids, vals, keep, kept, clamp, scratch, worker: int, c0: int, c1: int,

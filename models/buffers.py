@@ -46,6 +46,7 @@ class Workspace:
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
         self._bufs: dict[str, torch.Tensor] = {}
+        self._children: dict[int, Workspace] = {}
 
     def get(self, name: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
         numel = math.prod(shape)
@@ -55,5 +56,12 @@ class Workspace:
             self._bufs[name] = buf
         return buf[:numel].view(shape)
 
+    def child(self, key: int) -> Workspace:
+        """A workspace of its own, kept under this one: the buffers of one thread of a split call."""
+        if key not in self._children:
+            self._children[key] = Workspace(self.device)
+        return self._children[key]
+
     def clear(self) -> None:
         self._bufs.clear()
+        self._children.clear()

@@ -24,8 +24,11 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from . import trace_cells as cells
 from .buffers import Workspace
 from .config import ModelConfig
+from .runtime import run_split, split_parts
 
 State = Tensor | tuple[Tensor, Tensor]
+#: The CPU trace cuts its batch into parts of at least this many rows (one per torch thread).
+MIN_SPLIT_BATCH = 8
 _CORES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
@@ -166,9 +169,43 @@ class RecurrentModel(nn.Module):
             state = self.init_state(B)
         out = ws.get("values", (T, B, len(keys) * H))
         col = {k: i * H for i, k in enumerate(keys)}
+        G = {"lstm": 4, "gru": 3}.get(cfg.cell, 0)
+        table = bool(input_table and G and not fused)
+        # The weights every part reads, built once here rather than raced for by the parts.
+        for layer in range(cfg.layers):
+            if G:
+                self._scaled_weights(layer)
+            if fused or not G:
+                self._layer_core(layer)
+        if table:
+            self.input_table()
+        # On a CPU the step loop's batch is cut into one part per torch thread, each traced on one
+        # intra-op thread (models.runtime.run_split); a part under MIN_SPLIT_BATCH rows is not worth it.
+        parts = split_parts(B // MIN_SPLIT_BATCH) if device.type == "cpu" and not fused else 1
+        bounds = [B * i // parts for i in range(parts + 1)]
+
+        def part(i: int) -> tuple[Tensor, Tensor | None]:
+            rows = slice(bounds[i], bounds[i + 1])
+            sub = tuple(s[:, rows] for s in state) if cfg.cell == "lstm" else state[:, rows]
+            with torch.no_grad():                                          # grad mode is per thread
+                return self._trace_rows(token_ids[:, rows], sub, out[:, rows], col, ws if parts == 1 else ws.child(i),
+                                        deltas, table, fused)
+
+        finals = run_split(part, parts)
+        h = torch.cat([f[0] for f in finals], dim=1)
+        return PackedTrace(out, keys, H, (h, torch.cat([f[1] for f in finals], dim=1)) if cfg.cell == "lstm" else h)
+
+    def _trace_rows(self, token_ids: Tensor, state: State, out: Tensor, col: dict[tuple[int, str], int],
+                    ws: Workspace, deltas: bool, input_table: bool, fused: bool) -> tuple[Tensor, Tensor | None]:
+        """The trace of :meth:`trace_packed` for some rows of the batch: fills ``out`` [T, b, ...], returns the
+        final (h, c) [layers, b, H] (c None for cells without one)."""
+        cfg = self.cfg
+        device = self.head.weight.device
+        T, B = token_ids.shape
+        H = cfg.hidden_size
         ids = token_ids.to(device).reshape(-1)
         G = {"lstm": 4, "gru": 3}.get(cfg.cell, 0)
-        if input_table and G and not fused:
+        if input_table:
             x = None                                                       # layer 0 needs no embeddings
         else:
             x = torch.index_select(self.embed.weight, 0, ids, out=ws.get("embed", (T * B, cfg.embed_size)))
@@ -206,8 +243,7 @@ class RecurrentModel(nn.Module):
                         cells.write_h(out[..., cols["h"]:cols["h"] + H], hs, h0, deltas)
                 final_h.append(hs[-1].clone())
                 x = hs
-        h = torch.stack(final_h)
-        return PackedTrace(out, keys, H, (h, torch.stack(final_c)) if cfg.cell == "lstm" else h)
+        return torch.stack(final_h), (torch.stack(final_c) if final_c else None)
 
     @staticmethod
     def final_state(traced: dict[tuple[int, str], Tensor], cell: str, layers: int) -> State:

@@ -180,3 +180,53 @@ def test_input_table_gives_the_same_trace_and_follows_the_weights(cell):
         m.rnn.weight_ih_l0.mul_(0.5)
     ref = m.trace_packed(x, deltas=True)
     assert (m.trace_packed(x, deltas=True, input_table=True).values - ref.values).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_cpu_trace_cut_into_batch_parts_equals_one_thread(cell, threads):
+    """At several torch threads the CPU trace runs the batch in parts, one Python thread each
+    (models.runtime.run_split): the same values, state and definition as at one thread."""
+    from models.rnn import MIN_SPLIT_BATCH
+
+    torch.manual_seed(7)
+    m = RecurrentModel(ModelConfig("lm", cell, 2, 8, 5, 0.0, 40)).eval()
+    B = threads * MIN_SPLIT_BATCH + 1                                   # uneven parts
+    x = torch.randint(0, 40, (13, B))
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        start = m.trace_packed(x[:4]).state
+        one = m.trace_packed(x[4:], start, deltas=True, input_table=True)
+        one = (one.values.clone(), one.state)
+        torch.set_num_threads(threads)
+        cut = m.trace_packed(x[4:], start, deltas=True, input_table=True)
+        assert torch.get_num_threads() == threads                       # restored after the parts
+        full = m.trace_packed(x)
+    finally:
+        torch.set_num_threads(old)
+    assert (cut.values - one[0]).abs().max() < 1e-6
+    for a, b in zip(cut.state if cell == "lstm" else (cut.state,), one[1] if cell == "lstm" else (one[1],)):
+        assert a.shape == b.shape and (a - b).abs().max() < 1e-6
+    reference = _definition(m, x)
+    for key, ref in reference.items():
+        assert (full[key].double() - ref).abs().max() < 1e-5, key
+
+
+def test_run_split_runs_nested_splits_in_order_and_restores_threads():
+    from models.runtime import run_split
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        inner_threads = []
+
+        def outer(i):
+            inner_threads.append(torch.get_num_threads())               # each part: one intra-op thread
+            return run_split(lambda j: (i, j), 2)                        # a split inside a split: in order, here
+
+        assert run_split(outer, 2) == [[(0, 0), (0, 1)], [(1, 0), (1, 1)]]
+        assert inner_threads == [1, 1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
