@@ -12,8 +12,8 @@ ones is decided by a keep-mask:
   ceil(m*c/cap) for m = 1..cap: a systematic sample of exactly ``cap``
   occurrences, one per stretch of c/cap, spread evenly over the whole text
   whatever order the pieces are traced in;
-- :func:`prefix_keep`, the default for callers that pass no mask: the first
-  ``cap`` occurrences in update order.  A traced stream is not i.i.d., so such
+- the default for callers that pass no mask (in ``ResponseAccumulator.update``):
+  the first ``cap`` occurrences in update order.  A traced stream is not i.i.d., so such
   a prefix is a sketch biased toward wherever the updates start.
 
 Either way the quantiles are exact (see below) when n <= cap, the case of
@@ -51,26 +51,6 @@ def systematic_keep(ids: np.ndarray, cap: int) -> np.ndarray:
     rank[order] = np.arange(ids.size) - starts[ids[order]]
     c = counts[ids]                                               # [N]
     return (c <= cap) | ((rank + 1) * cap // c != rank * cap // c)
-
-
-def prefix_keep(inv: torch.Tensor, cnt: torch.Tensor, prev: torch.Tensor, cap: int) -> torch.Tensor | None:
-    """Sorted indices of a chunk's rows among their word's first ``cap`` occurrences (None: every row).
-
-    inv [N]: each row's index into the chunk's unique words; cnt [U] their
-    counts in the chunk; prev [U] their occurrences before it.
-    """
-    if bool((prev + cnt <= cap).all()):
-        return None
-    # Rank of each row among its word's occurrences = previous count + rank
-    # inside the chunk; the in-chunk rank comes from a stable sort by word
-    # (row order = stream order) minus the word's segment start.
-    n_rows = inv.shape[0]
-    order = torch.sort(inv, stable=True).indices                  # [N]
-    seg_start = torch.cumsum(cnt, 0) - cnt                        # [U]
-    rank_sorted = torch.arange(n_rows, device=inv.device) - seg_start[inv[order]]
-    rank = torch.empty_like(rank_sorted)
-    rank[order] = rank_sorted
-    return torch.nonzero((prev[inv] + rank) < cap).squeeze(1)     # [k], ascending
 
 
 def _half_to_ordered(x: np.ndarray) -> np.ndarray:

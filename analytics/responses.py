@@ -51,7 +51,7 @@ import torch
 from models.buffers import lazy_zeros
 
 from .moments import accumulate
-from .quantiles import prefix_keep, segment_quantiles
+from .quantiles import segment_quantiles
 from .response_stats import QUANTILE_COLUMNS, QUANTILES, ResponseStats, response_matrix, z_scores
 
 __all__ = ["QUANTILES", "QUANTILE_COLUMNS", "ResponseAccumulator", "ResponseStats", "response_matrix", "z_scores"]
@@ -206,26 +206,30 @@ class ResponseAccumulator:
         clamp = lo_v < -F16_MAX or hi_v > F16_MAX
 
         n_rows = ids.shape[0]
-        uniq, inv, cnt = torch.unique(ids, sorted=True, return_inverse=True, return_counts=True)  # [U], [N], [U]
+        # The rows in word order (stable: text order within a word), so that each block of the update
+        # adds into a run of neighbouring table rows, each word's row once in a row, instead of rows
+        # scattered over the [V, W] tables: measured ~1.3x faster for the whole update.
+        ids_s, perm = torch.sort(ids, stable=True)                          # [N], [N]
+        uniq, cnt = torch.unique_consecutive(ids_s, return_counts=True)     # [U] ascending, [U]
+        start = torch.cumsum(cnt, 0) - cnt                                 # [U] each word's first sorted row
         prev = self._count[uniq]                                           # [U] occurrences before
         new = prev == 0
         if bool(new.any()):  # shift K of a new word: its first value here, so that its own x − K is 0
-            first = torch.full((uniq.shape[0],), n_rows, dtype=torch.int64, device=dev).scatter_reduce_(
-                0, inv, torch.arange(n_rows, device=dev), "amin")
-            self._shift[uniq[new]] = vals[first[new]]
-        if keep is None:
-            keep = prefix_keep(inv, cnt, prev, self.quantile_cap)          # None: all rows
-        else:
-            keep = torch.nonzero(keep.to(dev)).squeeze(1)                  # [k] ascending
+            self._shift[uniq[new]] = vals[perm[start[new]]]
+        if keep is not None:
+            keep = torch.nonzero(keep.to(dev)[perm]).squeeze(1)            # [k] sorted rows, ascending
+        elif bool((prev + cnt > self.quantile_cap).any()):                 # each word's first quantile_cap
+            seen = torch.arange(n_rows, device=dev) - torch.repeat_interleave(start - prev, cnt)
+            keep = torch.nonzero(seen < self.quantile_cap).squeeze(1)      # seen: the word's occurrences before
         n_keep = n_rows if keep is None else keep.shape[0]
         kept = torch.empty((n_keep, self.width), dtype=torch.float16, device=dev)  # stays in the pending list
-        accumulate(self._shift, self._s1, self._s2, ids, vals, keep, kept, F16_MAX if clamp else None, self._scratch,
-                   UPDATE_BLOCK_ELEMS if dev.type == "cpu" else None)
+        accumulate(self._shift, self._s1, self._s2, ids_s, perm, vals, keep, kept, F16_MAX if clamp else None,
+                   self._scratch, UPDATE_BLOCK_ELEMS if dev.type == "cpu" else None)
         self._count[uniq] = prev + cnt
         if clamp:
             self.clamped += int(((vals < -F16_MAX) | (vals > F16_MAX)).sum())
         if n_keep:
-            kept_ids = ids if keep is None else ids[keep]
+            kept_ids = ids_s if keep is None else ids_s[keep]
             self._kept.index_add_(0, kept_ids.cpu(), torch.ones(n_keep, dtype=torch.int64))
             if dev.type != "cpu":
                 self._device_pending.append((kept_ids, kept))
