@@ -21,6 +21,8 @@ def _job_context(args):
 
 
 def _user() -> str:
+    """Who submits from the command line.  Its jobs may use every upload (``admin=True`` below): whoever runs
+    the CLI reads the store's files directly anyway."""
     import getpass
     try:
         return os.environ.get("RNNVIS_USER") or getpass.getuser()
@@ -93,7 +95,7 @@ def cmd_jobs_submit(args) -> int:
         if corpus:
             request["corpus"] = corpus
         request["analysis"] = dataclasses.asdict(_analysis_options(args))
-        rec = client.submit_train(s, request, submitted_by=_user(), job_settings=js)
+        rec = client.submit_train(s, request, submitted_by=_user(), admin=True, job_settings=js)
         print(rec.job_id)
         return _wait_for_job(s, js, rec.job_id) if args.wait else 0
     return _run_job_command(run)
@@ -118,7 +120,7 @@ def cmd_jobs_import(args) -> int:
         request = {"model_upload": info.upload_id, "corpus": _corpus_request(args.corpus, args.format, s, js),
                    "model_id": args.model_id, "name": args.name,
                    "analysis": dataclasses.asdict(_analysis_options(args))}
-        rec = client.submit_import(s, request, submitted_by=_user(), job_settings=js)
+        rec = client.submit_import(s, request, submitted_by=_user(), admin=True, job_settings=js)
         print(rec.job_id)
         return _wait_for_job(s, js, rec.job_id) if args.wait else 0
     return _run_job_command(run)
@@ -129,7 +131,7 @@ def cmd_jobs_analyze(args) -> int:
         from workers import client
         s, js = _job_context(args)
         rec = client.submit_analyze(s, args.model_id, dataclasses.asdict(_analysis_options(args)),
-                                    submitted_by=_user(), job_settings=js)
+                                    submitted_by=_user(), admin=True, job_settings=js)
         print(rec.job_id)
         return _wait_for_job(s, js, rec.job_id) if args.wait else 0
     return _run_job_command(run)

@@ -120,24 +120,27 @@ def submit(settings: Settings, rec: JobRecord, job_settings: JobSettings | None 
     return rec
 
 
-def submit_train(settings: Settings, request: Mapping[str, Any], *, submitted_by: str = "",
+def submit_train(settings: Settings, request: Mapping[str, Any], *, submitted_by: str = "", admin: bool = False,
                  job_settings: JobSettings | None = None) -> JobRecord:
-    """Validate a training request (see :func:`workers.planning.plan_train_job`) and queue it."""
-    rec = plan_train_job(_root(settings), request, submitted_by=submitted_by)
+    """Validate a training request (see :func:`workers.planning.plan_train_job`) and queue it. ``admin``: the
+    submitter may use anyone's uploads."""
+    rec = plan_train_job(_root(settings), request, submitted_by=submitted_by, admin=admin)
     return submit(settings, rec, job_settings)
 
 
-def submit_import(settings: Settings, request: Mapping[str, Any], *, submitted_by: str = "",
+def submit_import(settings: Settings, request: Mapping[str, Any], *, submitted_by: str = "", admin: bool = False,
                   job_settings: JobSettings | None = None) -> JobRecord:
     """Validate a bring-your-own-model request (see :func:`workers.planning.plan_import_job`) and queue it."""
-    rec = plan_import_job(_root(settings), request, submitted_by=submitted_by)
+    rec = plan_import_job(_root(settings), request, submitted_by=submitted_by, admin=admin)
     return submit(settings, rec, job_settings)
 
 
 def submit_analyze(settings: Settings, model_id: str, analysis: Mapping[str, Any] | None = None, *,
-                   corpus: Any = None, submitted_by: str = "", job_settings: JobSettings | None = None) -> JobRecord:
+                   corpus: Any = None, submitted_by: str = "", admin: bool = False,
+                   job_settings: JobSettings | None = None) -> JobRecord:
     """Queue a (re-)analysis of a stored checkpoint."""
-    rec = plan_analyze_job(_root(settings), model_id, analysis, corpus=corpus, submitted_by=submitted_by)
+    rec = plan_analyze_job(_root(settings), model_id, analysis, corpus=corpus, submitted_by=submitted_by,
+                           admin=admin)
     return submit(settings, rec, job_settings)
 
 

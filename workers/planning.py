@@ -141,7 +141,8 @@ def _analysis_params(analysis: Mapping[str, Any] | None) -> dict[str, Any]:
     return dataclasses.asdict(opts)
 
 
-def plan_train_job(root: str | os.PathLike, request: Mapping[str, Any], *, submitted_by: str = "") -> JobRecord:
+def plan_train_job(root: str | os.PathLike, request: Mapping[str, Any], *, submitted_by: str = "",
+                   admin: bool = False) -> JobRecord:
     """Validate a training request and return its (not yet written) ``queued`` record.
 
     ``request``: ``preset`` (optional: without one the defaults of a language
@@ -180,7 +181,7 @@ def plan_train_job(root: str | os.PathLike, request: Mapping[str, Any], *, submi
     corpus_spec = request["corpus"] if request.get("corpus") is not None else train_cfg.corpus  # "": none chosen
     corpus_params, corpus_task = None, None
     try:
-        corpus_params, corpus_task = corpus_choice(root, corpus_spec, user=submitted_by or None)
+        corpus_params, corpus_task = corpus_choice(root, corpus_spec, user=submitted_by or None, admin=admin)
     except JobValidationError as e:
         errors.update(e.errors)
     if corpus_task is not None:
@@ -237,7 +238,8 @@ def _check_id_and_analysis(root: str | os.PathLike, model_id: str, request: Mapp
     return analysis
 
 
-def plan_import_job(root: str | os.PathLike, request: Mapping[str, Any], *, submitted_by: str = "") -> JobRecord:
+def plan_import_job(root: str | os.PathLike, request: Mapping[str, Any], *, submitted_by: str = "",
+                    admin: bool = False) -> JobRecord:
     """Validate a bring-your-own-model request: ``model_upload`` (upload id), ``corpus``, ``model_id``, ``name``, ``analysis``."""
     errors: dict[str, str] = {}
     info = None
@@ -246,14 +248,14 @@ def plan_import_job(root: str | os.PathLike, request: Mapping[str, Any], *, subm
         errors["weights"] = "upload a checkpoint or a PyTorch state dict"
     else:
         try:
-            info, _ = read_upload(root, str(up), user=submitted_by or None, field_name="weights")
+            info, _ = read_upload(root, str(up), user=submitted_by or None, admin=admin, field_name="weights")
             if info.kind != "model":
                 errors["weights"] = f"upload {up} is a corpus, not a model"
         except JobValidationError as e:
             errors.update(e.errors)
     corpus_params = None
     try:
-        corpus_params, task = corpus_choice(root, request.get("corpus"), user=submitted_by or None)
+        corpus_params, task = corpus_choice(root, request.get("corpus"), user=submitted_by or None, admin=admin)
         if info is not None and info.kind == "model" and info.task != task:
             errors["corpus"] = f"the model is a {info.task} model but this corpus is for {task}"
     except JobValidationError as e:
@@ -270,7 +272,7 @@ def plan_import_job(root: str | os.PathLike, request: Mapping[str, Any], *, subm
 
 
 def plan_analyze_job(root: str | os.PathLike, model_id: str, analysis: Mapping[str, Any] | None = None, *,
-                     corpus: Any = None, submitted_by: str = "") -> JobRecord:
+                     corpus: Any = None, submitted_by: str = "", admin: bool = False) -> JobRecord:
     """Validate re-analysing a stored checkpoint (e.g. with other options)."""
     errors: dict[str, str] = {}
     try:
@@ -282,7 +284,7 @@ def plan_analyze_job(root: str | os.PathLike, model_id: str, analysis: Mapping[s
     corpus_params = None
     if corpus:
         try:
-            corpus_params, _ = corpus_choice(root, corpus, user=submitted_by or None)
+            corpus_params, _ = corpus_choice(root, corpus, user=submitted_by or None, admin=admin)
         except JobValidationError as e:
             errors.update(e.errors)
     try:

@@ -212,10 +212,11 @@ def save_model_upload(root: str | os.PathLike, weights: tuple[str, bytes], vocab
         raise
 
 
-def read_upload(root: str | os.PathLike, upload_id: str, *, user: str | None = None,
+def read_upload(root: str | os.PathLike, upload_id: str, *, user: str | None = None, admin: bool = False,
                 field_name: str = "corpus") -> tuple[UploadInfo, Path]:
     """The upload's description and folder; JobValidationError (on ``field_name``) if it is not there, or if
-    ``user`` is given and the upload belongs to someone else."""
+    ``user`` is given and may not use it: only its owner and admins (``admin``) may; an upload made before
+    uploads had owners, admins only."""
     try:
         store.validate_id(upload_id, "upload id")
     except ValueError as e:
@@ -231,9 +232,9 @@ def read_upload(root: str | os.PathLike, upload_id: str, *, user: str | None = N
     if not isinstance(meta, dict) or meta.get("upload_id") != upload_id:
         raise JobValidationError({field_name: f"upload {upload_id!r} is not in the store; upload the file again"})
     info = UploadInfo(**{k: v for k, v in meta.items() if k in _INFO_FIELDS})
-    if user is not None and info.owner and info.owner != user:
-        raise JobValidationError({field_name: f"upload {upload_id} belongs to another user; upload the file "
-                                              "yourself to use it"})
+    if user is not None and not admin and info.owner != user:
+        whose = "belongs to another user" if info.owner else "predates upload owners (only admins may use it)"
+        raise JobValidationError({field_name: f"upload {upload_id} {whose}; upload the file yourself to use it"})
     return info, folder
 
 
@@ -248,12 +249,11 @@ def list_uploads(root: str | os.PathLike, user: str, *, admin: bool = False) -> 
         if folder.name.startswith("."):
             continue
         try:
-            info, _ = read_upload(root, folder.name, user=None if admin else user)
+            info, _ = read_upload(root, folder.name, user=user, admin=admin)
             when = folder.stat().st_mtime
         except (JobValidationError, OSError):  # not an upload, or removed meanwhile
             continue
-        if admin or info.owner == user:
-            found.append((when, info))
+        found.append((when, info))
     return [info for _, info in sorted(found, key=lambda x: x[0], reverse=True)]
 
 
@@ -272,16 +272,17 @@ def _builtin_available(name: str) -> str | None:
 _BUILTIN_TASK = {"brown": "lm", "austen": "lm", "fine_foods": "sentiment"}
 
 
-def corpus_choice(root: str | os.PathLike, spec: Any, *, user: str | None = None) -> tuple[dict[str, Any], str]:
+def corpus_choice(root: str | os.PathLike, spec: Any, *, user: str | None = None,
+                  admin: bool = False) -> tuple[dict[str, Any], str]:
     """Normalise a corpus choice to a params dict and its task; JobValidationError on field ``corpus``
-    (also when ``user`` is given and the chosen upload is someone else's)."""
+    (also when ``user`` is given and may not use the chosen upload, see :func:`read_upload`)."""
     if isinstance(spec, Mapping):
         spec = spec.get("upload_id") and f"upload:{spec['upload_id']}" or spec.get("name")
     if not spec:
         raise JobValidationError({"corpus": "choose a built-in corpus or upload one"})
     spec = str(spec)
     if spec.startswith("upload:"):
-        info, _ = read_upload(root, spec.split(":", 1)[1], user=user)
+        info, _ = read_upload(root, spec.split(":", 1)[1], user=user, admin=admin)
         if info.kind != "corpus":
             raise JobValidationError({"corpus": f"upload {info.upload_id} is a model, not a corpus"})
         return {"source": "upload", "upload_id": info.upload_id, "name": info.name, "fmt": info.fmt}, info.task or "lm"

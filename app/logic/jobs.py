@@ -129,11 +129,11 @@ def submit_train(settings: Settings, js: JobSettings, user: User | None, preset:
     try:
         if missing:  # report them with whatever else is wrong
             try:
-                plan_train_job(settings.store, request, submitted_by=who.name)
+                plan_train_job(settings.store, request, submitted_by=who.name, admin=who.can("admin"))
             except JobValidationError as e:
                 raise JobValidationError({**e.errors, **missing}) from None
             raise JobValidationError(missing)
-        rec = client.submit_train(settings, request, submitted_by=who.name, job_settings=js)
+        rec = client.submit_train(settings, request, submitted_by=who.name, admin=who.can("admin"), job_settings=js)
     except JobValidationError as e:
         errors = dict(e.errors)
         return Outcome(_banner(_refused(errors, ERROR_FIELDS), "danger", "jobs-refused"), None, errors)
@@ -177,11 +177,14 @@ def upload_corpus(settings: Settings, js: JobSettings, user: User | None, conten
 
 
 def my_corpus_uploads(settings: Settings, user: User | None) -> list[dict[str, str]]:
-    """Dropdown options: the signed-in member's own corpus uploads, newest first (none for viewers)."""
+    """Dropdown options: the signed-in member's own corpus uploads (an admin's: everyone's, with the
+    uploader), newest first (none for viewers)."""
     if user is None or not user.can("member"):
         return []
-    return [{"label": f"{u.name}: {u.summary} [{u.upload_id}]", "value": u.upload_id}
-            for u in list_uploads(settings.store, user.name) if u.kind == "corpus"]
+    admin = user.can("admin")
+    return [{"label": f"{u.name}: {u.summary} [{u.upload_id}]" + (f" by {u.owner or 'unknown'}" if admin else ""),
+             "value": u.upload_id}
+            for u in list_uploads(settings.store, user.name, admin=admin) if u.kind == "corpus"]
 
 
 def reuse_corpus_upload(settings: Settings, user: User | None, upload_id: str | None
@@ -190,7 +193,7 @@ def reuse_corpus_upload(settings: Settings, user: User | None, upload_id: str | 
     refused."""
     try:
         who = auth.check_user_role(user, "member")
-        info, _ = read_upload(settings.store, str(upload_id or ""), user=who.name)
+        info, _ = read_upload(settings.store, str(upload_id or ""), user=who.name, admin=who.can("admin"))
         if info.kind != "corpus":
             raise JobValidationError({"corpus": f"upload {info.upload_id} is a model, not a corpus"})
     except JobValidationError as e:
@@ -215,7 +218,7 @@ def submit_import(settings: Settings, js: JobSettings, user: User | None, weight
                                  max_params=js.max_model_params, owner=who.name)
         rec = client.submit_import(settings, {"model_upload": info.upload_id, "model_id": model_id,
                                               "corpus": corpus_spec(source, builtin, upload)},
-                                   submitted_by=who.name, job_settings=js)
+                                   submitted_by=who.name, admin=who.can("admin"), job_settings=js)
     except auth.PermissionDenied as e:
         return Outcome(_banner(str(e), "warning", "jobs-refused"))
     except JobValidationError as e:

@@ -186,6 +186,27 @@ def test_uploads_belong_to_their_uploader(tmp_path):
     assert {u.upload_id for u in uploads.list_uploads(root, "ann")} == {mine.upload_id, model.upload_id}
     assert len(uploads.list_uploads(root, "root", admin=True)) == 3
     assert uploads.list_uploads(root, "eve") == []
+    # an admin may use anyone's upload; open mode (no user) any
+    assert plan_train_job(root, {"preset": "demo-lstm", "corpus": f"upload:{mine.upload_id}"}, submitted_by="root",
+                          admin=True)
+    assert plan_import_job(root, {"model_upload": model.upload_id, "corpus": f"upload:{theirs.upload_id}"},
+                           submitted_by="root", admin=True)
+    assert plan_train_job(root, {"preset": "demo-lstm", "corpus": f"upload:{mine.upload_id}"})
+
+
+def test_an_upload_from_before_owners_is_for_admins_only(tmp_path):
+    """An upload saved before uploads had owners (no owner in its description) was usable by every member."""
+    from workers.planning import plan_train_job
+    root = tmp_path / "store"
+    files = [(p.name, p.read_bytes()) for p in sorted((FIXTURES / "ptb").glob("*.txt"))]
+    old = uploads.save_corpus_upload(root, files, "ptb")                   # owner ""
+    request = {"preset": "demo-lstm", "corpus": f"upload:{old.upload_id}"}
+    with pytest.raises(JobValidationError, match="predates upload owners") as e:
+        plan_train_job(root, request, submitted_by="ann")
+    assert "upload the file yourself" in e.value.errors["corpus"]
+    assert uploads.list_uploads(root, "ann") == []
+    assert plan_train_job(root, request, submitted_by="root", admin=True)
+    assert [u.upload_id for u in uploads.list_uploads(root, "root", admin=True)] == [old.upload_id]
 
 
 def test_a_corpus_file_named_upload_json_keeps_its_content(tmp_path):
@@ -250,6 +271,11 @@ def test_the_jobs_page_lists_only_your_own_uploads_and_refuses_anothers(tmp_path
     assert data is None and "belongs to another user" in json.dumps(status.to_plotly_json())
     data, status, source = logic.reuse_corpus_upload(settings, vic, mine.upload_id)
     assert data is None and source == "builtin" and "Only members" in json.dumps(status.to_plotly_json())
+    root = User("root", "admin")                                       # an admin: everyone's, with the uploader
+    assert [(o["value"], o["label"].endswith("by ann")) for o in logic.my_corpus_uploads(settings, root)] == [
+        (mine.upload_id, True)]
+    data, status, source = logic.reuse_corpus_upload(settings, root, mine.upload_id)
+    assert data["upload_id"] == mine.upload_id and source == "upload"
 
 
 def test_a_vocabulary_file_of_millions_of_entries_is_refused_before_parsing(tmp_path):
