@@ -57,7 +57,7 @@ import flask
 
 from app import ids, passwords, security
 from app.sessions import SessionStore
-from app.throttle import LoginThrottle, argon2_slot, password_checker
+from app.throttle import CONSOLE_BURST, CONSOLE_RATE, LoginThrottle, RateLimiter, argon2_slot, password_checker
 
 if TYPE_CHECKING:
     import dash
@@ -79,6 +79,8 @@ SESSIONS_KEY = "RNNVIS_SESSIONS"
 #: Callbacks fed by these component ids (or pattern-id types) are actions needing at least this role;
 #: declared next to the ids themselves (:data:`app.ids.ACTION_ROLES`).
 ROLE_BY_INPUT: dict[str, str] = ids.ACTION_ROLES
+#: Callbacks fed by these inputs run a console query (app.throttle's console rate applies).
+_CONSOLE_INPUTS = {ids.SQL_RUN, ids.SQL_CSV, ids.SQL_PARQUET}
 
 
 class AuthError(Exception):
@@ -349,20 +351,27 @@ def _refuse_callback(body: dict, message: str):
     return flask.jsonify({"error": message}), 403
 
 
-def _callback_role(app: "dash.Dash", output: str) -> str | None:
-    """The role the callback with this output key needs (None: any signed-in user)."""
+def _callback_inputs(app: "dash.Dash", output: str) -> set[str]:
+    """The component ids (a pattern id's ``type``) of the inputs of the callback with this output key."""
     cb = app.callback_map.get(output)
-    if cb is None:
-        return None
-    need = None
-    for inp in cb.get("inputs", []):
+    found = set()
+    for inp in cb.get("inputs", []) if cb else []:
         cid = inp.get("id")
         if isinstance(cid, str) and cid.startswith("{"):
             try:
                 cid = json.loads(cid).get("type")
             except ValueError:
                 cid = None
-        role = ROLE_BY_INPUT.get(cid) if isinstance(cid, str) else None
+        if isinstance(cid, str):
+            found.add(cid)
+    return found
+
+
+def _callback_role(inputs: set[str]) -> str | None:
+    """The role a callback with these inputs needs (None: any signed-in user)."""
+    need = None
+    for cid in inputs:
+        role = ROLE_BY_INPUT.get(cid)
         if role and (need is None or _RANK[role] > _RANK[need]):
             need = role
     return need
@@ -460,6 +469,7 @@ def install(app: "dash.Dash", settings: "Settings") -> None:
     users = UserStore(users_path(settings))
     sessions = SessionStore(sessions_path(users), SESSION_HOURS * 3600)
     throttle = LoginThrottle(throttle_path(users))
+    console_rate = server.extensions["rnnvis_console_rate"] = RateLimiter(CONSOLE_RATE, CONSOLE_BURST)  # per worker
     checker = password_checker()  # argon2 on a low-priority thread
     server.config[USERS_KEY] = users
     server.config[SESSIONS_KEY] = sessions
@@ -545,9 +555,13 @@ def install(app: "dash.Dash", settings: "Settings") -> None:
             return too_big
         if req.method == "POST" and path.endswith("/_dash-update-component"):
             body = req.get_json(silent=True) or {}
-            need = _callback_role(app, str(body.get("output", "")))
+            inputs = _callback_inputs(app, str(body.get("output", "")))
+            need = _callback_role(inputs)
             if need and not user.can(need):
                 log.info("refused %s (%s) a %s action: %s", user.name, user.role, need, body.get("output"))
                 return _refuse_callback(body, f"Only {need}s{' and admins' if need == 'member' else ''} can do "
                                               f"this; you are signed in as {user.name} ({user.role}).")
+            if inputs & _CONSOLE_INPUTS and not console_rate.allow(user.name):  # a query run or a download
+                return _refuse_callback(body, f"You are sending queries faster than {CONSOLE_RATE:g} a second; "
+                                              "wait a moment and run it again.")
         return None

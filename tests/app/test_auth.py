@@ -172,11 +172,11 @@ def test_only_members_evaluate_sentences_and_the_sentence_records_who(hosted, ap
 
 def test_job_actions_need_a_member(hosted):
     app, _ = hosted
-    assert auth._callback_role(app, _key(app, "jobs-banner.children")) == "member"
-    assert auth._callback_role(app, _key(app, "jobs-cancel-msg.children")) == "member"
-    assert auth._callback_role(app, _key(app, "jobs-corpus-upload-id.data")) == "member"
-    assert auth._callback_role(app, _key(app, "jobs-byom-msg.children")) == "member"
-    assert auth._callback_role(app, _key(app, "jobs-table.children")) is None     # the list: everyone
+    assert auth._callback_role(auth._callback_inputs(app, _key(app, "jobs-banner.children"))) == "member"
+    assert auth._callback_role(auth._callback_inputs(app, _key(app, "jobs-cancel-msg.children"))) == "member"
+    assert auth._callback_role(auth._callback_inputs(app, _key(app, "jobs-corpus-upload-id.data"))) == "member"
+    assert auth._callback_role(auth._callback_inputs(app, _key(app, "jobs-byom-msg.children"))) == "member"
+    assert auth._callback_role(auth._callback_inputs(app, _key(app, "jobs-table.children"))) is None     # the list: everyone
     viewer, _ = _login(app, "vera")
     cancel_id = {"type": "jobs-cancel", "index": "no-such-job"}
     r = _callback(viewer, app, "jobs-cancel-msg.children", [(cancel_id, "n_clicks", [1])],
@@ -508,3 +508,32 @@ def test_behind_a_proxy_addresses_come_from_x_forwarded_for(app_store, tmp_path)
         assert login("203.0.113.7", f"wrong-{i}").status_code == 401
     assert login("203.0.113.7", "wrong-10").status_code == 429       # that client is locked out ...
     assert login("198.51.100.1", "wrong-11").status_code == 401      # ... not everyone behind the proxy
+
+
+def test_console_queries_faster_than_the_rate_are_answered_by_the_gate(hosted):
+    """A client re-sending queries in a tight loop cost a Dash dispatch each (bench_hostile: other users' p95
+    7.5x quiet): past a burst of CONSOLE_BURST, queries faster than CONSOLE_RATE a second are answered with a
+    message by the access gate, per user, and never run."""
+    app, _ = hosted
+    limiter = app.server.extensions["rnnvis_console_rate"]
+    frozen = [time.monotonic() + 60]                                    # every bucket full (earlier tests' queries)
+    limiter.clock = lambda: frozen[0]                                  # and no refill while the test runs
+    try:
+        vera, _ = _login(app, "vera")
+        query = [("sql-editor", "value", "SELECT 42 AS answer")]
+        answers = [_callback(vera, app, "sql-table.columns", [("sql-run", "n_clicks", i)], query) for i in range(6)]
+        assert all(r.status_code == 200 for r in answers)
+        ran = [r for r in answers if "sql-table" in r.json["response"]]
+        assert len(ran) == throttle.CONSOLE_BURST
+        assert all(r.json["response"]["sql-table"]["data"][0]["c0"] == 42 for r in ran)
+        for r in answers[throttle.CONSOLE_BURST:]:
+            (message,) = [v["children"] for v in r.json["response"].values()]
+            assert message.startswith("You are sending queries faster than 2 a second")
+        mo, _ = _login(app, "mo")                                        # another user: a bucket of their own
+        r = _callback(mo, app, "sql-table.columns", [("sql-run", "n_clicks", 1)], query)
+        assert r.json["response"]["sql-table"]["data"][0]["c0"] == 42
+        frozen[0] += 1.0                                                 # a second later: two more
+        again = [_callback(vera, app, "sql-table.columns", [("sql-run", "n_clicks", 9)], query) for _ in range(3)]
+        assert ["sql-table" in r.json["response"] for r in again] == [True, True, False]
+    finally:
+        limiter.clock = time.monotonic
