@@ -83,6 +83,7 @@ def _status_mb(pid: int, key: str) -> float:
 def _classify(text: str) -> str:
     for key, label in (("Time limit", "time limit"), ("Memory limit", "memory limit"), ("Size limit", "size limit"),
                        ("already have", "busy (per user)"), ("Too many queries", "busy (server)"),
+                       ("sending queries faster", "busy (rate)"),
                        ("Row limit", "row limit")):
         if key in text:
             return label
