@@ -144,6 +144,9 @@ class RecurrentModel(nn.Module):
         multiplying each chunk's embeddings: a gather instead of a matrix
         product.  Worth it when many more tokens than V are traced.
 
+        On a CPU at several torch threads the batch is traced in parts, one
+        per thread (see :func:`models.runtime.run_split`).
+
         ``method``: ``loop`` unrolls the gated cells step by step, ``fused``
         runs the fused module (cuDNN) per layer and reconstructs the gates and
         c from its h (see :mod:`models.trace_cells`); ``auto`` is ``fused`` on

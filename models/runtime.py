@@ -74,14 +74,14 @@ def split_parts(limit: int) -> int:
 def run_split(fn: Callable[[int], _T], parts: int) -> list[_T]:
     """[fn(0), .., fn(parts − 1)], run side by side in Python threads, each on one intra-op thread.
 
-    Why not torch's own threads: a trace step or a statistics block is a
-    handful of small ops, and each parallel op is one OpenMP fork and barrier.
-    With sleeping waits (see the module docstring) every barrier wakes a
-    thread: measured here, a 2x650 trace at two intra-op threads ran 0.77x
-    the fused forward, and cut into two halves of the batch, one thread each,
-    1.2x; the statistics update ran 4x slower at two intra-op threads than at
-    one.  Torch ops release the GIL, so the parts run side by side.  The
-    parts must write disjoint memory.  torch's thread count is process-wide:
+    Why not torch's own threads: a trace step is a dozen small ops, and each
+    parallel op is one OpenMP fork and barrier; with sleeping waits (see the
+    module docstring) every barrier wakes a thread.  Measured here, a 2x650
+    trace at two intra-op threads ran 0.77x the fused forward, cut into two
+    halves of the batch, one thread each, 1.08-1.2x.  (Not so for the
+    statistics' larger blocks: their column halves ran 2x slower this way
+    than on torch's threads.)  Torch ops release the GIL, so the parts run
+    side by side.  The parts must write disjoint memory.  torch's thread count is process-wide:
     while another split runs in this process (the two would restore each
     other's count), the parts run one after another in the caller's thread.
     """
