@@ -1,0 +1,250 @@
+"""Users and roles of hosted mode: the users file, its argon2id hashes, and the User record.
+
+Users live in one JSON file (``<store>/users.json`` unless
+``RNNVIS_USERS_FILE`` says otherwise; outside the directories the SQL console
+can read), written atomically (temporary file + ``os.replace``) under a lock
+file, with argon2id password hashes (argon2-cffi). Roles, each including the
+ones before it:
+
+- ``viewer``: browse every page, run SQL, save own queries;
+- ``member``: also submit and cancel jobs, upload corpora and models, evaluate sentences;
+- ``admin``: also delete models and manage users.
+
+Passwords follow :mod:`app.passwords`.  Sign-in, sessions and the gate in
+front of every route are :mod:`app.auth`'s.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hmac
+import json
+import os
+import re
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app import passwords
+
+if TYPE_CHECKING:
+    from analytics.settings import Settings
+
+ROLES = ("viewer", "member", "admin")
+_RANK = {r: i for i, r in enumerate(ROLES)}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MIN_PASSWORD = passwords.MIN_LENGTH
+MAX_PASSWORD = passwords.MAX_LENGTH
+
+
+class AuthError(Exception):
+    """Bad user input for the user store (unknown user, bad name, weak password, ...)."""
+
+
+class PermissionDenied(PermissionError):
+    """The signed-in user's role does not allow the action; ``str(e)`` is a message for them."""
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+
+    def can(self, role: str) -> bool:
+        """Whether this user has ``role`` or a higher one."""
+        return _RANK.get(self.role, -1) >= _RANK[role]
+
+
+#: The implicit user of open mode (and of code running outside a request: CLI, tests).
+LOCAL = User("local", "admin")
+
+
+def check_role(role: str) -> str:
+    if role not in _RANK:
+        raise AuthError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    return role
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise AuthError(f"invalid user name {name!r}: 1-64 characters from A-Z a-z 0-9 . _ -, "
+                        "starting with a letter or digit")
+    return name
+
+
+def _hasher():
+    from argon2 import PasswordHasher
+    return PasswordHasher()  # argon2id, the library's current recommended parameters
+
+
+# --------------------------------------------------------------------------- the users file
+
+
+class UserStore:
+    """Users in one JSON file: ``{"users": {name: {role, hash, created_at, created_by, session}}}``."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._cache: tuple[tuple[int, int, int], dict[str, dict[str, Any]]] | None = None
+
+    # reading
+    def _stat_key(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        key = self._stat_key()
+        if key is None:
+            return {}
+        cached = self._cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            users = json.loads(self.path.read_text(encoding="utf-8")).get("users", {})
+        except (OSError, ValueError) as e:
+            raise AuthError(f"cannot read the users file {self.path}: {e}") from e
+        self._cache = (key, users)
+        return users
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        return self._load().get(name)
+
+    def list(self) -> list[dict[str, Any]]:
+        """Users (without hashes), sorted by name."""
+        return [{"name": n, "role": u["role"], "created_at": u.get("created_at"), "created_by": u.get("created_by")}
+                for n, u in sorted(self._load().items())]
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def user(self, name: str, session: str | None = None) -> User | None:
+        """The user called ``name`` if it exists (and, if given, its session version matches)."""
+        rec = self._load().get(name) if isinstance(name, str) else None
+        if rec is None or (session is not None and not hmac.compare_digest(str(rec.get("session", "")), session)):
+            return None
+        return User(name, rec["role"])
+
+    def verify(self, name: str, password: str) -> tuple[User, str] | None:
+        """(user, session version) if the password is right, else None (same cost for unknown users)."""
+        from argon2.exceptions import InvalidHashError, VerificationError
+        ph = _hasher()
+        rec = self._load().get(name) if isinstance(name, str) else None
+        stored = rec["hash"] if rec else _DUMMY_HASH
+        try:
+            ph.verify(stored, password or "")
+        except (VerificationError, InvalidHashError):
+            return None
+        if rec is None:
+            return None
+        if ph.check_needs_rehash(stored):
+            try:
+                self.set_password(name, password, bump_session=False)
+            except AuthError:
+                pass
+        return User(name, rec["role"]), str(rec.get("session", ""))
+
+    # writing
+    def _update(self, fn) -> Any:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._cache = None
+            users = json.loads(json.dumps(self._load()))  # a private copy
+            result = fn(users)
+            tmp = tempfile.NamedTemporaryFile("w", dir=self.path.parent, prefix=f".{self.path.name}.",
+                                              suffix=".tmp", delete=False, encoding="utf-8")
+            try:
+                with tmp:
+                    os.fchmod(tmp.fileno(), 0o600)
+                    json.dump({"version": 1, "users": users}, tmp, indent=1, sort_keys=True)
+                    tmp.flush()
+                    os.fsync(tmp.fileno())
+                os.replace(tmp.name, self.path)
+            except BaseException:
+                Path(tmp.name).unlink(missing_ok=True)
+                raise
+            self._cache = None
+            return result
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    @staticmethod
+    def _check_password(password: str, name: str) -> None:
+        problem = passwords.problem(password, name)
+        if problem:
+            raise AuthError(problem)
+
+    def add(self, name: str, password: str, role: str, *, created_by: str = "cli") -> User:
+        check_name(name)
+        check_role(role)
+        self._check_password(password, name)
+        digest = _hasher().hash(password)
+
+        def fn(users):
+            if name in users:
+                raise AuthError(f"user {name!r} already exists (use set-role or passwd)")
+            users[name] = {"role": role, "hash": digest, "created_at": _now(), "created_by": created_by,
+                           "session": secrets.token_hex(8)}
+        self._update(fn)
+        return User(name, role)
+
+    def _require(self, users: dict, name: str) -> dict:
+        if name not in users:
+            raise AuthError(f"no user {name!r}; users: {', '.join(sorted(users)) or '(none)'}")
+        return users[name]
+
+    @staticmethod
+    def _admins(users: dict) -> list[str]:
+        return [n for n, u in users.items() if u.get("role") == "admin"]
+
+    def set_role(self, name: str, role: str) -> None:
+        check_role(role)
+
+        def fn(users):
+            rec = self._require(users, name)
+            if rec["role"] == "admin" and role != "admin" and self._admins(users) == [name]:
+                raise AuthError(f"{name!r} is the last admin; make another user admin first")
+            rec["role"] = role
+            rec["session"] = secrets.token_hex(8)
+        self._update(fn)
+
+    def set_password(self, name: str, password: str, *, bump_session: bool = True) -> None:
+        self._check_password(password, name)
+        digest = _hasher().hash(password)
+
+        def fn(users):
+            rec = self._require(users, name)
+            rec["hash"] = digest
+            if bump_session:
+                rec["session"] = secrets.token_hex(8)
+        self._update(fn)
+
+    def remove(self, name: str) -> None:
+        def fn(users):
+            rec = self._require(users, name)
+            if rec["role"] == "admin" and self._admins(users) == [name] and len(users) > 1:
+                raise AuthError(f"{name!r} is the last admin; make another user admin first")
+            del users[name]
+        self._update(fn)
+
+
+#: The hash of a random, forgotten password: unknown user names are verified against it, so that they
+#: take as long as known ones (no user enumeration by timing).
+_DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=4$tDfYMPIE0spgjeeZc/moQQ$IAkP6JjTnFyqkT+B5kry5jPFJM4wWlSy6JfxZv5dyxk"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def users_path(settings: "Settings") -> Path:
+    """Where the users file is: ``RNNVIS_USERS_FILE``, else ``<store>/users.json``."""
+    return Path(settings.users_file) if settings.users_file else Path(settings.store) / "users.json"
