@@ -29,10 +29,15 @@ __all__ = ["JsonFile", "SessionStore"]
 
 
 class JsonFile:
-    """One JSON object in a file: read cached by (mtime, size, inode), updated atomically under a lock file."""
+    """One JSON object in a file: read cached by (mtime, size, inode), updated atomically under a lock file.
 
-    def __init__(self, path: str | os.PathLike[str]):
+    A damaged file reads as empty (sessions end, failure counts reset, rather than everyone locked out),
+    or with ``strict`` raises the OSError or ValueError.  ``indent``: how the file is written (None: compact).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, strict: bool = False, indent: int | None = None):
         self.path = Path(path)
+        self.strict, self.indent = strict, indent
         self._cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
 
     def read(self) -> dict[str, Any]:
@@ -49,8 +54,13 @@ class JsonFile:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError):
-            data = {}  # damaged: start again (sessions end, failure counts reset) rather than lock everyone out
-        data = data if isinstance(data, dict) else {}
+            if self.strict:
+                raise
+            data = {}
+        if not isinstance(data, dict):
+            if self.strict:
+                raise ValueError(f"{self.path} does not hold a JSON object")
+            data = {}
         self._cache = (key, data)
         return data
 
@@ -69,7 +79,8 @@ class JsonFile:
             try:
                 with tmp:
                     os.fchmod(tmp.fileno(), 0o600)
-                    json.dump(data, tmp, separators=(",", ":"))
+                    json.dump(data, tmp, indent=self.indent, sort_keys=self.indent is not None,
+                              separators=None if self.indent is not None else (",", ":"))
                     tmp.flush()
                     os.fsync(tmp.fileno())
                 os.replace(tmp.name, self.path)

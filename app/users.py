@@ -16,18 +16,16 @@ front of every route are :mod:`app.auth`'s.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import hmac
-import json
 import os
 import re
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app import passwords
+from app.sessions import JsonFile
 
 if TYPE_CHECKING:
     from analytics.settings import Settings
@@ -87,29 +85,14 @@ class UserStore:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        self._cache: tuple[tuple[int, int, int], dict[str, dict[str, Any]]] | None = None
+        self._file = JsonFile(self.path, strict=True, indent=1)
 
     # reading
-    def _stat_key(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
-
     def _load(self) -> dict[str, dict[str, Any]]:
-        key = self._stat_key()
-        if key is None:
-            return {}
-        cached = self._cache
-        if cached is not None and cached[0] == key:
-            return cached[1]
         try:
-            users = json.loads(self.path.read_text(encoding="utf-8")).get("users", {})
+            return self._file.read().get("users", {})
         except (OSError, ValueError) as e:
             raise AuthError(f"cannot read the users file {self.path}: {e}") from e
-        self._cache = (key, users)
-        return users
 
     def get(self, name: str) -> dict[str, Any] | None:
         return self._load().get(name)
@@ -150,31 +133,13 @@ class UserStore:
 
     # writing
     def _update(self, fn) -> Any:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        def apply(data: dict[str, Any]) -> Any:
+            data["version"] = 1
+            return fn(data.setdefault("users", {}))
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            self._cache = None
-            users = json.loads(json.dumps(self._load()))  # a private copy
-            result = fn(users)
-            tmp = tempfile.NamedTemporaryFile("w", dir=self.path.parent, prefix=f".{self.path.name}.",
-                                              suffix=".tmp", delete=False, encoding="utf-8")
-            try:
-                with tmp:
-                    os.fchmod(tmp.fileno(), 0o600)
-                    json.dump({"version": 1, "users": users}, tmp, indent=1, sort_keys=True)
-                    tmp.flush()
-                    os.fsync(tmp.fileno())
-                os.replace(tmp.name, self.path)
-            except BaseException:
-                Path(tmp.name).unlink(missing_ok=True)
-                raise
-            self._cache = None
-            return result
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+            return self._file.update(apply)
+        except ValueError as e:                       # a damaged file: never overwritten
+            raise AuthError(f"cannot read the users file {self.path}: {e}") from e
 
     @staticmethod
     def _check_password(password: str, name: str) -> None:

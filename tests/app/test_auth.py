@@ -311,6 +311,20 @@ def _replay(app, cookie: str):
     return c
 
 
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]"])
+def test_a_damaged_users_file_is_an_error_and_never_overwritten(tmp_path, content):
+    """Reading a damaged users file as empty would let the next write replace every user."""
+    users = auth.UserStore(tmp_path / "users.json")
+    users.add("ada", "correct horse battery", "admin", created_by="test")
+    assert json.loads(users.path.read_text())["users"]["ada"]["role"] == "admin"
+    users.path.write_text(content)
+    with pytest.raises(auth.AuthError, match="cannot read the users file"):
+        users.user("ada")
+    with pytest.raises(auth.AuthError, match="cannot read the users file"):
+        users.add("eve", "another long phrase", "admin", created_by="test")
+    assert users.path.read_text() == content
+
+
 def test_signing_out_ends_the_session_for_every_copy_of_the_cookie(fresh):
     app, _ = fresh
     c, _ = _login(app, "vera", next_="/sql")
