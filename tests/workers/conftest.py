@@ -51,7 +51,7 @@ def redis_settings(redis_store, redis_url) -> Settings:
 def ptb_upload(redis_store) -> str:
     from workers import uploads
     files = [(p.name, p.read_bytes()) for p in sorted((FIXTURES / "ptb").glob("*.txt"))]
-    return "upload:" + uploads.save_corpus_upload(redis_store, files, "ptb").upload_id
+    return "upload:" + uploads.save_corpus_upload(redis_store, files, "ptb", owner="tester").upload_id
 
 
 class WorkerPool:

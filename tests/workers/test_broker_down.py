@@ -61,7 +61,7 @@ def test_redis_down_reading_works_submit_fails_fast_then_recovers(tmp_path, tiny
     settings = Settings(store=root, broker_url=f"redis://127.0.0.1:{port}/0")
     js = job_settings("down-test:")
     up = uploads.save_corpus_upload(root, [(p.name, p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
-                                 "ptb")
+                                 "ptb", owner="t")
     request = {**TINY, "corpus": f"upload:{up.upload_id}"}
     server.start()
     try:

@@ -109,9 +109,9 @@ def test_a_failed_import_leaves_no_checkpoint_and_frees_its_id(tmp_path, fixture
     torch.manual_seed(0)
     torch.save(WordLM(len(words), 6, 5, 1, "gru").state_dict(), tmp_path / "model.pt")
     up_c = uploads.save_corpus_upload(root, [(p.name, p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
-                                      "ptb")
+                                      "ptb", owner="ann")
     up_m = uploads.save_model_upload(root, ("model.pt", (tmp_path / "model.pt").read_bytes()),
-                                     ("vocab.txt", ("\n".join(words) + "\n").encode()))
+                                     ("vocab.txt", ("\n".join(words) + "\n").encode()), owner="ann")
     request = {"model_upload": up_m.upload_id, "corpus": f"upload:{up_c.upload_id}"}
     rec = plan_import_job(root, request, submitted_by="ann")
     assert rec.model_id.startswith("import-")

@@ -18,7 +18,7 @@ def setup(tmp_path, redis_url, prefix, fixtures):
     settings = Settings(store=tmp_path, broker_url=redis_url)
     js = job_settings(prefix + "validation:")
     up = uploads.save_corpus_upload(tmp_path, [(p.name, p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
-                                 "ptb")
+                                 "ptb", owner="ann")
     r = redis.Redis.from_url(redis_url)
     yield settings, js, f"upload:{up.upload_id}", lambda: r.llen(js.broker_prefix + "train")
     keys = list(r.scan_iter(match=js.broker_prefix + "*"))
