@@ -27,6 +27,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -107,10 +108,32 @@ def journal_mode(folder: Path) -> str:
     return "delete" if kind.split(".")[0] in _NETWORK_FS else "wal"
 
 
+def _set_journal_mode(con: sqlite3.Connection, mode: str) -> None:
+    """Switch the database to ``mode`` unless it is in it already (the mode is kept in the file).
+
+    Several processes opening a new database at once all switch it: SQLite then answers "database is
+    locked" at once to all but one, without waiting in its busy handler (waiting there could deadlock:
+    each holds the shared lock the other's exclusive lock needs), so the call itself is tried again, until
+    the usual busy timeout (seen in 10 of 200 six-process races, tests/workers/test_job_records.py).
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    pause = 0.001
+    while True:
+        try:
+            if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != mode:
+                con.execute(f"PRAGMA journal_mode={mode}")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(0.05, pause * 2)
+
+
 def _open(path: Path, migrate) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-    con.execute(f"PRAGMA journal_mode={journal_mode(path.parent)}")
+    _set_journal_mode(con, journal_mode(path.parent))
     con.execute("PRAGMA synchronous=NORMAL")
     if con.execute("PRAGMA user_version").fetchone()[0] != _VERSION:
         with transaction(con):  # one process creates (and fills) the tables; the others wait, then see them
