@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from analytics import responses
+from analytics import moments, responses
 from analytics.responses import QUANTILES, ResponseAccumulator, ResponseStats, response_matrix, z_scores
 
 
@@ -72,7 +72,7 @@ def test_stats_match_numpy_reference():
 
 def test_small_update_blocks_and_cap_inside_one_block(monkeypatch):
     # Sub-chunking inside update() and a word passing the cap within one chunk.
-    monkeypatch.setattr(responses, "UPDATE_BLOCK_ELEMS", 40)
+    monkeypatch.setattr(moments, "BLOCK_ELEMS", 40)
     ids, vals = _stream(seed=1, cap=8)
     acc = ResponseAccumulator(40, vals.shape[1], quantile_cap=8)
     acc.update(torch.from_numpy(ids), torch.from_numpy(vals))
