@@ -551,3 +551,67 @@ def test_console_queries_faster_than_the_rate_are_answered_by_the_gate(hosted):
         assert ["sql-table" in r.json["response"] for r in again] == [True, True, False]
     finally:
         limiter.clock = time.monotonic
+
+
+def test_the_jobs_page_offers_and_accepts_uploads_by_role_through_dispatch(hosted, tmp_path):
+    """The corpus box of the Jobs page, rendered and used as the browser does (the pages callback, then the
+    dropdown's callback): a member is offered and may reuse only their own uploads, a viewer none, an admin
+    everyone's, labelled with the uploader."""
+    from app import context
+    from workers import uploads
+    app, _ = hosted
+    import shutil
+    folder = Path(app.server.config[context.SETTINGS_KEY].store) / uploads.UPLOAD_DIR
+    before = set(folder.iterdir()) if folder.exists() else set()
+    try:
+        _offers_and_accepts_uploads_by_role(app, folder.parent)
+    finally:                                                            # the session's shared store: as it was
+        for new in (set(folder.iterdir()) if folder.exists() else set()) - before:
+            shutil.rmtree(new)
+
+
+def _offers_and_accepts_uploads_by_role(app, root: Path) -> None:
+    from workers import uploads
+    files = [(p.name, p.read_bytes()) for p in sorted((Path(__file__).parents[1] / "fixtures" / "ptb").glob("*.txt"))]
+    mine = uploads.save_corpus_upload(root, files, "ptb", owner="mo")
+    theirs = uploads.save_corpus_upload(root, files, "ptb", owner="someone-else")
+
+    def offered(client) -> list[dict]:
+        r = _callback(client, app, "_pages_content.children",
+                      [("_pages_location", "pathname", "/jobs"), ("_pages_location", "search", "")])
+        assert r.status_code == 200
+        found: list = []
+
+        def walk(node):
+            if isinstance(node, dict):
+                if node.get("props", {}).get("id") == "jobs-corpus-mine":
+                    found.append(node["props"].get("options") or [])
+                for v in node.values():
+                    walk(v)
+            elif isinstance(node, list):
+                for v in node:
+                    walk(v)
+        walk(r.json["response"])
+        (options,) = found
+        return options
+
+    (reuse_key,) = [k for k, cb in app.callback_map.items() if cb["inputs"] == [{"id": "jobs-corpus-mine",
+                                                                                   "property": "value"}]]
+
+    def reuse(client, upload_id):
+        r = _callback(client, app, reuse_key, [("jobs-corpus-mine", "value", upload_id)])
+        assert r.status_code == 200
+        return r.json["response"]
+
+    vera, _ = _login(app, "vera")
+    mo, _ = _login(app, "mo")
+    ada, _ = _login(app, "ada")
+    assert offered(vera) == []
+    assert [o["value"] for o in offered(mo)] == [mine.upload_id]
+    by = {o["value"]: o["label"].rsplit(" by ", 1)[1] for o in offered(ada)}
+    assert (by[mine.upload_id], by[theirs.upload_id]) == ("mo", "someone-else")
+    assert reuse(mo, mine.upload_id)["jobs-corpus-upload-id"]["data"]["upload_id"] == mine.upload_id
+    refused = reuse(mo, theirs.upload_id)                               # a forged pick of another user's id
+    assert refused["jobs-corpus-upload-id"]["data"] is None and "belongs to another user" in json.dumps(refused)
+    assert "Only members" in json.dumps(reuse(vera, mine.upload_id))
+    assert reuse(ada, theirs.upload_id)["jobs-corpus-upload-id"]["data"]["upload_id"] == theirs.upload_id
