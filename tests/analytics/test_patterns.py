@@ -5,26 +5,16 @@ import pandas as pd
 from analytics import patterns, store
 from analytics import token_states as ts
 from analytics.schema import VIEWS
+from tests.planted import planted_text
 
 N, H, L, THETA = 6_000, 12, 4, 0.6
 PLANTED = (3, 5, 7)
 
 
 def _text(seed: int = 0):
-    """Random words from a small vocabulary with 'trigger' planted every 20-40 tokens, and states [N, H] where
-    the PLANTED units are 0.9 for exactly L steps after each trigger and below θ elsewhere (the others: noise
-    that crosses θ often, never for a planted unit's pattern)."""
-    rng = np.random.default_rng(seed)
-    vocab = ["<pad>", "<unk>", "<eos>", "trigger"] + [f"w{i}" for i in range(40)]
-    ids = rng.integers(4, len(vocab), N)
-    starts = np.cumsum(rng.integers(20, 40, N // 20))
-    starts = starts[starts < N - L - 1]
-    ids[starts] = 3
-    values = rng.uniform(-1, 1, (N, H)).astype(np.float32)
-    values[:, list(PLANTED)] = rng.uniform(-1, THETA - 0.05, (N, len(PLANTED)))
-    for u in PLANTED:
-        values[(starts[:, None] + 1 + np.arange(L)).ravel(), u] = 0.9
-    return vocab, ids, values, starts + 1
+    """Random words with 'trigger' planted every 20-40 tokens; the PLANTED units are 0.9 for exactly L steps
+    after each trigger and below θ elsewhere (the others: noise that crosses θ often)."""
+    return planted_text(N, H, L, THETA, PLANTED, [f"w{i}" for i in range(40)], gap=(20, 40), margin=0.05, seed=seed)
 
 
 def test_one_planted_unit_is_found_after_every_trigger_and_nowhere_else():

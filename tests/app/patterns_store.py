@@ -15,6 +15,7 @@ import torch
 from analytics import store
 from analytics import token_states as ts
 from analytics.schema import VIEWS
+from tests import planted
 
 N, H, L, THETA = 3_000, 16, 3, 0.6
 PLANTED = (2, 5, 11)
@@ -23,17 +24,8 @@ MODEL = "planted"
 
 def planted_text(seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """(vocabulary, word ids [N], values [N, H], span starts: the position after each trigger)."""
-    rng = np.random.default_rng(seed)
-    vocab = ["<pad>", "<unk>", "<eos>", "trigger", "the", "cat", "sat", "on", "a", "mat", "dog", "ran"]
-    ids = rng.integers(4, len(vocab), N)
-    starts = np.cumsum(rng.integers(25, 45, N // 25))
-    starts = starts[starts < N - L - 2]
-    ids[starts] = 3
-    values = rng.uniform(-1, 1, (N, H)).astype(np.float32)
-    values[:, list(PLANTED)] = rng.uniform(-1, THETA - 0.1, (N, len(PLANTED)))
-    for u in PLANTED:
-        values[(starts[:, None] + 1 + np.arange(L)).ravel(), u] = 0.9
-    return vocab, ids, values, starts + 1
+    return planted.planted_text(N, H, L, THETA, PLANTED, ["the", "cat", "sat", "on", "a", "mat", "dog", "ran"],
+                                gap=(25, 45), margin=0.1, seed=seed)
 
 
 def build_planted_store(root: Path) -> Path:
