@@ -12,6 +12,7 @@ import pytest
 from analytics.settings import Settings
 from app import ids
 from app.server import create_app
+from tests.app.dispatching import _key, dispatch
 
 
 @pytest.fixture(scope="module")
@@ -39,35 +40,16 @@ def _client(store):
     return app, client
 
 
-def _key(cid) -> str:
-    return json.dumps(cid, sort_keys=True, separators=(",", ":"), default=str) if isinstance(cid, dict) else cid
-
-
-def _dispatch(app, client, output_id, inputs: dict, changed: str) -> dict:
-    """Call the callback that writes ``output_id`` with these input values; {(id key, prop): value}."""
-    def outs(v) -> list:
-        return v["output"] if isinstance(v["output"], list) else [v["output"]]
-    key = next(k for k, v in app.callback_map.items() if any(_key(o.component_id) == _key(output_id) for o in outs(v)))
-    cb = app.callback_map[key]
-    body = {"output": key,
-            "outputs": [{"id": o.component_id, "property": o.component_property} for o in outs(cb)],
-            "inputs": [{"id": i["id"], "property": i["property"], "value": inputs.get(i["id"])} for i in cb["inputs"]],
-            "state": [{"id": s["id"], "property": s["property"], "value": inputs.get(s["id"])} for s in cb["state"]],
-            "changedPropIds": [f"{changed}.value"]}
-    r = client.post("/_dash-update-component", json=body)
-    assert r.status_code == 200, r.text[:500]
-    return {(cid, prop): v for cid, props in r.json["response"].items() for prop, v in props.items()}
-
-
 def _trace(fig, name):
     return next(t for t in fig["data"] if t.get("name") == name)
 
 
 def test_compare_shows_the_matching_on_shuffled_words(app_store):
     app, client = _client(app_store)
-    out = _dispatch(app, client, ids.CMP_MATCHES, {
+    out = dispatch(app, client, ids.CMP_MATCHES, {
         ids.CMP_MODEL_A: "tiny-lstm", ids.CMP_LAYER_A: 0, ids.CMP_MODEL_B: "tiny-lstm", ids.CMP_LAYER_B: 1,
-        ids.CMP_STATE: "h", ids.CMP_K: 3, ids.CMP_NWORDS: 10, ids.CMP_PAIR: {}, ids.CMP_WORD: None}, ids.CMP_K)
+        ids.CMP_STATE: "h", ids.CMP_K: 3, ids.CMP_NWORDS: 10, ids.CMP_PAIR: {}, ids.CMP_WORD: None},
+        f"{ids.CMP_K}.value")
     listing = json.dumps(out[(ids.CMP_MATCHES, "children")], ensure_ascii=False)
     assert "chance: |r| up to 0." in listing and "shuffles, seed 0" in listing and "vs chance" in listing
     fig = out[(_key(ids.CMP_MATCH_FIG), "figure")]
@@ -80,10 +62,10 @@ def test_compare_shows_the_matching_on_shuffled_words(app_store):
 
 def test_explore_clouds_and_summary_show_pos_purity_against_chance(brown_store):
     app, client = _client(brown_store)
-    out = _dispatch(app, client, ids.EX_SUMMARY, {
+    out = dispatch(app, client, ids.EX_SUMMARY, {
         ids.EX_MODEL: "tiny-brown", ids.EX_LAYER: 0, ids.EX_STATE: "h", ids.EX_K: 4, ids.EX_NWORDS: 10,
         ids.EX_STROKE: 1.0, ids.EX_LINKS: [0.1, 1.0], ids.EX_CLIP: -1.0, ids.EX_OPTIONS: ["pos", "align"],
-        ids.EX_WORDS: [], ids.EX_SELECTION: {}}, ids.EX_K)
+        ids.EX_WORDS: [], ids.EX_SELECTION: {}}, f"{ids.EX_K}.value")
     summary = json.dumps(out[(ids.EX_SUMMARY, "children")], ensure_ascii=False)
     assert "POS purity 0." in summary and "chance 0." in summary and "tags shuffled" in summary
     clouds = _trace(out[(_key(ids.EX_COCLUSTER), "figure")], "clouds")
@@ -94,9 +76,9 @@ def test_explore_clouds_and_summary_show_pos_purity_against_chance(brown_store):
 
 def test_explore_unit_mode_lists_n_and_z_of_each_top_word(app_store):
     app, client = _client(app_store)
-    out = _dispatch(app, client, ids.EX_DETAIL_MSG, {
+    out = dispatch(app, client, ids.EX_DETAIL_MSG, {
         ids.EX_MODEL: "tiny-lstm", ids.EX_LAYER: 0, ids.EX_STATE: "h", ids.EX_WORDS: [],
-        ids.EX_DETAIL_MODE: "unit", ids.EX_SELECTION: {"unit": 2, "chip": 0}}, ids.EX_DETAIL_MODE)
+        ids.EX_DETAIL_MODE: "unit", ids.EX_SELECTION: {"unit": 2, "chip": 0}}, f"{ids.EX_DETAIL_MODE}.value")
     bar = out[(_key(ids.EX_DETAIL), "figure")]["data"][0]
     assert all(t.startswith("n=") and " · z " in t for t in bar["text"])
     weak = [y for y, t in zip(bar["y"], bar["text"]) if y.startswith("? ")]
