@@ -93,13 +93,6 @@ def cluster_purity(clusters, tags, *, shuffles: int = 200, seed: int = 0) -> pd.
     return pd.DataFrame(rows)
 
 
-def pos_makeup(tags) -> dict[str, int]:
-    """Tag counts of one cluster's words, most frequent first (untagged words left out)."""
-    names, counts = np.unique([t for t in tags if isinstance(t, str) and t], return_counts=True)
-    order = np.argsort(-counts, kind="stable")
-    return {str(names[i]): int(counts[i]) for i in order}
-
-
 def model_purity(con, model_id: str, layer: int | None = None, state: str = "h", k: int = 8,
                  **kw) -> Purity:
     """POS purity of a stored model's word clusters (``layer`` None: the last layer).

@@ -251,10 +251,6 @@ def add_sentence(reader: Reader, model: str | None, text: str | None, sentences:
     return ids, "", ""
 
 
-def remove_sentence(sentences: Sequence[str] | None, sid: str | None) -> list[str]:
-    return [s for s in (sentences or []) if s and s != sid]
-
-
 def glyph_view(reader: Reader, model: str | None, layer: int | None, state: str | None, k: int | None,
                sentences: Sequence[str] | None) -> tuple[Any, list]:
     """(glyph figure, list of the sentences shown with their prediction) for the current model."""

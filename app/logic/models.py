@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import pandas as pd
 from dash import dcc, html
 
 from app import figures
@@ -105,10 +104,3 @@ def curves(reader: Reader, picked: Sequence[str] | None) -> Any:
         return figures.message_figure("Pick models to see their training curves.")
     return guarded(lambda: figures.training_curves(reader.metrics(ids)),
                    lambda a: figures.message_figure("Could not read the training metrics."), reader)
-
-
-def summary_frame(reader: Reader) -> pd.DataFrame:
-    """The models table as data (what the page shows)."""
-    df = reader.models()
-    return pd.DataFrame([{"model_id": r["model_id"], "valid": score(r, "valid"), "test": score(r, "test")}
-                         for r in df.to_dict("records")])
