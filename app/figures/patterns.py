@@ -7,7 +7,7 @@ import numpy as np
 
 from .base import SCALE, Figure, _figure, esc, message_figure, title, top_margin
 
-ROW_PX, COL_PX = 18, 46
+ROW_PX = 18
 
 
 def _color_range(values: np.ndarray) -> float:
