@@ -50,7 +50,7 @@ import torch
 
 from models.buffers import lazy_zeros
 
-from .moments import accumulate
+from .moments import accumulate_split
 from .quantiles import segment_quantiles
 from .response_stats import QUANTILE_COLUMNS, QUANTILES, ResponseStats, response_matrix, z_scores
 
@@ -220,8 +220,8 @@ class ResponseAccumulator:
             keep = torch.nonzero(seen < self.quantile_cap).squeeze(1)      # seen: the word's occurrences before
         n_keep = n_rows if keep is None else keep.shape[0]
         kept = torch.empty((n_keep, self.width), dtype=torch.float16, device=dev)  # stays in the pending list
-        accumulate(self._shift, self._s1, self._s2, ids_s, perm, vals, keep, kept, F16_MAX if clamp else None,
-                   self._scratch)
+        accumulate_split(self._shift, self._s1, self._s2, ids_s, perm, vals, keep, kept, F16_MAX if clamp else None,
+                         self._scratch)
         self._count[uniq] = prev + cnt
         if clamp:
             self.clamped += int(((vals < -F16_MAX) | (vals > F16_MAX)).sum())

@@ -1,7 +1,7 @@
 """The analysis on a GPU: statistics on the device equal the CPU's, and a whole analysis runs there.
 
 The CUDA tests skip cleanly without a GPU (bench/gpu_check.sh runs them on one); the CPU tests
-check the same code paths that the device path shares (the threaded column split of the update).
+check the same code paths that the device path shares, and the update's split over threads.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from analytics import moments
 from analytics.responses import ResponseAccumulator
 from analytics.quantiles import systematic_keep
 
@@ -55,10 +56,16 @@ def _same(a, b, exact: bool) -> None:
 
 
 @pytest.mark.parametrize("keep", [False, True])
-def test_two_threads_equal_one_thread(keep):
-    """Two torch threads: the same sums, bit for bit (each column's rows are added in one order)."""
+def test_two_threads_equal_one_thread(keep, monkeypatch):
+    """Two torch threads: the rows of each chunk are cut at a word boundary into one part per thread, and the
+    sums are the same, bit for bit (each word's rows are added in one order)."""
+    monkeypatch.setattr(moments, "MIN_SPLIT_ROWS", 64)                  # the test's chunks of 777 rows: 2 parts
+    parts = []
+    real = moments.run_split
+    monkeypatch.setattr(moments, "run_split", lambda fn, n: parts.append(n) or real(fn, n))
     chunks = _chunks()
     _same(_stats("cpu", 2, chunks, keep), _stats("cpu", 1, chunks, keep), exact=True)
+    assert parts == [2] * len(chunks)
 
 
 @cuda
