@@ -21,10 +21,14 @@ time 0.5-1.5 s), and measures their latency in phases of ``--phase`` seconds eac
    their Content-Length (each connection then sends 64 MB of it).
 
 Then the peak resident memory (``VmHWM``) of each web worker. Prints a table per phase and a summary.
+Each flood runs in a process of its own (its threads would otherwise take the GIL from the members'
+simulated browsers in this one, and their latency would count the flooder's Python too); it shares
+the machine's cores with the server and the members, as a worst case.
 """
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import re
@@ -90,7 +94,7 @@ def _classify(text: str) -> str:
     return "other: " + text[:80]
 
 
-def sql_flooder(base: str, deps, facts, name: str, password: str, stop: threading.Event, answers: Counter,
+def sql_flooder(base: str, deps, facts, name: str, password: str, stop, answers: Counter,
                 durations: list[float], lock: threading.Lock, seed: int, busy_pause: float) -> None:
     user = bl.User(base, deps, facts, bl.Stats(), random.Random(seed))
     while not _sign_in(user.http, base, name, password):  # 8 sign-ins at once may find the password check busy
@@ -110,6 +114,45 @@ def sql_flooder(base: str, deps, facts, name: str, password: str, stop: threadin
             stop.wait(busy_pause)
 
 
+def _flood_process(target, n_threads: int, args: tuple, stop, out) -> None:
+    """``n_threads`` threads of ``target(*args, stop, answers, [durations,] lock, seed, ...)`` in a process of their
+    own, until ``stop`` is set; then (answers, durations) go to ``out``.  A process, not threads of the bench's:
+    a client that floods in a tight loop would otherwise hold the GIL that the members' simulated browsers need,
+    and their measured latency would include waiting for the flooder's Python, not only for the server."""
+    answers: Counter = Counter()
+    durations: list[float] = []
+    lock = threading.Lock()
+    if target is sql_flooder:
+        base, deps, facts, name, password, pause = args
+        threads = [threading.Thread(target=sql_flooder, daemon=True, args=(
+            base, deps, facts, name, password, stop, answers, durations, lock, 100 + i, pause)) for i in range(n_threads)]
+    else:
+        (base,) = args
+        threads = [threading.Thread(target=login_flooder, daemon=True, args=(base, stop, answers, lock, 200 + i))
+                   for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.put((dict(answers), durations))
+
+
+def _start_flood(target, n_threads: int, args: tuple):
+    ctx = multiprocessing.get_context("spawn")             # the bench's own threads are running: no fork
+    stop, out = ctx.Event(), ctx.Queue()
+    proc = ctx.Process(target=_flood_process, args=(target, n_threads, args, stop, out), daemon=True)
+    proc.start()
+    return proc, stop, out
+
+
+def _end_flood(flood, timeout: float) -> tuple[dict, list[float]]:
+    proc, stop, out = flood
+    stop.set()
+    result = out.get(timeout=timeout)
+    proc.join(10)
+    return result
+
+
 def _sign_in(http: requests.Session, base: str, name: str, password: str) -> bool:
     token = re.search(r'name="csrf" value="([^"]+)"', http.get(base + "/login", timeout=30).text).group(1)
     r = http.post(base + "/login", data={"username": name, "password": password, "csrf": token},
@@ -117,7 +160,7 @@ def _sign_in(http: requests.Session, base: str, name: str, password: str) -> boo
     return r.status_code == 303
 
 
-def login_flooder(base: str, stop: threading.Event, answers: Counter, lock: threading.Lock, seed: int) -> None:
+def login_flooder(base: str, stop, answers: Counter, lock: threading.Lock, seed: int) -> None:
     rng = random.Random(seed)
     http = requests.Session()
     token = re.search(r'name="csrf" value="([^"]+)"', http.get(base + "/login", timeout=30).text).group(1)
@@ -219,35 +262,18 @@ def main() -> None:
         time.sleep(args.warmup)
         rows.append(phase("quiet", stats, args.phase))
 
-        lock = threading.Lock()
         report["sql"] = []
         for pause in args.busy_pause:
-            sql_answers: Counter = Counter()
-            durations: list[float] = []
-            sql_stop = threading.Event()
-            flood = [threading.Thread(target=sql_flooder, daemon=True, args=(
-                base, deps, facts, *flood_user, sql_stop, sql_answers, durations, lock, 100 + i, pause))
-                for i in range(8)]
-            for t in flood:
-                t.start()
+            flood = _start_flood(sql_flooder, 8, (base, deps, facts, *flood_user, pause))
             rows.append(phase(f"SQL flood, {pause:g} s", stats, args.phase))
-            sql_stop.set()
-            for t in flood:
-                t.join(SQL_TIMEOUT_S + 30)
-            report["sql"].append((pause, dict(sql_answers), max(durations, default=0.0)))
+            sql_answers, durations = _end_flood(flood, SQL_TIMEOUT_S + 30)
+            report["sql"].append((pause, sql_answers, max(durations, default=0.0)))
 
-        login_answers: Counter = Counter()
-        login_stop = threading.Event()
-        guessers = [threading.Thread(target=login_flooder, args=(base, login_stop, login_answers, lock, 200 + i),
-                                     daemon=True) for i in range(6)]
         t0 = time.monotonic()
-        for t in guessers:
-            t.start()
+        flood = _start_flood(login_flooder, 6, (base,))
         rows.append(phase("sign-in flood (6)", stats, args.phase))
-        login_stop.set()
-        for t in guessers:
-            t.join(60)
-        report["login"] = (dict(login_answers), sum(login_answers.values()) / ((time.monotonic() - t0) / 60))
+        login_answers, _ = _end_flood(flood, 60)
+        report["login"] = (login_answers, sum(login_answers.values()) / ((time.monotonic() - t0) / 60))
 
         before = {pid: _status_mb(pid, "VmRSS") for pid in _workers(server.pid)}
         viewer = requests.Session()
