@@ -125,7 +125,8 @@ def _flood_process(target, n_threads: int, args: tuple, stop, out) -> None:
     if target is sql_flooder:
         base, deps, facts, name, password, pause = args
         threads = [threading.Thread(target=sql_flooder, daemon=True, args=(
-            base, deps, facts, name, password, stop, answers, durations, lock, 100 + i, pause)) for i in range(n_threads)]
+            base, deps, facts, name, password, stop, answers, durations, lock, 100 + i, pause))
+            for i in range(n_threads)]
     else:
         (base,) = args
         threads = [threading.Thread(target=login_flooder, daemon=True, args=(base, stop, answers, lock, 200 + i))

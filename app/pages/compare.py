@@ -66,10 +66,12 @@ def layout(**query) -> html.Div:
         html.Div([
             html.Section([dcc.Loading(dcc.Graph(id=ids.CMP_CLUSTER_A, config=GRAPH_CONFIG), type="circle",
                                       delay_show=300),
-                          dcc.Graph(id=ids.CMP_DETAIL_A, config=GRAPH_CONFIG, className="cmp-detail")], className="card half"),
+                          dcc.Graph(id=ids.CMP_DETAIL_A, config=GRAPH_CONFIG, className="cmp-detail")],
+                         className="card half"),
             html.Section([dcc.Loading(dcc.Graph(id=ids.CMP_CLUSTER_B, config=GRAPH_CONFIG), type="circle",
                                       delay_show=300),
-                          dcc.Graph(id=ids.CMP_DETAIL_B, config=GRAPH_CONFIG, className="cmp-detail")], className="card half"),
+                          dcc.Graph(id=ids.CMP_DETAIL_B, config=GRAPH_CONFIG, className="cmp-detail")],
+                         className="card half"),
         ], className="side-by-side cmp-views"),
         html.Div([
             html.Section([html.H4("Matched units"),
