@@ -71,13 +71,13 @@ def lstm_loop(w_hh_t: Tensor, gi: Tensor, h: Tensor, c: Tensor, hs: Tensor, out:
     # one bulk op over the chunk).
     d_c = out[..., cols["c"]:cols["c"] + H].unbind(0) if deltas and cols["c"] is not None else None
     d_h = out[..., cols["h"]:cols["h"] + H].unbind(0) if deltas and cols["h"] is not None else None
-    for t, (gi_t, g, c_new, h_new) in enumerate(zip(gi.unbind(0), gates.unbind(0), cs.unbind(0), hs.unbind(0))):
-        pre = gi_t.addmm_(h, w_hh_t)
-        i, f, g_, o = g.split(H, dim=1)
-        torch.sigmoid(pre[:, :2 * H], out=g[:, :2 * H])                    # i f
-        torch.tanh(pre[:, 2 * H:3 * H], out=g_)
+    for t, (gi_t, gt, c_new, h_new) in enumerate(zip(gi.unbind(0), gates.unbind(0), cs.unbind(0), hs.unbind(0))):
+        pre = gi_t.addmm_(h, w_hh_t)                                       # [B, 4H] pre-activations
+        i, f, g, o = gt.split(H, dim=1)
+        torch.sigmoid(pre[:, :2 * H], out=gt[:, :2 * H])                   # i f
+        torch.tanh(pre[:, 2 * H:3 * H], out=g)
         torch.sigmoid(pre[:, 3 * H:], out=o)
-        torch.mul(i, g_, out=c_new).addcmul_(f, c)                         # c = f·c + i·g
+        torch.mul(i, g, out=c_new).addcmul_(f, c)                          # c = f·c + i·g
         torch.mul(o, torch.tanh(c_new, out=tmp), out=h_new)                # h = o·tanh(c)
         if d_c is not None:
             torch.sub(c_new, c, out=d_c[t])
