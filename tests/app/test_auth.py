@@ -553,14 +553,15 @@ def test_console_queries_faster_than_the_rate_are_answered_by_the_gate(hosted):
         limiter.clock = time.monotonic
 
 
-def test_the_jobs_page_offers_and_accepts_uploads_by_role_through_dispatch(hosted, tmp_path):
+def test_the_jobs_page_offers_and_accepts_uploads_by_role_through_dispatch(hosted):
     """The corpus box of the Jobs page, rendered and used as the browser does (the pages callback, then the
     dropdown's callback): a member is offered and may reuse only their own uploads, a viewer none, an admin
     everyone's, labelled with the uploader."""
+    import shutil
+
     from app import context
     from workers import uploads
     app, _ = hosted
-    import shutil
     folder = Path(app.server.config[context.SETTINGS_KEY].store) / uploads.UPLOAD_DIR
     before = set(folder.iterdir()) if folder.exists() else set()
     try:
