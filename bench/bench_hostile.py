@@ -1,6 +1,7 @@
 """Hostile load on hosted mode: does anyone's flood reach the other users or the web workers?
 
     .venv/bin/python bench/bench_hostile.py [--store /tmp/dashstore] [--users 4] [--phase 30] [--workers 2]
+    .venv/bin/python bench/bench_hostile.py --refusal-cost      # the app's CPU per rate-refused query
 
 Starts ``gunicorn -w WORKERS --threads 4 app.wsgi:server`` in hosted mode on loopback over the store
 (built with ``rnnvis demo --no-serve`` if missing; ``RNNVIS_PROXY_HOPS=1`` so that sign-in guesses can
@@ -214,6 +215,39 @@ def phase(title: str, stats: bl.Stats, seconds: float) -> dict:
     return row
 
 
+def refusal_cost(store: Path, n: int = 2000) -> float:
+    """CPU seconds the app spends on one console query that the access gate refuses for its rate (the
+    Flask test client, in this process: the app's share of a tight-loop flood, without HTTP)."""
+    from analytics.settings import Settings
+    from app.auth import UserStore
+    from app.server import create_app
+    tmp = Path(tempfile.mkdtemp(prefix="rnnvis-refusal-"))
+    UserStore(tmp / "users.json").add("vera", "viewer-pass-1", "viewer", created_by="bench")
+    app = create_app(Settings(store=store, auth=True, secret_key=secrets.token_hex(32), users_file=tmp / "users.json",
+                              cookie_secure=False))
+    client = app.server.test_client()
+    client.get("/healthz")                                              # registers the pages' callbacks
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
+    client.post("/login", data={"username": "vera", "password": "viewer-pass-1", "csrf": token})
+    key = next(k for k in app.callback_map if "sql-table.columns" in k)
+    cb = app.callback_map[key]
+    outputs = [dict(zip(("id", "property"), o.rsplit(".", 1))) for o in key.strip(".").split("...")]
+    body = {"output": key, "outputs": outputs,
+            "inputs": [{**i, "value": 1 if i["property"] == "n_clicks" else None} for i in cb["inputs"]],
+            "state": [{**s, "value": "SELECT 42" if s["id"] == "sql-editor" else None} for s in cb["state"]],
+            "changedPropIds": ["sql-run.n_clicks"]}
+    limiter = app.server.extensions["rnnvis_console_rate"]
+    frozen = time.monotonic()
+    limiter.clock = lambda: frozen                                      # no refill: past the burst, all refused
+    for _ in range(10):
+        last = client.post("/_dash-update-component", json=body)
+    assert "faster than" in last.get_data(as_text=True), last.get_data(as_text=True)[:200]
+    t0 = time.process_time()
+    for _ in range(n):
+        client.post("/_dash-update-component", json=body)
+    return (time.process_time() - t0) / n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", type=Path, default=Path("/tmp/dashstore"))
@@ -225,7 +259,14 @@ def main() -> None:
     ap.add_argument("--busy-pause", type=float, nargs="+", default=[0.0, 1.0],
                     help="one SQL-flood phase per value: seconds the flooder waits after a 'too many queries' answer "
                          "(0: re-sends at once)")
+    ap.add_argument("--refusal-cost", action="store_true",
+                    help="only measure the CPU the app spends on one rate-refused console query, and exit")
     args = ap.parse_args()
+    if args.refusal_cost:
+        bl.ensure_store(args.store)
+        print(f"a console query refused for its rate costs the app {refusal_cost(args.store) * 1e3:.2f} ms of CPU "
+              "(Flask test client, no HTTP)")
+        return
 
     bl.ensure_store(args.store)
     facts = bl.store_facts(args.store)
