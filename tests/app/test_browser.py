@@ -110,6 +110,28 @@ def idle(driver, timeout: float = 30) -> None:
                                  "&& !document.title.startsWith('Updating')"), timeout, "callbacks to finish")
 
 
+def answered(driver) -> int:
+    """How many callback requests the page has had answered (the browser's own resource timing)."""
+    return js(driver, "performance.getEntriesByType('resource')"
+                      ".filter(e => e.name.includes('/_dash-update-component')).length")
+
+
+def click_and_settle(driver, element) -> None:
+    """Click what starts a server callback, then wait until it has been answered and Dash is idle.
+
+    idle() alone can look between the click and the request's start, and see the page before it.
+    """
+    before = answered(driver)
+    element.click()
+    wait(driver, lambda d: answered(d) > before, what="the click's callback to be answered")
+    idle(driver)
+
+
+def texts(driver, css: str) -> list[str]:
+    """The text of every element that matches css, read in one go (no reference can go stale between reads)."""
+    return js(driver, f"Array.from(document.querySelectorAll({css!r})).map(e => e.innerText)")
+
+
 def painted(driver) -> None:
     """Wait until the browser has painted what the page holds now: two animation frames have passed."""
     driver.execute_async_script("const done = arguments[arguments.length - 1]; "

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from tests.app.patterns_store import L, PLANTED, THETA, build_planted_store, planted_text
-from tests.app.test_browser import idle, js, serve_in_thread, shot, wait
+from tests.app.test_browser import click_and_settle, idle, js, serve_in_thread, shot, texts, wait
 from tests.app.test_browser import driver  # noqa: F401 (the module-scoped Chromium fixture)
 
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -54,14 +54,13 @@ def test_select_a_span_search_and_see_the_matches(server, driver):
     wait(driver, lambda d: len(_tokens(d)) == 40, what="the passage again")
     idle(driver)
     # the deep link alone runs the search; Search runs it again
-    items = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#patterns-match-list .pt-match"),
-                 what="the matches")
-    driver.find_element(By.ID, "patterns-search").click()
-    idle(driver)
-    items = driver.find_elements(By.CSS_SELECTOR, "#patterns-match-list .pt-match")
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#patterns-match-list .pt-match"),
+             what="the matches")
+    click_and_settle(driver, driver.find_element(By.ID, "patterns-search"))
+    items = texts(driver, "#patterns-match-list .pt-match")
     assert len(items) == min(30, len(starts))
-    assert all("3/3 units" in i.text for i in items)
-    marks = [m.text for m in driver.find_elements(By.CSS_SELECTOR, "#patterns-match-list mark")]
+    assert all("3/3 units" in i for i in items)
+    marks = texts(driver, "#patterns-match-list mark")
     assert len(marks) == len(items) and all(len(m.split()) == L for m in marks)
     assert driver.find_element(By.ID, "patterns-count").text.startswith(f"{len(starts)} matches of 3 units")
     assert "trigger 100%" in driver.find_element(By.ID, "patterns-summary").text
