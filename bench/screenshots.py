@@ -8,7 +8,7 @@ through Models, Explore (a word clicked), Explore with the two sentences of
 the RNNVis talk on the sentiment model, Compare, Jobs and SQL, and writes
 ``models.png``, ``explore.png``, ``explore-sentences.png``, ``compare.png``, ``jobs.png`` and ``sql.png``;
 ``projection.png`` and ``projection-compare.png`` show the 2-D maps (``--only projection`` takes just those);
-``patterns.png`` a pattern search on the LM's token states (``--only patterns``).
+``patterns.png`` a pattern search on the LM's token states (``--only patterns``); ``--only sql`` retakes ``sql.png``.
 
 ``jobs.png`` shows a job submitted through the Jobs page as a user does it: the
 demo-sentiment preset shrunk under "More settings" (2 epochs over 60k tokens,
@@ -167,7 +167,7 @@ def submit_job_shot(d, store: Path, out: Path) -> None:
 
 
 #: What ``--only`` can pick.
-ONLY = ("projection", "patterns")
+ONLY = ("projection", "patterns", "sql")
 #: Words selected on the projection map in its screenshot (those the model has).
 MAP_WORDS = ("he", "she", "it", "they", "i", "we", "you")
 
@@ -278,6 +278,12 @@ def main() -> None:
             d.get(base + "/patterns?" + pick_pattern(args.store, args.lm))
             settle(2)
             save("patterns", 1700)
+        if not args.only or "sql" in args.only:
+            d.get(base + "/sql")
+            settle(1)
+            d.find_element(By.ID, "sql-run").click()
+            settle(1)
+            save("sql", 1100)
         if args.only:
             return
         d.get(base + "/")
@@ -307,12 +313,6 @@ def main() -> None:
         save("compare", 1700)
 
         submit_job_shot(d, args.store, args.out)
-
-        d.get(base + "/sql")
-        settle(1)
-        d.find_element(By.ID, "sql-run").click()
-        settle(1)
-        save("sql", 1100)
     finally:
         d.quit()
         srv.close()

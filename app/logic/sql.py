@@ -166,14 +166,18 @@ def _float32_shortest(values: pd.Series) -> list[float | None]:
 
 
 def grid_data(frame: pd.DataFrame) -> tuple[list[dict], list[dict]]:
-    """(columns, records) for a DataTable; column ids are c0, c1, ... (names may repeat or be odd).
+    """(column definitions, rows) for the AG Grid; the fields are c0, c1, ... (names may repeat or be odd).
 
-    Float32 columns show the shortest decimal of each value (:func:`_float32_shortest`), not its double expansion.
+    Numeric columns are right-aligned and sort as numbers; a text cell cut at the column's width shows its
+    whole value on hover.  Float32 columns show the shortest decimal of each value
+    (:func:`_float32_shortest`), not its double expansion.
     """
     columns = []
     for i, (name, dtype) in enumerate(frame.dtypes.items()):
         numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
-        columns.append({"name": str(name), "id": f"c{i}", "type": "numeric" if numeric else "text"})
+        col = {"headerName": str(name), "field": f"c{i}", "headerTooltip": str(name)}
+        col.update({"type": "numericColumn"} if numeric else {"tooltipField": f"c{i}"})
+        columns.append(col)
     f32 = {i: _float32_shortest(frame.iloc[:, i]) for i, dtype in enumerate(frame.dtypes) if dtype == np.float32}
     records = [{f"c{i}": (f32[i][r] if i in f32 else _cell(v)) for i, v in enumerate(row)}
                for r, row in enumerate(frame.itertuples(index=False, name=None))]

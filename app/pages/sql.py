@@ -6,7 +6,8 @@ belong to the signed-in user (``local`` in open mode).
 from __future__ import annotations
 
 import dash
-from dash import Input, Output, State, callback, dash_table, dcc, html
+import dash_ag_grid as dag
+from dash import Input, Output, State, callback, dcc, html
 
 from app import auth, context, ids
 from app.logic import sql as logic
@@ -48,11 +49,15 @@ def layout(**_query) -> html.Div:
         ], className="card"),
         dcc.Loading(html.Div(id=ids.SQL_MSG), type="dot"),
         html.Section([
-            dash_table.DataTable(id=ids.SQL_TABLE, columns=[], data=[], page_action="native", page_size=25,
-                                 sort_action="native", sort_mode="multi", style_table={"overflowX": "auto"},
-                                 style_cell={"fontFamily": "monospace", "fontSize": "0.85em", "maxWidth": "28em",
-                                             "overflow": "hidden", "textOverflow": "ellipsis"},
-                                 tooltip_delay=500, tooltip_duration=None),
+            # AG Grid (Dash's DataTable is deprecated): pages of 25 rows, click a header to sort, shift-click
+            # to add a second key; columns fit their content up to 28em and can be resized.
+            dag.AgGrid(id=ids.SQL_TABLE, columnDefs=[], rowData=[], className="sql-grid", style={"height": None},
+                       defaultColDef={"sortable": True, "resizable": True, "maxWidth": 448, "minWidth": 64},
+                       dashGridOptions={"pagination": True, "paginationPageSize": 25, "rowHeight": 30, "headerHeight": 34,
+                                        "paginationPageSizeSelector": False, "domLayout": "autoHeight",
+                                        "tooltipShowDelay": 500, "tooltipShowMode": "whenTruncated",
+                                        "enableCellTextSelection": True, "ensureDomOrder": True,
+                                        "suppressFieldDotNotation": True}),
         ], className="card"),
         dcc.Store(id=ids.SQL_LAST),
         dcc.Download(id=ids.SQL_DOWNLOAD),
@@ -65,11 +70,12 @@ def _user_name() -> str:
     return user.name if user else "anonymous"
 
 
-@callback(Output(ids.SQL_TABLE, "columns"), Output(ids.SQL_TABLE, "data"), Output(ids.SQL_MSG, "children"),
-          Output(ids.SQL_LAST, "data"), Input(ids.SQL_RUN, "n_clicks"), State(ids.SQL_EDITOR, "value"),
-          prevent_initial_call=True)
+@callback(Output(ids.SQL_TABLE, "columnDefs"), Output(ids.SQL_TABLE, "rowData"), Output(ids.SQL_MSG, "children"),
+          Output(ids.SQL_LAST, "data"), Output(ids.SQL_TABLE, "columnSize"), Input(ids.SQL_RUN, "n_clicks"),
+          State(ids.SQL_EDITOR, "value"), prevent_initial_call=True)
 def _on_run(_n, sql):
-    return logic.run_for_grid(context.settings().store, sql, _user_name())
+    # the grid sizes its columns once and then clears columnSize: ask again for each new result
+    return *logic.run_for_grid(context.settings().store, sql, _user_name()), "autoSize"
 
 
 @callback(Output(ids.SQL_EDITOR, "value"), Input(ids.SQL_EXAMPLES, "value"), Input(ids.SQL_SAVED, "value"),

@@ -137,10 +137,10 @@ def test_each_role_can_browse_every_page_and_run_sql(hosted, name):
             assert r.status_code == 302 and r.headers["Location"] == "/"
             continue
         assert r.status_code == 200, (name, url, r.status_code)
-    r = _callback(c, app, "sql-table.columns", [("sql-run", "n_clicks", 1)],
+    r = _callback(c, app, "sql-table.columnDefs", [("sql-run", "n_clicks", 1)],
                   [("sql-editor", "value", "SELECT model_id FROM models ORDER BY 1")])
     assert r.status_code == 200
-    assert [row["c0"] for row in r.json["response"]["sql-table"]["data"]] == ["tiny-gru", "tiny-lstm"]
+    assert [row["c0"] for row in r.json["response"]["sql-table"]["rowData"]] == ["tiny-gru", "tiny-lstm"]
     r = _callback(c, app, "app-user.children", [("app-sign-out", "id", "app-sign-out")])
     assert r.json["response"]["app-user"]["children"] == f"{name} ({ROLE_OF[name]})"
 
@@ -336,7 +336,7 @@ def test_signing_out_ends_the_session_for_every_copy_of_the_cookie(fresh):
     assert _logout(c).status_code == 303
     stolen = _replay(app, saved)
     assert stolen.get("/sql").status_code == 302 and stolen.get("/_dash-layout").status_code == 401
-    r = _callback(stolen, app, "sql-table.columns", [("sql-run", "n_clicks", 1)],
+    r = _callback(stolen, app, "sql-table.columnDefs", [("sql-run", "n_clicks", 1)],
                   [("sql-editor", "value", "SELECT model_id FROM models")])
     assert r.status_code == 401
 
@@ -474,7 +474,7 @@ def test_bodies_over_the_cap_of_the_role_are_refused_before_parsing(fresh):
     assert anon.post("/_dash-update-component", data=b"{" * (64 << 10),
                      content_type="application/json").status_code == 413
     viewer, _ = _login(app, "vera")
-    key = _key(app, "sql-table.columns")
+    key = _key(app, "sql-table.columnDefs")
     body = {"output": key, "outputs": _outputs(key), "inputs": [{"id": "sql-run", "property": "n_clicks", "value": 1}],
             "state": [{"id": "sql-editor", "property": "value", "value": "SELECT 1 -- " + "x" * (2 << 20)}],
             "changedPropIds": ["sql-run.n_clicks"]}
@@ -535,19 +535,19 @@ def test_console_queries_faster_than_the_rate_are_answered_by_the_gate(hosted):
     try:
         vera, _ = _login(app, "vera")
         query = [("sql-editor", "value", "SELECT 42 AS answer")]
-        answers = [_callback(vera, app, "sql-table.columns", [("sql-run", "n_clicks", i)], query) for i in range(6)]
+        answers = [_callback(vera, app, "sql-table.columnDefs", [("sql-run", "n_clicks", i)], query) for i in range(6)]
         assert all(r.status_code == 200 for r in answers)
         ran = [r for r in answers if "sql-table" in r.json["response"]]
         assert len(ran) == throttle.CONSOLE_BURST
-        assert all(r.json["response"]["sql-table"]["data"][0]["c0"] == 42 for r in ran)
+        assert all(r.json["response"]["sql-table"]["rowData"][0]["c0"] == 42 for r in ran)
         for r in answers[throttle.CONSOLE_BURST:]:
             (message,) = [v["children"] for v in r.json["response"].values()]
             assert message.startswith("You are sending queries faster than 2 a second")
         mo, _ = _login(app, "mo")                                        # another user: a bucket of their own
-        r = _callback(mo, app, "sql-table.columns", [("sql-run", "n_clicks", 1)], query)
-        assert r.json["response"]["sql-table"]["data"][0]["c0"] == 42
+        r = _callback(mo, app, "sql-table.columnDefs", [("sql-run", "n_clicks", 1)], query)
+        assert r.json["response"]["sql-table"]["rowData"][0]["c0"] == 42
         frozen[0] += 1.0                                                 # a second later: two more
-        again = [_callback(vera, app, "sql-table.columns", [("sql-run", "n_clicks", 9)], query) for _ in range(3)]
+        again = [_callback(vera, app, "sql-table.columnDefs", [("sql-run", "n_clicks", 9)], query) for _ in range(3)]
         assert ["sql-table" in r.json["response"] for r in again] == [True, True, False]
     finally:
         limiter.clock = time.monotonic

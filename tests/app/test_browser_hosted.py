@@ -6,7 +6,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.app.test_browser import idle, new_driver, serve_in_thread, wait  # skips here too without Chromium
+from tests.app.test_browser import idle, js, new_driver, serve_in_thread, wait  # skips here too without Chromium
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -58,14 +58,17 @@ def test_sign_in_then_query_sort_page_and_save(hosted_server, browser):
     _type(editor, "SELECT range AS n, range % 7 AS r FROM range(60)")
     d.find_element(By.ID, "sql-run").click()
     wait(d, lambda d: "60 rows" in d.find_element(By.ID, "sql-msg").text, what="result message")
-    def cells() -> list[str]:
-        return [c.text for c in d.find_elements(By.CSS_SELECTOR, "#sql-table td[data-dash-column='c0']")]
+    def cells() -> list[str]:                                    # column n, top to bottom, read in one go
+        return js(d, "Array.from(document.querySelectorAll('#sql-table .ag-row'))"
+                     ".sort((a, b) => a.getAttribute('row-index') - b.getAttribute('row-index'))"
+                     ".map(r => r.querySelector(\"[col-id='c0']\").innerText)")
     wait(d, lambda d: cells()[:3] == ["0", "1", "2"], what="first page")
     assert len(cells()) == 25                                    # paged by 25
-    sort = d.find_elements(By.CSS_SELECTOR, "#sql-table th[data-dash-column='c0'] .column-header--sort")
-    sort[0].click()
-    sort = d.find_elements(By.CSS_SELECTOR, "#sql-table th[data-dash-column='c0'] .column-header--sort")
-    sort[0].click()                                              # none -> ascending -> descending
+    header = "#sql-table .ag-header-cell[col-id='c0']"
+    d.find_element(By.CSS_SELECTOR, header + " .ag-header-cell-label").click()
+    wait(d, lambda d: d.find_element(By.CSS_SELECTOR, header).get_attribute("aria-sort") == "ascending",
+         what="sorted ascending")
+    d.find_element(By.CSS_SELECTOR, header + " .ag-header-cell-label").click()   # then descending
     wait(d, lambda d: cells()[:2] == ["59", "58"], what="sorted descending")
     # a refused query says why, and the app goes on
     _type(editor, "COPY models TO '/tmp/x.csv'")

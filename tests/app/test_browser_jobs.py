@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.app.test_browser import idle, js, serve_in_thread, shot, trace_len, wait  # skips w/o Chromium
+from tests.app.test_browser import idle, js, serve_in_thread, shot, texts, trace_len, wait  # skips w/o Chromium
 from tests.app.test_browser import driver  # noqa: F401 (the module-scoped Chromium fixture)
 
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -258,5 +258,5 @@ def test_sql_console_runs_a_query(jobs_server, driver):
     editor.send_keys("SELECT count(*) AS n, count(DISTINCT submitted_by) AS users FROM jobs")
     d.find_element(By.ID, "sql-run").click()
     wait(d, lambda d: "1 row" in d.find_element(By.ID, "sql-msg").text, what="the query's result")
-    cells = [c.text for c in d.find_elements(By.CSS_SELECTOR, "#sql-table td")]
+    cells = texts(d, "#sql-table .ag-cell")
     assert len(cells) == 2 and all(c.isdigit() for c in cells), cells

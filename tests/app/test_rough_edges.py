@@ -31,8 +31,8 @@ def test_sql_grid_shows_rounded_float32_values_without_noise(client):
     sql = ("SELECT unit, round(mean, 4) AS rounded, mean FROM word_responses "
            "WHERE model_id = 'tiny-lstm' AND layer = 0 AND state = 'h' ORDER BY word_id, unit LIMIT 40")
     out = dispatch(app, c, ids.SQL_TABLE, {ids.SQL_EDITOR: sql, ids.SQL_RUN: 1}, f"{ids.SQL_RUN}.n_clicks")
-    cols = {col["name"]: col["id"] for col in out[(ids.SQL_TABLE, "columns")]}
-    rows = out[(ids.SQL_TABLE, "data")]
+    cols = {col["headerName"]: col["field"] for col in out[(ids.SQL_TABLE, "columnDefs")]}
+    rows = out[(ids.SQL_TABLE, "rowData")]
     rounded = [r[cols["rounded"]] for r in rows]
     assert len(rounded) == 40 and any(v != 0 for v in rounded)
     assert all(len(repr(v).split(".")[-1].lstrip("-")) <= 4 or "e" in repr(v) for v in rounded), rounded

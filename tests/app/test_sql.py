@@ -39,7 +39,9 @@ def test_grid_data_handles_odd_columns_and_values():
                           "t": pd.to_datetime(["2024-01-01", "2024-01-02"]), "e": [b"\x00\x01", b""]})
     frame.columns = ["a", "b", "a", "d", "t", "e"]  # duplicate names are fine
     columns, records = logic.grid_data(frame)
-    assert [c["id"] for c in columns] == ["c0", "c1", "c2", "c3", "c4", "c5"] and columns[2]["name"] == "a"
+    assert [c["field"] for c in columns] == ["c0", "c1", "c2", "c3", "c4", "c5"] and columns[2]["headerName"] == "a"
+    # numbers align and sort as numbers; a text cell shows its whole value on hover
+    assert columns[3]["type"] == "numericColumn" and columns[1]["tooltipField"] == "c1" and "type" not in columns[1]
     assert records[0] == {"c0": 1, "c1": "[1, 2]", "c2": '{"x": 1}', "c3": None, "c4": "2024-01-01T00:00:00",
                           "c5": "0001"}
     json.dumps(records)
@@ -100,14 +102,18 @@ def _query_running(root) -> bool:
     return held_slots(root) > 0
 
 
+def _run_callback(app) -> tuple[str, list[dict]]:
+    """The Run button's callback: its key and its outputs, as the renderer names them in a request."""
+    key = next(k for k in app.callback_map if "sql-table.columnDefs" in k)
+    return key, [{"id": o.component_id, "property": o.component_property} for o in app.callback_map[key]["output"]]
+
+
 def test_app_keeps_serving_during_and_after_a_runaway_query(app_store, monkeypatch):
     monkeypatch.setattr(logic, "TIMEOUT_S", 8.0)  # room for the other requests to be answered first when loaded
     app = create_app(Settings(store=app_store))
     client = app.server.test_client()
     assert client.get("/healthz").status_code == 200
-    key = next(k for k in app.callback_map if "sql-table.columns" in k)
-    outputs = [{"id": i, "property": p} for i, p in (("sql-table", "columns"), ("sql-table", "data"),
-                                                     ("sql-msg", "children"), ("sql-last", "data"))]
+    key, outputs = _run_callback(app)
 
     def run(sql, c=None):
         return (c or app.server.test_client()).post("/_dash-update-component", json={
@@ -124,12 +130,12 @@ def test_app_keeps_serving_during_and_after_a_runaway_query(app_store, monkeypat
         time.sleep(0.01)
     assert client.get("/healthz").status_code == 200
     fast = run("SELECT model_id FROM models ORDER BY 1", client)
-    assert [r["c0"] for r in fast.json["response"]["sql-table"]["data"]] == ["tiny-gru", "tiny-lstm"]
+    assert [r["c0"] for r in fast.json["response"]["sql-table"]["rowData"]] == ["tiny-gru", "tiny-lstm"]
     assert th.is_alive() and _query_running(app_store)  # answered while the runaway query still runs
     th.join(60)
     assert slow["r"].status_code == 200 and "Time limit" in slow["r"].text
     after = run("SELECT count(*) AS n FROM vocab", client)
-    assert after.json["response"]["sql-table"]["data"][0]["c0"] > 0
+    assert after.json["response"]["sql-table"]["rowData"][0]["c0"] > 0
     assert client.get("/sql").status_code == 200
 
 
@@ -154,9 +160,7 @@ def test_the_console_counts_queries_per_signed_in_user(app_store):
     """Open mode's user is ``local``: with two of its queries running elsewhere, a third is refused with a message."""
     app = create_app(Settings(store=app_store))
     assert app.server.test_client().get("/sql").status_code == 200   # the first request registers the callbacks
-    key = next(k for k in app.callback_map if "sql-table.columns" in k)
-    outputs = [{"id": i, "property": p} for i, p in (("sql-table", "columns"), ("sql-table", "data"),
-                                                     ("sql-msg", "children"), ("sql-last", "data"))]
+    key, outputs = _run_callback(app)
 
     def run(sql):
         return app.server.test_client().post("/_dash-update-component", json={
@@ -172,10 +176,10 @@ def test_the_console_counts_queries_per_signed_in_user(app_store):
         assert all(h.stdout.readline().strip() == "held" for h in holders)
         r = run("SELECT model_id FROM models")
         assert r.status_code == 200 and "already have 2 queries running" in r.text
-        assert r.json["response"]["sql-table"]["data"] == []
+        assert r.json["response"]["sql-table"]["rowData"] == []
     finally:
         for h in holders:
             h.stdin.close()
             h.wait()
     r = run("SELECT model_id FROM models ORDER BY 1")
-    assert [row["c0"] for row in r.json["response"]["sql-table"]["data"]] == ["tiny-gru", "tiny-lstm"]
+    assert [row["c0"] for row in r.json["response"]["sql-table"]["rowData"]] == ["tiny-gru", "tiny-lstm"]
