@@ -50,14 +50,15 @@ def layout(**_query) -> html.Div:
         dcc.Loading(html.Div(id=ids.SQL_MSG), type="dot"),
         html.Section([
             # AG Grid (Dash's DataTable is deprecated): pages of 25 rows, click a header to sort, shift-click
-            # to add a second key; columns fit their content up to 28em and can be resized.
+            # to add a second key; columns fit their content up to 28em and can be resized (every column is
+            # drawn, so that the ones off screen are measured too).
             dag.AgGrid(id=ids.SQL_TABLE, columnDefs=[], rowData=[], className="sql-grid", style={"height": None},
                        defaultColDef={"sortable": True, "resizable": True, "maxWidth": 448, "minWidth": 64},
                        dashGridOptions={"pagination": True, "paginationPageSize": 25, "rowHeight": 30, "headerHeight": 34,
                                         "paginationPageSizeSelector": False, "domLayout": "autoHeight",
                                         "tooltipShowDelay": 500, "tooltipShowMode": "whenTruncated",
                                         "enableCellTextSelection": True, "ensureDomOrder": True,
-                                        "suppressFieldDotNotation": True}),
+                                        "suppressFieldDotNotation": True, "suppressColumnVirtualisation": True}),
         ], className="card"),
         dcc.Store(id=ids.SQL_LAST),
         dcc.Download(id=ids.SQL_DOWNLOAD),

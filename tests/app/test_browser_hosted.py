@@ -64,6 +64,9 @@ def test_sign_in_then_query_sort_page_and_save(hosted_server, browser):
                      ".map(r => r.querySelector(\"[col-id='c0']\").innerText)")
     wait(d, lambda d: cells()[:3] == ["0", "1", "2"], what="first page")
     assert len(cells()) == 25                                    # paged by 25
+    # the columns fit their content (AG Grid's default would be 200 px each)
+    wait(d, lambda d: js(d, "document.querySelector(\"#sql-table .ag-header-cell[col-id='c1']\")"
+                            ".getBoundingClientRect().width") < 120, what="columns sized to their content")
     header = "#sql-table .ag-header-cell[col-id='c0']"
     d.find_element(By.CSS_SELECTOR, header + " .ag-header-cell-label").click()
     wait(d, lambda d: d.find_element(By.CSS_SELECTOR, header).get_attribute("aria-sort") == "ascending",
