@@ -104,7 +104,7 @@ def sql_flooder(base: str, deps, facts, name: str, password: str, stop, answers:
     while not stop.is_set():
         q = rng.choice(HOSTILE)
         t0 = time.perf_counter()
-        data = user._callback("hostile", "sql-table.columns", {"sql-run.n_clicks": 1, "sql-editor.value": q})
+        data = user._callback("hostile", "sql-table.columnDefs", {"sql-run.n_clicks": 1, "sql-editor.value": q})
         dt = time.perf_counter() - t0
         label = _classify(str(data)) if data else "HTTP error"
         with lock:
@@ -229,7 +229,7 @@ def refusal_cost(store: Path, n: int = 2000) -> float:
     client.get("/healthz")                                              # registers the pages' callbacks
     token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
     client.post("/login", data={"username": "vera", "password": "viewer-pass-1", "csrf": token})
-    key = next(k for k in app.callback_map if "sql-table.columns" in k)
+    key = next(k for k in app.callback_map if "sql-table.columnDefs" in k)
     cb = app.callback_map[key]
     outputs = [dict(zip(("id", "property"), o.rsplit(".", 1))) for o in key.strip(".").split("...")]
     body = {"output": key, "outputs": outputs,

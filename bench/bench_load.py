@@ -216,7 +216,7 @@ class User:
 
     def sql(self) -> None:
         q = self.rng.choice(SQL_QUERIES).format(model=self.model)
-        self._callback("sql query", "sql-table.columns", {"sql-run.n_clicks": 1, "sql-editor.value": q})
+        self._callback("sql query", "sql-table.columnDefs", {"sql-run.n_clicks": 1, "sql-editor.value": q})
 
     def run(self, stop: threading.Event, think: tuple[float, float]) -> None:
         self.open_page("/explore", f"?model={self.model}")
