@@ -85,6 +85,9 @@ def store_facts(store: Path) -> dict:
             ks = st.query(con, "SELECT DISTINCT k FROM coclusters WHERE model_id = ? ORDER BY k", [m.model_id])
             words = st.query(con, "SELECT word FROM vocab WHERE model_id = ? AND freq > 20 ORDER BY freq DESC "
                                   "LIMIT 60 OFFSET 5", [m.model_id])
+            if len(words) < 2:  # a tiny corpus: its most frequent words, whatever their counts
+                words = st.query(con, "SELECT word FROM vocab WHERE model_id = ? ORDER BY freq DESC LIMIT 20",
+                                 [m.model_id])
             sents = st.query(con, "SELECT sentence_id FROM sentences WHERE model_id = ? ORDER BY created_at "
                                   "LIMIT 3", [m.model_id])
             states = [s for s in str(m.states or "h").split(",") if s in ("h", "c")] or ["h"]

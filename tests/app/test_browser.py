@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+
+from tests.app.serving import serve_in_thread  # noqa: F401 (imported from here by the other browser tests)
 
 pytestmark = pytest.mark.browser
 
@@ -53,14 +54,6 @@ def server(app_store):
     srv = serve_in_thread(create_app(Settings(store=app_store)))
     yield f"http://127.0.0.1:{srv.effective_port}"
     srv.close()
-
-
-def serve_in_thread(app):
-    """Serve a Dash app with waitress on a free loopback port in a daemon thread."""
-    from waitress.server import create_server
-    srv = create_server(app.server, host="127.0.0.1", port=0, threads=4)
-    threading.Thread(target=srv.run, daemon=True).start()
-    return srv
 
 
 def new_driver():
