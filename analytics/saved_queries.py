@@ -1,20 +1,19 @@
 """Saved SQL queries, per user: ``<store>/saved_queries/<user>.json``.
 
 Outside the directories the SQL sandbox may read. Each file holds a list of
-``{name, sql, created_by, created_at}``, rewritten atomically (temporary file +
-``os.replace``) under a lock file, so concurrent saves from several app
+``{name, sql, created_by, created_at}``, rewritten atomically under a lock file
+(:class:`analytics.json_file.JsonFile`), so concurrent saves from several app
 processes never lose or corrupt one another.
 """
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
-import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from .json_file import JsonFile
 
 __all__ = ["SavedQueryError", "list_queries", "save_query", "delete_query", "MAX_QUERIES", "MAX_SQL_CHARS"]
 
@@ -34,40 +33,34 @@ def _file(root: str | os.PathLike[str], user: str) -> Path:
     return Path(root) / DIRNAME / f"{user}.json"
 
 
+def _json(root: str | os.PathLike[str], user: str) -> JsonFile:
+    return JsonFile(_file(root, user), strict=True, indent=1)
+
+
+def _sorted(queries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(queries, key=lambda q: q["name"].lower())
+
+
 def list_queries(root: str | os.PathLike[str], user: str) -> list[dict[str, Any]]:
     """The user's saved queries, sorted by name."""
-    path = _file(root, user)
+    f = _json(root, user)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return []
-    except ValueError as e:
-        raise SavedQueryError(f"cannot read {path}: {e}") from e
-    return sorted(data.get("queries", []), key=lambda q: q["name"].lower())
+        return _sorted(f.read().get("queries", []))
+    except (OSError, ValueError) as e:
+        raise SavedQueryError(f"cannot read {f.path}: {e}") from e
 
 
 def _update(root: str | os.PathLike[str], user: str, fn) -> list[dict[str, Any]]:
-    path = _file(root, user)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.parent / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    """Replace the user's queries by ``fn(queries)``, atomically under the file's lock; returns them sorted."""
+    def apply(data: dict[str, Any]) -> list[dict[str, Any]]:
+        data["user"], data["queries"] = user, fn(data.get("queries", []))
+        return data["queries"]
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        queries = fn(list_queries(root, user))
-        tmp = tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{user}.", suffix=".tmp", delete=False,
-                                          encoding="utf-8")
-        try:
-            with tmp:
-                json.dump({"user": user, "queries": queries}, tmp, indent=1, ensure_ascii=False)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.replace(tmp.name, path)
-        except BaseException:
-            Path(tmp.name).unlink(missing_ok=True)
+        return _sorted(_json(root, user).update(apply))
+    except ValueError as e:
+        if isinstance(e, SavedQueryError):
             raise
-        return sorted(queries, key=lambda q: q["name"].lower())
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        raise SavedQueryError(f"cannot read the saved queries of {user}: {e}") from e
 
 
 def save_query(root: str | os.PathLike[str], user: str, name: str, sql: str) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Server-side sessions of hosted mode, and the small JSON files they and the sign-in throttle live in.
+"""Server-side sessions of hosted mode.
 
 The session cookie (signed by Flask) holds only a random session id and a form token; the server
 keeps, per id, who signed in, their user record's session version and when the session ends. A
@@ -14,84 +14,16 @@ every gunicorn worker sees the same sessions.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import json
 import os
 import secrets
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JsonFile", "SessionStore"]
+from analytics.json_file import JsonFile
 
-
-class JsonFile:
-    """One JSON object in a file: read cached by (mtime, size, inode), updated atomically under a lock file.
-
-    A damaged file reads as empty (sessions end, failure counts reset, rather than everyone locked out),
-    or with ``strict`` raises the OSError or ValueError.  ``indent``: how the file is written (None: compact).
-    """
-
-    def __init__(self, path: str | os.PathLike[str], *, strict: bool = False, indent: int | None = None):
-        self.path = Path(path)
-        self.strict, self.indent = strict, indent
-        self._cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
-
-    def read(self) -> dict[str, Any]:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return {}
-        key = (st.st_mtime_ns, st.st_size, st.st_ino)
-        cached = self._cache
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError):
-            if self.strict:
-                raise
-            data = {}
-        if not isinstance(data, dict):
-            if self.strict:
-                raise ValueError(f"{self.path} does not hold a JSON object")
-            data = {}
-        self._cache = (key, data)
-        return data
-
-    def update(self, fn: Callable[[dict[str, Any]], Any]) -> Any:
-        """Apply ``fn`` to a private copy of the data and write the result; returns what ``fn`` returns."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            self._cache = None
-            data = json.loads(json.dumps(self.read()))
-            result = fn(data)
-            tmp = tempfile.NamedTemporaryFile("w", dir=self.path.parent, prefix=f".{self.path.name}.",
-                                              suffix=".tmp", delete=False, encoding="utf-8")
-            try:
-                with tmp:
-                    os.fchmod(tmp.fileno(), 0o600)
-                    json.dump(data, tmp, indent=self.indent, sort_keys=self.indent is not None,
-                              separators=None if self.indent is not None else (",", ":"))
-                    tmp.flush()
-                    os.fsync(tmp.fileno())
-                os.replace(tmp.name, self.path)
-            except BaseException:
-                Path(tmp.name).unlink(missing_ok=True)
-                raise
-            self._cache = None
-            return result
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+__all__ = ["SessionStore"]
 
 
 def _key(session_id: str) -> str:

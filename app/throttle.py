@@ -32,8 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from analytics.json_file import JsonFile
 from analytics.sandbox_slots import run_dir, try_slot
-from app.sessions import JsonFile
 
 __all__ = ["MAX_FAILURES", "WINDOW_S", "CONSOLE_RATE", "CONSOLE_BURST", "LoginThrottle", "RateLimiter", "argon2_slot",
            "argon2_slots", "password_checker"]

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from analytics.json_file import JsonFile
 from app import passwords
-from app.sessions import JsonFile
 
 if TYPE_CHECKING:
     from analytics.settings import Settings
