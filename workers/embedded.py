@@ -21,7 +21,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from analytics import store
 from analytics.settings import Settings
 from workers import records
 from workers.errors import UnknownJobError
@@ -132,10 +131,10 @@ def recover_lost_jobs(settings: Settings, *, job_settings: JobSettings | None = 
 
     root = Path(settings.store).expanduser().absolute()
     again = []
-    for job_id in (store.list_partitions(root, "jobs") if root.exists() else []):
+    for job_id, _ in (records.jobs_with_status(root, "running") if root.exists() else []):
         try:
             rec = records.read_job(root, job_id)
-        except UnknownJobError:
+        except UnknownJobError:                                        # deleted since
             continue
         if rec.status == "running" and owner_alive(rec.worker) is False:
             if records.cancel_requested(root, job_id):

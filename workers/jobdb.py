@@ -36,7 +36,7 @@ from typing import Any
 from analytics.schema import view
 
 __all__ = ["DB_NAME", "COLUMNS", "TIMESTAMPS", "db_path", "connect", "transaction", "get", "upsert", "delete",
-           "newest", "claim_holder", "set_claim", "drop_claim"]
+           "newest", "with_status", "claim_holder", "set_claim", "drop_claim"]
 
 DB_NAME = ".jobs.sqlite"
 #: Columns of the ``jobs`` table, in the order of the store's ``jobs`` view.
@@ -216,6 +216,13 @@ def newest(con: sqlite3.Connection, limit: int, job_id: str | None = None) -> li
         return con.execute(f"SELECT {cols} FROM jobs WHERE job_id = ?", (job_id,)).fetchall()
     return con.execute(f"SELECT {cols} FROM jobs ORDER BY submitted_at DESC, job_id LIMIT ?",
                        (int(limit),)).fetchall()
+
+
+def with_status(con: sqlite3.Connection, statuses: Sequence[str]) -> list[tuple[str, str | None]]:
+    """(job id, model id) of every job whose stored status is one of ``statuses``, oldest first."""
+    marks = ", ".join("?" for _ in statuses)
+    return con.execute(f"SELECT job_id, model_id FROM jobs WHERE status IN ({marks}) ORDER BY submitted_at, job_id",
+                       tuple(statuses)).fetchall()
 
 
 def claim_holder(con: sqlite3.Connection, model_id: str) -> tuple[str, float] | None:

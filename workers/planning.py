@@ -26,7 +26,7 @@ from models.config import CHOICES as CONFIG_CHOICES
 from models.config import (MODEL_BOUNDS, TRAIN_BOUNDS, ConfigError, ModelConfig, TrainConfig, apply_overrides,
                            get_preset)
 from workers.errors import JobValidationError
-from workers.records import JobRecord, new_job_id
+from workers.records import JobRecord, jobs_with_status, new_job_id
 from workers.uploads import corpus_choice, read_upload
 
 __all__ = ["FormField", "FORM_FIELDS", "CHOICES", "coerce", "plan_train_job", "plan_import_job", "plan_analyze_job", "next_stage"]
@@ -116,14 +116,8 @@ def _check_model_id(root: str | os.PathLike, model_id: str, active_ids: set[str]
 
 
 def _active_model_ids(root: str | os.PathLike) -> set[str]:
-    """Models that a queued or running job is building."""
-    con = store.connect(root)
-    try:
-        df = store.query(con, "SELECT DISTINCT model_id FROM jobs WHERE status IN ('queued', 'running') "
-                              "AND model_id IS NOT NULL")
-    finally:
-        con.close()
-    return set(df["model_id"])
+    """Models that a queued or running job is building (from the job database: the live records)."""
+    return {m for _, m in jobs_with_status(root, "queued", "running") if m is not None}
 
 
 def _analysis_params(analysis: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -214,6 +214,11 @@ def read_job(root: str | os.PathLike, job_id: str) -> JobRecord:
     return JobRecord.from_row(row)
 
 
+def jobs_with_status(root: str | os.PathLike, *statuses: str) -> list[tuple[str, str | None]]:
+    """(job id, model id) of the jobs whose stored status is one of ``statuses``, oldest first."""
+    return jobdb.with_status(job_db(root), statuses)
+
+
 def delete_job(root: str | os.PathLike, job_id: str) -> None:
     """Remove the record and its archive (no error if there is none)."""
     _check_job_id(job_id)

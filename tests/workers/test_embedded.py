@@ -139,3 +139,31 @@ def test_bring_your_own_model_becomes_a_model(embedded, tmp_path):
     for view in ("models", "training_metrics", "vocab", "word_responses", "coclusters"):
         assert store.query(con, f"SELECT count(*) AS n FROM {view} WHERE model_id = 'byo'")["n"].item() > 0, view
     con.close()
+
+
+def test_a_running_job_whose_worker_died_is_queued_again_at_start(tmp_path):
+    """`rnnvis serve` with the embedded broker: a job left ``running`` by a worker process that is gone goes back
+    to the queue; one whose worker lives, one that ran elsewhere and finished ones stay as they are."""
+    import socket
+    import subprocess
+    import sys
+
+    from workers.embedded import recover_lost_jobs
+    from workers.records import JobRecord
+
+    root = tmp_path / "store"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    here = f"celery@{socket.gethostname()}"
+    jobs = {"j0000000a": ("running", f"{here}/{gone.pid}"), "j0000000b": ("running", f"{here}/{os.getpid()}"),
+            "j0000000c": ("running", f"celery@elsewhere/{gone.pid}"), "j0000000d": ("done", f"{here}/{gone.pid}")}
+    for job_id, (status, worker) in jobs.items():
+        records.write_job(root, JobRecord(job_id, "train", f"m-{job_id}", status=status, worker=worker,
+                                          stage="train", params={"preset": "demo-gru"}))
+    settings = Settings(store=root)
+    assert recover_lost_jobs(settings) == ["j0000000a"]
+    again = records.read_job(root, "j0000000a")
+    assert again.status == "queued" and again.worker is None and again.detail["resubmitted"]
+    assert [records.read_job(root, j).status for j in ("j0000000b", "j0000000c", "j0000000d")] == [
+        "running", "running", "done"]
+    assert recover_lost_jobs(Settings(store=root, broker_url="redis://127.0.0.1:1")) == []  # a broker's own redelivery
