@@ -8,17 +8,12 @@ import dash
 from dash import Input, Output, State, callback, dcc, html
 
 from app import context, ids
+from app.controls import GRAPH_CONFIG, control, model_options
 from app.logic import compare as logic
 from app.logic.common import analysed_models, error_alert
 from app.urlstate import K_MAX, K_MIN, from_query
 
 dash.register_page(__name__, path="/compare", name="Compare", title="RNNVis · Compare", order=2)
-
-GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
-
-
-def _label(text: str, child) -> html.Div:
-    return html.Div([html.Label(text), child], className="control")
 
 
 def layout(**query) -> html.Div:
@@ -35,26 +30,22 @@ def layout(**query) -> html.Div:
                              avoid_same=vs.layer_b is None)
     except Exception as e:  # noqa: BLE001 - shown in the page, never a traceback
         ctl = ([], None, [], None, [], None, [error_alert(e)])
-    known = {o["value"] for o in model_opts}
-    for m in (d["a"], d["b"]):
-        if m and m not in known:
-            model_opts = model_opts + [{"label": f"{m} (not found)", "value": m}]
-            known.add(m)
+    model_opts = model_options(model_opts, d["a"], d["b"])
     layer_opts_a, layer_a, layer_opts_b, layer_b, state_opts, state, alert = ctl
     panel = html.Aside([
         html.H3("Compare"),
-        _label("Model A", dcc.Dropdown(id=ids.CMP_MODEL_A, options=model_opts, value=d["a"], clearable=False)),
-        _label("Layer A", dcc.Dropdown(id=ids.CMP_LAYER_A, options=layer_opts_a, value=layer_a, clearable=False)),
-        _label("Model B", dcc.Dropdown(id=ids.CMP_MODEL_B, options=model_opts, value=d["b"], clearable=False)),
-        _label("Layer B", dcc.Dropdown(id=ids.CMP_LAYER_B, options=layer_opts_b, value=layer_b, clearable=False)),
-        _label("State (shared)", dcc.Dropdown(id=ids.CMP_STATE, options=state_opts, value=state, clearable=False)),
-        _label("Clusters k", dcc.Slider(id=ids.CMP_K, min=K_MIN, max=K_MAX, step=1, value=d["k"],
-                                        marks={i: str(i) for i in (2, 5, 10, 15, 20)})),
-        _label("Words per cloud", dcc.Slider(id=ids.CMP_NWORDS, min=5, max=40, step=1, value=min(d["nwords"], 40),
-                                             marks={5: "5", 20: "20", 40: "40"})),
-        _label("Word (detail)", dcc.Dropdown(id=ids.CMP_WORD, options=[{"label": d["word"], "value": d["word"]}]
-                                             if d["word"] else [], value=d["word"], searchable=True,
-                                             placeholder="click a word in either view")),
+        control("Model A", dcc.Dropdown(id=ids.CMP_MODEL_A, options=model_opts, value=d["a"], clearable=False)),
+        control("Layer A", dcc.Dropdown(id=ids.CMP_LAYER_A, options=layer_opts_a, value=layer_a, clearable=False)),
+        control("Model B", dcc.Dropdown(id=ids.CMP_MODEL_B, options=model_opts, value=d["b"], clearable=False)),
+        control("Layer B", dcc.Dropdown(id=ids.CMP_LAYER_B, options=layer_opts_b, value=layer_b, clearable=False)),
+        control("State (shared)", dcc.Dropdown(id=ids.CMP_STATE, options=state_opts, value=state, clearable=False)),
+        control("Clusters k", dcc.Slider(id=ids.CMP_K, min=K_MIN, max=K_MAX, step=1, value=d["k"],
+                                         marks={i: str(i) for i in (2, 5, 10, 15, 20)})),
+        control("Words per cloud", dcc.Slider(id=ids.CMP_NWORDS, min=5, max=40, step=1, value=min(d["nwords"], 40),
+                                              marks={5: "5", 20: "20", 40: "40"})),
+        control("Word (detail)", dcc.Dropdown(id=ids.CMP_WORD, options=[{"label": d["word"], "value": d["word"]}]
+                                              if d["word"] else [], value=d["word"], searchable=True,
+                                              placeholder="click a word in either view")),
         html.P("Units are matched by the correlation of their responses over the words both models co-clustered "
                "(Hungarian matching). Outlined cells: strongly matched units, or the pair of the cell you clicked. "
                "Chance: the same matching after shuffling the shared words of one model (grey band).",

@@ -8,18 +8,12 @@ import dash
 from dash import Input, Output, State, callback, dcc, html
 
 from app import auth, context, ids
+from app.controls import GRAPH_CONFIG, control, model_options
 from app.logic import explore as logic
 from app.logic.common import analysed_models, default_model, error_alert, layer_options, pick_layer_state
 from app.urlstate import K_MAX, K_MIN, from_query
 
 dash.register_page(__name__, path="/explore", name="Explore", title="RNNVis · Explore", order=1)
-
-GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
-
-
-def _label(text: str, child, help_text: str | None = None, narrow: bool = False) -> html.Div:
-    return html.Div([html.Label(text, title=help_text or ""), child],
-                    className="control control-narrow" if narrow else "control")
 
 
 def layout(**query) -> html.Div:
@@ -49,26 +43,25 @@ def layout(**query) -> html.Div:
                 alert = [error_alert(e, r)]
     except Exception as e:  # noqa: BLE001 - shown in the page, never a traceback
         alert = [error_alert(e)]
-    if model and model not in {o["value"] for o in model_opts}:
-        model_opts = model_opts + [{"label": f"{model} (not found)", "value": model}]
+    model_opts = model_options(model_opts, model)
     panel = html.Aside([
         html.H3("Explore"),
-        _label("Model", dcc.Dropdown(id=ids.EX_MODEL, options=model_opts, value=model, clearable=False)),
+        control("Model", dcc.Dropdown(id=ids.EX_MODEL, options=model_opts, value=model, clearable=False)),
         html.Div([
-            _label("Layer", dcc.Dropdown(id=ids.EX_LAYER, options=layers, value=layer, clearable=False), narrow=True),
-            _label("State", dcc.Dropdown(id=ids.EX_STATE, options=states, value=state, clearable=False)),
+            control("Layer", dcc.Dropdown(id=ids.EX_LAYER, options=layers, value=layer, clearable=False), narrow=True),
+            control("State", dcc.Dropdown(id=ids.EX_STATE, options=states, value=state, clearable=False)),
         ], className="control-row"),
-        _label("Clusters k", dcc.Slider(id=ids.EX_K, min=K_MIN, max=kmax, step=1, value=min(vs.k, kmax),
-                                        marks={i: str(i) for i in (2, 5, 10, 15, 20)}),
-               "number of co-clusters on each axis"),
-        _label("Words per cloud", dcc.Slider(id=ids.EX_NWORDS, min=5, max=60, step=1, value=vs.nwords,
-                                             marks={5: "5", 20: "20", 40: "40", 60: "60"})),
-        _label("Link stroke width", dcc.Slider(id=ids.EX_STROKE, min=0.25, max=3, step=0.25, value=1.0,
-                                               marks={0.25: "thin", 1: "1", 3: "thick"}, allow_direct_input=False)),
-        _label("Link filter (|e| ÷ strongest)", dcc.RangeSlider(
+        control("Clusters k", dcc.Slider(id=ids.EX_K, min=K_MIN, max=kmax, step=1, value=min(vs.k, kmax),
+                                         marks={i: str(i) for i in (2, 5, 10, 15, 20)}),
+                "number of co-clusters on each axis"),
+        control("Words per cloud", dcc.Slider(id=ids.EX_NWORDS, min=5, max=60, step=1, value=vs.nwords,
+                                              marks={5: "5", 20: "20", 40: "40", 60: "60"})),
+        control("Link stroke width", dcc.Slider(id=ids.EX_STROKE, min=0.25, max=3, step=0.25, value=1.0,
+                                                marks={0.25: "thin", 1: "1", 3: "thick"}, allow_direct_input=False)),
+        control("Link filter (|e| ÷ strongest)", dcc.RangeSlider(
             id=ids.EX_LINKS, min=0, max=1, step=0.05, value=[0.1, 1.0], marks={0: "0", 0.5: "0.5", 1: "1"},
             allow_direct_input=False), "links whose |edge weight| lies outside this range are hidden"),
-        _label("Colour clip (response, log scale)", dcc.Slider(
+        control("Colour clip (response, log scale)", dcc.Slider(
             id=ids.EX_CLIP, min=-3, max=0.5, step=0.25, value=clip, allow_direct_input=False,
             marks={-3: "0.001", -2: "0.01", -1: "0.1", 0: "1"}),
             "responses beyond ± 10^value get the end colours of the scale"),

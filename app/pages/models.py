@@ -5,13 +5,11 @@ import dash
 from dash import Input, Output, callback, dcc, html
 
 from app import context, ids
+from app.controls import GRAPH_CONFIG
 from app.logic import models as logic
 from app.logic.common import error_alert
 
 dash.register_page(__name__, path="/", name="Models", title="RNNVis · Models", order=0)  # /models: app.server
-
-GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
-
 
 def layout(**_query) -> html.Div:
     table, options, picked = html.Div(), [], []

@@ -8,17 +8,12 @@ import dash
 from dash import ALL, Input, Output, State, callback, dcc, html
 
 from app import auth, context, ids
+from app.controls import GRAPH_CONFIG, control, model_options
 from app.logic import patterns as logic
 from app.logic.common import analysed_models, default_model, error_alert
 from app.figures import message_figure
 
 dash.register_page(__name__, path="/patterns", name="Patterns", title="RNNVis · Patterns", order=2.5)
-
-GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
-
-
-def _label(text: str, child, help_text: str | None = None) -> html.Div:
-    return html.Div([html.Label(text, title=help_text or ""), child], className="control")
 
 
 def layout(**query) -> html.Div:
@@ -36,33 +31,32 @@ def layout(**query) -> html.Div:
                 alert = [error_alert(e, r, logic.PAGE)]
     except Exception as e:  # noqa: BLE001 - shown in the page, never a traceback
         alert = [error_alert(e)]
-    if model and model not in {o["value"] for o in model_opts}:
-        model_opts = model_opts + [{"label": f"{model} (not found)", "value": model}]
+    model_opts = model_options(model_opts, model)
     at = ps.at if ps.at is not None else max(0, (ps.start or 0) - 5)
     source = "sentence" if ps.sentence else "corpus"
     unit_opts = [{"label": f"u{u}", "value": u} for u in range(max(hidden, max(ps.units, default=0) + 1))]
     panel = html.Aside([
         html.H3("Patterns"),
-        _label("Model", dcc.Dropdown(id=ids.PT_MODEL, options=model_opts, value=model, clearable=False)),
-        _label("Layer and state", dcc.Dropdown(id=ids.PT_KEY, options=key_opts, value=key, clearable=False),
-               "the (layer, state)s the analysis stored per token (option --token-states)"),
-        _label("Source", dcc.RadioItems(id=ids.PT_SOURCE, value=source, inline=True, options=[
+        control("Model", dcc.Dropdown(id=ids.PT_MODEL, options=model_opts, value=model, clearable=False)),
+        control("Layer and state", dcc.Dropdown(id=ids.PT_KEY, options=key_opts, value=key, clearable=False),
+                "the (layer, state)s the analysis stored per token (option --token-states)"),
+        control("Source", dcc.RadioItems(id=ids.PT_SOURCE, value=source, inline=True, options=[
             {"label": " corpus passage", "value": "corpus"}, {"label": " typed sentence", "value": "sentence"}])),
-        _label("Passage from position", dcc.Input(id=ids.PT_AT, type="number", min=0, step=1, value=at,
-                                                  debounce=True, className="input")),
-        _label("Sentence", dcc.Input(id=ids.PT_TEXT, type="text", placeholder="type a sentence", debounce=False,
-                                     className="input")),
+        control("Passage from position", dcc.Input(id=ids.PT_AT, type="number", min=0, step=1, value=at,
+                                                   debounce=True, className="input")),
+        control("Sentence", dcc.Input(id=ids.PT_TEXT, type="text", placeholder="type a sentence", debounce=False,
+                                      className="input")),
         html.Button("Trace sentence", id=ids.PT_TRACE, n_clicks=0, className="btn"),
         html.Hr(),
-        _label("Threshold θ", dcc.Slider(id=ids.PT_THETA, min=-1, max=1, step=0.05, value=ps.theta,
-                                         marks={-1: "-1", 0: "0", 0.5: "0.5", 1: "1"}),
-               "a unit is 'on' at a token when its value is at least θ"),
-        _label("Units (proposed from the span; edit freely)", dcc.Dropdown(
+        control("Threshold θ", dcc.Slider(id=ids.PT_THETA, min=-1, max=1, step=0.05, value=ps.theta,
+                                          marks={-1: "-1", 0: "0", 0.5: "0.5", 1: "1"}),
+                "a unit is 'on' at a token when its value is at least θ"),
+        control("Units (proposed from the span; edit freely)", dcc.Dropdown(
             id=ids.PT_UNITS, options=unit_opts, value=list(ps.units), multi=True, placeholder="select a span")),
         dcc.Checklist(id=ids.PT_OPTIONS, options=[{"label": " off just before the span", "value": "off"}],
                       value=["off"] if ps.off_before else [], className="checklist"),
-        _label("Least units matched (empty: all)", dcc.Input(id=ids.PT_MIN, type="number", min=1, step=1,
-                                                             value=ps.min_units, className="input")),
+        control("Least units matched (empty: all)", dcc.Input(id=ids.PT_MIN, type="number", min=1, step=1,
+                                                              value=ps.min_units, className="input")),
         html.Button("Search", id=ids.PT_SEARCH, n_clicks=0, className="btn btn-primary"),
         html.P("A match is a span of L ± 1 tokens (L = the selected span's length) where the units are on at "
                "every token and off right after; ranked by how many of the units match.", className="muted small"),

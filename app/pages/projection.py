@@ -9,17 +9,12 @@ import dash
 from dash import Input, Output, State, callback, dcc, html
 
 from app import context, ids
+from app.controls import GRAPH_CONFIG, control, model_options
 from app.logic import projection as logic
 from app.logic.common import analysed_models, default_model, error_alert
 from app.urlstate import K_MAX, K_MIN, from_query
 
 dash.register_page(__name__, path="/projection", name="Projection", title="RNNVis · Projection", order=1.5)
-
-GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
-
-
-def _label(text: str, child, help_text: str | None = None) -> html.Div:
-    return html.Div([html.Label(text, title=help_text or ""), child], className="control")
 
 
 def layout(**query) -> html.Div:
@@ -43,29 +38,28 @@ def layout(**query) -> html.Div:
         layers_b, layer_b = logic.layer_b_options(r, vs.model_b, vs.layer_b)
     except Exception as e:  # noqa: BLE001 - shown in the page, never a traceback
         alert = [error_alert(e, None, logic.PAGE)]
-    if model and model not in {o["value"] for o in model_opts}:
-        model_opts = model_opts + [{"label": f"{model} (not found)", "value": model}]
+    model_opts = model_options(model_opts, model)
     panel = html.Aside([
         html.H3("Projection"),
-        _label("Model", dcc.Dropdown(id=ids.PJ_MODEL, options=model_opts, value=model, clearable=False)),
+        control("Model", dcc.Dropdown(id=ids.PJ_MODEL, options=model_opts, value=model, clearable=False)),
         html.Div([
-            _label("Layer", dcc.Dropdown(id=ids.PJ_LAYER, options=layers, value=layer, clearable=False)),
-            _label("State", dcc.Dropdown(id=ids.PJ_STATE, options=states, value=state, clearable=False)),
+            control("Layer", dcc.Dropdown(id=ids.PJ_LAYER, options=layers, value=layer, clearable=False)),
+            control("State", dcc.Dropdown(id=ids.PJ_STATE, options=states, value=state, clearable=False)),
         ], className="control-row"),
-        _label("Map", dcc.RadioItems(id=ids.PJ_METHOD, options=[{"label": " t-SNE", "value": "tsne"},
-                                                                 {"label": " PCA", "value": "pca"}],
-                                     value=vs.method or "tsne", inline=True),
-               "both are precomputed by the analysis (scikit-learn, fixed seed)"),
-        _label("Colour words by", dcc.RadioItems(id=ids.PJ_COLOR, options=[
+        control("Map", dcc.RadioItems(id=ids.PJ_METHOD, options=[{"label": " t-SNE", "value": "tsne"},
+                                                                  {"label": " PCA", "value": "pca"}],
+                                      value=vs.method or "tsne", inline=True),
+                "both are precomputed by the analysis (scikit-learn, fixed seed)"),
+        control("Colour words by", dcc.RadioItems(id=ids.PJ_COLOR, options=[
             {"label": " POS", "value": "pos"}, {"label": " word cluster", "value": "cluster"}],
             value=vs.color or "pos", inline=True)),
-        _label("Clusters k", dcc.Slider(id=ids.PJ_K, min=K_MIN, max=K_MAX, step=1, value=vs.k,
-                                        marks={i: str(i) for i in (2, 5, 10, 15, 20)}),
-               "the co-clustering whose word and unit clusters colour the maps"),
-        _label("Drag to", dcc.RadioItems(id=ids.PJ_DRAG, options=[
+        control("Clusters k", dcc.Slider(id=ids.PJ_K, min=K_MIN, max=K_MAX, step=1, value=vs.k,
+                                         marks={i: str(i) for i in (2, 5, 10, 15, 20)}),
+                "the co-clustering whose word and unit clusters colour the maps"),
+        control("Drag to", dcc.RadioItems(id=ids.PJ_DRAG, options=[
             {"label": " lasso", "value": "lasso"}, {"label": " box", "value": "select"},
             {"label": " zoom", "value": "zoom"}, {"label": " pan", "value": "pan"}], value="lasso", inline=True),
-               "lasso or box: select the points inside (shift adds); double-click clears"),
+                "lasso or box: select the points inside (shift adds); double-click clears"),
         html.Hr(),
         html.H4("Selection"),
         html.P("Click a point to add or remove it; drag a lasso or a box to select many.", className="muted small"),
@@ -73,9 +67,9 @@ def layout(**query) -> html.Div:
         dcc.Link("Open this view in Explore →", id=ids.PJ_EXPLORE_LINK, href=logic.EXPLORE, className="explore-link"),
         html.Hr(),
         html.H4("Compare"),
-        _label("Side by side with", dcc.Dropdown(id=ids.PJ_MODEL_B, options=model_opts, value=vs.model_b,
-                                                 clearable=True, placeholder="another model (optional)")),
-        _label("Its layer", dcc.Dropdown(id=ids.PJ_LAYER_B, options=layers_b, value=layer_b, clearable=False)),
+        control("Side by side with", dcc.Dropdown(id=ids.PJ_MODEL_B, options=model_opts, value=vs.model_b,
+                                                  clearable=True, placeholder="another model (optional)")),
+        control("Its layer", dcc.Dropdown(id=ids.PJ_LAYER_B, options=layers_b, value=layer_b, clearable=False)),
         html.P("Units are matched as on Compare (correlation of the responses over shared words, Hungarian "
                "matching); matched units are joined, selected words joined to themselves.", className="muted small"),
     ], className="panel")

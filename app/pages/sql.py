@@ -54,8 +54,9 @@ def layout(**_query) -> html.Div:
             # drawn, so that the ones off screen are measured too).
             dag.AgGrid(id=ids.SQL_TABLE, columnDefs=[], rowData=[], className="sql-grid", style={"height": None},
                        defaultColDef={"sortable": True, "resizable": True, "maxWidth": 448, "minWidth": 64},
-                       dashGridOptions={"pagination": True, "paginationPageSize": 25, "rowHeight": 30, "headerHeight": 34,
+                       dashGridOptions={"pagination": True, "paginationPageSize": 25,
                                         "paginationPageSizeSelector": False, "domLayout": "autoHeight",
+                                        "rowHeight": 30, "headerHeight": 34,
                                         "tooltipShowDelay": 500, "tooltipShowMode": "whenTruncated",
                                         "enableCellTextSelection": True, "ensureDomOrder": True,
                                         "suppressFieldDotNotation": True, "suppressColumnVirtualisation": True}),
