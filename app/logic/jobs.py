@@ -14,6 +14,7 @@ import base64
 import binascii
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,20 +161,27 @@ def _as_list(value: Any) -> list:
     return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def upload_corpus(settings: Settings, js: JobSettings, user: User | None, contents: Any, filenames: Any,
-                  fmt: str | None) -> tuple[dict | None, html.Span, str]:
-    """Check and keep an uploaded corpus: (what the form keeps of it or None, a status line, corpus source)."""
+def _corpus_choice(verb: str, pick: Callable[[], Any]) -> tuple[dict | None, html.Span, str]:
+    """(what the form keeps of the corpus upload that ``pick`` returns, or None; a status line; corpus source)."""
     try:
-        who = auth.check_user_role(user, "member")
-        files = [decode_upload(c, n, js.max_upload_bytes, "corpus")
-                 for c, n in zip(_as_list(contents), _as_list(filenames))]
-        info = save_corpus_upload(settings.store, files, fmt, max_bytes=js.max_upload_bytes, owner=who.name)
+        info = pick()
     except JobValidationError as e:
         return None, html.Span("; ".join(e.errors.values()), className="jobs-upload-error"), "upload"
     except auth.PermissionDenied as e:
         return None, html.Span(str(e), className="jobs-upload-error"), "builtin"
     return ({"upload_id": info.upload_id, "task": info.task, "name": info.name},
-            html.Span(f"uploaded {info.summary} ({info.fmt})", className="jobs-upload-ok"), "upload")
+            html.Span(f"{verb} {info.summary} ({info.fmt})", className="jobs-upload-ok"), "upload")
+
+
+def upload_corpus(settings: Settings, js: JobSettings, user: User | None, contents: Any, filenames: Any,
+                  fmt: str | None) -> tuple[dict | None, html.Span, str]:
+    """Check and keep an uploaded corpus: (what the form keeps of it or None, a status line, corpus source)."""
+    def pick():
+        who = auth.check_user_role(user, "member")
+        files = [decode_upload(c, n, js.max_upload_bytes, "corpus")
+                 for c, n in zip(_as_list(contents), _as_list(filenames))]
+        return save_corpus_upload(settings.store, files, fmt, max_bytes=js.max_upload_bytes, owner=who.name)
+    return _corpus_choice("uploaded", pick)
 
 
 def my_corpus_uploads(settings: Settings, user: User | None) -> list[dict[str, str]]:
@@ -191,17 +199,13 @@ def reuse_corpus_upload(settings: Settings, user: User | None, upload_id: str | 
                         ) -> tuple[dict | None, html.Span, str]:
     """Choose one of the user's earlier corpus uploads (as :func:`upload_corpus` answers); another user's is
     refused."""
-    try:
+    def pick():
         who = auth.check_user_role(user, "member")
         info, _ = read_upload(settings.store, str(upload_id or ""), user=who.name, admin=who.can("admin"))
         if info.kind != "corpus":
             raise JobValidationError({"corpus": f"upload {info.upload_id} is a model, not a corpus"})
-    except JobValidationError as e:
-        return None, html.Span("; ".join(e.errors.values()), className="jobs-upload-error"), "upload"
-    except auth.PermissionDenied as e:
-        return None, html.Span(str(e), className="jobs-upload-error"), "builtin"
-    return ({"upload_id": info.upload_id, "task": info.task, "name": info.name},
-            html.Span(f"using {info.summary} ({info.fmt})", className="jobs-upload-ok"), "upload")
+        return info
+    return _corpus_choice("using", pick)
 
 
 def submit_import(settings: Settings, js: JobSettings, user: User | None, weights: str | None,
