@@ -1,82 +1,37 @@
 """Bring your own model: turn an uploaded checkpoint or PyTorch state dict into an RNNVis checkpoint.
 
-Accepted:
-
-- an RNNVis checkpoint (``rnnvis train`` writes them; see :mod:`models.checkpoint`);
-- a plain ``state_dict`` (``torch.save(model.state_dict(), f)``, or a dict
-  holding one under ``state_dict`` / ``model_state_dict`` / ``model``) of a
-  model made of an embedding, one ``nn.RNN`` (tanh) / ``nn.GRU`` / ``nn.LSTM``
-  (unidirectional, any number of layers, no ``proj_size``) and a linear output
-  layer, plus its vocabulary file: one word per line in embedding-row order
-  (``word`` or ``word<TAB>count``), or JSON (a list of words, ``{"itos": [...]}``,
-  or ``{word: index}``). Parameter names do not matter (PyTorch's
-  ``word_language_model`` uses ``encoder``/``rnn``/``decoder``); they are
-  recognised by shape. An output layer as wide as the vocabulary makes a
-  language model; a narrow one (2+ classes) a classifier that reads the last
-  layer's final hidden state (class order: negative, positive).
+What is accepted, and how a file is read and recognised: :mod:`models.import_plan`.
 
 Words are normalised like every RNNVis corpus (lower case, numbers -> ``N``)
 and the special tokens ``<pad> <unk> <eos>`` moved to the front; rows are
 permuted accordingly, so the imported model computes exactly what the
-original did on the words it knows.
+original did on the words it knows. The metrics are computed here on the
+chosen corpus, whatever the file says.
 """
 from __future__ import annotations
 
 import datetime as dt
-import json
-import logging
 import math
-import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError, check_checkpoint, check_model_id, checked_parts, checkpoint_file, \
-    model_from_checkpoint, save_checkpoint
-from .config import ModelConfig, TrainConfig
+from .checkpoint import CheckpointError, check_model_id, checkpoint_file, model_from_checkpoint, save_checkpoint
+from .config import TrainConfig
 from .corpora import SENTIMENT_LABELS, Corpus
+from .import_plan import ImportPlan, ModelImportError, inspect_model
 from .rnn import RecurrentModel
-from .safe_load import DEFAULT_MAX_PARAMS, UnsafeFileError, count_params, load_lazily
+from .safe_load import DEFAULT_MAX_PARAMS
 from .text import EOS, PAD, SPECIALS, UNK, Vocab, normalize
 
-log = logging.getLogger(__name__)
+__all__ = ["ImportResult", "ModelImportError", "import_model", "inspect_model", "MISSING_LOGIT_BIAS"]
 
-_CELLS = {1: "rnn", 3: "gru", 4: "lstm"}
-_RNN_KEY = re.compile(r"^(?P<prefix>.*?)(?P<kind>weight|bias)_(?P<dir>ih|hh|hr)_l(?P<layer>\d+)(?P<rev>_reverse)?$")
 _ALIASES = {"<pad>": PAD, "[pad]": PAD, "<blank>": PAD, "<unk>": UNK, "[unk]": UNK, "<oov>": UNK,
             "<eos>": EOS, "</s>": EOS, "[sep]": EOS}
-_EMBED_HINTS = ("emb", "encoder", "word", "lookup")
-_HEAD_HINTS = ("decoder", "head", "fc", "out", "linear", "classifier", "proj", "dense", "logit")
 MISSING_LOGIT_BIAS = -30.0
-MAX_VOCAB_WORDS = 2_000_000   # parsing is bounded: a 50 MB file of one-letter lines would be 25 M strings
-
-
-class ModelImportError(ValueError):
-    """An uploaded model that cannot be imported; ``field`` is ``weights`` or ``vocab``."""
-
-    def __init__(self, message: str, field: str = "weights"):
-        super().__init__(message)
-        self.field = field
-
-
-@dataclass
-class ImportPlan:
-    source: str                              # "rnnvis" or "state_dict"
-    config: ModelConfig
-    tensors: dict[str, torch.Tensor] = field(default_factory=dict)   # our parameter names, user row order
-    words: list[str] | None = None           # the user's vocabulary, in embedding-row order
-    counts: list[int] | None = None
-    checkpoint: dict[str, Any] | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        c = self.config
-        kind = "language model" if c.task == "lm" else f"classifier ({c.num_classes} classes)"
-        return (f"{'RNNVis checkpoint' if self.source == 'rnnvis' else 'PyTorch state dict'}: {c.layers}x{c.hidden_size} "
-                f"{c.cell.upper()} {kind}, embedding {c.embed_size}, vocabulary {c.vocab_size}")
 
 
 @dataclass
@@ -85,189 +40,6 @@ class ImportResult:
     checkpoint: Path
     summary: dict[str, Any]
     warnings: list[str]
-
-
-def _load(path: Path) -> Any:
-    """The file's object, its tensors mapped from the file; nothing it declares is allocated."""
-    try:
-        return load_lazily(path, max_bytes=path.stat().st_size)
-    except (UnsafeFileError, OSError) as e:
-        raise ModelImportError(str(e)) from None
-
-
-def _state_dict(obj: Any) -> dict[str, torch.Tensor]:
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model_state_dict", "model"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-        tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-        if tensors:
-            return tensors
-    raise ModelImportError("the file holds no state dict (a mapping of parameter names to tensors)")
-
-
-def _read_vocab(path: Path, max_words: int = MAX_VOCAB_WORDS) -> tuple[list[str], list[int] | None]:
-    text = path.read_text(encoding="utf-8", errors="replace")
-    stripped = text.lstrip()
-    json_like = stripped[:1] in "[{"
-    if (text.count(",") if json_like else text.count("\n")) > max_words:  # an upper bound, counted before parsing
-        raise ModelImportError(f"{path.name} has more than {max_words:,} entries; the largest vocabulary "
-                               "imported is that", "vocab")
-    if json_like:
-        try:
-            data = json.loads(text)
-        except ValueError as e:
-            raise ModelImportError(f"{path.name}: invalid JSON ({e})", "vocab") from None
-        if isinstance(data, dict):
-            for key in ("itos", "words", "idx2word", "index_to_word"):
-                if isinstance(data.get(key), list):
-                    data = data[key]
-                    break
-        if isinstance(data, list) and all(isinstance(w, str) for w in data):
-            return list(data), None
-        if isinstance(data, dict) and all(isinstance(v, int) for v in data.values()):
-            order = sorted(data.items(), key=lambda kv: kv[1])
-            if [i for _, i in order] != list(range(len(order))):
-                raise ModelImportError(f"{path.name}: word indices must be 0..N-1 without gaps", "vocab")
-            return [w for w, _ in order], None
-        raise ModelImportError(f"{path.name}: expected a JSON list of words or a {{word: index}} mapping", "vocab")
-    words, counts = [], []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parts = line.split("\t") if "\t" in line else line.split()
-        words.append(parts[0].strip())
-        if len(parts) > 1 and parts[1].strip().lstrip("-").isdigit():
-            counts.append(int(parts[1]))
-    if not words:
-        raise ModelImportError(f"{path.name} holds no words", "vocab")
-    return words, counts if len(counts) == len(words) else None
-
-
-def _pick(cands: list[str], hints: tuple[str, ...]) -> str | None:
-    hinted = [k for k in cands if any(h in k.lower() for h in hints)]
-    if len(hinted) == 1:
-        return hinted[0]
-    if len(cands) == 1:
-        return cands[0]
-    return None
-
-
-def _plan_state_dict(sd: dict[str, torch.Tensor], vocab_path: Path | None) -> ImportPlan:
-    rnn: dict[tuple[str, str, int], torch.Tensor] = {}
-    prefixes = set()
-    for key, t in sd.items():
-        m = _RNN_KEY.match(key)
-        if not m:
-            continue
-        if m["rev"]:
-            raise ModelImportError("bidirectional recurrent layers are not supported (found "
-                                   f"{key}); RNNVis reads a network left to right")
-        if m["dir"] == "hr":
-            raise ModelImportError(f"LSTM with proj_size is not supported (found {key})")
-        prefixes.add(m["prefix"])
-        rnn[(m["kind"], m["dir"], int(m["layer"]))] = t   # as stored (mapped); made float32 by the import
-    if not rnn:
-        raise ModelImportError("no recurrent layer found: expected nn.RNN/nn.GRU/nn.LSTM parameters named "
-                               "like rnn.weight_ih_l0, rnn.weight_hh_l0")
-    if len(prefixes) > 1:
-        raise ModelImportError(f"several recurrent modules found ({', '.join(sorted(prefixes))}); "
-                               "only one stacked nn.RNN/GRU/LSTM is supported")
-    prefix = prefixes.pop()
-    layers = 1 + max(k[2] for k in rnn)
-    for layer in range(layers):
-        for d in ("ih", "hh"):
-            if ("weight", d, layer) not in rnn:
-                raise ModelImportError(f"missing {prefix}weight_{d}_l{layer}")
-    whh = rnn[("weight", "hh", 0)]
-    hidden = whh.shape[1]
-    gates = whh.shape[0] // max(hidden, 1)
-    if gates not in _CELLS or whh.shape[0] != gates * hidden:
-        raise ModelImportError(f"{prefix}weight_hh_l0 has shape {tuple(whh.shape)}, which is no RNN, GRU or LSTM")
-    cell = _CELLS[gates]
-    embed = rnn[("weight", "ih", 0)].shape[1]
-    for layer in range(1, layers):
-        if tuple(rnn[("weight", "ih", layer)].shape) != (gates * hidden, hidden):
-            raise ModelImportError(f"{prefix}weight_ih_l{layer} has an unexpected shape")
-    rnn_keys = {k for k in sd if k.startswith(prefix) and _RNN_KEY.match(k)}
-    others = {k: v for k, v in sd.items() if k not in rnn_keys and v.is_floating_point()}
-    emb_cands = [k for k, v in others.items() if v.dim() == 2 and v.shape[1] == embed]
-    emb_key = _pick(emb_cands, _EMBED_HINTS)
-    if emb_key is None:
-        raise ModelImportError(f"no embedding found: expected one 2-D tensor of shape [vocab, {embed}] "
-                               f"(candidates: {', '.join(emb_cands) or 'none'})")
-    head_cands = [k for k, v in others.items() if v.dim() == 2 and v.shape[1] == hidden and k != emb_key]
-    head_key = _pick(head_cands, _HEAD_HINTS)
-    warnings: list[str] = []
-    if head_key is None and not head_cands and embed == hidden:
-        head_key = emb_key  # tied weights saved once
-        warnings.append("output layer tied to the embedding")
-    if head_key is None:
-        raise ModelImportError(f"no output layer found: expected one 2-D weight of shape [outputs, {hidden}] "
-                               f"(candidates: {', '.join(head_cands) or 'none'})")
-    head_w = others[head_key]
-    bias_key = head_key[: -len("weight")] + "bias" if head_key.endswith("weight") else None
-    head_b = others.get(bias_key) if bias_key and head_key != emb_key else None
-    if head_b is None or head_b.shape != (head_w.shape[0],):
-        head_b = torch.zeros(head_w.shape[0])
-        warnings.append("output layer has no bias; using zeros")
-    used = {emb_key, head_key} | ({bias_key} if bias_key in others else set())
-    extra = [k for k, v in others.items() if k not in used and v.numel() > 1]
-    if extra:
-        raise ModelImportError(f"unsupported extra parameters {', '.join(extra[:5])}: only an embedding, one "
-                               "recurrent module and one linear output layer can be imported")
-    emb = others[emb_key]
-    vocab_rows, outputs = emb.shape[0], head_w.shape[0]
-    task = "lm" if outputs == vocab_rows else "sentiment"
-    if task == "sentiment" and not 2 <= outputs <= 100:
-        raise ModelImportError(f"output layer has {outputs} outputs: neither the vocabulary size ({vocab_rows}) "
-                               "of a language model nor a few classes")
-    tensors = {"embed.weight": emb, "head.weight": head_w, "head.bias": head_b}
-    for layer in range(layers):
-        for kind in ("weight", "bias"):
-            for d in ("ih", "hh"):
-                t = rnn.get((kind, d, layer))
-                if t is None:
-                    t = torch.zeros(gates * hidden)
-                    if f"no {kind}" not in " ".join(warnings):
-                        warnings.append("recurrent layer has no biases; using zeros")
-                tensors[f"rnn.{kind}_{d}_l{layer}"] = t
-    if vocab_path is None:
-        raise ModelImportError("a plain state dict needs its vocabulary file (one word per line, in "
-                               "embedding-row order)", "vocab")
-    words, counts = _read_vocab(vocab_path)
-    if len(words) != vocab_rows:
-        raise ModelImportError(f"the vocabulary has {len(words)} words but the embedding has {vocab_rows} rows; "
-                               "upload the vocabulary the model was trained with", "vocab")
-    cfg = ModelConfig(task, cell, layers, hidden, embed, 0.0, vocab_rows, outputs if task == "sentiment" else 2)
-    if cell == "rnn":
-        warnings.append("vanilla RNN imported with tanh (a relu RNN would be computed wrongly)")
-    return ImportPlan("state_dict", cfg, tensors, words, counts, warnings=warnings)
-
-
-def inspect_model(weights_path: str | Path, vocab_path: str | Path | None = None, *,
-                  max_params: int = DEFAULT_MAX_PARAMS) -> ImportPlan:
-    """Read an uploaded model and work out its architecture; ModelImportError says what is wrong.
-
-    Cheap and bounded whatever the file declares (see :mod:`models.safe_load`): the tensors stay mapped
-    from the file, a config's shapes are computed and checked against its weights' and ``max_params``,
-    and no model is built."""
-    weights_path = Path(weights_path)
-    obj = _load(weights_path)
-    if isinstance(obj, dict) and obj.get("format") == "rnnvis-checkpoint":
-        try:
-            ckpt = check_checkpoint(obj, weights_path.name)
-            cfg, _ = checked_parts(ckpt, max_params)
-        except CheckpointError as e:
-            raise ModelImportError(str(e).replace(str(weights_path), weights_path.name)) from None
-        return ImportPlan("rnnvis", cfg, checkpoint=ckpt)
-    sd = _state_dict(obj)
-    n = count_params(sd)
-    if n > max_params:
-        raise ModelImportError(f"the state dict holds {n / 1e6:.1f} M parameters; the limit is "
-                               f"{max_params / 1e6:.0f} M (RNNVIS_MAX_MODEL_MPARAMS)")
-    return _plan_state_dict(sd, Path(vocab_path) if vocab_path else None)
 
 
 def _build_vocab(plan: ImportPlan, corpus: Corpus) -> tuple[Vocab, list[int | None], list[str]]:
@@ -399,8 +171,10 @@ def import_model(model_id: str, weights_path: str | Path, vocab_path: str | Path
         [f"class {i}" for i in range(cfg.num_classes)] if cfg.task == "sentiment" else []
     ckpt = {"model_id": model_id, "name": name or model_id, "corpus": corpus.name, "created_by": created_by,
             "created_at": now, "label_names": label_names, "vocab": vocab.to_dict(), "model_config": asdict(cfg),
-            "train_config": asdict(tc), "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            "metrics": metrics, "complete": True, "imported": {"source": "state_dict", "file": Path(weights_path).name, "recomputed": ["metrics"],
+            "train_config": asdict(tc),
+            "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "metrics": metrics, "complete": True,
+            "imported": {"source": "state_dict", "file": Path(weights_path).name, "recomputed": ["metrics"],
                          "reported_by_uploader": {}}}
     save_checkpoint(path, ckpt)
     test = next((m for m in metrics if m["split"] == "test"), {})

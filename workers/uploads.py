@@ -175,12 +175,12 @@ def save_model_upload(root: str | os.PathLike, weights: tuple[str, bytes], vocab
                       *, max_bytes: int = 50 * 2**20, max_params: int | None = None, owner: str = "") -> UploadInfo:
     """Check an uploaded model (RNNVis checkpoint, or a PyTorch state dict plus its vocabulary) and keep it.
 
-    Only the bounded checks run here, in the web process (:func:`models.importer.inspect_model`: the zip's
+    Only the bounded checks run here, in the web process (:func:`models.import_plan.inspect_model`: the zip's
     directory, declared shapes against the weights and ``max_params``, nothing inflated or built); the
     model is built and evaluated by the import job, on a worker, under a memory limit. Errors name the
     field: ``weights`` or ``vocab``.
     """
-    from models.importer import ModelImportError, inspect_model
+    from models.import_plan import ModelImportError, inspect_model
     from models.safe_load import DEFAULT_MAX_PARAMS
 
     _check_sizes([weights] + ([vocab] if vocab else []), max_bytes, "weights")
