@@ -1,0 +1,174 @@
+"""Frames and helpers for the store's tests (tests/analytics/test_store*.py), importable by their child
+processes too (``PYTHONPATH`` = the repository)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analytics import store
+
+REPO = Path(store.__file__).resolve().parents[1]
+
+# The public contract, copied from the design brief (columns may only be appended).
+CONTRACT: dict[str, list[tuple[str, str]]] = {
+    "models": [
+        ("model_id", "VARCHAR"), ("name", "VARCHAR"), ("task", "VARCHAR"), ("cell", "VARCHAR"),
+        ("layers", "INTEGER"), ("hidden_size", "INTEGER"), ("embed_size", "INTEGER"),
+        ("vocab_size", "INTEGER"), ("corpus", "VARCHAR"), ("params", "VARCHAR"),
+        ("created_at", "TIMESTAMP"), ("created_by", "VARCHAR"), ("valid_loss", "DOUBLE"),
+        ("valid_perplexity", "DOUBLE"), ("valid_accuracy", "DOUBLE"), ("test_loss", "DOUBLE"),
+        ("test_perplexity", "DOUBLE"), ("test_accuracy", "DOUBLE"), ("analyzed_tokens", "BIGINT"),
+        ("analysis_split", "VARCHAR"), ("states", "VARCHAR"),
+    ],
+    "training_metrics": [
+        ("model_id", "VARCHAR"), ("epoch", "INTEGER"), ("split", "VARCHAR"), ("loss", "DOUBLE"),
+        ("perplexity", "DOUBLE"), ("accuracy", "DOUBLE"), ("tokens_per_s", "DOUBLE"), ("wall_s", "DOUBLE"),
+    ],
+    "vocab": [
+        ("model_id", "VARCHAR"), ("word_id", "INTEGER"), ("word", "VARCHAR"), ("freq", "BIGINT"),
+        ("pos", "VARCHAR"),
+    ],
+    "word_responses": [
+        ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("state", "VARCHAR"), ("word_id", "INTEGER"),
+        ("word", "VARCHAR"), ("unit", "INTEGER"), ("n", "INTEGER"), ("mean", "FLOAT"), ("std", "FLOAT"),
+        ("q10", "FLOAT"), ("q25", "FLOAT"), ("q50", "FLOAT"), ("q75", "FLOAT"), ("q90", "FLOAT"),
+    ],
+    "coclusters": [
+        ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("state", "VARCHAR"), ("k", "INTEGER"),
+        ("axis", "VARCHAR"), ("item", "INTEGER"), ("cluster", "INTEGER"),
+    ],
+    "projections": [
+        ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("state", "VARCHAR"), ("axis", "VARCHAR"),
+        ("method", "VARCHAR"), ("item", "INTEGER"), ("x", "FLOAT"), ("y", "FLOAT"), ("seed", "INTEGER"),
+        ("params", "VARCHAR"),
+    ],
+    "gradient_flow": [
+        ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("distance", "INTEGER"), ("grad_norm", "DOUBLE"),
+        ("grad_norm_std", "DOUBLE"),
+    ],
+    "sentences": [
+        ("sentence_id", "VARCHAR"), ("model_id", "VARCHAR"), ("text", "VARCHAR"),
+        ("created_at", "TIMESTAMP"), ("created_by", "VARCHAR"), ("prediction", "VARCHAR"),
+        ("probability", "DOUBLE"),
+    ],
+    "sentence_states": [
+        ("sentence_id", "VARCHAR"), ("model_id", "VARCHAR"), ("position", "INTEGER"), ("token", "VARCHAR"),
+        ("layer", "INTEGER"), ("state", "VARCHAR"), ("unit", "INTEGER"), ("value", "FLOAT"),
+    ],
+    "corpus_tokens": [
+        ("model_id", "VARCHAR"), ("position", "INTEGER"), ("document", "INTEGER"), ("word_id", "INTEGER"),
+        ("word", "VARCHAR"),
+    ],
+    "token_states": [
+        ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("state", "VARCHAR"), ("unit", "INTEGER"),
+        ("position", "INTEGER"), ("value", "FLOAT"),
+    ],
+    "jobs": [
+        ("job_id", "VARCHAR"), ("kind", "VARCHAR"), ("model_id", "VARCHAR"), ("status", "VARCHAR"),
+        ("progress", "DOUBLE"), ("submitted_by", "VARCHAR"), ("submitted_at", "TIMESTAMP"),
+        ("finished_at", "TIMESTAMP"), ("error", "VARCHAR"), ("params", "VARCHAR"), ("detail", "VARCHAR"),
+        ("started_at", "TIMESTAMP"), ("heartbeat_at", "TIMESTAMP"), ("worker", "VARCHAR"),
+        ("attempts", "INTEGER"), ("stage", "VARCHAR"),
+    ],
+}
+
+FLOATS = ["mean", "std", "q10", "q25", "q50", "q75", "q90"]
+
+
+# --------------------------------------------------------------------------- frame builders
+
+
+def models_df(model_id: str, name: str = "tiny lstm") -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            dict(
+                model_id=model_id, name=name, task="lm", cell="lstm", layers=2, hidden_size=4,
+                embed_size=3, vocab_size=5, corpus="tiny", params=json.dumps({"lr": 0.1}),
+                created_at=pd.Timestamp("2024-05-01 12:00:00", tz="UTC"), created_by="ann",
+                valid_loss=4.5, valid_perplexity=90.0, valid_accuracy=None, test_loss=4.6,
+                test_perplexity=99.5, test_accuracy=None, analyzed_tokens=12_345,
+                analysis_split="valid", states="h,c",
+            )
+        ]
+    )
+
+
+def responses_df(model_id: str, layer: int = 0, state: str = "h", words: int = 5, units: int = 4,
+                 value: float | None = None, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    word_id = np.repeat(np.arange(words), units)
+    df = pd.DataFrame(
+        dict(
+            model_id=model_id, layer=layer, state=state, word_id=word_id,
+            word=[f"w{i}" for i in word_id], unit=np.tile(np.arange(units), words),
+            n=np.repeat(np.arange(1, words + 1), units),
+        )
+    )
+    for c in FLOATS:
+        df[c] = np.float32(value) if value is not None else rng.standard_normal(len(df)).astype(np.float32)
+    return df
+
+
+def full_model(root: Path, model_id: str, **kw) -> dict[str, pd.DataFrame]:
+    frames = {
+        "models": models_df(model_id, **kw),
+        "training_metrics": pd.DataFrame(
+            dict(model_id=model_id, epoch=[1, 1, 2, 2], split=["train", "valid"] * 2,
+                 loss=[5.0, 4.9, 4.6, 4.5], perplexity=[148.4, 134.3, 99.5, 90.0],
+                 accuracy=[None] * 4, tokens_per_s=1000.0, wall_s=1.5)
+        ),
+        "vocab": pd.DataFrame(
+            dict(model_id=model_id, word_id=range(5), word=[f"w{i}" for i in range(5)],
+                 freq=[50, 40, 30, 20, 10], pos=["NOUN", "VERB", None, "DET", "ADJ"])
+        ),
+        "word_responses": pd.concat(
+            [responses_df(model_id, layer, state) for layer in (0, 1) for state in ("h", "c")],
+            ignore_index=True,
+        ),
+        "coclusters": pd.DataFrame(
+            dict(model_id=model_id, layer=0, state="h", k=2, axis=["word"] * 5 + ["unit"] * 4,
+                 item=list(range(5)) + list(range(4)), cluster=[0, 1, 0, 1, 1, 0, 0, 1, 1])
+        ),
+        "gradient_flow": pd.DataFrame(
+            dict(model_id=model_id, layer=0, distance=range(1, 6), grad_norm=[1.0, 0.5, 0.25, 0.1, 0.05],
+                 grad_norm_std=0.01)
+        ),
+        "projections": pd.DataFrame(
+            dict(model_id=model_id, layer=0, state="h", axis=["word"] * 2 + ["unit"] * 2, method="pca",
+                 item=[0, 1, 0, 1], x=[0.5, -0.5, 1.0, -1.0], y=[0.25, -0.25, 0.0, 2.0], seed=0, params="{}")
+        ),
+        "corpus_tokens": pd.DataFrame(
+            dict(model_id=model_id, position=range(4), document=0, word_id=[3, 0, 4, 1],
+                 word=["w3", "w0", "w4", "w1"])
+        ),
+        "token_states": pd.DataFrame(      # values that float16 holds exactly
+            dict(model_id=model_id, layer=1, state="h", unit=[0, 0, 1, 1], position=[0, 1, 0, 1],
+                 value=[0.5, -0.25, 0.125, 1.0])
+        ),
+    }
+    with store.write_partition(root, "models", model_id) as w:
+        for table, df in frames.items():
+            w.write(table, df)
+    return frames
+
+
+def describe(con, view: str) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in con.execute(f"DESCRIBE {view}").fetchall()]
+
+
+def staging_entries(root: Path) -> list[str]:
+    """What is in staging, besides the lock and replaced versions awaiting deletion."""
+    d = root / store.STAGING_DIR
+    if not d.exists():
+        return []
+    return sorted(p.name for p in d.iterdir() if p.name != "commit.lock" and not p.name.endswith(".old"))
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
