@@ -11,6 +11,7 @@ from app.logic.common import error_alert
 
 dash.register_page(__name__, path="/", name="Models", title="RNNVis · Models", order=0)  # /models: app.server
 
+
 def layout(**_query) -> html.Div:
     table, options, picked = html.Div(), [], []
     try:

@@ -158,15 +158,14 @@ def click_plot_point(driver, graph: str, trace: str, index: int) -> None:
 
 def test_models_page_lists_models_and_links_into_explore(server, driver):
     driver.get(server + "/")
-    rows = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".models-table tbody tr"), what="model rows")
-    text = " ".join(r.text for r in rows)
+    # texts are read in one go, and elements found when they are used: none is held across a wait
+    text = " ".join(wait(driver, lambda d: texts(d, ".models-table tbody tr"), what="model rows"))
     assert "tiny-lstm" in text and "tiny-gru" in text and "ppl" in text and "acc" in text
     wait(driver, lambda d: js(d, f"{_graph_js('models-curves')}.data.length") > 0, what="training curves")
-    nav = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".nav .nav-link")]
-    assert nav[:5] == ["Models", "Explore", "Projection", "Compare", "Patterns"]
+    assert texts(driver, ".nav .nav-link")[:5] == ["Models", "Explore", "Projection", "Compare", "Patterns"]
     shot(driver, "models")
-    row = next(r for r in rows if r.find_element(By.TAG_NAME, "td").text == "tiny-lstm")
-    row.find_element(By.LINK_TEXT, "Explore").click()
+    driver.find_element(By.XPATH, "//table[contains(@class, 'models-table')]//tr[td[1][normalize-space() = "
+                                  "'tiny-lstm']]//a[normalize-space() = 'Explore']").click()
     wait(driver, lambda d: urlparse(d.current_url).path == "/explore", what="Explore page")
     wait(driver, lambda d: trace_len(d, "explore-cocluster", "units") == 8, what="memory cells")
     assert parse_qs(urlparse(driver.current_url).query)["model"] == ["tiny-lstm"]
