@@ -25,7 +25,12 @@ class Served:
     def close(self) -> None:
         from waitress import wasyncore
         srv = self._srv
-        srv.trigger.pull_trigger(lambda: wasyncore.close_all(srv._map))
+        try:
+            srv.trigger.pull_trigger(lambda: wasyncore.close_all(srv._map))
+        except OSError:
+            # The trigger is already closed: seen 3 times in ~150 repeats under load, cause not found (see the
+            # README's reliability notes). The loop has nothing to wake it then; close what is left from here.
+            wasyncore.close_all(srv._map)
         self._thread.join(30)
         srv.task_dispatcher.shutdown()
         assert not self._thread.is_alive(), "the test server did not stop"
