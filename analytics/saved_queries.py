@@ -57,9 +57,9 @@ def _update(root: str | os.PathLike[str], user: str, fn) -> list[dict[str, Any]]
         return data["queries"]
     try:
         return _sorted(_json(root, user).update(apply))
-    except ValueError as e:
-        if isinstance(e, SavedQueryError):
-            raise
+    except SavedQueryError:
+        raise
+    except ValueError as e:  # a damaged file
         raise SavedQueryError(f"cannot read the saved queries of {user}: {e}") from e
 
 

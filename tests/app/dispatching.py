@@ -8,9 +8,9 @@ def _key(cid) -> str:
     return json.dumps(cid, sort_keys=True, separators=(",", ":"), default=str) if isinstance(cid, dict) else cid
 
 
-def dispatch(app, client, output_id, values: dict, changed: str) -> dict:
-    """Call the callback that writes ``output_id``, the inputs and states taking ``values`` (by id, or by
-    ``(id, prop)``); ``changed`` is the ``id.prop`` that fired. Returns {(id key, prop): value}."""
+def request_body(app, output_id, values: dict, changed: str) -> dict:
+    """The JSON the renderer posts to call the callback that writes ``output_id``, the inputs and states taking
+    ``values`` (by id, or by ``(id, prop)``); ``changed`` is the ``id.prop`` that fired."""
     def outs(v) -> list:
         return v["output"] if isinstance(v["output"], list) else [v["output"]]
     key = next(k for k, v in app.callback_map.items()
@@ -27,6 +27,12 @@ def dispatch(app, client, output_id, values: dict, changed: str) -> dict:
             "inputs": [{"id": i["id"], "property": i["property"], "value": val(i)} for i in cb["inputs"]],
             "state": [{"id": s["id"], "property": s["property"], "value": val(s)} for s in cb["state"]],
             "changedPropIds": [changed]}
-    r = client.post("/_dash-update-component", json=body)
+    return body
+
+
+def dispatch(app, client, output_id, values: dict, changed: str) -> dict:
+    """Call the callback that writes ``output_id`` as :func:`request_body` says (it must answer 200).
+    Returns {(id key, prop): value}."""
+    r = client.post("/_dash-update-component", json=request_body(app, output_id, values, changed))
     assert r.status_code == 200, r.get_data(as_text=True)[:800]
     return {(cid, prop): v for cid, props in r.json["response"].items() for prop, v in props.items()}

@@ -58,7 +58,7 @@ def test_sign_in_then_query_sort_page_and_save(hosted_server, browser):
     _type(editor, "SELECT range AS n, range % 7 AS r FROM range(60)")
     d.find_element(By.ID, "sql-run").click()
     wait(d, lambda d: "60 rows" in d.find_element(By.ID, "sql-msg").text, what="result message")
-    def cells() -> list[str]:                                    # column n, top to bottom, read in one go
+    def cells() -> list[str]:                                    # the first column, top to bottom, read in one go
         return js(d, "Array.from(document.querySelectorAll('#sql-table .ag-row'))"
                      ".sort((a, b) => a.getAttribute('row-index') - b.getAttribute('row-index'))"
                      ".map(r => r.querySelector(\"[col-id='c0']\").innerText)")

@@ -15,9 +15,11 @@ import pytest
 
 from analytics import saved_queries
 from analytics.settings import Settings
+from app import ids
 from app.cli import main
 from app.logic import sql as logic
 from app.server import create_app
+from tests.app.dispatching import request_body
 
 
 @pytest.mark.parametrize("index", range(len(logic.EXAMPLES)))
@@ -102,10 +104,10 @@ def _query_running(root) -> bool:
     return held_slots(root) > 0
 
 
-def _run_callback(app) -> tuple[str, list[dict]]:
-    """The Run button's callback: its key and its outputs, as the renderer names them in a request."""
-    key = next(k for k in app.callback_map if "sql-table.columnDefs" in k)
-    return key, [{"id": o.component_id, "property": o.component_property} for o in app.callback_map[key]["output"]]
+def _run(app, sql: str, client=None):
+    """Click Run with ``sql`` in the editor, through Dash's dispatch; the raw response."""
+    body = request_body(app, ids.SQL_TABLE, {ids.SQL_EDITOR: sql, ids.SQL_RUN: 1}, f"{ids.SQL_RUN}.n_clicks")
+    return (client or app.server.test_client()).post("/_dash-update-component", json=body)
 
 
 def test_app_keeps_serving_during_and_after_a_runaway_query(app_store, monkeypatch):
@@ -113,15 +115,9 @@ def test_app_keeps_serving_during_and_after_a_runaway_query(app_store, monkeypat
     app = create_app(Settings(store=app_store))
     client = app.server.test_client()
     assert client.get("/healthz").status_code == 200
-    key, outputs = _run_callback(app)
-
-    def run(sql, c=None):
-        return (c or app.server.test_client()).post("/_dash-update-component", json={
-            "output": key, "outputs": outputs, "inputs": [{"id": "sql-run", "property": "n_clicks", "value": 1}],
-            "state": [{"id": "sql-editor", "property": "value", "value": sql}], "changedPropIds": ["sql-run.n_clicks"]})
 
     slow: dict = {}
-    th = threading.Thread(target=lambda: slow.update(r=run(
+    th = threading.Thread(target=lambda: slow.update(r=_run(app,
         "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) SELECT count(*) FROM t")))
     th.start()
     deadline = time.monotonic() + 60
@@ -129,12 +125,12 @@ def test_app_keeps_serving_during_and_after_a_runaway_query(app_store, monkeypat
         assert time.monotonic() < deadline, "the runaway query never started"
         time.sleep(0.01)
     assert client.get("/healthz").status_code == 200
-    fast = run("SELECT model_id FROM models ORDER BY 1", client)
+    fast = _run(app, "SELECT model_id FROM models ORDER BY 1", client)
     assert [r["c0"] for r in fast.json["response"]["sql-table"]["rowData"]] == ["tiny-gru", "tiny-lstm"]
     assert th.is_alive() and _query_running(app_store)  # answered while the runaway query still runs
     th.join(60)
     assert slow["r"].status_code == 200 and "Time limit" in slow["r"].text
-    after = run("SELECT count(*) AS n FROM vocab", client)
+    after = _run(app, "SELECT count(*) AS n FROM vocab", client)
     assert after.json["response"]["sql-table"]["rowData"][0]["c0"] > 0
     assert client.get("/sql").status_code == 200
 
@@ -160,12 +156,6 @@ def test_the_console_counts_queries_per_signed_in_user(app_store):
     """Open mode's user is ``local``: with two of its queries running elsewhere, a third is refused with a message."""
     app = create_app(Settings(store=app_store))
     assert app.server.test_client().get("/sql").status_code == 200   # the first request registers the callbacks
-    key, outputs = _run_callback(app)
-
-    def run(sql):
-        return app.server.test_client().post("/_dash-update-component", json={
-            "output": key, "outputs": outputs, "inputs": [{"id": "sql-run", "property": "n_clicks", "value": 1}],
-            "state": [{"id": "sql-editor", "property": "value", "value": sql}], "changedPropIds": ["sql-run.n_clicks"]})
 
     code = ("import sys; from analytics import sandbox_slots as s\n"
             f"with s.query_slot({str(app_store)!r}, 'local', per_user=2, total=4):\n"
@@ -174,12 +164,12 @@ def test_the_console_counts_queries_per_signed_in_user(app_store):
                                 text=True, cwd=Path(__file__).resolve().parents[2]) for _ in range(2)]
     try:
         assert all(h.stdout.readline().strip() == "held" for h in holders)
-        r = run("SELECT model_id FROM models")
+        r = _run(app, "SELECT model_id FROM models")
         assert r.status_code == 200 and "already have 2 queries running" in r.text
         assert r.json["response"]["sql-table"]["rowData"] == []
     finally:
         for h in holders:
             h.stdin.close()
             h.wait()
-    r = run("SELECT model_id FROM models ORDER BY 1")
+    r = _run(app, "SELECT model_id FROM models ORDER BY 1")
     assert [row["c0"] for row in r.json["response"]["sql-table"]["rowData"]] == ["tiny-gru", "tiny-lstm"]
