@@ -32,6 +32,7 @@ demo: install
 	$(VENV)/bin/rnnvis demo
 
 test: install browser redis
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 # Benchmarks (not tests; figures in the README). The dashboard and load ones need a built store (make demo).

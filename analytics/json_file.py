@@ -64,7 +64,7 @@ class JsonFile:
             self._cache = None
             data = json.loads(json.dumps(self.read()))
             result = fn(data)
-            tmp = tempfile.NamedTemporaryFile("w", dir=self.path.parent, prefix=f".{self.path.name}.",
+            tmp = tempfile.NamedTemporaryFile("w", dir=self.path.parent, prefix=f".{self.path.name}.",  # noqa: SIM115
                                               suffix=".tmp", delete=False, encoding="utf-8")
             try:
                 with tmp:

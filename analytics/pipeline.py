@@ -38,8 +38,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from models.checkpoint import find_checkpoint, model_from_checkpoint, read_checkpoint
 from models.buffers import Workspace
+from models.checkpoint import find_checkpoint, model_from_checkpoint, read_checkpoint
 from models.corpora import Corpus, load_corpus
 from models.rnn import RecurrentModel, State
 from models.runtime import torch_threads
@@ -51,8 +51,8 @@ from .gradients import gradient_flow
 from .projections import projection_frame
 from .quantiles import systematic_keep
 from .responses import ResponseAccumulator
-from .token_states import TokenStateCollector, check_token_states, parse_token_states
 from .tables import SUMMARY_BITS, model_tables, response_table, round_mantissa  # noqa: F401 (re-exported)
+from .token_states import TokenStateCollector, check_token_states, parse_token_states
 
 log = logging.getLogger(__name__)
 CLUSTER_STATES = ("h", "c")
@@ -87,7 +87,7 @@ class AnalysisOptions:
     # "none", "all" or a list such as "1:h,0:c"; float16, ~136 MB per 650 units over 104k tokens
     token_states: str = "last"
 
-    def validate(self) -> "AnalysisOptions":
+    def validate(self) -> AnalysisOptions:
         for name in ("batch_size", "chunk_steps", "top_words", "min_count", "quantile_cap"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

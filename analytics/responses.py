@@ -172,7 +172,8 @@ class ResponseAccumulator:
         word_ids = torch.as_tensor(word_ids)
         values = torch.as_tensor(values)
         if word_ids.dim() != 1 or word_ids.dtype.is_floating_point or word_ids.dtype == torch.bool:
-            raise ValueError(f"word_ids must be a 1-D integer tensor, got shape {tuple(word_ids.shape)} {word_ids.dtype}")
+            raise ValueError("word_ids must be a 1-D integer tensor, "
+                             f"got shape {tuple(word_ids.shape)} {word_ids.dtype}")
         if values.dim() != 2 or values.shape[0] != word_ids.shape[0] or values.shape[1] != self.width:
             raise ValueError(
                 f"values must have shape [N={word_ids.shape[0]}, W={self.width}], got {tuple(values.shape)}"

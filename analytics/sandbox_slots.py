@@ -38,10 +38,8 @@ def run_dir(store_root: str | os.PathLike[str]) -> Path:
     digest = hashlib.sha256(f"{os.getuid()}:{root}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
     base = Path(os.environ.get("RNNVIS_RUN_DIR") or tempfile.gettempdir())
     path = base / f"rnnvis-sql-{digest}"
-    try:
+    with contextlib.suppress(FileExistsError):
         path.mkdir(mode=0o700, parents=False)
-    except FileExistsError:
-        pass
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
         raise OSError(f"{path} is not a private directory of this user (mode {stat.filemode(st.st_mode)}); "

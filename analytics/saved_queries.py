@@ -77,7 +77,7 @@ def save_query(root: str | os.PathLike[str], user: str, name: str, sql: str) -> 
         queries = [q for q in queries if q["name"] != name]
         if len(queries) >= MAX_QUERIES:
             raise SavedQueryError(f"at most {MAX_QUERIES} saved queries per user; delete some first")
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
         return queries + [{"name": name, "sql": sql, "created_by": user, "created_at": now}]
     return _update(root, user, fn)
 

@@ -147,7 +147,7 @@ def save_sentence(store_root: str | os.PathLike, res: SentenceResult, created_by
     durable.
     """
     head = pd.DataFrame([{"sentence_id": res.sentence_id, "model_id": res.model_id, "text": res.text,
-                          "created_at": dt.datetime.now(dt.timezone.utc), "created_by": created_by,
+                          "created_at": dt.datetime.now(dt.UTC), "created_by": created_by,
                           "prediction": res.prediction, "probability": res.probability}])
     with store.write_partition(store_root, "sentences", res.sentence_id, durable=False) as w:
         w.write("sentences", head)

@@ -22,7 +22,7 @@ class Settings:
     proxy_hops: int = 0                  # reverse proxies in front that set X-Forwarded-For / -Proto (trusted)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         get = lambda k, d=None: env.get(f"RNNVIS_{k}", d)  # noqa: E731
         try:

@@ -76,21 +76,42 @@ store.connect(...)``):
 
 from __future__ import annotations
 
-from analytics.store_arrow import _conform, _to_arrow, arrow_schema, parquet_bytes
+from analytics.store_arrow import arrow_schema, parquet_bytes
 from analytics.store_core import (
-    SchemaMismatchError, StoreError, UnknownModelError, UnknownPartitionError, _root,
+    SchemaMismatchError,
+    StoreError,
+    UnknownModelError,
+    UnknownPartitionError,
 )
 from analytics.store_paths import (
-    RETIRE_GRACE_S, STAGING_DIR, checkpoint_path, default_root, list_partitions, partition_path, require_model,
-    table_file, validate_id,
+    RETIRE_GRACE_S,
+    STAGING_DIR,
+    checkpoint_path,
+    default_root,
+    list_partitions,
+    partition_path,
+    require_model,
+    table_file,
+    validate_id,
 )
 from analytics.store_sandbox import (
-    ParsedStatement, QueryError, QueryOutOfMemory, QueryRefused, QueryTimeout, fetch_limited, parse_statements,
-    sandbox_connection, statement_ast,
+    ParsedStatement,
+    QueryError,
+    QueryOutOfMemory,
+    QueryRefused,
+    QueryTimeout,
+    fetch_limited,
+    parse_statements,
+    sandbox_connection,
+    statement_ast,
 )
-from analytics.store_views import _retrying, connect, query
+from analytics.store_views import connect, query
 from analytics.store_writer import (
-    ROW_GROUP_ROWS, PartitionWriter, clean_staging, delete_partition, write_partition,
+    ROW_GROUP_ROWS,
+    PartitionWriter,
+    clean_staging,
+    delete_partition,
+    write_partition,
 )
 
 __all__ = [

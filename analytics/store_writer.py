@@ -20,8 +20,17 @@ from analytics.schema import VIEWS, View
 from analytics.store_arrow import _FLOAT_TYPES, _conform, arrow_schema
 from analytics.store_core import StoreError, UnknownModelError, UnknownPartitionError, _root
 from analytics.store_paths import (
-    _HOST, _LOCK_NAME, STAGING_DIR, _CommitLock, _file_name, _kind, _remove_tree, _table_file, list_partitions,
-    partition_path, validate_id,
+    _HOST,
+    _LOCK_NAME,
+    STAGING_DIR,
+    _CommitLock,
+    _file_name,
+    _kind,
+    _remove_tree,
+    _table_file,
+    list_partitions,
+    partition_path,
+    validate_id,
 )
 
 log = logging.getLogger("analytics.store")

@@ -158,7 +158,7 @@ class TokenStateCollector:
             for b, (s, n) in enumerate(zip(starts, lengths)):
                 self.out[j, s:s + n] = v[:n, b]
 
-    def write(self, w: "store.PartitionWriter", model_id: str, ids: np.ndarray, words: Sequence[str],
+    def write(self, w: store.PartitionWriter, model_id: str, ids: np.ndarray, words: Sequence[str],
               documents: np.ndarray | None = None) -> int:
         """Write ``corpus_tokens`` (ids [N] in text order) and ``token_states``; returns the state rows."""
         N, H = self.total, self.hidden
@@ -231,13 +231,13 @@ class UnitIndex:
     """The footer of one ``token_states`` file and the unit range of each row group, parsed once."""
 
     path: str
-    metadata: "pq.FileMetaData"
+    metadata: pq.FileMetaData
     keys: np.ndarray       # [G] object: "layer:state" of the row group's first row
     lo: np.ndarray         # [G] smallest unit
     hi: np.ndarray         # [G] largest unit
 
     @classmethod
-    def open(cls, path: str) -> "UnitIndex":
+    def open(cls, path: str) -> UnitIndex:
         import pyarrow.parquet as pq
         md = pq.ParquetFile(path).metadata
         names = [md.schema.column(i).name for i in range(md.num_columns)]

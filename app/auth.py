@@ -46,8 +46,20 @@ import flask
 from app import ids, security
 from app.sessions import SessionStore
 from app.throttle import CONSOLE_BURST, CONSOLE_RATE, LoginThrottle, RateLimiter, argon2_slot, password_checker
-from app.users import (_RANK, LOCAL, MAX_PASSWORD, MIN_PASSWORD, ROLES, AuthError, PermissionDenied, User,
-                       UserStore, check_name, check_role, users_path)
+from app.users import (
+    _RANK,
+    LOCAL,
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    ROLES,
+    AuthError,
+    PermissionDenied,
+    User,
+    UserStore,
+    check_name,
+    check_role,
+    users_path,
+)
 
 if TYPE_CHECKING:
     import dash
@@ -129,7 +141,7 @@ def _refuse_callback(body: dict, message: str):
     return flask.jsonify({"error": message}), 403
 
 
-def _callback_inputs(app: "dash.Dash", output: str) -> set[str]:
+def _callback_inputs(app: dash.Dash, output: str) -> set[str]:
     """The component ids (a pattern id's ``type``) of the inputs of the callback with this output key."""
     cb = app.callback_map.get(output)
     found = set()
@@ -229,7 +241,7 @@ def throttle_path(users: UserStore) -> Path:
 # --------------------------------------------------------------------------- installation
 
 
-def install(app: "dash.Dash", settings: "Settings") -> None:
+def install(app: dash.Dash, settings: Settings) -> None:
     """Put the sign-in pages, the session cookie settings and the gate on the app's Flask server."""
     key = settings.secret_key or ""
     if len(key) < 32:

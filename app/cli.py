@@ -110,8 +110,9 @@ def cmd_sql(args) -> int:
     if getattr(args, "sandbox", False):
         from app.cli_hosted import sql_sandboxed
         return sql_sandboxed(args, _print_frame)
-    from analytics import store
     import duckdb
+
+    from analytics import store
     con = store.connect(Path(args.store or _settings().store))
     try:
         df = store.query(con, args.query)
@@ -164,7 +165,8 @@ def cmd_demo(args) -> int:
                        "coalesce('ppl ' || round(m.test_perplexity, 1), 'acc ' || round(m.test_accuracy, 3)) "
                        "AS test, (SELECT count(*) FROM word_responses r WHERE r.model_id = m.model_id) "
                        "AS response_rows FROM models m ORDER BY 1")
-    print(f"\nstore {store.resolve()} ready in {time.perf_counter() - t0:.0f}s; built: {', '.join(built) or 'nothing new'}")
+    print(f"\nstore {store.resolve()} ready in {time.perf_counter() - t0:.0f}s; "
+          f"built: {', '.join(built) or 'nothing new'}")
     _print_frame(summary, "table")
     print('\nquery it:  rnnvis sql "SELECT * FROM models"')
     if args.no_serve:

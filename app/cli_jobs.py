@@ -32,9 +32,9 @@ def _user() -> str:
 
 def _corpus_request(spec: str | None, fmt: str | None, s, js) -> str | None:
     """A built-in corpus name as is; a local file or folder is validated and copied into the store's uploads."""
+    from models.corpora import BUILTIN
     from workers.errors import JobValidationError
     from workers.uploads import save_corpus_upload
-    from models.corpora import BUILTIN
     if not spec or (spec in BUILTIN and fmt is None):
         return spec
     path = Path(spec)
@@ -103,9 +103,9 @@ def cmd_jobs_submit(args) -> int:
 
 def cmd_jobs_import(args) -> int:
     def run() -> int:
+        from workers import client
         from workers.errors import JobValidationError
         from workers.uploads import save_model_upload
-        from workers import client
         s, js = _job_context(args)
         weights = Path(args.weights)
         vocab = Path(args.vocab) if args.vocab else None
@@ -154,6 +154,7 @@ def cmd_jobs_list(args) -> int:
 
 def cmd_jobs_show(args) -> int:
     import json
+
     from workers import records
     from workers.errors import UnknownJobError
     s, js = _job_context(args)

@@ -16,7 +16,7 @@ SETTINGS_KEY = "RNNVIS_SETTINGS"
 READER_KEY = "RNNVIS_READER"
 
 
-def settings() -> "Settings":
+def settings() -> Settings:
     return flask.current_app.config[SETTINGS_KEY]
 
 

@@ -71,7 +71,7 @@ def refuse_large_body(cap: int) -> flask.Response | None:
     return resp
 
 
-def content_security_policy(app: "dash.Dash") -> str:
+def content_security_policy(app: dash.Dash) -> str:
     """The CSP of the dashboard: Dash's inline scripts by hash, nothing else inline but styles."""
     hashes = " ".join(app.csp_hashes())  # each already quoted: 'sha256-...'
     return ("default-src 'self'; "
@@ -125,7 +125,7 @@ def gunicorn_binds() -> list[str] | None:
     return None
 
 
-def check_open_bind(settings: "Settings") -> None:
+def check_open_bind(settings: Settings) -> None:
     """ValueError if sign-in is off and gunicorn binds any address but loopback (or a unix socket)."""
     if settings.auth:
         return
@@ -137,7 +137,7 @@ def check_open_bind(settings: "Settings") -> None:
                          "users from `rnnvis users add` to serve beyond this machine")
 
 
-def install(app: "dash.Dash", settings: "Settings") -> None:
+def install(app: dash.Dash, settings: Settings) -> None:
     """Body caps, security headers and (open mode) the loopback check on the app's Flask server."""
     server = app.server
     if settings.proxy_hops:  # the client's address and scheme as the trusted proxies saw them

@@ -41,7 +41,7 @@ EXPORT_JS = """function (fmt, graphIds) {
         if (gd && gd._context) { gd._context.toImageButtonOptions = Object.assign({}, opts); }
         return {displaylogo: false, modeBarButtonsToRemove: %s, toImageButtonOptions: opts};
     });
-}""" % json.dumps(MODEBAR_REMOVE)
+}""" % json.dumps(MODEBAR_REMOVE)  # noqa: UP031 - the JS braces would all need doubling in an f-string
 
 
 def _nav(hosted: bool = False) -> html.Header:
@@ -127,7 +127,7 @@ def check_bind(settings: Settings) -> None:
                          "serve beyond loopback")
 
 
-def create_wsgi() -> "flask.Flask":
+def create_wsgi() -> flask.Flask:
     """The WSGI app for gunicorn, configured from the environment (``gunicorn 'app.server:create_wsgi()'``)."""
     settings = Settings.from_env()
     security.check_open_bind(settings)  # open mode on a non-loopback gunicorn bind: refuse to start

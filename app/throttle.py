@@ -117,10 +117,9 @@ class LoginThrottle:
 
 
 def _lower_priority() -> None:
-    try:  # this thread only (Linux: a thread is a task with its own nice value)
+    # this thread only (Linux: a thread is a task with its own nice value)
+    with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (OSError, AttributeError):
-        pass
 
 
 def password_checker() -> ThreadPoolExecutor:

@@ -72,7 +72,7 @@ class ViewState:
     def _implied_mode(self) -> str:
         return "unit" if self.unit is not None and not self.words else "word"
 
-    def with_(self, **changes: Any) -> "ViewState":
+    def with_(self, **changes: Any) -> ViewState:
         return replace(self, **changes)
 
     @property

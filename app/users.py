@@ -15,6 +15,7 @@ front of every route are :mod:`app.auth`'s.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hmac
 import os
@@ -125,10 +126,8 @@ class UserStore:
         if rec is None:
             return None
         if ph.check_needs_rehash(stored):
-            try:
+            with contextlib.suppress(AuthError):
                 self.set_password(name, password, bump_session=False)
-            except AuthError:
-                pass
         return User(name, rec["role"]), str(rec.get("session", ""))
 
     # writing
@@ -207,9 +206,9 @@ _DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=4$tDfYMPIE0spgjeeZc/moQQ$IAkP6JjTnFy
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
-def users_path(settings: "Settings") -> Path:
+def users_path(settings: Settings) -> Path:
     """Where the users file is: ``RNNVIS_USERS_FILE``, else ``<store>/users.json``."""
     return Path(settings.users_file) if settings.users_file else Path(settings.store) / "users.json"

@@ -16,9 +16,9 @@ from its progress reports.
 from __future__ import annotations
 
 import argparse
-import os
 import dataclasses
 import datetime as dt
+import os
 import time
 from pathlib import Path
 
@@ -50,7 +50,7 @@ def untrained_checkpoint(root: Path, model_id: str, mc: ModelConfig, tc: TrainCo
     model.init_weights(tc.init_range, tc.init)
     save_checkpoint(checkpoint_file(root, model_id), {
         "model_id": model_id, "name": model_id, "corpus": corpus.name, "created_by": "bench",
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "label_names": list(corpus.label_names), "vocab": vocab.to_dict(),
         "model_config": dataclasses.asdict(mc), "train_config": dataclasses.asdict(tc),
         "state_dict": model.state_dict(), "metrics": [], "complete": True})

@@ -29,7 +29,8 @@ def planted_matrix(n_words: int, n_units: int, blocks: int, seed: int = 0) -> tu
     row_block = rng.integers(0, blocks, n_words)
     col_block = rng.integers(0, blocks, n_units)
     x = rng.random((n_words, n_units), dtype=np.float32) * 0.5
-    x += (row_block[:, None] == col_block[None, :]) * rng.uniform(0.5, 1.5, blocks).astype(np.float32)[row_block][:, None]
+    x += (row_block[:, None] == col_block[None, :]) * rng.uniform(0.5, 1.5, blocks).astype(np.float32)[row_block][:,
+                                                                                                                  None]
     return x, row_block
 
 

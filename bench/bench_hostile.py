@@ -324,8 +324,9 @@ def main() -> None:
                     allow_redirects=False)
         cookie = viewer.cookies.get("rnnvis_session")
         report["bodies"] = [
-            ("anonymous 1 GB sign-in form", big_body(port, "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                                             "application/x-www-form-urlencoded\r\nContent-Length: 1000000000\r\n\r\n")),
+            ("anonymous 1 GB sign-in form",
+             big_body(port, "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                            "application/x-www-form-urlencoded\r\nContent-Length: 1000000000\r\n\r\n")),
             ("viewer 400 MB callback body", big_body(port, "POST /_dash-update-component HTTP/1.1\r\nHost: x\r\n"
                                              f"Content-Type: application/json\r\nCookie: rnnvis_session={cookie}\r\n"
                                              "Content-Length: 400000000\r\n\r\n")),

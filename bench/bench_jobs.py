@@ -52,10 +52,10 @@ def _env(store: Path, broker: str | None, prefix: str) -> dict[str, str]:
 
 def _start_worker(store: Path, broker: str | None, prefix: str, log: Path) -> subprocess.Popen:
     from workers.embedded import worker_argv
-    out = open(log, "wb")
-    proc = subprocess.Popen(worker_argv(hostname=f"bench-{uuid.uuid4().hex[:4]}@%h"),
-                            env=_env(store, broker, prefix), stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True, cwd=REPO)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(worker_argv(hostname=f"bench-{uuid.uuid4().hex[:4]}@%h"),
+                                env=_env(store, broker, prefix), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=REPO)
     deadline = time.monotonic() + 120
     while b" ready." not in log.read_bytes():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -114,8 +114,9 @@ def latency(broker: str | None, n: int, label: str) -> dict:
                     r.delete(*keys)
     res = {"broker": label, "n": len(lat), "p50_ms": 1000 * statistics.median(lat), "p95_ms": 1000 * _pct(lat, 0.95),
            "max_ms": 1000 * max(lat), **job_latency}
-    print(f"{label:10s} ping task submit->start over {len(lat)}: p50 {res['p50_ms']:.1f} ms, p95 {res['p95_ms']:.1f} ms, "
-          f"max {res['max_ms']:.1f} ms | tiny training job submit->running: p50 {res['submit_to_running_p50_ms']:.0f} ms, "
+    print(f"{label:10s} ping task submit->start over {len(lat)}: p50 {res['p50_ms']:.1f} ms, "
+          f"p95 {res['p95_ms']:.1f} ms, max {res['max_ms']:.1f} ms | tiny training job submit->running: "
+          f"p50 {res['submit_to_running_p50_ms']:.0f} ms, "
           f"max {res['submit_to_running_max_ms']:.0f} ms (submit call p50 {res['submit_call_p50_ms']:.0f} ms; "
           f"first job of a fresh process {res['first_submit_to_running_ms']:.0f} ms)")
     return res
@@ -139,7 +140,7 @@ def _tiny_job_latency(settings: Settings, js: JobSettings, n: int = 5) -> dict:
         calls.append(time.time() - t0)
         while (r := records.read_job(settings.store, rec.job_id)).started_at is None:
             time.sleep(0.002)
-        to_running.append(r.started_at.replace(tzinfo=dt.timezone.utc).timestamp() - t0)
+        to_running.append(r.started_at.replace(tzinfo=dt.UTC).timestamp() - t0)
         while records.read_job(settings.store, rec.job_id).status not in records.TERMINAL:
             time.sleep(0.05)
     return {"first_submit_to_running_ms": 1000 * to_running[0],

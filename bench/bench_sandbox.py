@@ -43,7 +43,8 @@ def main() -> None:
 
     sql.run(args.store, "SELECT 1")  # the fork server starts once per process
     print(f"limits: {sql.TIMEOUT_S:g} s, DuckDB memory {sql.MEMORY_LIMIT}, grid {sql.GRID_MAX_ROWS:,} rows / "
-          f"{sql.GRID_MAX_BYTES >> 20} MB, downloads {sql.DOWNLOAD_MAX_ROWS:,} rows / {sql.DOWNLOAD_MAX_BYTES >> 20} MB")
+          f"{sql.GRID_MAX_BYTES >> 20} MB, downloads {sql.DOWNLOAD_MAX_ROWS:,} rows / "
+          f"{sql.DOWNLOAD_MAX_BYTES >> 20} MB")
     print(f"{'query':72s} {'wall s':>7s} {'peak +MB':>8s}  answer")
     for q in HOSTILE:
         before, t0 = peak_mb(), time.perf_counter()

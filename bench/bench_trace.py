@@ -5,8 +5,8 @@
 
 "Trace + statistics" is what the analysis does per chunk (analytics.pipeline's
 own chunk loop): model.trace_packed over all layers and states (h, c, i, f, g,
-o; h and c with --states hidden, the analysis' default) with Δh for h and c, and one ResponseAccumulator update covering every
-layer-state, on the model's device.  The baseline is one fused nn.LSTM
+o; h and c with --states hidden, the analysis' default) with Δh for h and c, and one
+ResponseAccumulator update covering every layer-state, on the model's device.  The baseline is one fused nn.LSTM
 forward (oneDNN on a CPU, cuDNN with torch's default settings on a GPU) over
 the same tokens, embedding included.  Ratio = ours / baseline tokens/s; for
 every hidden size and thread count both sides are timed --repeats times,
@@ -84,7 +84,8 @@ def main() -> None:
     device = torch.device(args.device)
     default_threads = torch.get_num_threads()
     torch.manual_seed(0)
-    print(f"states {args.states}, device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
+    gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    print(f"states {args.states}, device {device}{gpu}, "
           f"torch {torch.__version__}")
     print(f"{'hidden':>6s} {'threads':>7s} {'batch':>5s} {'fused tok/s':>12s} {'trace+stats tok/s':>18s} {'ratio':>6s}")
     for H in map(int, args.hidden.split(",")):

@@ -108,7 +108,8 @@ def through_gunicorn(files: dict, t: Path) -> None:
     port, password = bl._free_port(), secrets.token_hex(8)
     (t / "store").mkdir()
     UserStore(t / "users.json").add("member01", password, "member", created_by="bench")
-    env = {**os.environ, "RNNVIS_STORE": str(t / "store"), "RNNVIS_AUTH": "on", "RNNVIS_SECRET_KEY": secrets.token_hex(32),
+    env = {**os.environ, "RNNVIS_STORE": str(t / "store"), "RNNVIS_AUTH": "on",
+           "RNNVIS_SECRET_KEY": secrets.token_hex(32),
            "RNNVIS_COOKIE_SECURE": "off", "RNNVIS_USERS_FILE": str(t / "users.json"), "PYTHONPATH": str(ROOT)}
     env.pop("RNNVIS_BROKER_URL", None)
     server = bl.start_gunicorn(1, 2, port, env, "hosted, one worker")

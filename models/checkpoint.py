@@ -124,7 +124,7 @@ def load_model(path_or_model_id: str | os.PathLike, store: str | os.PathLike | N
     eval mode on ``device``.
     """
     p = Path(path_or_model_id)
-    if not p.suffix == ".pt" or not p.exists():
+    if p.suffix != ".pt" or not p.exists():
         p = find_checkpoint(store or os.environ.get("RNNVIS_STORE", "var/store"), str(path_or_model_id))
     return model_from_checkpoint(read_checkpoint(p), device)
 

@@ -54,7 +54,7 @@ class ModelConfig:
     vocab_size: int = 10_000         # set from the built vocabulary
     num_classes: int = 2             # sentiment only
 
-    def validate(self) -> "ModelConfig":
+    def validate(self) -> ModelConfig:
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.cell not in CELLS:
@@ -117,11 +117,11 @@ class TrainConfig:
     LEGACY = {"loss": "token", "schedule": "step", "init": "uniform"}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """The config stored in a checkpoint, older ones included."""
         return cls(**{**cls.LEGACY, **d})
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         check_bounds(self, TRAIN_BOUNDS)
         for name in ("optimizer", "loss", "schedule", "init"):
             if getattr(self, name) not in CHOICES[name]:
@@ -145,7 +145,8 @@ def _lm(cell: str, layers: int, hidden: int, dropout: float, **train: Any) -> tu
 _ZAREMBA = dict(loss="sequence", schedule="step", init="uniform", lr=1.0, clip=5.0, patience=3)
 # pytorch/examples word_language_model: SGD lr 20 on the token-mean loss, clip 0.25, lr ÷4 whenever
 # the validation loss does not improve, 40 epochs.
-_EXAMPLES = dict(loss="token", schedule="plateau", init="examples", lr=20.0, lr_decay=0.25, clip=0.25, epochs=40, patience=0)
+_EXAMPLES = dict(loss="token", schedule="plateau", init="examples", lr=20.0, lr_decay=0.25, clip=0.25, epochs=40,
+                 patience=0)
 
 PRESETS: dict[str, Preset] = {
     "lstm-small": Preset("Zaremba et al. small: 2x200 LSTM, loss summed over 35 steps, SGD lr 1, clip 5, "

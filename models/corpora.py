@@ -55,7 +55,7 @@ class Corpus:
         sizes = ", ".join(f"{s} {self.num_tokens(s):,}" for s in SPLITS)
         return f"{self.name} ({self.task}): {sizes} tokens"
 
-    def validate(self) -> "Corpus":
+    def validate(self) -> Corpus:
         for s in SPLITS:
             if not self.splits.get(s) or self.num_tokens(s) == 0:
                 raise CorpusError(f"corpus {self.name!r} has an empty {s} split; "
@@ -142,7 +142,7 @@ def load_brown(path: str | os.PathLike, name: str = "brown") -> Corpus:
             if needed not in assigned:
                 j = max(i for i, s in enumerate(assigned) if s == "train")
                 assigned[j] = needed
-        for (fid, sents), split in zip(files, assigned):
+        for (_fid, sents), split in zip(files, assigned):
             splits[split].extend(sents)
     return Corpus(name, "lm", splits, pos_counts=dict(pos_counts), source=str(path)).validate()
 
@@ -258,7 +258,7 @@ def _sentiment_corpus(name: str, parts: dict[str, tuple[list, list]], source: st
         if "test" in parts:  # only valid is missing: take it from train
             pieces["train"] += pieces.pop("test")
             pieces["test"] = list(zip(*parts["test"]))
-        parts = {s: (list(d for d, _ in pieces[s]), list(l for _, l in pieces[s])) for s in SPLITS}
+        parts = {s: ([d for d, _ in pieces[s]], [lab for _, lab in pieces[s]]) for s in SPLITS}
     splits = {s: parts[s][0] for s in SPLITS}
     labels_ = {s: parts[s][1] for s in SPLITS}
     return Corpus(name, "sentiment", splits, labels_, list(SENTIMENT_LABELS), source=source).validate()

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError, FORMAT, check_model_id, checkpoint_file, read_checkpoint, save_checkpoint
+from .checkpoint import FORMAT, CheckpointError, check_model_id, checkpoint_file, read_checkpoint, save_checkpoint
 
 WEIGHTS_DIR = Path(__file__).parent / "demo_data" / "weights"
 

@@ -49,7 +49,7 @@ def _build_vocab(plan: ImportPlan, corpus: Corpus) -> tuple[Vocab, list[int | No
     index: dict[str, int] = {}
     dropped = 0
     for i, w in enumerate(plan.words or []):
-        n = _ALIASES.get(w.lower(), None) if w.lower() in _ALIASES else normalize(w)
+        n = _ALIASES.get(w.lower()) if w.lower() in _ALIASES else normalize(w)
         if n in SPECIALS:
             slot = SPECIALS.index(n)
             if src[slot] is None:
@@ -145,7 +145,7 @@ def import_model(model_id: str, weights_path: str | Path, vocab_path: str | Path
     if plan.config.task != corpus.task:
         raise ModelImportError(f"the model is a {plan.config.task} model but corpus {corpus.name!r} is for "
                                f"{corpus.task}")
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     path = checkpoint_file(store_root, model_id)
     if plan.source == "rnnvis":
         return _import_checkpoint(plan, model_id, path, corpus, file_name=Path(weights_path).name, name=name,

@@ -251,9 +251,9 @@ class RecurrentModel(nn.Module):
     @staticmethod
     def final_state(traced: dict[tuple[int, str], Tensor], cell: str, layers: int) -> State:
         """The state after the last traced step, to continue a trace over the next chunk."""
-        h = torch.stack([traced[(l, "h")][-1] for l in range(layers)])
+        h = torch.stack([traced[(i, "h")][-1] for i in range(layers)])
         if cell == "lstm":
-            return h, torch.stack([traced[(l, "c")][-1] for l in range(layers)])
+            return h, torch.stack([traced[(i, "c")][-1] for i in range(layers)])
         return h
 
     def clear_trace_cache(self) -> None:

@@ -71,7 +71,7 @@ class Vocab:
 
     @classmethod
     def build(cls, tokens: Iterable[str], size: int = 10_000,
-              pos_counts: dict[str, Counter] | None = None) -> "Vocab":
+              pos_counts: dict[str, Counter] | None = None) -> Vocab:
         """Keep the ``size`` most frequent normalised tokens (specials included)."""
         if size <= len(SPECIALS):
             raise ValueError(f"vocabulary size must be greater than {len(SPECIALS)}, got {size}")
@@ -117,5 +117,5 @@ class Vocab:
         return {"words": list(self.words), "freq": list(self.freq), "pos": dict(self.pos)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Vocab":
+    def from_dict(cls, d: dict) -> Vocab:
         return cls(list(d["words"]), [int(x) for x in d["freq"]], dict(d.get("pos", {})))

@@ -42,7 +42,8 @@ def write_h(dst: Tensor, values: Tensor, prev: Tensor, deltas: bool) -> None:
     torch.sub(values[1:], values[:-1], out=dst[1:])
 
 
-def _gate_block(out: Tensor, cols: dict, names: str, H: int, ws: Workspace, shape: tuple[int, ...]) -> tuple[Tensor, bool]:
+def _gate_block(out: Tensor, cols: dict, names: str, H: int, ws: Workspace, shape: tuple[int, ...]) -> tuple[Tensor,
+                                                                                                             bool]:
     """Where the gates go: straight into ``out`` when its gate columns are adjacent in order, else scratch."""
     gate_cols = [cols[g] for g in names]
     direct = gate_cols[0] is not None and gate_cols == [gate_cols[0] + k * H for k in range(len(names))]

@@ -266,7 +266,7 @@ def _train_model(model_id, model_cfg, train_cfg, store_root, *, corpus, name, cr
         steps_per_epoch = math.ceil(len(enc["train"][0]) / train_cfg.batch_size)
 
     base = {"model_id": model_id, "name": name or model_id, "corpus": corpus.name, "created_by": created_by,
-            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "label_names": list(corpus.label_names), "vocab": vocab.to_dict(),
             "model_config": dataclasses.asdict(model_cfg), "train_config": dataclasses.asdict(train_cfg)}
     if prior is not None:
@@ -282,10 +282,10 @@ def _train_model(model_id, model_cfg, train_cfg, store_root, *, corpus, name, cr
         bar = tqdm(total=steps_per_epoch, desc=f"{model_id} epoch {epoch}/{train_cfg.epochs}", unit="step",
                    disable=not show_progress, leave=False, dynamic_ncols=True)
 
-        def on_step(step, loss, _epoch=epoch, _t0=t0):
+        def on_step(step, loss, _epoch=epoch, _t0=t0, _lr=lr):
             if on_progress is not None and (step % 10 == 0 or step == steps_per_epoch):
                 on_progress({"epoch": _epoch, "epochs": train_cfg.epochs, "step": step, "steps": steps_per_epoch,
-                             "loss": float(loss.detach()), "lr": lr})
+                             "loss": float(loss.detach()), "lr": _lr})
 
         with bar:
             if model_cfg.task == "lm":

@@ -1,4 +1,5 @@
-"""Deployment defaults: the example environment turns sign-in on, compose publishes on loopback, the wheel has the assets."""
+"""Deployment defaults: the example environment turns sign-in on, compose publishes on loopback, the wheel has
+the assets."""
 from __future__ import annotations
 
 import re

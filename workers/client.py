@@ -15,11 +15,13 @@ The reading side (job list, dashboards) never needs the broker.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from celery import Celery, chain
 from kombu.exceptions import KombuError, OperationalError
@@ -27,10 +29,10 @@ from kombu.exceptions import KombuError, OperationalError
 from analytics.settings import Settings
 from models.checkpoint import checkpoint_file
 from workers import claims, records
+from workers.celery_app import QUEUE_ANALYZE, QUEUE_TRAIN, TASK_ANALYZE, TASK_IMPORT, TASK_TRAIN, make_celery
 from workers.errors import JobError, NotAllowedError
 from workers.planning import next_stage, plan_analyze_job, plan_import_job, plan_train_job
 from workers.records import JobRecord
-from workers.celery_app import QUEUE_ANALYZE, QUEUE_TRAIN, TASK_ANALYZE, TASK_IMPORT, TASK_TRAIN, make_celery
 from workers.settings import JobSettings
 
 log = logging.getLogger(__name__)
@@ -196,10 +198,8 @@ def resubmit(settings: Settings, job_id: str, *, job_settings: JobSettings | Non
     if rec.status == "done":
         raise JobError(f"job {job_id} is done; submit a new one")
     previous = JobRecord(**{**rec.__dict__, "params": dict(rec.params), "detail": dict(rec.detail)})
-    try:
+    with contextlib.suppress(OSError):
         (root / records.CANCEL_DIR / job_id).unlink(missing_ok=True)
-    except OSError:
-        pass
     rec.attempts, rec.worker, rec.heartbeat_at = 0, None, None
     rec.detail.setdefault("resubmitted", []).append(records.utcnow().isoformat())
     if rec.stage in ("publish", "done"):  # publishing is the end of the analysis: run that again

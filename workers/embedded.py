@@ -23,8 +23,8 @@ from pathlib import Path
 
 from analytics.settings import Settings
 from workers import records
-from workers.errors import UnknownJobError
 from workers.celery_app import QUEUES, broker_folder
+from workers.errors import UnknownJobError
 from workers.settings import JobSettings
 
 log = logging.getLogger(__name__)
@@ -86,14 +86,11 @@ def start_embedded_worker(settings: Settings, *, job_settings: JobSettings | Non
     except Exception:  # noqa: BLE001 - recovery must never keep the server from starting
         log.warning("could not recover lost jobs", exc_info=True)
     log_path = Path(log_path) if log_path else folder / "worker.log"
-    out = open(log_path, "ab")
-    try:
+    with open(log_path, "ab") as out:   # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(worker_argv(hostname="embedded-%i@%h"), env=worker_env(settings),
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
                                 start_new_session=True)
-    finally:
-        out.close()
     atexit.register(stop_embedded_worker, proc)
     log.info("embedded worker started (pid %d), log %s", proc.pid, log_path)
     return proc

@@ -15,16 +15,16 @@ imported), with transport options ``data_folder_in`` = ``data_folder_out``,
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from queue import Empty
 from time import monotonic, time_ns
 
 from kombu.exceptions import ChannelError
 from kombu.transport import TRANSPORT_ALIASES, filesystem, virtual
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
-
-from queue import Empty
 
 
 class Channel(filesystem.Channel):
@@ -73,10 +73,8 @@ class Channel(filesystem.Channel):
                 with open(dst, "rb") as f:
                     payload = f.read()
             finally:
-                try:
+                with contextlib.suppress(OSError):
                     os.remove(dst)
-                except OSError:
-                    pass
             return loads(bytes_to_str(payload))
         raise Empty()
 

@@ -23,13 +23,13 @@ from typing import Any
 from analytics import store
 from models.checkpoint import check_model_id, checkpoint_file
 from models.config import CHOICES as CONFIG_CHOICES
-from models.config import (MODEL_BOUNDS, TRAIN_BOUNDS, ConfigError, ModelConfig, TrainConfig, apply_overrides,
-                           get_preset)
+from models.config import MODEL_BOUNDS, TRAIN_BOUNDS, ConfigError, ModelConfig, TrainConfig, apply_overrides, get_preset
 from workers.errors import JobValidationError
 from workers.records import JobRecord, jobs_with_status, new_job_id
 from workers.uploads import corpus_choice, read_upload
 
-__all__ = ["FormField", "FORM_FIELDS", "CHOICES", "coerce", "plan_train_job", "plan_import_job", "plan_analyze_job", "next_stage"]
+__all__ = ["FormField", "FORM_FIELDS", "CHOICES", "coerce", "plan_train_job", "plan_import_job", "plan_analyze_job",
+           "next_stage"]
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,10 @@ def _check_id_and_analysis(root: str | os.PathLike, model_id: str, request: Mapp
 
 def plan_import_job(root: str | os.PathLike, request: Mapping[str, Any], *, submitted_by: str = "",
                     admin: bool = False) -> JobRecord:
-    """Validate a bring-your-own-model request: ``model_upload`` (upload id), ``corpus``, ``model_id``, ``name``, ``analysis``."""
+    """Validate a bring-your-own-model request.
+
+    Fields: ``model_upload`` (upload id), ``corpus``, ``model_id``, ``name``, ``analysis``.
+    """
     errors: dict[str, str] = {}
     info = None
     up = request.get("model_upload")

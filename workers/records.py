@@ -73,7 +73,7 @@ _NAT = np.iinfo(np.int64).min  # numpy's NaT as an int64
 
 def utcnow() -> dt.datetime:
     """Naive UTC, as the store keeps timestamps."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _ts(value: Any) -> dt.datetime | None:
@@ -126,7 +126,7 @@ class JobRecord:
         return d
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "JobRecord":
+    def from_row(cls, row: Mapping[str, Any]) -> JobRecord:
         def js(v: Any) -> dict:
             if not v or (isinstance(v, float) and math.isnan(v)):
                 return {}
@@ -140,7 +140,8 @@ class JobRecord:
 
         return cls(job_id=row["job_id"], kind=row["kind"], model_id=opt(row.get("model_id")),
                    status=row["status"], progress=float(opt(row.get("progress")) or 0.0),
-                   submitted_by=opt(row.get("submitted_by")) or "", submitted_at=_ts(row.get("submitted_at")) or utcnow(),
+                   submitted_by=opt(row.get("submitted_by")) or "",
+                   submitted_at=_ts(row.get("submitted_at")) or utcnow(),
                    finished_at=_ts(row.get("finished_at")), error=opt(row.get("error")),
                    params=js(row.get("params")), detail=js(row.get("detail")),
                    started_at=_ts(row.get("started_at")), heartbeat_at=_ts(row.get("heartbeat_at")),

@@ -52,7 +52,7 @@ class JobSettings:
     import_memory_bytes: int = 4096 << 20
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "JobSettings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> JobSettings:
         env = os.environ if env is None else env
 
         def num(name: str, default: float, kind=float):

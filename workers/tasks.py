@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from celery import Celery, Task
 from celery.exceptions import Ignore
@@ -101,9 +102,9 @@ def preload(**_: Any) -> None:
 
 def register_tasks(app: Celery) -> None:
     """Register the job tasks on ``app`` (called by :func:`workers.celery_app.make_celery`)."""
-    from workers.celery_app import TASK_ANALYZE, TASK_IMPORT, TASK_PING, TASK_TRAIN
-
     from celery import signals
+
+    from workers.celery_app import TASK_ANALYZE, TASK_IMPORT, TASK_PING, TASK_TRAIN
 
     signals.worker_init.connect(preload, weak=False, dispatch_uid="rnnvis-preload")
     js = app.rnnvis_jobs

@@ -14,6 +14,7 @@ analysis again (the partition is replaced whole, or was never there).
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -175,10 +176,8 @@ class JobTracker:
             if result is not None:
                 r.detail["result"] = dict(result)
             self.save()
-        try:
+        with contextlib.suppress(OSError):
             cancel_path(self.root, r.job_id).unlink(missing_ok=True)  # the flag has done its work
-        except OSError:
-            pass
         if status in ("failed", "cancelled") and r.kind in ("train", "import"):
             try:
                 if r.kind == "import":  # an import that did not finish leaves no checkpoint behind
@@ -225,7 +224,7 @@ class JobTracker:
                 except Exception:  # noqa: BLE001
                     log.warning("job %s: heartbeat hook failed", self.rec.job_id, exc_info=True)
 
-    def __enter__(self) -> "JobTracker":
+    def __enter__(self) -> JobTracker:
         self._stop.clear()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{self.rec.job_id}", daemon=True)
         self._thread.start()
@@ -294,10 +293,12 @@ def claim(ctx: StageContext, stage: str) -> tuple[JobTracker | None, StageOutcom
             if rec.status != "running" or PART_OF.get(rec.stage, rec.stage) != stage:
                 return None, SKIPPED
         log.warning("job %s: taking over from lost worker %s", rec.job_id, rec.worker)
-        rec.detail.setdefault("takeovers", []).append({"from": rec.worker, "to": ctx.worker, "at": utcnow().isoformat()})
+        rec.detail.setdefault("takeovers", []).append({"from": rec.worker, "to": ctx.worker,
+                                                       "at": utcnow().isoformat()})
     if rec.attempts >= ctx.max_attempts and PART_OF.get(rec.stage, rec.stage) == stage:
-        tracker.finish("failed", error=f"gave up after {rec.attempts} attempts of the {stage} stage: the worker "
-                                       "running it was lost each time (killed, out of memory, or its machine went away)")
+        tracker.finish("failed", error=f"gave up after {rec.attempts} attempts of the {stage} stage: the "
+                                       "worker running it was lost each time (killed, out of memory, or its "
+                                       "machine went away)")
         return None, StageOutcome("failed")
     return tracker, None
 

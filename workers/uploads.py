@@ -159,11 +159,13 @@ def save_corpus_upload(root: str | os.PathLike, files: Sequence[tuple[str, bytes
         try:
             corpus = load_corpus(str(tmp / rel), fmt)
         except CorpusError as e:
-            raise JobValidationError({"corpus": str(e).replace(str(tmp) + os.sep, "").replace(str(tmp), names[0])})
+            raise JobValidationError({"corpus": str(e).replace(str(tmp) + os.sep, "").replace(str(tmp),
+                                                                                              names[0])}) from None
         except (ValueError, UnicodeError, OSError) as e:
             raise JobValidationError({"corpus": f"{names[0]}: cannot be read as {fmt}: {e}"}) from None
         display = names[0] if len(names) == 1 else os.path.commonprefix(names).rstrip("._") or "ptb"
-        info = UploadInfo(upload_id, "corpus", display, fmt, corpus.task, corpus.summary().replace(corpus.name, display),
+        info = UploadInfo(upload_id, "corpus", display, fmt, corpus.task, corpus.summary().replace(corpus.name,
+                                                                                                   display),
                           names, total, rel, owner=owner)
         return _commit_upload(root, tmp, info)
     except BaseException:

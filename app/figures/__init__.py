@@ -14,8 +14,23 @@ keeps the raw values for callbacks.
 """
 from __future__ import annotations
 
-from .base import (CLASS_COLORS, FONT, NEGATIVE, PALETTE, POS_COLORS, POS_NAMES, POSITIVE, SCALE, TOOLBAR_BAND,
-                   Figure, esc, message_figure, title, to_go, top_margin)
+from .base import (
+    CLASS_COLORS,
+    FONT,
+    NEGATIVE,
+    PALETTE,
+    POS_COLORS,
+    POS_NAMES,
+    POSITIVE,
+    SCALE,
+    TOOLBAR_BAND,
+    Figure,
+    esc,
+    message_figure,
+    title,
+    to_go,
+    top_margin,
+)
 from .charts import contingency_figure, gradient_flow_figure, matched_r_figure, training_curves
 from .cocluster import CLOUD_W, FONT_MAX, FONT_MIN, LINK_GAP, PX, CoclusterOptions, cocluster_figure, makeup_text
 from .detail import detail_figure, unit_words_figure

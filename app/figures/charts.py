@@ -99,7 +99,8 @@ def matched_r_figure(pairs: pd.DataFrame, chance: dict | None, name_a: str = "A"
         data.append(_scatter(x=rank, y=lo, mode="lines", line=dict(width=0, color="#90a4ae"), hoverinfo="skip",
                              showlegend=False, name="chance low"))
         data.append(_scatter(x=rank, y=hi, mode="lines", line=dict(width=0, color="#90a4ae"), fill="tonexty",
-                             fillcolor="rgba(144,164,174,0.35)", hoverinfo="skip", name=f"chance (min–max of {n} shuffles)"))
+                             fillcolor="rgba(144,164,174,0.35)", hoverinfo="skip",
+                             name=f"chance (min–max of {n} shuffles)"))
         data.append(_scatter(x=rank, y=mid, mode="lines", line=dict(color="#607d8b", dash="dash", width=1.5),
                              name="chance (mean)", hovertemplate="rank %{x}<br>shuffled |r| %{y:.3f}<extra></extra>"))
     data.append(_scatter(x=rank, y=r.tolist(), mode="lines+markers", marker=dict(size=4, color="#1565c0"),
@@ -127,4 +128,5 @@ def contingency_figure(table: pd.DataFrame, name_a: str, name_b: str) -> Figure:
         y=[f"H{r}" for r in table.index], colorscale=COUNT_SCALE, zmin=0, showscale=False, texttemplate="%{z}",
         hovertemplate=f"{esc(name_a)} %{{y}} × {esc(name_b)} %{{x}}: %{{z}} units<extra></extra>")], dict(
         height=310, margin=dict(l=70, r=10, t=top_margin(2.4), b=10),
-        xaxis=dict(title=dict(text=esc(name_b)), side="top"), yaxis=dict(title=dict(text=esc(name_a)), autorange="reversed")))
+        xaxis=dict(title=dict(text=esc(name_b)), side="top"),
+        yaxis=dict(title=dict(text=esc(name_a)), autorange="reversed")))

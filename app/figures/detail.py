@@ -25,7 +25,7 @@ def detail_figure(details: dict[str, pd.DataFrame], max_units: int | None = None
     data = []
     for idx, (word, d) in enumerate(details.items()):
         d = d.set_index("unit").reindex(order)
-        col = lambda c: np.nan_to_num(d[c].to_numpy(dtype=float)).tolist()  # noqa: E731
+        col = lambda c: np.nan_to_num(d[c].to_numpy(dtype=float)).tolist()  # noqa: E731, B023 - used within this iteration
         data.append(dict(type="box", x=cats, q1=col("q25"), median=col("q50"), q3=col("q75"), lowerfence=col("q10"),
                          upperfence=col("q90"), mean=col("mean"), name=esc(word),
                          marker=dict(color=palette[idx % 3]), line=dict(width=1), boxpoints=False,
@@ -62,7 +62,8 @@ def unit_words_figure(df: pd.DataFrame, unit: int) -> Figure:
                  for w, m, n, z, f, wk in zip(df["word"], df["mean"], df["n"], df["z"], df["freq"], weak)]
     else:
         bar_text = None
-        hover = [f"{esc(w)}: mean {m:+.4g}, frequency {int(f):,}" for w, m, f in zip(df["word"], df["mean"], df["freq"])]
+        hover = [f"{esc(w)}: mean {m:+.4g}, frequency {int(f):,}"
+                 for w, m, f in zip(df["word"], df["mean"], df["freq"])]
     colors = [("#e6b0aa" if wk else POSITIVE) if v >= 0 else ("#a9cce3" if wk else NEGATIVE)
               for v, wk in zip(df["mean"], weak)]
     bar = dict(type="bar", x=df["mean"].tolist(), y=labels, orientation="h", hovertext=hover, hoverinfo="text",
@@ -71,7 +72,8 @@ def unit_words_figure(df: pd.DataFrame, unit: int) -> Figure:
         bar.update(text=bar_text, textposition="auto", insidetextanchor="middle", textfont=dict(size=10))
     text = f"unit {unit}: the words it responds to most and least"
     if has_stats:
-        text += "<br><sup>ranked by mean; n occurrences, z = mean/(std/√n); ? pale hatched: weak (few n or small |z|)</sup>"
+        text += ("<br><sup>ranked by mean; n occurrences, z = mean/(std/√n); "
+                 "? pale hatched: weak (few n or small |z|)</sup>")
     return _figure([bar], dict(
         height=max(300, 18 * len(df) + 90), title=title(text),
         xaxis=_axis(title=dict(text=f"mean response of unit {unit}"), zeroline=True, zerolinecolor="#90a4ae"),

@@ -143,7 +143,8 @@ def glyph_figure(sentences: Sequence[dict]) -> Figure:
                 key = f"c{ci}"
                 data.append(dict(type="bar", x=(np.arange(a, b) + (ci - (C - 1) / 2) * 0.8 / C).tolist(),
                                  y=contrib[:, ci].tolist(), width=0.8 / C, name=f"→ {esc(labels[ci])}",
-                                 marker=dict(color=CLASS_COLORS.get(str(labels[ci]).lower(), palette[ci % len(palette)])),
+                                 marker=dict(color=CLASS_COLORS.get(str(labels[ci]).lower(),
+                                                                    palette[ci % len(palette)])),
                                  legendgroup=key,
                                  showlegend=key not in legend_done, xaxis=xa, yaxis=ya, hoverinfo="text",
                                  hovertext=[f"{esc(tok)}: {v:+.3f} towards {esc(labels[ci])}"
@@ -199,7 +200,7 @@ def beside_chips(sentences: Sequence[dict], chip_mid: dict[int, float], chip_row
             notes.append(dict(text=esc(tok), x=x0 + (t + 0.5) * col, y=0.9, xref="x", yref="y",
                               textangle=-90, yanchor="bottom", xanchor="center", showarrow=False,
                               font=dict(size=10, color="#37474f")))
-        if T < len(s["tokens"]):
+        if len(s["tokens"]) > T:
             notes.append(dict(text=f"… {len(s['tokens']) - T} more words: see the glyph card", x=x0, y=bottom + 0.6,
                               xref="x", yref="y", xanchor="left", yanchor="top", showarrow=False,
                               font=dict(size=10, color="#78909c")))

@@ -95,7 +95,7 @@ def _word_traces(words: pd.DataFrame, color_by: str, selected: set, side: str = 
             name, color = POS_NAMES.get(value, value), POS_COLORS.get(value, "#444444")
         else:
             name, color = f"W{value}", cluster_color(value)
-        pick = lambda seq: [seq[i] for i in idx]  # noqa: E731
+        pick = lambda seq: [seq[i] for i in idx]  # noqa: E731, B023 - used within this iteration
         t = _points("word", side, pick(word), pick(x), pick(y), name, color, selected, pick(hover), pick(sizes),
                     [esc(word[i]) if word[i] in label else "" for i in idx])
         t["showlegend"] = legend

@@ -47,10 +47,8 @@ def controls(reader: Reader, a: str | None, b: str | None, layer_a: int | None, 
         opts_b = [{"label": f"layer {x}", "value": x} for x in lb]
         lay_a = layer_a if layer_a in la else max(la)
         self_pair = avoid_same and a == b and layer_b == lay_a and len(lb) > 1   # a trivial self-comparison
-        if layer_b in lb and not self_pair:
-            lay_b = layer_b
-        else:
-            lay_b = max(lb) if (a != b or max(lb) != lay_a) else min(lb)
+        fallback = max(lb) if (a != b or max(lb) != lay_a) else min(lb)
+        lay_b = layer_b if layer_b in lb and not self_pair else fallback
         st = state if state in shared else "h"
         return (opts_a, lay_a, opts_b, lay_b, [{"label": STATE_LABELS.get(s, s), "value": s} for s in shared], st, [])
     except Exception as e:  # noqa: BLE001 - shown in the page
@@ -157,7 +155,8 @@ def compare_view(reader: Reader, a: str | None, layer_a: int | None, b: str | No
                     resp[d["unit"].to_numpy()] = d["mean"].to_numpy()
             figs.append(figures.cocluster_figure(view.words, view.units, view.edges, figures.CoclusterOptions(
                 nwords=int(nwords or 15), highlight_units=hl, title=f"{name} · {state} · k = {view.k}",
-                cloud_width=18.0, link_gap=5.0, pos_legend=False, clip=reader.typical_response(model, int(layer), state),
+                cloud_width=18.0, link_gap=5.0, pos_legend=False,
+                clip=reader.typical_response(model, int(layer), state),
                 purity=reader.purity(model, int(layer), state, int(k or 6))["clusters"],
                 word=word if resp is not None else None, word_response=resp, selected_words=(word,) if word else ())))
         return figs[0], figs[1], listing, overlap, ofig, mfig, msg

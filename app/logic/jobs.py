@@ -41,7 +41,8 @@ BYOM_ERROR_FIELDS = {"weights": "byom_weights", "vocab": "byom_vocab", "corpus":
                      "model_id": "byom_model_id"}
 LABELS = {"hidden_size": "Hidden size", "embed_size": "Embedding size", "lr": "Learning rate",
           "bptt": "BPTT length", "lr_decay": "LR decay", "decay_after": "Decay after (epochs)",
-          "clip": "Gradient clip", "max_train_tokens": "Max training tokens (0 = all)", "max_len": "Max document length",
+          "clip": "Gradient clip", "max_train_tokens": "Max training tokens (0 = all)",
+          "max_len": "Max document length",
           "vocab_size": "Vocabulary size", "init_range": "Init range", "patience": "Patience (0 = off)"}
 CORPUS_FORMATS = (("ptb", "PTB (train/valid/test .txt, or one file)"), ("text", "plain text"),
                   ("csv", "review CSV (text + label columns)"), ("yelp", "Yelp JSON lines"))

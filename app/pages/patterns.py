@@ -9,9 +9,9 @@ from dash import ALL, Input, Output, State, callback, dcc, html
 
 from app import auth, context, ids
 from app.controls import GRAPH_CONFIG, control, model_options
+from app.figures import message_figure
 from app.logic import patterns as logic
 from app.logic.common import analysed_models, default_model, error_alert
-from app.figures import message_figure
 
 dash.register_page(__name__, path="/patterns", name="Patterns", title="RNNVis · Patterns", order=2.5)
 

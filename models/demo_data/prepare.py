@@ -18,7 +18,7 @@ HERE = Path(__file__).parent
 def prepare(shared_data: Path, out: Path = HERE) -> list[Path]:
     """Write ``brown.tsv.xz`` and ``fine_foods/{train,test}.csv.xz`` under ``out``."""
     brown = shared_data / "brown"
-    cats = dict(l.split()[:2] for l in (brown / "cats.txt").read_text().splitlines() if l.strip())
+    cats = dict(ln.split()[:2] for ln in (brown / "cats.txt").read_text().splitlines() if ln.strip())
     written = []
     target = out / "brown.tsv.xz"
     with lzma.open(target, "wt", encoding="utf-8", preset=9) as f:

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from analytics import moments
-from analytics.responses import ResponseAccumulator
 from analytics.quantiles import systematic_keep
+from analytics.responses import ResponseAccumulator
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
 
@@ -95,7 +95,8 @@ def test_analysis_on_cuda_equals_the_cpus(tmp_path, fixtures):
         analyze_model("g", root, AnalysisOptions(batch_size=4, states="all", top_words=30, min_count=2, k_max=4,
                                                  gradient_k=5), corpus=corpus, device=device, show_progress=False)
         files = sorted(root.rglob("word_responses.*.parquet"))      # models/model_id=g/...
-        frames[device] = pd.concat([pq.ParquetFile(f).read().to_pandas() for f in files]).sort_values(["layer", "state", "word_id", "unit"])
+        frames[device] = pd.concat([pq.ParquetFile(f).read().to_pandas() for f in files]).sort_values(
+            ["layer", "state", "word_id", "unit"])
         assert sorted(root.rglob("gradient_flow.*.parquet"))
     cpu, gpu = frames["cpu"], frames["cuda"]
     assert len(cpu) == len(gpu) > 0

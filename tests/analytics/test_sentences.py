@@ -4,8 +4,8 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import pytest
 import pandas as pd
+import pytest
 import torch
 
 from analytics import sentences, store
@@ -83,7 +83,7 @@ def test_a_language_model_sentence_predicts_the_next_word(tmp_path):
     from models.text import Vocab
 
     torch.manual_seed(0)
-    vocab = Vocab.build("the cat sat on the mat".split() * 3, size=20)
+    vocab = Vocab.build(["the", "cat", "sat", "on", "the", "mat"] * 3, size=20)
     model = RecurrentModel(ModelConfig("lm", "lstm", 2, 8, 6, vocab_size=len(vocab))).eval()
     res = sentences.evaluate_sentence(model, vocab, "m1", "the cat sat on the")
     with torch.no_grad():

@@ -16,7 +16,6 @@ import pytest
 from analytics import schema, store, store_paths
 from tests.analytics.store_frames import CONTRACT, describe, full_model, models_df, responses_df, staging_entries
 
-
 # --------------------------------------------------------------------------- schema and views
 
 
@@ -253,11 +252,10 @@ def test_delete_partition(tmp_path):
 
 
 def test_exception_inside_with_leaves_nothing(tmp_path):
-    with pytest.raises(RuntimeError, match="boom"):
-        with store.write_partition(tmp_path, "models", "m1") as w:
-            w.write("models", models_df("m1"))
-            w.write("word_responses", responses_df("m1"))
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), store.write_partition(tmp_path, "models", "m1") as w:
+        w.write("models", models_df("m1"))
+        w.write("word_responses", responses_df("m1"))
+        raise RuntimeError("boom")
     assert store.list_partitions(tmp_path, "models") == []
     assert staging_entries(tmp_path) == []
     assert not (tmp_path / "models" / "model_id=m1").exists()
@@ -266,10 +264,9 @@ def test_exception_inside_with_leaves_nothing(tmp_path):
 def test_exception_leaves_existing_partition_untouched(tmp_path):
     full_model(tmp_path, "m1", name="v1")
     before = {p.name: p.read_bytes() for p in (tmp_path / "models" / "model_id=m1").iterdir()}
-    with pytest.raises(store.SchemaMismatchError):
-        with store.write_partition(tmp_path, "models", "m1") as w:
-            w.write("models", models_df("m1", name="v2"))
-            w.write("word_responses", responses_df("m1").drop(columns=["q90"]))
+    with pytest.raises(store.SchemaMismatchError), store.write_partition(tmp_path, "models", "m1") as w:
+        w.write("models", models_df("m1", name="v2"))
+        w.write("word_responses", responses_df("m1").drop(columns=["q90"]))
     after = {p.name: p.read_bytes() for p in (tmp_path / "models" / "model_id=m1").iterdir()}
     assert after == before
     assert staging_entries(tmp_path) == []
@@ -324,9 +321,9 @@ def test_schema_checks_on_write(tmp_path):
 
 
 def test_primary_table_required(tmp_path):
-    with pytest.raises(store.StoreError, match="no 'models' table"):
-        with store.write_partition(tmp_path, "models", "m1") as w:
-            w.write("word_responses", responses_df("m1"))
+    with pytest.raises(store.StoreError, match="no 'models' table"), \
+            store.write_partition(tmp_path, "models", "m1") as w:
+        w.write("word_responses", responses_df("m1"))
     assert store.list_partitions(tmp_path, "models") == [] and staging_entries(tmp_path) == []
 
 

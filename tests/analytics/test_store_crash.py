@@ -16,7 +16,6 @@ import pytest
 from analytics import store
 from tests.analytics.store_frames import CONTRACT, REPO, child_env, full_model, models_df, responses_df, staging_entries
 
-
 # --------------------------------------------------------------------------- real processes
 
 WRITER_CHILD = textwrap.dedent(

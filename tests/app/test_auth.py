@@ -88,7 +88,7 @@ def _urls(app) -> list[tuple[str, str]]:
     for rule in app.server.url_map.iter_rules():
         url = rule.rule
         for arg in rule.arguments:
-            url = re.sub(r"<(?:[a-z]+:)?%s>" % arg, samples.get(arg, "x"), url)
+            url = re.sub(rf"<(?:[a-z]+:)?{arg}>", samples.get(arg, "x"), url)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             out.append((method, url))
     out += [("GET", p["relative_path"]) for p in dash.page_registry.values()]
@@ -176,7 +176,8 @@ def test_job_actions_need_a_member(hosted):
     assert auth._callback_role(auth._callback_inputs(app, _key(app, "jobs-cancel-msg.children"))) == "member"
     assert auth._callback_role(auth._callback_inputs(app, _key(app, "jobs-corpus-upload-id.data"))) == "member"
     assert auth._callback_role(auth._callback_inputs(app, _key(app, "jobs-byom-msg.children"))) == "member"
-    assert auth._callback_role(auth._callback_inputs(app, _key(app, "jobs-table.children"))) is None     # the list: everyone
+    assert auth._callback_role(auth._callback_inputs(app, _key(app,
+                                                               "jobs-table.children"))) is None     # the list: everyone
     viewer, _ = _login(app, "vera")
     cancel_id = {"type": "jobs-cancel", "index": "no-such-job"}
     r = _callback(viewer, app, "jobs-cancel-msg.children", [(cancel_id, "n_clicks", [1])],

@@ -5,13 +5,12 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-
-from tests.app.test_browser import CHROMEDRIVER, CHROMIUM, FLAGS, idle, serve_in_thread, wait  # skips without Chromium
-
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+
+from tests.app.test_browser import CHROMEDRIVER, CHROMIUM, FLAGS, idle, serve_in_thread, wait  # skips without Chromium
 
 pytestmark = pytest.mark.browser
 SECRET = "c" * 40

@@ -5,11 +5,10 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 import pytest
-
-from tests.app.test_browser import idle, js, new_driver, serve_in_thread, wait  # skips here too without Chromium
-
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
+
+from tests.app.test_browser import idle, js, new_driver, serve_in_thread, wait  # skips here too without Chromium
 
 pytestmark = pytest.mark.browser
 

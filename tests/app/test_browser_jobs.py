@@ -11,12 +11,19 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-
-from tests.app.test_browser import idle, js, serve_in_thread, shot, texts, trace_len, wait  # skips w/o Chromium
-from tests.app.test_browser import driver  # noqa: F401 (the module-scoped Chromium fixture)
-
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
+
+from tests.app.test_browser import (  # skips w/o Chromium
+    driver,  # noqa: F401 (the module-scoped Chromium fixture)
+    idle,
+    js,
+    serve_in_thread,
+    shot,
+    texts,
+    trace_len,
+    wait,
+)
 
 pytestmark = pytest.mark.browser
 

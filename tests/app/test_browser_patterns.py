@@ -4,12 +4,19 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-
-from tests.app.patterns_store import L, PLANTED, THETA, build_planted_store, planted_text
-from tests.app.test_browser import click_and_settle, idle, js, serve_in_thread, shot, texts, wait
-from tests.app.test_browser import driver  # noqa: F401 (the module-scoped Chromium fixture)
-
 from selenium.webdriver.common.by import By  # noqa: E402
+
+from tests.app.patterns_store import PLANTED, THETA, L, build_planted_store, planted_text
+from tests.app.test_browser import (
+    click_and_settle,
+    driver,  # noqa: F401 (the module-scoped Chromium fixture)
+    idle,
+    js,
+    serve_in_thread,
+    shot,
+    texts,
+    wait,
+)
 
 pytestmark = pytest.mark.browser
 

@@ -5,12 +5,19 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-
-from tests.app.test_browser import _graph_js, click_plot_point, idle, js, painted, serve_in_thread, wait
-from tests.app.test_browser import driver  # noqa: F401 (the module-scoped Chromium fixture)
-
 from selenium.webdriver.common.actions.action_builder import ActionBuilder  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+
+from tests.app.test_browser import (
+    _graph_js,
+    click_plot_point,
+    driver,  # noqa: F401 (the module-scoped Chromium fixture)
+    idle,
+    js,
+    painted,
+    serve_in_thread,
+    wait,
+)
 
 pytestmark = pytest.mark.browser
 

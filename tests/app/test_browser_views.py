@@ -7,12 +7,19 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-
-from tests.app.test_browser import (_graph_js, click_plot_point, idle, js, new_driver, serve_in_thread,  # noqa: F401
-                                    trace_len, wait)
-from tests.app.test_browser import driver  # noqa: F401 (the module-scoped Chromium fixture)
-
 from selenium.webdriver.common.by import By  # noqa: E402
+
+from tests.app.test_browser import (  # noqa: F401
+    _graph_js,
+    click_plot_point,
+    driver,  # noqa: F401 (the module-scoped Chromium fixture)
+    idle,
+    js,
+    new_driver,
+    serve_in_thread,
+    trace_len,
+    wait,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -139,7 +146,8 @@ const c = document.querySelector('.dash-dropdown-content');
 const list = c.querySelector('.dash-dropdown-options'), search = c.querySelector('.dash-dropdown-search-container');
 const lr = list.getBoundingClientRect(), cr = c.getBoundingClientRect(), sr = search.getBoundingClientRect();
 const opts = Array.from(c.querySelectorAll('.dash-dropdown-option'));
-const shown = opts.filter(o => { const r = o.getBoundingClientRect(); return r.top >= lr.top - 1 && r.bottom <= lr.bottom + 1; });
+const shown = opts.filter(o => { const r = o.getBoundingClientRect();
+                                 return r.top >= lr.top - 1 && r.bottom <= lr.bottom + 1; });
 const covered = shown.filter(o => { const r = o.getBoundingClientRect();
     const hit = document.elementFromPoint(r.left + 12, (r.top + r.bottom) / 2); return !o.contains(hit); });
 const st = getComputedStyle(opts[0]);

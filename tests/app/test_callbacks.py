@@ -180,7 +180,8 @@ def test_compare_two_layers_of_one_model(reader):
     # strongly matched units are outlined in both views; clicking a unit highlights just its pair
     pair, _ = compare.handle_click({"points": [{"customdata": ["unit", 5, 0]}]}, "a", {})
     fa, fb, listing, *_ = compare.compare_view(reader, "tiny-lstm", 0, "tiny-lstm", 1, "h", 3, pair=pair)
-    outlined_a = [cd[1] for cd, w in zip(_trace(fa, "units")["customdata"], _trace(fa, "units")["marker"]["line"]["width"]) if w > 1]
+    units_a = _trace(fa, "units")
+    outlined_a = [cd[1] for cd, w in zip(units_a["customdata"], units_a["marker"]["line"]["width"]) if w > 1]
     outlined_b = [w for w in _trace(fb, "units")["marker"]["line"]["width"] if w > 1]
     assert outlined_a == [5] and len(outlined_b) == 1
     assert "selected" in _text(listing)

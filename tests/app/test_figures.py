@@ -60,7 +60,8 @@ def test_link_filter_hides_weak_links_and_colours_follow_the_sign():
 def test_word_response_colours_cells_clipped():
     words, units, edges = _view()
     resp = np.linspace(-1, 1, len(units))
-    fig = figures.cocluster_figure(words, units, edges, figures.CoclusterOptions(word="w1", word_response=resp, clip=0.5))
+    fig = figures.cocluster_figure(words, units, edges, figures.CoclusterOptions(word="w1", word_response=resp,
+                                                                                 clip=0.5))
     m = _trace(fig, "units")["marker"]
     assert max(m["color"]) == pytest.approx(0.5) and min(m["color"]) == pytest.approx(-0.5)
     assert m["cmid"] == 0
@@ -167,7 +168,8 @@ def test_unit_words_show_n_and_z_and_mark_weak_rows():
     top = bar["y"].index("? once")                   # the one-occurrence word is still shown, but marked
     assert bar["y"][top] == "? once" and "often" in bar["y"] and "? never" in bar["y"]
     assert bar["text"][top] == "n=1 · z —" and bar["text"][bar["y"].index("often")] == "n=400 · z +25.0"
-    assert bar["marker"]["pattern"]["shape"][top] == "/" and bar["marker"]["pattern"]["shape"][bar["y"].index("often")] == ""
+    shapes = bar["marker"]["pattern"]["shape"]
+    assert shapes[top] == "/" and shapes[bar["y"].index("often")] == ""
     assert "weak" in bar["hovertext"][top] and "z = mean/(std/√n)" in fig["layout"]["title"]["text"]
 
 

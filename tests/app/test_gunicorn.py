@@ -141,7 +141,8 @@ def test_open_mode_serves_on_loopback(app_store):
 
 
 def test_open_mode_refuses_requests_that_arrive_on_a_public_address(app_store):
-    """Behind a bind it could not see (a socket handed over by a supervisor), the request's own local address decides."""
+    """Behind a bind it could not see (a socket handed over by a supervisor), the request's own local address
+    decides."""
     from analytics.settings import Settings
     from app.server import create_app
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from analytics.settings import Settings
-from tests.app.patterns_store import L, MODEL, PLANTED, THETA, build_planted_store, planted_text
+from tests.app.patterns_store import MODEL, PLANTED, THETA, L, build_planted_store, planted_text
 from tests.app.test_dispatch import Layout, _body, _walk
 
 

@@ -266,7 +266,7 @@ def test_sentence_glyph_rows_can_sit_beside_their_chips(client):
     bars = [t for t in fig["data"] if t.get("type") == "bar"]
     aggregate = next(t for t in bars if t["name"] == "aggregate α+")
     assert len(aggregate["x"]) == 6 * len(chip_mid)                  # every token, every chip
-    for (_, pos, j), base, x in zip(aggregate["customdata"], aggregate["base"], aggregate["x"]):
+    for (_, _pos, j), base, x in zip(aggregate["customdata"], aggregate["base"], aggregate["x"]):
         assert base == pytest.approx(sum(chip_mid[j]) / 2)           # level with its chip
         assert x < min(cells["x"])                                   # left of the chips
     tokens = [a["text"] for a in fig["layout"]["annotations"] if a.get("textangle") == -90]

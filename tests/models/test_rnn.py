@@ -4,7 +4,6 @@ import torch
 from models.config import ConfigError, ModelConfig
 from models.rnn import RecurrentModel
 
-
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU"))]
 
 
@@ -110,7 +109,7 @@ def test_trace_shapes_names_and_chunked_continuation():
     m = RecurrentModel(ModelConfig("lm", "lstm", 2, 7, 3, 0.0, 20)).eval()
     x = torch.randint(0, 20, (12, 4))
     whole = m.trace(x)
-    assert set(whole) == {(l, s) for l in range(2) for s in ("h", "c", "i", "f", "g", "o")}
+    assert set(whole) == {(i, s) for i in range(2) for s in ("h", "c", "i", "f", "g", "o")}
     assert all(v.shape == (12, 4, 7) for v in whole.values())
     first = m.trace(x[:5])
     second = m.trace(x[5:], RecurrentModel.final_state(first, "lstm", 2))

@@ -19,7 +19,7 @@ def test_normalize(raw, norm):
 
 
 def test_vocab_build_encode_decode_roundtrip():
-    toks = "b a a c c c d".split()
+    toks = ["b", "a", "a", "c", "c", "c", "d"]
     v = Vocab.build(toks, size=5)
     assert v.words[:3] == [PAD, UNK, EOS]
     assert v.words[3:] == ["c", "a"]            # most frequent first, ties alphabetical

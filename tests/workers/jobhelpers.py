@@ -56,17 +56,16 @@ class Worker:
         self.log = log_dir / f"worker-{name}.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         from workers.embedded import worker_argv
         argv = worker_argv(queues=self.queues.split(","), hostname=f"{self.name}@%h", loglevel="info")
-        out = open(self.log, "ab")
-        self.proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
-        out.close()
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
         self._ready_mark = self.log.stat().st_size
         return self
 
-    def wait_ready(self, timeout: float = 90) -> "Worker":
+    def wait_ready(self, timeout: float = 90) -> Worker:
         def ready():
             assert self.proc is not None
             if self.proc.poll() is not None:

@@ -11,13 +11,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from jobhelpers import TINY, job_settings, wait_for
 
 from analytics import store
 from analytics.settings import Settings
 from workers import client, records, uploads
 from workers.settings import JobSettings
-
-from jobhelpers import TINY, job_settings, wait_for
 
 
 def _free_port() -> int:
@@ -116,7 +115,8 @@ def test_page_submit_reports_broker_down(tmp_path, fixtures):
     from app.logic import jobs_view
     port = _free_port()  # nothing listens there
     settings, js = Settings(store=tmp_path, broker_url=f"redis://127.0.0.1:{port}/0"), JobSettings()
-    up = uploads.save_corpus_upload(tmp_path, [(p.name, p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
+    up = uploads.save_corpus_upload(tmp_path, [(p.name,
+                                                p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
                                     "ptb")
     values = {**logic.preset_values("demo-lstm"), "layers": 1, "hidden_size": 8, "epochs": 1, "batch_size": 4,
               "bptt": 10}

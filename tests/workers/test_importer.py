@@ -1,10 +1,9 @@
 """Bring your own model: a PyTorch-example-style state dict becomes an RNNVis model computing the same thing."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
-
-import pytest
 
 from models.checkpoint import load_model
 from models.corpora import load_corpus
@@ -97,6 +96,7 @@ def test_a_failed_import_leaves_no_checkpoint_and_frees_its_id(tmp_path, fixture
     """The import stage writes the checkpoint; the analysis then fails (its corpus upload is gone): the job is
     failed, ``checkpoints/import-*.pt`` is removed and the model id can be used again."""
     import shutil
+
     from models.checkpoint import checkpoint_file
     from workers import claims, records, uploads
     from workers.errors import JobFailed
@@ -108,7 +108,8 @@ def test_a_failed_import_leaves_no_checkpoint_and_frees_its_id(tmp_path, fixture
     words = _user_vocab(corpus)
     torch.manual_seed(0)
     torch.save(WordLM(len(words), 6, 5, 1, "gru").state_dict(), tmp_path / "model.pt")
-    up_c = uploads.save_corpus_upload(root, [(p.name, p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
+    up_c = uploads.save_corpus_upload(root, [(p.name,
+                                              p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
                                       "ptb", owner="ann")
     up_m = uploads.save_model_upload(root, ("model.pt", (tmp_path / "model.pt").read_bytes()),
                                      ("vocab.txt", ("\n".join(words) + "\n").encode()), owner="ann")

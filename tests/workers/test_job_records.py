@@ -85,7 +85,7 @@ def test_the_archive_keeps_the_order_of_concurrent_status_changes(tmp_path):
 
     def flip(status):
         barrier.wait()
-        for i in range(60):
+        for _ in range(60):
             rec = records.read_job(tmp_path, "j00000001")
             rec.status, rec.attempts = status, rec.attempts + 1
             records.write_job(tmp_path, rec)

@@ -5,12 +5,11 @@ import os
 import signal
 
 import pytest
+from jobhelpers import TINY, TINY_ANALYSIS, job_settings, wait_for
 
 from analytics import store
 from models.checkpoint import checkpoint_file, read_checkpoint
 from workers import client, errors, records
-
-from jobhelpers import TINY, TINY_ANALYSIS, job_settings, wait_for
 
 
 def _submit(settings, prefix, upload, **over):
@@ -137,7 +136,8 @@ def test_cancel_running_and_queued(workers, redis_settings, redis_store, prefix,
     rec = _submit(redis_settings, prefix, ptb_upload, model_id="cancel-me", epochs=200, patience=0)
     wait_for(lambda: len(records.read_job(redis_store, rec.job_id).detail.get("curve", [])) >= 1, 120, "one epoch")
     assert client.cancel(redis_settings, rec.job_id, by="tester", job_settings=job_settings(prefix)) == "cancelling"
-    final = wait_for(lambda: (lambda r: r if r.status in records.TERMINAL else None)(records.read_job(redis_store, rec.job_id)),
+    final = wait_for(lambda: (lambda r: r if r.status in records.TERMINAL else None)(records.read_job(redis_store,
+                                                                                                      rec.job_id)),
                      60, "the job to stop")
     assert final.status == "cancelled" and len(final.detail["curve"]) < 200
     assert not store.partition_path(redis_store, "models", "cancel-me").exists()

@@ -4,12 +4,11 @@ from __future__ import annotations
 import base64
 
 import pytest
+from jobhelpers import TINY, job_settings
 
 from analytics import store
 from analytics.settings import Settings
 from workers import client, errors, uploads
-
-from jobhelpers import TINY, job_settings
 
 
 @pytest.fixture()
@@ -17,7 +16,8 @@ def setup(tmp_path, redis_url, prefix, fixtures):
     import redis
     settings = Settings(store=tmp_path, broker_url=redis_url)
     js = job_settings(prefix + "validation:")
-    up = uploads.save_corpus_upload(tmp_path, [(p.name, p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
+    up = uploads.save_corpus_upload(tmp_path, [(p.name,
+                                                p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
                                  "ptb", owner="ann")
     r = redis.Redis.from_url(redis_url)
     yield settings, js, f"upload:{up.upload_id}", lambda: r.llen(js.broker_prefix + "train")
@@ -118,6 +118,7 @@ def test_good_uploads_of_every_format(setup, fixtures):
 def test_concurrent_submissions_of_one_model_id_queue_exactly_one(setup):
     """Six threads submit model_id=rt-race at once: one is queued, five get "model id ... is taken"."""
     import threading
+
     from app.cli import main
     from workers import records
     settings, js, corpus, queued = setup
