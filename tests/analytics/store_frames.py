@@ -11,7 +11,7 @@ import pandas as pd
 
 from analytics import store
 
-REPO = Path(store.__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # The public contract, copied from the design brief (columns may only be appended).
 CONTRACT: dict[str, list[tuple[str, str]]] = {

@@ -37,7 +37,7 @@ def _as_frame(res: sentences.SentenceResult) -> pd.DataFrame:
 
 def test_sentence_states_table_matches_rows_and_order():
     res = _result()
-    got = store._conform(VIEWS["sentence_states"], sentences.sentence_states_table(res)).to_pandas()
+    got = store.conform(VIEWS["sentence_states"], sentences.sentence_states_table(res)).to_pandas()
     want = _as_frame(res)
     pd.testing.assert_frame_equal(got, want[got.columns.tolist()], check_dtype=False)
     order = list(VIEWS["sentence_states"].sort_by)

@@ -13,7 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from analytics import schema, store, store_paths
+from analytics import schema, store
+from analytics.store import paths as store_paths
 from tests.analytics.store_frames import CONTRACT, describe, full_model, models_df, responses_df, staging_entries
 
 # --------------------------------------------------------------------------- schema and views

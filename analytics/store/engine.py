@@ -16,8 +16,8 @@ import duckdb
 import pyarrow as pa
 
 from analytics.schema import KINDS
-from analytics.store_core import StoreError, _root
-from analytics.store_views import _Engine, _engine, _retrying
+from analytics.store.core import StoreError, store_root
+from analytics.store.views import Engine, engine_for, retrying
 
 _T = TypeVar("_T")
 
@@ -72,20 +72,20 @@ def sandbox_connection(root: str | os.PathLike[str], *, memory_limit: str = "1GB
     This layer alone does not stop DDL or ``COPY ... TO`` a path inside the partition
     directories: run only statements that :mod:`analytics.sandbox` has checked.
     """
-    rootp = _root(root)
+    rootp = store_root(root)
     if not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer, got {threads!r}")
     allowed = [rootp / k.name for k in KINDS.values()]
     config = {"memory_limit": str(memory_limit), "threads": threads, "temp_directory": "",
               "allow_community_extensions": False, "allow_persistent_secrets": False}
 
-    def factory() -> _Engine:
-        engine = _Engine(rootp, allowed=allowed, config=config)
+    def factory() -> Engine:
+        engine = Engine(rootp, allowed=allowed, config=config)
         engine.con.execute(_SETTINGS_MACRO)
         return engine
 
     try:
-        return _engine(rootp, ("sandbox", str(memory_limit), threads), factory).cursor()
+        return engine_for(rootp, ("sandbox", str(memory_limit), threads), factory).cursor()
     except duckdb.Error as e:
         raise StoreError(f"could not open the store at {rootp}: {e}") from e
 
@@ -214,7 +214,7 @@ def _bounded(con: duckdb.DuckDBPyConnection, run: Callable[[], _T], timeout_s: f
     timer.daemon = True
     timer.start()
     try:
-        return _retrying(run)
+        return retrying(run)
     except duckdb.InterruptException as e:
         if fired.is_set():
             raise QueryTimeout(f"the query ran longer than {timeout_s:g} s and was stopped") from e

@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from analytics.schema import KINDS, VIEWS, View
-from analytics.store_core import StoreError, _quote, _root
+from analytics.store.core import StoreError, quote_ident, store_root
 
 log = logging.getLogger("analytics.store")
 
@@ -28,7 +28,7 @@ def _view_sql(root: Path, view: View) -> str:
     kind = KINDS[view.kind]
     glob = f"{root}/{kind.name}/{kind.key}=*/{view.name}.*.parquet"
     source = (
-        f"read_parquet({_quote(glob)}, union_by_name = true, hive_partitioning = true, "
+        f"read_parquet({quote_ident(glob)}, union_by_name = true, hive_partitioning = true, "
         f"hive_types = {{'{kind.key}': 'VARCHAR'}}, allow_empty = true)"
     )
     # The empty typed relation gives every column its type when no file matches
@@ -49,7 +49,7 @@ _VIEWS_SQL = (
 )
 
 
-class _Engine:
+class Engine:
     """One process-wide, sandboxed in-memory DuckDB per store root.
 
     It holds the views in its ``main`` schema and :func:`connect` hands out
@@ -72,7 +72,7 @@ class _Engine:
             },
         )
         dirs = [root] if allowed is None else list(allowed)
-        self.con.execute(f"SET allowed_directories = [{', '.join(_quote(str(d) + os.sep) for d in dirs)}]")
+        self.con.execute(f"SET allowed_directories = [{', '.join(quote_ident(str(d) + os.sep) for d in dirs)}]")
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET lock_configuration = true")
         self.statements = _view_statements(root, "CREATE OR REPLACE VIEW")
@@ -84,18 +84,18 @@ class _Engine:
             stale = [name for name in self.statements if current.get(name) != self.installed.get(name, "")]
             if stale:
                 sql = ";\n".join(self.statements[name] for name in stale)
-                _retrying(lambda: self.con.execute(sql))
+                retrying(lambda: self.con.execute(sql))
                 current = dict(self.con.execute(_VIEWS_SQL).fetchall())
                 self.installed.update({name: current[name] for name in stale})
             return self.con.cursor()
 
 
-_ENGINES: dict[tuple[Any, ...], _Engine] = {}
+_ENGINES: dict[tuple[Any, ...], Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 _MAX_ENGINES = 8
 
 
-def _engine(root: Path, variant: tuple[Any, ...] = (), factory: Callable[[], _Engine] | None = None) -> _Engine:
+def engine_for(root: Path, variant: tuple[Any, ...] = (), factory: Callable[[], Engine] | None = None) -> Engine:
     key = (os.getpid(), root, *variant)
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
@@ -104,7 +104,7 @@ def _engine(root: Path, variant: tuple[Any, ...] = (), factory: Callable[[], _En
                 del _ENGINES[k]
             while len(_ENGINES) >= _MAX_ENGINES:  # open cursors keep an evicted engine alive
                 del _ENGINES[next(iter(_ENGINES))]
-            engine = _ENGINES[key] = factory() if factory is not None else _Engine(root)
+            engine = _ENGINES[key] = factory() if factory is not None else Engine(root)
     return engine
 
 
@@ -128,14 +128,14 @@ def connect(root: str | os.PathLike[str], *, read_only: bool = True) -> duckdb.D
 
     Close the connection when done (``with connect(root) as con:`` works).
     """
-    rootp = _root(root)
+    rootp = store_root(root)
     try:
         if read_only:
-            return _engine(rootp).cursor()
+            return engine_for(rootp).cursor()
         con = duckdb.connect(":memory:")
         try:
             sql = ";\n".join(_view_statements(rootp, "CREATE OR REPLACE VIEW").values())
-            _retrying(lambda: con.execute(sql))
+            retrying(lambda: con.execute(sql))
         except BaseException:
             con.close()
             raise
@@ -148,7 +148,7 @@ _TRANSIENT = ("No such file or directory", "Cannot open file")
 _T = TypeVar("_T")
 
 
-def _retrying(fn: Callable[[], _T], retries: int = 3) -> _T:
+def retrying(fn: Callable[[], _T], retries: int = 3) -> _T:
     """Call ``fn``, retrying when a file it listed vanished before it was read."""
     for attempt in range(retries + 1):
         try:
@@ -174,4 +174,4 @@ def query(
     file listed by the glob vanishes before it is read) is retried
     ``retries`` times.
     """
-    return _retrying(lambda: con.execute(sql, params).df(), retries)
+    return retrying(lambda: con.execute(sql, params).df(), retries)

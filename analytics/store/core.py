@@ -43,12 +43,12 @@ class UnknownModelError(UnknownPartitionError):
         self.args = (f"unknown model {model_id!r}; known models: {shown or '(none)'}",)
 
 
-def _root(root: str | os.PathLike[str]) -> Path:
+def store_root(root: str | os.PathLike[str]) -> Path:
     path = Path(root).expanduser().absolute()
     if any(ch in str(path) for ch in "*?[]{}'"):
         raise StoreError(f"store root {str(path)!r} must not contain any of * ? [ ] {{ }} '")
     return path
 
 
-def _quote(text: str) -> str:
+def quote_ident(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"

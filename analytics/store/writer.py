@@ -15,21 +15,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from analytics import store_paths as paths
 from analytics.schema import VIEWS, View
-from analytics.store_arrow import _FLOAT_TYPES, _conform, arrow_schema
-from analytics.store_core import StoreError, UnknownModelError, UnknownPartitionError, _root
-from analytics.store_paths import (
-    _HOST,
-    _LOCK_NAME,
+from analytics.store import paths
+from analytics.store.arrow import FLOAT_TYPES, arrow_schema, conform
+from analytics.store.core import StoreError, UnknownModelError, UnknownPartitionError, store_root
+from analytics.store.paths import (
+    HOST,
+    LOCK_NAME,
     STAGING_DIR,
-    _CommitLock,
-    _file_name,
-    _kind,
-    _remove_tree,
-    _table_file,
+    CommitLock,
+    file_name,
+    find_table_file,
+    kind_of,
     list_partitions,
     partition_path,
+    remove_tree,
     validate_id,
 )
 
@@ -58,8 +58,8 @@ class _TableSink:
 
     def _open(self) -> pq.ParquetWriter:
         # float16 columns: no byte-stream split (DuckDB cannot read it for them); delta columns: no dictionary
-        floats = [c.name for c in self.view.columns if c.type in _FLOAT_TYPES and c.name not in self.view.half]
-        others = [c.name for c in self.view.columns if c.type not in _FLOAT_TYPES and c.name not in self.view.delta]
+        floats = [c.name for c in self.view.columns if c.type in FLOAT_TYPES and c.name not in self.view.half]
+        others = [c.name for c in self.view.columns if c.type not in FLOAT_TYPES and c.name not in self.view.delta]
         return pq.ParquetWriter(
             self.path,
             self.schema,
@@ -150,10 +150,10 @@ class PartitionWriter:
         row_group_rows: int = ROW_GROUP_ROWS,
         durable: bool = True,
     ):
-        self.kind = _kind(kind)
+        self.kind = kind_of(kind)
         self.durable = bool(durable)
         self.key = validate_id(key, self.kind.key)
-        self.root = _root(root)
+        self.root = store_root(root)
         self.target = partition_path(self.root, kind, key)
         self.row_group_rows = int(row_group_rows)
         if self.row_group_rows < 1:
@@ -171,7 +171,7 @@ class PartitionWriter:
         staging_root = self.root / STAGING_DIR
         staging_root.mkdir(parents=True, exist_ok=True)
         self.staging = staging_root / (
-            f"{self.kind.name}.{self.key}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+            f"{self.kind.name}.{self.key}.{HOST}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         )
         self.staging.mkdir()
         self._state = "open"
@@ -220,7 +220,7 @@ class PartitionWriter:
         view = self._view(table)
         if table in self._kept:
             raise StoreError(f"{table}: already kept from the previous version; cannot also write it")
-        chunk = _conform(view, data)
+        chunk = conform(view, data)
         key_col = chunk.column(self.kind.key)
         if chunk.num_rows and (
             key_col.null_count or not pc.all(pc.equal(key_col, pa.scalar(self.key))).as_py()
@@ -232,7 +232,7 @@ class PartitionWriter:
             )
         sink = self._sinks.get(table)
         if sink is None:
-            path = staging / _file_name(table, self.version)
+            path = staging / file_name(table, self.version)
             sink = self._sinks[table] = _TableSink(path, view, self.row_group_rows)
         sink.add(chunk, presorted)
         os.utime(staging)  # liveness, for clean_staging
@@ -248,10 +248,10 @@ class PartitionWriter:
         self._view(table)
         if table in self._sinks:
             raise StoreError(f"{table}: already written in this partition; cannot also keep it")
-        src = _table_file(self.target, table)
+        src = find_table_file(self.target, table)
         if src is None:
             return False
-        dst = staging / _file_name(table, self.version)
+        dst = staging / file_name(table, self.version)
         try:
             os.link(src, dst)
         except FileNotFoundError:
@@ -287,7 +287,7 @@ class PartitionWriter:
         parent.mkdir(parents=True, exist_ok=True)
         old: Path | None = None
         paths._sweep_retired(self.root)
-        with _CommitLock(self.root):
+        with CommitLock(self.root):
             if self.target.exists():
                 old = staging.with_suffix(".old")
                 if paths._exchange(staging, self.target):
@@ -320,7 +320,7 @@ class PartitionWriter:
         for sink in self._sinks.values():
             sink.abort()
         if self.staging is not None:
-            _remove_tree(self.staging)
+            remove_tree(self.staging)
         self._state = "aborted"
 
 
@@ -344,8 +344,8 @@ def delete_partition(
 ) -> None:
     """Remove a partition atomically (it vanishes from every view at once)."""
     target = partition_path(root, kind, key)
-    rootp = _root(root)
-    with _CommitLock(rootp):
+    rootp = store_root(root)
+    with CommitLock(rootp):
         if not target.is_dir():
             if missing_ok:
                 return
@@ -363,7 +363,7 @@ def delete_partition(
 def _writer_alive(name: str) -> bool:
     """Whether staging entry ``name`` belongs to a live writer process on this host."""
     parts = name.rsplit(".", 4)  # <kind>.<key>.<host>.<pid>.<rand>.tmp (the key may hold dots)
-    if len(parts) != 5 or parts[-1] != "tmp" or parts[1] != _HOST or not parts[2].isdigit():
+    if len(parts) != 5 or parts[-1] != "tmp" or parts[1] != HOST or not parts[2].isdigit():
         return False
     pid = int(parts[2])
     if pid == os.getpid():
@@ -384,7 +384,7 @@ def clean_staging(root: str | os.PathLike[str], older_than_s: float = 3600) -> l
     modified for ``older_than_s`` seconds (every ``write`` touches it), unless
     it belongs to a writer process that is still alive on this host.
     """
-    staging = _root(root) / STAGING_DIR
+    staging = store_root(root) / STAGING_DIR
     now = time.time()
     removed: list[str] = []
     try:
@@ -392,7 +392,7 @@ def clean_staging(root: str | os.PathLike[str], older_than_s: float = 3600) -> l
     except FileNotFoundError:
         return removed
     for entry in entries:
-        if entry.name == _LOCK_NAME or _writer_alive(entry.name):
+        if entry.name == LOCK_NAME or _writer_alive(entry.name):
             continue
         try:
             newest = entry.stat(follow_symlinks=False).st_mtime
@@ -404,7 +404,7 @@ def clean_staging(root: str | os.PathLike[str], older_than_s: float = 3600) -> l
         if now - newest < older_than_s:
             continue
         if entry.is_dir(follow_symlinks=False):
-            _remove_tree(Path(entry.path))
+            remove_tree(Path(entry.path))
         else:
             Path(entry.path).unlink(missing_ok=True)
         removed.append(entry.name)

@@ -62,39 +62,28 @@ Files are immutable once committed; writing a partition always rewrites it
 whole (:meth:`PartitionWriter.keep` carries a table over from the current
 version without rewriting it).
 
-The code is split by concern; this module re-exports the public names (``from analytics import store;
+The package is split by concern; this ``__init__`` re-exports the public names (``from analytics import store;
 store.connect(...)``):
 
-- :mod:`analytics.store_core`: errors, the store-root check;
-- :mod:`analytics.store_paths`: ids, partition and checkpoint paths, fsync, the atomic exchange, the
+- :mod:`analytics.store.core`: errors, the store-root check;
+- :mod:`analytics.store.paths`: ids, partition and checkpoint paths, fsync, the atomic exchange, the
   commit lock, retiring replaced versions;
-- :mod:`analytics.store_arrow`: Arrow schemas of the views, conversion of frames, Parquet bytes;
-- :mod:`analytics.store_writer`: :class:`PartitionWriter`, deleting partitions, cleaning staging;
-- :mod:`analytics.store_views`: the views, the per-process engine, :func:`connect`, :func:`query`;
-- :mod:`analytics.store_sandbox`: the DuckDB parts of the SQL sandbox.
+- :mod:`analytics.store.arrow`: Arrow schemas of the views, conversion of frames, Parquet bytes;
+- :mod:`analytics.store.writer`: :class:`PartitionWriter`, deleting partitions, cleaning staging;
+- :mod:`analytics.store.views`: the views, the per-process engine, :func:`connect`, :func:`query`;
+- :mod:`analytics.store.engine`: the DuckDB parts of the SQL sandbox.
 """
 
 from __future__ import annotations
 
-from analytics.store_arrow import arrow_schema, parquet_bytes
-from analytics.store_core import (
+from analytics.store.arrow import arrow_schema, conform, parquet_bytes
+from analytics.store.core import (
     SchemaMismatchError,
     StoreError,
     UnknownModelError,
     UnknownPartitionError,
 )
-from analytics.store_paths import (
-    RETIRE_GRACE_S,
-    STAGING_DIR,
-    checkpoint_path,
-    default_root,
-    list_partitions,
-    partition_path,
-    require_model,
-    table_file,
-    validate_id,
-)
-from analytics.store_sandbox import (
+from analytics.store.engine import (
     ParsedStatement,
     QueryError,
     QueryOutOfMemory,
@@ -105,8 +94,19 @@ from analytics.store_sandbox import (
     sandbox_connection,
     statement_ast,
 )
-from analytics.store_views import connect, query
-from analytics.store_writer import (
+from analytics.store.paths import (
+    RETIRE_GRACE_S,
+    STAGING_DIR,
+    checkpoint_path,
+    default_root,
+    list_partitions,
+    partition_path,
+    require_model,
+    table_file,
+    validate_id,
+)
+from analytics.store.views import connect, query
+from analytics.store.writer import (
     ROW_GROUP_ROWS,
     PartitionWriter,
     clean_staging,
@@ -133,6 +133,7 @@ __all__ = [
     "checkpoint_path",
     "clean_staging",
     "arrow_schema",
+    "conform",
     "sandbox_connection",
     "parse_statements",
     "ParsedStatement",

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from analytics.schema import KINDS, Kind
-from analytics.store_core import StoreError, UnknownModelError, _root
+from analytics.store.core import StoreError, UnknownModelError, store_root
 from models.paths import ID_PATTERN, checkpoint_file
 
 log = logging.getLogger("analytics.store")
 
 STAGING_DIR = ".staging"
-_LOCK_NAME = "commit.lock"
-_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:64] or "host"
+LOCK_NAME = "commit.lock"
+HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:64] or "host"
 _ID_RE = ID_PATTERN  # one definition of a valid id, shared with the checkpoints
 
 
@@ -55,7 +55,7 @@ def validate_id(value: str, what: str = "id") -> str:
     return value
 
 
-def _kind(kind: str) -> Kind:
+def kind_of(kind: str) -> Kind:
     try:
         return KINDS[kind]
     except KeyError:
@@ -64,23 +64,23 @@ def _kind(kind: str) -> Kind:
 
 def partition_path(root: str | os.PathLike[str], kind: str, key: str) -> Path:
     """Directory of partition ``key`` of ``kind`` (whether or not it exists)."""
-    k = _kind(kind)
+    k = kind_of(kind)
     validate_id(key, k.key)
-    return _root(root) / k.name / f"{k.key}={key}"
+    return store_root(root) / k.name / f"{k.key}={key}"
 
 
 def checkpoint_path(root: str | os.PathLike[str], model_id: str) -> Path:
     """Where the training code keeps the checkpoint of ``model_id`` (not created here)."""
     validate_id(model_id, "model_id")
-    return checkpoint_file(_root(root), model_id)
+    return checkpoint_file(store_root(root), model_id)
 
 
 def list_partitions(root: str | os.PathLike[str], kind: str) -> list[str]:
     """Ids of the committed partitions of ``kind``, sorted."""
-    k = _kind(kind)
+    k = kind_of(kind)
     prefix = k.key + "="
     try:
-        entries = list(os.scandir(_root(root) / k.name))
+        entries = list(os.scandir(store_root(root) / k.name))
     except FileNotFoundError:
         return []
     keys = [
@@ -143,14 +143,14 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
-class _CommitLock:
+class CommitLock:
     """Exclusive lock on ``<root>/.staging/commit.lock`` while partitions are swapped."""
 
     def __init__(self, root: Path):
-        self.path = root / STAGING_DIR / _LOCK_NAME
+        self.path = root / STAGING_DIR / LOCK_NAME
         self.fd: int | None = None
 
-    def __enter__(self) -> _CommitLock:
+    def __enter__(self) -> CommitLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
@@ -163,7 +163,7 @@ class _CommitLock:
         self.fd = None
 
 
-def _remove_tree(path: Path) -> None:
+def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -176,7 +176,7 @@ RETIRE_GRACE_S = 30.0
 def _retire(old: Path) -> None:
     """Delete a replaced partition version after ``RETIRE_GRACE_S``, in the background."""
     os.utime(old)  # mtime = when it was retired, for _sweep_retired
-    timer = threading.Timer(RETIRE_GRACE_S, _remove_tree, args=(old,))
+    timer = threading.Timer(RETIRE_GRACE_S, remove_tree, args=(old,))
     timer.daemon = True  # if the process exits first, the next commit's sweep removes it
     timer.start()
 
@@ -192,16 +192,16 @@ def _sweep_retired(root: Path) -> None:
         if e.name.endswith(".old"):
             try:
                 if now - e.stat(follow_symlinks=False).st_mtime > RETIRE_GRACE_S:
-                    _remove_tree(Path(e.path))
+                    remove_tree(Path(e.path))
             except FileNotFoundError:
                 continue
 
 
-def _file_name(table: str, version: str) -> str:
+def file_name(table: str, version: str) -> str:
     return f"{table}.{version}.parquet"
 
 
-def _table_file(partition: Path, table: str) -> Path | None:
+def find_table_file(partition: Path, table: str) -> Path | None:
     """The file of ``table`` in a committed partition directory, if any."""
     try:
         with os.scandir(partition) as files:
@@ -218,6 +218,6 @@ def table_file(root: str | os.PathLike[str], kind: str, key: str, table: str) ->
 
     For tools that want the raw file; the name changes at every rewrite.
     """
-    if table not in _kind(kind).views:
+    if table not in kind_of(kind).views:
         raise StoreError(f"table {table!r} does not belong in a {kind} partition")
-    return _table_file(partition_path(root, kind, key), table)
+    return find_table_file(partition_path(root, kind, key), table)

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analytics.schema import VIEWS, View
-from analytics.store_core import SchemaMismatchError
+from analytics.store.core import SchemaMismatchError
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "VARCHAR": pa.string(),
@@ -21,7 +21,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "TIMESTAMP": pa.timestamp("us"),
     "BOOLEAN": pa.bool_(),
 }
-_FLOAT_TYPES = {"FLOAT", "DOUBLE"}
+FLOAT_TYPES = {"FLOAT", "DOUBLE"}
 
 
 # --------------------------------------------------------------------------- schema conversion
@@ -34,7 +34,7 @@ def arrow_schema(view_name: str) -> pa.Schema:
                       for c in v.columns])
 
 
-def _to_arrow(data: Any) -> pa.Table:
+def to_arrow(data: Any) -> pa.Table:
     if isinstance(data, pa.Table):
         return data
     if isinstance(data, pa.RecordBatch):
@@ -44,9 +44,9 @@ def _to_arrow(data: Any) -> pa.Table:
     raise TypeError(f"expected a pandas DataFrame or a pyarrow Table, got {type(data).__name__}")
 
 
-def _conform(view: View, data: Any) -> pa.Table:
+def conform(view: View, data: Any) -> pa.Table:
     """Check ``data`` against the view's columns and cast it to the file schema."""
-    table = _to_arrow(data)
+    table = to_arrow(data)
     names = table.column_names
     expected = view.column_names
     missing = [c for c in expected if c not in names]
@@ -86,5 +86,5 @@ def _conform(view: View, data: Any) -> pa.Table:
 def parquet_bytes(data: Any) -> bytes:
     """A pandas DataFrame or Arrow table as the bytes of one Parquet file (for downloads)."""
     sink = pa.BufferOutputStream()
-    pq.write_table(_to_arrow(data), sink, compression="zstd")
+    pq.write_table(to_arrow(data), sink, compression="zstd")
     return sink.getvalue().to_pybytes()
