@@ -1,59 +1,26 @@
-"""Untrusted SQL on the store: the one function the SQL console and ``rnnvis sql --sandbox`` call.
+"""What a sandboxed query may do: the statement check, the limits and their messages.
 
-:func:`run_sandboxed` runs one read-only query against the store's views and
-returns at most ``max_rows`` rows, or raises :class:`SandboxError` with a
-message for the user. Defences, each enough for most attacks on its own:
-
-1. **Statement check**, with DuckDB's own parser (never a regex): exactly one
-   statement, of type SELECT (``SUMMARIZE``, ``DESCRIBE`` and ``SHOW`` parse
-   as SELECT), without parameters. Its parse tree (``json_serialize_sql``) is
-   walked: every table it reads must be a view of :mod:`analytics.schema`, a
-   CTE of the query or ``information_schema``; every table function must be on
-   :data:`ALLOWED_TABLE_FUNCTIONS` (``range``, ``unnest``, the ``duckdb_*``
-   catalog listings, ...: no ``read_csv``, ``read_parquet``, ``glob``,
-   ``read_text``, ``query`` ...); no scalar function of
-   :data:`BLOCKED_FUNCTIONS` (``getenv``, ...) is called. So no COPY, EXPORT,
-   ATTACH, INSTALL, LOAD, SET, PRAGMA, CALL, CREATE, INSERT, ... and no file
-   or URL is named anywhere.
-2. **Locked-down connection** (:func:`analytics.store.sandbox_connection`):
-   an in-memory DuckDB with external access off, file access limited to the
-   store's partition directories, extension auto-loading off, a memory limit,
-   a thread count, no spilling to disk, and its configuration locked.
-3. **A process of its own** (:mod:`analytics.sandbox_process`): the query runs in a
-   child process whose address space is capped (``RLIMIT_AS``: what DuckDB's memory
-   limit does not count, such as a 200-million-element list, fails there), at a
-   lower priority, and killed ``GRACE_S`` (0.5) seconds after the time limit if DuckDB's
-   own interrupt (at ``timeout_s``) has not stopped it. Nothing a query does can
-   grow or stop the web worker.
-4. **Caps on the result**: at most ``max_rows`` rows and about ``max_bytes``
-   bytes (the rows are streamed and fetching stops at either cap; ``truncated``
-   and the message say which).
-5. **Concurrency caps** (:mod:`analytics.sandbox_slots`): at most ``per_user``
-   queries of one user and ``total`` queries of the machine at once; one more is
-   refused at once ("try again"), never queued.
-
-This module imports no DuckDB: the store does that part.
+See :mod:`analytics.sandbox` for the defences as a whole. This module imports no DuckDB: the store does that part.
 """
 from __future__ import annotations
 
 import logging
 import os
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from analytics import store_sandbox as store
 from analytics.schema import VIEWS
+from analytics.store import engine as store
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SandboxError", "SandboxResult", "run_sandboxed", "check_statement", "friendly_error",
+__all__ = ["SandboxError", "SandboxResult", "check_statement", "friendly_error", "limit_error", "precheck",
            "ALLOWED_TABLE_FUNCTIONS", "BLOCKED_FUNCTIONS", "DEFAULT_TIMEOUT_S", "DEFAULT_MAX_ROWS",
            "DEFAULT_MAX_BYTES", "DEFAULT_MEMORY_LIMIT", "DEFAULT_PER_USER", "DEFAULT_TOTAL", "default_threads",
-           "memory_bytes"]
+           "memory_bytes", "MAX_SQL_CHARS"]
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +156,7 @@ def _check_tree(tree: dict[str, Any]) -> None:
 
 def check_statement(con: Any, sql: str) -> str:
     """Check ``sql`` (layer 1 of the sandbox) and return the one statement to run; SandboxError if refused."""
-    _precheck(sql)
+    precheck(sql)
     try:
         statements = store.parse_statements(sql)
     except store.QueryError as e:
@@ -219,15 +186,15 @@ def check_statement(con: Any, sql: str) -> str:
 def friendly_error(e: store.QueryError, timeout_s: float, memory_limit: str) -> SandboxError:
     """A store error of a user's query as a SandboxError with a message for them."""
     if isinstance(e, store.QueryTimeout):
-        return _limit_error("timeout", timeout_s, memory_limit)
+        return limit_error("timeout", timeout_s, memory_limit)
     if isinstance(e, store.QueryOutOfMemory):
-        return _limit_error("memory", timeout_s, memory_limit)
+        return limit_error("memory", timeout_s, memory_limit)
     if isinstance(e, store.QueryRefused):
         return SandboxError(f"Refused: {e}. The console reads only the store's views.")
     return SandboxError(str(e), kind="error")
 
 
-def _limit_error(kind: str, timeout_s: float, memory_limit: str) -> SandboxError:
+def limit_error(kind: str, timeout_s: float, memory_limit: str) -> SandboxError:
     if kind == "timeout":
         return SandboxError(f"Time limit: the query ran longer than {timeout_s:g} s and was stopped. Filter "
                             "earlier (WHERE model_id = ..., layer = ...), aggregate, or add a LIMIT.", kind="timeout")
@@ -235,7 +202,7 @@ def _limit_error(kind: str, timeout_s: float, memory_limit: str) -> SandboxError
                         "earlier, aggregate, or avoid large joins, sorts and lists.", kind="memory")
 
 
-def _precheck(sql: str) -> None:
+def precheck(sql: str) -> None:
     if not isinstance(sql, str) or not sql.strip():
         raise SandboxError("the query is empty")
     if len(sql) > MAX_SQL_CHARS:
@@ -244,57 +211,3 @@ def _precheck(sql: str) -> None:
         raise SandboxError("the query contains a NUL character")
 
 
-def run_sandboxed(store_root: str | os.PathLike[str], sql: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                  max_rows: int = DEFAULT_MAX_ROWS, max_bytes: int = DEFAULT_MAX_BYTES,
-                  memory_limit: str = DEFAULT_MEMORY_LIMIT, address_space: str | int | None = None,
-                  threads: int | None = None, user: str | None = None, per_user: int = DEFAULT_PER_USER,
-                  total: int = DEFAULT_TOTAL) -> SandboxResult:
-    """Run one read-only query on the store's views, bounded in time, memory, rows, bytes and concurrency.
-
-    The query runs in a process of its own (:mod:`analytics.sandbox_process`): DuckDB gets
-    ``memory_limit`` and ``threads``; the process may grow its address space by ``address_space``
-    (default: the memory limit plus half of it, at least 256 MB more) and is killed ``timeout_s`` + 0.5 s
-    after this call began. At most ``max_rows`` rows and about ``max_bytes`` bytes come back. A query of
-    ``user`` needs one of their ``per_user`` slots and one of the machine's ``total`` slots.
-
-    Raises SandboxError (with a message for the user, ``kind`` one of refused/timeout/memory/busy/error)
-    when the query is not allowed, fails, or hits a limit. ``truncated`` is True (and ``message`` says
-    so) when the query returned more than was kept.
-    """
-    from analytics import sandbox_slots
-    from analytics.sandbox_process import QueryRequest, run_in_process
-
-    if timeout_s <= 0 or max_rows < 0 or max_bytes <= 0:
-        raise ValueError("timeout_s and max_bytes must be positive and max_rows non-negative")
-    limit = memory_bytes(memory_limit)
-    space = memory_bytes(address_space) if address_space is not None else limit + max(256 << 20, limit // 2)
-    t0, started = time.perf_counter(), time.monotonic()  # the deadline counts from here
-    _precheck(sql)
-    try:
-        with sandbox_slots.query_slot(store_root, user, per_user=per_user, total=total):
-            req = QueryRequest(root=str(sandbox_slots.store_link(store_root)), sql=sql, timeout_s=float(timeout_s),
-                               max_rows=int(max_rows), max_bytes=int(max_bytes), memory_limit=str(memory_limit),
-                               address_space=int(space), threads=int(threads or default_threads()))
-            out = run_in_process(req, started)
-    except sandbox_slots.SlotsBusy as e:
-        raise SandboxError(str(e), kind="busy") from None
-    if out.status != "ok":
-        if out.kind in ("timeout", "memory", "crash"):
-            err = _limit_error("timeout" if out.kind == "timeout" else "memory", timeout_s, memory_limit)
-        else:
-            err = SandboxError(out.message, kind=out.kind if out.kind in ("refused", "error") else "error")
-        log.info("sandboxed query stopped (%s): %s", out.kind, out.message)
-        raise err
-    import pyarrow as pa
-
-    frame = pa.ipc.open_stream(out.ipc).read_all().to_pandas()
-    elapsed = time.perf_counter() - t0
-    if out.cut == "bytes":
-        message = (f"Size limit: showing the first {len(frame):,} rows (about {max_bytes / 2**20:.0f} MB); the result "
-                   "is larger. Select fewer or narrower columns, aggregate, or add a LIMIT.")
-    elif out.cut == "rows":
-        message = (f"Row limit: showing the first {max_rows:,} rows; the query returned more. Add a LIMIT or "
-                   "aggregate to see the rest.")
-    else:
-        message = f"{len(frame):,} rows in {elapsed:.2f} s"
-    return SandboxResult(frame, out.cut is not None, elapsed, message, out.cut)

@@ -8,11 +8,11 @@ the web worker inherited); it:
 1. lowers its priority (``nice`` 10: the dashboard's own requests come first on a busy machine),
    limits its CPU time (``RLIMIT_CPU``, a backstop) and asks to be killed if the fork server dies;
 2. opens the store's views on a locked-down in-memory DuckDB (``memory_limit``, ``threads``, no
-   spilling: :func:`analytics.store_sandbox.sandbox_connection`) through the store's private link;
+   spilling: :func:`analytics.store.engine.sandbox_connection`) through the store's private link;
 3. caps its address space (``RLIMIT_AS``) at what it uses then plus ``address_space`` bytes, so an
    allocation that DuckDB's memory limit does not count (``range(200000000)`` in a list, a
    ``list_sort``) fails inside the child;
-4. checks the statement (:func:`analytics.sandbox.check_statement`), runs it under DuckDB's own
+4. checks the statement (:func:`analytics.policy.check_statement`), runs it under DuckDB's own
    interrupt at ``timeout_s`` and streams at most ``max_rows`` rows and about ``max_bytes`` bytes
    into an Arrow IPC stream;
 5. sends a JSON header (``{"status": "ok", "rows", "cut"}`` or ``{"status": "error", "kind",
@@ -36,6 +36,9 @@ import time
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from typing import Any
+
+from analytics.sandbox import policy
+from analytics.store import engine
 
 __all__ = ["QueryRequest", "QueryOutcome", "run_in_process", "GRACE_S"]
 
@@ -106,19 +109,17 @@ def _harden(req: QueryRequest) -> None:
 
 
 def _run(req: QueryRequest) -> tuple[dict[str, Any], bytes]:
-    from analytics import sandbox, store_sandbox
-
-    con = store_sandbox.sandbox_connection(req.root, memory_limit=req.memory_limit, threads=req.threads)
+    con = engine.sandbox_connection(req.root, memory_limit=req.memory_limit, threads=req.threads)
     limit = _address_space_now() + req.address_space
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
-        statement = sandbox.check_statement(con, req.sql)
+        statement = policy.check_statement(con, req.sql)
         try:
-            ipc, rows, cut = store_sandbox.fetch_ipc(con, statement, max_rows=req.max_rows,
+            ipc, rows, cut = engine.fetch_ipc(con, statement, max_rows=req.max_rows,
                                                      max_bytes=req.max_bytes, timeout_s=req.timeout_s)
-        except store_sandbox.QueryError as e:
-            raise sandbox.friendly_error(e, req.timeout_s, req.memory_limit) from None
-    except sandbox.SandboxError as e:
+        except engine.QueryError as e:
+            raise policy.friendly_error(e, req.timeout_s, req.memory_limit) from None
+    except policy.SandboxError as e:
         return {"status": "error", "kind": e.kind, "message": str(e)}, b""
     return {"status": "ok", "rows": rows, "cut": cut}, ipc
 
