@@ -17,8 +17,7 @@ from dash import html
 from app import figures
 from app.figures import projection as pfig
 from app.logic.common import STATE_LABELS, alert, error_alert, guarded, layer_options, pick_layer_state
-from app.reader import Reader
-from app.reader_projection import MAP_STATES
+from app.reader import MAP_STATES, Reader
 from app.urlstate import K_DEFAULT, MAX_PICKED, ViewState, to_query
 
 log = logging.getLogger(__name__)

@@ -30,11 +30,11 @@ from analytics import store
 from analytics.coclusters import edge_weights
 from analytics.purity import cluster_purity, pos_purity
 from analytics.store import UnknownModelError
-from app.reader_compare import MATCH_SEED, MATCH_SHUFFLES, CompareMixin
-from app.reader_patterns import PatternsMixin
-from app.reader_projection import ProjectionMixin
-from app.reader_sentences import SentencesMixin
-from app.reader_types import LRU, AnalysisMissingError, ClusterView, LayerData
+from app.reader.compare import MATCH_SEED, MATCH_SHUFFLES, CompareMixin
+from app.reader.patterns import PatternsMixin
+from app.reader.projection import ProjectionMixin
+from app.reader.sentences import SentencesMixin
+from app.reader.types import LRU, AnalysisMissingError, ClusterView, LayerData
 
 __all__ = ["Reader", "LRU", "AnalysisMissingError", "ClusterView", "LayerData", "CLUSTER_STATES", "MATCH_SHUFFLES",
            "MATCH_SEED", "PURITY_SHUFFLES", "PURITY_SEED", "WEAK_N", "WEAK_Z"]
@@ -47,8 +47,8 @@ WEAK_N, WEAK_Z = 5, 2.0                # a unit's top word is marked weak below 
 
 
 class Reader(SentencesMixin, CompareMixin, ProjectionMixin, PatternsMixin):
-    """Read-only access to one store for the dashboard (sentences in :mod:`app.reader_sentences`, unit
-    matching and gradient flow in :mod:`app.reader_compare`)."""
+    """Read-only access to one store for the dashboard (sentences in :mod:`app.reader.sentences`, unit
+    matching and gradient flow in :mod:`app.reader.compare`)."""
 
     def __init__(self, root: str | os.PathLike[str], *, cache_size: int = 32, checkpoint_cache: int = 4):
         self.root = Path(root)

@@ -13,7 +13,7 @@ import numpy as np
 
 from analytics import store
 from analytics import token_states as ts
-from app.reader_types import AnalysisMissingError
+from app.reader.types import AnalysisMissingError
 
 
 class PatternsMixin:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from app.reader_types import AnalysisMissingError, ClusterView
+from app.reader.types import AnalysisMissingError, ClusterView
 
 MAP_STATES = ("h", "c")     # the states the analysis co-clusters, hence maps
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from analytics import store
 from analytics.glyphs import class_contributions, glyph_measures
-from app.reader_types import AnalysisMissingError
+from app.reader.types import AnalysisMissingError
 
 log = logging.getLogger(__name__)
 
