@@ -19,7 +19,7 @@ def _settings(args):
 
 
 def _users(args):
-    from app.auth import UserStore, users_path
+    from app.hosted.auth import UserStore, users_path
     return UserStore(users_path(_settings(args)))
 
 
@@ -35,7 +35,7 @@ def _password(args) -> str:
 
 def _user_cmd(fn):
     def run(args) -> int:
-        from app.auth import AuthError
+        from app.hosted.auth import AuthError
         try:
             return fn(args)
         except AuthError as e:
@@ -90,7 +90,7 @@ def cmd_users_passwd(args) -> int:
 
 
 def add_user_commands(sub) -> None:
-    from app.auth import ROLES
+    from app.hosted.auth import ROLES
     p = sub.add_parser("users", help="manage the users of hosted mode (RNNVIS_AUTH=on)")
     usub = p.add_subparsers(dest="users_command", required=True)
     q = usub.add_parser("add", help="add a user (asks for the password, or reads one line with --password-stdin)")

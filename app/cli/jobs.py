@@ -8,13 +8,13 @@ import sys
 import time
 from pathlib import Path
 
-from app.cli import _OVERRIDES, _analysis_options, _print_frame, _settings
+from app.cli.common import OVERRIDES, analysis_options, print_frame, settings
 
 
 def _job_context(args):
     """(Settings with --store applied, JobSettings)."""
     from workers.settings import JobSettings
-    s = _settings()
+    s = settings()
     if getattr(args, "store", None):
         s = dataclasses.replace(s, store=Path(args.store))
     return s, JobSettings.from_env()
@@ -89,12 +89,12 @@ def cmd_jobs_submit(args) -> int:
     def run() -> int:
         from workers import client
         s, js = _job_context(args)
-        request = {k: getattr(args, k) for k in _OVERRIDES if getattr(args, k) is not None}
+        request = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
         request.update(preset=args.preset, model_id=args.model_id, name=args.name)
         corpus = _corpus_request(args.corpus, args.format, s, js)
         if corpus:
             request["corpus"] = corpus
-        request["analysis"] = dataclasses.asdict(_analysis_options(args))
+        request["analysis"] = dataclasses.asdict(analysis_options(args))
         rec = client.submit_train(s, request, submitted_by=_user(), admin=True, job_settings=js)
         print(rec.job_id)
         return _wait_for_job(s, js, rec.job_id) if args.wait else 0
@@ -119,7 +119,7 @@ def cmd_jobs_import(args) -> int:
         print(f"model: {info.summary}", file=sys.stderr)
         request = {"model_upload": info.upload_id, "corpus": _corpus_request(args.corpus, args.format, s, js),
                    "model_id": args.model_id, "name": args.name,
-                   "analysis": dataclasses.asdict(_analysis_options(args))}
+                   "analysis": dataclasses.asdict(analysis_options(args))}
         rec = client.submit_import(s, request, submitted_by=_user(), admin=True, job_settings=js)
         print(rec.job_id)
         return _wait_for_job(s, js, rec.job_id) if args.wait else 0
@@ -130,7 +130,7 @@ def cmd_jobs_analyze(args) -> int:
     def run() -> int:
         from workers import client
         s, js = _job_context(args)
-        rec = client.submit_analyze(s, args.model_id, dataclasses.asdict(_analysis_options(args)),
+        rec = client.submit_analyze(s, args.model_id, dataclasses.asdict(analysis_options(args)),
                                     submitted_by=_user(), admin=True, job_settings=js)
         print(rec.job_id)
         return _wait_for_job(s, js, rec.job_id) if args.wait else 0
@@ -148,7 +148,7 @@ def cmd_jobs_list(args) -> int:
                          duration_s=[None if d is None or d != d else round(d, 1) for d in out["duration_s"]],
                          submitted_at=[str(t)[:19] for t in out["submitted_at"]],
                          error=[(e[:60] + "...") if isinstance(e, str) and len(e) > 60 else e for e in out["error"]])
-    _print_frame(out, args.format)
+    print_frame(out, args.format)
     return 0
 
 
@@ -188,7 +188,7 @@ def cmd_jobs_show(args) -> int:
     if curve:
         import pandas as pd
         print("\ntraining curve:")
-        _print_frame(pd.DataFrame(curve), "table")
+        print_frame(pd.DataFrame(curve), "table")
     return 0
 
 
@@ -239,7 +239,7 @@ def add_job_commands(sub, analysis_flags) -> None:
                                     "review CSV, Yelp JSON lines)")
     q.add_argument("--format", choices=("ptb", "text", "csv", "yelp"), help="format of an uploaded corpus")
     q.add_argument("--wait", action="store_true", help="follow the job until it ends")
-    for flag, (typ, hlp) in _OVERRIDES.items():
+    for flag, (typ, hlp) in OVERRIDES.items():
         q.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, help=hlp)
     analysis_flags(q)
     q.set_defaults(fn=cmd_jobs_submit)

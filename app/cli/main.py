@@ -2,39 +2,17 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
 import time
 from pathlib import Path
 
+from app.cli.common import OVERRIDES, analysis_options, print_frame, settings
+
 log = logging.getLogger("rnnvis")
 
 DEMO_MODELS = ("demo-lstm", "demo-gru", "demo-rnn", "demo-sentiment")
-_OVERRIDES = {  # flag -> (type, help)
-    "cell": (str, "rnn, gru or lstm"), "layers": (int, "number of layers"),
-    "hidden_size": (int, "hidden units per layer"), "embed_size": (int, "embedding size"),
-    "dropout": (float, "dropout"), "epochs": (int, "maximum epochs"), "lr": (float, "learning rate"),
-    "loss": (str, "scale of the loss that --lr and --clip apply to: token (mean over tokens) or sequence "
-                  "(summed over the bptt steps, mean over the batch; Zaremba et al.)"),
-    "schedule": (str, "plateau (lr x lr_decay after an epoch with no better validation loss) or step"),
-    "lr_decay": (float, "lr factor: on a plateau, or every epoch after --decay-after (step)"),
-    "decay_after": (int, "step schedule: epochs at full lr"),
-    "optimizer": (str, "sgd or adam"), "clip": (float, "gradient norm clip (0 = off)"),
-    "batch_size": (int, "batch size"), "bptt": (int, "BPTT length (language models)"),
-    "vocab_size": (int, "vocabulary size"), "patience": (int, "early stopping patience (0 = off)"),
-    "max_train_tokens": (int, "train on the first N tokens (0 = all)"), "seed": (int, "random seed"),
-    "weight_decay": (float, "L2 weight decay"), "init_range": (float, "uniform init range of the weights"),
-    "init": (str, "examples (embedding and output ±init_range, recurrent core torch's default) or uniform "
-                  "(every weight ±init_range)"),
-    "max_len": (int, "longest document kept, in tokens (classifiers)"),
-}
-
-
-def _settings():
-    from analytics.settings import Settings
-    return Settings.from_env()
 
 
 def cmd_presets(args) -> int:
@@ -55,12 +33,12 @@ def _train(model_id: str, preset: str, overrides: dict, store: Path, *, name=Non
     p.model.validate()
     p.train.validate()
     return train_model(model_id, p.model, p.train, store, name=name or model_id, resume=resume,
-                       show_progress=show_progress, threads=_settings().torch_threads)
+                       show_progress=show_progress, threads=settings().torch_threads)
 
 
 def cmd_train(args) -> int:
-    store = Path(args.store or _settings().store)
-    overrides = {k: getattr(args, k) for k in _OVERRIDES}
+    store = Path(args.store or settings().store)
+    overrides = {k: getattr(args, k) for k in OVERRIDES}
     overrides["corpus"] = args.corpus
     model_id = args.model_id or args.preset
     res = _train(model_id, args.preset, overrides, store, name=args.name, resume=args.resume)
@@ -76,61 +54,43 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _analysis_options(args):
-    from analytics.pipeline import AnalysisOptions
-    fields = {f.name for f in dataclasses.fields(AnalysisOptions)}
-    return AnalysisOptions(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
-
-
 def _analyze(model_id: str, store: Path, args) -> int:
     from analytics.pipeline import analyze_model
-    res = analyze_model(model_id, store, _analysis_options(args), threads=_settings().torch_threads)
+    res = analyze_model(model_id, store, analysis_options(args), threads=settings().torch_threads)
     print(f"analysed {model_id}: {res.tokens:,} tokens, {len(res.states)} layer-states in {res.wall_s:.1f}s "
           f"-> {res.partition}")
     return 0
 
 
 def cmd_analyze(args) -> int:
-    return _analyze(args.model_id, Path(args.store or _settings().store), args)
-
-
-def _print_frame(df, fmt: str) -> None:
-    if fmt == "csv":
-        df.to_csv(sys.stdout, index=False)
-    elif fmt == "json":
-        from app.cli_hosted import json_records
-        print(json_records(df))
-    else:
-        import pandas as pd
-        with pd.option_context("display.max_rows", 200, "display.max_columns", 50, "display.width", 200):
-            print(df.to_string(index=False) if len(df) else f"(no rows; columns: {', '.join(df.columns)})")
+    return _analyze(args.model_id, Path(args.store or settings().store), args)
 
 
 def cmd_sql(args) -> int:
     if getattr(args, "sandbox", False):
-        from app.cli_hosted import sql_sandboxed
-        return sql_sandboxed(args, _print_frame)
+        from app.cli.hosted import sql_sandboxed
+        return sql_sandboxed(args, print_frame)
     import duckdb
 
     from analytics import store
-    con = store.connect(Path(args.store or _settings().store))
+    con = store.connect(Path(args.store or settings().store))
     try:
         df = store.query(con, args.query)
     except duckdb.Error as e:  # show DuckDB's message, not a trace
         print(f"error: {e}", file=sys.stderr)
         return 2
-    _print_frame(df, args.format)
+    print_frame(df, args.format)
     return 0
 
 
 def cmd_models(args) -> int:
     from analytics import store
-    con = store.connect(Path(args.store or _settings().store))
+    con = store.connect(Path(args.store or settings().store))
     df = store.query(con, "SELECT model_id, task, cell, layers, hidden_size, vocab_size, corpus, "
                           "round(valid_perplexity, 1) AS valid_ppl, round(test_perplexity, 1) AS test_ppl, "
                           "round(valid_accuracy, 3) AS valid_acc, round(test_accuracy, 3) AS test_acc "
                           "FROM models ORDER BY model_id")
-    _print_frame(df, args.format)
+    print_frame(df, args.format)
     return 0
 
 
@@ -138,7 +98,7 @@ def cmd_demo(args) -> int:
     from analytics import store as st
     from models import demo_weights
     from models.checkpoint import CheckpointError, checkpoint_file, read_checkpoint
-    store = Path(args.store or _settings().store)
+    store = Path(args.store or settings().store)
     t0 = time.perf_counter()
     built = []
     for model_id in DEMO_MODELS:
@@ -167,7 +127,7 @@ def cmd_demo(args) -> int:
                        "AS response_rows FROM models m ORDER BY 1")
     print(f"\nstore {store.resolve()} ready in {time.perf_counter() - t0:.0f}s; "
           f"built: {', '.join(built) or 'nothing new'}")
-    _print_frame(summary, "table")
+    print_frame(summary, "table")
     print('\nquery it:  rnnvis sql "SELECT * FROM models"')
     if args.no_serve:
         return 0
@@ -180,14 +140,14 @@ def cmd_serve(args) -> int:
     except ImportError:
         print("the dashboard is not part of this build yet", file=sys.stderr)
         return 2
-    s = _settings()
+    s = settings()
     return serve(store=Path(args.store or s.store), host=args.host or s.host, port=args.port or s.port)
 
 
 def cmd_delete(args) -> int:
     from analytics import store
     from models.checkpoint import checkpoint_file
-    root = Path(args.store or _settings().store)
+    root = Path(args.store or settings().store)
     ckpt = checkpoint_file(root, args.model_id)
     # A checkpoint without a published model (a failed or cancelled job's) is deleted too, not "unknown model".
     store.delete_partition(root, "models", args.model_id, missing_ok=ckpt.exists())
@@ -201,7 +161,7 @@ def cmd_delete(args) -> int:
 def cmd_pack_demo_weights(args) -> int:
     from models import demo_weights
     for model_id in args.model_ids or DEMO_MODELS:
-        p = demo_weights.pack_from_store(Path(args.store or _settings().store), model_id)
+        p = demo_weights.pack_from_store(Path(args.store or settings().store), model_id)
         print(f"wrote {p} ({p.stat().st_size / 1e6:.2f} MB)")
     return 0
 
@@ -255,7 +215,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the model's checkpoint")
     p.add_argument("--analyze", action=argparse.BooleanOptionalAction, default=True,
                    help="analyse into the store after training (default on)")
-    for flag, (typ, hlp) in _OVERRIDES.items():
+    for flag, (typ, hlp) in OVERRIDES.items():
         p.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, help=hlp)
     analysis_flags(p)
     p.set_defaults(fn=cmd_train)
@@ -269,7 +229,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("query")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     if "sql" in words:
-        from app.cli_hosted import add_sandbox_flags
+        from app.cli.hosted import add_sandbox_flags
         add_sandbox_flags(p)
     p.set_defaults(fn=cmd_sql)
 
@@ -300,10 +260,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("model_ids", nargs="*", help=f"default: {' '.join(DEMO_MODELS)}")
     p.set_defaults(fn=cmd_pack_demo_weights)
 
-    from app.cli_jobs import add_job_commands
+    from app.cli.jobs import add_job_commands
     add_job_commands(sub, analysis_flags)
     if "users" in words:
-        from app.cli_hosted import add_user_commands
+        from app.cli.hosted import add_user_commands
         add_user_commands(sub)
     else:
         sub.add_parser("users", help=_HOSTED_HELP["users"])
@@ -316,7 +276,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     the quick commands their start-up time (models.checkpoint imports torch)."""
     found: list[type[BaseException]] = [ValueError, FileNotFoundError]
     for module, name in (("models.corpora", "CorpusError"), ("models.config", "ConfigError"),
-                         ("models.checkpoint", "CheckpointError"), ("analytics.store_core", "StoreError")):
+                         ("models.checkpoint", "CheckpointError"), ("analytics.store.core", "StoreError")):
         if module in sys.modules:
             found.append(getattr(sys.modules[module], name))
     return tuple(found)
@@ -341,6 +301,3 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())
