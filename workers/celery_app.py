@@ -30,17 +30,12 @@ from celery import Celery
 
 from analytics.settings import Settings
 from workers import fs_transport
+from workers.names import QUEUE_ANALYZE, QUEUE_TRAIN, QUEUES, TASK_ANALYZE, TASK_IMPORT, TASK_PING, TASK_TRAIN
 from workers.settings import JobSettings
 
 __all__ = ["make_celery", "broker_folder", "live_workers", "PRESENCE_DIR", "QUEUE_TRAIN", "QUEUE_ANALYZE", "QUEUES",
            "TASK_TRAIN", "TASK_ANALYZE", "TASK_IMPORT", "TASK_PING"]
 
-QUEUE_TRAIN, QUEUE_ANALYZE = "train", "analyze"
-QUEUES = (QUEUE_TRAIN, QUEUE_ANALYZE)
-TASK_TRAIN = "rnnvis.train_model"
-TASK_ANALYZE = "rnnvis.analyze_model"
-TASK_IMPORT = "rnnvis.import_model"
-TASK_PING = "rnnvis.ping"
 
 fs_transport.register()
 

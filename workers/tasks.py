@@ -26,6 +26,7 @@ from celery import Celery, Task
 from celery.exceptions import Ignore
 
 from workers.errors import TransientJobError
+from workers.names import TASK_ANALYZE, TASK_IMPORT, TASK_PING, TASK_TRAIN
 from workers.stages import run_analyze_stage, run_import_stage, run_train_stage
 from workers.tracker import DONE, StageContext, worker_name
 
@@ -103,8 +104,6 @@ def preload(**_: Any) -> None:
 def register_tasks(app: Celery) -> None:
     """Register the job tasks on ``app`` (called by :func:`workers.celery_app.make_celery`)."""
     from celery import signals
-
-    from workers.celery_app import TASK_ANALYZE, TASK_IMPORT, TASK_PING, TASK_TRAIN
 
     signals.worker_init.connect(preload, weak=False, dispatch_uid="rnnvis-preload")
     js = app.rnnvis_jobs
