@@ -91,20 +91,20 @@ class ViewState:
         return self.detail or self._implied_mode()
 
 
-def _first(v: Any) -> str | None:
+def first_value(v: Any) -> str | None:
     if isinstance(v, (list, tuple)):
         v = v[0] if v else None
     return None if v is None else str(v)
 
 
-def _many(v: Any) -> list[str]:
+def many_values(v: Any) -> list[str]:
     if v is None:
         return []
     return [str(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
 
 
-def _int(v: Any, lo: int, hi: int, default: int | None) -> int | None:
-    s = _first(v)
+def bounded_int(v: Any, lo: int, hi: int, default: int | None) -> int | None:
+    s = first_value(v)
     try:
         n = int(s) if s is not None else None
     except ValueError:
@@ -114,8 +114,8 @@ def _int(v: Any, lo: int, hi: int, default: int | None) -> int | None:
     return min(max(n, lo), hi)
 
 
-def _model(v: Any) -> tuple[str | None, str | None]:
-    s = _first(v)
+def model_param(v: Any) -> tuple[str | None, str | None]:
+    s = first_value(v)
     if s is None or s == "":
         return None, None
     return (s, None) if _MODEL_RE.match(s) else (None, s[:200])
@@ -127,20 +127,20 @@ def from_query(params: Mapping[str, Any] | str | None) -> ViewState:
         params = {}
     if isinstance(params, str):
         params = {k: v for k, v in parse_qs(params.lstrip("?"), keep_blank_values=True).items()}
-    model, bad = _model(params.get("model"))
-    model_b, bad_b = _model(params.get("b"))
-    state = _first(params.get("state"))
-    words = [w.strip()[:100] for w in _many(params.get("w")) if w.strip()]
-    sentences = [s for s in _many(params.get("s")) if _SENTENCE_RE.match(s)]
-    detail = _first(params.get("detail"))
-    unit = _int(params.get("unit"), 0, 1 << 16, None)
-    more_units = [u for u in (_int(x, 0, 1 << 16, None) for x in _many(params.get("u"))) if u is not None]
+    model, bad = model_param(params.get("model"))
+    model_b, bad_b = model_param(params.get("b"))
+    state = first_value(params.get("state"))
+    words = [w.strip()[:100] for w in many_values(params.get("w")) if w.strip()]
+    sentences = [s for s in many_values(params.get("s")) if _SENTENCE_RE.match(s)]
+    detail = first_value(params.get("detail"))
+    unit = bounded_int(params.get("unit"), 0, 1 << 16, None)
+    more_units = [u for u in (bounded_int(x, 0, 1 << 16, None) for x in many_values(params.get("u"))) if u is not None]
     return ViewState(
         model=model,
-        layer=_int(params.get("layer"), 0, 64, None),
+        layer=bounded_int(params.get("layer"), 0, 64, None),
         state=state if state and _STATE_RE.match(state) else None,
-        k=_int(params.get("k"), K_MIN, K_MAX, K_DEFAULT) or K_DEFAULT,
-        nwords=_int(params.get("n"), 3, 100, NWORDS_DEFAULT) or NWORDS_DEFAULT,
+        k=bounded_int(params.get("k"), K_MIN, K_MAX, K_DEFAULT) or K_DEFAULT,
+        nwords=bounded_int(params.get("n"), 3, 100, NWORDS_DEFAULT) or NWORDS_DEFAULT,
         words=tuple(dict.fromkeys(words))[:MAX_WORDS],
         picked=tuple(dict.fromkeys(words))[:MAX_PICKED],
         sentences=tuple(dict.fromkeys(sentences))[:MAX_SENTENCES],
@@ -148,9 +148,9 @@ def from_query(params: Mapping[str, Any] | str | None) -> ViewState:
         units=((unit,) + tuple(more_units)) if unit is not None and more_units else (),
         detail=detail,
         model_b=model_b,
-        layer_b=_int(params.get("layer_b"), 0, 64, None),
-        method=_first(params.get("map")),
-        color=_first(params.get("by")),
+        layer_b=bounded_int(params.get("layer_b"), 0, 64, None),
+        method=first_value(params.get("map")),
+        color=first_value(params.get("by")),
         bad_model=bad or bad_b,
     )
 

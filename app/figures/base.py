@@ -31,7 +31,7 @@ def esc(text: object) -> str:
 Figure = dict  # a plotly figure spec: {"data": [trace dicts], "layout": {...}}
 
 
-def _figure(data: list[dict], layout: dict) -> Figure:
+def new_figure(data: list[dict], layout: dict) -> Figure:
     """A figure spec with the common look. Builders return plain dicts (what ``go.Figure(spec)`` takes):
     constructing ``go.Figure`` objects validates every property and costs 100-400 ms on a large view,
     more than the dashboard's whole latency budget; dcc.Graph takes the dict as is."""
@@ -56,13 +56,13 @@ def top_margin(rows: float = 1.0, row_px: int = 22) -> int:
     return int(TOOLBAR_BAND + rows * row_px + 6)
 
 
-def _axis(**kw) -> dict:
+def axis_style(**kw) -> dict:
     return {"showgrid": True, "gridcolor": "#eceff1", "zeroline": False, "linecolor": "#b0bec5", **kw}
 
 
 def message_figure(text: str, height: int = 220) -> Figure:
     """An empty figure that says why it is empty."""
-    return _figure([], dict(
+    return new_figure([], dict(
         height=height, xaxis=dict(visible=False), yaxis=dict(visible=False),
         annotations=[dict(text=esc(text), x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
                           font=dict(size=14, color="#607d8b"))]))
@@ -73,5 +73,5 @@ def to_go(fig: Figure):
     return go.Figure(fig)
 
 
-def _scatter(**kw) -> dict:
+def scatter_trace(**kw) -> dict:
     return {"type": "scatter", **kw}

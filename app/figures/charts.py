@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .base import PALETTE, Figure, _axis, _figure, _scatter, esc, message_figure, title, top_margin
+from .base import PALETTE, Figure, axis_style, esc, message_figure, new_figure, scatter_trace, title, top_margin
 
 
 def training_curves(metrics: pd.DataFrame) -> Figure:
@@ -22,7 +22,7 @@ def training_curves(metrics: pd.DataFrame) -> Figure:
                 y = pd.to_numeric(s[metric], errors="coerce")
                 if s.empty or y.notna().sum() == 0:
                     continue
-                data.append(_scatter(
+                data.append(scatter_trace(
                     x=s["epoch"].tolist(), y=[None if pd.isna(v) else float(v) for v in y], mode="lines+markers",
                     line=dict(color=color, dash=dash), name=f"{esc(model_id)} {split}", legendgroup=esc(model_id),
                     showlegend=col == 1, xaxis="x" if col == 1 else f"x{col}", yaxis="y" if col == 1 else f"y{col}",
@@ -32,12 +32,12 @@ def training_curves(metrics: pd.DataFrame) -> Figure:
     titles = ("loss", "perplexity (language models)", "accuracy (classifiers)")
     for col in (1, 2, 3):
         lo, hi = (col - 1) / 3 + 0.03, col / 3 - 0.03
-        layout["xaxis" if col == 1 else f"xaxis{col}"] = _axis(domain=[lo, hi], title=dict(text="epoch"), dtick=1,
+        layout["xaxis" if col == 1 else f"xaxis{col}"] = axis_style(domain=[lo, hi], title=dict(text="epoch"), dtick=1,
                                                                anchor="y" if col == 1 else f"y{col}")
-        layout["yaxis" if col == 1 else f"yaxis{col}"] = _axis(anchor="x" if col == 1 else f"x{col}")
+        layout["yaxis" if col == 1 else f"yaxis{col}"] = axis_style(anchor="x" if col == 1 else f"x{col}")
         layout["annotations"].append(dict(text=titles[col - 1], x=(lo + hi) / 2, xref="paper", y=1.02, yref="paper",
                                           yanchor="bottom", showarrow=False, font=dict(size=13)))
-    return _figure(data, layout)
+    return new_figure(data, layout)
 
 
 def gradient_flow_figure(df: pd.DataFrame) -> Figure:
@@ -54,7 +54,7 @@ def gradient_flow_figure(df: pd.DataFrame) -> Figure:
         for layer in layers:
             s = g[g["layer"] == layer].sort_values("distance")
             y = s["grad_norm"].to_numpy(dtype=np.float64)
-            data.append(_scatter(
+            data.append(scatter_trace(
                 x=s["distance"].tolist(), y=[float(v) if np.isfinite(v) and v > 0 else None for v in y],
                 mode="lines", name=f"{esc(model_id)} layer {layer}",
                 line=dict(color=PALETTE[mi % 4], dash="solid" if layer == layers[-1] else "dot", width=2),
@@ -62,7 +62,7 @@ def gradient_flow_figure(df: pd.DataFrame) -> Figure:
     ys = df["grad_norm"].to_numpy(dtype=np.float64)
     gaps = int((~(np.isfinite(ys) & (ys > 0))).sum())
     ys = ys[np.isfinite(ys) & (ys > 0)]
-    yaxis = _axis(title=dict(text="mean norm"), type="log", exponentformat="power", showexponent="all")
+    yaxis = axis_style(title=dict(text="mean norm"), type="log", exponentformat="power", showexponent="all")
     # a note under the title, left (the toolbar holds the top right corner)
     notes = [] if not gaps else [dict(
         text=f"{gaps} point(s) with norm 0 or not finite (underflow) are not drawn", x=0, y=1, xref="paper",
@@ -74,9 +74,9 @@ def gradient_flow_figure(df: pd.DataFrame) -> Figure:
         lo, hi = math.floor(math.log10(ys.min())), math.ceil(math.log10(ys.max()))
         hi = max(hi, lo + 1)
         yaxis.update(range=[lo - 0.1, hi + 0.1], dtick=max(1, math.ceil((hi - lo) / 8)))
-    return _figure(data, dict(
+    return new_figure(data, dict(
         height=330 + (16 if gaps else 0), title=head, margin=dict(l=70, r=20, t=top_margin(1.8 if gaps else 1), b=40),
-        xaxis=_axis(title=dict(text="k (steps back)")), yaxis=yaxis, annotations=notes,
+        xaxis=axis_style(title=dict(text="k (steps back)")), yaxis=yaxis, annotations=notes,
         legend=dict(orientation="h", y=-0.3, x=0)))
 
 
@@ -96,21 +96,21 @@ def matched_r_figure(pairs: pd.DataFrame, chance: dict | None, name_a: str = "A"
         hi = np.asarray(chance["by_rank_hi"], float)[:len(r)].tolist()
         mid = np.asarray(chance["by_rank_mean"], float)[:len(r)].tolist()
         n = int(chance["shuffles"])
-        data.append(_scatter(x=rank, y=lo, mode="lines", line=dict(width=0, color="#90a4ae"), hoverinfo="skip",
+        data.append(scatter_trace(x=rank, y=lo, mode="lines", line=dict(width=0, color="#90a4ae"), hoverinfo="skip",
                              showlegend=False, name="chance low"))
-        data.append(_scatter(x=rank, y=hi, mode="lines", line=dict(width=0, color="#90a4ae"), fill="tonexty",
+        data.append(scatter_trace(x=rank, y=hi, mode="lines", line=dict(width=0, color="#90a4ae"), fill="tonexty",
                              fillcolor="rgba(144,164,174,0.35)", hoverinfo="skip",
                              name=f"chance (min–max of {n} shuffles)"))
-        data.append(_scatter(x=rank, y=mid, mode="lines", line=dict(color="#607d8b", dash="dash", width=1.5),
+        data.append(scatter_trace(x=rank, y=mid, mode="lines", line=dict(color="#607d8b", dash="dash", width=1.5),
                              name="chance (mean)", hovertemplate="rank %{x}<br>shuffled |r| %{y:.3f}<extra></extra>"))
-    data.append(_scatter(x=rank, y=r.tolist(), mode="lines+markers", marker=dict(size=4, color="#1565c0"),
+    data.append(scatter_trace(x=rank, y=r.tolist(), mode="lines+markers", marker=dict(size=4, color="#1565c0"),
                          line=dict(color="#1565c0", width=2), name="matched |r|",
                          hovertemplate="rank %{x}<br>|r| %{y:.3f}<extra></extra>"))
     text = "matched |r| by rank" if chance is None else f"chance: |r| up to {chance['max']:.2f}"
-    return _figure(data, dict(
+    return new_figure(data, dict(
         height=300, title=title(text, size=13), margin=dict(l=50, r=10, t=top_margin(), b=95),
-        xaxis=_axis(title=dict(text="matched pair, by |r|", font=dict(size=11)), rangemode="tozero"),
-        yaxis=_axis(title=dict(text=f"|r| {esc(name_a)} ↔ {esc(name_b)}", font=dict(size=11)), range=[0, 1.02]),
+        xaxis=axis_style(title=dict(text="matched pair, by |r|", font=dict(size=11)), rangemode="tozero"),
+        yaxis=axis_style(title=dict(text=f"|r| {esc(name_a)} ↔ {esc(name_b)}", font=dict(size=11)), range=[0, 1.02]),
         legend=dict(orientation="h", y=-0.32, yanchor="top", x=0, font=dict(size=10)), hovermode="x unified"))
 
 
@@ -123,7 +123,7 @@ def contingency_figure(table: pd.DataFrame, name_a: str, name_b: str) -> Figure:
     """Matched unit counts per (cluster of A, cluster of B): the more units, the darker the cell."""
     if table.empty:
         return message_figure("No matched units.")
-    return _figure([dict(
+    return new_figure([dict(
         type="heatmap", z=table.to_numpy().tolist(), x=[f"H{c}" for c in table.columns],
         y=[f"H{r}" for r in table.index], colorscale=COUNT_SCALE, zmin=0, showscale=False, texttemplate="%{z}",
         hovertemplate=f"{esc(name_a)} %{{y}} × {esc(name_b)} %{{x}}: %{{z}} units<extra></extra>")], dict(

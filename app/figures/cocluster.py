@@ -15,7 +15,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .base import NEGATIVE, POS_COLORS, POS_NAMES, POSITIVE, SCALE, Figure, _figure, _scatter, esc, title, top_margin
+from .base import (
+    NEGATIVE,
+    POS_COLORS,
+    POS_NAMES,
+    POSITIVE,
+    SCALE,
+    Figure,
+    esc,
+    new_figure,
+    scatter_trace,
+    title,
+    top_margin,
+)
 from .glyphs import beside_chips
 
 FONT_MIN, FONT_MAX = 11.0, 26.0
@@ -242,11 +254,11 @@ def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray
             mids_text.append(f"W{i} ↔ H{j}<br>e = {e:+.4g}")
         for (pos_sign, b), (bx, by) in sorted(bins.items()):
             dim = b >= 10
-            data.append(_scatter(x=bx, y=by, mode="lines", hoverinfo="skip", showlegend=False, name="links",
+            data.append(scatter_trace(x=bx, y=by, mode="lines", hoverinfo="skip", showlegend=False, name="links",
                                  line=dict(color=POSITIVE if pos_sign else NEGATIVE,
                                            width=max(0.6, opts.stroke * (0.8 + (b % 10) * 1.4))),
                                  opacity=0.15 if dim else 0.55))
-        data.append(_scatter(x=mids_x, y=mids_y, mode="markers", marker=dict(size=9, color="rgba(0,0,0,0)"),
+        data.append(scatter_trace(x=mids_x, y=mids_y, mode="markers", marker=dict(size=9, color="rgba(0,0,0,0)"),
                              hovertext=mids_text, hoverinfo="text", showlegend=False, name="link weights"))
 
     # -- memory cells
@@ -267,12 +279,12 @@ def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray
                   line=dict(width=[2.5 if int(x) in hl else 0.5 for x in u_unit],
                             color=["#111111" if int(x) in hl else "#ffffff" for x in u_unit]),
                   opacity=[1.0 if c in hot_chips else 0.3 for c in u_clu])
-    data.append(_scatter(
+    data.append(scatter_trace(
         x=ux.tolist(), y=uy.tolist(), mode="markers", marker=marker, showlegend=False, name="units",
         customdata=[["unit", int(a), int(b)] for a, b in zip(u_unit, u_clu)],
         hovertext=[f"unit {a} · cluster H{b}<br>strength {s:.4g}{r}"
                    for a, b, s, r in zip(u_unit, u_clu, u["strength"], resp_text)], hoverinfo="text"))
-    data.append(_scatter(
+    data.append(scatter_trace(
         x=[0.0] * len(chip_top), y=[t - 0.75 for t in chip_top.values()], mode="markers+text",
         text=[f"H{j} · {sizes[j]} units" for j in chip_top], textposition="middle right",
         marker=dict(size=9, color="#607d8b", symbol="triangle-right"), textfont=dict(size=11, color="#546e7a"),
@@ -298,18 +310,18 @@ def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray
                          f"frequency {int(freq):,}<br>mean |response| to H{i}: {strength:.4g}")
             opac_w.append(1.0 if i in hot_clouds else 0.3)
     if sel:
-        data.append(_scatter(x=[x for x, cd in zip(xs, cdata) if cd[1] in sel],
+        data.append(scatter_trace(x=[x for x, cd in zip(xs, cdata) if cd[1] in sel],
                              y=[y for y, cd in zip(ys, cdata) if cd[1] in sel], mode="markers", hoverinfo="skip",
                              showlegend=False, name="selected",
                              marker=dict(size=26, color="rgba(255, 213, 79, 0.55)", symbol="square")))
     text_colors = [c if o == 1.0 else "#b0bec5" for c, o in zip(colors, opac_w)]
-    data.append(_scatter(
+    data.append(scatter_trace(
         x=xs, y=ys, mode="text+markers", text=texts, textfont=dict(size=sizes_px, color=text_colors),
         marker=dict(size=[max(8.0, s) for s in sizes_px], color="rgba(0,0,0,0)"),
         customdata=cdata, hovertext=hover, hoverinfo="text", showlegend=False, name="words"))
     cloud_text, cloud_hover = _cloud_labels(clouds, opts.purity, wide=opts.cloud_width >= 30,
                                             chipless=set(clouds) - set(chip_mid))
-    data.append(_scatter(
+    data.append(scatter_trace(
         x=[x_cloud + 0.3] * len(clouds), y=[c["top"] + 0.55 for c in clouds.values()], mode="markers+text",
         text=cloud_text, textposition="middle right",
         marker=dict(size=9, color="#607d8b", symbol="circle"), textfont=dict(size=11, color="#546e7a"),
@@ -320,7 +332,7 @@ def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray
         present = sorted({str(t or "") for t in words["pos"]},
                          key=lambda t: order_tags.index(t) if t in order_tags else 99)
         for tag in present:
-            data.append(_scatter(x=[None], y=[None], mode="markers", name=esc(POS_NAMES.get(tag, tag)),
+            data.append(scatter_trace(x=[None], y=[None], mode="markers", name=esc(POS_NAMES.get(tag, tag)),
                                  marker=dict(size=10, color=POS_COLORS.get(tag, "#444444"), symbol="square"),
                                  showlegend=True, hoverinfo="skip"))
     # -- sentence glyphs left of the chips, a row level with each chip, the tokens written above
@@ -334,7 +346,7 @@ def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray
     width_units = x_cloud + opts.cloud_width + 1
     legend = opts.pos and opts.pos_legend
     margin_top = top_margin() if (opts.title or legend) else 10   # title or POS legend top left, toolbar top right
-    return _figure(data, dict(
+    return new_figure(data, dict(
         shapes=shapes, annotations=notes, height=int((total_h + head) * PX + 60 + margin_top),
         width=int((width_units - left) * PX + 60), barmode="overlay", bargap=0,
         xaxis=dict(visible=False, range=[left, width_units]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .base import NEGATIVE, POSITIVE, Figure, _axis, _figure, esc, message_figure, title, top_margin
+from .base import NEGATIVE, POSITIVE, Figure, axis_style, esc, message_figure, new_figure, title, top_margin
 
 
 def detail_figure(details: dict[str, pd.DataFrame], max_units: int | None = None) -> Figure:
@@ -31,12 +31,12 @@ def detail_figure(details: dict[str, pd.DataFrame], max_units: int | None = None
                          marker=dict(color=palette[idx % 3]), line=dict(width=1), boxpoints=False,
                          hovertext=[f"{esc(word)} · unit {u} · n = {int(n)}" for u, n in zip(order, d["n"].fillna(0))],
                          hoverinfo="y+text"))
-    return _figure(data, dict(
+    return new_figure(data, dict(
         boxmode="group", height=360, hovermode="closest", margin=dict(l=70, r=20, t=top_margin(), b=50),
         legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
-        xaxis=_axis(title=dict(text=f"unit (sorted by median response to {esc(first_word)})"),
+        xaxis=axis_style(title=dict(text=f"unit (sorted by median response to {esc(first_word)})"),
                     categoryorder="array", categoryarray=cats, showticklabels=len(cats) <= 40, showgrid=False),
-        yaxis=_axis(title=dict(text="response (whiskers q10–q90, box q25–q75)"), zeroline=True,
+        yaxis=axis_style(title=dict(text="response (whiskers q10–q90, box q25–q75)"), zeroline=True,
                     zerolinecolor="#90a4ae")))
 
 
@@ -74,8 +74,8 @@ def unit_words_figure(df: pd.DataFrame, unit: int) -> Figure:
     if has_stats:
         text += ("<br><sup>ranked by mean; n occurrences, z = mean/(std/√n); "
                  "? pale hatched: weak (few n or small |z|)</sup>")
-    return _figure([bar], dict(
+    return new_figure([bar], dict(
         height=max(300, 18 * len(df) + 90), title=title(text),
-        xaxis=_axis(title=dict(text=f"mean response of unit {unit}"), zeroline=True, zerolinecolor="#90a4ae"),
-        yaxis=_axis(type="category", categoryorder="array", categoryarray=labels, showgrid=False),
+        xaxis=axis_style(title=dict(text=f"mean response of unit {unit}"), zeroline=True, zerolinecolor="#90a4ae"),
+        yaxis=axis_style(type="category", categoryorder="array", categoryarray=labels, showgrid=False),
         margin=dict(l=110, r=20, t=top_margin(2 if has_stats else 1), b=40)))

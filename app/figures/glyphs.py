@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from .base import CLASS_COLORS, Figure, _figure, esc, message_figure, top_margin
+from .base import CLASS_COLORS, Figure, esc, message_figure, new_figure, top_margin
 
 WRAP = 20          # tokens per row of glyphs: a longer sentence wraps (at ~1000 px a token keeps ~45 px)
 HALF = 0.42        # half the height of a glyph, in rows
@@ -160,7 +160,7 @@ def glyph_figure(sentences: Sequence[dict]) -> Figure:
     layout.update(barmode="overlay", bargap=0, height=int(total * 34 + 80), hovermode="closest",
                   legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0, font=dict(size=11)),
                   margin=dict(l=50, r=20, t=top_margin(), b=30))
-    return _figure(data, layout)
+    return new_figure(data, layout)
 
 
 def beside_chips(sentences: Sequence[dict], chip_mid: dict[int, float], chip_rows: dict[int, int],

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import SCALE, Figure, _figure, esc, message_figure, title, top_margin
+from .base import SCALE, Figure, esc, message_figure, new_figure, title, top_margin
 
 ROW_PX = 18
 
@@ -44,7 +44,7 @@ def passage_figure(tokens: Sequence[str], values: np.ndarray, units: Sequence[in
         shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": a - 0.5, "x1": b - 0.5, "y0": -0.02,
                        "y1": 1.02, "line": {"color": "#ff9800", "width": 3}, "fillcolor": "rgba(0,0,0,0)"})
     height = top_margin() + 70 + ROW_PX * len(units)
-    return _figure(data, dict(
+    return new_figure(data, dict(
         title=title(heading), height=max(220, height), width=None, shapes=shapes, showlegend=False,
         margin=dict(l=60, r=20, t=top_margin(), b=70),
         xaxis={"tickmode": "array", "tickvals": list(range(T)), "ticktext": words, "tickangle": -60,
@@ -75,7 +75,7 @@ def matches_figure(words: np.ndarray, values: np.ndarray, starts: np.ndarray, st
                "y0": i - 0.5, "y1": i + 0.5, "line": {"color": "#ff9800", "width": 2}}
               for i, (a, b) in enumerate(zip(starts, stops))]
     offsets = [str(j - before) for j in range(W)]
-    return _figure(data, dict(
+    return new_figure(data, dict(
         title=title(heading), height=top_margin() + 50 + 24 * M, shapes=shapes,
         margin=dict(l=150, r=20, t=top_margin(), b=40),
         xaxis={"tickmode": "array", "tickvals": list(range(W)), "ticktext": offsets, "showgrid": False,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from plotly.colors import qualitative
 
-from .base import POS_COLORS, POS_NAMES, Figure, _figure, esc, message_figure, title, top_margin
+from .base import POS_COLORS, POS_NAMES, Figure, esc, message_figure, new_figure, title, top_margin
 
 CLUSTER_COLORS = qualitative.Dark24          # k <= 20 clusters, one colour each
 SIZE_MIN, SIZE_MAX = 6, 22                   # marker diameter (px) of the rarest and the most frequent word
@@ -132,7 +132,7 @@ def word_map_figure(words: pd.DataFrame, color_by: str = "pos", selected: Sequen
     data = _word_traces(words, color_by, sel)
     by = "POS" if color_by == "pos" else "word cluster"
     text = heading or f"{len(words)} words by their responses · colour: {by} · size: frequency"
-    return _figure(data, _layout(text, dragmode, 560, True))
+    return new_figure(data, _layout(text, dragmode, 560, True))
 
 
 def unit_map_figure(units: pd.DataFrame, selected: Sequence[int] = (), dragmode: str = "lasso",
@@ -143,7 +143,7 @@ def unit_map_figure(units: pd.DataFrame, selected: Sequence[int] = (), dragmode:
         return message_figure("No units to place.")
     data = _unit_traces(units, {int(u) for u in selected})
     text = heading or f"{len(units)} units by their responses to the words · colour: unit cluster"
-    return _figure(data, _layout(text, dragmode, 420, True))
+    return new_figure(data, _layout(text, dragmode, 420, True))
 
 
 def _segments(pa: pd.DataFrame, pb: pd.DataFrame) -> tuple[list, list]:
@@ -190,7 +190,7 @@ def paired_unit_figure(a: pd.DataFrame, b: pd.DataFrame, pairs: pd.DataFrame, na
     layout["annotations"] = [dict(text=esc(n), x=x, y=-0.04, xref="x", yref="y", showarrow=False, yanchor="top",
                                   font=dict(size=12, color="#546e7a")) for n, x in ((names[0], 0.5),
                                                                                      (names[1], 1.5 + GAP))]
-    return _figure(data, layout)
+    return new_figure(data, layout)
 
 
 def paired_word_figure(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str], color_by: str = "pos",
@@ -208,4 +208,4 @@ def paired_word_figure(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str],
                          line=dict(color=SELECTED, width=1)))
     data += _word_traces(sa, color_by, sel, "a", True) + _word_traces(sb, color_by, sel, "b", False)
     layout = _layout(f"words: {esc(names[0])} (left) ↔ {esc(names[1])} (right)", dragmode, 560, True)
-    return _figure(data, layout)
+    return new_figure(data, layout)

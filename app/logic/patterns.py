@@ -21,7 +21,7 @@ from analytics import patterns
 from app import figures, ids
 from app.figures.patterns import matches_figure, passage_figure
 from app.reader import Reader
-from app.urlstate import _first, _int, _many, _model
+from app.urlstate import bounded_int, first_value, many_values, model_param
 
 PAGE = "/patterns"
 PASSAGE = 40          # tokens of a corpus passage
@@ -64,26 +64,26 @@ def from_query(params: Mapping[str, Any] | str | None) -> PatternState:
     if isinstance(params, str):
         params = parse_qs(params.lstrip("?"), keep_blank_values=True)
     params = params or {}
-    model, _ = _model(params.get("model"))
-    state = _first(params.get("state"))
+    model, _ = model_param(params.get("model"))
+    state = first_value(params.get("state"))
     try:
-        theta = float(_first(params.get("theta")) or THETA_DEFAULT)
+        theta = float(first_value(params.get("theta")) or THETA_DEFAULT)
         theta = theta if np.isfinite(theta) else THETA_DEFAULT
     except ValueError:
         theta = THETA_DEFAULT
     units = []
-    for u in _many(params.get("u")):
+    for u in many_values(params.get("u")):
         if u.isdigit() and int(u) < 1 << 16:
             units.append(int(u))
-    sentence = _first(params.get("s"))
+    sentence = first_value(params.get("s"))
     return PatternState(
-        model=model, layer=_int(params.get("layer"), 0, 64, None),
+        model=model, layer=bounded_int(params.get("layer"), 0, 64, None),
         state=state if state and re.fullmatch(r"[a-z]{1,8}", state) else None,
         units=tuple(dict.fromkeys(units))[:MAX_UNITS], theta=round(min(max(theta, -5.0), 5.0), 3),
-        start=_int(params.get("from"), 0, 1 << 31, None), length=_int(params.get("len"), 1, 64, None),
-        at=_int(params.get("at"), 0, 1 << 31, None),
+        start=bounded_int(params.get("from"), 0, 1 << 31, None), length=bounded_int(params.get("len"), 1, 64, None),
+        at=bounded_int(params.get("at"), 0, 1 << 31, None),
         sentence=sentence if sentence and _SENTENCE_RE.match(sentence) else None,
-        off_before=_first(params.get("ob")) == "1", min_units=_int(params.get("min"), 1, MAX_UNITS, None))
+        off_before=first_value(params.get("ob")) == "1", min_units=bounded_int(params.get("min"), 1, MAX_UNITS, None))
 
 
 def to_query(ps: PatternState) -> str:
