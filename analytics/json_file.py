@@ -1,8 +1,8 @@
 """One JSON object in a file, shared by processes: read cached by (mtime, size, inode), updated atomically
 (temporary file, fsync, ``os.replace``) under a lock file, mode 0600.
 
-Used for hosted mode's users, sessions and sign-in throttle (:mod:`app.users`, :mod:`app.sessions`,
-:mod:`app.throttle`) and for the saved SQL queries (:mod:`analytics.saved_queries`), so that several
+Used for hosted mode's users, sessions and sign-in throttle (:mod:`app.hosted.users`, :mod:`app.hosted.sessions`,
+:mod:`app.hosted.throttle`) and for the saved SQL queries (:mod:`analytics.saved_queries`), so that several
 gunicorn workers never lose or corrupt one another's writes.
 """
 from __future__ import annotations

@@ -198,7 +198,7 @@ ADMIN_PANEL = "admin-panel"
 
 
 #: Components whose events are actions, with the least role allowed to trigger them. The hosted-mode gate
-#: (:mod:`app.auth`) refuses a callback fed by any of them (a pattern id by its ``type``) to a user below that
+#: (:mod:`app.hosted.auth`) refuses a callback fed by any of them (a pattern id by its ``type``) to a user below that
 #: role, before it runs. Keyed by the constants above, so renaming an id keeps its check.
 ACTION_ROLES: dict[str, str] = {
     JOBS_SUBMIT: "member", JOBS_BYOM_SUBMIT: "member", JOBS_CANCEL: "member", JOBS_CORPUS_UPLOAD: "member",

@@ -18,7 +18,8 @@ import flask
 from dash import ALL, Input, Output, dcc, html
 
 from analytics.settings import Settings
-from app import auth, context, ids, security
+from app import context, ids
+from app.hosted import auth, security
 from app.reader import Reader
 
 log = logging.getLogger(__name__)

@@ -219,7 +219,7 @@ def refusal_cost(store: Path, n: int = 2000) -> float:
     """CPU seconds the app spends on one console query that the access gate refuses for its rate (the
     Flask test client, in this process: the app's share of a tight-loop flood, without HTTP)."""
     from analytics.settings import Settings
-    from app.auth import UserStore
+    from app.hosted.auth import UserStore
     from app.server import create_app
     tmp = Path(tempfile.mkdtemp(prefix="rnnvis-refusal-"))
     UserStore(tmp / "users.json").add("vera", "viewer-pass-1", "viewer", created_by="bench")
@@ -276,7 +276,7 @@ def main() -> None:
     env = {**os.environ, "RNNVIS_STORE": str(args.store.absolute()), "RNNVIS_AUTH": "on",
            "RNNVIS_SECRET_KEY": secrets.token_hex(32), "RNNVIS_COOKIE_SECURE": "off", "RNNVIS_PROXY_HOPS": "1",
            "RNNVIS_USERS_FILE": str(tmp / "users.json"), "PYTHONPATH": str(ROOT)}
-    from app.auth import UserStore
+    from app.hosted.auth import UserStore
     users = UserStore(tmp / "users.json")
     members = [(f"member{i:02d}", secrets.token_hex(8)) for i in range(args.users)]
     for name, pw in members:

@@ -166,7 +166,7 @@ def end_to_end(preset: str) -> dict:
         settings = Settings(store=tmp / "ui")
         proc = _start_worker(tmp / "ui", None, "", tmp / "ui-worker.log")
         try:
-            from app.auth import LOCAL
+            from app.hosted.auth import LOCAL
             from app.logic import jobs as logic
             v = logic.preset_values(preset)
             t0 = time.perf_counter()

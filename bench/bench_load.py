@@ -274,7 +274,7 @@ def main() -> None:
            "RNNVIS_USERS_FILE": str(tmp / "users.json"), "PYTHONPATH": str(ROOT)}
     accounts = [(f"user{i:02d}", secrets.token_hex(8)) for i in range(args.users)]
     if not args.open:
-        from app.auth import UserStore
+        from app.hosted.auth import UserStore
         users = UserStore(tmp / "users.json")
         for name, pw in accounts:
             users.add(name, pw, "member", created_by="bench")

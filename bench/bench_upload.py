@@ -103,7 +103,7 @@ def through_gunicorn(files: dict, t: Path) -> None:
     import bench_hostile as bh
     import bench_load as bl
 
-    from app.auth import UserStore
+    from app.hosted.auth import UserStore
 
     port, password = bl._free_port(), secrets.token_hex(8)
     (t / "store").mkdir()

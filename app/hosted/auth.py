@@ -5,24 +5,24 @@ called by ``create_app``. Off (open mode, the default for ``make demo``),
 nothing is installed and :func:`current_user` is an implicit ``local`` admin;
 ``rnnvis serve`` then binds to loopback only.
 
-Users, their roles and the users file are :mod:`app.users`' (re-exported
+Users, their roles and the users file are :mod:`app.hosted.users`' (re-exported
 here).
 
-Sessions are server-side records (:mod:`app.sessions`) named by a random id in
+Sessions are server-side records (:mod:`app.hosted.sessions`) named by a random id in
 Flask's signed cookie (``RNNVIS_SECRET_KEY``; HttpOnly, SameSite=Lax, Secure
 unless ``RNNVIS_COOKIE_SECURE=off``). A session ends when its user signs out
 (``POST /logout`` with the session's form token), :data:`SESSION_HOURS` after
 sign-in whatever happens in between, and when the user is removed or their
 role or password changes. The user record is looked up at every request, so a
-role change applies at once. Passwords follow :mod:`app.passwords`; failed
+role change applies at once. Passwords follow :mod:`app.hosted.passwords`; failed
 sign-ins are throttled per account and per client address, and password
-checks are capped machine-wide (:mod:`app.throttle`).
+checks are capped machine-wide (:mod:`app.hosted.throttle`).
 
 The gate (a ``before_request`` hook) refuses every route without a session
 except ``/login``, ``/logout`` and ``/healthz``: JSON 401 for Dash's API
 routes (``/_dash-*``, ``/_reload-hash``, ...) and any non-GET, a redirect to
 ``/login`` for everything else (pages, assets, component bundles). It caps
-the request body by role before anything reads it (:mod:`app.security`). For
+the request body by role before anything reads it (:mod:`app.hosted.security`). For
 ``/_dash-update-component`` it also checks the role a callback needs
 (:data:`ROLE_BY_INPUT`: a callback fed by one of those inputs is an action),
 answering a refused action with a message in the callback's first
@@ -43,14 +43,15 @@ from urllib.parse import quote, urlsplit
 
 import flask
 
-from app import ids, security
-from app.sessions import SessionStore
-from app.throttle import CONSOLE_BURST, CONSOLE_RATE, LoginThrottle, RateLimiter, argon2_slot, password_checker
-from app.users import (
-    _RANK,
+from app import ids
+from app.hosted import security
+from app.hosted.sessions import SessionStore
+from app.hosted.throttle import CONSOLE_BURST, CONSOLE_RATE, LoginThrottle, RateLimiter, argon2_slot, password_checker
+from app.hosted.users import (
     LOCAL,
     MAX_PASSWORD,
     MIN_PASSWORD,
+    RANK,
     ROLES,
     AuthError,
     PermissionDenied,
@@ -76,7 +77,7 @@ SESSIONS_KEY = "RNNVIS_SESSIONS"
 #: Callbacks fed by these component ids (or pattern-id types) are actions needing at least this role;
 #: declared next to the ids themselves (:data:`app.ids.ACTION_ROLES`).
 ROLE_BY_INPUT: dict[str, str] = ids.ACTION_ROLES
-#: Callbacks fed by these inputs run a console query (app.throttle's console rate applies).
+#: Callbacks fed by these inputs run a console query (app.hosted.throttle's console rate applies).
 _CONSOLE_INPUTS = {ids.SQL_RUN, ids.SQL_CSV, ids.SQL_PARQUET}
 
 __all__ = ["AuthError", "LOCAL", "MAX_PASSWORD", "MIN_PASSWORD", "PermissionDenied", "PUBLIC_PATHS", "ROLES",
@@ -162,7 +163,7 @@ def _callback_role(inputs: set[str]) -> str | None:
     need = None
     for cid in inputs:
         role = ROLE_BY_INPUT.get(cid)
-        if role and (need is None or _RANK[role] > _RANK[need]):
+        if role and (need is None or RANK[role] > RANK[need]):
             need = role
     return need
 

@@ -17,7 +17,7 @@ many addresses takes at most half the cores, and only what the dashboard's own r
 **Console queries.** A signed-in user may start :data:`CONSOLE_RATE` SQL console queries a second
 (after a burst of :data:`CONSOLE_BURST`), per web worker (:class:`RateLimiter`); the access gate
 answers the rest with a message before Dash dispatches them.  A refused query (the user's own
-concurrency cap, :mod:`analytics.sandbox_slots`) is answered in milliseconds, but each still cost
+concurrency cap, :mod:`analytics.sandbox.slots`) is answered in milliseconds, but each still cost
 a Dash dispatch: a client re-sending refused queries in a tight loop (~200 a second) took the
 other users' p95 to 7.5x the quiet figure (``bench/bench_hostile.py``).
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from analytics.json_file import JsonFile
-from analytics.sandbox_slots import run_dir, try_slot
+from analytics.sandbox.slots import run_dir, try_slot
 
 __all__ = ["MAX_FAILURES", "WINDOW_S", "CONSOLE_RATE", "CONSOLE_BURST", "LoginThrottle", "RateLimiter", "argon2_slot",
            "argon2_slots", "password_checker"]

@@ -10,8 +10,8 @@ ones before it:
 - ``member``: also submit and cancel jobs, upload corpora and models, evaluate sentences;
 - ``admin``: also delete models and manage users.
 
-Passwords follow :mod:`app.passwords`.  Sign-in, sessions and the gate in
-front of every route are :mod:`app.auth`'s.
+Passwords follow :mod:`app.hosted.passwords`.  Sign-in, sessions and the gate in
+front of every route are :mod:`app.hosted.auth`'s.
 """
 from __future__ import annotations
 
@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analytics.json_file import JsonFile
-from app import passwords
+from app.hosted import passwords
 
 if TYPE_CHECKING:
     from analytics.settings import Settings
 
 ROLES = ("viewer", "member", "admin")
-_RANK = {r: i for i, r in enumerate(ROLES)}
+RANK = {r: i for i, r in enumerate(ROLES)}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MIN_PASSWORD = passwords.MIN_LENGTH
 MAX_PASSWORD = passwords.MAX_LENGTH
@@ -53,7 +53,7 @@ class User:
 
     def can(self, role: str) -> bool:
         """Whether this user has ``role`` or a higher one."""
-        return _RANK.get(self.role, -1) >= _RANK[role]
+        return RANK.get(self.role, -1) >= RANK[role]
 
 
 #: The implicit user of open mode (and of code running outside a request: CLI, tests).
@@ -61,7 +61,7 @@ LOCAL = User("local", "admin")
 
 
 def check_role(role: str) -> str:
-    if role not in _RANK:
+    if role not in RANK:
         raise AuthError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
     return role
 

@@ -7,7 +7,7 @@ from typing import Any
 from dash import html
 
 from analytics import store
-from app import auth
+from app.hosted import auth
 from app.logic.common import alert
 from app.reader import Reader
 from models.checkpoint import checkpoint_file

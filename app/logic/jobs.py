@@ -1,7 +1,7 @@
 """Jobs page logic: the training form and the request it makes, submitting, uploading, importing, cancelling.
 
 Plain functions of the settings, the job settings and the signed-in user
-(:class:`app.auth.User`), so tests call them directly; :mod:`app.pages.jobs`
+(:class:`app.hosted.auth.User`), so tests call them directly; :mod:`app.pages.jobs`
 wires them to component ids. The form is derived from the training configs:
 every setting of :data:`workers.planning.FORM_FIELDS` (ModelConfig and
 TrainConfig fields, with the bounds and choices of :mod:`models.config`) is
@@ -21,8 +21,8 @@ from typing import Any
 from dash import html
 
 from analytics.settings import Settings
-from app import auth
-from app.auth import User
+from app.hosted import auth
+from app.hosted.auth import User
 from models.config import ModelConfig, TrainConfig, get_preset
 from workers import client, records
 from workers.errors import JobError, JobValidationError

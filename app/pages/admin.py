@@ -6,7 +6,8 @@ import dash
 import flask
 from dash import Input, Output, State, callback, dcc, html
 
-from app import auth, context, ids
+from app import context, ids
+from app.hosted import auth
 from app.logic import admin as logic
 from app.logic.common import alert, error_alert
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, callback, dcc, html
 
-from app import auth, context, ids
+from app import context, ids
 from app.controls import GRAPH_CONFIG, control, model_options
+from app.hosted import auth
 from app.logic import explore as logic
 from app.logic.common import analysed_models, default_model, error_alert, layer_options, pick_layer_state
 from app.urlstate import K_MAX, K_MIN, from_query

@@ -13,7 +13,8 @@ from typing import Any
 import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
-from app import auth, context, ids
+from app import context, ids
+from app.hosted import auth
 from app.logic import jobs as logic
 from app.logic import jobs_view as view
 from workers.planning import FORM_FIELDS

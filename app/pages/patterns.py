@@ -7,9 +7,10 @@ from __future__ import annotations
 import dash
 from dash import ALL, Input, Output, State, callback, dcc, html
 
-from app import auth, context, ids
+from app import context, ids
 from app.controls import GRAPH_CONFIG, control, model_options
 from app.figures import message_figure
+from app.hosted import auth
 from app.logic import patterns as logic
 from app.logic.common import analysed_models, default_model, error_alert
 

@@ -9,7 +9,8 @@ import dash
 import dash_ag_grid as dag
 from dash import Input, Output, State, callback, dcc, html
 
-from app import auth, context, ids
+from app import context, ids
+from app.hosted import auth
 from app.logic import sql as logic
 
 dash.register_page(__name__, path="/sql", name="SQL", title="RNNVis · SQL", order=4)

@@ -50,7 +50,7 @@ def box(tiny_store, tmp_path_factory):
 
 def query_running(root: Path) -> bool:
     """True while a console query of this store holds one of the machine's slots: the sign it has started."""
-    from analytics.sandbox_slots import held_slots
+    from analytics.sandbox.slots import held_slots
     return held_slots(root) > 0
 
 
@@ -325,7 +325,7 @@ def test_settings_views_and_errors_show_no_path_of_the_store_or_home(box):
 
 def _hold_slot(root: Path, user: str) -> subprocess.Popen:
     """A separate process that holds one query slot of ``user`` until its stdin closes."""
-    code = ("import sys; from analytics import sandbox_slots as s\n"
+    code = ("import sys; from analytics.sandbox import slots as s\n"
             f"with s.query_slot({str(root)!r}, {user!r}, per_user=2, total=4):\n"
             "    print('held', flush=True); sys.stdin.read()\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

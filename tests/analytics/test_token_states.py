@@ -137,11 +137,12 @@ def test_the_option_is_checked_where_it_is_given():
 
 
 def test_cli_flag_reaches_the_options():
-    from app.cli import _analysis_options, build_parser
+    from app.cli import build_parser
+    from app.cli.common import analysis_options
 
     args = build_parser().parse_args(["analyze", "m", "--token-states", "0:c,1:h"])
-    assert _analysis_options(args).token_states == "0:c,1:h"
-    assert _analysis_options(build_parser().parse_args(["analyze", "m"])).token_states == "last"
+    assert analysis_options(args).token_states == "0:c,1:h"
+    assert analysis_options(build_parser().parse_args(["analyze", "m"])).token_states == "last"
 
 
 def test_a_classifier_stores_its_documents_in_order(tmp_path, fixtures):

@@ -19,8 +19,8 @@ import pytest
 
 from analytics import store
 from analytics.settings import Settings
-from app import auth, security, throttle
 from app.cli import main
+from app.hosted import auth, security, throttle
 from app.server import check_bind, create_app
 
 SECRET = "s" * 48
@@ -414,7 +414,7 @@ def test_password_checks_are_capped_on_the_machine(fresh, app_store):
     """With every password-check slot held (by another process), a sign-in is answered 429 without checking."""
     app, _ = fresh
     n = throttle.argon2_slots()
-    code = ("import sys; from analytics import sandbox_slots as s\n"
+    code = ("import sys; from analytics.sandbox import slots as s\n"
             f"d = s.run_dir({str(app_store)!r}); fds = [s.try_slot(d, 'argon2', {n}) for _ in range({n})]\n"
             "print('held' if all(f is not None for f in fds) else 'not held', flush=True); sys.stdin.read()\n")
     holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

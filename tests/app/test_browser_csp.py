@@ -62,7 +62,7 @@ def test_the_dashboard_renders_and_calls_back_under_its_csp(app_store, console_b
 
 def test_hosted_sign_in_and_sign_out_under_the_csp(app_store, tmp_path, console_browser):
     from analytics.settings import Settings
-    from app.auth import UserStore
+    from app.hosted.auth import UserStore
     from app.server import create_app
 
     d = console_browser

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def hosted_server(app_store, tmp_path_factory):
     from analytics.settings import Settings
-    from app.auth import UserStore
+    from app.hosted.auth import UserStore
     from app.server import create_app
 
     users_file = tmp_path_factory.mktemp("hosted") / "users.json"

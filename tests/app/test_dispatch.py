@@ -161,7 +161,8 @@ def test_every_action_feeds_a_callback_that_a_viewer_is_refused(tiny_store, tmp_
     every one of them before it runs (a renamed id cannot drop its role check: the map holds the constants)."""
     import re
 
-    from app import auth, ids
+    from app import ids
+    from app.hosted import auth
     from app.server import create_app
 
     root = tmp_path_factory.mktemp("dispatch-hosted") / "store"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.auth import UserStore
+from app.hosted.auth import UserStore
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))

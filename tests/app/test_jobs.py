@@ -14,7 +14,7 @@ import pytest
 
 from analytics.settings import Settings
 from app import ids
-from app.auth import LOCAL, User
+from app.hosted.auth import LOCAL, User
 from app.logic import jobs as logic
 from app.logic import jobs_view as view
 from models.config import MODEL_BOUNDS, TRAIN_BOUNDS, ModelConfig, TrainConfig

@@ -100,7 +100,7 @@ def test_cli_sandbox_uses_the_same_limits(app_store, capsys):
 
 def _query_running(root) -> bool:
     """True while a console query of this store holds one of the machine's slots: the sign it has started."""
-    from analytics.sandbox_slots import held_slots
+    from analytics.sandbox.slots import held_slots
     return held_slots(root) > 0
 
 
@@ -157,7 +157,7 @@ def test_the_console_counts_queries_per_signed_in_user(app_store):
     app = create_app(Settings(store=app_store))
     assert app.server.test_client().get("/sql").status_code == 200   # the first request registers the callbacks
 
-    code = ("import sys; from analytics import sandbox_slots as s\n"
+    code = ("import sys; from analytics.sandbox import slots as s\n"
             f"with s.query_slot({str(app_store)!r}, 'local', per_user=2, total=4):\n"
             "    print('held', flush=True); sys.stdin.read()\n")
     holders = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

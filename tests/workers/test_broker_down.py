@@ -110,7 +110,7 @@ def test_page_submit_reports_broker_down(tmp_path, fixtures):
 
     import plotly
 
-    from app.auth import LOCAL
+    from app.hosted.auth import LOCAL
     from app.logic import jobs as logic
     from app.logic import jobs_view
     port = _free_port()  # nothing listens there

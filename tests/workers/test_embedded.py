@@ -13,7 +13,7 @@ from torch import nn
 
 from analytics import store
 from analytics.settings import Settings
-from app.auth import LOCAL
+from app.hosted.auth import LOCAL
 from app.logic import jobs as logic
 from app.logic import jobs_view
 from workers import records

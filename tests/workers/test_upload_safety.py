@@ -258,7 +258,7 @@ def test_the_jobs_page_lists_only_your_own_uploads_and_refuses_anothers(tmp_path
     """The corpus box offers a member their own earlier uploads (a viewer none); choosing another user's id
     (a forged callback) is refused with a message."""
     from analytics.settings import Settings
-    from app.auth import User
+    from app.hosted.auth import User
     from app.logic import jobs as logic
     settings = Settings(store=tmp_path)
     ann, bob, vic = User("ann", "member"), User("bob", "member"), User("vic", "viewer")

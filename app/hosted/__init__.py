@@ -1,0 +1,11 @@
+"""Hosted mode: who may do what, and the defences of a server that strangers can reach.
+
+- :mod:`.users`: accounts and roles (viewer < member < admin) in the store's locked JSON file;
+- :mod:`.passwords`: argon2 hashing and the password policy;
+- :mod:`.sessions`: sign-in sessions (server-side records, signed cookies, ended at sign-out);
+- :mod:`.throttle`: the sign-in throttle and the bounded hashing slots;
+- :mod:`.security`: response headers (CSP, HSTS), the open-mode bind check, CSRF;
+- :mod:`.auth`: the Flask/Dash wiring: sign-in pages, the role each page and callback needs.
+
+Import the module you need (``from app.hosted import auth``).
+"""
