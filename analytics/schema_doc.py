@@ -12,7 +12,7 @@ from pathlib import Path
 
 from analytics.schema import KINDS, VIEWS, Kind, View
 
-__all__ = ["DOC_PATH", "render", "main"]
+__all__ = ["DOC_PATH", "main", "render"]
 
 #: Where the generated page lives in a checkout.
 DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "store-schema.md"
