@@ -35,7 +35,7 @@ test: install browser redis
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
-# Benchmarks (not tests; figures in the README). The dashboard and load ones need a built store (make demo).
+# Benchmarks (not tests; figures in docs/performance.md). The dashboard and load ones need a built store (make demo).
 bench: install
 	$(PY) bench/bench_train.py
 	$(PY) bench/bench_trace.py

@@ -1,4 +1,4 @@
-"""Sentence glyph measures and classifier explanations (DESIGN.md, "The analytics").
+"""Sentence glyph measures and classifier explanations (docs/architecture.md, "Sentence glyphs").
 
 For unit cluster H_i and step t (h the chosen layer and state, h(0) the start state):
   aggregate  α+ = Σ_{u∈H_i, h_u>0} h_u,  α− = Σ_{u∈H_i, h_u<0} h_u   (drawn divided by |H_i|)

@@ -114,8 +114,8 @@ class AnalysisResult:
 def _select_states(model: RecurrentModel, spec: str) -> list[tuple[int, str]]:
     """The (layer, state)s an analysis covers.
 
-    The default, ``hidden``, is h (and c for an LSTM), what DESIGN.md's store
-    sizing counts: the gates triple the rows (a 2x650 LSTM on Brown's test
+    The default, ``hidden``, is h (and c for an LSTM), what the store sizing
+    counts (docs/architecture.md, "Store size"): the gates triple the rows (a 2x650 LSTM on Brown's test
     split: 273 MB with h, c; 723 MB with the gates), so they are asked for
     with ``all`` or ``gates``.
     """

@@ -355,7 +355,7 @@ def kind_of(name: str) -> Kind:
 
 
 def as_markdown() -> str:
-    """The schema as Markdown (one section per view), for the README and the SQL console."""
+    """The schema as Markdown (one section per view); docs/store-schema.md is rendered by analytics.schema_doc."""
     out: list[str] = []
     for v in VIEWS.values():
         out.append(f"### `{v.name}`\n\n{v.description} One row per {v.grain}.\n")

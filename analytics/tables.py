@@ -1,5 +1,5 @@
 """The tables an analysis writes, built from its results: ``models``, ``training_metrics``,
-``vocab`` and the long ``word_responses`` rows (see README's store section for the columns).
+``vocab`` and the long ``word_responses`` rows (see docs/store-schema.md for the columns).
 """
 from __future__ import annotations
 

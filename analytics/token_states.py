@@ -10,8 +10,8 @@ views (see :mod:`analytics.schema`):
 - ``token_states`` (model × layer × state × unit × position): one float16 value
   per row, sorted by unit then position, positions delta-encoded, row groups
   of 65,536 rows, so a query for a few units reads only their row groups (the
-  pattern search reads 10 of 650 units in tens of milliseconds). The README's
-  "Pattern search" section compares this layout with one array row per token.
+  pattern search reads 10 of 650 units in tens of milliseconds).
+  docs/decisions/0001-per-unit-token-states.md compares this layout with one array row per token.
 
 Reading: :func:`unit_series` (the search input, [N, k], by SQL through the views),
 :func:`read_units` (the same from the file by row group, with :class:`UnitIndex`, the

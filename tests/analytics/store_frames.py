@@ -13,7 +13,7 @@ from analytics import store
 
 REPO = Path(__file__).resolve().parents[2]
 
-# The public contract, copied from the design brief (columns may only be appended).
+# The public contract, as docs/store-schema.md states it (columns may only be appended).
 CONTRACT: dict[str, list[tuple[str, str]]] = {
     "models": [
         ("model_id", "VARCHAR"), ("name", "VARCHAR"), ("task", "VARCHAR"), ("cell", "VARCHAR"),

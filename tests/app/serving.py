@@ -29,7 +29,7 @@ class Served:
             srv.trigger.pull_trigger(lambda: wasyncore.close_all(srv._map))
         except OSError:
             # The trigger is already closed: seen 3 times in ~150 repeats under load, cause not found (see the
-            # README's reliability notes). The loop has nothing to wake it then; close what is left from here.
+            # CHANGELOG, 2026-11-29). The loop has nothing to wake it then; close what is left from here.
             wasyncore.close_all(srv._map)
         self._thread.join(30)
         srv.task_dispatcher.shutdown()
