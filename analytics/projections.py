@@ -7,7 +7,8 @@ parameters of every map are stored with its rows (``seed`` and ``params``, JSON)
 one per click.
 
 t-SNE costs O(n log n) per iteration (Barnes-Hut) after a PCA down to ``TSNE_PCA_DIMS`` dimensions: on the
-≤ 500 co-clustered words × 650 units of the demo models a word map takes about a second on one core (see docs/performance.md).
+≤ 500 co-clustered words × 650 units of the demo models a word map takes about a second on one core
+(see docs/performance.md).
 """
 from __future__ import annotations
 
