@@ -48,6 +48,7 @@ from models.train import batchify, lm_stream
 from . import store
 from .coclusters import cocluster_frame, cocluster_range, select_words
 from .gradients import gradient_flow
+from .losses import write_class_outcomes, write_lm_losses
 from .projections import projection_frame
 from .quantiles import systematic_keep
 from .responses import ResponseAccumulator
@@ -378,6 +379,12 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
                 del collector
             if projection_frames:
                 w.write("projections", pd.concat(projection_frames, ignore_index=True))
+            if model.cfg.task == "lm":
+                write_lm_losses(w, model_id, model, lm_stream(corpus, vocab, opts.split, opts.max_tokens),
+                                vocab.words, lambda f: report("losses", 0.95 + 0.04 * f))
+            else:
+                write_class_outcomes(w, model_id, model, docs, corpus.labels[opts.split][:len(docs)],
+                                     corpus.label_names)
             if opts.gradient_k:
                 stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
                 streams = max(1, min(64, stream.numel() // (opts.gradient_k + 2)))    # windows of K+1 tokens

@@ -298,6 +298,63 @@ _VIEW_LIST: tuple[View, ...] = (
         row_group_rows=1 << 16,
     ),
     View(
+        name="word_loss",
+        kind="models",
+        grain="language model × predicted word",
+        description=(
+            "Loss per word on the analysed split read as one stream (as `word_responses`): token t's loss is "
+            "-log p(x_t | x_<t) in nats, predicted after reading x_(t-1); a row is keyed on the predicted word x_t."
+        ),
+        columns=_cols(
+            _MODEL_ID,
+            ("word_id", "INTEGER", "The predicted word's index in the model's vocabulary."),
+            ("word", "VARCHAR", "The predicted word."),
+            ("n", "BIGINT", "Times the word was predicted (its occurrences after the first token)."),
+            ("nll_mean", "DOUBLE", "Mean loss of those predictions, nats."),
+            ("nll_std", "DOUBLE", "Sample standard deviation of the loss (0 when n = 1)."),
+        ),
+        sort_by=("word_id",),
+    ),
+    View(
+        name="token_loss",
+        kind="models",
+        grain="language model × position of the analysed split",
+        description="Every token's loss (what `word_loss` sums), by position in the split read as one stream.",
+        columns=_cols(
+            _MODEL_ID,
+            ("position", "INTEGER", "Position t of the predicted token, 1-based (token 0 has no prediction)."),
+            ("word_id", "INTEGER", "The word at t in the model's vocabulary."),
+            ("nll", "FLOAT", "-log p(x_t | x_<t), nats."),
+        ),
+        sort_by=("position",),
+        delta=("position",),
+    ),
+    View(
+        name="class_metrics",
+        kind="models",
+        grain="classifier × true label",
+        description="How a classifier does on each class of the analysed split (documents as in training).",
+        columns=_cols(
+            _MODEL_ID,
+            ("label", "VARCHAR", "The true label."),
+            ("n", "BIGINT", "Documents with that label."),
+            ("accuracy", "DOUBLE", "Share of them classified correctly."),
+            ("mean_p_true", "DOUBLE", "Mean probability the model gives their true label."),
+        ),
+    ),
+    View(
+        name="class_confusion",
+        kind="models",
+        grain="classifier × true label × predicted label",
+        description="The confusion matrix of a classifier on the analysed split.",
+        columns=_cols(
+            _MODEL_ID,
+            ("label", "VARCHAR", "The true label."),
+            ("predicted", "VARCHAR", "The predicted label."),
+            ("n", "BIGINT", "Documents with that pair."),
+        ),
+    ),
+    View(
         name="jobs",
         kind="jobs",
         grain="job",

@@ -76,6 +76,10 @@ CMP_MATCH_FIG = graph("compare-match-fig")   # matched |r| by rank over the shuf
 CMP_OVERLAP = "compare-overlap"
 CMP_OVERLAP_FIG = graph("compare-overlap-fig")
 CMP_GRADIENT = graph("compare-gradient")
+CMP_LOSS_SUMMARY = "compare-loss-summary"     # where A beats B: the totals in words
+CMP_LOSS_TAGS = graph("compare-loss-tags")    # Δ loss by POS tag (classifiers: A's confusion matrix)
+CMP_LOSS_WORDS = graph("compare-loss-words")  # per-word loss A vs B (classifiers: B's confusion matrix)
+CMP_LOSS_TABLES = "compare-loss-tables"       # the words each model gains most on (classifiers: per class)
 CMP_CSV = "compare-csv"
 CMP_DOWNLOAD = "compare-download"
 

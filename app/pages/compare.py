@@ -11,6 +11,7 @@ from app import context, ids
 from app.controls import GRAPH_CONFIG, control, model_options
 from app.logic import compare as logic
 from app.logic.common import analysed_models, error_alert
+from app.logic.losses import losses_panel
 from app.urlstate import K_MAX, K_MIN, from_query
 
 dash.register_page(__name__, path="/compare", name="Compare", title="RNNVis · Compare", order=2)
@@ -72,6 +73,13 @@ def layout(**query) -> html.Div:
                           dcc.Graph(id=ids.CMP_OVERLAP_FIG, config=GRAPH_CONFIG)], className="card third"),
             html.Section([dcc.Graph(id=ids.CMP_GRADIENT, config=GRAPH_CONFIG)], className="card third"),
         ], className="side-by-side"),
+        html.Section([
+            html.H4("Where A beats B"),
+            html.Div(id=ids.CMP_LOSS_SUMMARY),
+            html.Div([dcc.Loading(dcc.Graph(id=ids.CMP_LOSS_TAGS, config=GRAPH_CONFIG), type="circle"),
+                      dcc.Graph(id=ids.CMP_LOSS_WORDS, config=GRAPH_CONFIG)], className="side-by-side"),
+            html.Div(id=ids.CMP_LOSS_TABLES),
+        ], className="card cmp-losses"),
     ], className="main")
     return html.Div([dcc.Location(id=ids.CMP_URL, refresh=False), dcc.Store(id=ids.CMP_PAIR, data={}),
                      dcc.Download(id=ids.CMP_DOWNLOAD), panel, main], className="page page-compare")
@@ -119,6 +127,13 @@ def _on_detail(a, layer_a, b, layer_b, state, word):
 @callback(Output(ids.CMP_GRADIENT, "figure"), Input(ids.CMP_MODEL_A, "value"), Input(ids.CMP_MODEL_B, "value"))
 def _on_gradient(a, b):
     return logic.gradient(context.reader(), a, b)
+
+
+@callback(Output(ids.CMP_LOSS_SUMMARY, "children"), Output(ids.CMP_LOSS_TAGS, "figure"),
+          Output(ids.CMP_LOSS_WORDS, "figure"), Output(ids.CMP_LOSS_TABLES, "children"),
+          Input(ids.CMP_MODEL_A, "value"), Input(ids.CMP_MODEL_B, "value"))
+def _on_losses(a, b):
+    return losses_panel(context.reader(), a, b)
 
 
 @callback(Output(ids.CMP_URL, "search"),

@@ -31,6 +31,7 @@ from analytics.coclusters import edge_weights
 from analytics.purity import cluster_purity, pos_purity
 from analytics.store import UnknownModelError
 from app.reader.compare import MATCH_SEED, MATCH_SHUFFLES, CompareMixin
+from app.reader.losses import LossesMixin
 from app.reader.patterns import PatternsMixin
 from app.reader.projection import ProjectionMixin
 from app.reader.sentences import SentencesMixin
@@ -46,7 +47,7 @@ PURITY_SHUFFLES, PURITY_SEED = 200, 0  # chance baseline of POS purity (shuffled
 WEAK_N, WEAK_Z = 5, 2.0                # a unit's top word is marked weak below this n or |z|
 
 
-class Reader(SentencesMixin, CompareMixin, ProjectionMixin, PatternsMixin):
+class Reader(SentencesMixin, CompareMixin, LossesMixin, ProjectionMixin, PatternsMixin):
     """Read-only access to one store for the dashboard (sentences in :mod:`app.reader.sentences`, unit
     matching and gradient flow in :mod:`app.reader.compare`)."""
 

@@ -1,0 +1,70 @@
+"""The reader's model-against-model losses: where one language model beats another, a classifier's classes.
+
+A mixin of :class:`app.reader.Reader` (it uses the reader's caches and queries); the maths is in
+:mod:`analytics.loss_compare`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analytics.loss_compare import LossComparison, compare_losses
+from app.reader.types import AnalysisMissingError
+
+__all__ = ["LossesMixin", "LossMismatchError"]
+
+
+class LossMismatchError(ValueError):
+    """Two models whose losses cannot be compared (different tasks, corpora or analysed splits)."""
+
+
+class LossesMixin:
+    """Per-token losses and classifier outcomes of :class:`app.reader.Reader`."""
+
+    def token_losses(self, model_id: str) -> pd.DataFrame:
+        """position, word, sentence, nll of a language model's analysed split (cached per version)."""
+        v = self.version(model_id)
+        if not self._has_table(model_id, "token_loss"):
+            raise AnalysisMissingError(model_id, "token losses", self.model_ids())
+        return self._derived.get(("token_loss", model_id, v), lambda: self._token_losses(model_id))
+
+    def _token_losses(self, model_id: str) -> pd.DataFrame:
+        df = self._q("SELECT t.position, v.word, t.nll FROM token_loss t JOIN vocab v "
+                     "ON v.model_id = t.model_id AND v.word_id = t.word_id "
+                     "WHERE t.model_id = ? ORDER BY t.position", [model_id])
+        eos = (df["word"] == "<eos>").to_numpy()
+        df["sentence"] = np.concatenate([[0], np.cumsum(eos[:-1])]) if len(df) else np.zeros(0, np.int64)
+        return df
+
+    def word_tags(self, model_id: str) -> dict[str, str]:
+        """word -> its most frequent gold universal POS tag (words without one are left out)."""
+        tags = self.vocab(model_id).dropna(subset=["pos"])
+        return dict(zip(tags["word"].astype(str), tags["pos"].astype(str), strict=True))
+
+    def loss_comparison(self, a: str, b: str) -> LossComparison:
+        """Where ``a`` beats ``b``: LossMismatchError when they cannot be compared, AnalysisMissingError
+        when one has no token losses (analysed before they were stored)."""
+        ma, mb = self.model(a), self.model(b)
+        if ma["task"] != "lm" or mb["task"] != "lm":
+            raise LossMismatchError("the loss comparison is for two language models; "
+                                    f"{a if ma['task'] != 'lm' else b} is a classifier")
+        for what in ("corpus", "analysis_split"):
+            if ma[what] != mb[what]:
+                raise LossMismatchError(f"{a} and {b} were analysed on different text ({what} {ma[what]!r} "
+                                        f"against {mb[what]!r}): pick two models of the same corpus")
+        ta, tb = self.token_losses(a), self.token_losses(b)
+        key = ("loss_compare", a, ma["version"], b, mb["version"])
+        return self._derived.get(key, lambda: compare_losses(ta, tb, self.word_tags(a)))
+
+    def class_outcomes(self, model_id: str) -> dict[str, Any]:
+        """{"metrics": class_metrics rows, "confusion": class_confusion rows} of a classifier."""
+        v = self.version(model_id)
+        if not self._has_table(model_id, "class_metrics"):
+            raise AnalysisMissingError(model_id, "class metrics", self.model_ids())
+        return self._small.get(("class_outcomes", model_id, v), lambda: {
+            "metrics": self._q("SELECT label, n, accuracy, mean_p_true FROM class_metrics WHERE model_id = ? "
+                               "ORDER BY label", [model_id]),
+            "confusion": self._q("SELECT label, predicted, n FROM class_confusion WHERE model_id = ? "
+                                 "ORDER BY label, predicted", [model_id])})
