@@ -22,18 +22,18 @@ def tag_delta_figure(comp: LossComparison, name_a: str, name_b: str) -> Figure:
              f"<br>Δ {d:+.3f} [{lo:+.3f}, {hi:+.3f}]<br>contributes {c:+.4f} nats ({s:.0%} of the total Δ)"
              for g, n, la, lb, d, lo, hi, c, s in zip(t["tag"], t["n"], t["loss_a"], t["loss_b"], t["delta"],
                                                      t["lo"], t["hi"], t["contribution"], share, strict=True)]
-    bar = dict(type="bar", orientation="h", y=[esc(g) for g in t["tag"]], x=t["delta"].tolist(),
+    labels = [f"{esc(g)} <span style='color:#78909c'>n {n:,}</span>" for g, n in zip(t["tag"], t["n"], strict=True)]
+    bar = dict(type="bar", orientation="h", y=labels, x=t["delta"].tolist(), customdata=list(t["tag"]),
                marker=dict(color=[NEGATIVE if d < 0 else POSITIVE for d in t["delta"]]),
                error_x=dict(type="data", symmetric=False, array=(t["hi"] - t["delta"]).tolist(),
                             arrayminus=(t["delta"] - t["lo"]).tolist(), color="#455a64", thickness=1.2),
-               text=[f"n {n:,} · {c:+.3f}" for n, c in zip(t["n"], t["contribution"], strict=True)],
-               textposition="outside", cliponaxis=False, hovertext=hover, hoverinfo="text", name="Δ mean loss")
+               hovertext=hover, hoverinfo="text", name="Δ mean loss")
     text = (f"mean loss {esc(name_a)} − {esc(name_b)} by POS tag: total {comp.delta:+.4f} nats "
             f"over {comp.tokens:,} tokens<br><sup>left of 0: {esc(name_a)} is better · whiskers: 95% bootstrap "
-            "interval over sentences · label: n · contribution to the total (nats)</sup>")
+            "interval over sentences · hover: each tag's contribution to the total</sup>")
     return new_figure([bar], dict(
-        height=max(280, 26 * len(t) + 120), title=title(text, size=13, lines=2),
-        margin=dict(l=90, r=110, t=top_margin(2.6), b=45), showlegend=False,
+        height=max(320, 26 * len(t) + 140), title=title(text, size=13, lines=2),
+        margin=dict(l=10, r=20, t=top_margin(2.8), b=45), showlegend=False,
         xaxis=axis_style(title=dict(text=f"Δ mean loss, nats ({esc(name_a)} − {esc(name_b)})"), zeroline=True,
                          zerolinecolor="#607d8b"),
         yaxis=axis_style(automargin=True)))
@@ -58,10 +58,10 @@ def word_loss_scatter(comp: LossComparison, name_a: str, name_b: str, top: int =
     text = (f"mean loss per word, {esc(name_a)} against {esc(name_b)} ({len(w)} most frequent words)"
             f"<br><sup>below the diagonal: {esc(name_a)} is better · size: frequency</sup>")
     return new_figure([diagonal, points], dict(
-        height=380, title=title(text, size=13, lines=2), showlegend=False,
-        margin=dict(l=55, r=15, t=top_margin(2.6), b=45),
+        height=400, title=title(text, size=13, lines=2), showlegend=False,
+        margin=dict(l=55, r=15, t=top_margin(2.8), b=45),
         xaxis=axis_style(title=dict(text=f"{esc(name_b)}, nats"), range=[0, hi]),
-        yaxis=axis_style(title=dict(text=f"{esc(name_a)}, nats"), range=[0, hi], scaleanchor="x")))
+        yaxis=axis_style(title=dict(text=f"{esc(name_a)}, nats"), range=[0, hi])))
 
 
 def confusion_figure(confusion: pd.DataFrame, name: str) -> Figure:

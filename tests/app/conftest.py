@@ -58,3 +58,12 @@ def lone_store(tiny_store, tmp_path_factory) -> Path:
         for t in tables:
             assert w.keep(t), t
     return root
+
+
+
+@pytest.fixture(scope="session")
+def loss_store(tiny_store, tmp_path_factory, fixtures):
+    """tiny_store plus two LSTMs of the tagged Brown fixture (one trained longer) and a second classifier."""
+    from tests.app.loss_store import build_loss_store
+
+    return build_loss_store(tiny_store, tmp_path_factory.mktemp("loss-store") / "store", fixtures)

@@ -8,33 +8,12 @@ import numpy as np
 import pytest
 
 from analytics import store
-from analytics.pipeline import AnalysisOptions, analyze_model
 from analytics.settings import Settings
 from models.checkpoint import find_checkpoint, model_from_checkpoint, read_checkpoint
-from models.config import ModelConfig, TrainConfig
-from models.corpora import load_corpus
-from models.train import lm_stream, train_model
+from models.train import lm_stream
 from tests.analytics.test_losses import _step_loop_losses
 from tests.app.dispatching import dispatch
-
-ANALYSIS = AnalysisOptions(batch_size=8, top_words=40, min_count=2, k_max=4, gradient_k=0, max_tokens=3000)
-
-
-@pytest.fixture(scope="module")
-def loss_store(tiny_store, tmp_path_factory, fixtures):
-    """tiny_store plus two LSTMs of the tagged Brown fixture (one trained longer) and a second classifier."""
-    root = tmp_path_factory.mktemp("loss-store") / "store"
-    shutil.copytree(tiny_store, root, ignore=shutil.ignore_patterns(".staging"))
-    brown = load_corpus(str(fixtures / "brown"))
-    for model_id, epochs in (("brown-a", 3), ("brown-b", 1)):
-        train_model(model_id, ModelConfig("lm", "lstm", 2, 16, 8), TrainConfig(epochs=epochs, batch_size=8, bptt=10,
-                    max_train_tokens=20000), root, corpus=brown, show_progress=False)
-        analyze_model(model_id, root, ANALYSIS, corpus=brown, show_progress=False)
-    clf = load_corpus(str(fixtures / "reviews.csv"))
-    train_model("tiny-gru-2", ModelConfig("sentiment", "gru", 1, 8, 6), TrainConfig(epochs=1, batch_size=8),
-                root, corpus=clf, show_progress=False)
-    analyze_model("tiny-gru-2", root, ANALYSIS, corpus=clf, show_progress=False)
-    return root, brown
+from tests.app.loss_store import LOSS_ANALYSIS as ANALYSIS
 
 
 def test_stored_word_loss_equals_a_step_loop_over_the_analysed_split(loss_store):
@@ -82,7 +61,7 @@ def test_the_panel_shows_where_a_beats_b_by_tag_and_word(served, loss_store):
     summary, tags, words, tables = _panel(served, "brown-a", "brown-b")
     assert "nats per token" in summary and "every token compared" in summary
     bars = tags["data"][0]
-    assert "NOUN" in bars["y"] and len(bars["x"]) == len(bars["y"]) >= 5
+    assert "NOUN" in bars["customdata"] and len(bars["x"]) == len(bars["y"]) >= 5
     lo, hi = bars["error_x"]["arrayminus"], bars["error_x"]["array"]
     assert min(lo) >= 0 and min(hi) >= 0                      # every interval holds its estimate
     points = next(t for t in words["data"] if t["name"] == "words")
@@ -116,10 +95,16 @@ def test_two_classifiers_get_their_per_class_tables_and_confusion_matrices(serve
         assert heat["type"] == "heatmap" and np.asarray(heat["z"]).sum() > 0
 
 
-def test_a_model_analysed_before_losses_were_stored_says_to_reanalyse(served, loss_store):
-    root = loss_store[0]
+def test_a_model_analysed_before_losses_were_stored_says_to_reanalyse(loss_store, tmp_path):
+    from app.server import create_app
+
+    root = tmp_path / "store"
+    shutil.copytree(loss_store[0], root, ignore=shutil.ignore_patterns(".staging"))
     with store.write_partition(root, "models", "brown-b") as w:      # brown-b as an older analysis left it
         for table in ("models", "training_metrics", "vocab", "word_responses", "coclusters", "word_loss"):
             w.keep(table)
-    summary, _, _, _ = _panel(served, "brown-a", "brown-b")
-    assert "token losses" in summary
+    app = create_app(Settings(store=root))
+    client = app.server.test_client()
+    assert client.get("/_dash-dependencies").status_code == 200
+    summary, _, _, _ = _panel((app, client), "brown-a", "brown-b")
+    assert "token losses" in summary and "rnnvis analyze brown-b" in summary
