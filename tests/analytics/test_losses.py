@@ -57,7 +57,7 @@ def _step_loop_losses(model: RecurrentModel, stream: torch.Tensor) -> np.ndarray
 def test_token_losses_equal_a_step_loop_over_the_whole_stream(cell):
     model = _model("lm", cell)
     stream = torch.randint(0, 23, (701,), generator=torch.Generator().manual_seed(1))
-    got = losses.lm_token_losses(model, stream, chunk=64)      # 11 chunks: the state crosses 10 boundaries
+    got = losses.lm_token_losses(model, stream, pieces=7, window=20)     # 7 pieces read side by side
     want = _step_loop_losses(model, stream)
     assert got.shape == want.shape == (700,)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
@@ -66,7 +66,7 @@ def test_token_losses_equal_a_step_loop_over_the_whole_stream(cell):
 def test_word_loss_rows_are_the_per_word_moments_of_the_token_losses():
     model = _model("lm", "lstm")
     stream = torch.randint(0, 23, (500,), generator=torch.Generator().manual_seed(2))
-    nll = losses.lm_token_losses(model, stream, chunk=100)
+    nll = losses.lm_token_losses(model, stream, pieces=4, window=25)
     words = [f"w{i}" for i in range(23)]
     frame = losses.word_loss_frame("m", stream, nll, words).set_index("word_id")
     ref = pd.DataFrame({"w": stream[1:].numpy(), "nll": _step_loop_losses(model, stream)}).groupby("w")["nll"]
@@ -99,3 +99,24 @@ def test_classifier_outcomes_match_one_document_at_a_time():
     assert len(confusion) == 9 and confusion["n"].sum() == 40
     assert confusion.set_index(["label", "predicted"]).loc[("b", "b"), "n"] == ((np.array(labels) == 1)
                                                                                  & (pred == 1)).sum()
+
+
+def test_a_model_that_remembers_longer_than_the_window_is_still_exact():
+    """Forget gates held open: a piece's guessed start does not fade within the window, so pieces are re-read."""
+    model = _model("lm", "lstm")
+    H = model.cfg.hidden_size
+    with torch.no_grad():
+        for layer in range(model.cfg.layers):
+            for name in ("bias_ih", "bias_hh"):
+                getattr(model.rnn, f"{name}_l{layer}")[H:2 * H] = 6.0        # forget gate ~ 1
+    stream = torch.randint(0, 23, (600,), generator=torch.Generator().manual_seed(4))
+    got = losses.lm_token_losses(model, stream, pieces=6, window=10)
+    np.testing.assert_allclose(got, _step_loop_losses(model, stream), rtol=1e-4, atol=1e-5)
+
+
+def test_short_streams():
+    model = _model("lm", "gru")
+    for n in (1, 2, 30):
+        stream = torch.arange(n) % 23
+        np.testing.assert_allclose(losses.lm_token_losses(model, stream), _step_loop_losses(model, stream),
+                                   rtol=1e-4, atol=1e-5)
