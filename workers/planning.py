@@ -17,13 +17,12 @@ import dataclasses
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from analytics import store
 from models.checkpoint import check_model_id, checkpoint_file
-from models.config import CHOICES as CONFIG_CHOICES
-from models.config import MODEL_BOUNDS, TRAIN_BOUNDS, ConfigError, ModelConfig, TrainConfig, apply_overrides, get_preset
+from models.config import ConfigError, ModelConfig, TrainConfig, apply_overrides, get_preset
+from models.options import FormField, form_fields
 from workers.errors import JobValidationError
 from workers.records import JobRecord, jobs_with_status, new_job_id
 from workers.uploads import corpus_choice, read_upload
@@ -32,42 +31,10 @@ __all__ = ["FormField", "FORM_FIELDS", "CHOICES", "coerce", "plan_train_job", "p
            "next_stage"]
 
 
-@dataclass(frozen=True)
-class FormField:
-    """One setting of a training request: its type and, for numbers, its range (from models.config)."""
-
-    name: str
-    kind: type                       # int, float or str
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[str, ...] = ()
-
-
-#: Settings that are not the user's to choose: the task follows the corpus, the corpus has its own field,
-#: and the number of classes comes from the corpus.
-NOT_FORM_FIELDS = frozenset({"task", "corpus", "num_classes"})
-
-
-def _form_fields() -> dict[str, FormField]:
-    """Every setting of ModelConfig and TrainConfig a request may set, with the bounds their validate() checks
-    (a name in both configs, vocab_size, gets the narrower range)."""
-    fields: dict[str, FormField] = {}
-    for cls, bounds in ((ModelConfig, MODEL_BOUNDS), (TrainConfig, TRAIN_BOUNDS)):
-        for f in dataclasses.fields(cls):
-            if f.name in NOT_FORM_FIELDS:
-                continue
-            if f.name in CONFIG_CHOICES:
-                fields[f.name] = FormField(f.name, str, choices=CONFIG_CHOICES[f.name])
-            elif isinstance(f.default, (int, float)) and not isinstance(f.default, bool):
-                lo, hi = bounds.get(f.name, (-math.inf, math.inf))
-                if f.name in fields:
-                    lo, hi = max(lo, fields[f.name].low), min(hi, fields[f.name].high)
-                fields[f.name] = FormField(f.name, int if isinstance(f.default, int) else float, lo, hi)
-    return fields
-
-
 #: The settings of a training request (the Jobs page's form and ``rnnvis jobs submit``), by name.
-FORM_FIELDS: dict[str, FormField] = _form_fields()
+#: Derived from the configs' declarations (models.options): every offered setting, a name in both configs
+#: (vocab_size) with the narrower range.
+FORM_FIELDS: dict[str, FormField] = form_fields(ModelConfig, TrainConfig)
 CHOICES: dict[str, tuple[str, ...]] = {n: f.choices for n, f in FORM_FIELDS.items() if f.choices}
 
 

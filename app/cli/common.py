@@ -1,29 +1,28 @@
 """What the CLI's commands share: the settings, the training overrides, analysis options, printing a frame."""
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 
-__all__ = ["OVERRIDES", "settings", "analysis_options", "print_frame"]
+__all__ = ["OVERRIDES", "add_override_flags", "add_analysis_flags", "settings", "analysis_options", "print_frame"]
 
-OVERRIDES = {  # flag -> (type, help)
-    "cell": (str, "rnn, gru or lstm"), "layers": (int, "number of layers"),
-    "hidden_size": (int, "hidden units per layer"), "embed_size": (int, "embedding size"),
-    "dropout": (float, "dropout"), "epochs": (int, "maximum epochs"), "lr": (float, "learning rate"),
-    "loss": (str, "scale of the loss that --lr and --clip apply to: token (mean over tokens) or sequence "
-                  "(summed over the bptt steps, mean over the batch; Zaremba et al.)"),
-    "schedule": (str, "plateau (lr x lr_decay after an epoch with no better validation loss) or step"),
-    "lr_decay": (float, "lr factor: on a plateau, or every epoch after --decay-after (step)"),
-    "decay_after": (int, "step schedule: epochs at full lr"),
-    "optimizer": (str, "sgd or adam"), "clip": (float, "gradient norm clip (0 = off)"),
-    "batch_size": (int, "batch size"), "bptt": (int, "BPTT length (language models)"),
-    "vocab_size": (int, "vocabulary size"), "patience": (int, "early stopping patience (0 = off)"),
-    "max_train_tokens": (int, "train on the first N tokens (0 = all)"), "seed": (int, "random seed"),
-    "weight_decay": (float, "L2 weight decay"), "init_range": (float, "uniform init range of the weights"),
-    "init": (str, "examples (embedding and output ±init_range, recurrent core torch's default) or uniform "
-                  "(every weight ±init_range)"),
-    "max_len": (int, "longest document kept, in tokens (classifiers)"),
-}
+def add_override_flags(parser) -> list[str]:
+    """A flag per training setting (models/config.py's declarations); returns their names."""
+    from models.config import ModelConfig, TrainConfig
+    from models.options import add_flags
+    return add_flags(parser, ModelConfig, TrainConfig)
+
+
+def add_analysis_flags(parser) -> list[str]:
+    """An "analysis" group of a flag per analysis option (AnalysisOptions' declarations); returns their names."""
+    from analytics.pipeline import AnalysisOptions
+    from models.options import add_flags
+    return add_flags(parser.add_argument_group("analysis"), AnalysisOptions, show_default=True)
+
+
+#: The names of the training settings that are flags (argparse dests).
+OVERRIDES: tuple[str, ...] = tuple(add_override_flags(argparse.ArgumentParser(add_help=False)))
 
 
 def settings():
