@@ -178,34 +178,37 @@ def purity_summary(pur: dict) -> html.Span:
                                                "which word has which tag")
 
 
+def _clicked(click: dict | None) -> list | None:
+    """The customdata of the clicked point (["word", w, cluster], ["unit", u, chip], ...), or None."""
+    if not click or not click.get("points"):
+        return None
+    cd = click["points"][0].get("customdata")
+    return cd if isinstance(cd, list) and cd else None
+
+
+def _select_chip(sel: dict, chip: int) -> dict:
+    """A click on a chip's label selects it; a second one (no unit picked in it) clears."""
+    return {} if sel.get("chip") == chip and "unit" not in sel else {"chip": chip}
+
+
 def handle_click(click: dict | None, words: Sequence[str] | None, selection: dict | None
                  ) -> tuple[list[str], dict, str]:
     """A click on the co-cluster figure -> (selected words, selection, detail mode)."""
     words_l = [w for w in (words or []) if w]
     sel = dict(selection or {})
-    mode = dash.no_update
-    if not click or not click.get("points"):
-        return words_l, sel, mode
-    cd = click["points"][0].get("customdata")
-    if not isinstance(cd, list) or not cd:
-        return words_l, sel, mode
-    kind = cd[0]
-    if kind == "word" and len(cd) >= 2:
+    cd = _clicked(click)
+    kind, n = (cd[0], len(cd)) if cd else (None, 0)
+    if kind == "word" and n >= 2:
         w = str(cd[1])
-        words_l = [w] + [x for x in words_l if x != w]
-        words_l = words_l[:MAX_WORDS]
-        mode = "word"
-    elif kind == "unit" and len(cd) >= 3:
-        unit, chip = int(cd[1]), int(cd[2])
-        sel = {"chip": chip, "unit": unit}
-        mode = "unit"
-    elif kind == "chip" and len(cd) >= 2:
-        chip = int(cd[1])
-        sel = {} if sel.get("chip") == chip and "unit" not in sel else {"chip": chip}
-    elif kind == "cloud" and len(cd) >= 2:
+        return ([w] + [x for x in words_l if x != w])[:MAX_WORDS], sel, "word"
+    if kind == "unit" and n >= 3:
+        return words_l, {"chip": int(cd[2]), "unit": int(cd[1])}, "unit"
+    if kind == "chip" and n >= 2:
+        sel = _select_chip(sel, int(cd[1]))
+    elif kind == "cloud" and n >= 2:
         cloud = int(cd[1])
         sel = {} if sel.get("cloud") == cloud else {"cloud": cloud}
-    return words_l, sel, mode
+    return words_l, sel, dash.no_update
 
 
 def detail_view(reader: Reader, model: str | None, layer: int | None, state: str | None,
