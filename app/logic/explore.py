@@ -83,18 +83,13 @@ def cluster_view(reader: Reader, model: str | None, layer: int | None, state: st
 
     def run() -> tuple[Any, Any]:
         view = reader.clusters(model, int(layer), state, int(k or 6))
-        pos, align = _opts(options)
-        sel = selection or {}
         words_l = [w for w in (words or []) if w]
-        word_resp = None
         first = words_l[0] if words_l else None
-        if first is not None:
-            d = reader.word_detail(model, int(layer), state, first)
-            if len(d):
-                word_resp = np.zeros(len(view.units))
-                word_resp[d["unit"].to_numpy()] = d["mean"].to_numpy()
+        word_resp = _word_response(reader, model, int(layer), state, first, len(view.units))
         pur = reader.purity(model, int(layer), state, int(k or 6))
         glyphs = _glyphs_of(reader, model, int(layer), state, view.k, sentences) if "glyphs" in (options or []) else ()
+        pos, align = _opts(options)
+        sel = selection or {}
         opts = figures.CoclusterOptions(
             nwords=int(nwords or 20), stroke=float(stroke or 1.0),
             links=tuple(links) if links else (0.0, 1.0), pos=pos, align=align,
@@ -104,17 +99,34 @@ def cluster_view(reader: Reader, model: str | None, layer: int | None, state: st
             glyphs=glyphs, cloud_width=figures.CLOUD_W * (0.6 if glyphs else 1.0),   # glyphs: narrower clouds
             link_gap=figures.LINK_GAP * (0.7 if glyphs else 1.0))
         fig = figures.cocluster_figure(view.words, view.units, view.edges, opts)
-        n_units = view.units.groupby("cluster").size()
-        k_note = f" (nearest stored k to {k})" if k is not None and int(k) != view.k else ""
-        summary = html.Span([
-            html.B(f"{model}"), f" · layer {view.layer} · state {state} · k = {view.k}{k_note} · ",
-            f"{len(view.words)} co-clustered words · {int(n_units.size)} memory chips · ",
-            f"strongest link |e| = {view.max_abs:.3g}", html.Br(), state_note(state, view.cluster_state),
-            *empty_cluster_note(view), html.Br(), purity_summary(pur)],
-            className="summary")
-        return fig, summary
+        return fig, _cluster_summary(model, state, k, view, pur)
 
     return guarded(run, lambda a: (figures.message_figure("Nothing to draw."), a), reader, PAGE)
+
+
+def _word_response(reader: Reader, model: str, layer: int, state: str, word: str | None,
+                   n_units: int) -> np.ndarray | None:
+    """Each unit's mean response to ``word`` [H], or None (no word, or not in the vocabulary)."""
+    if word is None:
+        return None
+    d = reader.word_detail(model, layer, state, word)
+    if not len(d):
+        return None
+    resp = np.zeros(n_units)
+    resp[d["unit"].to_numpy()] = d["mean"].to_numpy()
+    return resp
+
+
+def _cluster_summary(model: str, state: str, k: int | None, view: Any, pur: dict[str, Any]) -> html.Span:
+    """The line above the co-cluster figure: what it shows, its size, and the clusters' POS purity."""
+    n_units = view.units.groupby("cluster").size()
+    k_note = f" (nearest stored k to {k})" if k is not None and int(k) != view.k else ""
+    return html.Span([
+        html.B(f"{model}"), f" · layer {view.layer} · state {state} · k = {view.k}{k_note} · ",
+        f"{len(view.words)} co-clustered words · {int(n_units.size)} memory chips · ",
+        f"strongest link |e| = {view.max_abs:.3g}", html.Br(), state_note(state, view.cluster_state),
+        *empty_cluster_note(view), html.Br(), purity_summary(pur)],
+        className="summary")
 
 
 def word_options(reader: Reader, model: str | None, layer: int | None, state: str | None, k: int | None,
