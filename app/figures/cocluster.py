@@ -1,16 +1,9 @@
 """The co-cluster view: memory chips (unit clusters), word clouds (word clusters) and the links between them.
 
-The word-cloud layout is our own (no ``wordcloud`` package): a deterministic
-flow layout. Words are sorted by strength (then alphabetically), sized
-linearly between ``FONT_MIN`` and ``FONT_MAX`` px, and packed left to right
-into centred rows of the cloud's width, using an estimated glyph width of
-0.6 em; the same input always gives the same picture.
+Where everything goes is computed in :mod:`app.figures.cocluster_layout`; here one builder per group of
+traces draws it (frames, links, memory cells, words, the POS legend).
 """
 from __future__ import annotations
-
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -28,46 +21,8 @@ from .base import (
     title,
     top_margin,
 )
+from .cocluster_layout import PX, CoclusterOptions, Layout, layout
 from .glyphs import beside_chips
-
-FONT_MIN, FONT_MAX = 11.0, 26.0
-PX = 14.0          # pixels per layout unit in the co-cluster view (a chip cell is one unit)
-LINK_GAP = 9.0     # units between the chips and the clouds
-CLOUD_W = 40.0     # units of width of a word cloud
-
-
-@dataclass(frozen=True)
-class CoclusterOptions:
-    """What the control panel sets for the co-cluster view.
-
-    links: range of |e| relative to the strongest link (0..1) that is drawn; clip: responses are
-    clipped to [-clip, clip] for colour; word_response [H]: the selected word's mean response (colours
-    the cells) or None; chip/cloud: the selected unit cluster / word cluster (highlight);
-    highlight_units: units drawn with a dark outline (compare: matched units); purity: per word cluster,
-    its POS make-up and purity against shuffled tags (:func:`analytics.purity.cluster_purity` frame: cluster,
-    words, majority, purity, shuffled, shuffled_std, makeup), shown on each cloud's label, or None; glyphs:
-    sentences (as :func:`app.figures.glyph_figure` takes them) drawn left of the chips, each cluster's row of
-    glyphs level with its chip (the paper's layout).
-    """
-
-    nwords: int = 20
-    stroke: float = 1.0
-    links: tuple[float, float] = (0.1, 1.0)
-    pos: bool = True
-    align: bool = True
-    clip: float = 0.25
-    word: str | None = None
-    word_response: np.ndarray | None = None
-    selected_words: tuple[str, ...] = ()
-    chip: int | None = None
-    cloud: int | None = None
-    highlight_units: tuple[int, ...] = ()
-    title: str | None = None
-    cloud_width: float = CLOUD_W
-    link_gap: float = LINK_GAP
-    pos_legend: bool = True
-    purity: pd.DataFrame | None = None
-    glyphs: tuple[dict, ...] = ()
 
 
 def makeup_text(makeup: dict[str, int], top: int = 3, sep: str = ", ") -> str:
@@ -108,40 +63,6 @@ def _cloud_labels(clouds: dict[int, dict], purity: pd.DataFrame | None, wide: bo
     return texts, hovers
 
 
-def _chip_columns(sizes: np.ndarray) -> int:
-    biggest = int(sizes.max()) if len(sizes) else 1
-    return int(min(16, max(4, math.ceil(math.sqrt(biggest * 2)))))
-
-
-def _pack_cloud(words: Sequence[str], fonts: Sequence[float], width: float) -> tuple[list[tuple[float, float]], float]:
-    """Flow layout of words (already ordered) into centred rows of ``width`` units.
-
-    Returns ([(x, y) centre of each word relative to the cloud's top-left, y downwards], height).
-    """
-    rows: list[list[int]] = [[]]
-    row_w = 0.0
-    wide = [(len(w) * 0.6 * f + 0.9 * f) / PX for w, f in zip(words, fonts)]  # text + padding, in units
-    for i, w in enumerate(wide):
-        if rows[-1] and row_w + w > width:
-            rows.append([])
-            row_w = 0.0
-        rows[-1].append(i)
-        row_w += w
-    pos: list[tuple[float, float]] = [(0.0, 0.0)] * len(words)
-    y = 0.4
-    for row in rows:
-        if not row:
-            continue
-        h = max(fonts[i] for i in row) * 1.25 / PX
-        total = sum(wide[i] for i in row)
-        x = (width - total) / 2
-        for i in row:
-            pos[i] = (x + wide[i] / 2, y + h / 2)
-            x += wide[i]
-        y += h
-    return pos, y + 0.4
-
-
 def _bezier(x0: float, y0: float, x1: float, y1: float, n: int = 16) -> tuple[np.ndarray, np.ndarray]:
     t = np.linspace(0, 1, n)
     cx = (x0 + x1) / 2
@@ -151,79 +72,7 @@ def _bezier(x0: float, y0: float, x1: float, y1: float, n: int = 16) -> tuple[np
 
 
 
-@dataclass
-class _Layout:
-    """Where everything of a co-cluster view goes, in layout units (y grows downwards)."""
-
-    sizes: np.ndarray                  # [k] units per unit cluster
-    columns: int                       # cells per chip row
-    chip_top: dict[int, float]         # unit cluster -> its chip's top (clusters with units only)
-    chip_mid: dict[int, float]         # ... and middle
-    units: pd.DataFrame                # sorted by cluster, rank
-    ux: np.ndarray                     # [units] cell centres
-    uy: np.ndarray
-    clouds: dict[int, dict]            # word cluster -> df, fonts, pos, h, n, top
-    height: float
-    x_cloud: float                     # left edge of the clouds
-
-    def chip_rows(self, j: int) -> int:
-        return math.ceil(self.sizes[j] / self.columns)
-
-
-def _chip_layout(units: pd.DataFrame, k: int) -> tuple[np.ndarray, int, dict[int, float], dict[int, float],
-                                                        pd.DataFrame, np.ndarray, np.ndarray, float]:
-    """Chips: one block of cells per unit cluster, stacked top to bottom."""
-    sizes = np.bincount(units["cluster"].to_numpy(), minlength=k)
-    C = _chip_columns(sizes)
-    chip_top: dict[int, float] = {}
-    chip_mid: dict[int, float] = {}
-    y = 1.5
-    for j in range(k):
-        if sizes[j] == 0:
-            continue
-        rows = math.ceil(sizes[j] / C)
-        chip_top[j] = y
-        chip_mid[j] = y + rows / 2
-        y += rows + 2.0
-    u = units.sort_values(["cluster", "rank"]).reset_index(drop=True)
-    ux = (u["rank"].to_numpy() % C) + 0.5
-    uy = np.array([chip_top[c] for c in u["cluster"].to_numpy()]) + (u["rank"].to_numpy() // C) + 0.5
-    return sizes, C, chip_top, chip_mid, u, ux, uy, y
-
-
-def _cloud_layout(words: pd.DataFrame, chip_mid: dict[int, float], opts: CoclusterOptions
-                  ) -> tuple[dict[int, dict], float]:
-    """Clouds: the top nwords of each word cluster, by strength; aligned, each level with its paired chip where
-    room allows.  Returns the clouds and the bottom of the last one."""
-    fmax = float(words["strength"].max()) if len(words) else 1.0
-    fmax = fmax if fmax > 0 else 1.0
-    clouds: dict[int, dict] = {}
-    for i, w in words.groupby("cluster", sort=True):
-        w = w.sort_values(["strength", "word"], ascending=[False, True])
-        n_all = len(w)
-        w = w.head(opts.nwords)
-        fonts = (FONT_MIN + (FONT_MAX - FONT_MIN) * (w["strength"].to_numpy() / fmax)).tolist()
-        pos, height = _pack_cloud(w["word"].astype(str).tolist(), fonts, opts.cloud_width)
-        clouds[int(i)] = {"df": w, "fonts": fonts, "pos": pos, "h": height + 1.2, "n": n_all}
-    order = sorted(clouds)
-    if not opts.align:
-        order.sort(key=lambda i: -clouds[i]["n"])
-    top = 0.3
-    for i in order:
-        want = chip_mid[i] - clouds[i]["h"] / 2 if (opts.align and i in chip_mid) else top
-        clouds[i]["top"] = max(top, want)
-        top = clouds[i]["top"] + clouds[i]["h"] + 0.6
-    return clouds, top
-
-
-def _layout(words: pd.DataFrame, units: pd.DataFrame, k: int, opts: CoclusterOptions) -> _Layout:
-    sizes, C, chip_top, chip_mid, u, ux, uy, chips_h = _chip_layout(units, k)
-    clouds, clouds_h = _cloud_layout(words, chip_mid, opts)
-    return _Layout(sizes, C, chip_top, chip_mid, u, ux, uy, clouds, max(chips_h, clouds_h) + 0.5,
-                   C + opts.link_gap)
-
-
-def _visible_links(lay: _Layout, edges: np.ndarray, opts: CoclusterOptions) -> list[tuple[int, int, float, float]]:
+def _visible_links(lay: Layout, edges: np.ndarray, opts: CoclusterOptions) -> list[tuple[int, int, float, float]]:
     """(cloud, chip, e, |e| relative to the strongest) of each link within the filter."""
     lo, hi = opts.links
     emax = opts_max(edges)
@@ -237,7 +86,7 @@ def _visible_links(lay: _Layout, edges: np.ndarray, opts: CoclusterOptions) -> l
     return visible
 
 
-def _emphasis(lay: _Layout, visible: list, opts: CoclusterOptions) -> tuple[set[int], set[int]]:
+def _emphasis(lay: Layout, visible: list, opts: CoclusterOptions) -> tuple[set[int], set[int]]:
     """(clouds, chips) drawn in full: all of them, or the selected one and what its links reach."""
     hot_clouds: set[int] = set(lay.clouds)
     hot_chips: set[int] = set(lay.chip_mid)
@@ -250,7 +99,7 @@ def _emphasis(lay: _Layout, visible: list, opts: CoclusterOptions) -> tuple[set[
     return hot_clouds, hot_chips
 
 
-def _frames(lay: _Layout, hot_clouds: set[int], opts: CoclusterOptions) -> list[dict]:
+def _frames(lay: Layout, hot_clouds: set[int], opts: CoclusterOptions) -> list[dict]:
     """The boxes around the clouds and the chips."""
     shapes = []
     for i, c in lay.clouds.items():
@@ -267,7 +116,7 @@ def _frames(lay: _Layout, hot_clouds: set[int], opts: CoclusterOptions) -> list[
     return shapes
 
 
-def _link_traces(lay: _Layout, visible: list, hot_clouds: set[int], hot_chips: set[int],
+def _link_traces(lay: Layout, visible: list, hot_clouds: set[int], hot_chips: set[int],
                  opts: CoclusterOptions) -> list[dict]:
     """The links, binned by width so that a few traces draw them all, and their weights on hover."""
     if not visible:
@@ -297,7 +146,7 @@ def _link_traces(lay: _Layout, visible: list, hot_clouds: set[int], hot_chips: s
     return data
 
 
-def _cell_marker(lay: _Layout, hot_chips: set[int], opts: CoclusterOptions) -> tuple[dict, list[str]]:
+def _cell_marker(lay: Layout, hot_chips: set[int], opts: CoclusterOptions) -> tuple[dict, list[str]]:
     """The memory cells' marker (coloured by the selected word's response, or by strength) and hover lines."""
     u_unit, u_clu = lay.units["unit"].to_numpy(), lay.units["cluster"].to_numpy()
     if opts.word_response is not None:
@@ -320,7 +169,7 @@ def _cell_marker(lay: _Layout, hot_chips: set[int], opts: CoclusterOptions) -> t
     return marker, resp_text
 
 
-def _unit_traces(lay: _Layout, hot_chips: set[int], opts: CoclusterOptions) -> list[dict]:
+def _unit_traces(lay: Layout, hot_chips: set[int], opts: CoclusterOptions) -> list[dict]:
     """The memory cells and the chips' labels."""
     u = lay.units
     u_unit, u_clu = u["unit"].to_numpy(), u["cluster"].to_numpy()
@@ -341,7 +190,7 @@ def _unit_traces(lay: _Layout, hot_chips: set[int], opts: CoclusterOptions) -> l
     return [cells, labels]
 
 
-def _word_points(lay: _Layout, hot_clouds: set[int], opts: CoclusterOptions) -> dict[str, list]:
+def _word_points(lay: Layout, hot_clouds: set[int], opts: CoclusterOptions) -> dict[str, list]:
     """Every shown word's position, text, size, colour, customdata, hover text and opacity."""
     pts: dict[str, list] = {k: [] for k in ("x", "y", "text", "size", "color", "customdata", "hover", "opacity")}
     sel = set(opts.selected_words)
@@ -362,7 +211,7 @@ def _word_points(lay: _Layout, hot_clouds: set[int], opts: CoclusterOptions) -> 
     return pts
 
 
-def _word_traces(lay: _Layout, hot_clouds: set[int], opts: CoclusterOptions) -> list[dict]:
+def _word_traces(lay: Layout, hot_clouds: set[int], opts: CoclusterOptions) -> list[dict]:
     """The selected words' highlight, the words and the clouds' labels."""
     pts = _word_points(lay, hot_clouds, opts)
     sel = set(opts.selected_words)
@@ -399,8 +248,11 @@ def _pos_legend(words: pd.DataFrame) -> list[dict]:
                           showlegend=True, hoverinfo="skip") for tag in present]
 
 
+DEFAULT_OPTIONS = CoclusterOptions()
+
+
 def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray,
-                     opts: CoclusterOptions = CoclusterOptions()) -> Figure:
+                     opts: CoclusterOptions = DEFAULT_OPTIONS) -> Figure:
     """Memory chips (left), word clouds (right) and the links between them.
 
     words: word, freq, pos, cluster, strength (mean |s| towards the paired unit cluster);
@@ -409,7 +261,7 @@ def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray
     ["cloud", i] for a cloud's label, ["chip", j] for a chip's label, ["glyph", position, cluster] for the bars
     of the sentence glyphs beside the chips (``opts.glyphs``).
     """
-    lay = _layout(words, units, edges.shape[0], opts)
+    lay = layout(words, units, edges.shape[0], opts)
     visible = _visible_links(lay, edges, opts)
     hot_clouds, hot_chips = _emphasis(lay, visible, opts)
     shapes = _frames(lay, hot_clouds, opts)
