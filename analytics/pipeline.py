@@ -89,7 +89,7 @@ class AnalysisOptions:
     quantile_cap: int = option(1000, "quantiles from a sample of this many occurrences of a word, evenly spread",
                                low=1, offered=False)
     gradient_k: int = option(50, "gradient-flow distances 1..K (0 = off)", low=0)
-    seed: int = option(0, "random seed of the co-clustering and projections", low=0, offered=False)
+    seed: int = option(0, "random seed (co-clustering, projections, gradient flow)", low=0, offered=False)
     # float16, ~136 MB per 650 units over 104k tokens
     token_states: str = option("last", "per-token states stored for the pattern search (analytics/token_states.py): "
                                "'last' (the last layer's h), 'none', 'all' or layer:state pairs, e.g. 1:h,0:c")
