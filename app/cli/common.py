@@ -1,28 +1,27 @@
 """What the CLI's commands share: the settings, the training overrides, analysis options, printing a frame."""
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 
+from models.config import ModelConfig, TrainConfig  # torch-free, like models.options
+from models.options import add_flags, form_fields
+
 __all__ = ["OVERRIDES", "add_override_flags", "add_analysis_flags", "settings", "analysis_options", "print_frame"]
+
+#: The names of the training settings that are flags (argparse dests), as models/config.py declares them.
+OVERRIDES: tuple[str, ...] = tuple(form_fields(ModelConfig, TrainConfig))
+
 
 def add_override_flags(parser) -> list[str]:
     """A flag per training setting (models/config.py's declarations); returns their names."""
-    from models.config import ModelConfig, TrainConfig
-    from models.options import add_flags
     return add_flags(parser, ModelConfig, TrainConfig)
 
 
 def add_analysis_flags(parser) -> list[str]:
     """An "analysis" group of a flag per analysis option (AnalysisOptions' declarations); returns their names."""
-    from analytics.pipeline import AnalysisOptions
-    from models.options import add_flags
+    from analytics.pipeline import AnalysisOptions  # imports torch: only for the commands that analyse
     return add_flags(parser.add_argument_group("analysis"), AnalysisOptions, show_default=True)
-
-
-#: The names of the training settings that are flags (argparse dests).
-OVERRIDES: tuple[str, ...] = tuple(add_override_flags(argparse.ArgumentParser(add_help=False)))
 
 
 def settings():
