@@ -41,6 +41,8 @@ from tqdm.auto import tqdm
 from models.buffers import Workspace
 from models.checkpoint import find_checkpoint, model_from_checkpoint, read_checkpoint
 from models.corpora import Corpus, load_corpus
+from models.options import check as check_options
+from models.options import option
 from models.rnn import RecurrentModel, State
 from models.runtime import torch_threads
 from models.train import batchify, lm_stream
@@ -66,38 +68,37 @@ class AnalysisCancelled(RuntimeError):
 
 @dataclass
 class AnalysisOptions:
-    split: str = "test"
-    max_tokens: int = 0              # 0 = the whole split
-    states: str = "hidden"           # "hidden" (h, and c for LSTM), "all" (gates too) or a list such as "h,gates"
-    batch_size: int = 64             # parallel streams (LM) or documents (classifier) per trace call
-    chunk_steps: int = 256           # time steps per trace call (LM)
+    """How to analyse (each option declared with :func:`models.options.option`: range, choices, help)."""
+    split: str = option("test", "split to trace", choices=("train", "valid", "test"))
+    max_tokens: int = option(0, "analyse the first N tokens (0 = the whole split)", low=0)
+    states: str = option("hidden", "'hidden' (h, and c for an LSTM), 'all' (with the gates) or a comma list, "
+                         "e.g. h or h,gates")
+    batch_size: int = option(64, "parallel streams (LM) or documents (classifier) per trace call", low=1,
+                             offered=False)
+    chunk_steps: int = option(256, "time steps per trace call (LM)", low=1, offered=False)
     # LM: tokens of text before each parallel piece read (from zero) to set its start state.  Measured
     # against one continuous stream: the demo LSTMs and RNN forget a cold start within 25-100 tokens
     # (s(w) exact from warmup 50 on; 25 left 3% of pairs off by >10%); the demo GRU, with a unit near
     # integration, has 1.7% off at 100, 0.85% at 200, 0.22% at 400, 0.01% at 800.  200 costs ~12% more
     # trace steps on Brown's test split (64 pieces of 1,630 tokens).
-    warmup: int = 200
-    top_words: int = 500             # words that enter the co-clustering
-    min_count: int = 10
-    k_min: int = 2
-    k_max: int = 20
-    quantile_cap: int = 1000         # quantiles from a sample of this many occurrences of a word, evenly spread
-    gradient_k: int = 50             # gradient flow distances 1..K (0 = skip)
-    seed: int = 0
-    # per-token states stored for the pattern search (analytics/token_states.py): "last" (the last layer's h),
-    # "none", "all" or a list such as "1:h,0:c"; float16, ~136 MB per 650 units over 104k tokens
-    token_states: str = "last"
+    warmup: int = option(200, "LM: tokens read before each parallel piece to set its start state", low=0,
+                         offered=False)
+    top_words: int = option(500, "words in the co-clustering", low=1)
+    min_count: int = option(10, "least occurrences to be co-clustered", low=1)
+    k_min: int = option(2, "smallest number of clusters", low=2, high=50, offered=False)
+    k_max: int = option(20, "largest number of clusters", low=2, high=50)
+    quantile_cap: int = option(1000, "quantiles from a sample of this many occurrences of a word, evenly spread",
+                               low=1, offered=False)
+    gradient_k: int = option(50, "gradient-flow distances 1..K (0 = off)", low=0)
+    seed: int = option(0, "random seed (co-clustering, projections, gradient flow)", low=0, offered=False)
+    # float16, ~136 MB per 650 units over 104k tokens
+    token_states: str = option("last", "per-token states stored for the pattern search (analytics/token_states.py): "
+                               "'last' (the last layer's h), 'none', 'all' or layer:state pairs, e.g. 1:h,0:c")
 
     def validate(self) -> AnalysisOptions:
-        for name in ("batch_size", "chunk_steps", "top_words", "min_count", "quantile_cap"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.warmup < 0:
-            raise ValueError(f"warmup must not be negative, got {self.warmup}")
         if not 2 <= self.k_min <= self.k_max <= 50:
             raise ValueError(f"need 2 <= k_min <= k_max <= 50, got {self.k_min}..{self.k_max}")
-        if self.split not in ("train", "valid", "test"):
-            raise ValueError(f"split must be train, valid or test, got {self.split!r}")
+        check_options(self)
         check_token_states(self.token_states)
         return self
 

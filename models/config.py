@@ -1,65 +1,39 @@
-"""Model and training configs (one dataclass each, stored in every checkpoint) and presets."""
+"""Model and training configs (one dataclass each, stored in every checkpoint) and presets.
+
+Each setting is declared once, with its range or choices and help (:mod:`models.options`): validation, the
+command line's flags, the Jobs form and docs/options.md are derived from these declarations.
+"""
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from .options import ConfigError, check, option
+
+__all__ = ["ConfigError", "ModelConfig", "TrainConfig", "Preset", "PRESETS", "get_preset", "apply_overrides"]
 
 CELLS = ("rnn", "gru", "lstm")
 TASKS = ("lm", "sentiment")
 GATES = {"rnn": (), "gru": ("z", "r", "n"), "lstm": ("i", "f", "g", "o")}
 
 
-class ConfigError(ValueError):
-    """A configuration value that cannot work, with the field named."""
-
-
-#: The range of every numeric setting, (lowest, highest), both inclusive. ``validate()`` checks them and
-#: the job form (workers/planning.py, the Jobs page) offers and checks the same ranges: one table for both.
-MODEL_BOUNDS: dict[str, tuple[float, float]] = {
-    "layers": (1, 16), "hidden_size": (1, 8192), "embed_size": (1, 8192), "dropout": (0.0, 0.99),
-    "vocab_size": (1, 10_000_000), "num_classes": (1, 10_000),
-}
-TRAIN_BOUNDS: dict[str, tuple[float, float]] = {
-    "vocab_size": (4, 1_000_000), "lr": (1e-8, 100.0), "lr_decay": (1e-6, 1.0), "decay_after": (0, 1000),
-    "clip": (0.0, 1e6), "epochs": (1, 1000), "batch_size": (1, 4096), "bptt": (1, 10_000),
-    "weight_decay": (0.0, 1.0), "init_range": (0.0, 10.0), "patience": (0, 1000),
-    "max_train_tokens": (0, 10**10), "max_len": (1, 100_000), "seed": (0, 2**31 - 1),
-}
-
-
-def check_bounds(cfg: Any, bounds: dict[str, tuple[float, float]]) -> None:
-    """ConfigError naming the first field of ``cfg`` that is not a number of its field's type within ``bounds``."""
-    for f in dataclasses.fields(cfg):
-        if f.name not in bounds:
-            continue
-        lo, hi = bounds[f.name]
-        v = getattr(cfg, f.name)
-        whole = isinstance(f.default, int)
-        if isinstance(v, bool) or not isinstance(v, int if whole else (int, float)) or not math.isfinite(v):
-            raise ConfigError(f"{f.name} must be a {'whole number' if whole else 'number'}, got {v!r}")
-        if not lo <= v <= hi:
-            raise ConfigError(f"{f.name} must be between {lo:g} and {hi:g}, got {v!r}")
-
-
 @dataclass
 class ModelConfig:
-    task: str = "lm"                 # "lm" (next word) or "sentiment" (many-to-one)
-    cell: str = "lstm"
-    layers: int = 2
-    hidden_size: int = 200
-    embed_size: int = 200
-    dropout: float = 0.0
-    vocab_size: int = 10_000         # set from the built vocabulary
-    num_classes: int = 2             # sentiment only
+    """The model's shape (settings declared with :func:`models.options.option`: range, choices, help)."""
+    task: str = option("lm", "lm (next word) or sentiment (a label per document); follows the corpus",
+                       choices=TASKS, offered=False)
+    cell: str = option("lstm", "recurrent cell", choices=CELLS)
+    layers: int = option(2, "number of layers", low=1, high=16)
+    hidden_size: int = option(200, "hidden units per layer", low=1, high=8192, label="Hidden size")
+    embed_size: int = option(200, "embedding size", low=1, high=8192, label="Embedding size")
+    dropout: float = option(0.0, "dropout", low=0.0, high=0.99)
+    vocab_size: int = option(10_000, "vocabulary size (the model's: set from the built vocabulary)", low=1,
+                             high=10_000_000, label="Vocabulary size")
+    num_classes: int = option(2, "classes of a classifier (from the corpus)", low=1, high=10_000, offered=False)
 
     def validate(self) -> ModelConfig:
-        if self.task not in TASKS:
-            raise ConfigError(f"task must be one of {TASKS}, got {self.task!r}")
-        if self.cell not in CELLS:
-            raise ConfigError(f"cell must be one of {CELLS}, got {self.cell!r}")
-        check_bounds(self, MODEL_BOUNDS)
+        check(self)
         return self
 
     @property
@@ -72,9 +46,6 @@ LOSSES = ("token", "sequence")
 SCHEDULES = ("plateau", "step")
 INITS = ("examples", "uniform")
 OPTIMIZERS = ("sgd", "adam")
-#: The allowed values of the text settings a user chooses (``validate()`` and the job form read them).
-CHOICES: dict[str, tuple[str, ...]] = {"cell": CELLS, "optimizer": OPTIMIZERS, "loss": LOSSES, "schedule": SCHEDULES,
-                                     "init": INITS}
 
 
 @dataclass
@@ -91,26 +62,34 @@ class TrainConfig:
     ÷4); ``step`` multiplies it by ``lr_decay`` every epoch after ``decay_after``
     (Zaremba et al.).
     """
-    corpus: str = "brown"
-    vocab_size: int = 10_000
-    optimizer: str = "sgd"           # "sgd" or "adam"
-    lr: float = 20.0
-    loss: str = "token"              # "token" (mean over tokens) or "sequence" (summed over time, mean over batch)
-    schedule: str = "plateau"        # "plateau" or "step"
-    lr_decay: float = 0.25           # lr factor: on a plateau, or every epoch after `decay_after` (step)
-    decay_after: int = 0             # step schedule: epochs at full lr
-    clip: float = 0.25               # max gradient norm of the loss above (0 = off)
-    epochs: int = 40
-    batch_size: int = 20
-    bptt: int = 35
-    weight_decay: float = 0.0
-    init: str = "examples"           # "examples": embedding and output weights ±init_range, output bias 0,
-    #                                  the recurrent core torch's default ±1/√H; "uniform": every weight ±init_range
-    init_range: float = 0.1
-    patience: int = 0                # early stopping: epochs without a better validation loss (0 = off)
-    max_train_tokens: int = 0        # 0 = all; demo presets use a slice of the corpus
-    max_len: int = 400               # sentiment: longest document kept (tokens)
-    seed: int = 1234
+    corpus: str = option("brown", "a built-in corpus name or `upload:<id>` (its own --corpus flag and form section)",
+                         offered=False)
+    vocab_size: int = option(10_000, "vocabulary size", low=4, high=1_000_000, label="Vocabulary size")
+    optimizer: str = option("sgd", "optimizer", choices=OPTIMIZERS)
+    lr: float = option(20.0, "learning rate", low=1e-8, high=100.0, label="Learning rate")
+    loss: str = option("token", "scale of the loss that lr and clip apply to: token (mean over tokens) or sequence "
+                       "(summed over the bptt steps, mean over the batch; Zaremba et al.)", choices=LOSSES)
+    schedule: str = option("plateau", "plateau (lr x lr_decay after an epoch with no better validation loss) or "
+                           "step (lr x lr_decay every epoch after decay_after)", choices=SCHEDULES)
+    lr_decay: float = option(0.25, "lr factor: on a plateau, or every epoch after decay_after (step)", low=1e-6,
+                             high=1.0, label="LR decay")
+    decay_after: int = option(0, "step schedule: epochs at full lr", low=0, high=1000, label="Decay after (epochs)")
+    clip: float = option(0.25, "max gradient norm of the loss above (0 = off)", low=0.0, high=1e6,
+                         label="Gradient clip")
+    epochs: int = option(40, "maximum epochs", low=1, high=1000)
+    batch_size: int = option(20, "batch size", low=1, high=4096)
+    bptt: int = option(35, "BPTT length (language models)", low=1, high=10_000, label="BPTT length")
+    weight_decay: float = option(0.0, "L2 weight decay", low=0.0, high=1.0)
+    init: str = option("examples", "examples (embedding and output weights ±init_range, output bias 0, the "
+                       "recurrent core torch's default ±1/√H) or uniform (every weight ±init_range)", choices=INITS)
+    init_range: float = option(0.1, "uniform init range of the weights", low=0.0, high=10.0, label="Init range")
+    patience: int = option(0, "early stopping: epochs without a better validation loss (0 = off)", low=0, high=1000,
+                           label="Patience (0 = off)")
+    max_train_tokens: int = option(0, "train on the first N tokens (0 = all; demo presets use a slice)", low=0,
+                                   high=10**10, label="Max training tokens (0 = all)")
+    max_len: int = option(400, "longest document kept, in tokens (classifiers)", low=1, high=100_000,
+                          label="Max document length")
+    seed: int = option(1234, "random seed", low=0, high=2**31 - 1)
 
     #: Values of fields added after the first release, for checkpoints written before them
     #: (they were trained with a token-mean loss and a step schedule).
@@ -122,10 +101,7 @@ class TrainConfig:
         return cls(**{**cls.LEGACY, **d})
 
     def validate(self) -> TrainConfig:
-        check_bounds(self, TRAIN_BOUNDS)
-        for name in ("optimizer", "loss", "schedule", "init"):
-            if getattr(self, name) not in CHOICES[name]:
-                raise ConfigError(f"{name} must be one of {', '.join(CHOICES[name])}, got {getattr(self, name)!r}")
+        check(self)
         return self
 
 

@@ -17,13 +17,12 @@ import dataclasses
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from analytics import store
 from models.checkpoint import check_model_id, checkpoint_file
-from models.config import CHOICES as CONFIG_CHOICES
-from models.config import MODEL_BOUNDS, TRAIN_BOUNDS, ConfigError, ModelConfig, TrainConfig, apply_overrides, get_preset
+from models.config import ConfigError, ModelConfig, TrainConfig, apply_overrides, get_preset
+from models.options import FormField, form_fields
 from workers.errors import JobValidationError
 from workers.records import JobRecord, jobs_with_status, new_job_id
 from workers.uploads import corpus_choice, read_upload
@@ -32,42 +31,10 @@ __all__ = ["FormField", "FORM_FIELDS", "CHOICES", "coerce", "plan_train_job", "p
            "next_stage"]
 
 
-@dataclass(frozen=True)
-class FormField:
-    """One setting of a training request: its type and, for numbers, its range (from models.config)."""
-
-    name: str
-    kind: type                       # int, float or str
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[str, ...] = ()
-
-
-#: Settings that are not the user's to choose: the task follows the corpus, the corpus has its own field,
-#: and the number of classes comes from the corpus.
-NOT_FORM_FIELDS = frozenset({"task", "corpus", "num_classes"})
-
-
-def _form_fields() -> dict[str, FormField]:
-    """Every setting of ModelConfig and TrainConfig a request may set, with the bounds their validate() checks
-    (a name in both configs, vocab_size, gets the narrower range)."""
-    fields: dict[str, FormField] = {}
-    for cls, bounds in ((ModelConfig, MODEL_BOUNDS), (TrainConfig, TRAIN_BOUNDS)):
-        for f in dataclasses.fields(cls):
-            if f.name in NOT_FORM_FIELDS:
-                continue
-            if f.name in CONFIG_CHOICES:
-                fields[f.name] = FormField(f.name, str, choices=CONFIG_CHOICES[f.name])
-            elif isinstance(f.default, (int, float)) and not isinstance(f.default, bool):
-                lo, hi = bounds.get(f.name, (-math.inf, math.inf))
-                if f.name in fields:
-                    lo, hi = max(lo, fields[f.name].low), min(hi, fields[f.name].high)
-                fields[f.name] = FormField(f.name, int if isinstance(f.default, int) else float, lo, hi)
-    return fields
-
-
 #: The settings of a training request (the Jobs page's form and ``rnnvis jobs submit``), by name.
-FORM_FIELDS: dict[str, FormField] = _form_fields()
+#: Derived from the configs' declarations (models.options): every offered setting, a name in both configs
+#: (vocab_size) with the narrower range.
+FORM_FIELDS: dict[str, FormField] = form_fields(ModelConfig, TrainConfig)
 CHOICES: dict[str, tuple[str, ...]] = {n: f.choices for n, f in FORM_FIELDS.items() if f.choices}
 
 
@@ -148,15 +115,50 @@ def plan_train_job(root: str | os.PathLike, request: Mapping[str, Any], *, submi
     """
     errors: dict[str, str] = {}
     preset_name = (request.get("preset") or "").strip() or None
+    model_cfg, train_cfg = _start_configs(preset_name)
+    overrides = _form_overrides(request, errors)
+    corpus_params, corpus_task = None, None
+    corpus_spec = request["corpus"] if request.get("corpus") is not None else train_cfg.corpus  # "": none chosen
+    try:
+        corpus_params, corpus_task = corpus_choice(root, corpus_spec, user=submitted_by or None, admin=admin)
+    except JobValidationError as e:
+        errors.update(e.errors)
+    if corpus_task is not None:
+        train_cfg = _follow_corpus(corpus_task, preset_name, model_cfg, train_cfg, errors)
+    try:
+        apply_overrides(model_cfg, train_cfg, overrides)
+    except ConfigError as e:
+        errors.setdefault("form", str(e))
+    if corpus_params is not None:
+        train_cfg.corpus = corpus_params.get("name") if corpus_params["source"] == "builtin" else \
+            f"upload:{corpus_params['upload_id']}"
+    _validate_configs(model_cfg, train_cfg, errors)
+
+    model_id = (request.get("model_id") or "").strip() or None
+    job_id = new_job_id(root)
+    if model_id is None:
+        model_id = f"{preset_name or model_cfg.cell}-{job_id[1:7]}"
+    analysis = _check_id_and_analysis(root, model_id, request, errors)
+    params = {"preset": preset_name, "overrides": overrides, "corpus": corpus_params,
+              "model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg),
+              "analysis": analysis, "name": (request.get("name") or "").strip() or model_id}
+    return JobRecord(job_id, "train", model_id, submitted_by=submitted_by or "anonymous", params=params,
+                     detail={"latest": {}, "curve": []})
+
+
+def _start_configs(preset_name: str | None) -> tuple[ModelConfig, TrainConfig]:
+    """The preset's configs, or the defaults without one."""
     try:
         if preset_name:
             preset = get_preset(preset_name)
-            model_cfg, train_cfg = preset.model, preset.train
-        else:
-            model_cfg, train_cfg = ModelConfig(), TrainConfig()
+            return preset.model, preset.train
+        return ModelConfig(), TrainConfig()
     except ConfigError as e:
         raise JobValidationError({"preset": str(e)}) from None
 
+
+def _form_overrides(request: Mapping[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+    """The request's settings as their types (problems added to ``errors``, keyed by field)."""
     overrides: dict[str, Any] = {}
     for name in list(FORM_FIELDS) + list(CHOICES):
         if name in request:
@@ -171,29 +173,26 @@ def plan_train_job(root: str | os.PathLike, request: Mapping[str, Any], *, submi
                      - {"preset", "corpus", "model_id", "name", "analysis", "corpus_format"})
     if unknown:
         errors["form"] = f"unknown field(s) {', '.join(unknown)}"
+    return overrides
 
-    corpus_spec = request["corpus"] if request.get("corpus") is not None else train_cfg.corpus  # "": none chosen
-    corpus_params, corpus_task = None, None
-    try:
-        corpus_params, corpus_task = corpus_choice(root, corpus_spec, user=submitted_by or None, admin=admin)
-    except JobValidationError as e:
-        errors.update(e.errors)
-    if corpus_task is not None:
-        if not preset_name:
-            model_cfg.task = corpus_task
-            if corpus_task == "sentiment":
-                train_cfg = dataclasses.replace(train_cfg, optimizer="adam", lr=1e-3, lr_decay=1.0, epochs=5)
-        elif corpus_task != model_cfg.task:
-            what = {"lm": "a language model", "sentiment": "a sentiment classifier"}
-            errors["corpus"] = (f"this corpus is for {what[corpus_task]} but preset {preset_name!r} is "
-                                f"{what[model_cfg.task]}; pick a matching corpus or preset")
-    try:
-        apply_overrides(model_cfg, train_cfg, overrides)
-    except ConfigError as e:
-        errors.setdefault("form", str(e))
-    if corpus_params is not None:
-        train_cfg.corpus = corpus_params.get("name") if corpus_params["source"] == "builtin" else \
-            f"upload:{corpus_params['upload_id']}"
+
+def _follow_corpus(corpus_task: str, preset_name: str | None, model_cfg: ModelConfig, train_cfg: TrainConfig,
+                   errors: dict[str, str]) -> TrainConfig:
+    """Without a preset the task follows the corpus (a classifier gets Adam's settings); with one, the corpus must
+    be for the preset's task.  Returns the training config to use."""
+    if not preset_name:
+        model_cfg.task = corpus_task
+        if corpus_task == "sentiment":
+            return dataclasses.replace(train_cfg, optimizer="adam", lr=1e-3, lr_decay=1.0, epochs=5)
+    elif corpus_task != model_cfg.task:
+        what = {"lm": "a language model", "sentiment": "a sentiment classifier"}
+        errors["corpus"] = (f"this corpus is for {what[corpus_task]} but preset {preset_name!r} is "
+                            f"{what[model_cfg.task]}; pick a matching corpus or preset")
+    return train_cfg
+
+
+def _validate_configs(model_cfg: ModelConfig, train_cfg: TrainConfig, errors: dict[str, str]) -> None:
+    """Each config's first problem, under the field it names (or "form")."""
     for cfg in (model_cfg, train_cfg):
         try:
             cfg.validate()
@@ -201,17 +200,6 @@ def plan_train_job(root: str | os.PathLike, request: Mapping[str, Any], *, submi
             msg = str(e)
             key = msg.split(" ", 1)[0].split("/", 1)[0]
             errors.setdefault(key if key in FORM_FIELDS or key in CHOICES else "form", msg)
-
-    model_id = (request.get("model_id") or "").strip() or None
-    job_id = new_job_id(root)
-    if model_id is None:
-        model_id = f"{preset_name or model_cfg.cell}-{job_id[1:7]}"
-    analysis = _check_id_and_analysis(root, model_id, request, errors)
-    params = {"preset": preset_name, "overrides": overrides, "corpus": corpus_params,
-              "model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg),
-              "analysis": analysis, "name": (request.get("name") or "").strip() or model_id}
-    return JobRecord(job_id, "train", model_id, submitted_by=submitted_by or "anonymous", params=params,
-                     detail={"latest": {}, "curve": []})
 
 
 def _check_id_and_analysis(root: str | os.PathLike, model_id: str, request: Mapping[str, Any],

@@ -115,9 +115,9 @@ def _function_blocked(name: str) -> bool:
     return name in BLOCKED_FUNCTIONS or name.startswith(_BLOCKED_PREFIXES)
 
 
-def _check_tree(tree: dict[str, Any]) -> None:
+def _cte_names(nodes: list[dict[str, Any]]) -> set[str]:
+    """The names the query's WITH clauses define (lower case); SandboxError for one that looks like a path."""
     ctes: set[str] = set()
-    nodes = list(_walk(tree.get("statements", [])))
     for n in nodes:
         cte_map = n.get("cte_map")
         if isinstance(cte_map, dict):
@@ -126,28 +126,44 @@ def _check_tree(tree: dict[str, Any]) -> None:
                 if not name or any(ch in name for ch in "/\\.:"):
                     raise SandboxError(f"CTE name {name!r} is not allowed: use a plain name")
                 ctes.add(name.lower())
+    return ctes
+
+
+def _check_base_table(n: dict[str, Any], views: set[str], ctes: set[str]) -> None:
+    """A table read: one of the store's views, a CTE or the information schema."""
+    name = str(n.get("table_name", ""))
+    schema = str(n.get("schema_name", "") or "").lower()
+    catalog = str(n.get("catalog_name", "") or "").lower()
+    if schema in _CATALOG_SCHEMAS and catalog in _ALLOWED_CATALOGS:
+        return
+    if schema not in _ALLOWED_SCHEMAS or catalog not in _ALLOWED_CATALOGS:
+        shown = ".".join(filter(None, (catalog, schema, name)))
+        raise SandboxError(f"only the store's views can be queried, not {shown!r}")
+    if name.lower() not in views and name.lower() not in ctes:
+        raise SandboxError(f"unknown view {name!r}: the console reads only the store's views "
+                           f"({', '.join(VIEWS)}); files and URLs cannot be read")
+
+
+def _check_table_function(n: dict[str, Any]) -> None:
+    """A table function: one of ALLOWED_TABLE_FUNCTIONS, unqualified."""
+    fn = n.get("function") or {}
+    name = str(fn.get("function_name", "")).lower()
+    if (str(fn.get("schema", "") or "").lower() not in _ALLOWED_SCHEMAS or name not in ALLOWED_TABLE_FUNCTIONS
+            or str(fn.get("catalog", "") or "").lower() not in _ALLOWED_CATALOGS):
+        raise SandboxError(f"table function {name}() is not allowed in the console (it may read files or "
+                           f"other databases); allowed: {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}")
+
+
+def _check_tree(tree: dict[str, Any]) -> None:
+    nodes = list(_walk(tree.get("statements", [])))
+    ctes = _cte_names(nodes)
     views = {v.lower() for v in VIEWS}
     for n in nodes:
         kind = n.get("type")
         if kind == "BASE_TABLE":
-            name = str(n.get("table_name", ""))
-            schema = str(n.get("schema_name", "") or "").lower()
-            catalog = str(n.get("catalog_name", "") or "").lower()
-            if schema in _CATALOG_SCHEMAS and catalog in _ALLOWED_CATALOGS:
-                continue
-            if schema not in _ALLOWED_SCHEMAS or catalog not in _ALLOWED_CATALOGS:
-                shown = ".".join(filter(None, (catalog, schema, name)))
-                raise SandboxError(f"only the store's views can be queried, not {shown!r}")
-            if name.lower() not in views and name.lower() not in ctes:
-                raise SandboxError(f"unknown view {name!r}: the console reads only the store's views "
-                                   f"({', '.join(VIEWS)}); files and URLs cannot be read")
+            _check_base_table(n, views, ctes)
         elif kind == "TABLE_FUNCTION":
-            fn = n.get("function") or {}
-            name = str(fn.get("function_name", "")).lower()
-            if (str(fn.get("schema", "") or "").lower() not in _ALLOWED_SCHEMAS or name not in ALLOWED_TABLE_FUNCTIONS
-                    or str(fn.get("catalog", "") or "").lower() not in _ALLOWED_CATALOGS):
-                raise SandboxError(f"table function {name}() is not allowed in the console (it may read files or "
-                                   f"other databases); allowed: {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}")
+            _check_table_function(n)
         if n.get("class") == "FUNCTION" and n.get("type") == "FUNCTION":
             name = str(n.get("function_name", ""))
             if _function_blocked(name) and name.lower() not in ALLOWED_TABLE_FUNCTIONS:

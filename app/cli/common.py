@@ -4,26 +4,24 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-__all__ = ["OVERRIDES", "settings", "analysis_options", "print_frame"]
+from models.config import ModelConfig, TrainConfig  # torch-free, like models.options
+from models.options import add_flags, form_fields
 
-OVERRIDES = {  # flag -> (type, help)
-    "cell": (str, "rnn, gru or lstm"), "layers": (int, "number of layers"),
-    "hidden_size": (int, "hidden units per layer"), "embed_size": (int, "embedding size"),
-    "dropout": (float, "dropout"), "epochs": (int, "maximum epochs"), "lr": (float, "learning rate"),
-    "loss": (str, "scale of the loss that --lr and --clip apply to: token (mean over tokens) or sequence "
-                  "(summed over the bptt steps, mean over the batch; Zaremba et al.)"),
-    "schedule": (str, "plateau (lr x lr_decay after an epoch with no better validation loss) or step"),
-    "lr_decay": (float, "lr factor: on a plateau, or every epoch after --decay-after (step)"),
-    "decay_after": (int, "step schedule: epochs at full lr"),
-    "optimizer": (str, "sgd or adam"), "clip": (float, "gradient norm clip (0 = off)"),
-    "batch_size": (int, "batch size"), "bptt": (int, "BPTT length (language models)"),
-    "vocab_size": (int, "vocabulary size"), "patience": (int, "early stopping patience (0 = off)"),
-    "max_train_tokens": (int, "train on the first N tokens (0 = all)"), "seed": (int, "random seed"),
-    "weight_decay": (float, "L2 weight decay"), "init_range": (float, "uniform init range of the weights"),
-    "init": (str, "examples (embedding and output ±init_range, recurrent core torch's default) or uniform "
-                  "(every weight ±init_range)"),
-    "max_len": (int, "longest document kept, in tokens (classifiers)"),
-}
+__all__ = ["OVERRIDES", "add_override_flags", "add_analysis_flags", "settings", "analysis_options", "print_frame"]
+
+#: The names of the training settings that are flags (argparse dests), as models/config.py declares them.
+OVERRIDES: tuple[str, ...] = tuple(form_fields(ModelConfig, TrainConfig))
+
+
+def add_override_flags(parser) -> list[str]:
+    """A flag per training setting (models/config.py's declarations); returns their names."""
+    return add_flags(parser, ModelConfig, TrainConfig)
+
+
+def add_analysis_flags(parser) -> list[str]:
+    """An "analysis" group of a flag per analysis option (AnalysisOptions' declarations); returns their names."""
+    from analytics.pipeline import AnalysisOptions  # imports torch: only for the commands that analyse
+    return add_flags(parser.add_argument_group("analysis"), AnalysisOptions, show_default=True)
 
 
 def settings():

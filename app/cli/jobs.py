@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.cli.common import OVERRIDES, analysis_options, print_frame, settings
+from app.cli.common import OVERRIDES, add_override_flags, analysis_options, print_frame, settings
 
 
 def _job_context(args):
@@ -239,8 +239,7 @@ def add_job_commands(sub, analysis_flags) -> None:
                                     "review CSV, Yelp JSON lines)")
     q.add_argument("--format", choices=("ptb", "text", "csv", "yelp"), help="format of an uploaded corpus")
     q.add_argument("--wait", action="store_true", help="follow the job until it ends")
-    for flag, (typ, hlp) in OVERRIDES.items():
-        q.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, help=hlp)
+    add_override_flags(q)
     analysis_flags(q)
     q.set_defaults(fn=cmd_jobs_submit)
 

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.cli.common import OVERRIDES, analysis_options, print_frame, settings
+from app.cli.common import OVERRIDES, add_analysis_flags, add_override_flags, analysis_options, print_frame, settings
 
 log = logging.getLogger("rnnvis")
 
@@ -184,29 +184,40 @@ _HOSTED_HELP = {"sql": "run SQL on the store's views",
                 "users": "manage the users of hosted mode (RNNVIS_AUTH=on)"}
 
 
+#: The subcommands with analysis flags: AnalysisOptions lives with the pipeline, which imports torch, so the
+#: flags are built only when one of these words is on the command line that main() parses (like the hosted
+#: commands above); build_parser() without an argv builds them all.
+_ANALYSIS_WORDS = frozenset({"train", "analyze", "submit", "import"})
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The whole parser; ``argv`` (default: sys.argv) only decides which subcommands are built in full."""
     words = set(sys.argv[1:] if argv is None else argv)
+    with_analysis = argv is None or bool(words & _ANALYSIS_WORDS)
     ap = argparse.ArgumentParser(prog="rnnvis", description="Visual analytics of RNN hidden memories.")
     ap.add_argument("--store", help="store root (default $RNNVIS_STORE or var/store)")
     ap.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = ap.add_subparsers(dest="command", required=True)
-
     sub.add_parser("presets", help="list training presets").set_defaults(fn=cmd_presets)
 
     def analysis_flags(p):
-        g = p.add_argument_group("analysis")
-        g.add_argument("--split", choices=("train", "valid", "test"), help="split to trace (default test)")
-        g.add_argument("--max-tokens", type=int, help="analyse the first N tokens (default all)")
-        g.add_argument("--states", help="'hidden' (default: h, and c for an LSTM), 'all' (with the gates) "
-                                        "or a comma list, e.g. h or h,gates")
-        g.add_argument("--top-words", type=int, help="words in the co-clustering (default 500)")
-        g.add_argument("--min-count", type=int, help="least occurrences to be co-clustered (default 10)")
-        g.add_argument("--k-max", type=int, help="largest number of clusters (default 20)")
-        g.add_argument("--gradient-k", type=int, help="gradient-flow distances 1..K (default 50, 0 = off)")
-        g.add_argument("--token-states", help="per-token states stored for the pattern search: 'last' (default: "
-                                              "the last layer's h), 'none', 'all' or layer:state pairs, e.g. 1:h,0:c")
+        if with_analysis:
+            add_analysis_flags(p)
 
+    _add_model_commands(sub, analysis_flags)
+    _add_store_commands(sub, words)
+    from app.cli.jobs import add_job_commands
+    add_job_commands(sub, analysis_flags)
+    if "users" in words:
+        from app.cli.hosted import add_user_commands
+        add_user_commands(sub)
+    else:
+        sub.add_parser("users", help=_HOSTED_HELP["users"])
+    return ap
+
+
+def _add_model_commands(sub, analysis_flags) -> None:
+    """train and analyze."""
     p = sub.add_parser("train", help="train a model from a preset, with overrides")
     p.add_argument("--preset", required=True)
     p.add_argument("--model-id", help="id in the store (default: the preset name)")
@@ -215,8 +226,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the model's checkpoint")
     p.add_argument("--analyze", action=argparse.BooleanOptionalAction, default=True,
                    help="analyse into the store after training (default on)")
-    for flag, (typ, hlp) in OVERRIDES.items():
-        p.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, help=hlp)
+    add_override_flags(p)
     analysis_flags(p)
     p.set_defaults(fn=cmd_train)
 
@@ -225,6 +235,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     analysis_flags(p)
     p.set_defaults(fn=cmd_analyze)
 
+
+def _add_store_commands(sub, words: set[str]) -> None:
+    """sql, models, demo, serve, delete and the maintainers' packing commands."""
     p = sub.add_parser("sql", help=_HOSTED_HELP["sql"])
     p.add_argument("query")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
@@ -260,15 +273,6 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("model_ids", nargs="*", help=f"default: {' '.join(DEMO_MODELS)}")
     p.set_defaults(fn=cmd_pack_demo_weights)
 
-    from app.cli.jobs import add_job_commands
-    add_job_commands(sub, analysis_flags)
-    if "users" in words:
-        from app.cli.hosted import add_user_commands
-        add_user_commands(sub)
-    else:
-        sub.add_parser("users", help=_HOSTED_HELP["users"])
-    return ap
-
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The errors that are the user's to fix (a message, exit status 2), from the modules the command
@@ -289,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     # trace at 2 threads measured 30x slower than at one under load (11.9 s vs 0.4 s for 64 steps),
     # and 0.9 s with passive waiting.  A value the user set wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

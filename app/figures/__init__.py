@@ -7,7 +7,7 @@ reader returned. Every text that reaches plotly goes through :func:`esc`
 keeps the raw values for callbacks.
 
 - :mod:`.base`: the common look, colours, :func:`esc`, :func:`message_figure`;
-- :mod:`.cocluster`: memory chips, word clouds and links (Explore, Compare);
+- :mod:`.cocluster`: memory chips, word clouds and links (Explore, Compare), laid out by :mod:`.cocluster_layout`;
 - :mod:`.glyphs`: sentence glyphs and a classifier's word contributions;
 - :mod:`.detail`: box plots of the units' responses to words, a unit's top words;
 - :mod:`.charts`: training curves, gradient flow, matched |r| against chance, cluster overlap.
@@ -32,7 +32,8 @@ from .base import (
     top_margin,
 )
 from .charts import contingency_figure, gradient_flow_figure, matched_r_figure, training_curves
-from .cocluster import CLOUD_W, FONT_MAX, FONT_MIN, LINK_GAP, PX, CoclusterOptions, cocluster_figure, makeup_text
+from .cocluster import cocluster_figure, makeup_text
+from .cocluster_layout import CLOUD_W, FONT_MAX, FONT_MIN, LINK_GAP, PX, CoclusterOptions
 from .detail import detail_figure, unit_words_figure
 from .glyphs import glyph_figure
 

@@ -1,16 +1,9 @@
 """The co-cluster view: memory chips (unit clusters), word clouds (word clusters) and the links between them.
 
-The word-cloud layout is our own (no ``wordcloud`` package): a deterministic
-flow layout. Words are sorted by strength (then alphabetically), sized
-linearly between ``FONT_MIN`` and ``FONT_MAX`` px, and packed left to right
-into centred rows of the cloud's width, using an estimated glyph width of
-0.6 em; the same input always gives the same picture.
+Where everything goes is computed in :mod:`app.figures.cocluster_layout`; here one builder per group of
+traces draws it (frames, links, memory cells, words, the POS legend).
 """
 from __future__ import annotations
-
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -28,46 +21,8 @@ from .base import (
     title,
     top_margin,
 )
+from .cocluster_layout import PX, CoclusterOptions, Layout, layout
 from .glyphs import beside_chips
-
-FONT_MIN, FONT_MAX = 11.0, 26.0
-PX = 14.0          # pixels per layout unit in the co-cluster view (a chip cell is one unit)
-LINK_GAP = 9.0     # units between the chips and the clouds
-CLOUD_W = 40.0     # units of width of a word cloud
-
-
-@dataclass(frozen=True)
-class CoclusterOptions:
-    """What the control panel sets for the co-cluster view.
-
-    links: range of |e| relative to the strongest link (0..1) that is drawn; clip: responses are
-    clipped to [-clip, clip] for colour; word_response [H]: the selected word's mean response (colours
-    the cells) or None; chip/cloud: the selected unit cluster / word cluster (highlight);
-    highlight_units: units drawn with a dark outline (compare: matched units); purity: per word cluster,
-    its POS make-up and purity against shuffled tags (:func:`analytics.purity.cluster_purity` frame: cluster,
-    words, majority, purity, shuffled, shuffled_std, makeup), shown on each cloud's label, or None; glyphs:
-    sentences (as :func:`app.figures.glyph_figure` takes them) drawn left of the chips, each cluster's row of
-    glyphs level with its chip (the paper's layout).
-    """
-
-    nwords: int = 20
-    stroke: float = 1.0
-    links: tuple[float, float] = (0.1, 1.0)
-    pos: bool = True
-    align: bool = True
-    clip: float = 0.25
-    word: str | None = None
-    word_response: np.ndarray | None = None
-    selected_words: tuple[str, ...] = ()
-    chip: int | None = None
-    cloud: int | None = None
-    highlight_units: tuple[int, ...] = ()
-    title: str | None = None
-    cloud_width: float = CLOUD_W
-    link_gap: float = LINK_GAP
-    pos_legend: bool = True
-    purity: pd.DataFrame | None = None
-    glyphs: tuple[dict, ...] = ()
 
 
 def makeup_text(makeup: dict[str, int], top: int = 3, sep: str = ", ") -> str:
@@ -108,40 +63,6 @@ def _cloud_labels(clouds: dict[int, dict], purity: pd.DataFrame | None, wide: bo
     return texts, hovers
 
 
-def _chip_columns(sizes: np.ndarray) -> int:
-    biggest = int(sizes.max()) if len(sizes) else 1
-    return int(min(16, max(4, math.ceil(math.sqrt(biggest * 2)))))
-
-
-def _pack_cloud(words: Sequence[str], fonts: Sequence[float], width: float) -> tuple[list[tuple[float, float]], float]:
-    """Flow layout of words (already ordered) into centred rows of ``width`` units.
-
-    Returns ([(x, y) centre of each word relative to the cloud's top-left, y downwards], height).
-    """
-    rows: list[list[int]] = [[]]
-    row_w = 0.0
-    wide = [(len(w) * 0.6 * f + 0.9 * f) / PX for w, f in zip(words, fonts)]  # text + padding, in units
-    for i, w in enumerate(wide):
-        if rows[-1] and row_w + w > width:
-            rows.append([])
-            row_w = 0.0
-        rows[-1].append(i)
-        row_w += w
-    pos: list[tuple[float, float]] = [(0.0, 0.0)] * len(words)
-    y = 0.4
-    for row in rows:
-        if not row:
-            continue
-        h = max(fonts[i] for i in row) * 1.25 / PX
-        total = sum(wide[i] for i in row)
-        x = (width - total) / 2
-        for i in row:
-            pos[i] = (x + wide[i] / 2, y + h / 2)
-            x += wide[i]
-        y += h
-    return pos, y + 0.4
-
-
 def _bezier(x0: float, y0: float, x1: float, y1: float, n: int = 16) -> tuple[np.ndarray, np.ndarray]:
     t = np.linspace(0, 1, n)
     cx = (x0 + x1) / 2
@@ -151,117 +72,83 @@ def _bezier(x0: float, y0: float, x1: float, y1: float, n: int = 16) -> tuple[np
 
 
 
-def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray,
-                     opts: CoclusterOptions = CoclusterOptions()) -> Figure:
-    """Memory chips (left), word clouds (right) and the links between them.
-
-    words: word, freq, pos, cluster, strength (mean |s| towards the paired unit cluster);
-    units: unit, cluster, rank (order inside the chip), strength; edges [k, k] e(W_i, H_j).
-    customdata of points: ["unit", unit, cluster] for cells, ["word", word, cluster] for words,
-    ["cloud", i] for a cloud's label, ["chip", j] for a chip's label, ["glyph", position, cluster] for the bars
-    of the sentence glyphs beside the chips (``opts.glyphs``).
-    """
-    k = edges.shape[0]
-    sizes = np.bincount(units["cluster"].to_numpy(), minlength=k)
-    C = _chip_columns(sizes)
-    data: list[dict] = []
-
-    # -- chips: one block of cells per unit cluster, stacked top to bottom (y grows downwards)
-    chip_top: dict[int, float] = {}
-    chip_mid: dict[int, float] = {}
-    y = 1.5
-    for j in range(k):
-        if sizes[j] == 0:
-            continue
-        rows = math.ceil(sizes[j] / C)
-        chip_top[j] = y
-        chip_mid[j] = y + rows / 2
-        y += rows + 2.0
-    chips_h = y
-    u = units.sort_values(["cluster", "rank"]).reset_index(drop=True)
-    u_unit = u["unit"].to_numpy()
-    u_clu = u["cluster"].to_numpy()
-    ux = (u["rank"].to_numpy() % C) + 0.5
-    uy = np.array([chip_top[c] for c in u_clu]) + (u["rank"].to_numpy() // C) + 0.5
-
-    # -- clouds: the top nwords of each word cluster, by strength
-    fmax = float(words["strength"].max()) if len(words) else 1.0
-    fmax = fmax if fmax > 0 else 1.0
-    clouds: dict[int, dict] = {}
-    for i, w in words.groupby("cluster", sort=True):
-        w = w.sort_values(["strength", "word"], ascending=[False, True])
-        n_all = len(w)
-        w = w.head(opts.nwords)
-        fonts = (FONT_MIN + (FONT_MAX - FONT_MIN) * (w["strength"].to_numpy() / fmax)).tolist()
-        pos, height = _pack_cloud(w["word"].astype(str).tolist(), fonts, opts.cloud_width)
-        clouds[int(i)] = {"df": w, "fonts": fonts, "pos": pos, "h": height + 1.2, "n": n_all}
-    order = sorted(clouds)
-    if not opts.align:
-        order.sort(key=lambda i: -clouds[i]["n"])
-    top = 0.3
-    for i in order:   # aligned: each cloud level with its paired chip where room allows
-        want = chip_mid[i] - clouds[i]["h"] / 2 if (opts.align and i in chip_mid) else top
-        clouds[i]["top"] = max(top, want)
-        top = clouds[i]["top"] + clouds[i]["h"] + 0.6
-    total_h = max(chips_h, top) + 0.5
-    x_cloud = C + opts.link_gap
-
-    # -- links within the filter, and what a selection emphasises
+def _visible_links(lay: Layout, edges: np.ndarray, opts: CoclusterOptions) -> list[tuple[int, int, float, float]]:
+    """(cloud, chip, e, |e| relative to the strongest) of each link within the filter."""
     lo, hi = opts.links
     emax = opts_max(edges)
     visible = []
     if emax > 0:
-        for i in clouds:
-            for j in chip_mid:
+        for i in lay.clouds:
+            for j in lay.chip_mid:
                 e = edges[i, j]
                 if np.isfinite(e) and lo - 1e-9 <= abs(e) / emax <= hi + 1e-9:
                     visible.append((i, j, float(e), abs(e) / emax))
-    hot_clouds: set[int] = set(clouds)
-    hot_chips: set[int] = set(chip_mid)
-    if opts.chip is not None and opts.chip in chip_mid:
-        hot_chips = {opts.chip}
-        hot_clouds = {i for i, j, *_ in visible if j == opts.chip} | ({opts.chip} & set(clouds))
-    elif opts.cloud is not None and opts.cloud in clouds:
-        hot_clouds = {opts.cloud}
-        hot_chips = {j for i, j, *_ in visible if i == opts.cloud} | ({opts.cloud} & set(chip_mid))
+    return visible
 
+
+def _emphasis(lay: Layout, visible: list, opts: CoclusterOptions) -> tuple[set[int], set[int]]:
+    """(clouds, chips) drawn in full: all of them, or the selected one and what its links reach."""
+    hot_clouds: set[int] = set(lay.clouds)
+    hot_chips: set[int] = set(lay.chip_mid)
+    if opts.chip is not None and opts.chip in lay.chip_mid:
+        hot_chips = {opts.chip}
+        hot_clouds = {i for i, j, *_ in visible if j == opts.chip} | ({opts.chip} & set(lay.clouds))
+    elif opts.cloud is not None and opts.cloud in lay.clouds:
+        hot_clouds = {opts.cloud}
+        hot_chips = {j for i, j, *_ in visible if i == opts.cloud} | ({opts.cloud} & set(lay.chip_mid))
+    return hot_clouds, hot_chips
+
+
+def _frames(lay: Layout, hot_clouds: set[int], opts: CoclusterOptions) -> list[dict]:
+    """The boxes around the clouds and the chips."""
     shapes = []
-    for i, c in clouds.items():
+    for i, c in lay.clouds.items():
         selected = opts.cloud == i
-        shapes.append(dict(type="rect", x0=x_cloud, x1=x_cloud + opts.cloud_width, y0=c["top"], y1=c["top"] + c["h"],
+        shapes.append(dict(type="rect", x0=lay.x_cloud, x1=lay.x_cloud + opts.cloud_width, y0=c["top"],
+                           y1=c["top"] + c["h"],
                            line=dict(color="#37474f" if selected else "#cfd8dc", width=2 if selected else 1),
                            fillcolor="#fafcfd" if i in hot_clouds else "#f3f3f3", layer="below"))
-    for j, t in chip_top.items():
-        rows = math.ceil(sizes[j] / C)
+    for j, t in lay.chip_top.items():
         selected = opts.chip == j
-        shapes.append(dict(type="rect", x0=-0.2, x1=C + 0.2, y0=t - 0.2, y1=t + rows + 0.2,
+        shapes.append(dict(type="rect", x0=-0.2, x1=lay.columns + 0.2, y0=t - 0.2, y1=t + lay.chip_rows(j) + 0.2,
                            line=dict(color="#37474f" if selected else "#b0bec5", width=2 if selected else 1),
                            fillcolor="rgba(0,0,0,0)", layer="below"))
+    return shapes
 
-    # links, binned by width so that a few traces draw them all
-    if visible:
-        bins: dict[tuple[bool, int], tuple[list, list]] = {}
-        mids_x, mids_y, mids_text = [], [], []
-        for i, j, e, rel in visible:
-            xs, ys = _bezier(C + 0.3, chip_mid[j], x_cloud - 0.2, clouds[i]["top"] + clouds[i]["h"] / 2)
-            b = min(5, int(rel * 6))
-            dim = not (i in hot_clouds and j in hot_chips)
-            bx, by = bins.setdefault((e >= 0, b + (10 if dim else 0)), ([], []))
-            bx += xs.tolist() + [None]
-            by += ys.tolist() + [None]
-            mids_x.append(float(xs[len(xs) // 2]))
-            mids_y.append(float(ys[len(ys) // 2]))
-            mids_text.append(f"W{i} ↔ H{j}<br>e = {e:+.4g}")
-        for (pos_sign, b), (bx, by) in sorted(bins.items()):
-            dim = b >= 10
-            data.append(scatter_trace(x=bx, y=by, mode="lines", hoverinfo="skip", showlegend=False, name="links",
-                                 line=dict(color=POSITIVE if pos_sign else NEGATIVE,
-                                           width=max(0.6, opts.stroke * (0.8 + (b % 10) * 1.4))),
-                                 opacity=0.15 if dim else 0.55))
-        data.append(scatter_trace(x=mids_x, y=mids_y, mode="markers", marker=dict(size=9, color="rgba(0,0,0,0)"),
-                             hovertext=mids_text, hoverinfo="text", showlegend=False, name="link weights"))
 
-    # -- memory cells
+def _link_traces(lay: Layout, visible: list, hot_clouds: set[int], hot_chips: set[int],
+                 opts: CoclusterOptions) -> list[dict]:
+    """The links, binned by width so that a few traces draw them all, and their weights on hover."""
+    if not visible:
+        return []
+    bins: dict[tuple[bool, int], tuple[list, list]] = {}
+    mids_x, mids_y, mids_text = [], [], []
+    for i, j, e, rel in visible:
+        cloud = lay.clouds[i]
+        xs, ys = _bezier(lay.columns + 0.3, lay.chip_mid[j], lay.x_cloud - 0.2, cloud["top"] + cloud["h"] / 2)
+        b = min(5, int(rel * 6))
+        dim = not (i in hot_clouds and j in hot_chips)
+        bx, by = bins.setdefault((e >= 0, b + (10 if dim else 0)), ([], []))
+        bx += xs.tolist() + [None]
+        by += ys.tolist() + [None]
+        mids_x.append(float(xs[len(xs) // 2]))
+        mids_y.append(float(ys[len(ys) // 2]))
+        mids_text.append(f"W{i} ↔ H{j}<br>e = {e:+.4g}")
+    data = []
+    for (pos_sign, b), (bx, by) in sorted(bins.items()):
+        dim = b >= 10
+        data.append(scatter_trace(x=bx, y=by, mode="lines", hoverinfo="skip", showlegend=False, name="links",
+                                  line=dict(color=POSITIVE if pos_sign else NEGATIVE,
+                                            width=max(0.6, opts.stroke * (0.8 + (b % 10) * 1.4))),
+                                  opacity=0.15 if dim else 0.55))
+    data.append(scatter_trace(x=mids_x, y=mids_y, mode="markers", marker=dict(size=9, color="rgba(0,0,0,0)"),
+                              hovertext=mids_text, hoverinfo="text", showlegend=False, name="link weights"))
+    return data
+
+
+def _cell_marker(lay: Layout, hot_chips: set[int], opts: CoclusterOptions) -> tuple[dict, list[str]]:
+    """The memory cells' marker (coloured by the selected word's response, or by strength) and hover lines."""
+    u_unit, u_clu = lay.units["unit"].to_numpy(), lay.units["cluster"].to_numpy()
     if opts.word_response is not None:
         resp = np.asarray(opts.word_response, dtype=float)[u_unit]
         marker = dict(color=np.clip(resp, -opts.clip, opts.clip).tolist(), colorscale=SCALE, cmin=-opts.clip,
@@ -270,87 +157,134 @@ def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray
                                     yanchor="top", thickness=12, x=-0.01, xanchor="right"))
         resp_text = [f"<br>response to {esc(opts.word)}: {v:+.4g}" for v in resp]
     else:
-        strength = u["strength"].to_numpy()
+        strength = lay.units["strength"].to_numpy()
         smax = float(strength.max()) if len(strength) and strength.max() > 0 else 1.0
         marker = dict(color=(strength / smax).tolist(), colorscale=[[0, "#eceff1"], [1, "#455a64"]], cmin=0, cmax=1)
-        resp_text = [""] * len(u)
+        resp_text = [""] * len(lay.units)
     hl = set(int(x) for x in opts.highlight_units)
     marker.update(symbol="square", size=PX - 2.5,
                   line=dict(width=[2.5 if int(x) in hl else 0.5 for x in u_unit],
                             color=["#111111" if int(x) in hl else "#ffffff" for x in u_unit]),
                   opacity=[1.0 if c in hot_chips else 0.3 for c in u_clu])
-    data.append(scatter_trace(
-        x=ux.tolist(), y=uy.tolist(), mode="markers", marker=marker, showlegend=False, name="units",
+    return marker, resp_text
+
+
+def _unit_traces(lay: Layout, hot_chips: set[int], opts: CoclusterOptions) -> list[dict]:
+    """The memory cells and the chips' labels."""
+    u = lay.units
+    u_unit, u_clu = u["unit"].to_numpy(), u["cluster"].to_numpy()
+    marker, resp_text = _cell_marker(lay, hot_chips, opts)
+    cells = scatter_trace(
+        x=lay.ux.tolist(), y=lay.uy.tolist(), mode="markers", marker=marker, showlegend=False, name="units",
         customdata=[["unit", int(a), int(b)] for a, b in zip(u_unit, u_clu)],
         hovertext=[f"unit {a} · cluster H{b}<br>strength {s:.4g}{r}"
-                   for a, b, s, r in zip(u_unit, u_clu, u["strength"], resp_text)], hoverinfo="text"))
-    data.append(scatter_trace(
-        x=[0.0] * len(chip_top), y=[t - 0.75 for t in chip_top.values()], mode="markers+text",
-        text=[f"H{j} · {sizes[j]} units" for j in chip_top], textposition="middle right",
+                   for a, b, s, r in zip(u_unit, u_clu, u["strength"], resp_text)], hoverinfo="text")
+    sizes = lay.sizes
+    labels = scatter_trace(
+        x=[0.0] * len(lay.chip_top), y=[t - 0.75 for t in lay.chip_top.values()], mode="markers+text",
+        text=[f"H{j} · {sizes[j]} units" for j in lay.chip_top], textposition="middle right",
         marker=dict(size=9, color="#607d8b", symbol="triangle-right"), textfont=dict(size=11, color="#546e7a"),
-        customdata=[["chip", int(j)] for j in chip_top], hoverinfo="text",
-        hovertext=[f"unit cluster H{j}: {sizes[j]} units (click to highlight)" for j in chip_top],
-        showlegend=False, name="chips"))
+        customdata=[["chip", int(j)] for j in lay.chip_top], hoverinfo="text",
+        hovertext=[f"unit cluster H{j}: {sizes[j]} units (click to highlight)" for j in lay.chip_top],
+        showlegend=False, name="chips")
+    return [cells, labels]
 
-    # -- words
-    xs, ys, texts, sizes_px, colors, cdata, hover, opac_w = [], [], [], [], [], [], [], []
+
+def _word_points(lay: Layout, hot_clouds: set[int], opts: CoclusterOptions) -> dict[str, list]:
+    """Every shown word's position, text, size, colour, customdata, hover text and opacity."""
+    pts: dict[str, list] = {k: [] for k in ("x", "y", "text", "size", "color", "customdata", "hover", "opacity")}
     sel = set(opts.selected_words)
-    for i, c in clouds.items():
+    for i, c in lay.clouds.items():
         df = c["df"]
         for (px, py), f, word, tag, freq, strength in zip(c["pos"], c["fonts"], df["word"].astype(str), df["pos"],
                                                           df["freq"], df["strength"]):
             tag = str(tag or "")
-            xs.append(x_cloud + px)
-            ys.append(c["top"] + 1.0 + py)
-            texts.append(f"<b>{esc(word)}</b>" if word in sel else esc(word))
-            sizes_px.append(f)
-            colors.append(POS_COLORS.get(tag, "#444444") if opts.pos else "#37474f")
-            cdata.append(["word", word, int(i)])
-            hover.append(f"<b>{esc(word)}</b> · W{i}<br>POS {esc(POS_NAMES.get(tag, tag))}<br>"
-                         f"frequency {int(freq):,}<br>mean |response| to H{i}: {strength:.4g}")
-            opac_w.append(1.0 if i in hot_clouds else 0.3)
+            pts["x"].append(lay.x_cloud + px)
+            pts["y"].append(c["top"] + 1.0 + py)
+            pts["text"].append(f"<b>{esc(word)}</b>" if word in sel else esc(word))
+            pts["size"].append(f)
+            pts["color"].append(POS_COLORS.get(tag, "#444444") if opts.pos else "#37474f")
+            pts["customdata"].append(["word", word, int(i)])
+            pts["hover"].append(f"<b>{esc(word)}</b> · W{i}<br>POS {esc(POS_NAMES.get(tag, tag))}<br>"
+                                f"frequency {int(freq):,}<br>mean |response| to H{i}: {strength:.4g}")
+            pts["opacity"].append(1.0 if i in hot_clouds else 0.3)
+    return pts
+
+
+def _word_traces(lay: Layout, hot_clouds: set[int], opts: CoclusterOptions) -> list[dict]:
+    """The selected words' highlight, the words and the clouds' labels."""
+    pts = _word_points(lay, hot_clouds, opts)
+    sel = set(opts.selected_words)
+    data = []
     if sel:
-        data.append(scatter_trace(x=[x for x, cd in zip(xs, cdata) if cd[1] in sel],
-                             y=[y for y, cd in zip(ys, cdata) if cd[1] in sel], mode="markers", hoverinfo="skip",
-                             showlegend=False, name="selected",
-                             marker=dict(size=26, color="rgba(255, 213, 79, 0.55)", symbol="square")))
-    text_colors = [c if o == 1.0 else "#b0bec5" for c, o in zip(colors, opac_w)]
+        data.append(scatter_trace(x=[x for x, cd in zip(pts["x"], pts["customdata"]) if cd[1] in sel],
+                                  y=[y for y, cd in zip(pts["y"], pts["customdata"]) if cd[1] in sel],
+                                  mode="markers", hoverinfo="skip", showlegend=False, name="selected",
+                                  marker=dict(size=26, color="rgba(255, 213, 79, 0.55)", symbol="square")))
+    text_colors = [c if o == 1.0 else "#b0bec5" for c, o in zip(pts["color"], pts["opacity"])]
     data.append(scatter_trace(
-        x=xs, y=ys, mode="text+markers", text=texts, textfont=dict(size=sizes_px, color=text_colors),
-        marker=dict(size=[max(8.0, s) for s in sizes_px], color="rgba(0,0,0,0)"),
-        customdata=cdata, hovertext=hover, hoverinfo="text", showlegend=False, name="words"))
+        x=pts["x"], y=pts["y"], mode="text+markers", text=pts["text"],
+        textfont=dict(size=pts["size"], color=text_colors),
+        marker=dict(size=[max(8.0, s) for s in pts["size"]], color="rgba(0,0,0,0)"),
+        customdata=pts["customdata"], hovertext=pts["hover"], hoverinfo="text", showlegend=False, name="words"))
+    clouds = lay.clouds
     cloud_text, cloud_hover = _cloud_labels(clouds, opts.purity, wide=opts.cloud_width >= 30,
-                                            chipless=set(clouds) - set(chip_mid))
+                                            chipless=set(clouds) - set(lay.chip_mid))
     data.append(scatter_trace(
-        x=[x_cloud + 0.3] * len(clouds), y=[c["top"] + 0.55 for c in clouds.values()], mode="markers+text",
+        x=[lay.x_cloud + 0.3] * len(clouds), y=[c["top"] + 0.55 for c in clouds.values()], mode="markers+text",
         text=cloud_text, textposition="middle right",
         marker=dict(size=9, color="#607d8b", symbol="circle"), textfont=dict(size=11, color="#546e7a"),
         customdata=[["cloud", int(i)] for i in clouds], hoverinfo="text",
         hovertext=cloud_hover, showlegend=False, name="clouds"))
-    if opts.pos and opts.pos_legend:   # legend of the POS colours
-        order_tags = list(POS_COLORS)
-        present = sorted({str(t or "") for t in words["pos"]},
-                         key=lambda t: order_tags.index(t) if t in order_tags else 99)
-        for tag in present:
-            data.append(scatter_trace(x=[None], y=[None], mode="markers", name=esc(POS_NAMES.get(tag, tag)),
-                                 marker=dict(size=10, color=POS_COLORS.get(tag, "#444444"), symbol="square"),
-                                 showlegend=True, hoverinfo="skip"))
+    return data
+
+
+def _pos_legend(words: pd.DataFrame) -> list[dict]:
+    """A legend entry per POS colour present."""
+    order_tags = list(POS_COLORS)
+    present = sorted({str(t or "") for t in words["pos"]}, key=lambda t: order_tags.index(t) if t in order_tags else 99)
+    return [scatter_trace(x=[None], y=[None], mode="markers", name=esc(POS_NAMES.get(tag, tag)),
+                          marker=dict(size=10, color=POS_COLORS.get(tag, "#444444"), symbol="square"),
+                          showlegend=True, hoverinfo="skip") for tag in present]
+
+
+DEFAULT_OPTIONS = CoclusterOptions()
+
+
+def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray,
+                     opts: CoclusterOptions = DEFAULT_OPTIONS) -> Figure:
+    """Memory chips (left), word clouds (right) and the links between them.
+
+    words: word, freq, pos, cluster, strength (mean |s| towards the paired unit cluster);
+    units: unit, cluster, rank (order inside the chip), strength; edges [k, k] e(W_i, H_j).
+    customdata of points: ["unit", unit, cluster] for cells, ["word", word, cluster] for words,
+    ["cloud", i] for a cloud's label, ["chip", j] for a chip's label, ["glyph", position, cluster] for the bars
+    of the sentence glyphs beside the chips (``opts.glyphs``).
+    """
+    lay = layout(words, units, edges.shape[0], opts)
+    visible = _visible_links(lay, edges, opts)
+    hot_clouds, hot_chips = _emphasis(lay, visible, opts)
+    shapes = _frames(lay, hot_clouds, opts)
+    data = _link_traces(lay, visible, hot_clouds, hot_chips, opts) + _unit_traces(lay, hot_chips, opts) \
+        + _word_traces(lay, hot_clouds, opts)
+    legend = opts.pos and opts.pos_legend
+    if legend:
+        data += _pos_legend(words)
     # -- sentence glyphs left of the chips, a row level with each chip, the tokens written above
     left, head, notes = -1.0, 0.0, []
     if opts.glyphs:
-        rows = {j: math.ceil(sizes[j] / C) for j in chip_mid}
-        bars, notes, lines, left = beside_chips(opts.glyphs, chip_mid, rows, right=-1.2)
+        rows = {j: lay.chip_rows(j) for j in lay.chip_mid}
+        bars, notes, lines, left = beside_chips(opts.glyphs, lay.chip_mid, rows, right=-1.2)
         data[:0] = bars
         shapes += lines
         head = min(9.0, 1.0 + 0.45 * max(len(t) for g in opts.glyphs for t in g["tokens"]))
-    width_units = x_cloud + opts.cloud_width + 1
-    legend = opts.pos and opts.pos_legend
+    width_units = lay.x_cloud + opts.cloud_width + 1
     margin_top = top_margin() if (opts.title or legend) else 10   # title or POS legend top left, toolbar top right
     return new_figure(data, dict(
-        shapes=shapes, annotations=notes, height=int((total_h + head) * PX + 60 + margin_top),
+        shapes=shapes, annotations=notes, height=int((lay.height + head) * PX + 60 + margin_top),
         width=int((width_units - left) * PX + 60), barmode="overlay", bargap=0,
         xaxis=dict(visible=False, range=[left, width_units]),
-        yaxis=dict(visible=False, range=[total_h, -0.5 - head]),
+        yaxis=dict(visible=False, range=[lay.height, -0.5 - head]),
         margin=dict(l=30, r=10, t=margin_top, b=10), dragmode="pan", hovermode="closest",
         legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0, xanchor="left", font=dict(size=11),
                     traceorder="normal"),

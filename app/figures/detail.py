@@ -40,6 +40,34 @@ def detail_figure(details: dict[str, pd.DataFrame], max_units: int | None = None
                     zerolinecolor="#90a4ae")))
 
 
+def _ztext(z) -> str:
+    return "z —" if z is None or not np.isfinite(z) else f"z {z:+.1f}"
+
+
+def _unit_word_texts(df: pd.DataFrame, weak: np.ndarray, has_stats: bool) -> tuple[list[str] | None, list[str]]:
+    """(bar labels "n=… · z …" or None without the statistics, hover texts) of the rows of ``df``."""
+    if not has_stats:
+        return None, [f"{esc(w)}: mean {m:+.4g}, frequency {int(f):,}"
+                      for w, m, f in zip(df["word"], df["mean"], df["freq"])]
+    bar_text = [f"n={int(n)} · {_ztext(z)}" for n, z in zip(df["n"], df["z"])]
+    hover = [f"{esc(w)}: mean {m:+.4g}, n = {int(n):,} occurrences, {_ztext(z)}, frequency {int(f):,}"
+             + ("<br>weak: too few occurrences or |z| too small to tell from noise" if wk else "")
+             for w, m, n, z, f, wk in zip(df["word"], df["mean"], df["n"], df["z"], df["freq"], weak)]
+    return bar_text, hover
+
+
+def _unit_word_bar(df: pd.DataFrame, weak: np.ndarray, labels: list[str], has_stats: bool) -> dict:
+    """The bar trace: red/blue by sign, pale and hatched where weak, labelled with n and z when known."""
+    bar_text, hover = _unit_word_texts(df, weak, has_stats)
+    colors = [("#e6b0aa" if wk else POSITIVE) if v >= 0 else ("#a9cce3" if wk else NEGATIVE)
+              for v, wk in zip(df["mean"], weak)]
+    bar = dict(type="bar", x=df["mean"].tolist(), y=labels, orientation="h", hovertext=hover, hoverinfo="text",
+               marker=dict(color=colors, pattern=dict(shape=["/" if wk else "" for wk in weak], fgcolor="#78909c")))
+    if bar_text is not None:
+        bar.update(text=bar_text, textposition="auto", insidetextanchor="middle", textfont=dict(size=10))
+    return bar
+
+
 def unit_words_figure(df: pd.DataFrame, unit: int) -> Figure:
     """The words unit ``unit`` responds to most (top) and least (bottom): horizontal bars of the mean.
 
@@ -54,22 +82,7 @@ def unit_words_figure(df: pd.DataFrame, unit: int) -> Figure:
     weak = (df["weak"].fillna(True).astype(bool).to_numpy() if "weak" in df.columns
             else np.zeros(len(df), bool))
     labels = [f"? {esc(w)}" if wk else esc(w) for w, wk in zip(df["word"], weak)]
-    ztxt = (lambda z: "z —" if z is None or not np.isfinite(z) else f"z {z:+.1f}")  # noqa: E731
-    if has_stats:
-        bar_text = [f"n={int(n)} · {ztxt(z)}" for n, z in zip(df["n"], df["z"])]
-        hover = [f"{esc(w)}: mean {m:+.4g}, n = {int(n):,} occurrences, {ztxt(z)}, frequency {int(f):,}"
-                 + ("<br>weak: too few occurrences or |z| too small to tell from noise" if wk else "")
-                 for w, m, n, z, f, wk in zip(df["word"], df["mean"], df["n"], df["z"], df["freq"], weak)]
-    else:
-        bar_text = None
-        hover = [f"{esc(w)}: mean {m:+.4g}, frequency {int(f):,}"
-                 for w, m, f in zip(df["word"], df["mean"], df["freq"])]
-    colors = [("#e6b0aa" if wk else POSITIVE) if v >= 0 else ("#a9cce3" if wk else NEGATIVE)
-              for v, wk in zip(df["mean"], weak)]
-    bar = dict(type="bar", x=df["mean"].tolist(), y=labels, orientation="h", hovertext=hover, hoverinfo="text",
-               marker=dict(color=colors, pattern=dict(shape=["/" if wk else "" for wk in weak], fgcolor="#78909c")))
-    if bar_text is not None:
-        bar.update(text=bar_text, textposition="auto", insidetextanchor="middle", textfont=dict(size=10))
+    bar = _unit_word_bar(df, weak, labels, has_stats)
     text = f"unit {unit}: the words it responds to most and least"
     if has_stats:
         text += ("<br><sup>ranked by mean; n occurrences, z = mean/(std/√n); "

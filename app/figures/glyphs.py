@@ -77,6 +77,70 @@ def _segments(T: int, wrap: int = WRAP) -> list[tuple[int, int]]:
     return [(a, min(a + wrap, T)) for a in range(0, max(T, 1), wrap)]
 
 
+def _panels(sentences: Sequence[dict]) -> list[tuple[int, str, float, tuple[int, int]]]:
+    """(sentence, kind, height in rows, tokens a..b) of each panel: a glyph row per segment, and a contribution
+    row under it for classifiers."""
+    panels: list[tuple[int, str, float, tuple[int, int]]] = []
+    for si, s in enumerate(sentences):
+        for seg in _segments(len(s["tokens"])):
+            panels.append((si, "glyph", max(2.5, _clusters(s) * 0.9), seg))
+            if s.get("contributions") is not None:
+                panels.append((si, "contrib", 2.4, seg))
+    return panels
+
+
+def _clusters(s: dict) -> int:
+    return int(s["measures"]["cluster"].max()) + 1 if len(s["measures"]) else 1
+
+
+def _panel_title(s: dict, kind: str, a: int, b: int) -> dict:
+    """The annotation above a panel: the sentence (or where a wrapped one continues), or what the bars are."""
+    T = len(s["tokens"])
+    part = f" (words {a + 1}–{b} of {T})" if T > WRAP else ""
+    full = str(s.get("title") or s.get("text", ""))
+    if kind == "glyph":
+        shown = full if len(full) <= TITLE_CHARS else full[:TITLE_CHARS - 1].rstrip() + "…"
+        title = esc(shown) if a == 0 else f"… continued{part}"
+        if a == 0 and part:
+            title += f"<span style='color:#78909c'>{part}</span>"
+    else:
+        title = "contribution of each word u<sub>i</sub><sup>T</sup>Δh<sub>t</sub> to each class" + part
+    return dict(text=title, x=0, xref="paper", yref="paper", yanchor="bottom", xanchor="left", showarrow=False,
+                font=dict(size=13, color="#263238"), hovertext=esc(full))
+
+
+def _glyph_panel(s: dict, a: int, b: int, scale: float, legend_done: set[str], xa: str, ya: str
+                 ) -> tuple[list[dict], dict]:
+    """(bar traces, y axis) of the glyphs of tokens a..b of a sentence."""
+    m = s["measures"]
+    m = m[(m["position"] >= a) & (m["position"] < b)]
+    data = glyph_bars(m, s["tokens"], lambda p: p.astype(float), lambda c: -c.astype(float),
+                      lambda c: np.full(len(c), 2 * HALF), 1.0, scale, 1.0, legend_done, xaxis=xa, yaxis=ya)
+    k = _clusters(s)
+    return data, dict(tickvals=[-j for j in range(k)], ticktext=[f"H{j}" for j in range(k)],
+                      range=[-k + 0.45, 0.55], showgrid=False, zeroline=False)
+
+
+def _contrib_panel(s: dict, a: int, b: int, legend_done: set[str], xa: str, ya: str) -> tuple[list[dict], dict]:
+    """(bar traces, y axis) of each word's contribution to each class, tokens a..b."""
+    contrib = np.asarray(s["contributions"], dtype=float)[a:b]
+    labels = s.get("label_names") or [str(i) for i in range(contrib.shape[1])]
+    palette = ["#7b1fa2", "#ff7f0e", "#1f77b4", "#8c564b", "#17becf"]
+    C = contrib.shape[1]
+    data = []
+    for ci in range(C):
+        key = f"c{ci}"
+        data.append(dict(type="bar", x=(np.arange(a, b) + (ci - (C - 1) / 2) * 0.8 / C).tolist(),
+                         y=contrib[:, ci].tolist(), width=0.8 / C, name=f"→ {esc(labels[ci])}",
+                         marker=dict(color=CLASS_COLORS.get(str(labels[ci]).lower(), palette[ci % len(palette)])),
+                         legendgroup=key,
+                         showlegend=key not in legend_done, xaxis=xa, yaxis=ya, hoverinfo="text",
+                         hovertext=[f"{esc(tok)}: {v:+.3f} towards {esc(labels[ci])}"
+                                    for tok, v in zip(s["tokens"][a:b], contrib[:, ci])]))
+        legend_done.add(key)
+    return data, dict(zeroline=True, zerolinecolor="#90a4ae", showgrid=True, gridcolor="#eceff1")
+
+
 def glyph_figure(sentences: Sequence[dict]) -> Figure:
     """One glyph per token per unit cluster, rows of at most WRAP tokens per sentence (plus contributions for
     classifiers).
@@ -90,13 +154,7 @@ def glyph_figure(sentences: Sequence[dict]) -> Figure:
     """
     if not sentences:
         return message_figure("Add a sentence in the control panel to see its glyphs.", 160)
-    panels: list[tuple[int, str, float, tuple[int, int]]] = []   # (sentence, kind, height in rows, tokens a..b)
-    for si, s in enumerate(sentences):
-        k = int(s["measures"]["cluster"].max()) + 1 if len(s["measures"]) else 1
-        for seg in _segments(len(s["tokens"])):
-            panels.append((si, "glyph", max(2.5, k * 0.9), seg))
-            if s.get("contributions") is not None:
-                panels.append((si, "contrib", 2.4, seg))
+    panels = _panels(sentences)
     gap = 1.6                                       # rows between panels (title, tick labels)
     total = sum(h for _, _, h, _ in panels) + gap * len(panels)
     scale = glyph_scale(sentences)
@@ -113,44 +171,10 @@ def glyph_figure(sentences: Sequence[dict]) -> Figure:
         top = dom_bot - (gap * 0.25) / total
         ticks = [f"{esc(tok)}<br><i>{esc(orig)}</i>" if tok == "<unk>" and orig != tok else esc(tok)
                  for tok, orig in zip(s["tokens"][a:b], s["original"][a:b])]
-        part = f" (words {a + 1}–{b} of {T})" if T > WRAP else ""
-        full = str(s.get("title") or s.get("text", ""))
-        if kind == "glyph":
-            shown = full if len(full) <= TITLE_CHARS else full[:TITLE_CHARS - 1].rstrip() + "…"
-            title = esc(shown) if a == 0 else f"… continued{part}"
-            if a == 0 and part:
-                title += f"<span style='color:#78909c'>{part}</span>"
-        else:
-            title = "contribution of each word u<sub>i</sub><sup>T</sup>Δh<sub>t</sub> to each class" + part
-        layout["annotations"].append(dict(text=title, x=0, xref="paper", y=dom_top, yref="paper", yanchor="bottom",
-                                          xanchor="left", showarrow=False, font=dict(size=13, color="#263238"),
-                                          hovertext=esc(full)))
-        if kind == "glyph":
-            m = s["measures"]
-            m = m[(m["position"] >= a) & (m["position"] < b)]
-            data += glyph_bars(m, s["tokens"], lambda p: p.astype(float), lambda c: -c.astype(float),
-                               lambda c: np.full(len(c), 2 * HALF), 1.0, scale, 1.0, legend_done,
-                               xaxis=xa, yaxis=ya)
-            k = int(s["measures"]["cluster"].max()) + 1 if len(s["measures"]) else 1
-            yaxis = dict(tickvals=[-j for j in range(k)], ticktext=[f"H{j}" for j in range(k)],
-                         range=[-k + 0.45, 0.55], showgrid=False, zeroline=False)
-        else:
-            contrib = np.asarray(s["contributions"], dtype=float)[a:b]
-            labels = s.get("label_names") or [str(i) for i in range(contrib.shape[1])]
-            palette = ["#7b1fa2", "#ff7f0e", "#1f77b4", "#8c564b", "#17becf"]
-            C = contrib.shape[1]
-            for ci in range(C):
-                key = f"c{ci}"
-                data.append(dict(type="bar", x=(np.arange(a, b) + (ci - (C - 1) / 2) * 0.8 / C).tolist(),
-                                 y=contrib[:, ci].tolist(), width=0.8 / C, name=f"→ {esc(labels[ci])}",
-                                 marker=dict(color=CLASS_COLORS.get(str(labels[ci]).lower(),
-                                                                    palette[ci % len(palette)])),
-                                 legendgroup=key,
-                                 showlegend=key not in legend_done, xaxis=xa, yaxis=ya, hoverinfo="text",
-                                 hovertext=[f"{esc(tok)}: {v:+.3f} towards {esc(labels[ci])}"
-                                            for tok, v in zip(s["tokens"][a:b], contrib[:, ci])]))
-                legend_done.add(key)
-            yaxis = dict(zeroline=True, zerolinecolor="#90a4ae", showgrid=True, gridcolor="#eceff1")
+        layout["annotations"].append(dict(_panel_title(s, kind, a, b), y=dom_top))
+        bars, yaxis = _glyph_panel(s, a, b, scale, legend_done, xa, ya) if kind == "glyph" else \
+            _contrib_panel(s, a, b, legend_done, xa, ya)
+        data += bars
         width = WRAP if T > WRAP else T                  # rows of a wrapped sentence share one token width
         layout["xaxis" if n == 1 else f"xaxis{n}"] = dict(
             tickvals=list(range(a, b)), ticktext=ticks, range=[a - 0.6, a + width - 0.4], showgrid=False,

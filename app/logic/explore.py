@@ -83,18 +83,13 @@ def cluster_view(reader: Reader, model: str | None, layer: int | None, state: st
 
     def run() -> tuple[Any, Any]:
         view = reader.clusters(model, int(layer), state, int(k or 6))
-        pos, align = _opts(options)
-        sel = selection or {}
         words_l = [w for w in (words or []) if w]
-        word_resp = None
         first = words_l[0] if words_l else None
-        if first is not None:
-            d = reader.word_detail(model, int(layer), state, first)
-            if len(d):
-                word_resp = np.zeros(len(view.units))
-                word_resp[d["unit"].to_numpy()] = d["mean"].to_numpy()
+        word_resp = _word_response(reader, model, int(layer), state, first, len(view.units))
         pur = reader.purity(model, int(layer), state, int(k or 6))
         glyphs = _glyphs_of(reader, model, int(layer), state, view.k, sentences) if "glyphs" in (options or []) else ()
+        pos, align = _opts(options)
+        sel = selection or {}
         opts = figures.CoclusterOptions(
             nwords=int(nwords or 20), stroke=float(stroke or 1.0),
             links=tuple(links) if links else (0.0, 1.0), pos=pos, align=align,
@@ -104,17 +99,34 @@ def cluster_view(reader: Reader, model: str | None, layer: int | None, state: st
             glyphs=glyphs, cloud_width=figures.CLOUD_W * (0.6 if glyphs else 1.0),   # glyphs: narrower clouds
             link_gap=figures.LINK_GAP * (0.7 if glyphs else 1.0))
         fig = figures.cocluster_figure(view.words, view.units, view.edges, opts)
-        n_units = view.units.groupby("cluster").size()
-        k_note = f" (nearest stored k to {k})" if k is not None and int(k) != view.k else ""
-        summary = html.Span([
-            html.B(f"{model}"), f" · layer {view.layer} · state {state} · k = {view.k}{k_note} · ",
-            f"{len(view.words)} co-clustered words · {int(n_units.size)} memory chips · ",
-            f"strongest link |e| = {view.max_abs:.3g}", html.Br(), state_note(state, view.cluster_state),
-            *empty_cluster_note(view), html.Br(), purity_summary(pur)],
-            className="summary")
-        return fig, summary
+        return fig, _cluster_summary(model, state, k, view, pur)
 
     return guarded(run, lambda a: (figures.message_figure("Nothing to draw."), a), reader, PAGE)
+
+
+def _word_response(reader: Reader, model: str, layer: int, state: str, word: str | None,
+                   n_units: int) -> np.ndarray | None:
+    """Each unit's mean response to ``word`` [H], or None (no word, or not in the vocabulary)."""
+    if word is None:
+        return None
+    d = reader.word_detail(model, layer, state, word)
+    if not len(d):
+        return None
+    resp = np.zeros(n_units)
+    resp[d["unit"].to_numpy()] = d["mean"].to_numpy()
+    return resp
+
+
+def _cluster_summary(model: str, state: str, k: int | None, view: Any, pur: dict[str, Any]) -> html.Span:
+    """The line above the co-cluster figure: what it shows, its size, and the clusters' POS purity."""
+    n_units = view.units.groupby("cluster").size()
+    k_note = f" (nearest stored k to {k})" if k is not None and int(k) != view.k else ""
+    return html.Span([
+        html.B(f"{model}"), f" · layer {view.layer} · state {state} · k = {view.k}{k_note} · ",
+        f"{len(view.words)} co-clustered words · {int(n_units.size)} memory chips · ",
+        f"strongest link |e| = {view.max_abs:.3g}", html.Br(), state_note(state, view.cluster_state),
+        *empty_cluster_note(view), html.Br(), purity_summary(pur)],
+        className="summary")
 
 
 def word_options(reader: Reader, model: str | None, layer: int | None, state: str | None, k: int | None,
@@ -178,34 +190,37 @@ def purity_summary(pur: dict) -> html.Span:
                                                "which word has which tag")
 
 
+def _clicked(click: dict | None) -> list | None:
+    """The customdata of the clicked point (["word", w, cluster], ["unit", u, chip], ...), or None."""
+    if not click or not click.get("points"):
+        return None
+    cd = click["points"][0].get("customdata")
+    return cd if isinstance(cd, list) and cd else None
+
+
+def _select_chip(sel: dict, chip: int) -> dict:
+    """A click on a chip's label selects it; a second one (no unit picked in it) clears."""
+    return {} if sel.get("chip") == chip and "unit" not in sel else {"chip": chip}
+
+
 def handle_click(click: dict | None, words: Sequence[str] | None, selection: dict | None
                  ) -> tuple[list[str], dict, str]:
     """A click on the co-cluster figure -> (selected words, selection, detail mode)."""
     words_l = [w for w in (words or []) if w]
     sel = dict(selection or {})
-    mode = dash.no_update
-    if not click or not click.get("points"):
-        return words_l, sel, mode
-    cd = click["points"][0].get("customdata")
-    if not isinstance(cd, list) or not cd:
-        return words_l, sel, mode
-    kind = cd[0]
-    if kind == "word" and len(cd) >= 2:
+    cd = _clicked(click)
+    kind, n = (cd[0], len(cd)) if cd else (None, 0)
+    if kind == "word" and n >= 2:
         w = str(cd[1])
-        words_l = [w] + [x for x in words_l if x != w]
-        words_l = words_l[:MAX_WORDS]
-        mode = "word"
-    elif kind == "unit" and len(cd) >= 3:
-        unit, chip = int(cd[1]), int(cd[2])
-        sel = {"chip": chip, "unit": unit}
-        mode = "unit"
-    elif kind == "chip" and len(cd) >= 2:
-        chip = int(cd[1])
-        sel = {} if sel.get("chip") == chip and "unit" not in sel else {"chip": chip}
-    elif kind == "cloud" and len(cd) >= 2:
+        return ([w] + [x for x in words_l if x != w])[:MAX_WORDS], sel, "word"
+    if kind == "unit" and n >= 3:
+        return words_l, {"chip": int(cd[2]), "unit": int(cd[1])}, "unit"
+    if kind == "chip" and n >= 2:
+        sel = _select_chip(sel, int(cd[1]))
+    elif kind == "cloud" and n >= 2:
         cloud = int(cd[1])
         sel = {} if sel.get("cloud") == cloud else {"cloud": cloud}
-    return words_l, sel, mode
+    return words_l, sel, dash.no_update
 
 
 def detail_view(reader: Reader, model: str | None, layer: int | None, state: str | None,

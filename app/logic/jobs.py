@@ -4,7 +4,7 @@ Plain functions of the settings, the job settings and the signed-in user
 (:class:`app.hosted.auth.User`), so tests call them directly; :mod:`app.pages.jobs`
 wires them to component ids. The form is derived from the training configs:
 every setting of :data:`workers.planning.FORM_FIELDS` (ModelConfig and
-TrainConfig fields, with the bounds and choices of :mod:`models.config`) is
+TrainConfig fields, with the label, bounds and choices declared in :mod:`models.config`) is
 a field, the usual ones shown and the rest under "More settings". The job
 list and the curve are in :mod:`app.logic.jobs_view`.
 """
@@ -39,18 +39,14 @@ ERROR_FIELDS = ("preset",) + FIELDS + ("corpus", "model_id", "name")
 #: The bring-your-own-model form's message lines: request field -> the line's name on the page.
 BYOM_ERROR_FIELDS = {"weights": "byom_weights", "vocab": "byom_vocab", "corpus": "byom_corpus",
                      "model_id": "byom_model_id"}
-LABELS = {"hidden_size": "Hidden size", "embed_size": "Embedding size", "lr": "Learning rate",
-          "bptt": "BPTT length", "lr_decay": "LR decay", "decay_after": "Decay after (epochs)",
-          "clip": "Gradient clip", "max_train_tokens": "Max training tokens (0 = all)",
-          "max_len": "Max document length",
-          "vocab_size": "Vocabulary size", "init_range": "Init range", "patience": "Patience (0 = off)"}
 CORPUS_FORMATS = (("ptb", "PTB (train/valid/test .txt, or one file)"), ("text", "plain text"),
                   ("csv", "review CSV (text + label columns)"), ("yelp", "Yelp JSON lines"))
 DEFAULT_PRESET = "demo-lstm"
 
 
 def label(name: str) -> str:
-    return LABELS.get(name, name.replace("_", " ").capitalize())
+    """A field's label, as its declaration (models/config.py) names it."""
+    return FORM_FIELDS[name].label
 
 
 def hint(name: str) -> str:

@@ -159,29 +159,37 @@ def handle_selection(trigger: str | None, words_selected: dict | None, words_cli
     b_to_a maps a unit of the compared model to its matched unit of the page's model.
     """
     sel = {"words": list((selection or {}).get("words") or []), "units": list((selection or {}).get("units") or [])}
-    freq = freq or {}
-    b_to_a = b_to_a or {}
     if trigger == "clear":
         return {"words": [], "units": []}
     data = words_selected if trigger == "words-select" else units_selected if trigger == "units-select" else None
-    if data is not None and not data.get("points"):
-        # plotly re-selects inside the drawn lasso when the figure is redrawn (the new figure carries the
-        # selection as selectedpoints, not the lasso) and reports no points: not the user's act. A double-click,
-        # which clears, arrives as None.
-        return {"words": sel["words"][:MAX_PICKED], "units": sel["units"][:MAX_PICKED]}
+    if data is None or data.get("points"):
+        # (no points: plotly re-selects inside the drawn lasso when the figure is redrawn (the new figure carries
+        # the selection as selectedpoints, not the lasso) and reports no points: not the user's act. A
+        # double-click, which clears, arrives as None.)
+        _pick(trigger, sel, words_selected, words_click, units_selected, units_click, freq or {}, b_to_a or {})
+    return {"words": sel["words"][:MAX_PICKED], "units": sel["units"][:MAX_PICKED]}
+
+
+def _toggle(items: list, x: Any) -> list:
+    """``items`` without ``x`` if it is there, else with ``x`` first."""
+    return [y for y in items if y != x] if x in items else [x] + items
+
+
+def _pick(trigger: str | None, sel: dict[str, list], words_selected: dict | None, words_click: dict | None,
+          units_selected: dict | None, units_click: dict | None, freq: dict[str, int], b_to_a: dict[int, int]
+          ) -> None:
+    """Change ``sel`` as the click or lasso that ``trigger`` names asks."""
     if trigger == "words-click":
         for w, _ in _points(words_click, "word")[:1]:
-            w = str(w)
-            sel["words"] = [x for x in sel["words"] if x != w] if w in sel["words"] else [w] + sel["words"]
+            sel["words"] = _toggle(sel["words"], str(w))
     elif trigger == "words-select":
         ws = list(dict.fromkeys(str(w) for w, _ in _points(words_selected, "word")))
         sel["words"] = sorted(ws, key=lambda w: (-freq.get(w, 0), w))
     elif trigger == "units-click":
         for u in _units_of_a(_points(units_click, "unit")[:1], b_to_a):
-            sel["units"] = [x for x in sel["units"] if x != u] if u in sel["units"] else [u] + sel["units"]
+            sel["units"] = _toggle(sel["units"], u)
     elif trigger == "units-select":
         sel["units"] = list(dict.fromkeys(_units_of_a(_points(units_selected, "unit"), b_to_a)))
-    return {"words": sel["words"][:MAX_PICKED], "units": sel["units"][:MAX_PICKED]}
 
 
 def selection_inputs(reader: Reader, model: str | None, layer: int | None, state: str | None,

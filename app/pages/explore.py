@@ -4,6 +4,8 @@ Layout and wiring only; the logic is in :mod:`app.logic.explore`.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import dash
 from dash import Input, Output, State, callback, dcc, html
 
@@ -17,8 +19,9 @@ from app.urlstate import K_MAX, K_MIN, from_query
 dash.register_page(__name__, path="/explore", name="Explore", title="RNNVis · Explore", order=1)
 
 
-def layout(**query) -> html.Div:
-    vs = from_query(query)
+def _initial(vs) -> tuple[list, list, Any, list, Any, list, Any, float, int]:
+    """(alert, model options, model, layer options, layer, state options, state, colour clip, largest k) of the
+    page as the URL asks, or what is left of them when the store cannot answer (the alert says why)."""
     alert = []
     model_opts: list = []
     layers: list = []
@@ -44,8 +47,13 @@ def layout(**query) -> html.Div:
                 alert = [error_alert(e, r)]
     except Exception as e:  # noqa: BLE001 - shown in the page, never a traceback
         alert = [error_alert(e)]
-    model_opts = model_options(model_opts, model)
-    panel = html.Aside([
+    return alert, model_options(model_opts, model), model, layers, layer, states, state, clip, kmax
+
+
+def _panel(vs, model_opts: list, model: Any, layers: list, layer: Any, states: list, state: Any, clip: float,
+           kmax: int) -> html.Aside:
+    """The control panel: model, layer, state, the view's settings, sentences and downloads."""
+    return html.Aside([
         html.H3("Explore"),
         control("Model", dcc.Dropdown(id=ids.EX_MODEL, options=model_opts, value=model, clearable=False)),
         html.Div([
@@ -85,7 +93,11 @@ def layout(**query) -> html.Div:
                  className="button-row"),
         html.P("Figures: camera icon in each figure's toolbar (format below the nav bar).", className="muted small"),
     ], className="panel")
-    main = html.Main([
+
+
+def _main(vs, alert: list) -> html.Main:
+    """The co-cluster figure, the detail view and the sentence glyphs."""
+    return html.Main([
         html.Div(alert, id=ids.EX_ALERT),
         html.Div(id=ids.EX_SUMMARY, className="summary-line"),
         html.Section([
@@ -120,6 +132,13 @@ def layout(**query) -> html.Div:
             ], className="card"),
         ], className="stack"),
     ], className="main")
+
+
+def layout(**query) -> html.Div:
+    vs = from_query(query)
+    alert, model_opts, model, layers, layer, states, state, clip, kmax = _initial(vs)
+    panel = _panel(vs, model_opts, model, layers, layer, states, state, clip, kmax)
+    main = _main(vs, alert)
     return html.Div([
         dcc.Location(id=ids.EX_URL, refresh=False),
         dcc.Store(id=ids.EX_SENTENCES, data=list(vs.sentences)),

@@ -2,6 +2,8 @@
 
 - :mod:`.core`: the reader itself (model lists, vocabularies, layer data, clusters, word and unit details,
   purity), the query and cache layer that the other parts build on;
+- :mod:`.base`: :class:`~app.reader.base.ReaderBase`, what every part of the reader shares (the store root, the
+  typed caches, the query helper, version tokens and the co-cluster reads), declared once;
 - :mod:`.types`: the bounded :class:`LRU`, the frames it caches and :class:`AnalysisMissingError`;
 - :mod:`.sentences`, :mod:`.compare`, :mod:`.losses`, :mod:`.projection`, :mod:`.patterns`: the views' reads
   (evaluated sentences and glyphs, unit matching and gradient flow, losses of two models, 2-D maps,

@@ -1,6 +1,7 @@
 """The reader's comparisons: matching the units of two (model, layer, state) views, and gradient flow.
 
-A mixin of :class:`app.reader.Reader` (it uses the reader's caches, queries and co-cluster views).
+A part of :class:`app.reader.Reader`, on :class:`app.reader.base.ReaderBase`, which declares what it
+uses of the reader: its caches, queries and co-cluster views.
 """
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import numpy as np
 import pandas as pd
 
 from analytics.matching import chance_summary, cluster_overlap, contingency, match_units, shuffled_matching
+from app.reader.base import ReaderBase
 
 MATCH_SHUFFLES, MATCH_SEED = 5, 0      # chance baseline of the unit matching (shuffled shared words)
 
 
-class CompareMixin:
+class CompareMixin(ReaderBase):
     """Unit matching and gradient flow of :class:`app.reader.Reader`."""
 
     def matching(self, a: tuple[str, int, str], b: tuple[str, int, str], k: int) -> dict[str, Any]:

@@ -17,19 +17,15 @@ co-clustered words and the labels for every k are read once
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analytics import store
 from analytics.coclusters import edge_weights
 from analytics.purity import cluster_purity, pos_purity
-from analytics.store import UnknownModelError
 from app.reader.compare import MATCH_SEED, MATCH_SHUFFLES, CompareMixin
 from app.reader.losses import LossesMixin
 from app.reader.patterns import PatternsMixin
@@ -51,71 +47,12 @@ class Reader(SentencesMixin, CompareMixin, LossesMixin, ProjectionMixin, Pattern
     """Read-only access to one store for the dashboard (sentences in :mod:`app.reader.sentences`, unit
     matching and gradient flow in :mod:`app.reader.compare`)."""
 
-    def __init__(self, root: str | os.PathLike[str], *, cache_size: int = 32, checkpoint_cache: int = 4):
-        self.root = Path(root)
-        self._prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnvis-prefetch")
-        self._small = LRU[Any](256)          # model lists, vocab, metrics, word details, sentences
-        self._layers = LRU[LayerData](cache_size)
-        self._views = LRU[ClusterView](cache_size * 4)
-        self._derived = LRU[Any](cache_size * 2)   # matchings, glyphs
-        self._models = LRU[Any](checkpoint_cache)  # loaded checkpoints
-
-    # ------------------------------------------------------------------ plumbing
-    def _q(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-        con = store.connect(self.root)
-        try:
-            return store.query(con, sql, list(params))
-        finally:
-            con.close()
-
-    def version(self, model_id: str) -> str:
-        """The model partition's version token; UnknownModelError if it is not in the store."""
-        try:
-            f = store.table_file(self.root, "models", model_id, "models")
-        except ValueError:  # not a valid id
-            f = None
-        if f is None:
-            raise UnknownModelError(model_id, self.model_ids())
-        return f.name.split(".")[1]
-
-    def model_ids(self) -> list[str]:
-        return store.list_partitions(self.root, "models")
-
-    def pending_models(self) -> list[str]:
-        """Models with a checkpoint but no analysed partition (training or analysis not finished)."""
-        done = set(self.model_ids())
-        try:
-            names = sorted(p.stem for p in (self.root / "checkpoints").glob("*.pt"))
-        except OSError:
-            return []
-        return [n for n in names if n not in done]
-
-    def _has_table(self, model_id: str, table: str) -> bool:
-        return store.table_file(self.root, "models", model_id, table) is not None
-
     # ------------------------------------------------------------------ models
     def models(self) -> pd.DataFrame:
         """The ``models`` view (one row per analysed model), sorted by model_id."""
         ids = self.model_ids()
         key = ("models", tuple((m, self._version_or_none(m)) for m in ids))
         return self._small.get(key, lambda: self._q("SELECT * FROM models ORDER BY model_id"))
-
-    def _version_or_none(self, model_id: str) -> str | None:
-        try:
-            return self.version(model_id)
-        except UnknownModelError:
-            return None
-
-    def model(self, model_id: str) -> dict[str, Any]:
-        """One model's row as a dict; UnknownModelError (listing the known ids) otherwise."""
-        v = self.version(model_id)
-        df = self._small.get(("model", model_id, v),
-                             lambda: self._q("SELECT * FROM models WHERE model_id = ?", [model_id]))
-        if df.empty:
-            raise UnknownModelError(model_id, self.model_ids())
-        row = df.iloc[0].to_dict()
-        row["version"] = v
-        return row
 
     def require_analysis(self, model_id: str) -> dict[str, Any]:
         """The model's row; AnalysisMissingError if its responses or co-clusters are missing."""
@@ -132,12 +69,6 @@ class Reader(SentencesMixin, CompareMixin, LossesMixin, ProjectionMixin, Pattern
         return self._small.get(key, lambda: self._q(
             "SELECT * FROM training_metrics WHERE list_contains(?, model_id) ORDER BY model_id, epoch, split",
             [ids]))
-
-    def layer_states(self, model_id: str) -> dict[int, list[str]]:
-        """{layer: [states]} analysed for the model (h and c first, then gates)."""
-        info = self.model(model_id)
-        states = [s for s in str(info.get("states") or "h").split(",") if s]
-        return {layer: states for layer in range(int(info["layers"]))}
 
     def ks(self, model_id: str) -> list[int]:
         v = self.version(model_id)

@@ -1,6 +1,7 @@
 """The reader's token states: what a model stored, passages, the pattern search's inputs.
 
-A mixin of :class:`app.reader.Reader` (it uses the reader's caches and version tokens): everything is keyed
+A part of :class:`app.reader.Reader`, on :class:`app.reader.base.ReaderBase`, which declares what it
+uses of the reader: its caches and version tokens. Everything is keyed
 by the model's partition version, so a re-analysis is never served stale. The per-model word ids [N] and
 vocabulary arrays are cached (a few MB), and the footer of the token-states file; a pattern's unit series is
 read anew at each search (tens of milliseconds), not kept.
@@ -13,10 +14,11 @@ import numpy as np
 
 from analytics import store
 from analytics import token_states as ts
+from app.reader.base import ReaderBase
 from app.reader.types import AnalysisMissingError
 
 
-class PatternsMixin:
+class PatternsMixin(ReaderBase):
     """Token states of :class:`app.reader.Reader`."""
 
     def _with_con(self, fn):

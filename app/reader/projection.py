@@ -1,7 +1,8 @@
 """The reader's 2-D maps: the precomputed ``projections`` of one (model, layer, state), joined with what the
 co-cluster view knows of each word and unit.
 
-A mixin of :class:`app.reader.Reader` (it uses the reader's caches, queries and co-cluster views).
+A part of :class:`app.reader.Reader`, on :class:`app.reader.base.ReaderBase`, which declares what it
+uses of the reader: its caches, queries and co-cluster views.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from app.reader.base import ReaderBase
 from app.reader.types import AnalysisMissingError, ClusterView
 
 MAP_STATES = ("h", "c")     # the states the analysis co-clusters, hence maps
@@ -35,7 +37,7 @@ class MapView:
     params: dict[str, dict[str, Any]]
 
 
-class ProjectionMixin:
+class ProjectionMixin(ReaderBase):
     """The projection maps of :class:`app.reader.Reader`."""
 
     def projection(self, model_id: str, layer: int, state: str, method: str) -> pd.DataFrame:

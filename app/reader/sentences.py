@@ -1,6 +1,7 @@
 """The reader's sentences: evaluate and store a user's sentence, read its states back, its glyphs.
 
-A mixin of :class:`app.reader.Reader` (it uses the reader's caches, queries and co-cluster views).
+A part of :class:`app.reader.Reader`, on :class:`app.reader.base.ReaderBase`, which declares what it
+uses of the reader: its caches, queries and co-cluster views.
 """
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import pandas as pd
 
 from analytics import store
 from analytics.glyphs import class_contributions, glyph_measures
+from app.reader.base import ReaderBase
 from app.reader.types import AnalysisMissingError
 
 log = logging.getLogger(__name__)
 
 
-class SentencesMixin:
+class SentencesMixin(ReaderBase):
     """Sentences of :class:`app.reader.Reader`."""
 
     def _checkpoint(self, model_id: str) -> tuple[Any, Any, list[str]]:

@@ -17,7 +17,8 @@ from app import ids
 from app.hosted.auth import LOCAL, User
 from app.logic import jobs as logic
 from app.logic import jobs_view as view
-from models.config import MODEL_BOUNDS, TRAIN_BOUNDS, ModelConfig, TrainConfig
+from models.config import ModelConfig, TrainConfig
+from models.options import declared
 from workers import records
 from workers.planning import FORM_FIELDS
 from workers.settings import JobSettings
@@ -37,15 +38,17 @@ def _url(data: bytes) -> str:
 
 
 def test_the_form_is_the_configs_fields_with_their_bounds():
-    """Every numeric setting of the configs has bounds in models.config, and the form offers exactly those."""
-    import dataclasses
-    for cls, bounds in ((ModelConfig, MODEL_BOUNDS), (TrainConfig, TRAIN_BOUNDS)):
-        for f in dataclasses.fields(cls):
-            if isinstance(f.default, (int, float)) and not isinstance(f.default, bool):
-                assert f.name in bounds, f"{cls.__name__}.{f.name} has no bounds in models/config.py"
+    """Every numeric setting of the configs declares its bounds in models/config.py, and the form offers exactly
+    those."""
+    bounds = {cls: {d.name: (d.option.low, d.option.high) for d in declared(cls)} for cls in (ModelConfig, TrainConfig)}
+    for cls in (ModelConfig, TrainConfig):
+        for d in declared(cls):
+            if d.kind in (int, float):
+                assert None not in bounds[cls][d.name], f"{cls.__name__}.{d.name} has no bounds in models/config.py"
     assert set(logic.FIELDS) == set(FORM_FIELDS) and len(logic.FIELDS) == len(set(logic.FIELDS))
-    assert FORM_FIELDS["hidden_size"].high == MODEL_BOUNDS["hidden_size"][1]
-    assert FORM_FIELDS["vocab_size"].low == TRAIN_BOUNDS["vocab_size"][0]   # the narrower of the two configs'
+    assert FORM_FIELDS["hidden_size"].high == bounds[ModelConfig]["hidden_size"][1]
+    assert FORM_FIELDS["vocab_size"].low == bounds[TrainConfig]["vocab_size"][0]   # the narrower of the two configs'
+    assert logic.label("lr") == "Learning rate" and logic.label("layers") == "Layers"
     assert logic.hint("hidden_size") == "whole number, 1 to 8192" and "lstm" in logic.hint("cell")
     values = logic.preset_values("demo-sentiment")
     assert values["cell"] == "gru" and values["corpus"] == "fine_foods"
