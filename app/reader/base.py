@@ -1,10 +1,10 @@
 """What every part of the :class:`~app.reader.Reader` shares, declared in one place.
 
-The reader is one object built from the query-and-cache core (:mod:`app.reader.core`) and four view parts
-(:mod:`.sentences`, :mod:`.compare`, :mod:`.projection`, :mod:`.patterns`). Each part derives from
+The reader is one object built from the query-and-cache core (:mod:`app.reader.core`) and five view parts
+(:mod:`.sentences`, :mod:`.compare`, :mod:`.losses`, :mod:`.projection`, :mod:`.patterns`). Each part derives from
 :class:`ReaderBase`, which holds the attributes they read (the store root and the caches, typed), the query
 helper and version tokens they call, and declares the co-cluster reads the core defines (``layer_data``,
-``clusters``): no part reads an attribute that is not declared here or in itself
+``clusters``, ``vocab``): no part reads an attribute that is not declared here or in itself
 (tests/app/test_reader_base.py checks).
 """
 from __future__ import annotations
@@ -109,3 +109,7 @@ class ReaderBase(ABC):
     @abstractmethod
     def clusters(self, model_id: str, layer: int, state: str, k: int) -> ClusterView:
         """The co-cluster view for k (the nearest stored k if k was not computed)."""
+
+    @abstractmethod
+    def vocab(self, model_id: str) -> pd.DataFrame:
+        """word_id, word, freq, pos of the model's vocabulary, indexed by word_id."""

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.loss_compare import LossComparison, compare_losses
+from app.reader.base import ReaderBase
 from app.reader.types import AnalysisMissingError
 
 __all__ = ["LossesMixin", "LossMismatchError"]
@@ -20,7 +21,7 @@ class LossMismatchError(ValueError):
     """Two models whose losses cannot be compared (different tasks, corpora or analysed splits)."""
 
 
-class LossesMixin:
+class LossesMixin(ReaderBase):
     """Per-token losses and classifier outcomes of :class:`app.reader.Reader`."""
 
     def token_losses(self, model_id: str) -> pd.DataFrame:

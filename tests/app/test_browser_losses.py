@@ -7,9 +7,9 @@ from tests.app.test_browser import (  # skips w/o Chromium
     _graph_js,
     driver,  # noqa: F401 (the module-scoped Chromium fixture)
     idle,
-    shot,
     js,
     serve_in_thread,
+    shot,
     texts,
     wait,
 )

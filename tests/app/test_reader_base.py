@@ -11,6 +11,7 @@ import pytest
 from app.reader import Reader
 from app.reader.base import ReaderBase
 from app.reader.compare import CompareMixin
+from app.reader.losses import LossesMixin
 from app.reader.patterns import PatternsMixin
 from app.reader.projection import ProjectionMixin
 from app.reader.sentences import SentencesMixin
@@ -32,7 +33,7 @@ def _declared(cls: type) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("part", [CompareMixin, PatternsMixin, ProjectionMixin, SentencesMixin])
+@pytest.mark.parametrize("part", [CompareMixin, LossesMixin, PatternsMixin, ProjectionMixin, SentencesMixin])
 def test_each_part_reads_only_what_its_base_declares(part):
     assert issubclass(part, ReaderBase)
     own = set(vars(part))
