@@ -8,7 +8,8 @@ through Models, Explore (a word clicked), Explore with the two sentences of
 the RNNVis talk on the sentiment model, Compare, Jobs and SQL, and writes
 ``models.png``, ``explore.png``, ``explore-sentences.png``, ``compare.png``, ``jobs.png`` and ``sql.png``;
 ``projection.png`` and ``projection-compare.png`` show the 2-D maps (``--only projection`` takes just those);
-``patterns.png`` a pattern search on the LM's token states (``--only patterns``); ``--only sql`` retakes ``sql.png``.
+``patterns.png`` a pattern search on the LM's token states (``--only patterns``); ``--only sql`` retakes ``sql.png``;
+``compare-losses.png`` is Compare's "where A beats B" panel (``--only losses``).
 
 ``jobs.png`` shows a job submitted through the Jobs page as a user does it: the
 demo-sentiment preset shrunk under "More settings" (2 epochs over 60k tokens,
@@ -167,7 +168,7 @@ def submit_job_shot(d, store: Path, out: Path) -> None:
 
 
 #: What ``--only`` can pick.
-ONLY = ("projection", "patterns", "sql")
+ONLY = ("projection", "patterns", "sql", "losses")
 #: Words selected on the projection map in its screenshot (those the model has).
 MAP_WORDS = ("he", "she", "it", "they", "i", "we", "you")
 
@@ -284,6 +285,13 @@ def main() -> None:
             d.find_element(By.ID, "sql-run").click()
             settle(1)
             save("sql", 1100)
+        if not args.only or "losses" in args.only:
+            d.get(base + f"/compare?model={args.lm}&layer=1&b={args.other}&layer_b=0")
+            settle(2)
+            d.set_window_size(1600, 1250)
+            d.execute_script("document.querySelector('.cmp-losses').scrollIntoView()")
+            settle(0.5)
+            save("compare-losses")
         if args.only:
             return
         d.get(base + "/")

@@ -67,6 +67,16 @@ CONTRACT: dict[str, list[tuple[str, str]]] = {
         ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("state", "VARCHAR"), ("unit", "INTEGER"),
         ("position", "INTEGER"), ("value", "FLOAT"),
     ],
+    "word_loss": [
+        ("model_id", "VARCHAR"), ("word_id", "INTEGER"), ("word", "VARCHAR"), ("n", "BIGINT"),
+        ("nll_mean", "DOUBLE"), ("nll_std", "DOUBLE"),
+    ],
+    "token_loss": [("model_id", "VARCHAR"), ("position", "INTEGER"), ("word_id", "INTEGER"), ("nll", "FLOAT")],
+    "class_metrics": [
+        ("model_id", "VARCHAR"), ("label", "VARCHAR"), ("n", "BIGINT"), ("accuracy", "DOUBLE"),
+        ("mean_p_true", "DOUBLE"),
+    ],
+    "class_confusion": [("model_id", "VARCHAR"), ("label", "VARCHAR"), ("predicted", "VARCHAR"), ("n", "BIGINT")],
     "jobs": [
         ("job_id", "VARCHAR"), ("kind", "VARCHAR"), ("model_id", "VARCHAR"), ("status", "VARCHAR"),
         ("progress", "DOUBLE"), ("submitted_by", "VARCHAR"), ("submitted_at", "TIMESTAMP"),
@@ -149,6 +159,16 @@ def full_model(root: Path, model_id: str, **kw) -> dict[str, pd.DataFrame]:
             dict(model_id=model_id, layer=1, state="h", unit=[0, 0, 1, 1], position=[0, 1, 0, 1],
                  value=[0.5, -0.25, 0.125, 1.0])
         ),
+        "word_loss": pd.DataFrame(
+            dict(model_id=model_id, word_id=[0, 1, 4], word=["w0", "w4", "w1"], n=[1, 1, 1],
+                 nll_mean=[2.5, 3.25, 1.0], nll_std=0.0)
+        ),
+        "token_loss": pd.DataFrame(dict(model_id=model_id, position=[1, 2, 3], word_id=[0, 4, 1],
+                                        nll=[2.5, 3.25, 1.0])),
+        "class_metrics": pd.DataFrame(dict(model_id=model_id, label=["negative", "positive"], n=[3, 5],
+                                           accuracy=[2 / 3, 0.8], mean_p_true=[0.6, 0.7])),
+        "class_confusion": pd.DataFrame(dict(model_id=model_id, label=["negative", "negative", "positive", "positive"],
+                                             predicted=["negative", "positive"] * 2, n=[2, 1, 1, 4])),
     }
     with store.write_partition(root, "models", model_id) as w:
         for table, df in frames.items():
