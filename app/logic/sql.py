@@ -27,6 +27,7 @@ from analytics import saved_queries, store
 from analytics.sandbox import SandboxError, SandboxResult, run_sandboxed
 from analytics.schema import VIEWS
 from app.logic.common import alert
+from app.logic.csv_export import send_csv
 
 GRID_MAX_ROWS = 10_000
 DOWNLOAD_MAX_ROWS = 200_000
@@ -220,7 +221,7 @@ def download(root: str | Path, sql: str | None, fmt: str, user: str | None = Non
     if fmt == "parquet":
         data = store.parquet_bytes(res.frame)
         return dcc.send_bytes(data, "rnnvis-query.parquet")
-    return dcc.send_data_frame(res.frame.to_csv, "rnnvis-query.csv", index=False)
+    return send_csv(res.frame, "rnnvis-query.csv")
 
 
 # --------------------------------------------------------------------------- saved queries
