@@ -10,7 +10,8 @@ the grid's JSON (``"c12":null,``), a pointer in a pandas object column and a fie
 - a string its UTF-8 bytes, quotes (escaped in a list) and 5 more per character JSON escapes (a control
   character, a quote, a backslash); binary twice its bytes (the grid shows hex);
 - a list (or map, or fixed-size list): brackets plus each element's cost and :data:`ELEMENT` between them;
-- a struct: braces plus each field's name, quotes and value.
+- a struct: braces plus each field's name, quotes and value; a union its member's value;
+- a type it cannot price (none that the sandbox's DuckDB returns): more than the budget, so it is never sent.
 
 Work and memory here are bounded by the budget, whatever the rows hold: once the elements of a list column
 cannot fit in the budget even at the least an element costs (:data:`MIN_ELEMENT`), the rest are not priced
@@ -32,7 +33,7 @@ CELL = 16         # a cell's key and separators in the grid's JSON ("c1234": ...
 ELEMENT = 2       # ", " between the elements of a list
 NULL = 4          # "null"
 MIN_ELEMENT = ELEMENT + 1  # the least a list element costs: one digit and its separator
-_OTHER = 64       # a value of a type without a better estimate (a union, ...)
+_OTHER = 64       # an interval: pandas shows a DateOffset
 _ESCAPED = r'[\x00-\x1f"\\]'  # characters JSON writes as an escape sequence
 _INT_TEXT = {8: 4, 16: 6, 32: 11, 64: 20}
 
@@ -88,6 +89,34 @@ def _struct_costs(arr: pa.StructArray, budget: int) -> np.ndarray:
     return costs
 
 
+def _union_buffers(arr: pa.UnionArray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(type code, dense offset or None) of each row of a union, read from its buffers at its own offset
+    (pyarrow's ``type_codes`` and ``offsets`` ignore a slice's offset)."""
+    bufs, span = arr.buffers(), slice(arr.offset, arr.offset + len(arr))
+    codes = np.frombuffer(bufs[1], dtype=np.int8)[span]
+    if arr.type.mode != "dense":
+        return codes, None
+    return codes, np.frombuffer(bufs[2], dtype=np.int32)[span].astype(np.int64)
+
+
+def _union_costs(arr: pa.UnionArray, budget: int) -> np.ndarray:
+    """Each row costs its own member's value: a sparse union's members are as long as it, a dense one's are
+    indexed by its offsets."""
+    codes, offsets = _union_buffers(arr)
+    costs = np.full(len(arr), NULL, dtype=np.int64)
+    for i, code in enumerate(arr.type.type_codes):
+        rows = codes == code
+        if not rows.any():
+            continue
+        if offsets is None:
+            costs[rows] = value_costs(arr.field(i), budget)[rows]
+            continue
+        at = offsets[rows]
+        lo = int(at.min())
+        costs[rows] = value_costs(arr.field(i).slice(lo, int(at.max()) + 1 - lo), budget)[at - lo]
+    return costs
+
+
 def _non_null_costs(arr: pa.Array, budget: int) -> np.ndarray:
     t = arr.type
     fixed = _fixed(t)
@@ -106,7 +135,11 @@ def _non_null_costs(arr: pa.Array, budget: int) -> np.ndarray:
         return _list_costs(arr, budget)
     if pa.types.is_struct(t):
         return _struct_costs(arr, budget)
-    return np.full(len(arr), _OTHER, dtype=np.int64)
+    if pa.types.is_union(t):
+        return _union_costs(arr, budget)
+    if pa.types.is_interval(t):
+        return np.full(len(arr), _OTHER, dtype=np.int64)
+    return np.full(len(arr), budget + 1, dtype=np.int64)  # a type this module cannot price is never sent
 
 
 def value_costs(arr: pa.Array, budget: int) -> np.ndarray:

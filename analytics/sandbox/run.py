@@ -71,7 +71,13 @@ def run_sandboxed(store_root: str | os.PathLike[str], sql: str, *, timeout_s: fl
             err = SandboxError(out.message, kind=out.kind if out.kind in ("refused", "error") else "error")
         log.info("sandboxed query stopped (%s): %s", out.kind, out.message)
         raise err
-    frame = pa.ipc.open_stream(out.ipc).read_all().to_pandas()
+    table = pa.ipc.open_stream(out.ipc).read_all()
+    try:
+        frame = table.to_pandas()
+    except pa.ArrowNotImplementedError:  # a column pandas has no type for: a UNION
+        odd = ", ".join(f.name for f in table.schema if "union" in str(f.type)) or "one of them"
+        raise SandboxError(f"The result has a UNION column ({odd}) that this console cannot show. Cast it to "
+                           "text, e.g. SELECT u::VARCHAR AS u.", kind="error") from None
     elapsed = time.perf_counter() - t0
     return SandboxResult(frame, out.cut is not None, elapsed, _message(out.cut, len(frame), elapsed, max_rows,
                                                                        max_bytes, max_cells), out.cut)

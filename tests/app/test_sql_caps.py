@@ -90,7 +90,8 @@ def test_rendered_cost_bounds_the_grid_json_of_every_row():
                      CASE WHEN range % 2 = 0 THEN NULL ELSE range END AS maybe, NULL AS nothing,
                      [range, NULL, 3] AS ints, ['a', NULL, 'q"x'] AS words, {'k': range, 'v': 'z'} AS rec,
                      map([1, 2], ['p', NULL]) AS m, DATE '2024-01-01' + range::INT AS d, now() AS t,
-                     (range / 3)::DECIMAL(12, 3) AS dec, 'ab'::BLOB AS bin, [[1, 2], [], NULL] AS nested
+                     (range / 3)::DECIMAL(12, 3) AS dec, 'ab'::BLOB AS bin, [[1, 2], [], NULL] AS nested,
+                     INTERVAL 1 DAY * range AS iv
               FROM range(300)"""
     batch = duckdb.connect().sql(sql).to_arrow_table().combine_chunks().to_batches()[0]
     costs = row_costs(batch, 1 << 20)
@@ -98,3 +99,8 @@ def test_rendered_cost_bounds_the_grid_json_of_every_row():
     actual = [len(json.dumps(r).encode()) for r in records]
     assert all(a <= c for a, c in zip(actual, costs)), [(a, c) for a, c in zip(actual, costs) if a > c][:3]
     assert sum(costs) < 3 * sum(actual)   # an estimate, not a multiple of the truth
+
+
+def test_a_column_the_grid_cannot_show_is_a_message(app):
+    rows, msg, _, _ = _grid(app, "SELECT union_value(k := 1) AS u")   # pandas has no UNION column
+    assert rows == [] and "UNION" in msg and "VARCHAR" in msg
