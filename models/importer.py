@@ -137,6 +137,18 @@ def _train_config(reported: Any, corpus_spec: str, vocab_size: int) -> dict[str,
     return asdict(dataclasses.replace(defaults, **kept))
 
 
+def _typed_vocab(vocab: Any) -> Any:
+    """An uploaded vocabulary as data: its words and counts (checked by :func:`models.checkpoint.checked_parts`)
+    and the part-of-speech tags of its words that are short strings; nothing else it holds."""
+    if not isinstance(vocab, dict):
+        return vocab  # refused with a message by checked_parts
+    pos = vocab.get("pos") if isinstance(vocab.get("pos"), dict) else {}
+    words = vocab.get("words")
+    known = set(words) if isinstance(words, list) and all(isinstance(w, str) for w in words) else set()
+    return {"words": words, "freq": vocab.get("freq"),
+            "pos": {w: t for w, t in pos.items() if w in known and isinstance(t, str) and len(t) <= 16}}
+
+
 def _import_checkpoint(plan: ImportPlan, model_id: str, path: Path, corpus: Corpus, *, corpus_spec: str,
                        file_name: str, name: str | None, created_by: str, now: str) -> ImportResult:
     """An uploaded RNNVis checkpoint: its weights, vocabulary and shapes, metrics recomputed on ``corpus``; what
@@ -144,7 +156,8 @@ def _import_checkpoint(plan: ImportPlan, model_id: str, path: Path, corpus: Corp
     reported."""
     src = plan.checkpoint or {}
     reported = {k: summarize(src[k]) for k in REPORTED_KEYS if k in src}
-    ckpt = {k: src[k] for k in ("model_config", "vocab", "state_dict") if k in src}
+    ckpt = {k: src[k] for k in ("model_config", "state_dict") if k in src}
+    ckpt["vocab"] = _typed_vocab(src.get("vocab"))
     labels = summarize(src.get("label_names") or [], _LABELS)
     ckpt.update(model_id=model_id, name=name or model_id, created_by=created_by, created_at=now, complete=True,
                 corpus=corpus.name, label_names=[str(x) for x in labels] if isinstance(labels, list) else [],

@@ -140,3 +140,20 @@ def test_summaries_are_bounded_typed_and_name_no_paths():
     assert public_path("plain words/with a slash") == "plain words/with a slash"
     huge = {"model": {"k": 1}, "train": {f"key{i}": "v" * 150 for i in range(5000)}}
     assert len(capped_json(huge, 4096)) <= 4096 and json.loads(capped_json(huge, 4096))["model"] == {"k": 1}
+
+
+def test_an_uploaded_vocabulary_is_words_counts_and_short_tags(tmp_path):
+    from workers.errors import JobValidationError
+    dag: list = ["x"]
+    for _ in range(22):
+        dag = [dag, dag]
+    pos = {"<pad>": dag, "<unk>": "NOUN", "not-a-word": "X", "<eos>": "y" * 1000}
+    root, _, rec = _import(tmp_path, vocab={**WORDS, "pos": pos})
+    assert rec.status == "done", rec.error
+    assert read_checkpoint(checkpoint_file(root, rec.model_id))["vocab"]["pos"] == {"<unk>": "NOUN"}
+    cfg = ModelConfig(vocab_size=4, embed_size=4, hidden_size=4, layers=1)
+    save_checkpoint(tmp_path / "bad.pt", {"model_config": dict(cfg.__dict__), "vocab": {"words": WORDS["words"] + [7],
+                                                                                        "freq": [0] * 4},
+                                          "state_dict": RecurrentModel(cfg).state_dict()})
+    with pytest.raises(JobValidationError, match="must all be strings"):
+        uploads.save_model_upload(tmp_path / "store", ("bad.pt", (tmp_path / "bad.pt").read_bytes()), owner="ann")
