@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from models.summary import capped_json
 from models.text import Vocab
 
 from .responses import QUANTILES, ResponseStats
@@ -86,9 +86,9 @@ def model_tables(model_id: str, ckpt: dict, vocab: Vocab, opts: Any, tokens: int
         "model_id": model_id, "name": ckpt.get("name", model_id), "task": cfg["task"], "cell": cfg["cell"],
         "layers": cfg["layers"], "hidden_size": cfg["hidden_size"], "embed_size": cfg["embed_size"],
         "vocab_size": cfg["vocab_size"], "corpus": ckpt.get("corpus", ""),
-        "params": json.dumps({"model": cfg, "train": ckpt.get("train_config", {}),
-                              "analysis": dataclasses.asdict(opts),
-                              **({"imported": ckpt["imported"]} if ckpt.get("imported") else {})}),
+        "params": capped_json({"model": cfg, "train": ckpt.get("train_config", {}),  # bounded, no paths
+                               "analysis": dataclasses.asdict(opts),
+                               **({"imported": ckpt["imported"]} if ckpt.get("imported") else {})}),
         "created_at": pd.Timestamp(created).tz_localize(None) if created and pd.Timestamp(created).tzinfo is None
         else pd.Timestamp(created).tz_convert(None) if created else pd.Timestamp.now(),
         "created_by": ckpt.get("created_by", ""),

@@ -96,6 +96,8 @@ def checked_parts(ckpt: dict[str, Any], max_params: float | None = None) -> tupl
     except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
         raise CheckpointError(f"checkpoint vocabulary is malformed ({type(e).__name__}: {e}); it needs "
                               "'words' (a list of strings) and 'freq' (a list of counts)") from None
+    if not all(isinstance(w, str) for w in vocab.words):
+        raise CheckpointError("checkpoint vocabulary is malformed: its 'words' must all be strings")
     if cfg.vocab_size != len(vocab):
         raise CheckpointError(f"checkpoint vocabulary has {len(vocab)} words but the model expects {cfg.vocab_size}")
     try:

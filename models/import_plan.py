@@ -88,31 +88,26 @@ def _state_dict(obj: Any) -> dict[str, torch.Tensor]:
     raise ModelImportError("the file holds no state dict (a mapping of parameter names to tensors)")
 
 
-def _read_vocab(path: Path, max_words: int = MAX_VOCAB_WORDS) -> tuple[list[str], list[int] | None]:
-    text = path.read_text(encoding="utf-8", errors="replace")
-    stripped = text.lstrip()
-    json_like = stripped[:1] in "[{"
-    if (text.count(",") if json_like else text.count("\n")) > max_words:  # an upper bound, counted before parsing
-        raise ModelImportError(f"{path.name} has more than {max_words:,} entries; the largest vocabulary "
-                               "imported is that", "vocab")
-    if json_like:
-        try:
-            data = json.loads(text)
-        except ValueError as e:
-            raise ModelImportError(f"{path.name}: invalid JSON ({e})", "vocab") from None
-        if isinstance(data, dict):
-            for key in ("itos", "words", "idx2word", "index_to_word"):
-                if isinstance(data.get(key), list):
-                    data = data[key]
-                    break
-        if isinstance(data, list) and all(isinstance(w, str) for w in data):
-            return list(data), None
-        if isinstance(data, dict) and all(isinstance(v, int) for v in data.values()):
-            order = sorted(data.items(), key=lambda kv: kv[1])
-            if [i for _, i in order] != list(range(len(order))):
-                raise ModelImportError(f"{path.name}: word indices must be 0..N-1 without gaps", "vocab")
-            return [w for w, _ in order], None
-        raise ModelImportError(f"{path.name}: expected a JSON list of words or a {{word: index}} mapping", "vocab")
+_VOCAB_LIST_KEYS = ("itos", "words", "idx2word", "index_to_word")
+
+
+def _vocab_from_json(data: Any, name: str) -> list[str]:
+    """The words of a JSON vocabulary: a list of words, ``{"itos": [...]}`` (or words, idx2word, ...), or
+    ``{word: index}`` with indices 0..N-1."""
+    if isinstance(data, dict):
+        data = next((data[k] for k in _VOCAB_LIST_KEYS if isinstance(data.get(k), list)), data)
+    if isinstance(data, list) and all(isinstance(w, str) for w in data):
+        return list(data)
+    if isinstance(data, dict) and all(isinstance(v, int) for v in data.values()):
+        order = sorted(data.items(), key=lambda kv: kv[1])
+        if [i for _, i in order] != list(range(len(order))):
+            raise ModelImportError(f"{name}: word indices must be 0..N-1 without gaps", "vocab")
+        return [w for w, _ in order]
+    raise ModelImportError(f"{name}: expected a JSON list of words or a {{word: index}} mapping", "vocab")
+
+
+def _vocab_from_lines(text: str, name: str) -> tuple[list[str], list[int] | None]:
+    """One word per line, optionally ``word<TAB>count`` (or ``word count``)."""
     words, counts = [], []
     for line in text.splitlines():
         if not line.strip():
@@ -122,8 +117,23 @@ def _read_vocab(path: Path, max_words: int = MAX_VOCAB_WORDS) -> tuple[list[str]
         if len(parts) > 1 and parts[1].strip().lstrip("-").isdigit():
             counts.append(int(parts[1]))
     if not words:
-        raise ModelImportError(f"{path.name} holds no words", "vocab")
+        raise ModelImportError(f"{name} holds no words", "vocab")
     return words, counts if len(counts) == len(words) else None
+
+
+def _read_vocab(path: Path, max_words: int = MAX_VOCAB_WORDS) -> tuple[list[str], list[int] | None]:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    json_like = text.lstrip()[:1] in "[{"
+    if (text.count(",") if json_like else text.count("\n")) > max_words:  # an upper bound, counted before parsing
+        raise ModelImportError(f"{path.name} has more than {max_words:,} entries; the largest vocabulary "
+                               "imported is that", "vocab")
+    if not json_like:
+        return _vocab_from_lines(text, path.name)
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ModelImportError(f"{path.name}: invalid JSON ({str(e)[:200]})", "vocab") from None
+    return _vocab_from_json(data, path.name), None
 
 
 def _pick(cands: list[str], hints: tuple[str, ...]) -> str | None:
@@ -135,7 +145,24 @@ def _pick(cands: list[str], hints: tuple[str, ...]) -> str | None:
     return None
 
 
-def _plan_state_dict(sd: dict[str, torch.Tensor], vocab_path: Path | None) -> ImportPlan:
+@dataclass
+class _Recurrent:
+    """The recurrent module of a state dict: its tensors by (weight/bias, ih/hh, layer), as stored (mapped)."""
+
+    prefix: str
+    params: dict[tuple[str, str, int], torch.Tensor]
+    layers: int = 0
+    hidden: int = 0
+    gates: int = 0
+    embed: int = 0
+
+    @property
+    def cell(self) -> str:
+        return _CELLS[self.gates]
+
+
+def _recurrent_params(sd: dict[str, torch.Tensor]) -> _Recurrent:
+    """The one stacked nn.RNN/GRU/LSTM of ``sd``, found by parameter names."""
     rnn: dict[tuple[str, str, int], torch.Tensor] = {}
     prefixes = set()
     for key, t in sd.items():
@@ -155,45 +182,79 @@ def _plan_state_dict(sd: dict[str, torch.Tensor], vocab_path: Path | None) -> Im
     if len(prefixes) > 1:
         raise ModelImportError(f"several recurrent modules found ({', '.join(sorted(prefixes))}); "
                                "only one stacked nn.RNN/GRU/LSTM is supported")
-    prefix = prefixes.pop()
-    layers = 1 + max(k[2] for k in rnn)
-    for layer in range(layers):
+    return _shaped(_Recurrent(prefixes.pop(), rnn))
+
+
+def _shaped(r: _Recurrent) -> _Recurrent:
+    """``r`` with its layers, hidden size, gates and input size, checked against every layer's weights."""
+    r.layers = 1 + max(k[2] for k in r.params)
+    for layer in range(r.layers):
         for d in ("ih", "hh"):
-            if ("weight", d, layer) not in rnn:
-                raise ModelImportError(f"missing {prefix}weight_{d}_l{layer}")
-    whh = rnn[("weight", "hh", 0)]
-    hidden = whh.shape[1]
-    gates = whh.shape[0] // max(hidden, 1)
-    if gates not in _CELLS or whh.shape[0] != gates * hidden:
-        raise ModelImportError(f"{prefix}weight_hh_l0 has shape {tuple(whh.shape)}, which is no RNN, GRU or LSTM")
-    cell = _CELLS[gates]
-    embed = rnn[("weight", "ih", 0)].shape[1]
-    for layer in range(1, layers):
-        if tuple(rnn[("weight", "ih", layer)].shape) != (gates * hidden, hidden):
-            raise ModelImportError(f"{prefix}weight_ih_l{layer} has an unexpected shape")
-    rnn_keys = {k for k in sd if k.startswith(prefix) and _RNN_KEY.match(k)}
-    others = {k: v for k, v in sd.items() if k not in rnn_keys and v.is_floating_point()}
-    emb_cands = [k for k, v in others.items() if v.dim() == 2 and v.shape[1] == embed]
-    emb_key = _pick(emb_cands, _EMBED_HINTS)
-    if emb_key is None:
+            if ("weight", d, layer) not in r.params:
+                raise ModelImportError(f"missing {r.prefix}weight_{d}_l{layer}")
+    whh = r.params[("weight", "hh", 0)]
+    r.hidden = whh.shape[1]
+    r.gates = whh.shape[0] // max(r.hidden, 1)
+    if r.gates not in _CELLS or whh.shape[0] != r.gates * r.hidden:
+        raise ModelImportError(f"{r.prefix}weight_hh_l0 has shape {tuple(whh.shape)}, which is no RNN, GRU or LSTM")
+    r.embed = r.params[("weight", "ih", 0)].shape[1]
+    for layer in range(1, r.layers):
+        if tuple(r.params[("weight", "ih", layer)].shape) != (r.gates * r.hidden, r.hidden):
+            raise ModelImportError(f"{r.prefix}weight_ih_l{layer} has an unexpected shape")
+    return r
+
+
+def _embedding_key(others: dict[str, torch.Tensor], embed: int) -> str:
+    cands = [k for k, v in others.items() if v.dim() == 2 and v.shape[1] == embed]
+    key = _pick(cands, _EMBED_HINTS)
+    if key is None:
         raise ModelImportError(f"no embedding found: expected one 2-D tensor of shape [vocab, {embed}] "
-                               f"(candidates: {', '.join(emb_cands) or 'none'})")
-    head_cands = [k for k, v in others.items() if v.dim() == 2 and v.shape[1] == hidden and k != emb_key]
-    head_key = _pick(head_cands, _HEAD_HINTS)
-    warnings: list[str] = []
-    if head_key is None and not head_cands and embed == hidden:
-        head_key = emb_key  # tied weights saved once
+                               f"(candidates: {', '.join(cands) or 'none'})")
+    return key
+
+
+def _head(others: dict[str, torch.Tensor], r: _Recurrent, emb_key: str,
+          warnings: list[str]) -> tuple[torch.Tensor, torch.Tensor, set[str]]:
+    """The output layer's weight and bias (zeros if it has none) and the keys they used."""
+    cands = [k for k, v in others.items() if v.dim() == 2 and v.shape[1] == r.hidden and k != emb_key]
+    key = _pick(cands, _HEAD_HINTS)
+    if key is None and not cands and r.embed == r.hidden:
+        key = emb_key  # tied weights saved once
         warnings.append("output layer tied to the embedding")
-    if head_key is None:
-        raise ModelImportError(f"no output layer found: expected one 2-D weight of shape [outputs, {hidden}] "
-                               f"(candidates: {', '.join(head_cands) or 'none'})")
-    head_w = others[head_key]
-    bias_key = head_key[: -len("weight")] + "bias" if head_key.endswith("weight") else None
-    head_b = others.get(bias_key) if bias_key and head_key != emb_key else None
-    if head_b is None or head_b.shape != (head_w.shape[0],):
-        head_b = torch.zeros(head_w.shape[0])
+    if key is None:
+        raise ModelImportError(f"no output layer found: expected one 2-D weight of shape [outputs, {r.hidden}] "
+                               f"(candidates: {', '.join(cands) or 'none'})")
+    weight = others[key]
+    bias_key = key[: -len("weight")] + "bias" if key.endswith("weight") else None
+    bias = others.get(bias_key) if bias_key and key != emb_key else None
+    if bias is None or bias.shape != (weight.shape[0],):
+        bias = torch.zeros(weight.shape[0])
         warnings.append("output layer has no bias; using zeros")
-    used = {emb_key, head_key} | ({bias_key} if bias_key in others else set())
+    return weight, bias, {emb_key, key} | ({bias_key} if bias_key in others else set())
+
+
+def _recurrent_tensors(r: _Recurrent, warnings: list[str]) -> dict[str, torch.Tensor]:
+    """Our names for the recurrent weights; missing biases are zeros."""
+    tensors = {}
+    for layer in range(r.layers):
+        for kind in ("weight", "bias"):
+            for d in ("ih", "hh"):
+                t = r.params.get((kind, d, layer))
+                if t is None:
+                    t = torch.zeros(r.gates * r.hidden)
+                    if f"no {kind}" not in " ".join(warnings):
+                        warnings.append("recurrent layer has no biases; using zeros")
+                tensors[f"rnn.{kind}_{d}_l{layer}"] = t
+    return tensors
+
+
+def _plan_state_dict(sd: dict[str, torch.Tensor], vocab_path: Path | None) -> ImportPlan:
+    r = _recurrent_params(sd)
+    rnn_keys = {k for k in sd if k.startswith(r.prefix) and _RNN_KEY.match(k)}
+    others = {k: v for k, v in sd.items() if k not in rnn_keys and v.is_floating_point()}
+    warnings: list[str] = []
+    emb_key = _embedding_key(others, r.embed)
+    head_w, head_b, used = _head(others, r, emb_key, warnings)
     extra = [k for k, v in others.items() if k not in used and v.numel() > 1]
     if extra:
         raise ModelImportError(f"unsupported extra parameters {', '.join(extra[:5])}: only an embedding, one "
@@ -204,16 +265,7 @@ def _plan_state_dict(sd: dict[str, torch.Tensor], vocab_path: Path | None) -> Im
     if task == "sentiment" and not 2 <= outputs <= 100:
         raise ModelImportError(f"output layer has {outputs} outputs: neither the vocabulary size ({vocab_rows}) "
                                "of a language model nor a few classes")
-    tensors = {"embed.weight": emb, "head.weight": head_w, "head.bias": head_b}
-    for layer in range(layers):
-        for kind in ("weight", "bias"):
-            for d in ("ih", "hh"):
-                t = rnn.get((kind, d, layer))
-                if t is None:
-                    t = torch.zeros(gates * hidden)
-                    if f"no {kind}" not in " ".join(warnings):
-                        warnings.append("recurrent layer has no biases; using zeros")
-                tensors[f"rnn.{kind}_{d}_l{layer}"] = t
+    tensors = {"embed.weight": emb, "head.weight": head_w, "head.bias": head_b, **_recurrent_tensors(r, warnings)}
     if vocab_path is None:
         raise ModelImportError("a plain state dict needs its vocabulary file (one word per line, in "
                                "embedding-row order)", "vocab")
@@ -221,8 +273,8 @@ def _plan_state_dict(sd: dict[str, torch.Tensor], vocab_path: Path | None) -> Im
     if len(words) != vocab_rows:
         raise ModelImportError(f"the vocabulary has {len(words)} words but the embedding has {vocab_rows} rows; "
                                "upload the vocabulary the model was trained with", "vocab")
-    cfg = ModelConfig(task, cell, layers, hidden, embed, 0.0, vocab_rows, outputs if task == "sentiment" else 2)
-    if cell == "rnn":
+    cfg = ModelConfig(task, r.cell, r.layers, r.hidden, r.embed, 0.0, vocab_rows, outputs if task == "sentiment" else 2)
+    if r.cell == "rnn":
         warnings.append("vanilla RNN imported with tanh (a relu RNN would be computed wrongly)")
     return ImportPlan("state_dict", cfg, tensors, words, counts, warnings=warnings)
 

@@ -6,10 +6,14 @@ Words are normalised like every RNNVis corpus (lower case, numbers -> ``N``)
 and the special tokens ``<pad> <unk> <eos>`` moved to the front; rows are
 permuted accordingly, so the imported model computes exactly what the
 original did on the words it knows. The metrics are computed here on the
-chosen corpus, whatever the file says.
+chosen corpus, whatever the file says. An uploaded checkpoint brings weights,
+vocabulary and shapes; its ``train_config`` and ``metrics`` are claims, kept as a
+bounded summary (:mod:`models.summary`), and its corpus is the one the import
+used (``corpus_spec``: a built-in name or ``upload:<id>``, never a path it names).
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections import Counter
@@ -25,6 +29,7 @@ from .corpora import SENTIMENT_LABELS, Corpus
 from .import_plan import ImportPlan, ModelImportError, inspect_model
 from .rnn import RecurrentModel
 from .safe_load import DEFAULT_MAX_PARAMS
+from .summary import Limits, summarize
 from .text import EOS, PAD, SPECIALS, UNK, Vocab, normalize
 
 __all__ = ["ImportResult", "ModelImportError", "import_model", "inspect_model", "MISSING_LOGIT_BIAS"]
@@ -106,26 +111,63 @@ def _evaluate(model: RecurrentModel, vocab: Vocab, corpus: Corpus) -> list[dict[
     return rows
 
 
-#: What an uploaded RNNVis checkpoint says about itself that the import does not recompute: kept under
-#: ``imported.reported_by_uploader`` and shown as such, never as the model's own record.
+#: What an uploaded RNNVis checkpoint says about itself that the import does not recompute: kept, as a bounded
+#: summary (:func:`models.summary.summarize`), under ``imported.reported_by_uploader`` and shown as such, never
+#: as the model's own record.
 REPORTED_KEYS = ("metrics", "corpus", "created_at", "created_by", "name", "train_config")
+_LABELS = Limits(depth=1, items=100, text=100, nodes=101)
 
 
-def _import_checkpoint(plan: ImportPlan, model_id: str, path: Path, corpus: Corpus, *, file_name: str,
-                       name: str | None, created_by: str, now: str) -> ImportResult:
-    """An uploaded RNNVis checkpoint: its weights and vocabulary, metrics recomputed on ``corpus``; what the
-    uploader wrote about it (metrics, corpus, dates, training settings) kept apart as reported."""
+def _train_config(reported: Any, corpus_spec: str, vocab_size: int) -> dict[str, Any]:
+    """The imported model's training settings: the uploader's scalar ones of the right type and in bounds,
+    with the corpus the import used (``corpus_spec``): nothing the uploader wrote is a path read later."""
+    defaults = TrainConfig(corpus=corpus_spec, vocab_size=vocab_size, epochs=1)
+    if not isinstance(reported, dict):
+        return asdict(defaults)
+    kept = {}
+    for f in dataclasses.fields(TrainConfig):
+        v = reported.get(f.name)
+        if f.name in ("corpus", "vocab_size") or type(v) is not type(getattr(defaults, f.name)):
+            continue
+        try:
+            dataclasses.replace(TrainConfig(), **{f.name: v}).validate()  # each value checked on its own
+        except (ValueError, TypeError):
+            continue
+        kept[f.name] = v
+    return asdict(dataclasses.replace(defaults, **kept))
+
+
+def _typed_vocab(vocab: Any) -> Any:
+    """An uploaded vocabulary as data: its words and counts (checked by :func:`models.checkpoint.checked_parts`)
+    and the part-of-speech tags of its words that are short strings; nothing else it holds."""
+    if not isinstance(vocab, dict):
+        return vocab  # refused with a message by checked_parts
+    pos = vocab.get("pos") if isinstance(vocab.get("pos"), dict) else {}
+    words = vocab.get("words")
+    known = set(words) if isinstance(words, list) and all(isinstance(w, str) for w in words) else set()
+    return {"words": words, "freq": vocab.get("freq"),
+            "pos": {w: t for w, t in pos.items() if w in known and isinstance(t, str) and len(t) <= 16}}
+
+
+def _import_checkpoint(plan: ImportPlan, model_id: str, path: Path, corpus: Corpus, *, corpus_spec: str,
+                       file_name: str, name: str | None, created_by: str, now: str) -> ImportResult:
+    """An uploaded RNNVis checkpoint: its weights, vocabulary and shapes, metrics recomputed on ``corpus``; what
+    the uploader wrote about it (metrics, corpus, dates, training settings) kept apart, summarised, as
+    reported."""
     src = plan.checkpoint or {}
-    reported = {k: src[k] for k in REPORTED_KEYS if k in src}
-    ckpt = {k: src[k] for k in ("model_config", "vocab", "state_dict", "label_names") if k in src}
+    reported = {k: summarize(src[k]) for k in REPORTED_KEYS if k in src}
+    ckpt = {k: src[k] for k in ("model_config", "state_dict") if k in src}
+    ckpt["vocab"] = _typed_vocab(src.get("vocab"))
+    labels = summarize(src.get("label_names") or [], _LABELS)
     ckpt.update(model_id=model_id, name=name or model_id, created_by=created_by, created_at=now, complete=True,
-                corpus=corpus.name, train_config=src.get("train_config") or {},
+                corpus=corpus.name, label_names=[str(x) for x in labels] if isinstance(labels, list) else [],
                 imported={"source": "rnnvis", "file": file_name, "recomputed": ["metrics"],
                           "reported_by_uploader": reported})
     try:
         model, vocab = model_from_checkpoint(ckpt)
     except CheckpointError as e:
         raise ModelImportError(str(e)) from None
+    ckpt["train_config"] = _train_config(src.get("train_config"), corpus_spec, len(vocab))
     ckpt["metrics"] = _evaluate(model, vocab, corpus)
     save_checkpoint(path, ckpt)
     test = next((m for m in ckpt["metrics"] if m["split"] == "test"), {})
@@ -148,8 +190,8 @@ def import_model(model_id: str, weights_path: str | Path, vocab_path: str | Path
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     path = checkpoint_file(store_root, model_id)
     if plan.source == "rnnvis":
-        return _import_checkpoint(plan, model_id, path, corpus, file_name=Path(weights_path).name, name=name,
-                                  created_by=created_by, now=now)
+        return _import_checkpoint(plan, model_id, path, corpus, corpus_spec=corpus_spec,
+                                  file_name=Path(weights_path).name, name=name, created_by=created_by, now=now)
 
     vocab, src, warnings = _build_vocab(plan, corpus)
     cfg = plan.config

@@ -76,7 +76,7 @@ def child_main() -> int:
         corpus = load_corpus(src["spec"], src["fmt"])
         corpus.name = src["name"] or corpus.name
         res = import_model(req["model_id"], req["weights"], req["vocab"], req["root"], corpus=corpus,
-                           corpus_spec=src["spec"], name=req.get("name"), created_by=req.get("created_by", ""),
+                           corpus_spec=src["ref"], name=req.get("name"), created_by=req.get("created_by", ""),
                            max_params=int(req["max_params"]))
     except ModelImportError as e:
         answer: dict[str, Any] = {"error": str(e), "field": e.field}

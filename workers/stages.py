@@ -125,6 +125,13 @@ def run_import_stage(ctx: StageContext) -> StageOutcome:
         return _hand_over_to_analysis(tracker, IMPORT_SHARE)
 
 
+def _recorded_upload(root, model_id: str) -> dict[str, Any] | None:
+    """The uploaded corpus a checkpoint records (``train_config.corpus`` = ``upload:<id>``) as a job's corpus
+    choice; None for a built-in name (the pipeline loads it)."""
+    ref = str(read_checkpoint(checkpoint_file(root, model_id)).get("train_config", {}).get("corpus") or "")
+    return {"source": "upload", "upload_id": ref.split(":", 1)[1]} if ref.startswith("upload:") else None
+
+
 def run_analyze_stage(ctx: StageContext) -> StageOutcome:
     """Analyse the job's model and publish its partition (atomically: all tables or none).
 
@@ -150,7 +157,8 @@ def run_analyze_stage(ctx: StageContext) -> StageOutcome:
 
     with tracker:
         try:
-            corpus = resolve_corpus(ctx.root, rec.params["corpus"])[0] if rec.params.get("corpus") else None
+            choice = rec.params.get("corpus") or _recorded_upload(ctx.root, rec.model_id)
+            corpus = resolve_corpus(ctx.root, choice)[0] if choice else None
             opts = AnalysisOptions(**rec.params.get("analysis", {}))
             res = analyze_model(rec.model_id, ctx.root, opts, corpus=corpus, device=ctx.device or "cpu",
                                 show_progress=False, on_progress=on_progress, should_stop=tracker.should_stop)

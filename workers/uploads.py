@@ -297,16 +297,18 @@ def corpus_choice(root: str | os.PathLike, spec: Any, *, user: str | None = None
 
 
 def corpus_source(root: str | os.PathLike, choice: Mapping[str, Any]) -> dict[str, Any]:
-    """What loads the corpus of a job: ``{"spec", "fmt", "name"}`` for :func:`models.corpora.load_corpus`."""
+    """What loads the corpus of a job: ``{"spec", "fmt", "name"}`` for :func:`models.corpora.load_corpus`, and
+    ``ref``: what a checkpoint records (a built-in name or ``upload:<id>``, never a path of the store)."""
     if choice.get("source") == "upload":
         info, folder = read_upload(root, choice["upload_id"])
-        return {"spec": str(folder / info.path), "fmt": info.fmt, "name": info.name}
-    return {"spec": choice["name"], "fmt": None, "name": None}
+        return {"spec": str(folder / info.path), "fmt": info.fmt, "name": info.name, "ref": f"upload:{info.upload_id}"}
+    return {"spec": choice["name"], "fmt": None, "name": None, "ref": choice["name"]}
 
 
 def resolve_corpus(root: str | os.PathLike, choice: Mapping[str, Any]) -> tuple[Corpus, str]:
-    """Load the corpus of a job (on the machine running it): (corpus, the spec that loads it again)."""
+    """Load the corpus of a job (on the machine running it): (corpus, its store-relative ``ref``, see
+    :func:`corpus_source`)."""
     src = corpus_source(root, choice)
     corpus = load_corpus(src["spec"], src["fmt"])
     corpus.name = src["name"] or corpus.name
-    return corpus, src["spec"]
+    return corpus, src["ref"]

@@ -25,15 +25,18 @@ message for the user. Defences, each enough for most attacks on its own:
    lower priority, and killed ``GRACE_S`` (0.5) seconds after the time limit if DuckDB's
    own interrupt (at ``timeout_s``) has not stopped it. Nothing a query does can
    grow or stop the web worker.
-4. **Caps on the result**: at most ``max_rows`` rows and about ``max_bytes``
-   bytes (the rows are streamed and fetching stops at either cap; ``truncated``
-   and the message say which).
+4. **Caps on the result**: at most ``max_rows`` rows, ``max_cells`` cells (rows x
+   columns) and about ``max_bytes`` bytes, counted as what the web process will
+   build (:mod:`.rendered`: a NULL cell or a list element costs its text, though
+   Arrow stores it in no bytes), in the query's process; the rows are streamed and
+   fetching stops at the first cap (``truncated`` and the message say which).
 5. **Concurrency caps** (:mod:`analytics.sandbox.slots`): at most ``per_user``
    queries of one user and ``total`` queries of the machine at once; one more is
    refused at once ("try again"), never queued.
 
 The package: :mod:`.policy` (the statement check, limits, messages), :mod:`.process` (the child
-process), :mod:`.slots` (concurrency caps), :mod:`.run` (:func:`run_sandboxed`). It imports no DuckDB
+process), :mod:`.slots` (concurrency caps), :mod:`.rendered` (what a row costs the web process), :mod:`.run`
+(:func:`run_sandboxed`). It imports no DuckDB
 itself: :mod:`analytics.store.engine` does that part.
 """
 from __future__ import annotations
@@ -55,9 +58,10 @@ from analytics.sandbox.policy import (
     friendly_error,
     memory_bytes,
 )
+from analytics.sandbox.rendered import DEFAULT_MAX_CELLS
 from analytics.sandbox.run import run_sandboxed
 
 __all__ = ["SandboxError", "SandboxResult", "run_sandboxed", "check_statement", "friendly_error",
            "ALLOWED_TABLE_FUNCTIONS", "BLOCKED_FUNCTIONS", "DEFAULT_TIMEOUT_S", "DEFAULT_MAX_ROWS",
-           "DEFAULT_MAX_BYTES", "DEFAULT_MEMORY_LIMIT", "DEFAULT_PER_USER", "DEFAULT_TOTAL", "default_threads",
-           "memory_bytes", "MAX_SQL_CHARS"]
+           "DEFAULT_MAX_BYTES", "DEFAULT_MAX_CELLS", "DEFAULT_MEMORY_LIMIT", "DEFAULT_PER_USER", "DEFAULT_TOTAL",
+           "default_threads", "memory_bytes", "MAX_SQL_CHARS"]

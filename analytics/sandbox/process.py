@@ -13,8 +13,9 @@ the web worker inherited); it:
    allocation that DuckDB's memory limit does not count (``range(200000000)`` in a list, a
    ``list_sort``) fails inside the child;
 4. checks the statement (:func:`analytics.policy.check_statement`), runs it under DuckDB's own
-   interrupt at ``timeout_s`` and streams at most ``max_rows`` rows and about ``max_bytes`` bytes
-   into an Arrow IPC stream;
+   interrupt at ``timeout_s`` and streams at most ``max_rows`` rows, ``max_cells`` cells and about
+   ``max_bytes`` bytes, counted as what the web process will build from them
+   (:mod:`analytics.sandbox.rendered`: a NULL or a list element costs its text), into an Arrow IPC stream;
 5. sends a JSON header (``{"status": "ok", "rows", "cut"}`` or ``{"status": "error", "kind",
    "message"}``) and the stream, and exits.
 
@@ -37,7 +38,7 @@ from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from analytics.sandbox import policy
+from analytics.sandbox import policy, rendered
 from analytics.store import engine
 
 __all__ = ["QueryRequest", "QueryOutcome", "run_in_process", "GRACE_S"]
@@ -59,7 +60,8 @@ class QueryRequest:
     sql: str
     timeout_s: float
     max_rows: int
-    max_bytes: int
+    max_bytes: int        # of the rows' rendered size (:mod:`analytics.sandbox.rendered`) and of their Arrow buffers
+    max_cells: int        # rows x columns
     memory_limit: str     # DuckDB's memory_limit
     address_space: int    # bytes the child may add to its address space after opening the store
     threads: int
@@ -115,8 +117,9 @@ def _run(req: QueryRequest) -> tuple[dict[str, Any], bytes]:
     try:
         statement = policy.check_statement(con, req.sql)
         try:
-            ipc, rows, cut = engine.fetch_ipc(con, statement, max_rows=req.max_rows,
-                                                     max_bytes=req.max_bytes, timeout_s=req.timeout_s)
+            ipc, rows, cut = engine.fetch_ipc(con, statement, max_rows=req.max_rows, max_bytes=req.max_bytes,
+                                              max_cells=req.max_cells, row_cost=rendered.row_costs,
+                                              timeout_s=req.timeout_s)
         except engine.QueryError as e:
             raise policy.friendly_error(e, req.timeout_s, req.memory_limit) from None
     except policy.SandboxError as e:

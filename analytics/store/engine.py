@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from analytics.schema import KINDS
@@ -20,6 +21,8 @@ from analytics.store.core import StoreError, store_root
 from analytics.store.views import Engine, engine_for, retrying
 
 _T = TypeVar("_T")
+#: ``(batch, budget) -> int64 array``: what each row of the batch costs (see :func:`fetch_ipc`).
+RowCost = Callable[[pa.RecordBatch, int], np.ndarray]
 
 
 
@@ -167,34 +170,48 @@ def _fit(batch: pa.RecordBatch, budget: int) -> pa.RecordBatch:
     return batch.slice(0, lo)
 
 
+def _head(batch: pa.RecordBatch, rows: int, budget: int, arrow_budget: int,
+          row_cost: RowCost | None) -> tuple[pa.RecordBatch, int, bool]:
+    """The longest head of ``batch``, at most ``rows`` rows, whose rows cost at most ``budget`` by ``row_cost``
+    and whose buffers take at most ``arrow_budget`` bytes: ``(head, its cost, cut by bytes)``."""
+    n = max(0, min(rows, batch.num_rows))
+    costs = np.cumsum(row_cost(batch.slice(0, n), budget)) if row_cost is not None and n else np.zeros(n, np.int64)
+    fit = int(np.searchsorted(costs, budget, side="right"))
+    head = _fit(batch.slice(0, fit), arrow_budget)
+    spent = int(costs[head.num_rows - 1]) if head.num_rows else 0
+    return head, spent, head.num_rows < n
+
+
 def fetch_ipc(con: duckdb.DuckDBPyConnection, sql: str, *, max_rows: int, max_bytes: int,
-              timeout_s: float, batch_rows: int = 2048) -> tuple[bytes, int, str | None]:
+              timeout_s: float, batch_rows: int = 2048, max_cells: int | None = None,
+              row_cost: RowCost | None = None) -> tuple[bytes, int, str | None]:
     """Run ``sql`` and write its first rows as an Arrow IPC stream: ``(stream bytes, rows, cut)``.
 
-    At most ``max_rows`` rows and about ``max_bytes`` bytes of column data are kept: the rows are
-    fetched ``batch_rows`` at a time and fetching stops at the first batch that would pass either cap
-    (the part of it that fits is kept). ``cut`` is None when every row was kept, else ``"rows"`` or
-    ``"bytes"``: the cap that stopped it. Time limit and errors as :func:`fetch_limited`.
+    At most ``max_rows`` rows, ``max_cells`` cells (rows x columns) and about ``max_bytes`` bytes are kept,
+    bytes counted both as column data and, with ``row_cost`` (``(batch, budget) -> cost of each row``), as
+    what the rows cost to render: the rows are fetched ``batch_rows`` at a time and fetching stops at the
+    first batch that would pass a cap (the part of it that fits is kept). ``cut`` is None when every row was
+    kept, else ``"rows"``, ``"cells"`` or ``"bytes"``: the cap that stopped it. Time limit and errors as
+    :func:`fetch_limited`.
     """
     def run() -> tuple[bytes, int, str | None]:
         reader = con.sql(sql).to_arrow_reader(batch_rows)
         sink = pa.BufferOutputStream()
-        n, cut = 0, None
+        n, spent, cut = 0, 0, None
+        cell_rows = max_rows if max_cells is None else max_cells // max(1, len(reader.schema))
         with pa.ipc.new_stream(sink, reader.schema) as writer:
             for batch in reader:
                 if batch.num_rows == 0:
                     continue
-                if n >= max_rows:
-                    cut = "rows"
-                    break
-                if batch.num_rows > max_rows - n:
-                    batch, cut = batch.slice(0, max_rows - n), "rows"
-                fitted = _fit(batch, max_bytes - sink.tell())
-                if fitted.num_rows < batch.num_rows:
+                rows = min(max_rows, cell_rows) - n
+                if rows < batch.num_rows:
+                    cut = "rows" if max_rows <= cell_rows else "cells"
+                head, cost, by_bytes = _head(batch, rows, max_bytes - spent, max_bytes - sink.tell(), row_cost)
+                if by_bytes:
                     cut = "bytes"
-                if fitted.num_rows:
-                    writer.write_batch(fitted)
-                    n += fitted.num_rows
+                if head.num_rows:
+                    writer.write_batch(head)
+                    n, spent = n + head.num_rows, spent + cost
                 if cut:
                     break
         return sink.getvalue().to_pybytes(), n, cut

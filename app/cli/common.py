@@ -37,7 +37,8 @@ def analysis_options(args):
 
 def print_frame(df, fmt: str) -> None:
     if fmt == "csv":
-        df.to_csv(sys.stdout, index=False)
+        from app.logic.csv_export import write_csv
+        write_csv(df, sys.stdout)
     elif fmt == "json":
         from app.cli.hosted import json_records
         print(json_records(df))

@@ -2,11 +2,14 @@
 
 Every query goes through :func:`analytics.sandbox.run_sandboxed` (the same
 function as ``rnnvis sql --sandbox``), as the signed-in user (two at once per
-user). Results are capped at :data:`GRID_MAX_ROWS` rows and
-:data:`GRID_MAX_BYTES` bytes for the grid (sorted and paged in the browser) and
-:data:`DOWNLOAD_MAX_ROWS` rows and :data:`DOWNLOAD_MAX_BYTES` bytes for
-downloads, which re-run the last query (the grid's rows are never kept in a
-``dcc.Store``).
+user). Results are capped at :data:`GRID_MAX_ROWS` rows, :data:`GRID_MAX_CELLS`
+cells and :data:`GRID_MAX_BYTES` bytes for the grid (sorted and paged in the
+browser) and :data:`DOWNLOAD_MAX_ROWS` rows, :data:`DOWNLOAD_MAX_CELLS` cells and
+:data:`DOWNLOAD_MAX_BYTES` bytes for downloads, which re-run the last query (the
+grid's rows are never kept in a ``dcc.Store``). Bytes are those of the rendered
+result (a NULL cell costs its text), counted in the query's process before the rows
+reach this one (:mod:`analytics.sandbox.rendered`), so the frame, the grid's JSON
+and the CSV built here are bounded by them.
 """
 from __future__ import annotations
 
@@ -24,10 +27,13 @@ from analytics import saved_queries, store
 from analytics.sandbox import SandboxError, SandboxResult, run_sandboxed
 from analytics.schema import VIEWS
 from app.logic.common import alert
+from app.logic.csv_export import send_csv
 
 GRID_MAX_ROWS = 10_000
 DOWNLOAD_MAX_ROWS = 200_000
-GRID_MAX_BYTES = 8 << 20        # of column data; the grid's JSON is a few times that
+GRID_MAX_CELLS = 300_000
+DOWNLOAD_MAX_CELLS = 4_000_000
+GRID_MAX_BYTES = 8 << 20        # of the rendered rows (about the grid's JSON)
 DOWNLOAD_MAX_BYTES = 32 << 20
 TIMEOUT_S = 10.0
 MEMORY_LIMIT = "1GB"
@@ -185,10 +191,10 @@ def grid_data(frame: pd.DataFrame) -> tuple[list[dict], list[dict]]:
 
 
 def run(root: str | Path, sql: str | None, *, max_rows: int = GRID_MAX_ROWS, max_bytes: int = GRID_MAX_BYTES,
-        user: str | None = None) -> SandboxResult:
+        max_cells: int = GRID_MAX_CELLS, user: str | None = None) -> SandboxResult:
     """Run ``sql`` in the sandbox as ``user`` (SandboxError with a message when refused, stopped, busy or failed)."""
     return run_sandboxed(root, sql or "", timeout_s=TIMEOUT_S, max_rows=max_rows, max_bytes=max_bytes,
-                         memory_limit=MEMORY_LIMIT, user=user)
+                         max_cells=max_cells, memory_limit=MEMORY_LIMIT, user=user)
 
 
 def run_for_grid(root: str | Path, sql: str | None,
@@ -206,15 +212,16 @@ def run_for_grid(root: str | Path, sql: str | None,
 
 
 def download(root: str | Path, sql: str | None, fmt: str, user: str | None = None) -> dict | None:
-    """The dcc.Download payload of the query's result as CSV or Parquet (at most DOWNLOAD_MAX_ROWS rows and
-    DOWNLOAD_MAX_BYTES bytes of column data)."""
+    """The dcc.Download payload of the query's result as CSV or Parquet (at most DOWNLOAD_MAX_ROWS rows,
+    DOWNLOAD_MAX_CELLS cells and DOWNLOAD_MAX_BYTES bytes rendered)."""
     if not sql:
         return None
-    res = run(root, sql, max_rows=DOWNLOAD_MAX_ROWS, max_bytes=DOWNLOAD_MAX_BYTES, user=user)
+    res = run(root, sql, max_rows=DOWNLOAD_MAX_ROWS, max_bytes=DOWNLOAD_MAX_BYTES, max_cells=DOWNLOAD_MAX_CELLS,
+              user=user)
     if fmt == "parquet":
         data = store.parquet_bytes(res.frame)
         return dcc.send_bytes(data, "rnnvis-query.parquet")
-    return dcc.send_data_frame(res.frame.to_csv, "rnnvis-query.csv", index=False)
+    return send_csv(res.frame, "rnnvis-query.csv")
 
 
 # --------------------------------------------------------------------------- saved queries

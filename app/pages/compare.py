@@ -11,6 +11,7 @@ from app import context, ids
 from app.controls import GRAPH_CONFIG, control, model_options
 from app.logic import compare as logic
 from app.logic.common import analysed_models, error_alert
+from app.logic.csv_export import send_csv
 from app.logic.losses import losses_panel
 from app.urlstate import K_MAX, K_MIN, from_query
 
@@ -151,4 +152,4 @@ def _on_csv(_n, a, layer_a, b, layer_b, state, k):
     if not a or not b or layer_a is None or layer_b is None or not state:
         return dash.no_update
     df = logic.matches_csv(context.reader(), a, layer_a, b, layer_b, state, k or 6)
-    return dcc.send_data_frame(df.to_csv, f"{a}-L{layer_a}-vs-{b}-L{layer_b}-{state}-matches.csv", index=False)
+    return send_csv(df, f"{a}-L{layer_a}-vs-{b}-L{layer_b}-{state}-matches.csv")

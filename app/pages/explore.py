@@ -14,6 +14,7 @@ from app.controls import GRAPH_CONFIG, control, model_options
 from app.hosted import auth
 from app.logic import explore as logic
 from app.logic.common import analysed_models, default_model, error_alert, layer_options, pick_layer_state
+from app.logic.csv_export import send_csv
 from app.urlstate import K_MAX, K_MIN, from_query
 
 dash.register_page(__name__, path="/explore", name="Explore", title="RNNVis · Explore", order=1)
@@ -236,6 +237,6 @@ def _on_csv(_c, _d, model, layer, state, k, words):
     r = context.reader()
     if dash.ctx.triggered_id == ids.EX_CSV_DETAIL:
         df = logic.detail_csv(r, model, layer, state, words or [])
-        return dcc.send_data_frame(df.to_csv, f"{model}-L{layer}-{state}-detail.csv", index=False)
+        return send_csv(df, f"{model}-L{layer}-{state}-detail.csv")
     df = logic.clusters_csv(r, model, layer, state, k or 6)
-    return dcc.send_data_frame(df.to_csv, f"{model}-L{layer}-{state}-k{k}-clusters.csv", index=False)
+    return send_csv(df, f"{model}-L{layer}-{state}-k{k}-clusters.csv")
