@@ -46,8 +46,8 @@ import flask
 
 from app import ids
 from app.hosted import security
-from app.hosted.sessions import SessionStore
 from app.hosted.checks import Busy, PasswordChecks
+from app.hosted.sessions import SessionStore
 from app.hosted.throttle import CONSOLE_BURST, CONSOLE_RATE, FileThrottle, RateLimiter, SignInThrottle
 from app.hosted.users import (
     LOCAL,
