@@ -14,7 +14,6 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -70,14 +69,16 @@ def proxied(app_store, tmp_path_factory):
         app.close()
 
 
-def _slow_client(port: int, source: str, stop: threading.Event, cut: list[str]) -> None:
+def _slow_client(port: int, source: str, stop: threading.Event, cut: list[str], started: threading.Barrier) -> None:
     """A client that sends a request head one byte every half second, from its own loopback address."""
     head = b"GET /sql HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 200
     with socket.socket() as s:
         s.bind((source, 0))
         s.connect(("127.0.0.1", port))
+        s.sendall(head[:8])
+        started.wait(30)                         # every slow client is connected and has begun its head
         s.settimeout(0.5)
-        for byte in head:
+        for byte in head[8:]:
             try:
                 s.sendall(bytes([byte]))
                 if s.recv(1024) == b"":          # the proxy hung up on it (or answered 408)
@@ -96,13 +97,13 @@ def test_slow_header_clients_do_not_starve_a_signed_in_user(proxied):
     base, port, _ = proxied
     http = requests.Session()
     assert sign_in(base, *VIEWER, http=http).status_code == 303
-    stop, cut = threading.Event(), []
-    clients = [threading.Thread(target=_slow_client, args=(port, f"127.0.1.{i + 1}", stop, cut), daemon=True)
+    stop, cut, started = threading.Event(), [], threading.Barrier(SLOW_CLIENTS + 1)
+    clients = [threading.Thread(target=_slow_client, args=(port, f"127.0.1.{i + 1}", stop, cut, started), daemon=True)
                for i in range(SLOW_CLIENTS)]
     for t in clients:
         t.start()
     try:
-        time.sleep(1.0)      # the slow clients are connected and trickling (gunicorn alone: every thread is theirs)
+        started.wait(30)     # all are connected and trickling (gunicorn alone: every thread of it is theirs)
         answers = [http.get(base + "/sql", timeout=10) for _ in range(8)]
     finally:
         stop.set()

@@ -6,6 +6,7 @@ proxy), so that one test client can speak "from" many addresses.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -79,7 +80,9 @@ def test_guessers_rotating_address_and_name_do_not_turn_real_sign_ins_away(serve
     for t in guessers:
         t.start()
     try:
+        deadline = time.monotonic() + 120
         while len(guesses) < 6:       # the flood is on
+            assert time.monotonic() < deadline and all(t.is_alive() for t in guessers), "the guessers did not start"
             stop.wait(0.05)
         owners = list(OWNERS.items())
         answers = _at_once(len(owners), lambda i: sign_in(served, *owners[i], f"192.0.2.{i + 1}"))
