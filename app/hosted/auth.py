@@ -275,14 +275,12 @@ def _check_password(throttle: SignInThrottle, checks: PasswordChecks, users: Use
 # --------------------------------------------------------------------------- installation
 
 
-def install(app: dash.Dash, settings: Settings) -> None:
-    """Put the sign-in pages, the session cookie settings and the gate on the app's Flask server."""
+def _configure_session_cookie(server: flask.Flask, settings: Settings) -> None:
     key = settings.secret_key or ""
     if len(key) < 32:
         raise ValueError("RNNVIS_AUTH=on needs RNNVIS_SECRET_KEY: a random string of at least 32 characters "
                          "(e.g. python -c 'import secrets; print(secrets.token_hex(32))'), the same for every "
                          "worker process")
-    server = app.server
     server.secret_key = key
     server.config.update(
         SESSION_COOKIE_NAME="rnnvis_session", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
@@ -290,6 +288,34 @@ def install(app: dash.Dash, settings: Settings) -> None:
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=SESSION_HOURS),
         SESSION_REFRESH_EACH_REQUEST=False,  # the cookie's expiry stays that of the sign-in
     )
+
+
+def _form_token_ok() -> bool:
+    """Whether the posted form carries this session's form token."""
+    token = flask.session.get("csrf")
+    return bool(token) and hmac.compare_digest(str(token), str(flask.request.form.get("csrf", "")))
+
+
+def _logout(sessions: SessionStore):
+    """``/logout``: GET shows the form (signing out takes a POST with the form token); POST ends the session."""
+    if flask.request.method == "GET":
+        if sessions.get(flask.session.get("sid")) is None:
+            return flask.redirect("/login", 303)
+        resp = flask.make_response(_LOGOUT_PAGE.format(csrf=_esc(form_token()), error=""))
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+    if not _form_token_ok():
+        return flask.make_response(_LOGOUT_PAGE.format(
+            csrf=_esc(form_token()), error='<p role="alert">The form expired; sign out again.</p>'), 400)
+    sessions.end(flask.session.get("sid"))
+    flask.session.clear()
+    return flask.redirect("/login", 303)
+
+
+def install(app: dash.Dash, settings: Settings) -> None:
+    """Put the sign-in pages, the session cookie settings and the gate on the app's Flask server."""
+    server = app.server
+    _configure_session_cookie(server, settings)
     users = UserStore(users_path(settings))
     sessions = SessionStore(sessions_path(users), SESSION_HOURS * 3600)
     throttle = server.extensions["rnnvis_sign_in_throttle"] = FileThrottle(throttle_path(users))
@@ -301,10 +327,6 @@ def install(app: dash.Dash, settings: Settings) -> None:
     if not users.path.exists():
         log.warning("hosted mode: no users file at %s yet; add an admin with `rnnvis users add NAME --role admin`",
                     users.path)
-
-    def _form_token_ok() -> bool:
-        token = flask.session.get("csrf")
-        return bool(token) and hmac.compare_digest(str(token), str(flask.request.form.get("csrf", "")))
 
     def login():
         if flask.request.method == "GET":
@@ -326,22 +348,8 @@ def install(app: dash.Dash, settings: Settings) -> None:
         log.info("%s signed in (%s)", user.name, user.role)
         return flask.redirect(_safe_next(form.get("next")), 303)
 
-    def logout():
-        if flask.request.method == "GET":  # a page with the form: signing out takes a POST with the form token
-            if sessions.get(flask.session.get("sid")) is None:
-                return flask.redirect("/login", 303)
-            resp = flask.make_response(_LOGOUT_PAGE.format(csrf=_esc(form_token()), error=""))
-            resp.headers["Cache-Control"] = "no-store"
-            return resp
-        if not _form_token_ok():
-            return flask.make_response(_LOGOUT_PAGE.format(
-                csrf=_esc(form_token()), error='<p role="alert">The form expired; sign out again.</p>'), 400)
-        sessions.end(flask.session.get("sid"))
-        flask.session.clear()
-        return flask.redirect("/login", 303)
-
     server.add_url_rule("/login", "rnnvis_login", login, methods=["GET", "POST"])
-    server.add_url_rule("/logout", "rnnvis_logout", logout, methods=["GET", "POST"])
+    server.add_url_rule("/logout", "rnnvis_logout", lambda: _logout(sessions), methods=["GET", "POST"])
 
     @server.before_request
     def _gate():
