@@ -86,7 +86,7 @@ def _recent(data: dict[str, Any], key: str | None, since: float) -> list[float]:
     return [t for t in values if isinstance(t, (int, float)) and t > since] if isinstance(values, list) else []
 
 
-def refusal(data: dict[str, Any], account: str, address: str | None, now: float) -> tuple[float, str]:
+def _refusal(data: dict[str, Any], account: str, address: str | None, now: float) -> tuple[float, str]:
     """(seconds to wait, reason) for an attempt now given the counts ``data``; (0, "") when it may go on."""
     u, p, a = _keys(account, address)
     since = now - WINDOW_S
@@ -113,12 +113,12 @@ class FileThrottle:
 
     def attempt(self, account: str, address: str | None) -> Verdict:
         now = self.clock()
-        wait, reason = refusal(self.file.read(), account, address, now)   # refused: answered without a write
+        wait, reason = _refusal(self.file.read(), account, address, now)   # refused: answered without a write
         if wait > 0:
             return Verdict(wait, reason, account, address, 0.0)
 
         def check_and_count(data: dict[str, Any]) -> tuple[float, str]:
-            found = refusal(data, account, address, now)
+            found = _refusal(data, account, address, now)
             if found[0] <= 0:
                 for key, keep in zip(_keys(account, address), (_ACCOUNT_KEEP, PAIR_MAX_FAILURES, ADDRESS_MAX_FAILURES)):
                     if key:

@@ -106,3 +106,25 @@ def test_ten_wrong_guesses_from_one_address_slow_the_account_elsewhere_not_lock_
         threading.Event().wait(1.0)                # and waits as told (Retry-After), as a browser user would
         r = sign_in(served, name, password, "192.0.2.200")
     assert r.status_code == 303
+
+
+def _attempt_at(path: str, start_at: float) -> float:
+    """In a process of its own (a gunicorn worker's place): wait for ``start_at``, then one attempt; its wait."""
+    from app.hosted.throttle import FileThrottle
+    gate = FileThrottle(path)
+    while time.time() < start_at:   # every process starts together (a barrier across spawned processes)
+        pass
+    return gate.attempt("tess", "198.51.100.5").wait
+
+
+def test_check_and_count_is_one_step_across_processes(tmp_path):
+    """Thirty attempts by eight processes at the same instant: exactly the limit of them may go on."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    path = str(tmp_path / "users.throttle.json")
+    with ProcessPoolExecutor(8, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(abs, range(8)))                      # the processes are up
+        start_at = time.time() + 1.0
+        waits = list(pool.map(_attempt_at, [path] * 30, [start_at] * 30))
+    assert sum(w == 0 for w in waits) == throttle.PAIR_MAX_FAILURES, waits
+    assert all(w > 60 for w in waits if w)
