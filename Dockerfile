@@ -27,11 +27,12 @@ COPY models ./models
 COPY workers ./workers
 RUN pip install --no-deps . \
     && useradd --create-home --uid 1000 rnnvis \
-    && mkdir -p /data/store && chown -R rnnvis:rnnvis /data
+    && mkdir -p /data/store /run/rnnvis && chown -R rnnvis:rnnvis /data /run/rnnvis
 
 USER rnnvis
 VOLUME ["/data"]
 EXPOSE 8050
-# The compose file picks the command per service; alone, the image serves the dashboard.
+# The compose file picks the command per service (the dashboard on a unix socket in /run/rnnvis, behind nginx);
+# alone, the image serves the dashboard on the container's port 8050: publish it on loopback, or put a proxy in front.
 CMD ["gunicorn", "--bind", "0.0.0.0:8050", "--workers", "2", "--threads", "4", "--timeout", "120", \
      "app.wsgi:server"]

@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: install demo test bench browser redis clean
+.PHONY: install demo test bench browser nginx redis clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ browser:
 	  else echo "browser tests need Debian's chromium and chromium-driver: sudo apt-get install chromium chromium-driver"; exit 1; fi; \
 	fi
 
+# Debian's nginx for the proxy tests (tests/app/test_proxy_nginx.py runs deploy/nginx.conf with it).
+nginx:
+	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq nginx-light >/dev/null || \
+	    (apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null); \
+	  else echo "the proxy tests need Debian's nginx: sudo apt-get install nginx-light"; exit 1; fi; \
+	fi
+
 # The job tests talk to a real Redis on 127.0.0.1:6379; start one (keeping nothing on disk) if none answers.
 redis:
 	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || \
@@ -31,7 +39,7 @@ redis:
 demo: install
 	$(VENV)/bin/rnnvis demo
 
-test: install browser redis
+test: install browser nginx redis
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 

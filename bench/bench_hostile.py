@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_hostile.py [--store /tmp/dashstore] [--users 4] [--phase 30] [--workers 2]
     .venv/bin/python bench/bench_hostile.py --refusal-cost      # the app's CPU per rate-refused query
+    .venv/bin/python bench/bench_hostile.py --figures-only [--scale 0.01 --depth 14]   # issue 20's figures alone
 
 Starts ``gunicorn -w WORKERS --threads 4 app.wsgi:server`` in hosted mode on loopback over the store
 (built with ``rnnvis demo --no-serve`` if missing; ``RNNVIS_PROXY_HOPS=1`` so that sign-in guesses can
@@ -22,6 +23,9 @@ time 0.5-1.5 s), and measures their latency in phases of ``--phase`` seconds eac
    their Content-Length (each connection then sends 64 MB of it).
 
 Then the peak resident memory (``VmHWM``) of each web worker. Prints a table per phase and a summary.
+Last, the figures of issue 20 (items 1-4 and 7-8: NULL-column SQL, a huge pattern span, 900k-character
+callback values, a deep-metrics upload and the render of ``/``, concurrent sign-ins, guessing floods), each
+with its time and the worker's memory growth, on a server of its own (``hostile_figures.py``).
 Each flood runs in a process of its own (its threads would otherwise take the GIL from the members'
 simulated browsers in this one, and their latency would count the flooder's Python too); it shares
 the machine's cores with the server and the members, as a worst case.
@@ -48,6 +52,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_load as bl  # noqa: E402  (User, Stats, store_facts, ...)
+import hostile_figures  # noqa: E402
 
 ROOT = bl.ROOT
 HOSTILE = (
@@ -59,30 +64,6 @@ HOSTILE = (
     "SELECT count(*) FROM word_responses a, word_responses b",
 )
 SQL_TIMEOUT_S = 10.0
-
-
-def _workers(master: int) -> list[int]:
-    """Pids of the gunicorn master's worker processes."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == master:
-                out.append(int(d.name))
-    return sorted(out)
-
-
-def _status_mb(pid: int, key: str) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 def _classify(text: str) -> str:
@@ -261,6 +242,12 @@ def main() -> None:
                          "(0: re-sends at once)")
     ap.add_argument("--refusal-cost", action="store_true",
                     help="only measure the CPU the app spends on one rate-refused console query, and exit")
+    ap.add_argument("--figures-only", action="store_true", help="only issue 20's figures (items 1-4, 7-8)")
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="issue 20's figures: sizes times this (1: the issue's requests; 0.01 for a small machine)")
+    ap.add_argument("--depth", type=int, default=22, help="issue 20's figures: depth of the uploaded metrics DAG")
+    ap.add_argument("--deep-corpus", default=None,
+                    help="corpus to import the deep-metrics upload on (default: the first model's corpus name)")
     args = ap.parse_args()
     if args.refusal_cost:
         bl.ensure_store(args.store)
@@ -269,13 +256,56 @@ def main() -> None:
         return
 
     bl.ensure_store(args.store)
-    facts = bl.store_facts(args.store)
-    port = bl._free_port()
-    base = f"http://127.0.0.1:{port}"
     tmp = Path(tempfile.mkdtemp(prefix="rnnvis-hostile-"))
     env = {**os.environ, "RNNVIS_STORE": str(args.store.absolute()), "RNNVIS_AUTH": "on",
            "RNNVIS_SECRET_KEY": secrets.token_hex(32), "RNNVIS_COOKIE_SECURE": "off", "RNNVIS_PROXY_HOPS": "1",
            "RNNVIS_USERS_FILE": str(tmp / "users.json"), "PYTHONPATH": str(ROOT)}
+    if not args.figures_only:
+        phases(args, env, tmp)
+    figures = hostile_figures.run_figures(args.store.absolute(), env, scale=args.scale, depth=args.depth,
+                                          corpus_spec=args.deep_corpus)
+    hostile_figures.print_figures(figures, args.scale, args.depth)
+
+
+def big_bodies(base: str, port: int, viewer_user: tuple[str, str]) -> list[tuple[str, str]]:
+    """An anonymous 1 GB sign-in form and a viewer's 400 MB callback body: how each was answered."""
+    viewer = requests.Session()
+    token = re.search(r'name="csrf" value="([^"]+)"', viewer.get(base + "/login").text).group(1)
+    viewer.post(base + "/login", data={"username": viewer_user[0], "password": viewer_user[1], "csrf": token},
+                allow_redirects=False)
+    cookie = viewer.cookies.get("rnnvis_session")
+    return [("anonymous 1 GB sign-in form",
+             big_body(port, "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                            "application/x-www-form-urlencoded\r\nContent-Length: 1000000000\r\n\r\n")),
+            ("viewer 400 MB callback body", big_body(port, "POST /_dash-update-component HTTP/1.1\r\nHost: x\r\n"
+                                             f"Content-Type: application/json\r\nCookie: rnnvis_session={cookie}\r\n"
+                                             "Content-Length: 400000000\r\n\r\n"))]
+
+
+def print_phases(args: argparse.Namespace, rows: list[dict], report: dict) -> None:
+    quiet = rows[0]
+    print(f"\n{args.users} members browsing; gunicorn -w {args.workers} --threads {args.threads}; "
+          f"{args.phase:.0f} s per phase; {os.cpu_count()} CPUs")
+    print(f"{'phase':18s} {'n':>5s} {'err':>4s} {'p50 ms':>8s} {'p95 ms':>8s} {'p95/quiet':>9s}")
+    for r in rows:
+        print(f"{r['phase']:18s} {r['n']:5d} {r['errors']:4d} {r['p50']:8.1f} {r['p95']:8.1f} "
+              f"{r['p95'] / quiet['p95']:9.2f}")
+    for pause, answers, longest in report["sql"]:
+        print(f"SQL flood re-sending {pause:g} s after a refusal: answers {answers}; longest answer {longest:.1f} s "
+              f"(limit {SQL_TIMEOUT_S:g} s + 2 s)")
+    answers, per_min = report["login"]
+    print(f"sign-in flood answers: {answers}; {per_min:.0f} guesses/min")
+    for what, status in report["bodies"]:
+        print(f"{what}: {status}")
+    for pid, (rss0, rss1, hwm) in report["rss"].items():
+        print(f"web worker {pid}: RSS {rss0:.0f} -> {rss1:.0f} MB around the big bodies; peak (VmHWM) {hwm:.0f} MB")
+
+
+def phases(args: argparse.Namespace, env: dict, tmp: Path) -> None:
+    """The four phases: quiet, SQL floods, sign-in flood, big bodies; a table of the members' latency."""
+    facts = bl.store_facts(args.store)
+    port = bl._free_port()
+    base = f"http://127.0.0.1:{port}"
     from app.hosted.auth import UserStore
     users = UserStore(tmp / "users.json")
     members = [(f"member{i:02d}", secrets.token_hex(8)) for i in range(args.users)]
@@ -317,23 +347,12 @@ def main() -> None:
         login_answers, _ = _end_flood(flood, 60)
         report["login"] = (login_answers, sum(login_answers.values()) / ((time.monotonic() - t0) / 60))
 
-        before = {pid: _status_mb(pid, "VmRSS") for pid in _workers(server.pid)}
-        viewer = requests.Session()
-        token = re.search(r'name="csrf" value="([^"]+)"', viewer.get(base + "/login").text).group(1)
-        viewer.post(base + "/login", data={"username": flood_user[0], "password": flood_user[1], "csrf": token},
-                    allow_redirects=False)
-        cookie = viewer.cookies.get("rnnvis_session")
-        report["bodies"] = [
-            ("anonymous 1 GB sign-in form",
-             big_body(port, "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                            "application/x-www-form-urlencoded\r\nContent-Length: 1000000000\r\n\r\n")),
-            ("viewer 400 MB callback body", big_body(port, "POST /_dash-update-component HTTP/1.1\r\nHost: x\r\n"
-                                             f"Content-Type: application/json\r\nCookie: rnnvis_session={cookie}\r\n"
-                                             "Content-Length: 400000000\r\n\r\n")),
-        ]
+        before = {pid: hostile_figures.status_mb(pid, "VmRSS") for pid in hostile_figures.worker_pids(server.pid)}
+        report["bodies"] = big_bodies(base, port, flood_user)
         rows.append(phase("after", stats, min(args.phase, 10)))
-        after = {pid: _status_mb(pid, "VmRSS") for pid in _workers(server.pid)}
-        report["rss"] = {pid: (before.get(pid, float("nan")), after[pid], _status_mb(pid, "VmHWM")) for pid in after}
+        after = {pid: hostile_figures.status_mb(pid, "VmRSS") for pid in hostile_figures.worker_pids(server.pid)}
+        report["rss"] = {pid: (before.get(pid, float("nan")), after[pid], hostile_figures.status_mb(pid, "VmHWM"))
+                         for pid in after}
         stop.set()
     finally:
         server.send_signal(signal.SIGTERM)
@@ -342,23 +361,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
 
-    quiet = rows[0]
-    print(f"\n{args.users} members browsing; gunicorn -w {args.workers} --threads {args.threads}; "
-          f"{args.phase:.0f} s per phase; {os.cpu_count()} CPUs")
-    print(f"{'phase':18s} {'n':>5s} {'err':>4s} {'p50 ms':>8s} {'p95 ms':>8s} {'p95/quiet':>9s}")
-    for r in rows:
-        print(f"{r['phase']:18s} {r['n']:5d} {r['errors']:4d} {r['p50']:8.1f} {r['p95']:8.1f} "
-              f"{r['p95'] / quiet['p95']:9.2f}")
-    for pause, answers, longest in report["sql"]:
-        print(f"SQL flood re-sending {pause:g} s after a refusal: answers {answers}; longest answer {longest:.1f} s "
-              f"(limit {SQL_TIMEOUT_S:g} s + 2 s)")
-    answers, per_min = report["login"]
-    print(f"sign-in flood answers: {answers}; {per_min:.0f} guesses/min")
-    for what, status in report["bodies"]:
-        print(f"{what}: {status}")
-    for pid, (rss0, rss1, hwm) in report["rss"].items():
-        print(f"web worker {pid}: RSS {rss0:.0f} -> {rss1:.0f} MB around the big bodies; peak (VmHWM) {hwm:.0f} MB")
-
+    print_phases(args, rows, report)
 
 if __name__ == "__main__":
     main()

@@ -23,7 +23,6 @@ ALLOWED = {
     "analytics/pipeline.py:_analyze": "issue 23 rewrites the pipeline (E, 131 lines)",
     "analytics/responses.py:ResponseAccumulator.update": "issue 23 (D, 82 lines)",
     "models/rnn.py:RecurrentModel.trace_packed": "issue 23 (D)",
-    "app/hosted/auth.py:install": "app/hosted/ is being hardened by its owner (issue 20; 114 lines)",
 }
 
 

@@ -3,7 +3,8 @@
 - :mod:`.users`: accounts and roles (viewer < member < admin) in the store's locked JSON file;
 - :mod:`.passwords`: argon2 hashing and the password policy;
 - :mod:`.sessions`: sign-in sessions (server-side records, signed cookies, ended at sign-out);
-- :mod:`.throttle`: the sign-in throttle and the bounded hashing slots;
+- :mod:`.throttle`: the sign-in throttle (atomic counts per account and address, back-off per account);
+- :mod:`.checks`: the password checks, queued and bounded per address and machine-wide;
 - :mod:`.security`: response headers (CSP, HSTS), the open-mode bind check, CSRF;
 - :mod:`.auth`: the Flask/Dash wiring: sign-in pages, the role each page and callback needs.
 

@@ -14,9 +14,10 @@ unless ``RNNVIS_COOKIE_SECURE=off``). A session ends when its user signs out
 (``POST /logout`` with the session's form token), :data:`SESSION_HOURS` after
 sign-in whatever happens in between, and when the user is removed or their
 role or password changes. The user record is looked up at every request, so a
-role change applies at once. Passwords follow :mod:`app.hosted.passwords`; failed
-sign-ins are throttled per account and per client address, and password
-checks are capped machine-wide (:mod:`app.hosted.throttle`).
+role change applies at once. Passwords follow :mod:`app.hosted.passwords`; sign-in
+attempts are counted per (account, address) and per address, and slow an
+account down (:mod:`app.hosted.throttle`); password checks are queued and
+bounded per address and machine-wide (:mod:`app.hosted.checks`).
 
 The gate (a ``before_request`` hook) refuses every route without a session
 except ``/login``, ``/logout`` and ``/healthz``: JSON 401 for Dash's API
@@ -45,8 +46,9 @@ import flask
 
 from app import ids
 from app.hosted import security
+from app.hosted.checks import Busy, PasswordChecks
 from app.hosted.sessions import SessionStore
-from app.hosted.throttle import CONSOLE_BURST, CONSOLE_RATE, LoginThrottle, RateLimiter, argon2_slot, password_checker
+from app.hosted.throttle import CONSOLE_BURST, CONSOLE_RATE, FileThrottle, RateLimiter, SignInThrottle
 from app.hosted.users import (
     LOCAL,
     MAX_PASSWORD,
@@ -239,17 +241,46 @@ def throttle_path(users: UserStore) -> Path:
     return users.path.with_name(users.path.stem + ".throttle.json")
 
 
+_REFUSED = {"locked": "Too many failed sign-ins for this account from this address, or from this address; "
+                      "try again in {wait}.",
+            "backoff": "Many failed sign-ins for this account lately: sign-ins for it are slowed down; "
+                       "try again in {wait}."}
+
+
+def _minutes_or_seconds(seconds: float) -> str:
+    return f"{math.ceil(seconds / 60)} min" if seconds > 90 else f"{max(1, math.ceil(seconds))} s"
+
+
+def _check_password(throttle: SignInThrottle, checks: PasswordChecks, users: UserStore, name: str, password: str):
+    """(user, session version) for a right password; else the sign-in page's answer (401, or 429 when the
+    throttle or the bounded checks refuse)."""
+    address = flask.request.remote_addr
+    verdict = throttle.attempt(name, address)           # checks the limits and counts the attempt, atomically
+    if verdict.wait > 0:
+        log.info("throttled sign-in (%s) for %r from %s (%.0f s left)", verdict.reason, name, address, verdict.wait)
+        return _login_page(_REFUSED[verdict.reason].format(wait=_minutes_or_seconds(verdict.wait)), user=name,
+                           status=429, retry_after=verdict.wait)
+    try:
+        ok = checks.run(address, users.verify, name, password)
+    except Busy as e:
+        throttle.not_checked(verdict)
+        return _login_page(str(e), user=name, status=429, retry_after=e.retry_after)
+    if ok is None:
+        log.info("failed sign-in for %r from %s", name, address)
+        return _login_page("Wrong user name or password.", user=name, status=401)
+    throttle.succeeded(verdict)
+    return ok
+
+
 # --------------------------------------------------------------------------- installation
 
 
-def install(app: dash.Dash, settings: Settings) -> None:
-    """Put the sign-in pages, the session cookie settings and the gate on the app's Flask server."""
+def _configure_session_cookie(server: flask.Flask, settings: Settings) -> None:
     key = settings.secret_key or ""
     if len(key) < 32:
         raise ValueError("RNNVIS_AUTH=on needs RNNVIS_SECRET_KEY: a random string of at least 32 characters "
                          "(e.g. python -c 'import secrets; print(secrets.token_hex(32))'), the same for every "
                          "worker process")
-    server = app.server
     server.secret_key = key
     server.config.update(
         SESSION_COOKIE_NAME="rnnvis_session", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
@@ -257,21 +288,45 @@ def install(app: dash.Dash, settings: Settings) -> None:
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=SESSION_HOURS),
         SESSION_REFRESH_EACH_REQUEST=False,  # the cookie's expiry stays that of the sign-in
     )
+
+
+def _form_token_ok() -> bool:
+    """Whether the posted form carries this session's form token."""
+    token = flask.session.get("csrf")
+    return bool(token) and hmac.compare_digest(str(token), str(flask.request.form.get("csrf", "")))
+
+
+def _logout(sessions: SessionStore):
+    """``/logout``: GET shows the form (signing out takes a POST with the form token); POST ends the session."""
+    if flask.request.method == "GET":
+        if sessions.get(flask.session.get("sid")) is None:
+            return flask.redirect("/login", 303)
+        resp = flask.make_response(_LOGOUT_PAGE.format(csrf=_esc(form_token()), error=""))
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+    if not _form_token_ok():
+        return flask.make_response(_LOGOUT_PAGE.format(
+            csrf=_esc(form_token()), error='<p role="alert">The form expired; sign out again.</p>'), 400)
+    sessions.end(flask.session.get("sid"))
+    flask.session.clear()
+    return flask.redirect("/login", 303)
+
+
+def install(app: dash.Dash, settings: Settings) -> None:
+    """Put the sign-in pages, the session cookie settings and the gate on the app's Flask server."""
+    server = app.server
+    _configure_session_cookie(server, settings)
     users = UserStore(users_path(settings))
     sessions = SessionStore(sessions_path(users), SESSION_HOURS * 3600)
-    throttle = LoginThrottle(throttle_path(users))
+    throttle = server.extensions["rnnvis_sign_in_throttle"] = FileThrottle(throttle_path(users))
     console_rate = server.extensions["rnnvis_console_rate"] = RateLimiter(CONSOLE_RATE, CONSOLE_BURST)  # per worker
-    checker = password_checker()  # argon2 on a low-priority thread
+    checks = PasswordChecks(settings.store)  # argon2 on a low-priority thread, in turn, bounded per address
     server.config[USERS_KEY] = users
     server.config[SESSIONS_KEY] = sessions
     member_cap = security.member_max_body()
     if not users.path.exists():
         log.warning("hosted mode: no users file at %s yet; add an admin with `rnnvis users add NAME --role admin`",
                     users.path)
-
-    def _form_token_ok() -> bool:
-        token = flask.session.get("csrf")
-        return bool(token) and hmac.compare_digest(str(token), str(flask.request.form.get("csrf", "")))
 
     def login():
         if flask.request.method == "GET":
@@ -283,22 +338,9 @@ def install(app: dash.Dash, settings: Settings) -> None:
                     "for plain HTTP on a trusted network)")
             return _login_page("The sign-in form expired; try again." + hint, status=400)
         name = (form.get("username") or "").strip()[:64]
-        address = flask.request.remote_addr
-        wait = throttle.retry_after(name, address)
-        if wait > 0:
-            log.info("throttled sign-in for %r from %s (%.0f s left)", name, address, wait)
-            return _login_page(f"Too many failed sign-ins for this account or from this address; try again in "
-                               f"{math.ceil(wait / 60)} min.", user=name, status=429, retry_after=wait)
-        with argon2_slot(settings.store) as free:
-            if not free:
-                return _login_page("The server is busy checking other sign-ins; try again in a few seconds.",
-                                   user=name, status=429, retry_after=5)
-            ok = checker.submit(users.verify, name, (form.get("password") or "")[:MAX_PASSWORD]).result()
-        if ok is None:
-            throttle.failed(name, address)
-            log.info("failed sign-in for %r from %s", name, address)
-            return _login_page("Wrong user name or password.", user=name, status=401)
-        throttle.succeeded(name)
+        ok = _check_password(throttle, checks, users, name, (form.get("password") or "")[:MAX_PASSWORD])
+        if not isinstance(ok, tuple):
+            return ok
         user, version = ok
         flask.session.clear()  # a fresh session: no fixation
         flask.session.permanent = True
@@ -306,22 +348,8 @@ def install(app: dash.Dash, settings: Settings) -> None:
         log.info("%s signed in (%s)", user.name, user.role)
         return flask.redirect(_safe_next(form.get("next")), 303)
 
-    def logout():
-        if flask.request.method == "GET":  # a page with the form: signing out takes a POST with the form token
-            if sessions.get(flask.session.get("sid")) is None:
-                return flask.redirect("/login", 303)
-            resp = flask.make_response(_LOGOUT_PAGE.format(csrf=_esc(form_token()), error=""))
-            resp.headers["Cache-Control"] = "no-store"
-            return resp
-        if not _form_token_ok():
-            return flask.make_response(_LOGOUT_PAGE.format(
-                csrf=_esc(form_token()), error='<p role="alert">The form expired; sign out again.</p>'), 400)
-        sessions.end(flask.session.get("sid"))
-        flask.session.clear()
-        return flask.redirect("/login", 303)
-
     server.add_url_rule("/login", "rnnvis_login", login, methods=["GET", "POST"])
-    server.add_url_rule("/logout", "rnnvis_logout", logout, methods=["GET", "POST"])
+    server.add_url_rule("/logout", "rnnvis_logout", lambda: _logout(sessions), methods=["GET", "POST"])
 
     @server.before_request
     def _gate():

@@ -15,7 +15,9 @@
   mode with Secure cookies, ``Strict-Transport-Security``.
 - **Behind reverse proxies** (``RNNVIS_PROXY_HOPS=N``): the client's address and scheme are taken
   from the last N ``X-Forwarded-For`` / ``X-Forwarded-Proto`` entries (sign-in throttling counts
-  per client address; ``is_secure`` follows the proxy's TLS).
+  per client address; ``is_secure`` follows the proxy's TLS), only for requests that come from a unix
+  socket or a loopback address (:class:`TrustedProxyFix`): the proxy, on this machine. See
+  ``docs/security-hosted.md``.
 - **Open mode serves loopback only**: :func:`check_open_bind` refuses to build the app for gunicorn
   (``create_wsgi``) when sign-in is off and gunicorn binds a non-loopback address, and a request
   that reached an open-mode gunicorn through a non-loopback address is refused (403).
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from analytics.settings import Settings
 
 __all__ = ["ANONYMOUS_MAX_BODY", "VIEWER_MAX_BODY", "member_max_body", "refuse_large_body", "install",
-           "content_security_policy", "check_open_bind", "gunicorn_binds", "is_loopback"]
+           "content_security_policy", "check_open_bind", "gunicorn_binds", "is_loopback", "TrustedProxyFix"]
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +173,27 @@ def check_open_bind(settings: Settings) -> None:
                          "users from `rnnvis users add` to serve beyond this machine")
 
 
+class TrustedProxyFix:
+    """Werkzeug's ProxyFix (the last ``hops`` ``X-Forwarded-For`` / ``-Proto`` entries), applied only to requests
+    whose peer is a proxy on this machine: a unix socket or a loopback address.  A client that reaches gunicorn
+    directly over the network keeps its own address, whatever ``X-Forwarded-For`` it sends."""
+
+    def __init__(self, wsgi_app, hops: int):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        self.direct = wsgi_app
+        self.forwarded = ProxyFix(wsgi_app, x_for=hops, x_proto=hops)
+
+    def __call__(self, environ, start_response):
+        peer = str(environ.get("REMOTE_ADDR") or "")
+        trusted = not peer or peer.startswith("/") or is_loopback(peer)   # "" or a path: a unix socket
+        return (self.forwarded if trusted else self.direct)(environ, start_response)
+
+
 def install(app: dash.Dash, settings: Settings) -> None:
     """Body caps, security headers and (open mode) the loopback check on the app's Flask server."""
     server = app.server
     if settings.proxy_hops:  # the client's address and scheme as the trusted proxies saw them
-        from werkzeug.middleware.proxy_fix import ProxyFix
-        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
+        server.wsgi_app = TrustedProxyFix(server.wsgi_app, settings.proxy_hops)
     member_cap = member_max_body()
     server.config["MAX_CONTENT_LENGTH"] = member_cap
     hsts = settings.auth and settings.cookie_secure

@@ -20,7 +20,7 @@ import pytest
 from analytics import store
 from analytics.settings import Settings
 from app.cli import main
-from app.hosted import auth, security, throttle
+from app.hosted import auth, checks, security, throttle
 from app.server import check_bind, create_app
 
 SECRET = "s" * 48
@@ -382,19 +382,48 @@ def _login_from(app, address: str, name: str, password: str):
     return c.post("/login", data={"username": name, "password": password, "csrf": token, "next": "/"})
 
 
-def test_ten_failures_lock_the_account_from_any_address(fresh):
+def test_ten_failures_lock_the_account_from_that_address_and_slow_it_down_elsewhere(fresh):
+    """Ten wrong guesses from one address lock that (account, address) pair, not the account: from another
+    address its owner waits a second (back-off), then signs in."""
     app, _ = fresh
-    for i in range(10):
-        assert _login_from(app, f"10.0.1.{i}", "vera", "wrong-password-x").status_code == 401
-    r = _login_from(app, "10.0.1.99", "vera", PASSWORDS["vera"])       # the right password, a new address
+    clock = app.server.extensions["rnnvis_sign_in_throttle"]
+    now = time.time()
+    clock.clock = lambda: now
+    for _ in range(throttle.PAIR_MAX_FAILURES):
+        assert _login_from(app, "10.0.1.1", "vera", "wrong-password-x").status_code == 401
+    r = _login_from(app, "10.0.1.1", "vera", PASSWORDS["vera"])        # the right password, the guesser's address
     assert r.status_code == 429 and "Too many failed sign-ins" in r.text
-    assert 0 < int(r.headers["Retry-After"]) <= 15 * 60
-    assert _login_from(app, "10.0.1.99", "mo", PASSWORDS["mo"]).status_code == 303   # other accounts: fine
+    assert 60 < int(r.headers["Retry-After"]) <= 15 * 60
+    r = _login_from(app, "10.0.1.99", "vera", PASSWORDS["vera"])       # the owner, elsewhere, at once: slowed down
+    assert r.status_code == 429 and "slowed down" in r.text and r.headers["Retry-After"] == "1"
+    clock.clock = lambda: now + 1
+    assert _login_from(app, "10.0.1.99", "vera", PASSWORDS["vera"]).status_code == 303
+    assert _login_from(app, "10.0.1.1", "mo", PASSWORDS["mo"]).status_code == 303      # other accounts: fine
 
 
-def test_ten_failures_lock_the_address_for_any_account(fresh):
+def test_an_account_guessed_from_many_addresses_backs_off_exponentially_and_boundedly(fresh):
     app, _ = fresh
-    for i in range(10):
+    clock = app.server.extensions["rnnvis_sign_in_throttle"]
+    now = time.time()
+    clock.clock = lambda: now
+    for i in range(throttle.ACCOUNT_FREE_FAILURES):
+        assert _login_from(app, f"10.0.6.{i}", "mo", "wrong-password-x").status_code == 401
+    waits = []
+    for i in range(12):
+        r = _login_from(app, f"10.0.7.{i}", "mo", "wrong-password-x")
+        assert r.status_code == 429 and "slowed down" in r.text
+        waits.append(int(r.headers["Retry-After"]))
+        now += waits[-1]
+        assert _login_from(app, f"10.0.7.{i}", "mo", "wrong-password-x").status_code == 401
+    assert waits == [min(2 ** i, int(throttle.BACKOFF_MAX_S)) for i in range(12)]
+    now += throttle.BACKOFF_MAX_S
+    assert _login_from(app, "10.0.8.1", "mo", PASSWORDS["mo"]).status_code == 303
+    assert _login_from(app, "10.0.8.2", "mo", "wrong-password-x").status_code == 401   # the count starts again
+
+
+def test_failures_from_one_address_lock_the_address_for_any_account(fresh):
+    app, _ = fresh
+    for i in range(throttle.ADDRESS_MAX_FAILURES):
         assert _login_from(app, "10.0.2.1", f"guess{i}", "wrong-password-x").status_code == 401
     assert _login_from(app, "10.0.2.1", "ada", PASSWORDS["ada"]).status_code == 429
     assert _login_from(app, "10.0.2.2", "ada", PASSWORDS["ada"]).status_code == 303
@@ -413,7 +442,7 @@ def test_a_success_clears_the_account_count(fresh):
 def test_password_checks_are_capped_on_the_machine(fresh, app_store):
     """With every password-check slot held (by another process), a sign-in is answered 429 without checking."""
     app, _ = fresh
-    n = throttle.argon2_slots()
+    n = checks.argon2_slots()
     code = ("import sys; from analytics.sandbox import slots as s\n"
             f"d = s.run_dir({str(app_store)!r}); fds = [s.try_slot(d, 'argon2', {n}) for _ in range({n})]\n"
             "print('held' if all(f is not None for f in fds) else 'not held', flush=True); sys.stdin.read()\n")
@@ -511,18 +540,22 @@ def test_behind_a_proxy_addresses_come_from_x_forwarded_for(app_store, tmp_path)
     app = create_app(Settings(store=app_store, auth=True, secret_key=SECRET, users_file=users_file,
                               cookie_secure=False, proxy_hops=1))
 
-    def login(client_address: str, password: str):
+    def login(client_address: str, password: str, peer: str = "127.0.0.1"):
         c = app.server.test_client()
-        c.environ_base["REMOTE_ADDR"] = "10.9.9.9"                     # the proxy
+        c.environ_base["REMOTE_ADDR"] = peer                           # the proxy, on this machine
         headers = {"X-Forwarded-For": client_address}
         token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login", headers=headers).text).group(1)
         return c.post("/login", headers=headers, data={"username": f"guess-{password}", "password": password,
                                                        "csrf": token})
 
-    for i in range(10):
+    for i in range(throttle.ADDRESS_MAX_FAILURES):
         assert login("203.0.113.7", f"wrong-{i}").status_code == 401
-    assert login("203.0.113.7", "wrong-10").status_code == 429       # that client is locked out ...
-    assert login("198.51.100.1", "wrong-11").status_code == 401      # ... not everyone behind the proxy
+    assert login("203.0.113.7", "wrong-x").status_code == 429        # that client is locked out ...
+    assert login("198.51.100.1", "wrong-y").status_code == 401       # ... not everyone behind the proxy
+    # a client reaching gunicorn directly (not from loopback) is counted by its own address, whatever it forwards
+    for i in range(throttle.ADDRESS_MAX_FAILURES):
+        assert login(f"198.51.100.{i + 2}", f"direct-{i}", peer="192.0.2.50").status_code == 401
+    assert login("198.51.100.200", "direct-x", peer="192.0.2.50").status_code == 429
 
 
 def test_console_queries_faster_than_the_rate_are_answered_by_the_gate(hosted):

@@ -1,0 +1,67 @@
+"""Hosted mode served by a real gunicorn (``app.wsgi:server``) for a test, on a free loopback port or a unix socket."""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
+SECRET = "h" * 48
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class HostedGunicorn:
+    """``gunicorn -w WORKERS --threads 4 -b BIND app.wsgi:server`` in hosted mode; ``close()`` stops it."""
+
+    def __init__(self, store: Path, users_file: Path, bind: str, *, workers: int = 2, **env: str):
+        self.bind = bind
+        self.proc = subprocess.Popen(
+            [GUNICORN, "-w", str(workers), "--threads", "4", "-b", bind, "--timeout", "120", "app.wsgi:server"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "RNNVIS_STORE": str(store), "PYTHONPATH": str(ROOT), "RNNVIS_AUTH": "on",
+                 "RNNVIS_SECRET_KEY": SECRET, "RNNVIS_USERS_FILE": str(users_file), "RNNVIS_COOKIE_SECURE": "off",
+                 **env})
+
+    def wait_until_up(self, base: str, timeout: float = 180) -> None:
+        """Wait until ``base``/healthz answers 200 (or fail with gunicorn's own words if it exits)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"gunicorn exited with {self.proc.returncode}: {self.proc.stderr.read()[-2000:]}")
+            try:
+                if requests.get(base + "/healthz", timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"gunicorn did not come up on {self.bind}")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def sign_in(base: str, name: str, password: str, address: str | None = None,
+            http: requests.Session | None = None) -> requests.Response:
+    """The sign-in form as a browser posts it (from ``address``: the X-Forwarded-For a local proxy would set)."""
+    http = http or requests.Session()
+    headers = {"X-Forwarded-For": address} if address else {}
+    token = re.search(r'name="csrf" value="([^"]+)"', http.get(base + "/login", headers=headers, timeout=60).text)
+    return http.post(base + "/login", headers=headers, allow_redirects=False, timeout=120,
+                     data={"username": name, "password": password, "csrf": token.group(1), "next": "/"})
