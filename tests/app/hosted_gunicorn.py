@@ -36,17 +36,7 @@ class HostedGunicorn:
 
     def wait_until_up(self, base: str, timeout: float = 180) -> None:
         """Wait until ``base``/healthz answers 200 (or fail with gunicorn's own words if it exits)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"gunicorn exited with {self.proc.returncode}: {self.proc.stderr.read()[-2000:]}")
-            try:
-                if requests.get(base + "/healthz", timeout=5).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"gunicorn did not come up on {self.bind}")
+        wait_for_health(base, self.proc, timeout, f"gunicorn did not come up on {self.bind}")
 
     def close(self) -> None:
         self.proc.terminate()
@@ -65,3 +55,19 @@ def sign_in(base: str, name: str, password: str, address: str | None = None,
     token = re.search(r'name="csrf" value="([^"]+)"', http.get(base + "/login", headers=headers, timeout=60).text)
     return http.post(base + "/login", headers=headers, allow_redirects=False, timeout=120,
                      data={"username": name, "password": password, "csrf": token.group(1), "next": "/"})
+
+
+def wait_for_health(base: str, proc: subprocess.Popen, timeout: float = 180,
+                    failure: str = "gunicorn did not come up") -> None:
+    """Wait until ``base``/healthz answers 200 (or fail with gunicorn's own words if ``proc`` exits)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"gunicorn exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+        try:
+            if requests.get(base + "/healthz", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)   # polling a server that is starting: there is no event to wait on
+    raise AssertionError(failure)

@@ -11,13 +11,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
 from app.hosted.auth import UserStore
+from tests.app.hosted_gunicorn import wait_for_health
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
@@ -36,18 +36,7 @@ def _env(store: Path, **extra: str) -> dict[str, str]:
 
 
 def _up(base: str, proc: subprocess.Popen, timeout: float = 180) -> None:
-    """Wait until gunicorn answers (or fail if it exits)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"gunicorn exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
-        try:
-            if requests.get(base + "/healthz", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("gunicorn did not come up")
+    wait_for_health(base, proc, timeout)
 
 
 @pytest.fixture(scope="module")
