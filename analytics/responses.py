@@ -130,7 +130,6 @@ class ResponseAccumulator:
         V, W = self.vocab_size, self.width
         self.device = dev = torch.device(device)
         self._count = torch.zeros(V, dtype=torch.int64, device=dev)        # [V]
-        self._kept = torch.zeros(V, dtype=torch.int64)                      # [V] rows in the quantile buffer
         # On the CPU only the rows of words seen are ever touched, and only they take memory.
         zeros = lazy_zeros if dev.type == "cpu" else (lambda shape, dtype: torch.zeros(shape, dtype=dtype, device=dev))
         self._shift = zeros((V, W), torch.float32)                         # [V, W] K: first value
@@ -140,6 +139,7 @@ class ResponseAccumulator:
 
         # Kept rows (the quantile sample), in memory...
         self._pending: list[tuple[np.ndarray, torch.Tensor]] = []  # (ids [r] i64, vals [r, W] f16)
+        self._kept_pos: list[np.ndarray] = []       # [r] i64 text positions of every kept row, in order (host)
         self._pending_bytes = 0
         # ... first on the device, when there is one: a copy to the host per chunk (and the host's
         # first touch of fresh pages, ~0.65 ms per MB) would cost more than tracing the chunk.
@@ -158,19 +158,11 @@ class ResponseAccumulator:
         return self.width
 
     # ------------------------------------------------------------------ update
-    def update(self, word_ids: torch.Tensor, values: torch.Tensor, keep: torch.Tensor | None = None) -> None:
-        """Add one chunk: ``word_ids`` [N] integer, ``values`` [N, W] float.
-
-        ``keep`` [N] bool: the rows that go into the quantile sample (e.g. a
-        :func:`analytics.quantiles.systematic_keep` mask); None keeps each
-        word's first ``quantile_cap`` occurrences in update order.  Means and
-        stds always use every row.  Raises ValueError on bad shapes, ids
-        outside [0, V) or non-finite values; the accumulator is then unchanged.
-        """
+    def _check(self, word_ids, values, keep=None, positions=None) -> tuple[torch.Tensor, ...]:
+        """(word_ids, values, keep, positions) as tensors, after the shape and type checks of update()."""
         if self._finalized:
             raise RuntimeError("ResponseAccumulator.update() called after finalize() or close()")
-        word_ids = torch.as_tensor(word_ids)
-        values = torch.as_tensor(values)
+        word_ids, values = torch.as_tensor(word_ids), torch.as_tensor(values)
         if word_ids.dim() != 1 or word_ids.dtype.is_floating_point or word_ids.dtype == torch.bool:
             raise ValueError("word_ids must be a 1-D integer tensor, "
                              f"got shape {tuple(word_ids.shape)} {word_ids.dtype}")
@@ -183,11 +175,17 @@ class ResponseAccumulator:
             if keep.dtype != torch.bool or keep.shape != word_ids.shape:
                 raise ValueError(f"keep must be a bool tensor of shape {tuple(word_ids.shape)}, "
                                  f"got {keep.dtype} {tuple(keep.shape)}")
-        if word_ids.numel() == 0:
-            return
-        dev = self.device
-        ids = word_ids.detach().to(dev, torch.int64)
-        vals = values.detach().to(dev, torch.float32)
+        if positions is not None:
+            positions = torch.as_tensor(positions).cpu()
+            if positions.shape != word_ids.shape or positions.dtype.is_floating_point:
+                raise ValueError(f"positions must be an integer tensor of shape {tuple(word_ids.shape)}")
+        return word_ids, values, keep, positions
+
+    def _device_rows(self, word_ids: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """(ids int64, values float32 with unit column stride, clamp) on the tables' device, after the range and
+        finiteness checks."""
+        ids = word_ids.detach().to(self.device, torch.int64)
+        vals = values.detach().to(self.device, torch.float32)
         if vals.stride(1) != 1 or vals.stride(0) < self.width:
             vals = vals.contiguous()
         lo, hi = torch.stack(torch.aminmax(ids)).tolist()                   # one host sync on a GPU
@@ -201,9 +199,24 @@ class ResponseAccumulator:
         lo_v, hi_v = torch.stack(torch.aminmax(vals)).tolist()
         if not (np.isfinite(lo_v) and np.isfinite(hi_v)):
             raise ValueError("values contain NaN or inf; the traced model has probably diverged")
-        clamp = lo_v < -F16_MAX or hi_v > F16_MAX
+        return ids, vals, lo_v < -F16_MAX or hi_v > F16_MAX
 
-        n_rows = ids.shape[0]
+    def update(self, word_ids: torch.Tensor, values: torch.Tensor, keep: torch.Tensor | None = None,
+               positions: torch.Tensor | None = None) -> None:
+        """Add one chunk: ``word_ids`` [N] integer, ``values`` [N, W] float.
+
+        ``keep`` [N] bool: the rows that go into the quantile sample (e.g. a
+        :func:`analytics.quantiles.systematic_keep` mask); None keeps each
+        word's first ``quantile_cap`` occurrences in update order.  Means and
+        stds always use every row.  ``positions`` [N]: each row's place in the
+        text; a kept row replaces any row kept earlier at the same position
+        (see :meth:`retract`).  Raises ValueError on bad shapes, ids outside
+        [0, V) or non-finite values; the accumulator is then unchanged.
+        """
+        word_ids, values, keep, positions = self._check(word_ids, values, keep, positions)
+        if word_ids.numel() == 0:
+            return
+        ids, vals, clamp = self._device_rows(word_ids, values)
         # The rows in word order (stable: text order within a word), so that each block of the update
         # adds into a run of neighbouring table rows, each word's row once in a row, instead of rows
         # scattered over the [V, W] tables: measured ~1.2x faster for the whole update.
@@ -215,31 +228,53 @@ class ResponseAccumulator:
         if bool(new.any()):  # shift K of a new word: its first value here, so that its own x − K is 0
             self._shift[uniq[new]] = vals[perm[start[new]]]
         if keep is not None:
-            keep = torch.nonzero(keep.to(dev)[perm]).squeeze(1)            # [k] sorted rows, ascending
+            keep = torch.nonzero(keep.to(self.device)[perm]).squeeze(1)    # [k] sorted rows, ascending
         elif bool((prev + cnt > self.quantile_cap).any()):                 # each word's first quantile_cap
-            seen = torch.arange(n_rows, device=dev) - torch.repeat_interleave(start - prev, cnt)
+            seen = torch.arange(ids.shape[0], device=self.device) - torch.repeat_interleave(start - prev, cnt)
             keep = torch.nonzero(seen < self.quantile_cap).squeeze(1)      # seen: the word's occurrences before
-        n_keep = n_rows if keep is None else keep.shape[0]
-        kept = torch.empty((n_keep, self.width), dtype=torch.float16, device=dev)  # stays in the pending list
+        n_keep = ids.shape[0] if keep is None else keep.shape[0]
+        kept = torch.empty((n_keep, self.width), dtype=torch.float16, device=self.device)  # into the pending list
         accumulate_split(self._shift, self._s1, self._s2, ids_s, perm, vals, keep, kept, F16_MAX if clamp else None,
                          self._scratch)
         self._count[uniq] = prev + cnt
         if clamp:
             self.clamped += int(((vals < -F16_MAX) | (vals > F16_MAX)).sum())
         if n_keep:
-            kept_ids = ids_s if keep is None else ids_s[keep]
-            self._kept.index_add_(0, kept_ids.cpu(), torch.ones(n_keep, dtype=torch.int64))
-            if dev.type != "cpu":
-                self._device_pending.append((kept_ids, kept))
-                self._device_bytes += kept.numel() * 2
-                if self._device_bytes > DEVICE_PENDING_BYTES:
-                    self._to_host()
-                return
-            kept_ids = kept_ids.numpy().copy()
-            self._pending.append((kept_ids, kept))
-            self._pending_bytes += kept.numel() * 2 + kept_ids.nbytes
-            if self._pending_bytes > self.spill_bytes:
-                self._spill()
+            rows = perm.cpu() if keep is None else perm.cpu()[keep.cpu()]
+            pos = np.full(n_keep, -1, np.int64) if positions is None else positions[rows].numpy().astype(np.int64)
+            self._add_kept(ids_s if keep is None else ids_s[keep], kept, pos)
+
+    def retract(self, word_ids: torch.Tensor, values: torch.Tensor) -> None:
+        """Take rows added earlier out of n, mean and std (``values`` as they were added, to rounding).
+
+        To correct rows traced from a wrong state: retract the old rows, then
+        update() with the new ones at the same ``positions``, which also
+        replaces their rows in the quantile sample.  The shift K stays (any K
+        gives the same statistics).
+        """
+        word_ids, values, _, _ = self._check(word_ids, values)
+        if word_ids.numel() == 0:
+            return
+        ids, vals, _ = self._device_rows(word_ids, values)
+        d = (vals - self._shift[ids]).to(torch.float64)                    # as accumulate() adds them
+        self._s1.index_add_(0, ids, d, alpha=-1)
+        self._s2.index_add_(0, ids, d.square_(), alpha=-1)
+        self._count.index_add_(0, ids, torch.ones_like(ids), alpha=-1)
+
+    def _add_kept(self, kept_ids: torch.Tensor, kept: torch.Tensor, positions: np.ndarray) -> None:
+        """Queue kept rows (ids [k], float16 values [k, W], text positions [k], -1 unknown) for the quantiles."""
+        self._kept_pos.append(positions)
+        if self.device.type != "cpu":
+            self._device_pending.append((kept_ids, kept))
+            self._device_bytes += kept.numel() * 2
+            if self._device_bytes > DEVICE_PENDING_BYTES:
+                self._to_host()
+            return
+        kept_ids = kept_ids.numpy().copy()
+        self._pending.append((kept_ids, kept))
+        self._pending_bytes += kept.numel() * 2 + kept_ids.nbytes
+        if self._pending_bytes > self.spill_bytes:
+            self._spill()
 
     def _to_host(self) -> None:
         """Move the kept rows held on the device to the host's pending list (spilling it if it is full)."""
@@ -304,7 +339,8 @@ class ResponseAccumulator:
         self._pending_bytes = 0
         self._device_pending.clear()
         self._device_bytes = 0
-        self._count = self._kept = self._shift = self._s1 = self._s2 = None  # type: ignore[assignment]
+        self._kept_pos.clear()
+        self._count = self._shift = self._s1 = self._s2 = None  # type: ignore[assignment]
         self._scratch.clear()
         if self._spill_cleanup is not None:
             self._spill_cleanup()  # removes the directory; runs at most once
@@ -334,11 +370,20 @@ class ResponseAccumulator:
         if not 0 <= c0 < c1 <= self.width:
             raise ValueError(f"need 0 <= c0 < c1 <= {self.width}, got {c0}, {c1}")
         self._to_host()                                   # the quantiles are computed on the host
+        word_ids, n, mean, std = self._moments(c0, c1)
+        quantiles, n_kept = self._quantiles(word_ids, c0, c1)
+        logger.info(
+            "responses: %d words, columns %d-%d, %d occurrences, %d rows kept for quantiles (%d spilled)",
+            len(word_ids), c0, c1, int(n.sum()), n_kept, self.spilled_rows,
+        )
+        if self.clamped:
+            logger.warning("%d kept values beyond +-%g were clamped for the quantiles", self.clamped, F16_MAX)
+        return ResponseStats(word_ids=word_ids, n=n, mean=mean, std=std, quantiles=quantiles)
+
+    def _moments(self, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(word_ids, n, mean, std) of the words seen, columns c0 .. c1."""
         seen = torch.nonzero(self._count > 0).squeeze(1)  # [n_words], on the tables' device
         count = self._count[seen]
-        word_ids = seen.cpu().numpy().astype(np.int64)
-        n = count.cpu().numpy().astype(np.int64)
-        n_words, width = word_ids.shape[0], c1 - c0
         # mean and std where the sums are; only the finished [n_words, width] tables move to the CPU.
         n64 = count.to(torch.float64)[:, None]
         s1 = self._s1[seen, c0:c1]
@@ -346,20 +391,11 @@ class ResponseAccumulator:
         m2 = self._s2[seen, c0:c1] - s1.square_() / n64
         del s1
         std = (m2 / (n64 - 1).clamp_(min=1.0)).clamp_(min=0.0).sqrt_().to(torch.float32).cpu().numpy()  # n == 1: 0
-        del m2
-        seen = seen.cpu()
+        return seen.cpu().numpy().astype(np.int64), count.cpu().numpy().astype(np.int64), mean, std
 
-        kept = self._kept[seen].numpy()  # [n_words] rows per word in the buffer
-        sampled = np.flatnonzero(kept)  # [S] words with a sample (all, unless a keep mask left some out)
-        every = len(sampled) == n_words
-        quantiles = np.empty((len(QUANTILES), n_words, width), dtype=np.float32)
-        if not every:
-            quantiles.fill(np.nan)  # no sample, no quantiles
-        seg_len = kept[sampled]
-        seg_start = np.cumsum(seg_len) - seg_len  # [S] segment starts after sorting by word
-        n_kept = int(seg_len.sum())
-
-        # Kept rows: spilled part (memmaps) followed by the in-memory part.
+    def _kept_rows(self, word_ids: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None]:
+        """The quantile sample: (ids [R] of every kept row, the spill memmaps (empty: all rows in memory),
+        the rows that count (None: all): not those replaced by a later row at the same position)."""
         ids_parts: list[np.ndarray] = []
         spilled: list[np.ndarray] = []
         if self._spill_path is not None:
@@ -369,30 +405,38 @@ class ResponseAccumulator:
                        for j, (b0, b1) in enumerate(self._blocks())]
         ids_parts += [p[0] for p in self._pending]
         kept_ids = np.concatenate(ids_parts) if ids_parts else np.empty(0, np.int64)
-        if kept_ids.shape[0] != n_kept:
-            raise RuntimeError(f"quantile buffer holds {kept_ids.shape[0]} rows, expected {n_kept}")
-        group = np.searchsorted(word_ids[sampled], kept_ids)  # [R] row -> sampled word index
+        pos = np.concatenate(self._kept_pos) if self._kept_pos else np.empty(0, np.int64)
+        if kept_ids.shape[0] != pos.shape[0]:
+            raise RuntimeError(f"quantile buffer holds {kept_ids.shape[0]} rows, expected {pos.shape[0]}")
+        known = np.flatnonzero(pos >= 0)
+        _, last = np.unique(pos[known][::-1], return_index=True)            # the latest row at each position
+        rows = np.union1d(np.flatnonzero(pos < 0), known[::-1][last])
+        rows = rows[np.isin(kept_ids[rows], word_ids)]                      # (a word retracted to n = 0)
+        return kept_ids, spilled, None if len(rows) == len(kept_ids) else rows
 
-        if n_kept:
-            step = max(1, min(BLOCK_COLS, SORT_BUDGET_BYTES // (32 * max(n_kept, 1))))
-            s0 = c0
-            while s0 < c1:
-                j, b0 = s0 // BLOCK_COLS, s0 - s0 % BLOCK_COLS
-                s1_ = min(s0 + step, c1, b0 + BLOCK_COLS)  # within one spill file
-                if spilled:
-                    block = np.asarray(spilled[j][:, s0 - b0:s1_ - b0])  # [R, b] float16
-                else:
-                    block = torch.cat([p[1][:, s0:s1_] for p in self._pending]).numpy()
-                q = segment_quantiles(block, group, seg_start, seg_len, QUANTILES)  # [Q, S, b]
-                if every:
-                    quantiles[:, :, s0 - c0:s1_ - c0] = q
-                else:
-                    quantiles[:, sampled, s0 - c0:s1_ - c0] = q
-                s0 = s1_
-        logger.info(
-            "responses: %d words, columns %d-%d, %d occurrences, %d rows kept for quantiles (%d spilled)",
-            n_words, c0, c1, int(n.sum()), n_kept, self.spilled_rows,
-        )
-        if self.clamped:
-            logger.warning("%d kept values beyond +-%g were clamped for the quantiles", self.clamped, F16_MAX)
-        return ResponseStats(word_ids=word_ids, n=n, mean=mean, std=std, quantiles=quantiles)
+    def _quantiles(self, word_ids: np.ndarray, c0: int, c1: int) -> tuple[np.ndarray, int]:
+        """([Q, n_words, c1 − c0] quantiles, NaN for words without a sample; the rows they come from)."""
+        kept_ids, spilled, rows = self._kept_rows(word_ids)
+        if rows is not None:
+            kept_ids = kept_ids[rows]
+        kept = np.bincount(kept_ids, minlength=self.vocab_size)[word_ids]  # [n_words] rows per word
+        sampled = np.flatnonzero(kept)  # [S] words with a sample (all, unless a keep mask left some out)
+        quantiles = np.full((len(QUANTILES), len(word_ids), c1 - c0), np.nan, dtype=np.float32)
+        seg_len = kept[sampled]
+        seg_start = np.cumsum(seg_len) - seg_len  # [S] segment starts after sorting by word
+        n_kept = int(seg_len.sum())
+        group = np.searchsorted(word_ids[sampled], kept_ids)  # [R] row -> sampled word index
+        step = max(1, min(BLOCK_COLS, SORT_BUDGET_BYTES // (32 * max(n_kept, 1))))
+        s0 = c0
+        while n_kept and s0 < c1:
+            j, b0 = s0 // BLOCK_COLS, s0 - s0 % BLOCK_COLS
+            s1 = min(s0 + step, c1, b0 + BLOCK_COLS)  # within one spill file
+            if spilled:
+                block = np.asarray(spilled[j][:, s0 - b0:s1 - b0])  # [R, b] float16
+            else:
+                block = torch.cat([p[1][:, s0:s1] for p in self._pending]).numpy()
+            if rows is not None:
+                block = block[rows]
+            quantiles[:, sampled, s0 - c0:s1 - c0] = segment_quantiles(block, group, seg_start, seg_len, QUANTILES)
+            s0 = s1
+        return quantiles, n_kept
