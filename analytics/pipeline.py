@@ -28,7 +28,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,13 +41,14 @@ from tqdm.auto import tqdm
 from models.buffers import Workspace
 from models.checkpoint import find_checkpoint, model_from_checkpoint, read_checkpoint
 from models.corpora import Corpus, load_corpus
-from models.rnn import RecurrentModel, State
+from models.rnn import RecurrentModel
 from models.runtime import torch_threads
 from models.train import batchify, lm_stream
 
 from . import store
 from .coclusters import cocluster_frame, cocluster_range, select_words
 from .gradients import gradient_flow
+from .lm_trace import trace_lm, use_input_table
 from .projections import projection_frame
 from .quantiles import systematic_keep
 from .responses import ResponseAccumulator
@@ -134,108 +135,6 @@ def _select_states(model: RecurrentModel, spec: str) -> list[tuple[int, str]]:
     return [(layer, s) for layer in range(model.cfg.layers) for s in names if s in wanted]
 
 
-def _use_input_table(model: RecurrentModel, tokens: int) -> bool:
-    """Look the first layer's input projections up per word (see RecurrentModel.trace_packed)?
-
-    Yes when the trace covers more tokens than the vocabulary has words, so the
-    [V, G*H] table costs less than the per-chunk products, and it fits in 1 GiB.
-    """
-    cfg = model.cfg
-    gates = {"lstm": 4, "gru": 3}.get(cfg.cell, 0)
-    return bool(gates) and tokens >= cfg.vocab_size and cfg.vocab_size * gates * cfg.hidden_size * 4 <= 1 << 30
-
-
-def _lm_chunks(model: RecurrentModel, data: torch.Tensor, chunk: int, keys: list[tuple[int, str]],
-               ws: Workspace, state: State | None = None,
-               input_table: bool | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Trace a batchified stream [N, B] chunk by chunk from ``state`` (zero if None), carrying the state.
-
-    Yields (ids [T, B], values [T, B, len(keys) * H]) with Δh for h and c, the
-    activations for gates; ``values`` is reused by the next chunk.  Returns
-    (as the generator's value) the state after the last step.
-    """
-    table = _use_input_table(model, data.numel()) if input_table is None else input_table
-    for i in range(0, data.size(0), chunk):
-        x = data[i:i + chunk]
-        packed = model.trace_packed(x, state, keys=keys, deltas=True, workspace=ws, input_table=table)
-        yield x, packed.values
-        state = packed.state
-    return state
-
-
-def _pieces(total: int, batch_size: int, warmup: int) -> tuple[int, int]:
-    """(B, n): B parallel pieces of n tokens each, n >= max(2, warmup) unless B == 1.
-
-    Pieces at least ``warmup`` long let every piece but the first be warmed up
-    on ``warmup`` tokens of the text before it; the B * n tokens traced in
-    parallel leave a tail of total − B·n < B tokens.
-    """
-    B = max(1, min(batch_size, total // max(2, warmup)))
-    return B, total // B
-
-
-def _warm_state(model: RecurrentModel, stream: torch.Tensor, B: int, n: int, warmup: int,
-                ws: Workspace, table: bool) -> State | None:
-    """The start state of each piece b (tokens b·n ..): zero for piece 0, else the state after
-    reading stream[b·n − warmup : b·n] from zero.  None (zero for all) when there is nothing to warm."""
-    w = min(warmup, n)
-    if B == 1 or w == 0:
-        return None
-    pos = torch.arange(B) * n                                               # [B] piece starts
-    idx = (pos[None, :] - w + torch.arange(w)[:, None]).clamp_(min=0)     # [w, B]; piece 0's is reset below
-    keys = [(model.cfg.layers - 1, "h")]                                    # only the final state is needed
-    state = model.trace_packed(stream[idx], keys=keys, workspace=ws, input_table=table).state
-    for s in state if isinstance(state, tuple) else (state,):
-        s[:, 0] = 0                                                         # [L, B, H]: piece 0 from zero
-    return state
-
-
-def _last_column(state: State) -> State:
-    """The state of the last piece only, batch of 1."""
-    return tuple(s[:, -1:].contiguous() for s in state) if isinstance(state, tuple) else state[:, -1:].contiguous()
-
-
-def _trace_lm(model: RecurrentModel, stream: torch.Tensor, opts: AnalysisOptions, keys: list[tuple[int, str]],
-              ws: Workspace, acc: ResponseAccumulator, progress: Callable[[float], None],
-              collector: TokenStateCollector | None = None) -> int:
-    """Trace the id stream [N] as one continuous text (see the module docstring); returns the tokens counted."""
-    total = stream.numel()
-    if total == 0:
-        return 0
-    keep = torch.from_numpy(systematic_keep(stream.numpy(), opts.quantile_cap))    # [N] bool, text order
-    B, n = _pieces(total, opts.batch_size, opts.warmup)
-    data = stream[:B * n].view(B, n).t().contiguous()                       # [n, B]: column b = piece b
-    keep_data = keep[:B * n].view(B, n).t()                                 # [n, B]
-    table = _use_input_table(model, total + (B - 1) * min(opts.warmup, n))
-    state = _warm_state(model, stream, B, n, opts.warmup, ws, table)
-    if collector is not None:
-        collector.begin(state, B, n)
-    chunks, done, tokens = _lm_chunks(model, data, opts.chunk_steps, keys, ws, state, table), 0, 0
-    while True:
-        try:
-            x, values = next(chunks)
-        except StopIteration as stop:
-            state = stop.value
-            break
-        acc.update(x.reshape(-1), values.view(-1, values.shape[-1]), keep=keep_data[done:done + len(x)].reshape(-1))
-        if collector is not None:
-            collector.add(values, done)
-        done += len(x)
-        tokens += x.numel()
-        progress(done / n)
-    if B * n < total:                                                       # the tail continues the last piece
-        x = stream[B * n:, None]                                            # [r, 1]
-        values = model.trace_packed(x, _last_column(state), keys=keys, deltas=True, workspace=ws,
-                                    input_table=table).values
-        acc.update(x.reshape(-1), values.view(-1, values.shape[-1]), keep=keep[B * n:])
-        if collector is not None:
-            collector.add_tail(values, B * n)
-        tokens += x.numel()
-    log.debug("traced %d tokens as %d pieces of %d (+%d tail), warm-up %d", tokens, B, n, total - B * n,
-              min(opts.warmup, n) if B > 1 else 0)
-    return tokens
-
-
 def _projections(model_id: str, key: tuple[int, str], mean: np.ndarray, word_ids: np.ndarray,
                  seed: int) -> pd.DataFrame:
     """The 2-D maps (PCA, t-SNE) of the co-clustered words and of the units of one (layer, state)."""
@@ -299,7 +198,7 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
                     bar.update(int(100 * fraction) - bar.n)
                     report("trace", 0.8 * fraction)
 
-                tokens = _trace_lm(model, stream, opts, states, ws, acc, progress, collector)
+                tokens = trace_lm(model, stream, opts, states, ws, acc, progress, collector)
         else:
             max_len = int(ckpt.get("train_config", {}).get("max_len") or 0)    # as trained (the loader keeps 400)
             docs = [vocab.encode(d) for d in corpus.splits[opts.split]]
@@ -314,7 +213,7 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
             doc_keep = np.split(flat_keep, np.cumsum([len(d) for d in docs])[:-1]) if docs else []
             order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
             groups = [order[i:i + opts.batch_size] for i in range(0, len(order), opts.batch_size)]
-            table = _use_input_table(model, sum(len(d) for d in docs))
+            table = use_input_table(model, sum(len(d) for d in docs))
             starts = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
             if token_keys and starts[-1]:
                 collector = TokenStateCollector(token_keys, states, H, int(starts[-1]))
