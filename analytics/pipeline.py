@@ -28,7 +28,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,6 +161,129 @@ def analyze_model(model_id: str, store_root: str | os.PathLike, opts: AnalysisOp
                         on_progress=on_progress, should_stop=should_stop)
 
 
+@dataclass
+class _Traced:
+    """What the trace leaves for the tables: the tokens counted and the token states kept."""
+
+    tokens: int = 0
+    collector: TokenStateCollector | None = None
+    text_ids: np.ndarray | None = None
+    documents: np.ndarray | None = None
+
+
+def _trace_stream(model: RecurrentModel, vocab, corpus: Corpus, opts: AnalysisOptions, states, ws: Workspace,
+                  acc: ResponseAccumulator, token_keys, bar, report: Callable[[str, float], None]) -> _Traced:
+    """A language model: the split as one continuous stream (see :mod:`analytics.lm_trace`)."""
+    out = _Traced()
+    stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
+    if token_keys and stream.numel():
+        out.collector = TokenStateCollector(token_keys, states, model.cfg.hidden_size, stream.numel())
+        out.text_ids = stream.numpy()
+
+    def progress(fraction: float) -> None:
+        bar.update(int(100 * fraction) - bar.n)
+        report("trace", 0.8 * fraction)
+
+    out.tokens = trace_lm(model, stream, opts, states, ws, acc, progress, out.collector)
+    return out
+
+
+def _document_batches(docs: list[list[int]], doc_keep: list[np.ndarray], batch_size: int
+                      ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Documents by length, ``batch_size`` at a time: (indices, lengths [B], ids [T, B] zero-padded, keep [T, B])."""
+    order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
+    for g in (order[i:i + batch_size] for i in range(0, len(order), batch_size)):
+        lengths = torch.tensor([len(docs[i]) for i in g])
+        x = torch.zeros(int(lengths.max()), len(g), dtype=torch.long)
+        keep = torch.zeros(x.shape, dtype=torch.bool)
+        for j, i in enumerate(g):
+            x[: len(docs[i]), j] = torch.tensor(docs[i])
+            keep[: len(docs[i]), j] = torch.from_numpy(doc_keep[i])
+        yield g, lengths, x, keep
+
+
+def _trace_documents(model: RecurrentModel, vocab, corpus: Corpus, opts: AnalysisOptions, states, ws: Workspace,
+                     acc: ResponseAccumulator, token_keys, max_len: int, bar,
+                     report: Callable[[str, float], None]) -> _Traced:
+    """A classifier: every document from zero state, truncated at ``max_len`` (0: whole)."""
+    out = _Traced()
+    docs = [vocab.encode(d) for d in corpus.splits[opts.split]]
+    if max_len:
+        docs = [d[:max_len] for d in docs]
+    if opts.max_tokens:
+        cum = np.cumsum([len(d) for d in docs])
+        docs = docs[: max(1, int(np.searchsorted(cum, opts.max_tokens)) + 1)]
+    lengths = [len(d) for d in docs]
+    flat = np.concatenate([np.asarray(d, np.int64) for d in docs] or [np.zeros(0, np.int64)])
+    # The quantile sample in text order: documents in order, then position.
+    doc_keep = np.split(systematic_keep(flat, opts.quantile_cap), np.cumsum(lengths)[:-1]) if docs else []
+    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    if token_keys and starts[-1]:
+        out.collector = TokenStateCollector(token_keys, states, model.cfg.hidden_size, int(starts[-1]))
+        out.text_ids, out.documents = flat, np.repeat(np.arange(len(docs)), lengths)
+    table = use_input_table(model, int(starts[-1]))
+    bar.reset(total=-(-len(docs) // opts.batch_size))
+    for g, n, x, keep in _document_batches(docs, doc_keep, opts.batch_size):
+        values = model.trace_packed(x, keys=states, deltas=True, workspace=ws, input_table=table).values
+        mask = (torch.arange(x.size(0))[:, None] < n[None, :]).reshape(-1)        # [T*B]
+        acc.update(x.reshape(-1)[mask], values.view(-1, values.shape[-1])[mask], keep=keep.reshape(-1)[mask])
+        if out.collector is not None:
+            out.collector.add_documents(values, [int(starts[i]) for i in g], n.tolist())
+        out.tokens += int(n.sum())
+        bar.update(1)
+        report("trace", 0.8 * bar.n / bar.total)
+    return out
+
+
+def _cluster_frames(model_id: str, key: tuple[int, str], stats, opts: AnalysisOptions
+                    ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """(co-clusters, projections) of one (layer, state), or None with fewer than two words to cluster."""
+    rows = select_words(stats.n, opts.top_words, opts.min_count)
+    if len(rows) < 2:
+        return None
+    found = cocluster_range(np.abs(stats.mean[rows]), range(opts.k_min, opts.k_max + 1), seed=opts.seed)
+    frame = cocluster_frame(found, stats.word_ids[rows])
+    frame.insert(0, "state", key[1])
+    frame.insert(0, "layer", key[0])
+    frame.insert(0, "model_id", model_id)
+    return frame, _projections(model_id, key, stats.mean[rows], stats.word_ids[rows], opts.seed)
+
+
+def _write_tables(w, model_id: str, model: RecurrentModel, vocab, corpus: Corpus, opts: AnalysisOptions, states,
+                  acc: ResponseAccumulator, traced: _Traced, show_progress: bool,
+                  report: Callable[[str, float], None]) -> int:
+    """Every table but the model's own rows into the partition writer ``w``; returns the words seen."""
+    H, words = model.cfg.hidden_size, 0
+    cluster_frames, projection_frames = [], []
+    # In the store's order (layer, state name, word, unit), so the writer need not sort 17M+ rows.
+    in_order = sorted(enumerate(states), key=lambda item: item[1])
+    for n_done, (i, key) in enumerate(tqdm(in_order, desc=f"{model_id}: statistics", disable=not show_progress,
+                                           leave=False)):
+        stats = acc.stats(i * H, (i + 1) * H)
+        words = max(words, len(stats.word_ids))
+        for table in response_table(model_id, key[0], key[1], stats, vocab):
+            w.write("word_responses", table, presorted=True)
+        frames = _cluster_frames(model_id, key, stats, opts) if key[1] in CLUSTER_STATES else None
+        if frames is not None:
+            cluster_frames.append(frames[0])
+            projection_frames.append(frames[1])
+        report("statistics", 0.8 + 0.15 * (n_done + 1) / len(states))
+    if cluster_frames:
+        w.write("coclusters", pd.concat(cluster_frames, ignore_index=True))
+    if traced.collector is not None:
+        traced.collector.write(w, model_id, traced.text_ids, vocab.words, traced.documents)
+        traced.collector = None
+    if projection_frames:
+        w.write("projections", pd.concat(projection_frames, ignore_index=True))
+    if opts.gradient_k:
+        stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
+        streams = max(1, min(64, stream.numel() // (opts.gradient_k + 2)))    # windows of K+1 tokens
+        gf = gradient_flow(model, batchify(stream, streams), opts.gradient_k, seed=opts.seed)
+        gf.insert(0, "model_id", model_id)
+        w.write("gradient_flow", gf)
+    return words
+
+
 def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress, on_progress,
              should_stop) -> AnalysisResult:
     opts = (opts or AnalysisOptions()).validate()
@@ -169,12 +292,11 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
     states = _select_states(model, opts.states)
     if corpus is None:
         corpus = load_corpus(ckpt.get("train_config", {}).get("corpus") or ckpt["corpus"])
-    H = model.cfg.hidden_size
     spill = tempfile.mkdtemp(prefix=f"rnnvis-{model_id}-")
     # One accumulator for every selected (layer, state): state k in columns k*H .. (k+1)*H,
     # the layout of model.trace_packed.
-    acc = ResponseAccumulator(len(vocab), len(states) * H, quantile_cap=opts.quantile_cap, spill_dir=spill,
-                              device=model.head.weight.device)     # the sums stay where the trace is
+    acc = ResponseAccumulator(len(vocab), len(states) * model.cfg.hidden_size, quantile_cap=opts.quantile_cap,
+                              spill_dir=spill, device=model.head.weight.device)     # the sums stay where the trace is
     ws = Workspace(device)
 
     def report(stage: str, fraction: float) -> None:
@@ -183,112 +305,31 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
         if should_stop is not None and should_stop():
             raise AnalysisCancelled("analysis cancelled")
 
-    tokens = words = 0
-    collector = text_ids = documents = None
     token_keys = parse_token_states(opts.token_states, model.cfg.layers, states)
     try:
-        if model.cfg.task == "lm":
-            stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
-            if token_keys and stream.numel():
-                collector = TokenStateCollector(token_keys, states, H, stream.numel())
-                text_ids = stream.numpy()
-            with tqdm(total=100, desc=f"{model_id}: trace", unit="%", disable=not show_progress,
-                      leave=False) as bar:
-                def progress(fraction: float) -> None:
-                    bar.update(int(100 * fraction) - bar.n)
-                    report("trace", 0.8 * fraction)
-
-                tokens = trace_lm(model, stream, opts, states, ws, acc, progress, collector)
-        else:
-            max_len = int(ckpt.get("train_config", {}).get("max_len") or 0)    # as trained (the loader keeps 400)
-            docs = [vocab.encode(d) for d in corpus.splits[opts.split]]
-            if max_len:
-                docs = [d[:max_len] for d in docs]
-            if opts.max_tokens:
-                cum = np.cumsum([len(d) for d in docs])
-                docs = docs[: max(1, int(np.searchsorted(cum, opts.max_tokens)) + 1)]
-            # The quantile sample in text order: documents in order, then position.
-            flat_keep = systematic_keep(np.concatenate([np.asarray(d, np.int64) for d in docs] or [np.zeros(0)]),
-                                        opts.quantile_cap)
-            doc_keep = np.split(flat_keep, np.cumsum([len(d) for d in docs])[:-1]) if docs else []
-            order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
-            groups = [order[i:i + opts.batch_size] for i in range(0, len(order), opts.batch_size)]
-            table = use_input_table(model, sum(len(d) for d in docs))
-            starts = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
-            if token_keys and starts[-1]:
-                collector = TokenStateCollector(token_keys, states, H, int(starts[-1]))
-                text_ids = np.concatenate([np.asarray(d, np.int64) for d in docs])
-                documents = np.repeat(np.arange(len(docs)), [len(d) for d in docs])
-            with tqdm(total=len(groups), desc=f"{model_id}: trace", unit="batch", disable=not show_progress,
-                      leave=False) as bar:
-                for g in groups:
-                    lengths = torch.tensor([len(docs[i]) for i in g])
-                    x = torch.zeros(int(lengths.max()), len(g), dtype=torch.long)
-                    keep = torch.zeros(x.shape, dtype=torch.bool)
-                    for j, i in enumerate(g):
-                        x[: len(docs[i]), j] = torch.tensor(docs[i])
-                        keep[: len(docs[i]), j] = torch.from_numpy(doc_keep[i])
-                    values = model.trace_packed(x, keys=states, deltas=True, workspace=ws, input_table=table).values
-                    mask = (torch.arange(x.size(0))[:, None] < lengths[None, :]).reshape(-1)   # [T*B]
-                    acc.update(x.reshape(-1)[mask], values.view(-1, values.shape[-1])[mask],
-                               keep=keep.reshape(-1)[mask])
-                    if collector is not None:
-                        collector.add_documents(values, [int(starts[i]) for i in g], lengths.tolist())
-                    tokens += int(lengths.sum())
-                    bar.update(1)
-                    report("trace", 0.8 * bar.n / len(groups))
-        if tokens == 0:
+        with tqdm(total=100, desc=f"{model_id}: trace", disable=not show_progress, leave=False) as bar:
+            if model.cfg.task == "lm":
+                traced = _trace_stream(model, vocab, corpus, opts, states, ws, acc, token_keys, bar, report)
+            else:
+                max_len = int(ckpt.get("train_config", {}).get("max_len") or 0)    # as trained (the loader keeps 400)
+                traced = _trace_documents(model, vocab, corpus, opts, states, ws, acc, token_keys, max_len, bar,
+                                          report)
+        if traced.tokens == 0:
             raise ValueError(f"the {opts.split} split of {corpus.name!r} has no tokens to analyse")
         ws.clear()                     # the trace buffers (0.8 GB for a 2x650 LSTM, all states) are done
         model.clear_trace_cache()
-
-        models_df, metrics_df, vocab_df = model_tables(model_id, ckpt, vocab, opts, tokens, states)
+        models_df, metrics_df, vocab_df = model_tables(model_id, ckpt, vocab, opts, traced.tokens, states)
         with store.write_partition(store_root, "models", model_id) as w:
             w.write("models", models_df)
             w.write("training_metrics", metrics_df)
             w.write("vocab", vocab_df)
-            cluster_frames, projection_frames = [], []
-            # In the store's order (layer, state name, word, unit), so the writer need not sort 17M+ rows.
-            in_order = sorted(enumerate(states), key=lambda item: item[1])
-            for n_done, (i, key) in enumerate(tqdm(in_order, desc=f"{model_id}: statistics",
-                                                   disable=not show_progress, leave=False)):
-                stats = acc.stats(i * H, (i + 1) * H)
-                words = max(words, len(stats.word_ids))
-                for table in response_table(model_id, key[0], key[1], stats, vocab):
-                    w.write("word_responses", table, presorted=True)
-                if key[1] in CLUSTER_STATES:
-                    rows = select_words(stats.n, opts.top_words, opts.min_count)
-                    if len(rows) >= 2:
-                        strength = np.abs(stats.mean[rows])
-                        ks = range(opts.k_min, opts.k_max + 1)
-                        found = cocluster_range(strength, ks, seed=opts.seed)
-                        frame = cocluster_frame(found, stats.word_ids[rows])
-                        frame.insert(0, "state", key[1])
-                        frame.insert(0, "layer", key[0])
-                        frame.insert(0, "model_id", model_id)
-                        cluster_frames.append(frame)
-                        projection_frames.append(_projections(model_id, key, stats.mean[rows],
-                                                              stats.word_ids[rows], opts.seed))
-                report("statistics", 0.8 + 0.15 * (n_done + 1) / len(states))
-            if cluster_frames:
-                w.write("coclusters", pd.concat(cluster_frames, ignore_index=True))
-            if collector is not None:
-                collector.write(w, model_id, text_ids, vocab.words, documents)
-                del collector
-            if projection_frames:
-                w.write("projections", pd.concat(projection_frames, ignore_index=True))
-            if opts.gradient_k:
-                stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
-                streams = max(1, min(64, stream.numel() // (opts.gradient_k + 2)))    # windows of K+1 tokens
-                gf = gradient_flow(model, batchify(stream, streams),
-                                   opts.gradient_k, seed=opts.seed)
-                gf.insert(0, "model_id", model_id)
-                w.write("gradient_flow", gf)
+            words = _write_tables(w, model_id, model, vocab, corpus, opts, states, acc, traced, show_progress, report)
             report("publish", 1.0)
     finally:
         acc.close()
         ws.clear()
         shutil.rmtree(spill, ignore_errors=True)
     wall = time.perf_counter() - t_start
-    log.info("analysed %s: %d tokens, %d states in %.1fs", model_id, tokens, len(states), wall)
-    return AnalysisResult(model_id, tokens, words, states, wall, store.partition_path(store_root, "models", model_id))
+    log.info("analysed %s: %d tokens, %d states in %.1fs", model_id, traced.tokens, len(states), wall)
+    return AnalysisResult(model_id, traced.tokens, words, states, wall,
+                          store.partition_path(store_root, "models", model_id))
