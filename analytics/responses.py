@@ -28,10 +28,16 @@ seen and every column we keep
   quantiles of the sample (the documented sketch).
 
 Memory stays bounded: the sums are float64 [V, W] arrays (only rows of words
-seen are touched); kept rows go to an in-memory float16 buffer that is spilled
-to binary files in a private temporary directory once it exceeds
-``spill_bytes``, read back with ``np.memmap`` when the quantiles are computed,
-and removed afterwards, also when that fails. The quantiles are computed for
+seen are touched); kept rows go to a float16 buffer spilled to disk past
+``spill_bytes`` (:mod:`analytics.kept_rows`), removed afterwards, also when
+that fails.
+
+Rows traced from a wrong state can be corrected (the exact language-model
+trace, :mod:`analytics.lm_trace`, does): :meth:`ResponseAccumulator.retract`
+takes them out of n, mean and std, and update() with the same text
+``positions`` adds the right ones and replaces them in the quantile sample.
+
+The quantiles are computed for
 all words and a block of columns at once, with one exact segmented sort per
 block (see :func:`analytics.quantiles.segment_quantiles`).
 
@@ -41,20 +47,19 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
-import weakref
 
 import numpy as np
 import torch
 
 from models.buffers import lazy_zeros
 
+from .kept_rows import BLOCK_COLS, KeptRows
 from .moments import accumulate_split
 from .quantiles import segment_quantiles
 from .response_stats import QUANTILE_COLUMNS, QUANTILES, ResponseStats, response_matrix, z_scores
 
-__all__ = ["QUANTILES", "QUANTILE_COLUMNS", "ResponseAccumulator", "ResponseStats", "response_matrix", "z_scores"]
+__all__ = ["BLOCK_COLS", "QUANTILES", "QUANTILE_COLUMNS", "ResponseAccumulator", "ResponseStats", "response_matrix",
+           "z_scores"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,23 +75,11 @@ def _default_spill_bytes() -> int:
 
 #: Spill the kept-row buffer to disk once it holds more than this many bytes.
 SPILL_BYTES = _default_spill_bytes()
-#: Columns per spill file (and the widest column block of the quantile pass).
-#: Narrow files keep the reads of a large spilled buffer cheap when the sort
-#: budget allows only a few columns at a time; 32-128 measured alike in memory.
-BLOCK_COLS = 32
 #: Rough bound on the temporaries of one quantile block (loaded and
 #: transposed values, int32 temporaries, int64 sort keys: ~32 bytes per element).
 SORT_BUDGET_BYTES = 256 * 2**20
-#: On a GPU, kept rows move to the host once they take this much device memory (else at stats()).
-DEVICE_PENDING_BYTES = 8 << 30
 #: Largest finite float16, where kept values are clamped.
 F16_MAX = 65504.0
-
-_IDS_FILE = "word_ids.i64"
-
-
-def _remove_dir(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 class ResponseAccumulator:
@@ -137,19 +130,7 @@ class ResponseAccumulator:
         self._s2 = zeros((V, W), torch.float64)                            # [V, W] Σ(x − K)²
         self._scratch: dict = {}
 
-        # Kept rows (the quantile sample), in memory...
-        self._pending: list[tuple[np.ndarray, torch.Tensor]] = []  # (ids [r] i64, vals [r, W] f16)
-        self._kept_pos: list[np.ndarray] = []       # [r] i64 text positions of every kept row, in order (host)
-        self._pending_bytes = 0
-        # ... first on the device, when there is one: a copy to the host per chunk (and the host's
-        # first touch of fresh pages, ~0.65 ms per MB) would cost more than tracing the chunk.
-        self._device_pending: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self._device_bytes = 0
-        # ... and on disk: ids in one file, values in one file per column block.
-        self._spill_path: str | None = None
-        self._spill_cleanup: weakref.finalize | None = None
-        self.spilled_rows = 0
-        self.n_spills = 0
+        self._rows = KeptRows(W, self.spill_bytes, self._spill_parent)      # the quantile sample
         self.clamped = 0
         self._finalized = False
 
@@ -242,7 +223,7 @@ class ResponseAccumulator:
         if n_keep:
             rows = perm.cpu() if keep is None else perm.cpu()[keep.cpu()]
             pos = np.full(n_keep, -1, np.int64) if positions is None else positions[rows].numpy().astype(np.int64)
-            self._add_kept(ids_s if keep is None else ids_s[keep], kept, pos)
+            self._rows.add(ids_s if keep is None else ids_s[keep], kept, pos)
 
     def retract(self, word_ids: torch.Tensor, values: torch.Tensor) -> None:
         """Take rows added earlier out of n, mean and std (``values`` as they were added, to rounding).
@@ -261,90 +242,23 @@ class ResponseAccumulator:
         self._s2.index_add_(0, ids, d.square_(), alpha=-1)
         self._count.index_add_(0, ids, torch.ones_like(ids), alpha=-1)
 
-    def _add_kept(self, kept_ids: torch.Tensor, kept: torch.Tensor, positions: np.ndarray) -> None:
-        """Queue kept rows (ids [k], float16 values [k, W], text positions [k], -1 unknown) for the quantiles."""
-        self._kept_pos.append(positions)
-        if self.device.type != "cpu":
-            self._device_pending.append((kept_ids, kept))
-            self._device_bytes += kept.numel() * 2
-            if self._device_bytes > DEVICE_PENDING_BYTES:
-                self._to_host()
-            return
-        kept_ids = kept_ids.numpy().copy()
-        self._pending.append((kept_ids, kept))
-        self._pending_bytes += kept.numel() * 2 + kept_ids.nbytes
-        if self._pending_bytes > self.spill_bytes:
-            self._spill()
+    @property
+    def spilled_rows(self) -> int:
+        return self._rows.spilled_rows
 
-    def _to_host(self) -> None:
-        """Move the kept rows held on the device to the host's pending list (spilling it if it is full)."""
-        for ids, vals in self._device_pending:
-            ids, vals = ids.cpu().numpy(), vals.cpu()
-            self._pending.append((ids, vals))
-            self._pending_bytes += vals.numel() * 2 + ids.nbytes
-        self._device_pending.clear()
-        self._device_bytes = 0
-        if self._pending_bytes > self.spill_bytes:
-            self._spill()
+    @property
+    def n_spills(self) -> int:
+        return self._rows.n_spills
 
-    # ------------------------------------------------------------------ spill
-    def _blocks(self) -> list[tuple[int, int]]:
-        """Column blocks [(c0, c1)] of width BLOCK_COLS (the spill file layout)."""
-        return [(c0, min(c0 + BLOCK_COLS, self.width)) for c0 in range(0, self.width, BLOCK_COLS)]
-
-    def _spill(self) -> None:
-        """Append the in-memory buffer to the spill files (one per column block)."""
-        if not self._pending:
-            return
-        if self._spill_path is None:
-            if self._spill_parent is not None:
-                os.makedirs(self._spill_parent, exist_ok=True)
-            self._spill_path = tempfile.mkdtemp(prefix="rnnvis-responses-", dir=self._spill_parent)
-            # Remove the directory even if the accumulator is dropped unfinalized.
-            self._spill_cleanup = weakref.finalize(self, _remove_dir, self._spill_path)
-        n_rows = 0
-        with open(os.path.join(self._spill_path, _IDS_FILE), "ab") as f:
-            for ids, _ in self._pending:
-                ids.tofile(f)
-                n_rows += ids.shape[0]
-        # Column-block files make every block of the quantile pass one
-        # contiguous read instead of a strided scan of a row-major file.
-        for j, (c0, c1) in enumerate(self._blocks()):
-            with open(os.path.join(self._spill_path, f"values_{j:04d}.f16"), "ab") as f:
-                for _, vals in self._pending:
-                    np.ascontiguousarray(vals[:, c0:c1].numpy()).tofile(f)
-        self._pending.clear()
-        self._pending_bytes = 0
-        self.spilled_rows += n_rows
-        self.n_spills += 1
-        logger.debug("spilled %d rows (%d in total) to %s", n_rows, self.spilled_rows, self._spill_path)
-
-    def _memmap(self, name: str, dtype: type, width: int | None) -> np.ndarray:
-        """Read-only memmap of a spill file holding ``spilled_rows`` rows."""
-        assert self._spill_path is not None
-        path = os.path.join(self._spill_path, name)
-        shape = (self.spilled_rows,) if width is None else (self.spilled_rows, width)
-        expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        size = os.path.getsize(path)
-        if size != expected:
-            raise RuntimeError(
-                f"spill file {path} has {size} bytes, expected {expected}; it was changed or "
-                "truncated (disk full?) while the responses were accumulated"
-            )
-        return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+    @property
+    def _spill_path(self) -> str | None:
+        return self._rows.spill_path
 
     def close(self) -> None:
         """Drop all buffers and remove the spill directory (idempotent)."""
-        self._pending.clear()
-        self._pending_bytes = 0
-        self._device_pending.clear()
-        self._device_bytes = 0
-        self._kept_pos.clear()
+        self._rows.close()
         self._count = self._shift = self._s1 = self._s2 = None  # type: ignore[assignment]
         self._scratch.clear()
-        if self._spill_cleanup is not None:
-            self._spill_cleanup()  # removes the directory; runs at most once
-        self._spill_path = None
         self._finalized = True
 
     def __enter__(self) -> ResponseAccumulator:
@@ -369,7 +283,6 @@ class ResponseAccumulator:
             raise RuntimeError("ResponseAccumulator.stats() called after finalize() or close()")
         if not 0 <= c0 < c1 <= self.width:
             raise ValueError(f"need 0 <= c0 < c1 <= {self.width}, got {c0}, {c1}")
-        self._to_host()                                   # the quantiles are computed on the host
         word_ids, n, mean, std = self._moments(c0, c1)
         quantiles, n_kept = self._quantiles(word_ids, c0, c1)
         logger.info(
@@ -393,30 +306,9 @@ class ResponseAccumulator:
         std = (m2 / (n64 - 1).clamp_(min=1.0)).clamp_(min=0.0).sqrt_().to(torch.float32).cpu().numpy()  # n == 1: 0
         return seen.cpu().numpy().astype(np.int64), count.cpu().numpy().astype(np.int64), mean, std
 
-    def _kept_rows(self, word_ids: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None]:
-        """The quantile sample: (ids [R] of every kept row, the spill memmaps (empty: all rows in memory),
-        the rows that count (None: all): not those replaced by a later row at the same position)."""
-        ids_parts: list[np.ndarray] = []
-        spilled: list[np.ndarray] = []
-        if self._spill_path is not None:
-            self._spill()  # flush the rest, so every block reads from one file
-            ids_parts.append(self._memmap(_IDS_FILE, np.int64, None))
-            spilled = [self._memmap(f"values_{j:04d}.f16", np.float16, b1 - b0)
-                       for j, (b0, b1) in enumerate(self._blocks())]
-        ids_parts += [p[0] for p in self._pending]
-        kept_ids = np.concatenate(ids_parts) if ids_parts else np.empty(0, np.int64)
-        pos = np.concatenate(self._kept_pos) if self._kept_pos else np.empty(0, np.int64)
-        if kept_ids.shape[0] != pos.shape[0]:
-            raise RuntimeError(f"quantile buffer holds {kept_ids.shape[0]} rows, expected {pos.shape[0]}")
-        known = np.flatnonzero(pos >= 0)
-        _, last = np.unique(pos[known][::-1], return_index=True)            # the latest row at each position
-        rows = np.union1d(np.flatnonzero(pos < 0), known[::-1][last])
-        rows = rows[np.isin(kept_ids[rows], word_ids)]                      # (a word retracted to n = 0)
-        return kept_ids, spilled, None if len(rows) == len(kept_ids) else rows
-
     def _quantiles(self, word_ids: np.ndarray, c0: int, c1: int) -> tuple[np.ndarray, int]:
         """([Q, n_words, c1 − c0] quantiles, NaN for words without a sample; the rows they come from)."""
-        kept_ids, spilled, rows = self._kept_rows(word_ids)
+        kept_ids, rows = self._rows.rows(word_ids)
         if rows is not None:
             kept_ids = kept_ids[rows]
         kept = np.bincount(kept_ids, minlength=self.vocab_size)[word_ids]  # [n_words] rows per word
@@ -429,12 +321,8 @@ class ResponseAccumulator:
         step = max(1, min(BLOCK_COLS, SORT_BUDGET_BYTES // (32 * max(n_kept, 1))))
         s0 = c0
         while n_kept and s0 < c1:
-            j, b0 = s0 // BLOCK_COLS, s0 - s0 % BLOCK_COLS
-            s1 = min(s0 + step, c1, b0 + BLOCK_COLS)  # within one spill file
-            if spilled:
-                block = np.asarray(spilled[j][:, s0 - b0:s1 - b0])  # [R, b] float16
-            else:
-                block = torch.cat([p[1][:, s0:s1] for p in self._pending]).numpy()
+            s1 = min(s0 + step, c1, s0 - s0 % BLOCK_COLS + BLOCK_COLS)  # within one spill file
+            block = self._rows.block(s0, s1)  # [R, b] float16
             if rows is not None:
                 block = block[rows]
             quantiles[:, sampled, s0 - c0:s1 - c0] = segment_quantiles(block, group, seg_start, seg_len, QUANTILES)
