@@ -1,15 +1,9 @@
 """Run a trained model over a corpus split and write its tables into the store.
 
 A language model's statistics are those of the split traced as one continuous
-stream from zero state, computed in parallel: the split is cut into up to
-``batch_size`` pieces of at least ``warmup`` tokens, traced side by side.
-Piece 0 starts from zero state at the split's start, exactly as the stream
-does; every other piece starts from the state reached by reading, from zero,
-the ``warmup`` tokens of text just before it (one extra batched trace of
-[warmup, B], no statistics), which is the continuous stream's state there up
-to a difference that fades with the warm-up length (see ``AnalysisOptions``).
-The tail that does not fill a piece is traced as the continuation of the last
-piece, whose final state is exactly the state before it: every token counts.
+stream from zero state, in every layer, computed in parallel pieces that are
+made exact: each piece ends up started from its predecessor's true end state
+(see :mod:`analytics.lm_trace` and docs/exactness.md).
 
 Classifiers restart from zero at every document, truncated at the ``max_len``
 the model was trained with.
@@ -71,11 +65,12 @@ class AnalysisOptions:
     states: str = "hidden"           # "hidden" (h, and c for LSTM), "all" (gates too) or a list such as "h,gates"
     batch_size: int = 64             # parallel streams (LM) or documents (classifier) per trace call
     chunk_steps: int = 256           # time steps per trace call (LM)
-    # LM: tokens of text before each parallel piece read (from zero) to set its start state.  Measured
-    # against one continuous stream: the demo LSTMs and RNN forget a cold start within 25-100 tokens
-    # (s(w) exact from warmup 50 on; 25 left 3% of pairs off by >10%); the demo GRU, with a unit near
-    # integration, has 1.7% off at 100, 0.85% at 200, 0.22% at 400, 0.01% at 800.  200 costs ~12% more
-    # trace steps on Brown's test split (64 pieces of 1,630 tokens).
+    # LM: tokens of text before each parallel piece read (from zero) to set its start in the first pass.  Only a
+    # speed-up: the corrections of analytics/lm_trace.py then make every start exact, and a piece whose warmed-up
+    # start already agrees with its predecessor's end needs none.  The demo LSTM's second layer and the demo GRU
+    # keep a trace of a start for 500-1,600 tokens, so no warm-up length alone is exact (200: 16% of demo-lstm's
+    # layer-1 (word, unit) pairs off by > 1e-4 + 1e-3|mean|); it costs ~12% more steps (states only) on Brown's
+    # test split (64 pieces of 1,632 tokens).
     warmup: int = 200
     top_words: int = 500             # words that enter the co-clustering
     min_count: int = 10
