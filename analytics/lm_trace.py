@@ -31,10 +31,10 @@ into B pieces of n tokens, traced side by side, and made exact in two steps:
 
 Cost: a piece whose warm-up start already agrees costs nothing more; one that
 does not costs two traces (old and true) of the tokens until they agree.
-Measured (``bench/bench_exact.py``, docs/exactness.md): about +0% for a
-freshly initialised 2x650 LSTM, whose states forget in a few dozen tokens,
-and up to ~2x the first pass for the demo LSTM, whose second layer takes
-500-1,600 tokens to forget a start.  Chaotic dynamics (never agreeing) fall
+Measured in CPU time (``bench/bench_exact.py``, docs/exactness.md): 1.02x the
+warm-up-only trace for a freshly initialised 2x650 LSTM, whose warmed-up starts
+already agree; 1.5-2.0x for the demo GRU and 2.1-2.4x for the demo LSTM, whose
+second layer takes 500-1,600 tokens to forget a start.  Chaotic dynamics (never agreeing) fall
 back to the sequential sweep: exact, at the cost of the stream traced twice.
 
 The tail that does not fill a piece is traced last, as the continuation of the
