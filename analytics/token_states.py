@@ -152,7 +152,7 @@ class TokenStateCollector:
         prev = self._start_values(state, len(pieces))
         for j in range(len(self.keys)):
             v = self._values(values, j, prev[j])                          # [T, p, H]
-            self.out[j, pos] = v.transpose(0, 1).reshape(-1, self.hidden).to(torch.float16)
+            self.out[j, pos] = v.transpose(0, 1).reshape(-1, self.hidden).to("cpu", torch.float16)
 
     def add_tail(self, values: torch.Tensor, start: int, state) -> None:
         """The tail [r, 1, K*H] that continues the last piece from its end ``state`` [L, 1, H], at positions
