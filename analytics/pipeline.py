@@ -1,15 +1,9 @@
 """Run a trained model over a corpus split and write its tables into the store.
 
 A language model's statistics are those of the split traced as one continuous
-stream from zero state, computed in parallel: the split is cut into up to
-``batch_size`` pieces of at least ``warmup`` tokens, traced side by side.
-Piece 0 starts from zero state at the split's start, exactly as the stream
-does; every other piece starts from the state reached by reading, from zero,
-the ``warmup`` tokens of text just before it (one extra batched trace of
-[warmup, B], no statistics), which is the continuous stream's state there up
-to a difference that fades with the warm-up length (see ``AnalysisOptions``).
-The tail that does not fill a piece is traced as the continuation of the last
-piece, whose final state is exactly the state before it: every token counts.
+stream from zero state, in every layer, computed in parallel pieces that are
+made exact: each piece ends up started from its predecessor's true end state
+(see :mod:`analytics.lm_trace` and docs/exactness.md).
 
 Classifiers restart from zero at every document, truncated at the ``max_len``
 the model was trained with.
@@ -43,13 +37,14 @@ from models.checkpoint import find_checkpoint, model_from_checkpoint, read_check
 from models.corpora import Corpus, load_corpus
 from models.options import check as check_options
 from models.options import option
-from models.rnn import RecurrentModel, State
+from models.rnn import RecurrentModel
 from models.runtime import torch_threads
 from models.train import batchify, lm_stream
 
 from . import store
 from .coclusters import cocluster_frame, cocluster_range, select_words
 from .gradients import gradient_flow
+from .lm_trace import trace_lm, use_input_table
 from .losses import write_class_outcomes, write_lm_losses
 from .projections import projection_frame
 from .quantiles import systematic_keep
@@ -76,13 +71,14 @@ class AnalysisOptions:
     batch_size: int = option(64, "parallel streams (LM) or documents (classifier) per trace call", low=1,
                              offered=False)
     chunk_steps: int = option(256, "time steps per trace call (LM)", low=1, offered=False)
-    # LM: tokens of text before each parallel piece read (from zero) to set its start state.  Measured
-    # against one continuous stream: the demo LSTMs and RNN forget a cold start within 25-100 tokens
-    # (s(w) exact from warmup 50 on; 25 left 3% of pairs off by >10%); the demo GRU, with a unit near
-    # integration, has 1.7% off at 100, 0.85% at 200, 0.22% at 400, 0.01% at 800.  200 costs ~12% more
-    # trace steps on Brown's test split (64 pieces of 1,630 tokens).
-    warmup: int = option(200, "LM: tokens read before each parallel piece to set its start state", low=0,
-                         offered=False)
+    # LM: tokens of text before each parallel piece read (from zero) to set its start in the first pass.  Only a
+    # speed-up: the corrections of analytics/lm_trace.py then make every start exact, and a piece whose warmed-up
+    # start already agrees with its predecessor's end needs none.  The demo LSTM's second layer and the demo GRU
+    # keep a trace of a start for 500-1,600 tokens, so no warm-up length alone is exact (200: 16% of demo-lstm's
+    # layer-1 (word, unit) pairs off by > 1e-4 + 1e-3|mean|); it costs ~12% more steps (states only) on Brown's
+    # test split (64 pieces of 1,632 tokens).
+    warmup: int = option(200, "LM: tokens read before each parallel piece to guess its start (made exact later)",
+                         low=0, offered=False)
     top_words: int = option(500, "words in the co-clustering", low=1)
     min_count: int = option(10, "least occurrences to be co-clustered", low=1)
     k_min: int = option(2, "smallest number of clusters", low=2, high=50, offered=False)
@@ -136,108 +132,6 @@ def _select_states(model: RecurrentModel, spec: str) -> list[tuple[int, str]]:
     return [(layer, s) for layer in range(model.cfg.layers) for s in names if s in wanted]
 
 
-def _use_input_table(model: RecurrentModel, tokens: int) -> bool:
-    """Look the first layer's input projections up per word (see RecurrentModel.trace_packed)?
-
-    Yes when the trace covers more tokens than the vocabulary has words, so the
-    [V, G*H] table costs less than the per-chunk products, and it fits in 1 GiB.
-    """
-    cfg = model.cfg
-    gates = {"lstm": 4, "gru": 3}.get(cfg.cell, 0)
-    return bool(gates) and tokens >= cfg.vocab_size and cfg.vocab_size * gates * cfg.hidden_size * 4 <= 1 << 30
-
-
-def _lm_chunks(model: RecurrentModel, data: torch.Tensor, chunk: int, keys: list[tuple[int, str]],
-               ws: Workspace, state: State | None = None,
-               input_table: bool | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Trace a batchified stream [N, B] chunk by chunk from ``state`` (zero if None), carrying the state.
-
-    Yields (ids [T, B], values [T, B, len(keys) * H]) with Δh for h and c, the
-    activations for gates; ``values`` is reused by the next chunk.  Returns
-    (as the generator's value) the state after the last step.
-    """
-    table = _use_input_table(model, data.numel()) if input_table is None else input_table
-    for i in range(0, data.size(0), chunk):
-        x = data[i:i + chunk]
-        packed = model.trace_packed(x, state, keys=keys, deltas=True, workspace=ws, input_table=table)
-        yield x, packed.values
-        state = packed.state
-    return state
-
-
-def _pieces(total: int, batch_size: int, warmup: int) -> tuple[int, int]:
-    """(B, n): B parallel pieces of n tokens each, n >= max(2, warmup) unless B == 1.
-
-    Pieces at least ``warmup`` long let every piece but the first be warmed up
-    on ``warmup`` tokens of the text before it; the B * n tokens traced in
-    parallel leave a tail of total − B·n < B tokens.
-    """
-    B = max(1, min(batch_size, total // max(2, warmup)))
-    return B, total // B
-
-
-def _warm_state(model: RecurrentModel, stream: torch.Tensor, B: int, n: int, warmup: int,
-                ws: Workspace, table: bool) -> State | None:
-    """The start state of each piece b (tokens b·n ..): zero for piece 0, else the state after
-    reading stream[b·n − warmup : b·n] from zero.  None (zero for all) when there is nothing to warm."""
-    w = min(warmup, n)
-    if B == 1 or w == 0:
-        return None
-    pos = torch.arange(B) * n                                               # [B] piece starts
-    idx = (pos[None, :] - w + torch.arange(w)[:, None]).clamp_(min=0)     # [w, B]; piece 0's is reset below
-    keys = [(model.cfg.layers - 1, "h")]                                    # only the final state is needed
-    state = model.trace_packed(stream[idx], keys=keys, workspace=ws, input_table=table).state
-    for s in state if isinstance(state, tuple) else (state,):
-        s[:, 0] = 0                                                         # [L, B, H]: piece 0 from zero
-    return state
-
-
-def _last_column(state: State) -> State:
-    """The state of the last piece only, batch of 1."""
-    return tuple(s[:, -1:].contiguous() for s in state) if isinstance(state, tuple) else state[:, -1:].contiguous()
-
-
-def _trace_lm(model: RecurrentModel, stream: torch.Tensor, opts: AnalysisOptions, keys: list[tuple[int, str]],
-              ws: Workspace, acc: ResponseAccumulator, progress: Callable[[float], None],
-              collector: TokenStateCollector | None = None) -> int:
-    """Trace the id stream [N] as one continuous text (see the module docstring); returns the tokens counted."""
-    total = stream.numel()
-    if total == 0:
-        return 0
-    keep = torch.from_numpy(systematic_keep(stream.numpy(), opts.quantile_cap))    # [N] bool, text order
-    B, n = _pieces(total, opts.batch_size, opts.warmup)
-    data = stream[:B * n].view(B, n).t().contiguous()                       # [n, B]: column b = piece b
-    keep_data = keep[:B * n].view(B, n).t()                                 # [n, B]
-    table = _use_input_table(model, total + (B - 1) * min(opts.warmup, n))
-    state = _warm_state(model, stream, B, n, opts.warmup, ws, table)
-    if collector is not None:
-        collector.begin(state, B, n)
-    chunks, done, tokens = _lm_chunks(model, data, opts.chunk_steps, keys, ws, state, table), 0, 0
-    while True:
-        try:
-            x, values = next(chunks)
-        except StopIteration as stop:
-            state = stop.value
-            break
-        acc.update(x.reshape(-1), values.view(-1, values.shape[-1]), keep=keep_data[done:done + len(x)].reshape(-1))
-        if collector is not None:
-            collector.add(values, done)
-        done += len(x)
-        tokens += x.numel()
-        progress(done / n)
-    if B * n < total:                                                       # the tail continues the last piece
-        x = stream[B * n:, None]                                            # [r, 1]
-        values = model.trace_packed(x, _last_column(state), keys=keys, deltas=True, workspace=ws,
-                                    input_table=table).values
-        acc.update(x.reshape(-1), values.view(-1, values.shape[-1]), keep=keep[B * n:])
-        if collector is not None:
-            collector.add_tail(values, B * n)
-        tokens += x.numel()
-    log.debug("traced %d tokens as %d pieces of %d (+%d tail), warm-up %d", tokens, B, n, total - B * n,
-              min(opts.warmup, n) if B > 1 else 0)
-    return tokens
-
-
 def _projections(model_id: str, key: tuple[int, str], mean: np.ndarray, word_ids: np.ndarray,
                  seed: int) -> pd.DataFrame:
     """The 2-D maps (PCA, t-SNE) of the co-clustered words and of the units of one (layer, state)."""
@@ -264,6 +158,137 @@ def analyze_model(model_id: str, store_root: str | os.PathLike, opts: AnalysisOp
                         on_progress=on_progress, should_stop=should_stop)
 
 
+@dataclass
+class _Traced:
+    """What the trace leaves for the tables: the tokens counted and the token states kept."""
+
+    tokens: int = 0
+    collector: TokenStateCollector | None = None
+    text_ids: np.ndarray | None = None
+    documents: np.ndarray | None = None
+    docs: list[list[int]] | None = None          # a classifier's documents as traced (for its class outcomes)
+
+
+def _trace_stream(model: RecurrentModel, vocab, corpus: Corpus, opts: AnalysisOptions, states, ws: Workspace,
+                  acc: ResponseAccumulator, token_keys, bar, report: Callable[[str, float], None]) -> _Traced:
+    """A language model: the split as one continuous stream (see :mod:`analytics.lm_trace`)."""
+    out = _Traced()
+    stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
+    if token_keys and stream.numel():
+        out.collector = TokenStateCollector(token_keys, states, model.cfg.hidden_size, stream.numel())
+        out.text_ids = stream.numpy()
+
+    def progress(fraction: float) -> None:
+        bar.update(int(100 * fraction) - bar.n)
+        report("trace", 0.8 * fraction)
+
+    out.tokens = trace_lm(model, stream, opts, states, ws, acc, progress, out.collector)
+    return out
+
+
+def _document_batches(docs: list[list[int]], doc_keep: list[np.ndarray], batch_size: int
+                      ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Documents by length, ``batch_size`` at a time: (indices, lengths [B], ids [T, B] zero-padded, keep [T, B])."""
+    order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
+    for g in (order[i:i + batch_size] for i in range(0, len(order), batch_size)):
+        lengths = torch.tensor([len(docs[i]) for i in g])
+        x = torch.zeros(int(lengths.max()), len(g), dtype=torch.long)
+        keep = torch.zeros(x.shape, dtype=torch.bool)
+        for j, i in enumerate(g):
+            x[: len(docs[i]), j] = torch.tensor(docs[i])
+            keep[: len(docs[i]), j] = torch.from_numpy(doc_keep[i])
+        yield g, lengths, x, keep
+
+
+def _trace_documents(model: RecurrentModel, vocab, corpus: Corpus, opts: AnalysisOptions, states, ws: Workspace,
+                     acc: ResponseAccumulator, token_keys, max_len: int, bar,
+                     report: Callable[[str, float], None]) -> _Traced:
+    """A classifier: every document from zero state, truncated at ``max_len`` (0: whole)."""
+    out = _Traced()
+    docs = [vocab.encode(d) for d in corpus.splits[opts.split]]
+    if max_len:
+        docs = [d[:max_len] for d in docs]
+    if opts.max_tokens:
+        cum = np.cumsum([len(d) for d in docs])
+        docs = docs[: max(1, int(np.searchsorted(cum, opts.max_tokens)) + 1)]
+    out.docs = docs
+    lengths = [len(d) for d in docs]
+    flat = np.concatenate([np.asarray(d, np.int64) for d in docs] or [np.zeros(0, np.int64)])
+    # The quantile sample in text order: documents in order, then position.
+    doc_keep = np.split(systematic_keep(flat, opts.quantile_cap), np.cumsum(lengths)[:-1]) if docs else []
+    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    if token_keys and starts[-1]:
+        out.collector = TokenStateCollector(token_keys, states, model.cfg.hidden_size, int(starts[-1]))
+        out.text_ids, out.documents = flat, np.repeat(np.arange(len(docs)), lengths)
+    table = use_input_table(model, int(starts[-1]))
+    bar.reset(total=-(-len(docs) // opts.batch_size))
+    for g, n, x, keep in _document_batches(docs, doc_keep, opts.batch_size):
+        values = model.trace_packed(x, keys=states, deltas=True, workspace=ws, input_table=table).values
+        mask = (torch.arange(x.size(0))[:, None] < n[None, :]).reshape(-1)        # [T*B]
+        acc.update(x.reshape(-1)[mask], values.view(-1, values.shape[-1])[mask], keep=keep.reshape(-1)[mask])
+        if out.collector is not None:
+            out.collector.add_documents(values, [int(starts[i]) for i in g], n.tolist())
+        out.tokens += int(n.sum())
+        bar.update(1)
+        report("trace", 0.8 * bar.n / bar.total)
+    return out
+
+
+def _cluster_frames(model_id: str, key: tuple[int, str], stats, opts: AnalysisOptions
+                    ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """(co-clusters, projections) of one (layer, state), or None with fewer than two words to cluster."""
+    rows = select_words(stats.n, opts.top_words, opts.min_count)
+    if len(rows) < 2:
+        return None
+    found = cocluster_range(np.abs(stats.mean[rows]), range(opts.k_min, opts.k_max + 1), seed=opts.seed)
+    frame = cocluster_frame(found, stats.word_ids[rows])
+    frame.insert(0, "state", key[1])
+    frame.insert(0, "layer", key[0])
+    frame.insert(0, "model_id", model_id)
+    return frame, _projections(model_id, key, stats.mean[rows], stats.word_ids[rows], opts.seed)
+
+
+def _write_tables(w, model_id: str, model: RecurrentModel, vocab, corpus: Corpus, opts: AnalysisOptions, states,
+                  acc: ResponseAccumulator, traced: _Traced, show_progress: bool,
+                  report: Callable[[str, float], None]) -> int:
+    """Every table but the model's own rows into the partition writer ``w``; returns the words seen."""
+    H, words = model.cfg.hidden_size, 0
+    cluster_frames, projection_frames = [], []
+    # In the store's order (layer, state name, word, unit), so the writer need not sort 17M+ rows.
+    in_order = sorted(enumerate(states), key=lambda item: item[1])
+    for n_done, (i, key) in enumerate(tqdm(in_order, desc=f"{model_id}: statistics", disable=not show_progress,
+                                           leave=False)):
+        stats = acc.stats(i * H, (i + 1) * H)
+        words = max(words, len(stats.word_ids))
+        for table in response_table(model_id, key[0], key[1], stats, vocab):
+            w.write("word_responses", table, presorted=True)
+        frames = _cluster_frames(model_id, key, stats, opts) if key[1] in CLUSTER_STATES else None
+        if frames is not None:
+            cluster_frames.append(frames[0])
+            projection_frames.append(frames[1])
+        report("statistics", 0.8 + 0.15 * (n_done + 1) / len(states))
+    if cluster_frames:
+        w.write("coclusters", pd.concat(cluster_frames, ignore_index=True))
+    if traced.collector is not None:
+        traced.collector.write(w, model_id, traced.text_ids, vocab.words, traced.documents)
+        traced.collector = None
+    if projection_frames:
+        w.write("projections", pd.concat(projection_frames, ignore_index=True))
+    if model.cfg.task == "lm":
+        write_lm_losses(w, model_id, model, lm_stream(corpus, vocab, opts.split, opts.max_tokens), vocab.words,
+                        lambda f: report("losses", 0.95 + 0.04 * f))
+    else:
+        write_class_outcomes(w, model_id, model, traced.docs, corpus.labels[opts.split][:len(traced.docs)],
+                             corpus.label_names)
+    if opts.gradient_k:
+        stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
+        streams = max(1, min(64, stream.numel() // (opts.gradient_k + 2)))    # windows of K+1 tokens
+        gf = gradient_flow(model, batchify(stream, streams), opts.gradient_k, seed=opts.seed)
+        gf.insert(0, "model_id", model_id)
+        w.write("gradient_flow", gf)
+    return words
+
+
 def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress, on_progress,
              should_stop) -> AnalysisResult:
     opts = (opts or AnalysisOptions()).validate()
@@ -272,12 +297,11 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
     states = _select_states(model, opts.states)
     if corpus is None:
         corpus = load_corpus(ckpt.get("train_config", {}).get("corpus") or ckpt["corpus"])
-    H = model.cfg.hidden_size
     spill = tempfile.mkdtemp(prefix=f"rnnvis-{model_id}-")
     # One accumulator for every selected (layer, state): state k in columns k*H .. (k+1)*H,
     # the layout of model.trace_packed.
-    acc = ResponseAccumulator(len(vocab), len(states) * H, quantile_cap=opts.quantile_cap, spill_dir=spill,
-                              device=model.head.weight.device)     # the sums stay where the trace is
+    acc = ResponseAccumulator(len(vocab), len(states) * model.cfg.hidden_size, quantile_cap=opts.quantile_cap,
+                              spill_dir=spill, device=model.head.weight.device)     # the sums stay where the trace is
     ws = Workspace(device)
 
     def report(stage: str, fraction: float) -> None:
@@ -286,118 +310,31 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
         if should_stop is not None and should_stop():
             raise AnalysisCancelled("analysis cancelled")
 
-    tokens = words = 0
-    collector = text_ids = documents = None
     token_keys = parse_token_states(opts.token_states, model.cfg.layers, states)
     try:
-        if model.cfg.task == "lm":
-            stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
-            if token_keys and stream.numel():
-                collector = TokenStateCollector(token_keys, states, H, stream.numel())
-                text_ids = stream.numpy()
-            with tqdm(total=100, desc=f"{model_id}: trace", unit="%", disable=not show_progress,
-                      leave=False) as bar:
-                def progress(fraction: float) -> None:
-                    bar.update(int(100 * fraction) - bar.n)
-                    report("trace", 0.8 * fraction)
-
-                tokens = _trace_lm(model, stream, opts, states, ws, acc, progress, collector)
-        else:
-            max_len = int(ckpt.get("train_config", {}).get("max_len") or 0)    # as trained (the loader keeps 400)
-            docs = [vocab.encode(d) for d in corpus.splits[opts.split]]
-            if max_len:
-                docs = [d[:max_len] for d in docs]
-            if opts.max_tokens:
-                cum = np.cumsum([len(d) for d in docs])
-                docs = docs[: max(1, int(np.searchsorted(cum, opts.max_tokens)) + 1)]
-            # The quantile sample in text order: documents in order, then position.
-            flat_keep = systematic_keep(np.concatenate([np.asarray(d, np.int64) for d in docs] or [np.zeros(0)]),
-                                        opts.quantile_cap)
-            doc_keep = np.split(flat_keep, np.cumsum([len(d) for d in docs])[:-1]) if docs else []
-            order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
-            groups = [order[i:i + opts.batch_size] for i in range(0, len(order), opts.batch_size)]
-            table = _use_input_table(model, sum(len(d) for d in docs))
-            starts = np.concatenate([[0], np.cumsum([len(d) for d in docs])]).astype(np.int64)
-            if token_keys and starts[-1]:
-                collector = TokenStateCollector(token_keys, states, H, int(starts[-1]))
-                text_ids = np.concatenate([np.asarray(d, np.int64) for d in docs])
-                documents = np.repeat(np.arange(len(docs)), [len(d) for d in docs])
-            with tqdm(total=len(groups), desc=f"{model_id}: trace", unit="batch", disable=not show_progress,
-                      leave=False) as bar:
-                for g in groups:
-                    lengths = torch.tensor([len(docs[i]) for i in g])
-                    x = torch.zeros(int(lengths.max()), len(g), dtype=torch.long)
-                    keep = torch.zeros(x.shape, dtype=torch.bool)
-                    for j, i in enumerate(g):
-                        x[: len(docs[i]), j] = torch.tensor(docs[i])
-                        keep[: len(docs[i]), j] = torch.from_numpy(doc_keep[i])
-                    values = model.trace_packed(x, keys=states, deltas=True, workspace=ws, input_table=table).values
-                    mask = (torch.arange(x.size(0))[:, None] < lengths[None, :]).reshape(-1)   # [T*B]
-                    acc.update(x.reshape(-1)[mask], values.view(-1, values.shape[-1])[mask],
-                               keep=keep.reshape(-1)[mask])
-                    if collector is not None:
-                        collector.add_documents(values, [int(starts[i]) for i in g], lengths.tolist())
-                    tokens += int(lengths.sum())
-                    bar.update(1)
-                    report("trace", 0.8 * bar.n / len(groups))
-        if tokens == 0:
+        with tqdm(total=100, desc=f"{model_id}: trace", disable=not show_progress, leave=False) as bar:
+            if model.cfg.task == "lm":
+                traced = _trace_stream(model, vocab, corpus, opts, states, ws, acc, token_keys, bar, report)
+            else:
+                max_len = int(ckpt.get("train_config", {}).get("max_len") or 0)    # as trained (the loader keeps 400)
+                traced = _trace_documents(model, vocab, corpus, opts, states, ws, acc, token_keys, max_len, bar,
+                                          report)
+        if traced.tokens == 0:
             raise ValueError(f"the {opts.split} split of {corpus.name!r} has no tokens to analyse")
         ws.clear()                     # the trace buffers (0.8 GB for a 2x650 LSTM, all states) are done
         model.clear_trace_cache()
-
-        models_df, metrics_df, vocab_df = model_tables(model_id, ckpt, vocab, opts, tokens, states)
+        models_df, metrics_df, vocab_df = model_tables(model_id, ckpt, vocab, opts, traced.tokens, states)
         with store.write_partition(store_root, "models", model_id) as w:
             w.write("models", models_df)
             w.write("training_metrics", metrics_df)
             w.write("vocab", vocab_df)
-            cluster_frames, projection_frames = [], []
-            # In the store's order (layer, state name, word, unit), so the writer need not sort 17M+ rows.
-            in_order = sorted(enumerate(states), key=lambda item: item[1])
-            for n_done, (i, key) in enumerate(tqdm(in_order, desc=f"{model_id}: statistics",
-                                                   disable=not show_progress, leave=False)):
-                stats = acc.stats(i * H, (i + 1) * H)
-                words = max(words, len(stats.word_ids))
-                for table in response_table(model_id, key[0], key[1], stats, vocab):
-                    w.write("word_responses", table, presorted=True)
-                if key[1] in CLUSTER_STATES:
-                    rows = select_words(stats.n, opts.top_words, opts.min_count)
-                    if len(rows) >= 2:
-                        strength = np.abs(stats.mean[rows])
-                        ks = range(opts.k_min, opts.k_max + 1)
-                        found = cocluster_range(strength, ks, seed=opts.seed)
-                        frame = cocluster_frame(found, stats.word_ids[rows])
-                        frame.insert(0, "state", key[1])
-                        frame.insert(0, "layer", key[0])
-                        frame.insert(0, "model_id", model_id)
-                        cluster_frames.append(frame)
-                        projection_frames.append(_projections(model_id, key, stats.mean[rows],
-                                                              stats.word_ids[rows], opts.seed))
-                report("statistics", 0.8 + 0.15 * (n_done + 1) / len(states))
-            if cluster_frames:
-                w.write("coclusters", pd.concat(cluster_frames, ignore_index=True))
-            if collector is not None:
-                collector.write(w, model_id, text_ids, vocab.words, documents)
-                del collector
-            if projection_frames:
-                w.write("projections", pd.concat(projection_frames, ignore_index=True))
-            if model.cfg.task == "lm":
-                write_lm_losses(w, model_id, model, lm_stream(corpus, vocab, opts.split, opts.max_tokens),
-                                vocab.words, lambda f: report("losses", 0.95 + 0.04 * f))
-            else:
-                write_class_outcomes(w, model_id, model, docs, corpus.labels[opts.split][:len(docs)],
-                                     corpus.label_names)
-            if opts.gradient_k:
-                stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
-                streams = max(1, min(64, stream.numel() // (opts.gradient_k + 2)))    # windows of K+1 tokens
-                gf = gradient_flow(model, batchify(stream, streams),
-                                   opts.gradient_k, seed=opts.seed)
-                gf.insert(0, "model_id", model_id)
-                w.write("gradient_flow", gf)
+            words = _write_tables(w, model_id, model, vocab, corpus, opts, states, acc, traced, show_progress, report)
             report("publish", 1.0)
     finally:
         acc.close()
         ws.clear()
         shutil.rmtree(spill, ignore_errors=True)
     wall = time.perf_counter() - t_start
-    log.info("analysed %s: %d tokens, %d states in %.1fs", model_id, tokens, len(states), wall)
-    return AnalysisResult(model_id, tokens, words, states, wall, store.partition_path(store_root, "models", model_id))
+    log.info("analysed %s: %d tokens, %d states in %.1fs", model_id, traced.tokens, len(states), wall)
+    return AnalysisResult(model_id, traced.tokens, words, states, wall,
+                          store.partition_path(store_root, "models", model_id))

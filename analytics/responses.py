@@ -28,10 +28,16 @@ seen and every column we keep
   quantiles of the sample (the documented sketch).
 
 Memory stays bounded: the sums are float64 [V, W] arrays (only rows of words
-seen are touched); kept rows go to an in-memory float16 buffer that is spilled
-to binary files in a private temporary directory once it exceeds
-``spill_bytes``, read back with ``np.memmap`` when the quantiles are computed,
-and removed afterwards, also when that fails. The quantiles are computed for
+seen are touched); kept rows go to a float16 buffer spilled to disk past
+``spill_bytes`` (:mod:`analytics.kept_rows`), removed afterwards, also when
+that fails.
+
+Rows traced from a wrong state can be corrected (the exact language-model
+trace, :mod:`analytics.lm_trace`, does): :meth:`ResponseAccumulator.retract`
+takes them out of n, mean and std, and update() with the same text
+``positions`` adds the right ones and replaces them in the quantile sample.
+
+The quantiles are computed for
 all words and a block of columns at once, with one exact segmented sort per
 block (see :func:`analytics.quantiles.segment_quantiles`).
 
@@ -41,20 +47,19 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
-import weakref
 
 import numpy as np
 import torch
 
 from models.buffers import lazy_zeros
 
+from .kept_rows import BLOCK_COLS, KeptRows
 from .moments import accumulate_split
 from .quantiles import segment_quantiles
 from .response_stats import QUANTILE_COLUMNS, QUANTILES, ResponseStats, response_matrix, z_scores
 
-__all__ = ["QUANTILES", "QUANTILE_COLUMNS", "ResponseAccumulator", "ResponseStats", "response_matrix", "z_scores"]
+__all__ = ["BLOCK_COLS", "QUANTILES", "QUANTILE_COLUMNS", "ResponseAccumulator", "ResponseStats", "response_matrix",
+           "z_scores"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,23 +75,11 @@ def _default_spill_bytes() -> int:
 
 #: Spill the kept-row buffer to disk once it holds more than this many bytes.
 SPILL_BYTES = _default_spill_bytes()
-#: Columns per spill file (and the widest column block of the quantile pass).
-#: Narrow files keep the reads of a large spilled buffer cheap when the sort
-#: budget allows only a few columns at a time; 32-128 measured alike in memory.
-BLOCK_COLS = 32
 #: Rough bound on the temporaries of one quantile block (loaded and
 #: transposed values, int32 temporaries, int64 sort keys: ~32 bytes per element).
 SORT_BUDGET_BYTES = 256 * 2**20
-#: On a GPU, kept rows move to the host once they take this much device memory (else at stats()).
-DEVICE_PENDING_BYTES = 8 << 30
 #: Largest finite float16, where kept values are clamped.
 F16_MAX = 65504.0
-
-_IDS_FILE = "word_ids.i64"
-
-
-def _remove_dir(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 class ResponseAccumulator:
@@ -130,7 +123,6 @@ class ResponseAccumulator:
         V, W = self.vocab_size, self.width
         self.device = dev = torch.device(device)
         self._count = torch.zeros(V, dtype=torch.int64, device=dev)        # [V]
-        self._kept = torch.zeros(V, dtype=torch.int64)                      # [V] rows in the quantile buffer
         # On the CPU only the rows of words seen are ever touched, and only they take memory.
         zeros = lazy_zeros if dev.type == "cpu" else (lambda shape, dtype: torch.zeros(shape, dtype=dtype, device=dev))
         self._shift = zeros((V, W), torch.float32)                         # [V, W] K: first value
@@ -138,18 +130,7 @@ class ResponseAccumulator:
         self._s2 = zeros((V, W), torch.float64)                            # [V, W] Σ(x − K)²
         self._scratch: dict = {}
 
-        # Kept rows (the quantile sample), in memory...
-        self._pending: list[tuple[np.ndarray, torch.Tensor]] = []  # (ids [r] i64, vals [r, W] f16)
-        self._pending_bytes = 0
-        # ... first on the device, when there is one: a copy to the host per chunk (and the host's
-        # first touch of fresh pages, ~0.65 ms per MB) would cost more than tracing the chunk.
-        self._device_pending: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self._device_bytes = 0
-        # ... and on disk: ids in one file, values in one file per column block.
-        self._spill_path: str | None = None
-        self._spill_cleanup: weakref.finalize | None = None
-        self.spilled_rows = 0
-        self.n_spills = 0
+        self._rows = KeptRows(W, self.spill_bytes, self._spill_parent)      # the quantile sample
         self.clamped = 0
         self._finalized = False
 
@@ -158,19 +139,11 @@ class ResponseAccumulator:
         return self.width
 
     # ------------------------------------------------------------------ update
-    def update(self, word_ids: torch.Tensor, values: torch.Tensor, keep: torch.Tensor | None = None) -> None:
-        """Add one chunk: ``word_ids`` [N] integer, ``values`` [N, W] float.
-
-        ``keep`` [N] bool: the rows that go into the quantile sample (e.g. a
-        :func:`analytics.quantiles.systematic_keep` mask); None keeps each
-        word's first ``quantile_cap`` occurrences in update order.  Means and
-        stds always use every row.  Raises ValueError on bad shapes, ids
-        outside [0, V) or non-finite values; the accumulator is then unchanged.
-        """
+    def _check(self, word_ids, values, keep=None, positions=None) -> tuple[torch.Tensor, ...]:
+        """(word_ids, values, keep, positions) as tensors, after the shape and type checks of update()."""
         if self._finalized:
             raise RuntimeError("ResponseAccumulator.update() called after finalize() or close()")
-        word_ids = torch.as_tensor(word_ids)
-        values = torch.as_tensor(values)
+        word_ids, values = torch.as_tensor(word_ids), torch.as_tensor(values)
         if word_ids.dim() != 1 or word_ids.dtype.is_floating_point or word_ids.dtype == torch.bool:
             raise ValueError("word_ids must be a 1-D integer tensor, "
                              f"got shape {tuple(word_ids.shape)} {word_ids.dtype}")
@@ -183,11 +156,17 @@ class ResponseAccumulator:
             if keep.dtype != torch.bool or keep.shape != word_ids.shape:
                 raise ValueError(f"keep must be a bool tensor of shape {tuple(word_ids.shape)}, "
                                  f"got {keep.dtype} {tuple(keep.shape)}")
-        if word_ids.numel() == 0:
-            return
-        dev = self.device
-        ids = word_ids.detach().to(dev, torch.int64)
-        vals = values.detach().to(dev, torch.float32)
+        if positions is not None:
+            positions = torch.as_tensor(positions).cpu()
+            if positions.shape != word_ids.shape or positions.dtype.is_floating_point:
+                raise ValueError(f"positions must be an integer tensor of shape {tuple(word_ids.shape)}")
+        return word_ids, values, keep, positions
+
+    def _device_rows(self, word_ids: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """(ids int64, values float32 with unit column stride, clamp) on the tables' device, after the range and
+        finiteness checks."""
+        ids = word_ids.detach().to(self.device, torch.int64)
+        vals = values.detach().to(self.device, torch.float32)
         if vals.stride(1) != 1 or vals.stride(0) < self.width:
             vals = vals.contiguous()
         lo, hi = torch.stack(torch.aminmax(ids)).tolist()                   # one host sync on a GPU
@@ -201,9 +180,24 @@ class ResponseAccumulator:
         lo_v, hi_v = torch.stack(torch.aminmax(vals)).tolist()
         if not (np.isfinite(lo_v) and np.isfinite(hi_v)):
             raise ValueError("values contain NaN or inf; the traced model has probably diverged")
-        clamp = lo_v < -F16_MAX or hi_v > F16_MAX
+        return ids, vals, lo_v < -F16_MAX or hi_v > F16_MAX
 
-        n_rows = ids.shape[0]
+    def update(self, word_ids: torch.Tensor, values: torch.Tensor, keep: torch.Tensor | None = None,
+               positions: torch.Tensor | None = None) -> None:
+        """Add one chunk: ``word_ids`` [N] integer, ``values`` [N, W] float.
+
+        ``keep`` [N] bool: the rows that go into the quantile sample (e.g. a
+        :func:`analytics.quantiles.systematic_keep` mask); None keeps each
+        word's first ``quantile_cap`` occurrences in update order.  Means and
+        stds always use every row.  ``positions`` [N]: each row's place in the
+        text; a kept row replaces any row kept earlier at the same position
+        (see :meth:`retract`).  Raises ValueError on bad shapes, ids outside
+        [0, V) or non-finite values; the accumulator is then unchanged.
+        """
+        word_ids, values, keep, positions = self._check(word_ids, values, keep, positions)
+        if word_ids.numel() == 0:
+            return
+        ids, vals, clamp = self._device_rows(word_ids, values)
         # The rows in word order (stable: text order within a word), so that each block of the update
         # adds into a run of neighbouring table rows, each word's row once in a row, instead of rows
         # scattered over the [V, W] tables: measured ~1.2x faster for the whole update.
@@ -215,100 +209,56 @@ class ResponseAccumulator:
         if bool(new.any()):  # shift K of a new word: its first value here, so that its own x − K is 0
             self._shift[uniq[new]] = vals[perm[start[new]]]
         if keep is not None:
-            keep = torch.nonzero(keep.to(dev)[perm]).squeeze(1)            # [k] sorted rows, ascending
+            keep = torch.nonzero(keep.to(self.device)[perm]).squeeze(1)    # [k] sorted rows, ascending
         elif bool((prev + cnt > self.quantile_cap).any()):                 # each word's first quantile_cap
-            seen = torch.arange(n_rows, device=dev) - torch.repeat_interleave(start - prev, cnt)
+            seen = torch.arange(ids.shape[0], device=self.device) - torch.repeat_interleave(start - prev, cnt)
             keep = torch.nonzero(seen < self.quantile_cap).squeeze(1)      # seen: the word's occurrences before
-        n_keep = n_rows if keep is None else keep.shape[0]
-        kept = torch.empty((n_keep, self.width), dtype=torch.float16, device=dev)  # stays in the pending list
+        n_keep = ids.shape[0] if keep is None else keep.shape[0]
+        kept = torch.empty((n_keep, self.width), dtype=torch.float16, device=self.device)  # into the pending list
         accumulate_split(self._shift, self._s1, self._s2, ids_s, perm, vals, keep, kept, F16_MAX if clamp else None,
                          self._scratch)
         self._count[uniq] = prev + cnt
         if clamp:
             self.clamped += int(((vals < -F16_MAX) | (vals > F16_MAX)).sum())
         if n_keep:
-            kept_ids = ids_s if keep is None else ids_s[keep]
-            self._kept.index_add_(0, kept_ids.cpu(), torch.ones(n_keep, dtype=torch.int64))
-            if dev.type != "cpu":
-                self._device_pending.append((kept_ids, kept))
-                self._device_bytes += kept.numel() * 2
-                if self._device_bytes > DEVICE_PENDING_BYTES:
-                    self._to_host()
-                return
-            kept_ids = kept_ids.numpy().copy()
-            self._pending.append((kept_ids, kept))
-            self._pending_bytes += kept.numel() * 2 + kept_ids.nbytes
-            if self._pending_bytes > self.spill_bytes:
-                self._spill()
+            rows = perm.cpu() if keep is None else perm.cpu()[keep.cpu()]
+            pos = np.full(n_keep, -1, np.int64) if positions is None else positions[rows].numpy().astype(np.int64)
+            self._rows.add(ids_s if keep is None else ids_s[keep], kept, pos)
 
-    def _to_host(self) -> None:
-        """Move the kept rows held on the device to the host's pending list (spilling it if it is full)."""
-        for ids, vals in self._device_pending:
-            ids, vals = ids.cpu().numpy(), vals.cpu()
-            self._pending.append((ids, vals))
-            self._pending_bytes += vals.numel() * 2 + ids.nbytes
-        self._device_pending.clear()
-        self._device_bytes = 0
-        if self._pending_bytes > self.spill_bytes:
-            self._spill()
+    def retract(self, word_ids: torch.Tensor, values: torch.Tensor) -> None:
+        """Take rows added earlier out of n, mean and std (``values`` as they were added, to rounding).
 
-    # ------------------------------------------------------------------ spill
-    def _blocks(self) -> list[tuple[int, int]]:
-        """Column blocks [(c0, c1)] of width BLOCK_COLS (the spill file layout)."""
-        return [(c0, min(c0 + BLOCK_COLS, self.width)) for c0 in range(0, self.width, BLOCK_COLS)]
-
-    def _spill(self) -> None:
-        """Append the in-memory buffer to the spill files (one per column block)."""
-        if not self._pending:
+        To correct rows traced from a wrong state: retract the old rows, then
+        update() with the new ones at the same ``positions``, which also
+        replaces their rows in the quantile sample.  The shift K stays (any K
+        gives the same statistics).
+        """
+        word_ids, values, _, _ = self._check(word_ids, values)
+        if word_ids.numel() == 0:
             return
-        if self._spill_path is None:
-            if self._spill_parent is not None:
-                os.makedirs(self._spill_parent, exist_ok=True)
-            self._spill_path = tempfile.mkdtemp(prefix="rnnvis-responses-", dir=self._spill_parent)
-            # Remove the directory even if the accumulator is dropped unfinalized.
-            self._spill_cleanup = weakref.finalize(self, _remove_dir, self._spill_path)
-        n_rows = 0
-        with open(os.path.join(self._spill_path, _IDS_FILE), "ab") as f:
-            for ids, _ in self._pending:
-                ids.tofile(f)
-                n_rows += ids.shape[0]
-        # Column-block files make every block of the quantile pass one
-        # contiguous read instead of a strided scan of a row-major file.
-        for j, (c0, c1) in enumerate(self._blocks()):
-            with open(os.path.join(self._spill_path, f"values_{j:04d}.f16"), "ab") as f:
-                for _, vals in self._pending:
-                    np.ascontiguousarray(vals[:, c0:c1].numpy()).tofile(f)
-        self._pending.clear()
-        self._pending_bytes = 0
-        self.spilled_rows += n_rows
-        self.n_spills += 1
-        logger.debug("spilled %d rows (%d in total) to %s", n_rows, self.spilled_rows, self._spill_path)
+        ids, vals, _ = self._device_rows(word_ids, values)
+        d = (vals - self._shift[ids]).to(torch.float64)                    # as accumulate() adds them
+        self._s1.index_add_(0, ids, d, alpha=-1)
+        self._s2.index_add_(0, ids, d.square_(), alpha=-1)
+        self._count.index_add_(0, ids, torch.ones_like(ids), alpha=-1)
 
-    def _memmap(self, name: str, dtype: type, width: int | None) -> np.ndarray:
-        """Read-only memmap of a spill file holding ``spilled_rows`` rows."""
-        assert self._spill_path is not None
-        path = os.path.join(self._spill_path, name)
-        shape = (self.spilled_rows,) if width is None else (self.spilled_rows, width)
-        expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        size = os.path.getsize(path)
-        if size != expected:
-            raise RuntimeError(
-                f"spill file {path} has {size} bytes, expected {expected}; it was changed or "
-                "truncated (disk full?) while the responses were accumulated"
-            )
-        return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+    @property
+    def spilled_rows(self) -> int:
+        return self._rows.spilled_rows
+
+    @property
+    def n_spills(self) -> int:
+        return self._rows.n_spills
+
+    @property
+    def _spill_path(self) -> str | None:
+        return self._rows.spill_path
 
     def close(self) -> None:
         """Drop all buffers and remove the spill directory (idempotent)."""
-        self._pending.clear()
-        self._pending_bytes = 0
-        self._device_pending.clear()
-        self._device_bytes = 0
-        self._count = self._kept = self._shift = self._s1 = self._s2 = None  # type: ignore[assignment]
+        self._rows.close()
+        self._count = self._shift = self._s1 = self._s2 = None  # type: ignore[assignment]
         self._scratch.clear()
-        if self._spill_cleanup is not None:
-            self._spill_cleanup()  # removes the directory; runs at most once
-        self._spill_path = None
         self._finalized = True
 
     def __enter__(self) -> ResponseAccumulator:
@@ -333,12 +283,20 @@ class ResponseAccumulator:
             raise RuntimeError("ResponseAccumulator.stats() called after finalize() or close()")
         if not 0 <= c0 < c1 <= self.width:
             raise ValueError(f"need 0 <= c0 < c1 <= {self.width}, got {c0}, {c1}")
-        self._to_host()                                   # the quantiles are computed on the host
+        word_ids, n, mean, std = self._moments(c0, c1)
+        quantiles, n_kept = self._quantiles(word_ids, c0, c1)
+        logger.info(
+            "responses: %d words, columns %d-%d, %d occurrences, %d rows kept for quantiles (%d spilled)",
+            len(word_ids), c0, c1, int(n.sum()), n_kept, self.spilled_rows,
+        )
+        if self.clamped:
+            logger.warning("%d kept values beyond +-%g were clamped for the quantiles", self.clamped, F16_MAX)
+        return ResponseStats(word_ids=word_ids, n=n, mean=mean, std=std, quantiles=quantiles)
+
+    def _moments(self, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(word_ids, n, mean, std) of the words seen, columns c0 .. c1."""
         seen = torch.nonzero(self._count > 0).squeeze(1)  # [n_words], on the tables' device
         count = self._count[seen]
-        word_ids = seen.cpu().numpy().astype(np.int64)
-        n = count.cpu().numpy().astype(np.int64)
-        n_words, width = word_ids.shape[0], c1 - c0
         # mean and std where the sums are; only the finished [n_words, width] tables move to the CPU.
         n64 = count.to(torch.float64)[:, None]
         s1 = self._s1[seen, c0:c1]
@@ -346,53 +304,27 @@ class ResponseAccumulator:
         m2 = self._s2[seen, c0:c1] - s1.square_() / n64
         del s1
         std = (m2 / (n64 - 1).clamp_(min=1.0)).clamp_(min=0.0).sqrt_().to(torch.float32).cpu().numpy()  # n == 1: 0
-        del m2
-        seen = seen.cpu()
+        return seen.cpu().numpy().astype(np.int64), count.cpu().numpy().astype(np.int64), mean, std
 
-        kept = self._kept[seen].numpy()  # [n_words] rows per word in the buffer
+    def _quantiles(self, word_ids: np.ndarray, c0: int, c1: int) -> tuple[np.ndarray, int]:
+        """([Q, n_words, c1 − c0] quantiles, NaN for words without a sample; the rows they come from)."""
+        kept_ids, rows = self._rows.rows(word_ids)
+        if rows is not None:
+            kept_ids = kept_ids[rows]
+        kept = np.bincount(kept_ids, minlength=self.vocab_size)[word_ids]  # [n_words] rows per word
         sampled = np.flatnonzero(kept)  # [S] words with a sample (all, unless a keep mask left some out)
-        every = len(sampled) == n_words
-        quantiles = np.empty((len(QUANTILES), n_words, width), dtype=np.float32)
-        if not every:
-            quantiles.fill(np.nan)  # no sample, no quantiles
+        quantiles = np.full((len(QUANTILES), len(word_ids), c1 - c0), np.nan, dtype=np.float32)
         seg_len = kept[sampled]
         seg_start = np.cumsum(seg_len) - seg_len  # [S] segment starts after sorting by word
         n_kept = int(seg_len.sum())
-
-        # Kept rows: spilled part (memmaps) followed by the in-memory part.
-        ids_parts: list[np.ndarray] = []
-        spilled: list[np.ndarray] = []
-        if self._spill_path is not None:
-            self._spill()  # flush the rest, so every block reads from one file
-            ids_parts.append(self._memmap(_IDS_FILE, np.int64, None))
-            spilled = [self._memmap(f"values_{j:04d}.f16", np.float16, b1 - b0)
-                       for j, (b0, b1) in enumerate(self._blocks())]
-        ids_parts += [p[0] for p in self._pending]
-        kept_ids = np.concatenate(ids_parts) if ids_parts else np.empty(0, np.int64)
-        if kept_ids.shape[0] != n_kept:
-            raise RuntimeError(f"quantile buffer holds {kept_ids.shape[0]} rows, expected {n_kept}")
         group = np.searchsorted(word_ids[sampled], kept_ids)  # [R] row -> sampled word index
-
-        if n_kept:
-            step = max(1, min(BLOCK_COLS, SORT_BUDGET_BYTES // (32 * max(n_kept, 1))))
-            s0 = c0
-            while s0 < c1:
-                j, b0 = s0 // BLOCK_COLS, s0 - s0 % BLOCK_COLS
-                s1_ = min(s0 + step, c1, b0 + BLOCK_COLS)  # within one spill file
-                if spilled:
-                    block = np.asarray(spilled[j][:, s0 - b0:s1_ - b0])  # [R, b] float16
-                else:
-                    block = torch.cat([p[1][:, s0:s1_] for p in self._pending]).numpy()
-                q = segment_quantiles(block, group, seg_start, seg_len, QUANTILES)  # [Q, S, b]
-                if every:
-                    quantiles[:, :, s0 - c0:s1_ - c0] = q
-                else:
-                    quantiles[:, sampled, s0 - c0:s1_ - c0] = q
-                s0 = s1_
-        logger.info(
-            "responses: %d words, columns %d-%d, %d occurrences, %d rows kept for quantiles (%d spilled)",
-            n_words, c0, c1, int(n.sum()), n_kept, self.spilled_rows,
-        )
-        if self.clamped:
-            logger.warning("%d kept values beyond +-%g were clamped for the quantiles", self.clamped, F16_MAX)
-        return ResponseStats(word_ids=word_ids, n=n, mean=mean, std=std, quantiles=quantiles)
+        step = max(1, min(BLOCK_COLS, SORT_BUDGET_BYTES // (32 * max(n_kept, 1))))
+        s0 = c0
+        while n_kept and s0 < c1:
+            s1 = min(s0 + step, c1, s0 - s0 % BLOCK_COLS + BLOCK_COLS)  # within one spill file
+            block = self._rows.block(s0, s1)  # [R, b] float16
+            if rows is not None:
+                block = block[rows]
+            quantiles[:, sampled, s0 - c0:s1 - c0] = segment_quantiles(block, group, seg_start, seg_len, QUANTILES)
+            s0 = s1
+        return quantiles, n_kept

@@ -144,11 +144,23 @@ class TokenStateCollector:
             view[j, :, done:done + T] = v.transpose(0, 1).to(torch.float16)
             self.prev[j] = v[-1]
 
-    def add_tail(self, values: torch.Tensor, start: int) -> None:
-        """The tail [r, 1, K*H] that continues the last piece, at positions start .."""
-        r = values.shape[0]
+    def put(self, values: torch.Tensor, pieces: torch.Tensor, start: int, state) -> None:
+        """Replace steps start .. start+T of ``pieces`` [p] by ``values`` [T, p, K*H], traced from ``state``
+        [L, p, H] (the analysis' corrections of a piece's start)."""
+        n, T = self.pieces[1], values.shape[0]
+        pos = (pieces[:, None] * n + torch.arange(start, start + T)[None, :]).reshape(-1)    # [p * T]
+        prev = self._start_values(state, len(pieces))
         for j in range(len(self.keys)):
-            v = self._values(values, j, self.prev[j, -1:])               # [r, 1, H]
+            v = self._values(values, j, prev[j])                          # [T, p, H]
+            self.out[j, pos] = v.transpose(0, 1).reshape(-1, self.hidden).to("cpu", torch.float16)
+
+    def add_tail(self, values: torch.Tensor, start: int, state) -> None:
+        """The tail [r, 1, K*H] that continues the last piece from its end ``state`` [L, 1, H], at positions
+        start .."""
+        r = values.shape[0]
+        prev = self._start_values(state, 1)
+        for j in range(len(self.keys)):
+            v = self._values(values, j, prev[j])                          # [r, 1, H]
             self.out[j, start:start + r] = v[:, 0].to(torch.float16)
 
     def add_documents(self, values: torch.Tensor, starts: Sequence[int], lengths: Sequence[int]) -> None:

@@ -25,7 +25,7 @@ import time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
-from analytics.pipeline import _lm_chunks
+from analytics.lm_trace import lm_chunks
 from analytics.responses import ResponseAccumulator
 from models.buffers import Workspace
 from models.config import ModelConfig
@@ -58,7 +58,7 @@ def measure(model: RecurrentModel, data: torch.Tensor, args, device: torch.devic
             model.clear_trace_cache()                                  # each analysis builds its own
             _sync(device)
             t0 = time.perf_counter()
-            for x, values in _lm_chunks(model, stream, args.steps, keys, ws):
+            for x, values in lm_chunks(model, stream, args.steps, keys, ws):
                 acc.update(x.reshape(-1), values.view(-1, values.shape[-1]))
             _sync(device)
             ours = min(ours, time.perf_counter() - t0)

@@ -44,6 +44,15 @@ def _exact_cudnn() -> Iterator[None]:
         torch.backends.cudnn.allow_tf32 = old
 
 
+def _fused(method: str, device: torch.device) -> bool:
+    """Whether ``method`` (see RecurrentModel.trace_packed) runs the fused module on ``device``."""
+    if method == "auto":
+        method = "fused" if device.type == "cuda" else "loop"
+    if method not in ("loop", "fused"):
+        raise ValueError(f"method must be auto, loop or fused, got {method!r}")
+    return method == "fused"
+
+
 class RecurrentModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -153,18 +162,9 @@ class RecurrentModel(nn.Module):
         a GPU, ``loop`` on a CPU, where it measured faster.
         """
         cfg = self.cfg
-        order = self.state_keys()
-        keys = order if keys is None else list(keys)
-        rank = {k: i for i, k in enumerate(order)}
-        ranks = [rank.get(k, -1) for k in keys]
-        if not keys or min(ranks) < 0 or any(a >= b for a, b in zip(ranks, ranks[1:])):
-            raise ValueError(f"keys must be distinct (layer, state) pairs in the order of state_keys(), got {keys}")
+        keys = self._checked_keys(keys)
         device = self.head.weight.device
-        if method == "auto":
-            method = "fused" if device.type == "cuda" else "loop"
-        if method not in ("loop", "fused"):
-            raise ValueError(f"method must be auto, loop or fused, got {method!r}")
-        fused = method == "fused"
+        fused = _fused(method, device)
         ws = workspace or Workspace(device)
         T, B = token_ids.shape
         H = cfg.hidden_size
@@ -172,16 +172,8 @@ class RecurrentModel(nn.Module):
             state = self.init_state(B)
         out = ws.get("values", (T, B, len(keys) * H))
         col = {k: i * H for i, k in enumerate(keys)}
-        G = {"lstm": 4, "gru": 3}.get(cfg.cell, 0)
-        table = bool(input_table and G and not fused)
-        # The weights every part reads, built once here rather than raced for by the parts.
-        for layer in range(cfg.layers):
-            if G:
-                self._cell_weights(layer)
-            if fused or not G:
-                self._layer_core(layer)
-        if table:
-            self.input_table()
+        table = bool(input_table and cfg.cell != "rnn" and not fused)
+        self._prepare_weights(fused, table)
         # On a CPU the step loop's batch is cut into one part per torch thread, each traced on one
         # intra-op thread (models.runtime.run_split); a part under MIN_SPLIT_BATCH rows is not worth it.
         parts = split_parts(B // MIN_SPLIT_BATCH) if device.type == "cpu" and not fused else 1
@@ -197,6 +189,26 @@ class RecurrentModel(nn.Module):
         finals = run_split(part, parts)
         h = torch.cat([f[0] for f in finals], dim=1)
         return PackedTrace(out, keys, H, (h, torch.cat([f[1] for f in finals], dim=1)) if cfg.cell == "lstm" else h)
+
+    def _checked_keys(self, keys: list[tuple[int, str]] | None) -> list[tuple[int, str]]:
+        """``keys`` (default: all) after checking they are distinct and in the order of :meth:`state_keys`."""
+        order = self.state_keys()
+        keys = order if keys is None else list(keys)
+        rank = {k: i for i, k in enumerate(order)}
+        ranks = [rank.get(k, -1) for k in keys]
+        if not keys or min(ranks) < 0 or any(a >= b for a, b in zip(ranks, ranks[1:])):
+            raise ValueError(f"keys must be distinct (layer, state) pairs in the order of state_keys(), got {keys}")
+        return keys
+
+    def _prepare_weights(self, fused: bool, table: bool) -> None:
+        """Build the weights every part of a trace reads, once here rather than raced for by the parts."""
+        for layer in range(self.cfg.layers):
+            if self.cfg.cell != "rnn":
+                self._cell_weights(layer)
+            if fused or self.cfg.cell == "rnn":
+                self._layer_core(layer)
+        if table:
+            self.input_table()
 
     def _trace_rows(self, token_ids: Tensor, state: State, out: Tensor, col: dict[tuple[int, str], int],
                     ws: Workspace, deltas: bool, input_table: bool, fused: bool) -> tuple[Tensor, Tensor | None]:

@@ -265,3 +265,40 @@ def test_keep_mask_selects_the_quantile_sample():
     assert stats.mean[1].tolist() == [4.0, 5.0]
     with pytest.raises(ValueError, match="keep"):
         ResponseAccumulator(3, 2).update(torch.tensor([0]), torch.zeros(1, 2), keep=torch.tensor([1]))
+
+
+@pytest.mark.parametrize("spill_bytes", [responses.SPILL_BYTES, 2_000])
+def test_retract_and_replace_at_positions_equals_the_corrected_stream(tmp_path, spill_bytes):
+    """Rows corrected after the fact (as the exact LM trace does): retract the old, update the new at the same
+    positions.  n, mean, std and the quantile sample equal those of the corrected stream fed once."""
+    cap = 30
+    ids, vals = _stream(seed=6, n_rows=1200, cap=cap)
+    fixed = vals.copy()
+    wrong = np.arange(100, 400)                                         # rows first added with wrong values
+    vals_wrong = vals.copy()
+    vals_wrong[wrong] += np.float32(0.75)
+    keep = np.zeros(len(ids), bool)
+    keep[::3] = True
+    pos = torch.arange(len(ids))
+    acc = ResponseAccumulator(40, vals.shape[1], quantile_cap=cap, spill_dir=tmp_path, spill_bytes=spill_bytes)
+    for a in range(0, len(ids), 250):
+        b = min(a + 250, len(ids))
+        acc.update(torch.from_numpy(ids[a:b]), torch.from_numpy(vals_wrong[a:b]), keep=torch.from_numpy(keep[a:b]),
+                   positions=pos[a:b])
+    for a in range(100, 400, 64):                                       # the corrections, window by window
+        b = min(a + 64, 400)
+        acc.retract(torch.from_numpy(ids[a:b]), torch.from_numpy(vals_wrong[a:b]))
+        acc.update(torch.from_numpy(ids[a:b]), torch.from_numpy(fixed[a:b]), keep=torch.from_numpy(keep[a:b]),
+                   positions=pos[a:b])
+    got = acc.finalize()
+    ref = ResponseAccumulator(40, vals.shape[1], quantile_cap=cap)
+    ref.update(torch.from_numpy(ids), torch.from_numpy(fixed), keep=torch.from_numpy(keep))
+    want = ref.finalize()
+    np.testing.assert_array_equal(got.word_ids, want.word_ids)
+    np.testing.assert_array_equal(got.n, want.n)
+    np.testing.assert_allclose(got.mean, want.mean, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got.std, want.std, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(got.quantiles, want.quantiles)
+    for i, w in enumerate(got.word_ids):                                # and against numpy in float64
+        x = fixed[ids == w].astype(np.float64)
+        np.testing.assert_allclose(got.mean[i], x.mean(axis=0), rtol=1e-6, atol=1e-6)
