@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,15 +42,13 @@ from models.runtime import torch_threads
 from models.train import batchify, lm_stream
 
 from . import store
+from .analysis_kinds import AnalysisKind, Traced, analysis_kind
 from .coclusters import cocluster_frame, cocluster_range, select_words
 from .gradients import gradient_flow
-from .lm_trace import trace_lm, use_input_table
-from .losses import write_class_outcomes, write_lm_losses
 from .projections import projection_frame
-from .quantiles import systematic_keep
 from .responses import ResponseAccumulator
 from .tables import SUMMARY_BITS, model_tables, response_table, round_mantissa  # noqa: F401 (re-exported)
-from .token_states import TokenStateCollector, check_token_states, parse_token_states
+from .token_states import check_token_states, parse_token_states
 
 log = logging.getLogger(__name__)
 CLUSTER_STATES = ("h", "c")
@@ -158,82 +156,6 @@ def analyze_model(model_id: str, store_root: str | os.PathLike, opts: AnalysisOp
                         on_progress=on_progress, should_stop=should_stop)
 
 
-@dataclass
-class _Traced:
-    """What the trace leaves for the tables: the tokens counted and the token states kept."""
-
-    tokens: int = 0
-    collector: TokenStateCollector | None = None
-    text_ids: np.ndarray | None = None
-    documents: np.ndarray | None = None
-    docs: list[list[int]] | None = None          # a classifier's documents as traced (for its class outcomes)
-
-
-def _trace_stream(model: RecurrentModel, vocab, corpus: Corpus, opts: AnalysisOptions, states, ws: Workspace,
-                  acc: ResponseAccumulator, token_keys, bar, report: Callable[[str, float], None]) -> _Traced:
-    """A language model: the split as one continuous stream (see :mod:`analytics.lm_trace`)."""
-    out = _Traced()
-    stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
-    if token_keys and stream.numel():
-        out.collector = TokenStateCollector(token_keys, states, model.cfg.hidden_size, stream.numel())
-        out.text_ids = stream.numpy()
-
-    def progress(fraction: float) -> None:
-        bar.update(int(100 * fraction) - bar.n)
-        report("trace", 0.8 * fraction)
-
-    out.tokens = trace_lm(model, stream, opts, states, ws, acc, progress, out.collector)
-    return out
-
-
-def _document_batches(docs: list[list[int]], doc_keep: list[np.ndarray], batch_size: int
-                      ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Documents by length, ``batch_size`` at a time: (indices, lengths [B], ids [T, B] zero-padded, keep [T, B])."""
-    order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
-    for g in (order[i:i + batch_size] for i in range(0, len(order), batch_size)):
-        lengths = torch.tensor([len(docs[i]) for i in g])
-        x = torch.zeros(int(lengths.max()), len(g), dtype=torch.long)
-        keep = torch.zeros(x.shape, dtype=torch.bool)
-        for j, i in enumerate(g):
-            x[: len(docs[i]), j] = torch.tensor(docs[i])
-            keep[: len(docs[i]), j] = torch.from_numpy(doc_keep[i])
-        yield g, lengths, x, keep
-
-
-def _trace_documents(model: RecurrentModel, vocab, corpus: Corpus, opts: AnalysisOptions, states, ws: Workspace,
-                     acc: ResponseAccumulator, token_keys, max_len: int, bar,
-                     report: Callable[[str, float], None]) -> _Traced:
-    """A classifier: every document from zero state, truncated at ``max_len`` (0: whole)."""
-    out = _Traced()
-    docs = [vocab.encode(d) for d in corpus.splits[opts.split]]
-    if max_len:
-        docs = [d[:max_len] for d in docs]
-    if opts.max_tokens:
-        cum = np.cumsum([len(d) for d in docs])
-        docs = docs[: max(1, int(np.searchsorted(cum, opts.max_tokens)) + 1)]
-    out.docs = docs
-    lengths = [len(d) for d in docs]
-    flat = np.concatenate([np.asarray(d, np.int64) for d in docs] or [np.zeros(0, np.int64)])
-    # The quantile sample in text order: documents in order, then position.
-    doc_keep = np.split(systematic_keep(flat, opts.quantile_cap), np.cumsum(lengths)[:-1]) if docs else []
-    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    if token_keys and starts[-1]:
-        out.collector = TokenStateCollector(token_keys, states, model.cfg.hidden_size, int(starts[-1]))
-        out.text_ids, out.documents = flat, np.repeat(np.arange(len(docs)), lengths)
-    table = use_input_table(model, int(starts[-1]))
-    bar.reset(total=-(-len(docs) // opts.batch_size))
-    for g, n, x, keep in _document_batches(docs, doc_keep, opts.batch_size):
-        values = model.trace_packed(x, keys=states, deltas=True, workspace=ws, input_table=table).values
-        mask = (torch.arange(x.size(0))[:, None] < n[None, :]).reshape(-1)        # [T*B]
-        acc.update(x.reshape(-1)[mask], values.view(-1, values.shape[-1])[mask], keep=keep.reshape(-1)[mask])
-        if out.collector is not None:
-            out.collector.add_documents(values, [int(starts[i]) for i in g], n.tolist())
-        out.tokens += int(n.sum())
-        bar.update(1)
-        report("trace", 0.8 * bar.n / bar.total)
-    return out
-
-
 def _cluster_frames(model_id: str, key: tuple[int, str], stats, opts: AnalysisOptions
                     ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """(co-clusters, projections) of one (layer, state), or None with fewer than two words to cluster."""
@@ -249,9 +171,10 @@ def _cluster_frames(model_id: str, key: tuple[int, str], stats, opts: AnalysisOp
 
 
 def _write_tables(w, model_id: str, model: RecurrentModel, vocab, corpus: Corpus, opts: AnalysisOptions, states,
-                  acc: ResponseAccumulator, traced: _Traced, show_progress: bool,
+                  acc: ResponseAccumulator, traced_by: tuple[AnalysisKind, Traced], show_progress: bool,
                   report: Callable[[str, float], None]) -> int:
     """Every table but the model's own rows into the partition writer ``w``; returns the words seen."""
+    kind, traced = traced_by
     H, words = model.cfg.hidden_size, 0
     cluster_frames, projection_frames = [], []
     # In the store's order (layer, state name, word, unit), so the writer need not sort 17M+ rows.
@@ -274,12 +197,7 @@ def _write_tables(w, model_id: str, model: RecurrentModel, vocab, corpus: Corpus
         traced.collector = None
     if projection_frames:
         w.write("projections", pd.concat(projection_frames, ignore_index=True))
-    if model.cfg.task == "lm":
-        write_lm_losses(w, model_id, model, lm_stream(corpus, vocab, opts.split, opts.max_tokens), vocab.words,
-                        lambda f: report("losses", 0.95 + 0.04 * f))
-    else:
-        write_class_outcomes(w, model_id, model, traced.docs, corpus.labels[opts.split][:len(traced.docs)],
-                             corpus.label_names)
+    kind.write_outcomes(w, model_id, model, vocab, corpus, opts, traced, report)
     if opts.gradient_k:
         stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
         streams = max(1, min(64, stream.numel() // (opts.gradient_k + 2)))    # windows of K+1 tokens
@@ -311,14 +229,10 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
             raise AnalysisCancelled("analysis cancelled")
 
     token_keys = parse_token_states(opts.token_states, model.cfg.layers, states)
+    kind = analysis_kind(model, ckpt)
     try:
         with tqdm(total=100, desc=f"{model_id}: trace", disable=not show_progress, leave=False) as bar:
-            if model.cfg.task == "lm":
-                traced = _trace_stream(model, vocab, corpus, opts, states, ws, acc, token_keys, bar, report)
-            else:
-                max_len = int(ckpt.get("train_config", {}).get("max_len") or 0)    # as trained (the loader keeps 400)
-                traced = _trace_documents(model, vocab, corpus, opts, states, ws, acc, token_keys, max_len, bar,
-                                          report)
+            traced = kind.trace(model, vocab, corpus, opts, states, ws, acc, token_keys, bar, report)
         if traced.tokens == 0:
             raise ValueError(f"the {opts.split} split of {corpus.name!r} has no tokens to analyse")
         ws.clear()                     # the trace buffers (0.8 GB for a 2x650 LSTM, all states) are done
@@ -328,7 +242,8 @@ def _analyze(model_id, store_root, opts, ckpt, *, corpus, device, show_progress,
             w.write("models", models_df)
             w.write("training_metrics", metrics_df)
             w.write("vocab", vocab_df)
-            words = _write_tables(w, model_id, model, vocab, corpus, opts, states, acc, traced, show_progress, report)
+            words = _write_tables(w, model_id, model, vocab, corpus, opts, states, acc, (kind, traced), show_progress,
+                                  report)
             report("publish", 1.0)
     finally:
         acc.close()
