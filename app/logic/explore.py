@@ -16,7 +16,15 @@ import pandas as pd
 from dash import html
 
 from app import figures
-from app.logic.common import STATE_LABELS, alert, error_alert, guarded, layer_options, pick_layer_state
+from app.logic.common import (
+    STATE_LABELS,
+    alert,
+    error_alert,
+    event_points,
+    guarded,
+    layer_options,
+    pick_layer_state,
+)
 from app.reader import Reader
 from app.urlstate import K_MAX, K_MIN, MAX_SENTENCES, MAX_WORDS, ViewState, to_query
 
@@ -184,11 +192,18 @@ def handle_click(click: dict | None, words: Sequence[str] | None, selection: dic
     words_l = [w for w in (words or []) if w]
     sel = dict(selection or {})
     mode = dash.no_update
-    if not click or not click.get("points"):
-        return words_l, sel, mode
-    cd = click["points"][0].get("customdata")
+    points = event_points(click)
+    cd = points[0].get("customdata") if points else None
     if not isinstance(cd, list) or not cd:
         return words_l, sel, mode
+    try:
+        return _clicked(cd, words_l, sel)
+    except (TypeError, ValueError, OverflowError):  # a forged event: nothing changes
+        return words_l, sel, mode
+
+
+def _clicked(cd: list, words_l: list[str], sel: dict) -> tuple[list[str], dict, str]:
+    mode = dash.no_update
     kind = cd[0]
     if kind == "word" and len(cd) >= 2:
         w = str(cd[1])

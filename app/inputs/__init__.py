@@ -1,0 +1,15 @@
+"""Every value that reaches a server callback has a declared type and bound, checked once before it runs.
+
+- :mod:`app.inputs.specs`: the types (text, number, flag, list, record, free-form JSON) and their check;
+- :mod:`app.inputs.table`: :data:`SCHEMAS`, the spec of each (component id, property) a callback reads;
+- :mod:`app.inputs.guard`: the check of every ``/_dash-update-component`` request against Dash's callback
+  map and the table (a 400 with what was wrong, before the callback runs), installed by ``create_app``.
+
+See docs/security-inputs.md.
+"""
+from app.inputs.guard import BoundedJSONProvider, check_body, install
+from app.inputs.specs import AnyOf, Flag, Json, ListOf, Number, Record, Spec, Text, describe
+from app.inputs.table import MAX_MATCHED, SCHEMAS, dep_key
+
+__all__ = ["AnyOf", "BoundedJSONProvider", "Flag", "Json", "ListOf", "MAX_MATCHED", "Number", "Record", "SCHEMAS",
+           "Spec", "Text", "check_body", "dep_key", "describe", "install"]
