@@ -7,9 +7,10 @@
 
 See docs/security-inputs.md.
 """
-from app.inputs.guard import BoundedJSONProvider, check_body, install
+from app.inputs.guard import BoundedJSONProvider, check_body, install, server_callbacks
 from app.inputs.specs import AnyOf, Flag, Json, ListOf, Number, Record, Spec, Text, describe
 from app.inputs.table import MAX_MATCHED, SCHEMAS, dep_key
 
 __all__ = ["AnyOf", "BoundedJSONProvider", "Flag", "Json", "ListOf", "MAX_MATCHED", "Number", "Record", "SCHEMAS",
-           "Spec", "Text", "check_body", "dep_key", "describe", "install"]
+           "Spec", "Text", "check_body", "dep_key", "describe", "install",
+           "server_callbacks"]

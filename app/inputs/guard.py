@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BoundedJSONProvider", "check_body", "install"]
+__all__ = ["BoundedJSONProvider", "check_body", "install", "server_callbacks"]
 
 WILDCARDS = ('["ALL"]', '["MATCH"]', '["ALLSMALLER"]')
 MAX_BODY_KEYS = 16
@@ -128,12 +128,17 @@ def _check_deps(declared: list[dict], posted: Any, where: str, changed: set[str]
     return None
 
 
+def server_callbacks(callback_map: dict) -> dict:
+    """The callbacks of the map that run on the server (a clientside one has no Python function to call)."""
+    return {k: cb for k, cb in callback_map.items() if "callback" in cb}
+
+
 def check_body(callback_map: dict, body: Any) -> str | None:
     """What is wrong with a ``/_dash-update-component`` request body for this callback map (None: nothing)."""
     if not isinstance(body, dict) or len(body) > MAX_BODY_KEYS:
         return f"expected a callback request (a JSON object), got {describe(body)}"
     output = body.get("output")
-    cb = callback_map.get(output) if isinstance(output, str) else None
+    cb = server_callbacks(callback_map).get(output) if isinstance(output, str) else None
     if cb is None:
         return "no such callback"
     problem = _check_outputs(output, body.get("outputs"))

@@ -51,7 +51,7 @@ FREE_TEXT = {name: Text(max(1024, 4 * most)) for name, most in TEXT_FIELDS.items
 
 def _declared() -> list[tuple[str | dict, str, Spec]]:
     shell = [
-        ("_pages_location", "pathname", Text(2048)), ("_pages_location", "search", SEARCH),
+        ("_pages_location", "pathname", Text(2048, r"/.*")), ("_pages_location", "search", SEARCH),
         (ids.SIGN_OUT, "id", Text(64)),
     ]
     models = [(ids.MODELS_CURVE_PICK, "value", ListOf(MODEL, 1000))]

@@ -12,11 +12,13 @@ from typing import Any
 
 import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
 from app import context, ids
 from app.hosted import auth
 from app.logic import jobs as logic
 from app.logic import jobs_view as view
+from models.config import ConfigError
 from workers.planning import FORM_FIELDS
 from workers.settings import JobSettings
 
@@ -136,8 +138,11 @@ def layout(**_query: Any) -> html.Div:
                       corpus=Output(ids.JOBS_CORPUS_BUILTIN, "value")),
           inputs=dict(preset=Input(ids.JOBS_PRESET, "value")), prevent_initial_call=True)
 def fill_from_preset(preset):
-    """Choosing a preset fills the form with its settings and its corpus."""
-    v = logic.preset_values(preset)
+    """Choosing a preset fills the form with its settings and its corpus (an unknown one changes nothing)."""
+    try:
+        v = logic.preset_values(preset)
+    except ConfigError:
+        raise PreventUpdate from None
     return {"values": {f: v[f] for f in logic.FIELDS}, "corpus": v["corpus"]}
 
 
