@@ -122,3 +122,21 @@ def test_hostile_values_are_refused_without_a_500_in_bounded_time_and_memory(app
         tracemalloc.stop()
     assert rec.count >= 2 * len(server_callbacks(app.callback_map))
     assert not rec.failures, f"{len(rec.failures)} of {rec.count} requests:\n" + "\n".join(rec.failures[:40])
+
+
+def test_a_callback_without_a_declared_schema_is_refused_at_run_time(tiny_store):
+    """Fail closed: an input the table does not declare is refused (400) before its callback runs."""
+    from dash import Input, Output
+
+    from analytics.settings import Settings
+    from app import ids
+    from app.server import create_app
+
+    app = create_app(Settings(store=tiny_store))  # read only: the callback never runs
+    ran = []
+    app.callback(Output(ids.MODELS_ALERT, "children"), Input(ids.MODELS_TABLE, "n_clicks"))(ran.append)
+    key = f"{ids.MODELS_ALERT}.children"
+    resp = client(app).post("/_dash-update-component", json=fuzzing.body(key, app.callback_map[key],
+                                                                         {(ids.MODELS_TABLE, "n_clicks"): 1}))
+    assert resp.status_code == 400 and "models-table.n_clicks has no declared schema" in resp.json["error"]
+    assert ran == []
