@@ -28,34 +28,47 @@ def _most(spec: Text) -> int:
     return spec.max_len() if callable(spec.max_len) else spec.max_len
 
 
+def _text(spec: Text, rng: random.Random) -> list[Any]:
+    if spec.choices:
+        return list(spec.choices)
+    if spec.pattern:
+        return [v for v in PATTERNED if len(v) <= _most(spec) and re.fullmatch(spec.pattern, v)]
+    return ["", "naïve <b>x</b> ' \" \\", "w" * min(_most(spec), 5_000), "data:text/plain;base64,aGk="]
+
+
+def _number(spec: Number, rng: random.Random) -> list[Any]:
+    lo, hi = spec.lo, spec.hi
+    return [lo, hi, int((lo + hi) / 2) if spec.integer else (lo + hi) / 2] + ([0] if lo <= 0 <= hi else [])
+
+
+def _list(spec: ListOf, rng: random.Random) -> list[Any]:
+    items = [v for v in plausible(spec.item, rng) if v is not None] or [None]
+    return [[], [rng.choice(items) for _ in range(min(spec.max_len, 3))], [items[-1]] * spec.max_len]
+
+
+def _record(spec: Record, rng: random.Random) -> list[Any]:
+    return [{}, {k: rng.choice(plausible(s, rng)) for k, s in spec.fields.items()}]
+
+
+def _event(spec: Json, rng: random.Random) -> list[Any]:
+    """Plotly events, well-formed or not, whose customdata carries junk where the figures put indices."""
+    junk = ["abc", -1, 10**6, None, 1.5, [1], {"a": 1}]
+    return [{}, {"points": []}, {"points": "x"}, {"points": [1, None, "x"]}] + [
+        {"points": [{"customdata": [kind, rng.choice(junk), rng.choice(junk)], "x": 1, "y": "w", "text": "w"}]}
+        for kind in ("word", "unit", "chip", "cloud")]
+
+
+def _any(spec: AnyOf, rng: random.Random) -> list[Any]:
+    return [v for s in spec.specs for v in plausible(s, rng)]
+
+
+_FITTING = {Text: _text, Number: _number, Flag: lambda spec, rng: [True, False], ListOf: _list, Record: _record,
+            Json: _event, AnyOf: _any}
+
+
 def plausible(spec: Spec, rng: random.Random) -> list[Any]:
-    """Values that fit ``spec`` (None always does)."""
-    out: list[Any] = [None]
-    if isinstance(spec, Text):
-        if spec.choices:
-            out += list(spec.choices)
-        elif spec.pattern:
-            out += [v for v in PATTERNED if len(v) <= _most(spec) and re.fullmatch(spec.pattern, v)]
-        else:
-            out += ["", "naïve <b>x</b> ' \" \\", "w" * min(_most(spec), 5_000), "data:text/plain;base64,aGk="]
-    elif isinstance(spec, Number):
-        lo, hi = spec.lo, spec.hi
-        out += [lo, hi, int((lo + hi) / 2) if spec.integer else (lo + hi) / 2]
-        out += [0] if lo <= 0 <= hi else []
-    elif isinstance(spec, Flag):
-        out += [True, False]
-    elif isinstance(spec, ListOf):
-        items = [v for v in plausible(spec.item, rng) if v is not None] or [None]
-        out += [[], [rng.choice(items) for _ in range(min(spec.max_len, 3))], [items[-1]] * spec.max_len]
-    elif isinstance(spec, Record):
-        out += [{}, {k: rng.choice(plausible(s, rng)) for k, s in spec.fields.items()}]
-    elif isinstance(spec, Json):
-        out += [{}, {"points": []}, {"points": "x"}, {"points": [1, None, "x"]}] + [
-            {"points": [{"customdata": [kind, rng.choice(junk), rng.choice(junk)], "x": 1, "y": "w", "text": "w"}]}
-            for kind in ("word", "unit", "chip", "cloud") for junk in (["abc", -1, 10**6, None, 1.5, [1], {"a": 1}],)]
-    elif isinstance(spec, AnyOf):
-        for s in spec.specs:
-            out += plausible(s, rng)
+    """Values that fit ``spec`` at its edges (None always does)."""
+    out = [None] + _FITTING[type(spec)](spec, rng)
     return [v for v in out if spec.problem(v) is None]
 
 
