@@ -5,6 +5,11 @@
 - :mod:`app.inputs.guard`: the check of every ``/_dash-update-component`` request against Dash's callback
   map and the table (a 400 with what was wrong, before the callback runs), installed by ``create_app``.
 
+One mechanism, chosen for coverage: the guard reads Dash's callback map at request time, so a callback is
+covered however it was registered, and an input the table does not declare is refused (fail closed). A
+declarative table rather than pydantic models: pydantic is not a dependency, six small types say all the
+pages need, and their check never recurses past the declared depth (see :mod:`app.inputs.specs`).
+
 See docs/security-inputs.md.
 """
 from app.inputs.guard import BoundedJSONProvider, check_body, install, server_callbacks
