@@ -59,10 +59,16 @@ def _id_key(cid: Any) -> str | None:
     """A posted component id as the callback map writes it; None if it is not an id at all."""
     if isinstance(cid, str):
         return cid if len(cid) <= 1024 else None
-    if isinstance(cid, dict) and len(cid) <= 4 and all(
-            isinstance(v, (str, int, float)) and not isinstance(v, bool) and len(str(v)) <= 128 for v in cid.values()):
+    if isinstance(cid, dict) and len(cid) <= 4 and all(_id_part(v) for v in cid.values()):
         return dep_key(cid)
     return None
+
+
+def _id_part(v: Any) -> bool:
+    """A value of a pattern id: a short string, or a whole number such as an index (of a token, a job)."""
+    if isinstance(v, str):
+        return len(v) <= 128
+    return isinstance(v, int) and not isinstance(v, bool) and abs(v) <= 1 << 31
 
 
 def _check_outputs(output: str, posted: Any) -> str | None:
