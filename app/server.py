@@ -18,7 +18,7 @@ import flask
 from dash import ALL, Input, Output, dcc, html
 
 from analytics.settings import Settings
-from app import context, ids
+from app import context, ids, inputs
 from app.hosted import auth, security
 from app.reader import Reader
 
@@ -79,6 +79,7 @@ def create_app(settings: Settings) -> dash.Dash:
     security.install(app, settings)
     if settings.auth:
         auth.install(app, settings)
+    inputs.install(app)  # after the body caps and the gate: every callback request checked against its schema
 
     def layout() -> html.Div:  # per page load: the sign-out form carries this session's token
         return html.Div([_nav(settings.auth), html.Div(dash.page_container, className="content")], className="app")

@@ -27,8 +27,8 @@ from workers.errors import JobValidationError
 from workers.records import JobRecord, jobs_with_status, new_job_id
 from workers.uploads import corpus_choice, read_upload
 
-__all__ = ["FormField", "FORM_FIELDS", "CHOICES", "coerce", "plan_train_job", "plan_import_job", "plan_analyze_job",
-           "next_stage"]
+__all__ = ["FormField", "FORM_FIELDS", "CHOICES", "TEXT_FIELDS", "check_text_fields", "coerce", "plan_train_job",
+           "plan_import_job", "plan_analyze_job", "next_stage"]
 
 
 #: The settings of a training request (the Jobs page's form and ``rnnvis jobs submit``), by name.
@@ -36,6 +36,28 @@ __all__ = ["FormField", "FORM_FIELDS", "CHOICES", "coerce", "plan_train_job", "p
 #: (vocab_size) with the narrower range.
 FORM_FIELDS: dict[str, FormField] = form_fields(ModelConfig, TrainConfig)
 CHOICES: dict[str, tuple[str, ...]] = {n: f.choices for n, f in FORM_FIELDS.items() if f.choices}
+#: The free-text fields of a request, with the most characters each may hold (a model id's own rule, 128, is
+#: models.paths'). Checked before anything else reads them, so no message echoes a huge value.
+TEXT_FIELDS: dict[str, int] = {"name": 200, "model_id": 128, "preset": 64, "corpus": 200, "corpus_format": 16,
+                               "model_upload": 64}
+#: The longest text a setting of FORM_FIELDS may be sent as (a number or a choice, typed).
+SETTING_CHARS = 64
+
+
+def check_text_fields(request: Mapping[str, Any]) -> None:
+    """JobValidationError naming each free-text field (and setting sent as text) that is not text or is too long."""
+    errors: dict[str, str] = {}
+    for name, most in {**TEXT_FIELDS, **dict.fromkeys(FORM_FIELDS, SETTING_CHARS)}.items():
+        value = request.get(name)
+        if value is None or (name == "corpus" and isinstance(value, Mapping)) or (
+                name in FORM_FIELDS and isinstance(value, (int, float))):
+            continue
+        if not isinstance(value, str):
+            errors[name] = f"must be text, got {type(value).__name__}"
+        elif len(value) > most:
+            errors[name] = f"at most {most} characters, got {len(value):,}; shorten it"
+    if errors:
+        raise JobValidationError(errors)
 
 
 def coerce(name: str, value: Any) -> Any:
@@ -113,6 +135,7 @@ def plan_train_job(root: str | os.PathLike, request: Mapping[str, Any], *, submi
     ``analysis`` (AnalysisOptions fields). Every problem found is reported at
     once in :class:`JobValidationError`.errors, keyed by field.
     """
+    check_text_fields(request)
     errors: dict[str, str] = {}
     preset_name = (request.get("preset") or "").strip() or None
     model_cfg, train_cfg = _start_configs(preset_name)
@@ -226,6 +249,7 @@ def plan_import_job(root: str | os.PathLike, request: Mapping[str, Any], *, subm
 
     Fields: ``model_upload`` (upload id), ``corpus``, ``model_id``, ``name``, ``analysis``.
     """
+    check_text_fields(request)
     errors: dict[str, str] = {}
     info = None
     up = request.get("model_upload")

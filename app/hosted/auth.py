@@ -373,7 +373,8 @@ def install(app: dash.Dash, settings: Settings) -> None:
         if too_big is not None:
             return too_big
         if req.method == "POST" and path.endswith("/_dash-update-component"):
-            body = req.get_json(silent=True) or {}
+            body = req.get_json(silent=True)
+            body = body if isinstance(body, dict) else {}  # malformed: app.inputs answers it 400
             inputs = _callback_inputs(app, str(body.get("output", "")))
             need = _callback_role(inputs)
             if need and not user.can(need):

@@ -52,6 +52,13 @@ def guarded(fn: Callable[[], T], on_error: Callable[[html.Div], T], reader: Read
         return on_error(error_alert(e, reader, page))
 
 
+def event_points(event: Any) -> list[dict]:
+    """The points of a Plotly click or selection event (``{"points": [{...}, ...]}``), the malformed left out:
+    an event comes from the browser, so its shape is checked here, not trusted."""
+    points = event.get("points") if isinstance(event, dict) else None
+    return [p for p in points if isinstance(p, dict)] if isinstance(points, list) else []
+
+
 def analysed_models(reader: Reader) -> list[dict[str, str]]:
     """Dropdown options: every model in the store."""
     df = reader.models()

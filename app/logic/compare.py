@@ -9,7 +9,7 @@ import pandas as pd
 from dash import html
 
 from app import figures
-from app.logic.common import STATE_LABELS, alert, error_alert, guarded
+from app.logic.common import STATE_LABELS, alert, error_alert, event_points, guarded
 from app.reader import Reader
 from app.urlstate import ViewState, to_query
 
@@ -166,11 +166,13 @@ def compare_view(reader: Reader, a: str | None, layer_a: int | None, b: str | No
 
 def handle_click(click: dict | None, side: str, current: dict | None) -> tuple[dict, list[str] | None]:
     """A click on cluster view ``side`` ('a' or 'b') -> (selected pair, words) ; words None = unchanged."""
-    if not click or not click.get("points"):
-        return dict(current or {}), None
-    cd = click["points"][0].get("customdata")
-    if isinstance(cd, list) and cd and cd[0] == "unit":
-        unit = int(cd[1])
+    points = event_points(click)
+    cd = points[0].get("customdata") if points else None
+    if isinstance(cd, list) and len(cd) >= 2 and cd[0] == "unit":
+        try:
+            unit = int(cd[1])
+        except (TypeError, ValueError, OverflowError):  # a forged event: nothing changes
+            return dict(current or {}), None
         if current and current.get("side") == side and current.get("unit") == unit:
             return {}, None
         return {"side": side, "unit": unit}, None

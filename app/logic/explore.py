@@ -16,7 +16,15 @@ import pandas as pd
 from dash import html
 
 from app import figures
-from app.logic.common import STATE_LABELS, alert, error_alert, guarded, layer_options, pick_layer_state
+from app.logic.common import (
+    STATE_LABELS,
+    alert,
+    error_alert,
+    event_points,
+    guarded,
+    layer_options,
+    pick_layer_state,
+)
 from app.reader import Reader
 from app.urlstate import K_MAX, K_MIN, MAX_SENTENCES, MAX_WORDS, ViewState, to_query
 
@@ -192,9 +200,8 @@ def purity_summary(pur: dict) -> html.Span:
 
 def _clicked(click: dict | None) -> list | None:
     """The customdata of the clicked point (["word", w, cluster], ["unit", u, chip], ...), or None."""
-    if not click or not click.get("points"):
-        return None
-    cd = click["points"][0].get("customdata")
+    points = event_points(click)
+    cd = points[0].get("customdata") if points else None
     return cd if isinstance(cd, list) and cd else None
 
 
@@ -209,7 +216,16 @@ def handle_click(click: dict | None, words: Sequence[str] | None, selection: dic
     words_l = [w for w in (words or []) if w]
     sel = dict(selection or {})
     cd = _clicked(click)
-    kind, n = (cd[0], len(cd)) if cd else (None, 0)
+    if cd is None:
+        return words_l, sel, dash.no_update
+    try:
+        return _apply_click(cd, words_l, sel)
+    except (TypeError, ValueError, OverflowError):  # a forged event: nothing changes
+        return words_l, sel, dash.no_update
+
+
+def _apply_click(cd: list, words_l: list[str], sel: dict) -> tuple[list[str], dict, str]:
+    kind, n = cd[0], len(cd)
     if kind == "word" and n >= 2:
         w = str(cd[1])
         return ([w] + [x for x in words_l if x != w])[:MAX_WORDS], sel, "word"

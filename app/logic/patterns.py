@@ -26,6 +26,7 @@ from app.urlstate import bounded_int, first_value, many_values, model_param
 PAGE = "/patterns"
 PASSAGE = 40          # tokens of a corpus passage
 MAX_UNITS = 64        # units in a pattern
+MAX_SPAN = 64         # tokens in a span (L)
 SHOWN = 30            # matches drawn and listed
 CONTEXT = 3           # tokens shown around a match
 THETA_DEFAULT = 0.5
@@ -80,7 +81,8 @@ def from_query(params: Mapping[str, Any] | str | None) -> PatternState:
         model=model, layer=bounded_int(params.get("layer"), 0, 64, None),
         state=state if state and re.fullmatch(r"[a-z]{1,8}", state) else None,
         units=tuple(dict.fromkeys(units))[:MAX_UNITS], theta=round(min(max(theta, -5.0), 5.0), 3),
-        start=bounded_int(params.get("from"), 0, 1 << 31, None), length=bounded_int(params.get("len"), 1, 64, None),
+        start=bounded_int(params.get("from"), 0, 1 << 31, None),
+        length=bounded_int(params.get("len"), 1, MAX_SPAN, None),
         at=bounded_int(params.get("at"), 0, 1 << 31, None),
         sentence=sentence if sentence and _SENTENCE_RE.match(sentence) else None,
         off_before=first_value(params.get("ob")) == "1", min_units=bounded_int(params.get("min"), 1, MAX_UNITS, None))
@@ -109,17 +111,28 @@ def to_query(ps: PatternState) -> str:
 
 
 def state_of(model, key, units, theta, span, options, min_units, at, source, sentence) -> PatternState:
-    """The page's controls as a PatternState."""
+    """The page's controls as a PatternState, with the bounds :func:`from_query` applies (a span of 1..MAX_SPAN
+    tokens, θ within ±5, at most MAX_UNITS units): a forged span's width never sizes an array."""
     layer, state = parse_key(key)
-    span = span or {}
-    start, stop = span.get("start"), span.get("stop")
+    span = span if isinstance(span, Mapping) else {}
+    start, stop = _position(span.get("start")), _position(span.get("stop"))
+    has_span = start is not None and bool(stop)
     use_sentence = source == "sentence" and bool(sentence)
+    theta = float(theta if theta is not None else THETA_DEFAULT)
     return PatternState(model=model, layer=layer, state=state, units=tuple(int(u) for u in units or ())[:MAX_UNITS],
-                        theta=float(theta if theta is not None else THETA_DEFAULT),
-                        start=start if start is not None and stop else None,
-                        length=(stop - start) if start is not None and stop else None,
-                        at=None if use_sentence else at, sentence=sentence if use_sentence else None,
-                        off_before="off" in (options or ()), min_units=int(min_units) if min_units else None)
+                        theta=round(min(max(theta, -5.0), 5.0), 3) if np.isfinite(theta) else THETA_DEFAULT,
+                        start=start if has_span else None,
+                        length=min(max(stop - start, 1), MAX_SPAN) if has_span else None,
+                        at=None if use_sentence else _position(at), sentence=sentence if use_sentence else None,
+                        off_before="off" in (options or ()),
+                        min_units=min(max(int(min_units), 1), MAX_UNITS) if min_units else None)
+
+
+def _position(v: Any) -> int | None:
+    """A corpus position from a control (None when unset or not a number), within 0..2**31."""
+    if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+        return None
+    return min(max(int(v), 0), 1 << 31)
 
 
 def parse_key(key: str | None) -> tuple[int | None, str | None]:
@@ -159,7 +172,7 @@ def source_values(reader: Reader, model: str, key: str, source: str, at: int | N
 
 def span_in(span: dict | None, offset: int, T: int) -> tuple[int, int] | None:
     """The span as indices into the shown tokens, if it lies within them."""
-    if not span or span.get("start") is None:
+    if not span or span.get("start") is None or span.get("stop") is None:
         return None
     a, b = int(span["start"]) - offset, int(span["stop"]) - offset
     return (a, b) if 0 <= a < b <= T else None

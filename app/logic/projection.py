@@ -16,7 +16,15 @@ from dash import html
 
 from app import figures
 from app.figures import projection as pfig
-from app.logic.common import STATE_LABELS, alert, error_alert, guarded, layer_options, pick_layer_state
+from app.logic.common import (
+    STATE_LABELS,
+    alert,
+    error_alert,
+    event_points,
+    guarded,
+    layer_options,
+    pick_layer_state,
+)
 from app.reader import MAP_STATES, Reader
 from app.urlstate import K_DEFAULT, MAX_PICKED, ViewState, to_query
 
@@ -128,7 +136,7 @@ def _selection_note(words: Sequence[str], units: Sequence[int]) -> list:
 def _points(data: dict | None, axis: str) -> list:
     """The items of ``axis`` among plotly's clicked or selected points (customdata [axis, item, side])."""
     out = []
-    for p in (data or {}).get("points") or []:
+    for p in event_points(data):
         cd = p.get("customdata")
         if isinstance(cd, list) and len(cd) >= 2 and cd[0] == axis:
             out.append((cd[1], cd[2] if len(cd) > 2 else "a"))
@@ -162,7 +170,7 @@ def handle_selection(trigger: str | None, words_selected: dict | None, words_cli
     if trigger == "clear":
         return {"words": [], "units": []}
     data = words_selected if trigger == "words-select" else units_selected if trigger == "units-select" else None
-    if data is None or data.get("points"):
+    if data is None or event_points(data):
         # (no points: plotly re-selects inside the drawn lasso when the figure is redrawn (the new figure carries
         # the selection as selectedpoints, not the lasso) and reports no points: not the user's act. A
         # double-click, which clears, arrives as None.)

@@ -145,11 +145,16 @@ def _on_url(a, layer_a, b, layer_b, state, k, nwords, word):
     return logic.url_search(a, layer_a, b, layer_b, state, k, nwords, [word] if word else [])
 
 
-@callback(Output(ids.CMP_DOWNLOAD, "data"), Input(ids.CMP_CSV, "n_clicks"), State(ids.CMP_MODEL_A, "value"),
-          State(ids.CMP_LAYER_A, "value"), State(ids.CMP_MODEL_B, "value"), State(ids.CMP_LAYER_B, "value"),
-          State(ids.CMP_STATE, "value"), State(ids.CMP_K, "value"), prevent_initial_call=True)
+@callback(Output(ids.CMP_DOWNLOAD, "data"), Output(ids.CMP_ALERT, "children", allow_duplicate=True),
+          Input(ids.CMP_CSV, "n_clicks"), State(ids.CMP_MODEL_A, "value"), State(ids.CMP_LAYER_A, "value"),
+          State(ids.CMP_MODEL_B, "value"), State(ids.CMP_LAYER_B, "value"), State(ids.CMP_STATE, "value"),
+          State(ids.CMP_K, "value"), prevent_initial_call=True)
 def _on_csv(_n, a, layer_a, b, layer_b, state, k):
     if not a or not b or layer_a is None or layer_b is None or not state:
-        return dash.no_update
-    df = logic.matches_csv(context.reader(), a, layer_a, b, layer_b, state, k or 6)
-    return send_csv(df, f"{a}-L{layer_a}-vs-{b}-L{layer_b}-{state}-matches.csv")
+        return dash.no_update, dash.no_update
+    r = context.reader()
+    try:
+        df = logic.matches_csv(r, a, layer_a, b, layer_b, state, k or 6)
+    except Exception as e:  # noqa: BLE001 - an unknown model or analysis: said in the page, nothing downloaded
+        return dash.no_update, error_alert(e, r, "/compare")
+    return send_csv(df, f"{a}-L{layer_a}-vs-{b}-L{layer_b}-{state}-matches.csv"), dash.no_update

@@ -227,16 +227,19 @@ def _on_map_link(search):
     return "/projection" + (search or "")
 
 
-@callback(Output(ids.EX_DOWNLOAD, "data"), Input(ids.EX_CSV_CLUSTERS, "n_clicks"),
-          Input(ids.EX_CSV_DETAIL, "n_clicks"), State(ids.EX_MODEL, "value"), State(ids.EX_LAYER, "value"),
-          State(ids.EX_STATE, "value"), State(ids.EX_K, "value"), State(ids.EX_WORDS, "value"),
-          prevent_initial_call=True)
+@callback(Output(ids.EX_DOWNLOAD, "data"), Output(ids.EX_ALERT, "children", allow_duplicate=True),
+          Input(ids.EX_CSV_CLUSTERS, "n_clicks"), Input(ids.EX_CSV_DETAIL, "n_clicks"), State(ids.EX_MODEL, "value"),
+          State(ids.EX_LAYER, "value"), State(ids.EX_STATE, "value"), State(ids.EX_K, "value"),
+          State(ids.EX_WORDS, "value"), prevent_initial_call=True)
 def _on_csv(_c, _d, model, layer, state, k, words):
     if not model or layer is None or not state:
-        return dash.no_update
+        return dash.no_update, dash.no_update
     r = context.reader()
-    if dash.ctx.triggered_id == ids.EX_CSV_DETAIL:
-        df = logic.detail_csv(r, model, layer, state, words or [])
-        return send_csv(df, f"{model}-L{layer}-{state}-detail.csv")
-    df = logic.clusters_csv(r, model, layer, state, k or 6)
-    return send_csv(df, f"{model}-L{layer}-{state}-k{k}-clusters.csv")
+    try:
+        if dash.ctx.triggered_id == ids.EX_CSV_DETAIL:
+            df = logic.detail_csv(r, model, layer, state, words or [])
+            return send_csv(df, f"{model}-L{layer}-{state}-detail.csv"), dash.no_update
+        df = logic.clusters_csv(r, model, layer, state, k or 6)
+    except Exception as e:  # noqa: BLE001 - an unknown model or analysis: said in the page, nothing downloaded
+        return dash.no_update, error_alert(e, r)
+    return send_csv(df, f"{model}-L{layer}-{state}-k{k}-clusters.csv"), dash.no_update

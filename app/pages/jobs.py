@@ -12,12 +12,14 @@ from typing import Any
 
 import dash
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 
 from app import context, ids
 from app.hosted import auth
 from app.logic import jobs as logic
 from app.logic import jobs_view as view
-from workers.planning import FORM_FIELDS
+from models.config import ConfigError
+from workers.planning import FORM_FIELDS, TEXT_FIELDS
 from workers.settings import JobSettings
 
 dash.register_page(__name__, path="/jobs", name="Jobs", title="RNNVis · Jobs", order=3)
@@ -83,9 +85,11 @@ def layout(**_query: Any) -> html.Div:
             html.Div(id=ids.JOBS_CORPUS_UPLOAD_STATUS, className="small"),
             html.Div(id=ids.jobs_error("corpus"), className="jobs-field-error"),
         ], className="jobs-corpus"),
-        html.Div([_field("model_id", dcc.Input(id=ids.JOBS_MODEL_ID, type="text", placeholder="from the preset"),
+        html.Div([_field("model_id", dcc.Input(id=ids.JOBS_MODEL_ID, type="text", placeholder="from the preset",
+                                                  maxLength=TEXT_FIELDS["model_id"]),
                          "Model id (optional)"),
-                  _field("name", dcc.Input(id=ids.JOBS_NAME, type="text"), "Name (optional)")], className="jobs-grid"),
+                  _field("name", dcc.Input(id=ids.JOBS_NAME, type="text", maxLength=TEXT_FIELDS["name"]),
+                         "Name (optional)")], className="jobs-grid"),
         html.Div(html.Button("Train and analyse", id=ids.JOBS_SUBMIT, n_clicks=0, className="btn btn-primary"),
                  className="button-row"),
         html.Div(id=ids.JOBS_BANNER),
@@ -103,7 +107,8 @@ def layout(**_query: Any) -> html.Div:
             html.Div(id=ids.JOBS_BYOM_VOCAB_STATUS, className="small"),
             html.Div(id=ids.jobs_error("byom_vocab"), className="jobs-field-error"),
             html.Div(id=ids.jobs_error("byom_corpus"), className="jobs-field-error"),
-            _field("byom_model_id", dcc.Input(id=ids.JOBS_BYOM_MODEL_ID, type="text"), "Model id (optional)"),
+            _field("byom_model_id", dcc.Input(id=ids.JOBS_BYOM_MODEL_ID, type="text",
+                                              maxLength=TEXT_FIELDS["model_id"]), "Model id (optional)"),
             html.Div(html.Button("Import and analyse", id=ids.JOBS_BYOM_SUBMIT, n_clicks=0, className="btn"),
                      className="button-row"),
             html.Div(id=ids.JOBS_BYOM_MSG),
@@ -136,8 +141,11 @@ def layout(**_query: Any) -> html.Div:
                       corpus=Output(ids.JOBS_CORPUS_BUILTIN, "value")),
           inputs=dict(preset=Input(ids.JOBS_PRESET, "value")), prevent_initial_call=True)
 def fill_from_preset(preset):
-    """Choosing a preset fills the form with its settings and its corpus."""
-    v = logic.preset_values(preset)
+    """Choosing a preset fills the form with its settings and its corpus (an unknown one changes nothing)."""
+    try:
+        v = logic.preset_values(preset)
+    except ConfigError:
+        raise PreventUpdate from None
     return {"values": {f: v[f] for f in logic.FIELDS}, "corpus": v["corpus"]}
 
 

@@ -46,7 +46,7 @@ def layout(**query) -> html.Div:
         control("Passage from position", dcc.Input(id=ids.PT_AT, type="number", min=0, step=1, value=at,
                                                    debounce=True, className="input")),
         control("Sentence", dcc.Input(id=ids.PT_TEXT, type="text", placeholder="type a sentence", debounce=False,
-                                      className="input")),
+                                      maxLength=20000, className="input")),
         html.Button("Trace sentence", id=ids.PT_TRACE, n_clicks=0, className="btn"),
         html.Hr(),
         control("Threshold θ", dcc.Slider(id=ids.PT_THETA, min=-1, max=1, step=0.05, value=ps.theta,

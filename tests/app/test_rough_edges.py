@@ -242,7 +242,8 @@ def test_the_word_picker_finds_any_vocabulary_word_on_the_server(client, app_sto
     assert options[0] == "the" and rare in options and len(options) <= 51
     assert all(rare[:3] in w.lower() for w in options[1:])
     # before typing: the view's co-clustered words; and the rare word's box plots once picked
-    idle = dispatch(app, c, ids.EX_WORDS, _explore_values(), f"{ids.EX_K}.value")
+    idle = dispatch(app, c, ids.EX_WORDS, {**_explore_values(), (ids.EX_WORDS, "search_value"): None},
+                    f"{ids.EX_K}.value")  # nothing typed: the renderer sends no search text (not the picked list)
     assert {o["value"] for o in idle[(ids.EX_WORDS, "options")]} == clustered
     out = dispatch(app, c, ids.EX_DETAIL_MSG, _explore_values(**{ids.EX_WORDS: [rare], ids.EX_DETAIL_MODE: "word"}),
                    f"{ids.EX_WORDS}.value")
