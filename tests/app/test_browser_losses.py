@@ -47,4 +47,6 @@ def test_compare_panel_shows_where_one_model_beats_the_other(server, driver):
     driver.get(server + "/compare?model=brown-a&b=tiny-gru")
     wait(driver, lambda d: "two language models, or two classifiers" in
          " ".join(texts(d, "#compare-loss-summary")), what="the mismatch message")
-    assert js(driver, f"{tags}.data.length") == 0
+    # the message and the emptied figure come in one answer, but the graph (inside dcc.Loading) may not be
+    # drawn again yet when the text is
+    wait(driver, lambda d: js(d, f"{tags}?.data?.length") == 0, what="the Δ loss figure emptied")
