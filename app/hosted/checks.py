@@ -33,7 +33,7 @@ __all__ = ["PER_ADDRESS", "MAX_QUEUED", "SLOT_WAIT_S", "Busy", "PasswordChecks",
 
 PER_ADDRESS = 2
 MAX_QUEUED = 32
-SLOT_WAIT_S = 3.0
+SLOT_WAIT_S = 10.0     # at the head of its worker's queue, a check waits this long for a machine slot
 
 
 class Busy(Exception):
@@ -49,17 +49,50 @@ def argon2_slots() -> int:
     return max(1, (os.cpu_count() or 1) // 2)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _first_in_line(directory: Path, ticket: Path) -> bool:
+    """No live process took a ticket before ``ticket`` (tickets are named by time, pid and thread)."""
+    mine = ticket.name
+    for other in directory.glob("argon2-wait-*"):
+        if other.name < mine and _alive(int(other.name.split("-")[3])):
+            return False
+    return True
+
+
 @contextlib.contextmanager
 def argon2_slot(store_root: str | os.PathLike[str], n: int | None = None,
                 wait_s: float = SLOT_WAIT_S) -> Iterator[bool]:
-    """Hold one of the machine's ``n`` password-check slots; yields False if none came free within ``wait_s``."""
+    """Hold one of the machine's ``n`` password-check slots; yields False if none came free within ``wait_s``.
+
+    Slots go in the order they were asked for, across processes: each asker holds a ticket (a file named by
+    the time it asked) while it waits, and takes a free slot only when no live asker holds an older ticket.
+    Without the order, a worker with a queue of guesses would take the slot again the moment it freed it,
+    and another worker's sign-in, polling for it, could wait out ``wait_s`` behind a flood it is not part of.
+    """
     directory: Path = run_dir(store_root)
     n = n or argon2_slots()
     deadline = time.monotonic() + wait_s
-    fd = try_slot(directory, "argon2", n)
-    while fd is None and time.monotonic() < deadline:
-        time.sleep(0.01)      # only each worker's one checking thread polls: at most one poller per process
-        fd = try_slot(directory, "argon2", n)
+    ticket = directory / f"argon2-wait-{time.time_ns():020d}-{os.getpid()}-{threading.get_native_id()}"
+    ticket.touch(mode=0o600)
+    fd = None
+    try:
+        while True:
+            if _first_in_line(directory, ticket):
+                fd = try_slot(directory, "argon2", n)
+            if fd is not None or time.monotonic() >= deadline:
+                break
+            time.sleep(0.005)     # only each worker's one checking thread polls: at most one poller per process
+    finally:
+        ticket.unlink(missing_ok=True)
     try:
         yield fd is not None
     finally:
