@@ -67,6 +67,23 @@ CONTRACT: dict[str, list[tuple[str, str]]] = {
         ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("state", "VARCHAR"), ("unit", "INTEGER"),
         ("position", "INTEGER"), ("value", "FLOAT"),
     ],
+    "word_loss": [
+        ("model_id", "VARCHAR"), ("word_id", "INTEGER"), ("word", "VARCHAR"), ("n", "BIGINT"), ("nll_mean", "DOUBLE"),
+        ("nll_std", "DOUBLE"),
+    ],
+    "token_loss": [("model_id", "VARCHAR"), ("position", "INTEGER"), ("word_id", "INTEGER"), ("nll", "FLOAT")],
+    "class_metrics": [
+        ("model_id", "VARCHAR"), ("label", "VARCHAR"), ("n", "BIGINT"), ("accuracy", "DOUBLE"),
+        ("mean_p_true", "DOUBLE"),
+    ],
+    "class_confusion": [("model_id", "VARCHAR"), ("label", "VARCHAR"), ("predicted", "VARCHAR"), ("n", "BIGINT")],
+    "ablations": [
+        ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("state", "VARCHAR"), ("k", "INTEGER"), ("cluster", "INTEGER"),
+        ("units", "VARCHAR"), ("mode", "VARCHAR"), ("target_kind", "VARCHAR"), ("target", "VARCHAR"),
+        ("n", "BIGINT"), ("delta_mean", "DOUBLE"), ("baseline_mean", "DOUBLE"), ("baseline_std", "DOUBLE"),
+        ("z", "DOUBLE"), ("p", "DOUBLE"), ("measure", "VARCHAR"), ("tokens", "BIGINT"), ("base_mean", "DOUBLE"),
+        ("baseline_sets", "INTEGER"), ("seed", "INTEGER"), ("requested_by", "VARCHAR"),
+    ],
     "jobs": [
         ("job_id", "VARCHAR"), ("kind", "VARCHAR"), ("model_id", "VARCHAR"), ("status", "VARCHAR"),
         ("progress", "DOUBLE"), ("submitted_by", "VARCHAR"), ("submitted_at", "TIMESTAMP"),
@@ -149,6 +166,19 @@ def full_model(root: Path, model_id: str, **kw) -> dict[str, pd.DataFrame]:
             dict(model_id=model_id, layer=1, state="h", unit=[0, 0, 1, 1], position=[0, 1, 0, 1],
                  value=[0.5, -0.25, 0.125, 1.0])
         ),
+        "word_loss": pd.DataFrame(dict(model_id=model_id, word_id=[0, 4], word=["w0", "w4"], n=[2, 1],
+                                       nll_mean=[3.5, 6.0], nll_std=[0.5, 0.0])),
+        "token_loss": pd.DataFrame(dict(model_id=model_id, position=[1, 2, 3], word_id=[0, 4, 0],
+                                        nll=[3.0, 6.0, 4.0])),
+        "class_metrics": pd.DataFrame(dict(model_id=model_id, label=["neg", "pos"], n=[3, 2], accuracy=[1.0, 0.5],
+                                           mean_p_true=[0.75, 0.5])),
+        "class_confusion": pd.DataFrame(dict(model_id=model_id, label=["neg", "pos"], predicted=["neg", "neg"],
+                                             n=[3, 1])),
+        "ablations": pd.DataFrame(dict(model_id=model_id, layer=1, state="h", k=[2, None], cluster=[0, None],
+                                       units=["0,2", "1"], mode="zero", target_kind="all", target="all", n=4,
+                                       delta_mean=[0.5, 0.1], baseline_mean=0.0, baseline_std=0.2, z=[2.5, 0.5],
+                                       p=[1 / 21, 0.5], measure="loss", tokens=3, base_mean=4.0, baseline_sets=20,
+                                       seed=0, requested_by=[None, "ann"])),
     }
     with store.write_partition(root, "models", model_id) as w:
         for table, df in frames.items():
