@@ -102,6 +102,22 @@ def _plan(tested: Sequence[Tested], modes: Sequence[str], hidden: int, baseline_
     return list(columns), plan
 
 
+def _measured(model: RecurrentModel, data: LMText | Documents, prefix: int) -> LMText | Documents:
+    """The data the ablation measures (a language model's stream cut to ``prefix`` tokens), checked."""
+    lm = isinstance(data, LMText)
+    if lm != (model.cfg.task == "lm"):
+        raise ValueError("a language model needs LMText, a classifier Documents")
+    if prefix < 0 or prefix == 1:
+        raise ValueError(f"prefix must be 0 (the whole split) or at least 2 tokens, got {prefix}")
+    if not lm:
+        if not data.docs:
+            raise ValueError("there are no documents to classify")
+        return data
+    if data.stream.numel() < 2:
+        raise ValueError("the stream needs at least 2 tokens (one prediction)")
+    return LMText(data.stream[:prefix] if prefix else data.stream, data.tags, data.word_clusters)
+
+
 def ablate(model_id: str, model: RecurrentModel, data: LMText | Documents, layer: int, state: str,
            tested: Sequence[Tested], *, modes: Sequence[str] = MODES, baseline_sets: int = BASELINE_SETS,
            seed: int = 0, prefix: int = 0, requested_by: str | None = None,
@@ -111,36 +127,24 @@ def ablate(model_id: str, model: RecurrentModel, data: LMText | Documents, layer
     ``prefix`` (language models): measure on the first ``prefix`` tokens of the stream only (0: all of it).
     """
     _check(model, layer, state, tested, modes, baseline_sets)
+    data = _measured(model, data, prefix)
     lm = isinstance(data, LMText)
-    if lm != (model.cfg.task == "lm"):
-        raise ValueError("a language model needs LMText, a classifier Documents")
-    if prefix < 0 or prefix == 1:
-        raise ValueError(f"prefix must be 0 (the whole split) or at least 2 tokens, got {prefix}")
-    stream = (data.stream[:prefix] if prefix else data.stream) if lm else None
-    if lm and stream.numel() < 2:
-        raise ValueError("the stream needs at least 2 tokens (one prediction)")
-    if not lm and not data.docs:
-        raise ValueError("there are no documents to classify")
     H = model.cfg.hidden_size
     spec, plan = _plan(tested, modes, H, baseline_sets, seed)
-    means = (state_means(model, layer, state, stream=stream, docs=None if lm else data.docs)
+    means = (state_means(model, layer, state, stream=data.stream if lm else None, docs=None if lm else data.docs)
              if "mean" in modes else None)
     cols = Columns.build(layer, state, H, [u for _, u in spec], [means if m == "mean" else None for m, _ in spec])
     if lm:
-        losses = lm_column_losses(model, stream, cols, on_progress=on_progress)
-        targets = stream[1:].numpy()
-        n = int(stream.numel())
+        losses = lm_column_losses(model, data.stream, cols, on_progress=on_progress)
+        targets, n = data.stream[1:].numpy(), int(data.stream.numel())
     else:
-        probs = classifier_column_probs(model, data.docs, cols)
-        n = len(data.docs)
+        probs, n = classifier_column_probs(model, data.docs, cols), len(data.docs)
     frames = []
     for t, mode, col, randoms in plan:
         eff = (lm_effects(losses, targets, data.tags, data.word_clusters or {}, col, randoms) if lm
                else classifier_effects(probs, data.labels, data.label_names, col, randoms))
-        eff = eff.assign(model_id=model_id, layer=layer, state=state, k=t.k, cluster=t.cluster,
-                         units=",".join(str(u) for u in sorted(int(u) for u in t.units)), mode=mode, n=n,
-                         baseline_sets=baseline_sets, seed=seed, requested_by=requested_by)
-        frames.append(eff)
+        frames.append(eff.assign(model_id=model_id, layer=layer, state=state, k=t.k, cluster=t.cluster,
+                                 units=",".join(str(u) for u in sorted(int(u) for u in t.units)), mode=mode, n=n,
+                                 baseline_sets=baseline_sets, seed=seed, requested_by=requested_by))
     out = pd.concat(frames, ignore_index=True)[ABLATION_COLUMNS]
     return out.astype({"k": "Int32", "cluster": "Int32", "requested_by": "object"})
-
