@@ -31,10 +31,23 @@ from models.config import ModelConfig  # noqa: E402
 from models.rnn import RecurrentModel  # noqa: E402
 
 
+class _Clock:
+    """Wall seconds and this process's CPU seconds of a call.  On a machine shared with other work the wall
+    time stretches with the load; CPU seconds / threads is what the call would take on idle cores (an upper
+    bound on that when the threads do not all work all the time)."""
+
+    def __init__(self, fn):
+        w, c = time.perf_counter(), time.process_time()
+        self.out = fn()
+        self.wall, self.cpu = time.perf_counter() - w, time.process_time() - c
+
+    def __str__(self) -> str:
+        return f"{self.wall:.1f} s wall, {self.cpu:.1f} s CPU"
+
+
 def _timed(fn):
-    t = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t, out
+    clock = _Clock(fn)
+    return clock, clock.out
 
 
 def on_demand(hidden: int, vocab: int, tokens: int, layers: list[int], cluster: int) -> None:
@@ -43,13 +56,14 @@ def on_demand(hidden: int, vocab: int, tokens: int, layers: list[int], cluster: 
     stream = torch.randint(0, vocab, (tokens,), generator=torch.Generator().manual_seed(1))
     text = ablation.LMText(stream, [None] * vocab)
     units = tuple(range(0, hidden, max(1, hidden // cluster)))[:cluster]
-    base_s, _ = _timed(lambda: lm_token_losses(model, stream))
-    print(f"fused forward + loss over {tokens} tokens: {base_s:.1f} s")
+    base, _ = _timed(lambda: lm_token_losses(model, stream))
+    print(f"fused forward + loss over {tokens} tokens: {base}")
     for layer in layers:
         s, rows = _timed(lambda: ablation.ablate("bench", model, text, layer, "h", [ablation.Tested(units)],
                                                  modes=("zero",)))
-        print(f"ablate layer {layer} h, {len(units)} units + 20 random sets, zero: {s:.1f} s "
-              f"= {s / base_s:.1f}x the fused forward ({len(rows)} rows)")
+        print(f"ablate layer {layer} h, {len(units)} units + 20 random sets, zero: {s} "
+              f"= {s.wall / base.wall:.1f}x the fused forward's wall time, {s.cpu / base.cpu:.1f}x its CPU "
+              f"({len(rows)} rows)")
 
 
 def precompute(root: Path, tokens: int, threads: int) -> None:
@@ -87,9 +101,10 @@ def precompute(root: Path, tokens: int, threads: int) -> None:
         torch.set_num_threads(threads or torch.get_num_threads())
         pre_s, _ = _timed(lambda: ablation.write_ablations(sink, "lstm650", model, ablation.LMText(
             stream, [vocab.pos.get(w) for w in vocab.words]), clusters, tokens=tokens))
-    print(f"analysis of the 2x650 LSTM over Brown test ({stream.numel()} tokens): {analysis_s:.1f} s")
-    print(f"precomputed ablations, {tokens}-token prefix ({sink.rows} rows): {pre_s:.1f} s "
-          f"= +{100 * pre_s / analysis_s:.0f}% of the analysis")
+    print(f"analysis of the 2x650 LSTM over Brown test ({stream.numel()} tokens): {analysis_s}")
+    print(f"precomputed ablations, {tokens}-token prefix ({sink.rows} rows): {pre_s} "
+          f"= +{100 * pre_s.wall / analysis_s.wall:.0f}% of the analysis's wall time, "
+          f"+{100 * pre_s.cpu / analysis_s.cpu:.0f}% of its CPU")
 
 
 def main() -> None:

@@ -10,7 +10,9 @@ the same size from the same layer and state (a chance baseline: z-score and empi
 - :mod:`.engine`: the runs, the unablated one, the tested sets and the random sets as columns of one batch;
 - :mod:`.effects`: targets (all tokens, POS tags, word clusters; classifier labels), z and p;
 - :mod:`.run`: checked requests -> rows of the ``ablations`` table;
-- :mod:`.precompute`: the set the analysis stores (every unit cluster of the last layer's h and c).
+- :mod:`.precompute`: the set the analysis stores (every unit cluster of the last layer's h and c);
+- :mod:`.stored`: an analysed model of a store, and the unit cluster linked to a word class;
+- ``python -m analytics.ablation``: the command line (reads a store, writes nothing).
 
 See docs/ablation.md.
 """
@@ -18,7 +20,9 @@ from .effects import baseline, random_sets
 from .engine import Columns, classifier_column_probs, lm_column_losses, state_means
 from .precompute import DEFAULT_K, PRECOMPUTE_TOKENS, unit_clusters, word_clusters, write_ablations
 from .run import ABLATION_COLUMNS, BASELINE_SETS, MODES, Documents, LMText, Tested, ablate
+from .stored import Link, StoredModel, linked_unit_cluster, load_stored
 
 __all__ = ["ablate", "LMText", "Documents", "Tested", "ABLATION_COLUMNS", "BASELINE_SETS", "MODES", "baseline",
            "random_sets", "Columns", "lm_column_losses", "classifier_column_probs", "state_means", "DEFAULT_K",
-           "PRECOMPUTE_TOKENS", "unit_clusters", "word_clusters", "write_ablations"]
+           "PRECOMPUTE_TOKENS", "unit_clusters", "word_clusters", "write_ablations", "Link", "StoredModel",
+           "linked_unit_cluster", "load_stored"]

@@ -310,3 +310,44 @@ def test_bad_requests_say_what_to_change(kw, message):
         ablation.ablate("m", model, ablation.LMText(_stream(50), TAGS), layer, state, tested, **args)
     with pytest.raises(ValueError, match="needs LMText"):
         ablation.ablate("m", model, ablation.Documents([[1]], [0], ["a"]), 0, "h", [ablation.Tested((1,))])
+
+
+# ------------------------------------------------------------------------------- a stored model, by command
+def test_linked_cluster_is_the_strongest_edge_of_the_tag_cloud(tiny_store):
+    with store.connect(tiny_store) as con:
+        clusters = store.query(con, "SELECT axis, item, cluster FROM coclusters WHERE model_id = 'tiny-lstm' "
+                                    "AND layer = 1 AND state = 'h' AND k = 3")
+        resp = store.query(con, "SELECT word_id, unit, mean FROM word_responses WHERE model_id = 'tiny-lstm' "
+                                "AND layer = 1 AND state = 'h'")
+    words = clusters[clusters["axis"] == "word"].rename(columns={"item": "word_id", "cluster": "wc"})
+    units = clusters[clusters["axis"] == "unit"].rename(columns={"item": "unit", "cluster": "uc"})
+    tags = [None] * 1000
+    for w in words["word_id"]:
+        tags[w] = "NOUN" if w % 3 else "VERB"
+    # The reference: block means of the signed responses by a pandas join, the tag cloud by counting.
+    blocks = resp.merge(words, on="word_id").merge(units, on="unit").groupby(["wc", "uc"])["mean"].mean()
+    cloud = words.assign(noun=[tags[w] == "NOUN" for w in words["word_id"]]).groupby("wc")["noun"].sum().idxmax()
+    strongest = blocks.loc[cloud].abs().idxmax()
+    link = ablation.linked_unit_cluster(tiny_store, "tiny-lstm", 1, "h", 3, "NOUN", tags)
+    assert (link.word_cluster, link.unit_cluster) == (cloud, strongest)
+    assert link.edge == pytest.approx(blocks.loc[(cloud, strongest)], rel=1e-6)
+    assert link.units == tuple(sorted(units.loc[units["uc"] == strongest, "unit"]))
+
+
+@pytest.mark.parametrize("model_id", ["tiny-lstm", "tiny-gru"])
+def test_the_command_ablates_a_stored_cluster(tiny_store, fixtures, model_id, capsys):
+    from analytics.ablation.__main__ import main
+
+    corpus = str(fixtures / {"tiny-lstm": "ptb", "tiny-gru": "reviews.csv"}[model_id])   # what the store was built of
+    code = main(["--store", str(tiny_store), "--model", model_id, "--corpus", corpus, "--cluster", "0", "--k", "3",
+                 "--sets", "5", "--threads", "1", "--prefix", "300"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "unit cluster 0" in err and " p" in out.splitlines()[0]
+    kinds = {"tiny-lstm": ("all", "pos", "word_cluster"), "tiny-gru": ("all", "label")}[model_id]
+    assert all(any(line.split()[1] == kind for line in out.splitlines()[1:]) for kind in kinds)
+    assert main(["--store", str(tiny_store), "--model", model_id, "--corpus", corpus, "--cluster", "9",
+                 "--k", "3"]) == 2
+    assert "pick one of them" in capsys.readouterr().err
+    assert main(["--store", str(tiny_store), "--model", "nope", "--units", "1,2"]) == 2
+    assert "unknown model" in capsys.readouterr().err
