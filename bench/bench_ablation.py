@@ -1,7 +1,7 @@
 """Cost of ablations (analytics.ablation) on a 2x650 LSTM with a 10k vocabulary, against a same-run baseline.
 
     .venv/bin/python bench/bench_ablation.py [--tokens 20000] [--threads 2] [--layers 1,0]
-    .venv/bin/python bench/bench_ablation.py --precompute [--precompute-tokens 2000]
+    .venv/bin/python bench/bench_ablation.py --precompute [--precompute-tokens N]
     .venv/bin/python bench/bench_ablation.py --quick                  # tiny, checks it runs
 
 On demand: one unit set the size of a k = 6 cluster (108 of 650 units) plus 20 random sets, mode zero, over
@@ -24,11 +24,16 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")      # as bench_analysis.py: waiting threads sleep
 import torch  # noqa: E402
+from bench_analysis import untrained_checkpoint  # noqa: E402  (bench/ is on the path of a bench script)
 
 from analytics import ablation, store  # noqa: E402
 from analytics.losses import lm_token_losses  # noqa: E402
-from models.config import ModelConfig  # noqa: E402
+from analytics.pipeline import AnalysisOptions, analyze_model  # noqa: E402
+from models.checkpoint import find_checkpoint, model_from_checkpoint, read_checkpoint  # noqa: E402
+from models.config import ModelConfig, TrainConfig  # noqa: E402
+from models.corpora import load_corpus  # noqa: E402
 from models.rnn import RecurrentModel  # noqa: E402
+from models.train import lm_stream  # noqa: E402
 
 
 class _Clock:
@@ -66,23 +71,11 @@ def on_demand(hidden: int, vocab: int, tokens: int, layers: list[int], cluster: 
               f"({len(rows)} rows)")
 
 
-def precompute(root: Path, tokens: int, threads: int) -> None:
-    import dataclasses
-
-    from analytics.pipeline import AnalysisOptions, analyze_model
-    from models.checkpoint import find_checkpoint, model_from_checkpoint, read_checkpoint
-    from models.config import TrainConfig
-    from models.corpora import load_corpus
-    from models.train import lm_stream
-    sys_path_bench = Path(__file__).resolve().parent
-    import sys
-    sys.path.insert(0, str(sys_path_bench))
-    from bench_analysis import untrained_checkpoint
-
+def precompute(root: Path, tokens: int | None, threads: int) -> None:
     tc = TrainConfig(corpus="brown", vocab_size=10_000)
     untrained_checkpoint(root, "lstm650", ModelConfig("lm", "lstm", 2, 650, 650), tc)
     opts = AnalysisOptions(split="test", states="hidden", gradient_k=50)
-    analysis_s, _ = _timed(lambda: analyze_model("lstm650", root, dataclasses.replace(opts), threads=threads))
+    analysis_s, _ = _timed(lambda: analyze_model("lstm650", root, opts, threads=threads))
     ckpt = read_checkpoint(find_checkpoint(root, "lstm650"))
     model, vocab = model_from_checkpoint(ckpt, "cpu")
     stream = lm_stream(load_corpus("brown"), vocab, "test")
@@ -91,10 +84,10 @@ def precompute(root: Path, tokens: int, threads: int) -> None:
                                [ablation.DEFAULT_K])
 
     class _Count:
-        rows = 0
+        rows = n = 0
 
         def write(self, table, frame):
-            self.rows += len(frame)
+            self.rows, self.n = self.rows + len(frame), int(frame["n"].max())
 
     sink = _Count()
     with torch.inference_mode():
@@ -102,7 +95,7 @@ def precompute(root: Path, tokens: int, threads: int) -> None:
         pre_s, _ = _timed(lambda: ablation.write_ablations(sink, "lstm650", model, ablation.LMText(
             stream, [vocab.pos.get(w) for w in vocab.words]), clusters, tokens=tokens))
     print(f"analysis of the 2x650 LSTM over Brown test ({stream.numel()} tokens): {analysis_s}")
-    print(f"precomputed ablations, {tokens}-token prefix ({sink.rows} rows): {pre_s} "
+    print(f"precomputed ablations, {sink.n}-token prefix ({sink.rows} rows): {pre_s} "
           f"= +{100 * pre_s.wall / analysis_s.wall:.0f}% of the analysis's wall time, "
           f"+{100 * pre_s.cpu / analysis_s.cpu:.0f}% of its CPU")
 
@@ -116,7 +109,7 @@ def main() -> None:
     ap.add_argument("--cluster", type=int, default=108, help="units in the tested set (650 / 6 ~ 108)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--precompute", action="store_true")
-    ap.add_argument("--precompute-tokens", type=int, default=ablation.PRECOMPUTE_TOKENS)
+    ap.add_argument("--precompute-tokens", type=int, default=None, help="default: precompute_tokens's rule")
     ap.add_argument("--store", default="")
     ap.add_argument("--quick", action="store_true", help="2x32 units, 1k vocabulary, 500 tokens")
     a = ap.parse_args()

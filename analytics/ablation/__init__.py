@@ -18,11 +18,11 @@ See docs/ablation.md.
 """
 from .effects import baseline, random_sets
 from .engine import Columns, classifier_column_probs, lm_column_losses, state_means
-from .precompute import DEFAULT_K, PRECOMPUTE_TOKENS, unit_clusters, word_clusters, write_ablations
+from .precompute import DEFAULT_K, PRECOMPUTE_WORK, precompute_tokens, unit_clusters, word_clusters, write_ablations
 from .run import ABLATION_COLUMNS, BASELINE_SETS, MODES, Documents, LMText, Tested, ablate
 from .stored import Link, StoredModel, linked_unit_cluster, load_stored
 
 __all__ = ["ablate", "LMText", "Documents", "Tested", "ABLATION_COLUMNS", "BASELINE_SETS", "MODES", "baseline",
            "random_sets", "Columns", "lm_column_losses", "classifier_column_probs", "state_means", "DEFAULT_K",
-           "PRECOMPUTE_TOKENS", "unit_clusters", "word_clusters", "write_ablations", "Link", "StoredModel",
-           "linked_unit_cluster", "load_stored"]
+           "PRECOMPUTE_WORK", "precompute_tokens", "unit_clusters", "word_clusters", "write_ablations", "Link",
+           "StoredModel", "linked_unit_cluster", "load_stored"]

@@ -3,7 +3,9 @@ default k, each against its random sets, on a prefix of the analysed split.
 
 Why a prefix: every tested set costs 1 + R runs of the last layer and of the output layer side by side, and
 the output layer (H x vocabulary per token) dominates; the whole Brown test split would cost the 2x650 LSTM's
-analysis many times over (docs/ablation.md, "Cost").  ``n`` in every row says how many tokens were measured.
+analysis many times over (docs/ablation.md, "Cost").  The prefix is set by a fixed amount of work
+(:func:`precompute_tokens`), so a small model measures more of its split than a large one; ``n`` in every row
+says how many tokens were measured.
 """
 from __future__ import annotations
 
@@ -16,15 +18,27 @@ from models.rnn import RecurrentModel
 
 from .run import BASELINE_SETS, Documents, LMText, Tested, ablate
 
-__all__ = ["DEFAULT_K", "PRECOMPUTE_TOKENS", "PRECOMPUTE_MODES", "unit_clusters", "word_clusters",
-           "write_ablations"]
+__all__ = ["DEFAULT_K", "PRECOMPUTE_WORK", "PRECOMPUTE_MODES", "precompute_tokens", "unit_clusters",
+           "word_clusters", "write_ablations"]
 
 #: The co-clustering the precomputed set tests: Explore's default k (app/urlstate.py's K_DEFAULT, which
 #: analytics may not import).
 DEFAULT_K = 6
-#: Tokens of the analysed split measured (a language model's stream; a classifier's documents until this many).
-PRECOMPUTE_TOKENS = 2000
 PRECOMPUTE_MODES = ("zero",)
+#: Multiply-adds the precomputed set may cost: about +30% of the 2x650 LSTM's analysis of Brown's test split on
+#: the development machine (bench/bench_ablation.py --precompute), which buys that model ~350 tokens.
+PRECOMPUTE_WORK = 7e11
+#: What one step costs besides its products (a dozen small ops), in multiply-adds' time; the least tokens.
+STEP_OVERHEAD, MIN_TOKENS = 2e7, 200
+
+
+def precompute_tokens(model: RecurrentModel, columns: int) -> int:
+    """Tokens the precomputed set measures for ``columns`` runs side by side of the last layer (and the output
+    layer, for a language model): PRECOMPUTE_WORK over the work of one token, at least MIN_TOKENS."""
+    cfg = model.cfg
+    H = cfg.hidden_size
+    per_column = {"lstm": 4, "gru": 3, "rnn": 1}[cfg.cell] * H * H + (H * cfg.vocab_size if cfg.task == "lm" else 0)
+    return max(MIN_TOKENS, int(PRECOMPUTE_WORK / (columns * per_column + STEP_OVERHEAD)))
 
 
 def _rows(coclusters: pd.DataFrame, layer: int, state: str, k: int, axis: str) -> pd.DataFrame:
@@ -52,21 +66,22 @@ def _first_documents(data: Documents, tokens: int) -> Documents:
 
 
 def write_ablations(w, model_id: str, model: RecurrentModel, data: LMText | Documents, coclusters: pd.DataFrame,
-                    *, k: int = DEFAULT_K, tokens: int = PRECOMPUTE_TOKENS, modes=PRECOMPUTE_MODES,
+                    *, k: int = DEFAULT_K, tokens: int | None = None, modes=PRECOMPUTE_MODES,
                     baseline_sets: int = BASELINE_SETS, seed: int = 0,
                     on_progress: Callable[[float], None] | None = None) -> int:
     """Ablate every unit cluster of the last layer's h (and c) at ``k`` and write the rows into partition
-    writer ``w`` as ``ablations``.  ``coclusters``: the model's ``coclusters`` rows.  Returns the rows written
-    (nothing is written when the model has no co-clusters at k)."""
+    writer ``w`` as ``ablations``.  ``coclusters``: the model's ``coclusters`` rows; ``tokens``: the prefix
+    (None: :func:`precompute_tokens`; 0: the whole split).  Returns the rows written (none when the model has no
+    co-clusters at k)."""
     layer = model.cfg.layers - 1
-    states = [s for s in ("h", "c") if s in model.cfg.states]
-    jobs = [(s, unit_clusters(coclusters, layer, s, k)) for s in states]
-    jobs = [(s, found) for s, found in jobs if found]
+    H = model.cfg.hidden_size
+    jobs = [(s, [Tested(u, k, c) for c, u in unit_clusters(coclusters, layer, s, k).items() if 0 < len(u) < H])
+            for s in ("h", "c") if s in model.cfg.states]
+    jobs = [(s, tested) for s, tested in jobs if tested]
+    if tokens is None:
+        tokens = precompute_tokens(model, sum(1 + len(modes) * len(t) * (1 + baseline_sets) for _, t in jobs))
     frames = []
-    for i, (state, found) in enumerate(jobs):
-        tested = [Tested(units, k, c) for c, units in found.items() if 0 < len(units) < model.cfg.hidden_size]
-        if not tested:
-            continue
+    for i, (state, tested) in enumerate(jobs):
         if isinstance(data, LMText):
             part = LMText(data.stream[:tokens] if tokens else data.stream, data.tags,
                           word_clusters(coclusters, layer, state, k))

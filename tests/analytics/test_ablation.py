@@ -351,3 +351,25 @@ def test_the_command_ablates_a_stored_cluster(tiny_store, fixtures, model_id, ca
     assert "pick one of them" in capsys.readouterr().err
     assert main(["--store", str(tiny_store), "--model", "nope", "--units", "1,2"]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_the_precomputed_prefix_shrinks_with_the_work_of_a_token():
+    small, big = _model("lm", "lstm"), RecurrentModel(ModelConfig("lm", "lstm", 2, 650, 650, vocab_size=10_000))
+    assert ablation.precompute_tokens(big, 254) < ablation.precompute_tokens(big, 22) < ablation.precompute_tokens(
+        small, 254)
+    assert 200 <= ablation.precompute_tokens(big, 254) <= 1000            # the 2x650's +30% (docs/ablation.md)
+
+    class Sink:
+        def __init__(self):
+            self.frames = []
+
+        def write(self, table, frame):
+            self.frames.append((table, frame))
+
+    coclusters = pd.DataFrame({"layer": 1, "state": "h", "k": 6, "axis": "unit", "item": range(12),
+                               "cluster": [0, 1] * 6})
+    sink = Sink()
+    assert ablation.write_ablations(sink, "m", small, ablation.LMText(_stream(300), TAGS), coclusters,
+                                    baseline_sets=3) == len(sink.frames[0][1])
+    assert sink.frames[0][0] == "ablations" and (sink.frames[0][1]["n"] == 300).all()     # all of a short split
+    assert set(sink.frames[0][1]["cluster"]) == {0, 1} and set(sink.frames[0][1]["state"]) == {"h"}
