@@ -107,12 +107,13 @@ def test_column_losses_equal_a_step_loop_that_overwrites_the_units(cell, layer, 
     ref = _Reference(model)
     units = [1, 5, 6]
     mean = ref.mean([stream], layer, state)
-    cols = ablation.Columns.build(layer, state, 12, [units, units], [None, mean])
+    # 8 copies of the pair: 17 columns, cut into parts on a CPU with two threads; every copy must agree.
+    cols = ablation.Columns.build(layer, state, 12, [units, units] * 8, [None, mean] * 8)
     got = ablation.lm_column_losses(model, stream, cols, chunk=64)    # 7 chunks: the state crosses 6 boundaries
     np.testing.assert_allclose(ablation.state_means(model, layer, state, stream=stream), mean, rtol=1e-4, atol=1e-6)
     base, zero = ref.losses(stream), ref.losses(stream, layer=layer, state=state, units=units)
     meaned = ref.losses(stream, layer=layer, state=state, units=units, fill=mean)
-    np.testing.assert_allclose(got, np.stack([base, zero, meaned], axis=1), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got, np.stack([base] + [zero, meaned] * 8, axis=1), rtol=1e-4, atol=1e-5)
     assert abs((zero - base).mean()) > 1e-3                           # the ablation does change the losses
 
 
