@@ -11,8 +11,7 @@ All columns read the same tokens, so they are traced as the columns of one batch
   language model), and the ablated layer's input projection is computed once and shared;
 - the ablated layer runs step by step (the replacement must happen inside the recurrence, which a fused
   kernel does not allow) with every column in the batch: one [columns, H] x [H, G*H] product per step;
-- the layers above run fused on the batch of columns (on a CPU in parts of the columns, one per thread, as
-  the ablated layer), and the output layer on chunks of rows.
+- the layers above run fused on the batch of columns, and the output layer on chunks of rows.
 
 The step loop is written here, not taken from :mod:`models.trace_cells`: it needs a replacement inside every
 step, and that module's loops are tuned for writing states out, not for many columns. It follows torch's
@@ -165,34 +164,6 @@ class _AblatedLayer:
         return torch.tanh(self._recur(h).add_(gi)).mul_(keep).add_(fill), c
 
 
-def _run_above(above: nn.Module, x: Tensor, state) -> tuple[Tensor, object]:
-    """The fused layers above the ablated one over x [T, columns, H], with their state (None: zeros).
-
-    On a CPU the columns are cut into one part per thread, each run on one intra-op thread: torch's CPU
-    LSTM is a step loop too, and at two threads under load its per-step barriers cost more than its
-    products (measured here: ablating layer 0 of the 2x650 LSTM took 7.4x the fused forward's CPU time
-    with the layer above at two threads, against 4.8x for layer 1)."""
-    K = x.shape[1]
-    parts = split_parts(K // MIN_PART_COLUMNS) if x.device.type == "cpu" else 1
-    bounds = [K * i // parts for i in range(parts + 1)]
-
-    def cut(s, cols):
-        if s is None:
-            return None
-        return tuple(t[:, cols].contiguous() for t in s) if isinstance(s, tuple) else s[:, cols].contiguous()
-
-    def part(i: int):
-        cols = slice(bounds[i], bounds[i + 1])
-        with torch.inference_mode():
-            return above(x[:, cols].contiguous(), cut(state, cols))
-
-    done = run_split(part, parts)
-    out = torch.cat([d[0] for d in done], dim=1)
-    if isinstance(done[0][1], tuple):
-        return out, tuple(torch.cat([d[1][j] for d in done], dim=1) for j in range(len(done[0][1])))
-    return out, torch.cat([d[1] for d in done], dim=1)
-
-
 class _Head:
     """-log p(y) from the output layer, HEAD_ROWS rows of logits at a time, in one reused buffer.
 
@@ -242,7 +213,7 @@ def lm_column_losses(model: RecurrentModel, stream: Tensor, cols: Columns, *, ch
         h, s_mid = layer.run(x, s_mid)                                      # [T, 1, K, H]
         h = h[:, 0]
         if above is not None:
-            h, s_above = _run_above(above, h, s_above)
+            h, s_above = above(h, s_above)
         out[start:stop] = head.losses(h, stream[start + 1:stop + 1].to(dev)).cpu().numpy()
         if on_progress is not None:
             on_progress(stop / n)
@@ -272,7 +243,7 @@ def classifier_column_probs(model: RecurrentModel, docs: Sequence[Sequence[int]]
         T = h.shape[0]
         h = h.reshape(T, len(g) * K, -1)
         if above is not None:
-            h, _ = _run_above(above, h, None)
+            h, _ = above(h)
         last = h.view(T, len(g), K, -1)[lengths - 1, torch.arange(len(g), device=dev)]    # [g, K, H]
         probs[g] = torch.softmax(model.head(last).float(), dim=-1).double().cpu().numpy()
     return probs
