@@ -355,6 +355,45 @@ _VIEW_LIST: tuple[View, ...] = (
         ),
     ),
     View(
+        name="ablations",
+        kind="models",
+        grain="model × layer × state × unit set × mode × target × measure",
+        description=(
+            "What replacing a set of units at every step does (ablation), against R random sets of the same size "
+            "from the same layer and state; see docs/ablation.md. Effects are ablated minus unablated, on the "
+            "same tokens (language models: the first `n` tokens of the split read as one stream from zero state; "
+            "classifiers: each document from zero state)."
+        ),
+        columns=_cols(
+            _MODEL_ID,
+            ("layer", "INTEGER", "Recurrent layer of the ablated units, 0 = closest to the input."),
+            ("state", "VARCHAR", "The replaced state: 'h' or 'c' (LSTM cell)."),
+            ("k", "INTEGER", "k of the co-clustering the set is a unit cluster of; NULL for a hand-picked set."),
+            ("cluster", "INTEGER", "Unit cluster (0..k-1) of that co-clustering; NULL for a hand-picked set."),
+            ("units", "VARCHAR", "The ablated units, ascending, comma-separated (e.g. '3,17,42'); as a list: "
+                                 "string_split(units, ',')::INTEGER[]."),
+            ("mode", "VARCHAR", "'zero' (replaced by 0) or 'mean' (by the unit's mean over the measured tokens)."),
+            ("target_kind", "VARCHAR", "'all', 'pos' (POS tag of the predicted word), 'word_cluster' (its word "
+                                       "cluster at k) or 'label' (a classifier's true class)."),
+            ("target", "VARCHAR", "The tag, word cluster index or label; 'all' for target_kind 'all'."),
+            ("n", "BIGINT", "Tokens measured (a language model's prefix of the split) or documents (classifier)."),
+            ("delta_mean", "DOUBLE", "Effect, ablated minus unablated, on the target's mean `measure` (loss in "
+                                     "nats; accuracy, p(true class) or share of flipped predictions)."),
+            ("baseline_mean", "DOUBLE", "Mean of the same effect over the random sets."),
+            ("baseline_std", "DOUBLE", "Sample standard deviation (ddof 1) of the random sets' effects."),
+            ("z", "DOUBLE", "(delta_mean − baseline_mean) / baseline_std; NULL when the random effects are equal."),
+            ("p", "DOUBLE", "Two-sided empirical p: (1 + random sets at least as far from baseline_mean) / "
+                            "(baseline_sets + 1)."),
+            ("measure", "VARCHAR", "'loss' (language models), 'accuracy', 'p_true' or 'flips' (classifiers)."),
+            ("tokens", "BIGINT", "Tokens (documents for classifiers) of the target among the measured ones."),
+            ("base_mean", "DOUBLE", "The unablated mean `measure` over the target."),
+            ("baseline_sets", "INTEGER", "R, the number of random sets."),
+            ("seed", "INTEGER", "Seed of the random sets (the same seed and set size give the same sets)."),
+            ("requested_by", "VARCHAR", "Who asked for it; NULL for the analysis's precomputed set."),
+        ),
+        sort_by=("layer", "state", "k", "cluster", "mode", "target_kind", "target"),
+    ),
+    View(
         name="jobs",
         kind="jobs",
         grain="job",

@@ -77,6 +77,13 @@ CONTRACT: dict[str, list[tuple[str, str]]] = {
         ("mean_p_true", "DOUBLE"),
     ],
     "class_confusion": [("model_id", "VARCHAR"), ("label", "VARCHAR"), ("predicted", "VARCHAR"), ("n", "BIGINT")],
+    "ablations": [
+        ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("state", "VARCHAR"), ("k", "INTEGER"), ("cluster", "INTEGER"),
+        ("units", "VARCHAR"), ("mode", "VARCHAR"), ("target_kind", "VARCHAR"), ("target", "VARCHAR"),
+        ("n", "BIGINT"), ("delta_mean", "DOUBLE"), ("baseline_mean", "DOUBLE"), ("baseline_std", "DOUBLE"),
+        ("z", "DOUBLE"), ("p", "DOUBLE"), ("measure", "VARCHAR"), ("tokens", "BIGINT"), ("base_mean", "DOUBLE"),
+        ("baseline_sets", "INTEGER"), ("seed", "INTEGER"), ("requested_by", "VARCHAR"),
+    ],
     "jobs": [
         ("job_id", "VARCHAR"), ("kind", "VARCHAR"), ("model_id", "VARCHAR"), ("status", "VARCHAR"),
         ("progress", "DOUBLE"), ("submitted_by", "VARCHAR"), ("submitted_at", "TIMESTAMP"),
@@ -169,6 +176,11 @@ def full_model(root: Path, model_id: str, **kw) -> dict[str, pd.DataFrame]:
                                            accuracy=[2 / 3, 0.8], mean_p_true=[0.6, 0.7])),
         "class_confusion": pd.DataFrame(dict(model_id=model_id, label=["negative", "negative", "positive", "positive"],
                                              predicted=["negative", "positive"] * 2, n=[2, 1, 1, 4])),
+        "ablations": pd.DataFrame(dict(model_id=model_id, layer=1, state="h", k=[2, None], cluster=[0, None],
+                                       units=["0,2", "1"], mode="zero", target_kind="all", target="all", n=4,
+                                       delta_mean=[0.5, 0.1], baseline_mean=0.0, baseline_std=0.2, z=[2.5, 0.5],
+                                       p=[1 / 21, 0.5], measure="loss", tokens=3, base_mean=4.0, baseline_sets=20,
+                                       seed=0, requested_by=[None, "ann"])),
     }
     with store.write_partition(root, "models", model_id) as w:
         for table, df in frames.items():
