@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from models.buffers import Workspace
@@ -19,6 +20,7 @@ from models.corpora import Corpus
 from models.rnn import RecurrentModel
 from models.train import lm_stream
 
+from .ablation import Documents, LMText, write_ablations
 from .lm_trace import trace_lm, use_input_table
 from .losses import write_class_outcomes, write_lm_losses
 from .quantiles import systematic_keep
@@ -114,7 +116,9 @@ class AnalysisKind:
         raise NotImplementedError
 
     def write_outcomes(self, w, model_id: str, model: RecurrentModel, vocab, corpus: Corpus, opts,
-                       traced: Traced, report: Report) -> None:
+                       traced: Traced, coclusters: pd.DataFrame | None, report: Report) -> None:
+        """The model's predictions (losses or class outcomes), then its precomputed ablations: every unit
+        cluster of the last layer at the default k against random unit sets (:mod:`analytics.ablation`)."""
         raise NotImplementedError
 
 
@@ -124,9 +128,12 @@ class StreamAnalysis(AnalysisKind):
     def trace(self, model, vocab, corpus, opts, states, ws, acc, token_keys, bar, report):
         return _trace_stream(model, vocab, corpus, opts, states, ws, acc, token_keys, bar, report)
 
-    def write_outcomes(self, w, model_id, model, vocab, corpus, opts, traced, report):
-        write_lm_losses(w, model_id, model, lm_stream(corpus, vocab, opts.split, opts.max_tokens), vocab.words,
-                        lambda f: report("losses", 0.95 + 0.04 * f))
+    def write_outcomes(self, w, model_id, model, vocab, corpus, opts, traced, coclusters, report):
+        stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
+        write_lm_losses(w, model_id, model, stream, vocab.words, lambda f: report("losses", 0.95 + 0.02 * f))
+        if coclusters is not None:
+            write_ablations(w, model_id, model, LMText(stream, [vocab.pos.get(x) for x in vocab.words]), coclusters,
+                            seed=opts.seed, on_progress=lambda f: report("ablations", 0.97 + 0.02 * f))
 
 
 class DocumentAnalysis(AnalysisKind):
@@ -138,9 +145,12 @@ class DocumentAnalysis(AnalysisKind):
     def trace(self, model, vocab, corpus, opts, states, ws, acc, token_keys, bar, report):
         return _trace_documents(model, vocab, corpus, opts, states, ws, acc, token_keys, self.max_len, bar, report)
 
-    def write_outcomes(self, w, model_id, model, vocab, corpus, opts, traced, report):
-        write_class_outcomes(w, model_id, model, traced.docs, corpus.labels[opts.split][:len(traced.docs)],
-                             corpus.label_names)
+    def write_outcomes(self, w, model_id, model, vocab, corpus, opts, traced, coclusters, report):
+        labels = corpus.labels[opts.split][:len(traced.docs)]
+        write_class_outcomes(w, model_id, model, traced.docs, labels, corpus.label_names)
+        if coclusters is not None:
+            write_ablations(w, model_id, model, Documents(traced.docs, labels, corpus.label_names), coclusters,
+                            seed=opts.seed, on_progress=lambda f: report("ablations", 0.97 + 0.02 * f))
 
 
 def analysis_kind(model: RecurrentModel, ckpt: dict[str, Any]) -> AnalysisKind:

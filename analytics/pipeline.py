@@ -190,14 +190,15 @@ def _write_tables(w, model_id: str, model: RecurrentModel, vocab, corpus: Corpus
             cluster_frames.append(frames[0])
             projection_frames.append(frames[1])
         report("statistics", 0.8 + 0.15 * (n_done + 1) / len(states))
-    if cluster_frames:
-        w.write("coclusters", pd.concat(cluster_frames, ignore_index=True))
+    coclusters = pd.concat(cluster_frames, ignore_index=True) if cluster_frames else None
+    if coclusters is not None:
+        w.write("coclusters", coclusters)
     if traced.collector is not None:
         traced.collector.write(w, model_id, traced.text_ids, vocab.words, traced.documents)
         traced.collector = None
     if projection_frames:
         w.write("projections", pd.concat(projection_frames, ignore_index=True))
-    kind.write_outcomes(w, model_id, model, vocab, corpus, opts, traced, report)
+    kind.write_outcomes(w, model_id, model, vocab, corpus, opts, traced, coclusters, report)
     if opts.gradient_k:
         stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
         streams = max(1, min(64, stream.numel() // (opts.gradient_k + 2)))    # windows of K+1 tokens

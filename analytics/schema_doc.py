@@ -20,7 +20,7 @@ DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "store-schema.md"
 _HEADER = """\
 # Store schema
 
-<!-- Generated from analytics/schema.py by `python -m analytics.schema_doc`; do not edit by hand. -->
+<!-- Generated from analytics/schema/ by `python -m analytics.schema_doc`; do not edit by hand. -->
 
 These are the views that `analytics.store.connect()` creates on every connection, that
 `rnnvis sql` and the SQL console query, and that the dashboard reads. View names, column

@@ -374,3 +374,26 @@ def test_the_precomputed_prefix_shrinks_with_the_work_of_a_token():
                                     baseline_sets=3) == len(sink.frames[0][1])
     assert sink.frames[0][0] == "ablations" and (sink.frames[0][1]["n"] == 300).all()     # all of a short split
     assert set(sink.frames[0][1]["cluster"]) == {0, 1} and set(sink.frames[0][1]["state"]) == {"h"}
+
+
+def test_an_analysis_stores_the_ablation_of_every_last_layer_cluster(tiny_store, tmp_path, fixtures):
+    """The analysis precomputes ablations: each unit cluster of the last layer's h and c at the default k."""
+    import shutil
+
+    from analytics.ablation import DEFAULT_K
+    from analytics.pipeline import AnalysisOptions, analyze_model
+    from models.corpora import load_corpus
+
+    root = tmp_path / "store"
+    shutil.copytree(tiny_store, root, ignore=shutil.ignore_patterns(".staging"))
+    analyze_model("tiny-lstm", root, AnalysisOptions(batch_size=4, top_words=30, min_count=2, k_max=DEFAULT_K,
+                                                     gradient_k=0, max_tokens=2000),
+                  corpus=load_corpus(str(fixtures / "ptb")), show_progress=False)
+    with store.connect(root) as con:
+        rows = store.query(con, "SELECT layer, state, k, cluster, target_kind, baseline_sets FROM ablations "
+                                "WHERE model_id = 'tiny-lstm' AND target_kind = 'all'")
+        clusters = store.query(con, "SELECT state, count(DISTINCT cluster) AS n FROM coclusters WHERE model_id = "
+                                    "'tiny-lstm' AND layer = 1 AND k = ? AND axis = 'unit' GROUP BY state", [DEFAULT_K])
+    assert set(rows["layer"]) == {1} and set(rows["k"]) == {DEFAULT_K} and set(rows["baseline_sets"]) == {20}
+    for state, n in zip(clusters["state"], clusters["n"], strict=True):
+        assert set(rows.loc[rows["state"] == state, "cluster"]) == set(range(n)) or n == 1
