@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from analytics.processes import process_alive
 from models.checkpoint import checkpoint_file
 from workers.claims import release_model_id
 from workers.errors import JobFailed, TransientJobError, UnknownJobError
@@ -71,13 +72,7 @@ def owner_alive(worker: str | None) -> bool | None:
     host = node.rpartition("@")[2]
     if host != _HOST or not pid.isdigit():
         return None
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(int(pid))
 
 
 class StageOutcome(str):

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from analytics.processes import process_alive
 from analytics.schema import VIEWS, View
 from analytics.store import paths
 from analytics.store.arrow import FLOAT_TYPES, arrow_schema, conform
@@ -366,15 +367,7 @@ def _writer_alive(name: str) -> bool:
     if len(parts) != 5 or parts[-1] != "tmp" or parts[1] != HOST or not parts[2].isdigit():
         return False
     pid = int(parts[2])
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid == os.getpid() or process_alive(pid)
 
 
 def clean_staging(root: str | os.PathLike[str], older_than_s: float = 3600) -> list[str]:

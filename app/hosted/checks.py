@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from analytics.processes import process_alive
 from analytics.sandbox.slots import run_dir, try_slot
 
 __all__ = ["PER_ADDRESS", "MAX_QUEUED", "SLOT_WAIT_S", "Busy", "PasswordChecks", "argon2_slot", "argon2_slots"]
@@ -49,21 +50,11 @@ def argon2_slots() -> int:
     return max(1, (os.cpu_count() or 1) // 2)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _first_in_line(directory: Path, ticket: Path) -> bool:
     """No live process took a ticket before ``ticket`` (tickets are named by time, pid and thread)."""
     mine = ticket.name
     for other in directory.glob("argon2-wait-*"):
-        if other.name < mine and _alive(int(other.name.split("-")[3])):
+        if other.name < mine and process_alive(int(other.name.split("-")[3])):
             return False
     return True
 
