@@ -146,6 +146,15 @@ def _link_traces(lay: Layout, visible: list, hot_clouds: set[int], hot_chips: se
     return data
 
 
+#: Layout units kept left of everything for the colour key of a clicked word's response. The key is drawn inside
+#: the plot area: outside it, plotly pushes the left margin, which squeezes the POS legend into a column.
+KEY_UNITS = 7.0
+
+
+def _short(word: str, most: int = 14) -> str:
+    return word if len(word) <= most else word[:most - 1] + "…"
+
+
 def _cell_marker(lay: Layout, hot_chips: set[int], opts: CoclusterOptions) -> tuple[dict, list[str]]:
     """The memory cells' marker (coloured by the selected word's response, or by strength) and hover lines."""
     u_unit, u_clu = lay.units["unit"].to_numpy(), lay.units["cluster"].to_numpy()
@@ -153,8 +162,8 @@ def _cell_marker(lay: Layout, hot_chips: set[int], opts: CoclusterOptions) -> tu
         resp = np.asarray(opts.word_response, dtype=float)[u_unit]
         marker = dict(color=np.clip(resp, -opts.clip, opts.clip).tolist(), colorscale=SCALE, cmin=-opts.clip,
                       cmax=opts.clip, cmid=0, showscale=True,
-                      colorbar=dict(title=dict(text=f"response to<br>{esc(opts.word or '')}"), len=0.35, y=1.0,
-                                    yanchor="top", thickness=12, x=-0.01, xanchor="right"))
+                      colorbar=dict(title=dict(text=f"response to<br>{esc(_short(opts.word or ''))}"), len=0.35,
+                                    y=1.0, yanchor="top", thickness=12, x=0, xanchor="left", xpad=4))
         resp_text = [f"<br>response to {esc(opts.word)}: {v:+.4g}" for v in resp]
     else:
         strength = lay.units["strength"].to_numpy()
@@ -278,6 +287,8 @@ def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray
         data[:0] = bars
         shapes += lines
         head = min(9.0, 1.0 + 0.45 * max(len(t) for g in opts.glyphs for t in g["tokens"]))
+    if opts.word_response is not None:
+        left -= KEY_UNITS
     width_units = lay.x_cloud + opts.cloud_width + 1
     margin_top = top_margin() if (opts.title or legend) else 10   # title or POS legend top left, toolbar top right
     return new_figure(data, dict(

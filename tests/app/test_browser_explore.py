@@ -1,0 +1,69 @@
+"""Explore as a new user sees it (issue 25): the colour key and POS legend, sentence glyphs, the detail view,
+the URL. Measured in headless Debian Chromium: element bounds, axis ranges, visible text."""
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from tests.app.test_browser import (  # noqa: F401
+    _graph_js,
+    click_and_settle,
+    driver,  # noqa: F401 (the module-scoped Chromium fixture)
+    idle,
+    js,
+    serve_in_thread,
+    texts,
+    trace_len,
+    wait,
+)
+
+pytestmark = pytest.mark.browser
+CO = "explore-cocluster"
+
+
+@pytest.fixture(scope="module")
+def server(wide_store):
+    from analytics.settings import Settings
+    from app.server import create_app
+
+    srv = serve_in_thread(create_app(Settings(store=wide_store)))
+    yield f"http://127.0.0.1:{srv.effective_port}"
+    srv.close()
+
+
+def _open(d, url: str, units: int) -> None:
+    d.get(url)
+    wait(d, lambda d: trace_len(d, CO, "units") == units, what="memory cells")
+    idle(d)
+
+
+#: Bounds (px, page coordinates) of the co-cluster figure's parts: the whole figure, the plot area, the colour
+#: bar, the POS legend and the memory cells.
+BOUNDS_JS = f"""(() => {{ const gd = {_graph_js(CO)}; const r = e => e && e.getBoundingClientRect();
+  const b = e => e && {{left: r(e).left, right: r(e).right, top: r(e).top, bottom: r(e).bottom}};
+  const cells = Array.from(gd.querySelectorAll('.scatterlayer .trace')).map(t => t.querySelectorAll('path.point'));
+  return {{fig: b(gd.querySelector('.main-svg')), plot: b(gd.querySelector('.nsewdrag')),
+          bar: b(gd.querySelector('.colorbar')), legend: b(gd.querySelector('.legend')),
+          legend_rows: new Set(Array.from(gd.querySelectorAll('.legend .traces'))
+                                 .map(e => Math.round(r(e).top))).size,
+          cells_left: Math.min(...Array.from(gd.querySelectorAll('.point')).map(e => r(e).left))}}; }})()"""
+
+
+@pytest.mark.parametrize("model,units,ks", [("tiny-wide", 32, (2, 3, 5, 8)), ("tiny-lstm", 8, (2, 3, 5))])
+def test_a_clicked_word_keeps_its_colour_key_on_the_canvas_and_the_legend_in_rows(server, driver, model, units, ks):
+    for k in ks:
+        _open(driver, f"{server}/explore?model={model}&layer=1&state=h&k={k}", units)
+        plain = js(driver, BOUNDS_JS)
+        word = js(driver, f"{_graph_js(CO)}.data.find(t => t.name === 'words').customdata[0][1]")
+        _open(driver, f"{server}/explore?model={model}&layer=1&state=h&k={k}&w={word}", units)
+        wait(driver, lambda d: js(d, f"!!{_graph_js(CO)}.querySelector('.colorbar')"), what="the colour bar")
+        b = js(driver, BOUNDS_JS)
+        fig, bar = b["fig"], b["bar"]
+        assert fig["left"] <= bar["left"] and bar["right"] <= fig["right"], (k, b)        # on the canvas
+        assert bar["right"] <= b["cells_left"] + 1, (k, b)                                 # clear of the chips
+        for side in ("top", "left"):                                                       # chips stay put
+            assert b["plot"][side] == pytest.approx(plain["plot"][side], abs=1), (k, side, plain, b)
+        if plain["legend"]:
+            assert b["legend_rows"] <= max(2, plain["legend_rows"]), (k, b)                # no 12-row column
