@@ -79,6 +79,25 @@ STATE_LABELS = {"h": "h (hidden)", "c": "c (cell)", "i": "i (input gate)", "f": 
                 "n": "n (new gate)"}
 
 
+def corrections_alert(notes: Sequence[str]) -> list:
+    """[one info line naming what was corrected in the page's link], or [] when nothing was."""
+    if not notes:
+        return []
+    return [alert("Corrected in this link: " + "; ".join(notes) + ".", kind="info")]
+
+
+def picked_notes(reader: Reader, model_id: str, wanted: tuple[int | None, str | None], got: tuple[int, str]
+                 ) -> list[str]:
+    """What :func:`pick_layer_state` changed of the (layer, state) a link asked for, one phrase each."""
+    notes = []
+    ls = reader.layer_states(model_id)
+    if wanted[0] is not None and wanted[0] != got[0]:
+        notes.append(f"layer {wanted[0]} → {got[0]} ({model_id} has layers {min(ls)}–{max(ls)})")
+    if wanted[1] and wanted[1] != got[1]:
+        notes.append(f"state {wanted[1]} → {got[1]} (layer {got[0]} has {', '.join(ls[got[0]])})")
+    return notes
+
+
 def default_model(reader: Reader, wanted: str | None) -> str | None:
     """The model to show: the wanted one (even if unknown, so the page can say so) or the first stored one."""
     if wanted:

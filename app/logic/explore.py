@@ -26,7 +26,7 @@ from app.logic.common import (
     pick_layer_state,
 )
 from app.reader import Reader
-from app.urlstate import K_MAX, K_MIN, MAX_SENTENCES, MAX_WORDS, ViewState, to_query
+from app.urlstate import K_MAX, K_MIN, MAX_SENTENCES, MAX_WORDS
 
 log = logging.getLogger(__name__)
 PAGE = "/explore"
@@ -328,18 +328,6 @@ def prediction_text(g: dict) -> tuple[str, str]:
     if g.get("task") == "lm":
         return f"  →  next word “{label}” (p = {float(p):.2f})", "next"
     return f"  →  {label} (p = {float(p):.2f})", POLARITY.get(str(label).strip().lower(), "class")
-
-
-def url_search(model: str | None, layer: int | None, state: str | None, k: int | None, nwords: int | None,
-               words: Sequence[str] | None, sentences: Sequence[str] | None, selection: dict | None,
-               mode: str | None = None) -> str:
-    """The URL query of the current view (with the detail mode, so a unit's view reopens as one)."""
-    unit = (selection or {}).get("unit")
-    vs = ViewState(model=model, layer=layer, state=state, k=int(k or 6), nwords=int(nwords or 20),
-                   words=tuple(w for w in (words or []) if w)[:MAX_WORDS],
-                   sentences=tuple(s for s in (sentences or []) if s)[:MAX_SENTENCES],
-                   unit=int(unit) if unit is not None else None, detail=mode if mode in ("word", "unit") else None)
-    return to_query(vs)
 
 
 def clusters_csv(reader: Reader, model: str, layer: int, state: str, k: int) -> pd.DataFrame:

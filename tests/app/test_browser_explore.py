@@ -67,3 +67,33 @@ def test_a_clicked_word_keeps_its_colour_key_on_the_canvas_and_the_legend_in_row
             assert b["plot"][side] == pytest.approx(plain["plot"][side], abs=1), (k, side, plain, b)
         if plain["legend"]:
             assert b["legend_rows"] <= max(2, plain["legend_rows"]), (k, b)                # no 12-row column
+
+
+def test_a_corrected_link_says_in_one_line_what_it_corrected(server, driver):
+    _open(driver, f"{server}/explore?model=tiny-lstm&layer=5&state=q&k=99", 8)
+    note = " ".join(texts(driver, "#explore-alert .alert-info"))
+    for phrase in ("layer 5 → 1", "state q → h", "k 99 → 5"):
+        assert phrase in note, (phrase, note)
+    assert len(texts(driver, "#explore-alert .alert")) == 1
+    _open(driver, f"{server}/explore?model=tiny-lstm&layer=1&state=h&k=3", 8)
+    assert texts(driver, "#explore-alert .alert") == []                        # nothing corrected, nothing said
+
+
+def _query(d) -> dict:
+    return parse_qs(urlparse(d.current_url).query)
+
+
+def test_the_url_holds_the_link_filter_stroke_clip_and_toggles(server, driver):
+    _open(driver, f"{server}/explore?model=tiny-lstm&layer=1&state=h&k=3&stroke=2.5&links=0-0.95&clip=-1.5"
+                  "&opt=pos&opt=glyphs", 8)
+    q = _query(driver)
+    assert (q["stroke"], q["links"], q["clip"], q["opt"]) == (["2.5"], ["0-0.95"], ["-1.5"], ["pos", "glyphs"]), q
+    ticked = js(driver, "Array.from(document.querySelectorAll('#explore-options input')).filter(i => i.checked)"
+                        ".map(i => i.value)")
+    assert ticked == ["pos", "glyphs"]
+    widths = js(driver, f"{_graph_js(CO)}.data.filter(t => t.name === 'links').map(t => t.line.width)")
+    assert widths and min(widths) >= 2.0                                       # drawn with the stroke asked for
+    align = driver.find_element(By.CSS_SELECTOR, "#explore-options input[value='align']")
+    click_and_settle(driver, align)
+    wait(driver, lambda d: _query(d).get("opt") == ["pos", "align", "glyphs"], what="the toggle in the URL")
+    assert _query(driver)["links"] == ["0-0.95"]
