@@ -154,16 +154,24 @@ def word_options(reader: Reader, model: str | None, layer: int | None, state: st
     return [{"label": w, "value": w} for w in dict.fromkeys(chosen + found)]
 
 
+#: States whose response is a change Δs_t = s_t − s_(t−1); a gate's response is its activation (analytics.lm_trace).
+UPDATE_STATES = ("h", "c")
+
+
+def response_name(state: str) -> str:
+    """'mean |Δh|' for h and c, 'mean f activation |f|' for a gate: what a word's response to a state is."""
+    return f"mean |Δ{state}|" if state in UPDATE_STATES else f"mean |{state}| (the gate's activation)"
+
+
 def state_note(state: str, cluster_state: str) -> html.Span:
     """What the view clusters and what sizes its words, for ``state`` (a gate borrows the clustering of h)."""
     name = STATE_LABELS.get(state, state)
+    size = f"a word's size: its {response_name(state)} towards its cloud's chip"
     if cluster_state != state:
         return html.Span(["Gates are not co-clustered: the chips and clouds are ", html.B(f"the co-clusters of "
                           f"{STATE_LABELS.get(cluster_state, cluster_state)}"), "; word size, links and cell shading "
-                          f"show the responses of {name} (a word's size: its mean |Δ{state}| towards its cloud's "
-                          "chip)."], className="state-note")
-    return html.Span([f"Co-clusters of {name}; a word's size: its mean |Δ{state}| towards its cloud's chip."],
-                     className="state-note")
+                          f"show the activations of {name} ({size})."], className="state-note")
+    return html.Span([f"Co-clusters of {name}; {size}."], className="state-note")
 
 
 def empty_cluster_note(view) -> list:

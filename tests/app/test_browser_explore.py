@@ -97,3 +97,11 @@ def test_the_url_holds_the_link_filter_stroke_clip_and_toggles(server, driver):
     click_and_settle(driver, align)
     wait(driver, lambda d: _query(d).get("opt") == ["pos", "align", "glyphs"], what="the toggle in the URL")
     assert _query(driver)["links"] == ["0-0.95"]
+
+
+def test_a_gate_is_labelled_by_its_activation_not_an_update(server, driver):
+    _open(driver, f"{server}/explore?model=tiny-lstm&layer=0&state=f&k=3", 8)
+    note = " ".join(texts(driver, "#explore-summary .state-note"))
+    assert "mean |f| (the gate's activation)" in note and "activations of f" in note and "Δf" not in note, note
+    _open(driver, f"{server}/explore?model=tiny-lstm&layer=0&state=h&k=3", 8)
+    assert "mean |Δh|" in " ".join(texts(driver, "#explore-summary .state-note"))
