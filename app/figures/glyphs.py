@@ -122,8 +122,12 @@ def _glyph_panel(s: dict, a: int, b: int, scale: float, legend_done: set[str], x
 
 
 def _contrib_panel(s: dict, a: int, b: int, legend_done: set[str], xa: str, ya: str) -> tuple[list[dict], dict]:
-    """(bar traces, y axis) of each word's contribution to each class, tokens a..b."""
-    contrib = np.asarray(s["contributions"], dtype=float)[a:b]
+    """(bar traces, y axis) of each word's contribution to each class, tokens a..b, on one scale for the whole
+    sentence (the largest |contribution| of any of its words), so that the rows of a wrapped sentence compare."""
+    whole = np.asarray(s["contributions"], dtype=float)
+    most = float(np.nanmax(np.abs(whole))) if whole.size and np.isfinite(whole).any() else 0.0
+    most = most if most > 0 else 1.0
+    contrib = whole[a:b]
     labels = s.get("label_names") or [str(i) for i in range(contrib.shape[1])]
     palette = ["#7b1fa2", "#ff7f0e", "#1f77b4", "#8c564b", "#17becf"]
     C = contrib.shape[1]
@@ -138,7 +142,8 @@ def _contrib_panel(s: dict, a: int, b: int, legend_done: set[str], xa: str, ya: 
                          hovertext=[f"{esc(tok)}: {v:+.3f} towards {esc(labels[ci])}"
                                     for tok, v in zip(s["tokens"][a:b], contrib[:, ci])]))
         legend_done.add(key)
-    return data, dict(zeroline=True, zerolinecolor="#90a4ae", showgrid=True, gridcolor="#eceff1")
+    return data, dict(zeroline=True, zerolinecolor="#90a4ae", showgrid=True, gridcolor="#eceff1",
+                      range=[-1.1 * most, 1.1 * most])
 
 
 def glyph_figure(sentences: Sequence[dict]) -> Figure:

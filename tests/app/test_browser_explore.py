@@ -105,3 +105,26 @@ def test_a_gate_is_labelled_by_its_activation_not_an_update(server, driver):
     assert "mean |f| (the gate's activation)" in note and "activations of f" in note and "Δf" not in note, note
     _open(driver, f"{server}/explore?model=tiny-lstm&layer=0&state=h&k=3", 8)
     assert "mean |Δh|" in " ".join(texts(driver, "#explore-summary .state-note"))
+
+
+def _add_sentence(d, text: str) -> None:
+    box = d.find_element(By.ID, "explore-sentence-text")
+    box.clear()
+    box.send_keys(text)
+    click_and_settle(d, d.find_element(By.ID, "explore-sentence-add"))
+
+
+def test_a_wrapped_sentence_has_one_contribution_scale(server, driver):
+    _open(driver, f"{server}/explore?model=tiny-gru&k=3", 8)
+    words = "the food was great and the staff was kind but the room was cold and the bed was bad so we left early " \
+            "from there"                                                          # 24 tokens: two rows
+    _add_sentence(driver, words)
+    glyphs = _graph_js("explore-glyphs")
+    axes = wait(driver, lambda d: js(d, f"[...new Set({glyphs}.data.filter(t => (t.name || '').startsWith('→'))"
+                                        ".map(t => t.yaxis))]"), what="contribution rows")
+    assert len(axes) == 2, axes
+    ranges = [js(driver, f"{glyphs}._fullLayout['yaxis' + '{a[1:]}'].range") for a in axes]
+    assert ranges[0] == pytest.approx(ranges[1]), ranges
+    most = js(driver, f"Math.max(...{glyphs}.data.filter(t => (t.name || '').startsWith('→'))"
+                      ".flatMap(t => t.y.map(Math.abs)))")
+    assert ranges[0][1] == pytest.approx(1.1 * most, rel=1e-6)                   # the largest bar fits on it
