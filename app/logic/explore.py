@@ -247,6 +247,32 @@ def _apply_click(cd: list, words_l: list[str], sel: dict) -> tuple[list[str], di
     return words_l, sel, dash.no_update
 
 
+def _quoted(words: Sequence[str]) -> str:
+    return ", ".join(f"“{w}”" for w in words)
+
+
+def words_picked(words: Sequence[str] | None) -> tuple[Any, Any]:
+    """The word picker changed: (its value, message). A pick beyond MAX_WORDS is refused and said so; removing a
+    word clears the message; three words leave both as they are (a click's message stays)."""
+    words_l = [w for w in (words or []) if w]
+    if len(words_l) > MAX_WORDS:
+        kept, refused = words_l[:MAX_WORDS], words_l[MAX_WORDS:]
+        return kept, alert(f"The detail view compares at most {MAX_WORDS} words: {_quoted(refused)} not added. "
+                           f"Remove one of {_quoted(kept)} first.", kind="info")
+    return dash.no_update, ("" if len(words_l) < MAX_WORDS else dash.no_update)
+
+
+def click_words_note(before: Sequence[str] | None, after: Any) -> Any:
+    """The message after a click on a word: which word (the oldest) it replaced, if the picker was full."""
+    if not isinstance(after, list) or not after:
+        return dash.no_update
+    dropped = [w for w in (before or []) if w and w not in after]
+    if not dropped:
+        return ""
+    return alert(f"At most {MAX_WORDS} words: {_quoted(after[:1])} replaced the oldest, {_quoted(dropped)}.",
+                 kind="info")
+
+
 def detail_view(reader: Reader, model: str | None, layer: int | None, state: str | None,
                 words: Sequence[str] | None, mode: str | None, selection: dict | None) -> tuple[Any, Any]:
     """(detail figure, message): box plots for the selected words, or a unit's most/least words."""

@@ -138,6 +138,7 @@ def _main(vs, alert: list) -> html.Main:
                                        value=list(vs.words), multi=True, search_order="original",
                                        placeholder="words to compare (≤ 3): type any word of the vocabulary",
                                        className="words-dropdown")], className="card-head"),
+                html.Div(id=ids.EX_WORDS_MSG),
                 html.Div(id=ids.EX_DETAIL_MSG),
                 dcc.Graph(id=ids.EX_DETAIL, config=GRAPH_CONFIG),
             ], className="card"),
@@ -195,10 +196,19 @@ def _on_word_search(search, model, layer, state, k, words):
 
 
 @callback(Output(ids.EX_WORDS, "value"), Output(ids.EX_SELECTION, "data"), Output(ids.EX_DETAIL_MODE, "value"),
+          Output(ids.EX_WORDS_MSG, "children", allow_duplicate=True),
           Input(ids.EX_COCLUSTER, "clickData"), State(ids.EX_WORDS, "value"), State(ids.EX_SELECTION, "data"),
           prevent_initial_call=True)
 def _on_click(click, words, selection):
-    return logic.handle_click(click, words, selection)
+    new_words, sel, mode = logic.handle_click(click, words, selection)
+    return new_words, sel, mode, logic.click_words_note(words, new_words)
+
+
+@callback(Output(ids.EX_WORDS, "value", allow_duplicate=True), Output(ids.EX_WORDS_MSG, "children"),
+          Input(ids.EX_WORDS, "value"), prevent_initial_call=True)
+def _on_words(words):
+    """A fourth word picked in the picker: refused, and said so."""
+    return logic.words_picked(words)
 
 
 @callback(Output(ids.EX_DETAIL, "figure"), Output(ids.EX_DETAIL_MSG, "children"),
