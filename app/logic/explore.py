@@ -104,6 +104,7 @@ def cluster_view(reader: Reader, model: str | None, layer: int | None, state: st
             clip=float(10 ** float(clip if clip is not None else -1.0)),
             word=first if word_resp is not None else None, word_response=word_resp,
             selected_words=tuple(words_l), chip=sel.get("chip"), cloud=sel.get("cloud"), purity=pur["clusters"],
+            highlight_units=(int(sel["unit"]),) if sel.get("unit") is not None else (),   # the unit picked: outlined
             glyphs=glyphs, cloud_width=figures.CLOUD_W * (0.6 if glyphs else 1.0),   # glyphs: narrower clouds
             link_gap=figures.LINK_GAP * (0.7 if glyphs else 1.0))
         fig = figures.cocluster_figure(view.words, view.units, view.edges, opts)

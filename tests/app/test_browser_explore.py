@@ -164,3 +164,24 @@ def test_a_fourth_detail_word_is_refused_with_a_message_and_a_click_says_what_it
     assert _query(driver)["w"] == [words[0]] + three[:2]
     msg = " ".join(texts(driver, "#explore-words-msg .alert"))
     assert f"“{words[0]}” replaced the oldest, “{three[2]}”" in msg, msg      # ... and says so
+
+
+def test_the_unit_carried_from_projection_is_outlined_and_its_detail_shown(server, driver):
+    driver.get(f"{server}/projection?model=tiny-wide&layer=1&state=h&k=3&w=the&w=of&unit=2&u=5")
+    link = wait(driver, lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".explore-link")
+                                        if "unit 2" in e.text), None), what="the link into Explore")
+    idle(driver)
+    link.click()
+    wait(driver, lambda d: "/explore" in d.current_url and trace_len(d, CO, "units") == 32, what="Explore")
+    idle(driver)
+    mode = js(driver, "Array.from(document.querySelectorAll('#explore-detail-mode input')).find(i => i.checked)?.value")
+    assert mode == "unit"
+    title = js(driver, f"{_graph_js('explore-detail')}._fullLayout.title.text")
+    assert title.startswith("unit 2:"), title
+    # the cell of unit 2 drawn with a dark outline, every other cell without
+    outlined = js(driver, f"""(() => {{ const gd = {_graph_js(CO)};
+        const i = gd.data.findIndex(t => t.name === 'units'); const t = gd.data[i];
+        const paths = gd.querySelectorAll('.scatterlayer .trace')[i].querySelectorAll('path.point');
+        return t.customdata.map((c, n) => [c[1], parseFloat(paths[n].style.strokeWidth)])
+                .filter(([u, w]) => w > 2).map(([u]) => u); }})()""")
+    assert outlined == [2], outlined
