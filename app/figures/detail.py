@@ -7,11 +7,29 @@ import pandas as pd
 from .base import NEGATIVE, POSITIVE, Figure, axis_style, esc, message_figure, new_figure, title, top_margin
 
 
-def detail_figure(details: dict[str, pd.DataFrame], max_units: int | None = None) -> Figure:
+#: Up to this many units every one is labelled on the x axis; beyond, every LABEL_EVERY-th (in the order drawn)
+#: and the selected unit, so that a unit can be found without hovering.
+LABEL_ALL, LABEL_EVERY = 40, 5
+
+
+def _unit_ticks(cats: list[str], unit: int | None) -> dict:
+    """The x axis' tick labels: every unit, or every LABEL_EVERY-th and the selected one (in bold)."""
+    picked = f"u{unit}" if unit is not None else None
+    if len(cats) <= LABEL_ALL:
+        shown = cats
+    else:
+        shown = [c for i, c in enumerate(cats) if i % LABEL_EVERY == 0 or c == picked]
+    return dict(tickmode="array", tickvals=shown, ticktext=[f"<b>{c}</b>" if c == picked else c for c in shown],
+                tickangle=-90 if len(cats) > LABEL_ALL else "auto", tickfont=dict(size=10), automargin=True)
+
+
+def detail_figure(details: dict[str, pd.DataFrame], max_units: int | None = None, unit: int | None = None
+                  ) -> Figure:
     """Box plots of every unit's response to each word (whiskers q10–q90), units sorted by median.
 
     details: word -> frame (unit, n, mean, std, q10, q25, q50, q75, q90). The order of units follows the
-    medians of the first word; up to three words are overlaid.
+    medians of the first word; up to three words are overlaid. Above LABEL_ALL units, every LABEL_EVERY-th unit
+    and the selected ``unit`` are labelled.
     """
     details = {w: d for w, d in details.items() if d is not None and len(d)}
     if not details:
@@ -35,7 +53,7 @@ def detail_figure(details: dict[str, pd.DataFrame], max_units: int | None = None
         boxmode="group", height=360, hovermode="closest", margin=dict(l=70, r=20, t=top_margin(), b=50),
         legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
         xaxis=axis_style(title=dict(text=f"unit (sorted by median response to {esc(first_word)})"),
-                    categoryorder="array", categoryarray=cats, showticklabels=len(cats) <= 40, showgrid=False),
+                    categoryorder="array", categoryarray=cats, showgrid=False, **_unit_ticks(cats, unit)),
         yaxis=axis_style(title=dict(text="response (whiskers q10–q90, box q25–q75)"), zeroline=True,
                     zerolinecolor="#90a4ae")))
 

@@ -296,7 +296,7 @@ def detail_view(reader: Reader, model: str | None, layer: int | None, state: str
             else:
                 missing.append(w)
         msg = (alert(f"Not in {model}'s vocabulary: {', '.join(missing)}", kind="info") if missing else "")
-        return figures.detail_figure(details), msg
+        return figures.detail_figure(details, unit=int(unit) if unit is not None else None), msg
 
     return guarded(run, lambda a: (figures.message_figure("No detail."), a), reader, PAGE)
 

@@ -185,3 +185,46 @@ def test_the_unit_carried_from_projection_is_outlined_and_its_detail_shown(serve
         return t.customdata.map((c, n) => [c[1], parseFloat(paths[n].style.strokeWidth)])
                 .filter(([u, w]) => w > 2).map(([u]) => u); }})()""")
     assert outlined == [2], outlined
+
+
+@pytest.fixture(scope="module")
+def server64(tiny_store, tmp_path_factory, fixtures):
+    """tiny_store plus ``tiny-64``: a 1×64 LSTM language model, h analysed (a layer of more than 40 units)."""
+    import shutil
+
+    from analytics.pipeline import AnalysisOptions, analyze_model
+    from analytics.settings import Settings
+    from app.server import create_app
+    from models.config import ModelConfig, TrainConfig
+    from models.corpora import load_corpus
+    from models.train import train_model
+
+    root = tmp_path_factory.mktemp("store64") / "store"
+    shutil.copytree(tiny_store, root, ignore=shutil.ignore_patterns(".staging"))
+    lm = load_corpus(str(fixtures / "ptb"))
+    train_model("tiny-64", ModelConfig("lm", "lstm", 1, 64, 6), TrainConfig(epochs=1, batch_size=4, bptt=10), root,
+                corpus=lm, show_progress=False)
+    analyze_model("tiny-64", root, AnalysisOptions(batch_size=4, top_words=30, min_count=2, k_max=4, gradient_k=5),
+                  corpus=lm, show_progress=False)
+    srv = serve_in_thread(create_app(Settings(store=root)))
+    yield f"http://127.0.0.1:{srv.effective_port}"
+    srv.close()
+
+
+def test_box_plots_of_64_units_label_every_fifth_unit_and_the_selected_one(server64, driver):
+    from tests.app.test_browser_views import TICKS_OVERLAP_JS
+
+    word = "the"
+    driver.get(f"{server64}/explore?model=tiny-64&layer=0&state=h&k=3&w={word}&unit=37&detail=word")
+    wait(driver, lambda d: trace_len(d, CO, "units") == 64, what="memory cells")
+    idle(driver)
+    detail = _graph_js("explore-detail")
+    shown = wait(driver, lambda d: js(d, f"Array.from({detail}.querySelectorAll('.xtick text'))"
+                                         ".map(e => e.textContent)"), what="unit labels")
+    assert 13 <= len(shown) <= 14 and "u37" in shown, shown                   # every 5th of 64, and unit 37
+    ticks = driver.execute_script(TICKS_OVERLAP_JS, driver.execute_script(f"return {detail}"))
+    assert ticks["overlaps"] == [], ticks
+    inside = js(driver, f"""(() => {{ const gd = {detail}; const f = gd.querySelector('.main-svg').getBoundingClientRect();
+        return Array.from(gd.querySelectorAll('.xtick text')).every(e => {{ const r = e.getBoundingClientRect();
+            return r.bottom <= f.bottom && r.top >= f.top; }}); }})()""")
+    assert inside                                                              # no label cut off at the bottom
