@@ -6,7 +6,6 @@ import pandas as pd
 
 from .base import NEGATIVE, POSITIVE, Figure, axis_style, esc, message_figure, new_figure, title, top_margin
 
-
 #: Up to this many units every one is labelled on the x axis; beyond, every LABEL_EVERY-th (in the order drawn)
 #: and the selected unit, so that a unit can be found without hovering.
 LABEL_ALL, LABEL_EVERY = 40, 5
@@ -15,10 +14,8 @@ LABEL_ALL, LABEL_EVERY = 40, 5
 def _unit_ticks(cats: list[str], unit: int | None) -> dict:
     """The x axis' tick labels: every unit, or every LABEL_EVERY-th and the selected one (in bold)."""
     picked = f"u{unit}" if unit is not None else None
-    if len(cats) <= LABEL_ALL:
-        shown = cats
-    else:
-        shown = [c for i, c in enumerate(cats) if i % LABEL_EVERY == 0 or c == picked]
+    every = 1 if len(cats) <= LABEL_ALL else LABEL_EVERY
+    shown = [c for i, c in enumerate(cats) if i % every == 0 or c == picked]
     return dict(tickmode="array", tickvals=shown, ticktext=[f"<b>{c}</b>" if c == picked else c for c in shown],
                 tickangle=-90 if len(cats) > LABEL_ALL else "auto", tickfont=dict(size=10), automargin=True)
 
