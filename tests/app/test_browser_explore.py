@@ -224,7 +224,8 @@ def test_box_plots_of_64_units_label_every_fifth_unit_and_the_selected_one(serve
     assert 13 <= len(shown) <= 14 and "u37" in shown, shown                   # every 5th of 64, and unit 37
     ticks = driver.execute_script(TICKS_OVERLAP_JS, driver.execute_script(f"return {detail}"))
     assert ticks["overlaps"] == [], ticks
-    inside = js(driver, f"""(() => {{ const gd = {detail}; const f = gd.querySelector('.main-svg').getBoundingClientRect();
+    inside = js(driver, f"""(() => {{ const gd = {detail};
+        const f = gd.querySelector('.main-svg').getBoundingClientRect();
         return Array.from(gd.querySelectorAll('.xtick text')).every(e => {{ const r = e.getBoundingClientRect();
             return r.bottom <= f.bottom && r.top >= f.top; }}); }})()""")
     assert inside                                                              # no label cut off at the bottom
