@@ -22,7 +22,7 @@ from .base import (
     top_margin,
 )
 from .cocluster_layout import PX, CoclusterOptions, Layout, layout
-from .glyphs import beside_chips
+from .glyphs import beside_chips, head_room
 
 
 def makeup_text(makeup: dict[str, int], top: int = 3, sep: str = ", ") -> str:
@@ -286,7 +286,7 @@ def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray
         bars, notes, lines, left = beside_chips(opts.glyphs, lay.chip_mid, rows, right=-1.2)
         data[:0] = bars
         shapes += lines
-        head = min(9.0, 1.0 + 0.45 * max(len(t) for g in opts.glyphs for t in g["tokens"]))
+        head = head_room(opts.glyphs)
     if opts.word_response is not None:
         left -= KEY_UNITS
     width_units = lay.x_cloud + opts.cloud_width + 1

@@ -337,10 +337,11 @@ def glyph_view(reader: Reader, model: str | None, layer: int | None, state: str 
             if g is None:
                 continue
             pred, polarity = prediction_text(g)
-            g = dict(g, title=f"“{g['text']}”{pred}")
+            label = figures.sentence_label(len(items))     # S1, S2, ... as beside the chips
+            g = dict(g, title=f"{label} · “{g['text']}”{pred}")
             items.append(g)
             unk = [o for t, o in zip(g["tokens"], g["original"]) if t == "<unk>"]
-            listing.append(html.Li([html.Span(f"“{g['text']}”", className="sentence-text"),
+            listing.append(html.Li([html.B(f"{label} "), html.Span(f"“{g['text']}”", className="sentence-text"),
                                     html.Span(pred, className=f"prediction prediction-{polarity}"),
                                     html.Span(f"  ·  not in vocabulary: {', '.join(unk)}" if unk else "",
                                               className="muted")]))

@@ -229,3 +229,35 @@ def test_box_plots_of_64_units_label_every_fifth_unit_and_the_selected_one(serve
         return Array.from(gd.querySelectorAll('.xtick text')).every(e => {{ const r = e.getBoundingClientRect();
             return r.bottom <= f.bottom && r.top >= f.top; }}); }})()""")
     assert inside                                                              # no label cut off at the bottom
+
+
+#: The co-cluster figure's annotations beside the chips as drawn: [name, text, left, right, top, bottom].
+NOTES_JS = f"""(() => {{ const gd = {_graph_js(CO)};
+  return gd._fullLayout.annotations.map((a, i) => {{
+    const r = gd.querySelector('.annotation[data-index="' + i + '"] .annotation-text-g').getBoundingClientRect();
+    return [a.name || '', a.text, r.left, r.right, r.top, r.bottom]; }}); }})()"""
+
+
+def test_glyphs_beside_the_chips_are_labelled_in_the_order_added_with_readable_tokens(server, driver):
+    _open(driver, f"{server}/explore?model=tiny-lstm&layer=1&state=h&k=3&opt=pos&opt=align&opt=glyphs", 8)
+    sentences = ["the cat sat on the mat", "a dog ran to the park", "we ate the food at home"]
+    for text in sentences:
+        _add_sentence(driver, text)
+    wait(driver, lambda d: len([n for n in js(d, NOTES_JS) if n[0] == "glyph-sentence"]) == 3, what="three blocks")
+    idle(driver)
+    notes = js(driver, NOTES_JS)
+    labels = [n for n in notes if n[0] == "glyph-sentence"]
+    assert [n[1] for n in labels] == ["<b>S1</b>", "<b>S2</b>", "<b>S3</b>"]
+    assert labels[0][2] < labels[1][2] < labels[2][2]                          # in the order added, left to right
+    tokens = [n for n in notes if n[0] == "glyph-token"]
+    assert len(tokens) == len(" ".join(sentences).split())                    # every word, none left out
+    assert not any("more words" in n[1] for n in notes)
+    boxes = sorted(tokens, key=lambda n: n[2])
+    clear = [i for i in range(1, len(boxes)) if boxes[i][2] < boxes[i - 1][2] + 6]   # starts at least 6 px apart
+    assert clear == [], clear
+    fig = js(driver, f"{_graph_js(CO)}.querySelector('.main-svg').getBoundingClientRect().top")
+    assert all(n[4] >= fig for n in labels + tokens)                           # nothing cut off at the top
+    assert all(lab[5] <= min(t[4] for t in tokens) + 1 for lab in labels)      # the labels above the tokens
+    card = js(driver, f"{_graph_js('explore-glyphs')}.layout.annotations.map(a => a.text)")
+    assert [t.split(" · ")[0] for t in card if t.startswith("S")] == ["S1", "S2", "S3"]   # numbered as in the card
+    assert [t.split()[0] for t in texts(driver, "#explore-sentence-list li")] == ["S1", "S2", "S3"]
