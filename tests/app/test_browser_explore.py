@@ -261,3 +261,17 @@ def test_glyphs_beside_the_chips_are_labelled_in_the_order_added_with_readable_t
     card = js(driver, f"{_graph_js('explore-glyphs')}.layout.annotations.map(a => a.text)")
     assert [t.split(" · ")[0] for t in card if t.startswith("S")] == ["S1", "S2", "S3"]   # numbered as in the card
     assert [t.split()[0] for t in texts(driver, "#explore-sentence-list li")] == ["S1", "S2", "S3"]
+
+
+def test_the_camera_tooltip_names_the_format_it_saves(server, driver):
+    _open(driver, f"{server}/explore?model=tiny-lstm&layer=0&state=h&k=3", 8)
+    tips = ("Array.from(document.querySelectorAll(\".modebar-btn[data-title^='Download plot']\"))"
+            ".map(b => b.getAttribute('data-title'))")
+    try:
+        driver.find_element(By.CSS_SELECTOR, "#app-export-format input[value=svg]").click()
+        wait(driver, lambda d: set(js(d, tips)) == {"Download plot as an SVG"}, what="the SVG tooltip")
+        click_and_settle(driver, driver.find_element(By.CSS_SELECTOR, "#explore-options input[value='align']"))
+        assert set(js(driver, tips)) == {"Download plot as an SVG"}             # a redrawn toolbar says it too
+    finally:
+        driver.find_element(By.CSS_SELECTOR, "#app-export-format input[value=png]").click()
+    wait(driver, lambda d: set(js(d, tips)) == {"Download plot as a PNG"}, what="the PNG tooltip")
