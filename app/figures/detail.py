@@ -4,7 +4,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .base import NEGATIVE, POSITIVE, Figure, axis_style, esc, message_figure, new_figure, title, top_margin
+from .base import (
+    NEGATIVE,
+    POSITIVE,
+    TOOLBAR_BAND,
+    Figure,
+    axis_style,
+    esc,
+    message_figure,
+    new_figure,
+    title,
+    top_margin,
+)
 
 #: Up to this many units every one is labelled on the x axis; beyond, every LABEL_EVERY-th (in the order drawn)
 #: and the selected unit, so that a unit can be found without hovering.
@@ -98,12 +109,15 @@ def unit_words_figure(df: pd.DataFrame, unit: int) -> Figure:
             else np.zeros(len(df), bool))
     labels = [f"? {esc(w)}" if wk else esc(w) for w, wk in zip(df["word"], weak)]
     bar = _unit_word_bar(df, weak, labels, has_stats)
-    text = f"unit {unit}: the words it responds to most and least"
-    if has_stats:
-        text += ("<br><sup>ranked by mean; n occurrences, z = mean/(std/√n); "
-                 "? pale hatched: weak (few n or small |z|)</sup>")
+    height = max(300, 18 * len(df) + 90)
+    head = title(f"unit {unit}: the words it responds to most and least")
+    if has_stats:   # plotly's own subtitle, the pair hung from below the toolbar band: anchored at the plot's top,
+        # the subtitle would run into the first row
+        head.update(subtitle=dict(text="ranked by mean; n occurrences, z = mean/(std/√n); ? pale hatched: weak "
+                                       "(few n or small |z|)", font=dict(size=11, color="#546e7a")),
+                    yref="container", y=1 - TOOLBAR_BAND / height, yanchor="top")
     return new_figure([bar], dict(
-        height=max(300, 18 * len(df) + 90), title=title(text),
+        height=height, title=head, uniformtext=dict(minsize=10, mode="show"),
         xaxis=axis_style(title=dict(text=f"mean response of unit {unit}"), zeroline=True, zerolinecolor="#90a4ae"),
         yaxis=axis_style(type="category", categoryorder="array", categoryarray=labels, showgrid=False),
         margin=dict(l=110, r=20, t=top_margin(2 if has_stats else 1), b=40)))

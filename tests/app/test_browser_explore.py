@@ -275,3 +275,15 @@ def test_the_camera_tooltip_names_the_format_it_saves(server, driver):
     finally:
         driver.find_element(By.CSS_SELECTOR, "#app-export-format input[value=png]").click()
     wait(driver, lambda d: set(js(d, tips)) == {"Download plot as a PNG"}, what="the PNG tooltip")
+
+
+def test_unit_mode_bar_labels_are_readable_and_the_subtitle_clear_of_the_bars(server, driver):
+    _open(driver, f"{server}/explore?model=tiny-wide&layer=1&state=h&k=3&unit=3", 32)
+    detail = _graph_js("explore-detail")
+    wait(driver, lambda d: js(d, f"{detail}.querySelectorAll('.bartext').length") > 5, what="labelled bars")
+    m = js(driver, f"""(() => {{ const gd = {detail}; const r = e => e.getBoundingClientRect();
+        return {{sizes: Array.from(gd.querySelectorAll('.bartext')).map(e => parseFloat(e.style.fontSize)),
+                title: Math.max(...Array.from(gd.querySelectorAll('.gtitle, .gtitle-subtitle')).map(e => r(e).bottom)),
+                plot: r(gd.querySelector('.nsewdrag')).top}}; }})()""")
+    assert min(m["sizes"]) >= 10, m["sizes"]
+    assert m["title"] <= m["plot"] - 8, m                                     # the subtitle clear of the first row
