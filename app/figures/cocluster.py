@@ -25,6 +25,11 @@ from .cocluster_layout import PX, CoclusterOptions, Layout, layout
 from .glyphs import beside_chips, head_room
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 word', '12 words'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def makeup_text(makeup: dict[str, int], top: int = 3, sep: str = ", ") -> str:
     """'NOUN 12, VERB 5, ADJ 3' : the ``top`` most frequent tags of a cluster with their counts."""
     return sep.join(f"{'punct' if t == '.' else t} {n}" for t, n in list(makeup.items())[:top])
@@ -44,8 +49,8 @@ def _cloud_labels(clouds: dict[int, dict], purity: pd.DataFrame | None, wide: bo
     texts, hovers = [], []
     for i, c in clouds.items():
         lone = f" · {NO_UNITS}" if i in chipless else ""
-        head = f"W{i} · {c['n']} words{lone}"
-        hover = f"word cluster W{i}: {c['n']} words, showing {len(c['df'])} (click to highlight)"
+        head = f"W{i} · {counted(c['n'], 'word')}{lone}"
+        hover = f"word cluster W{i}: {counted(c['n'], 'word')}, showing {len(c['df'])} (click to highlight)"
         if i in chipless:
             hover += NO_UNITS_HOVER.format(i=i)
         r = rows.get(int(i))
@@ -191,10 +196,10 @@ def _unit_traces(lay: Layout, hot_chips: set[int], opts: CoclusterOptions) -> li
     sizes = lay.sizes
     labels = scatter_trace(
         x=[0.0] * len(lay.chip_top), y=[t - 0.75 for t in lay.chip_top.values()], mode="markers+text",
-        text=[f"H{j} · {sizes[j]} units" for j in lay.chip_top], textposition="middle right",
+        text=[f"H{j} · {counted(sizes[j], 'unit')}" for j in lay.chip_top], textposition="middle right",
         marker=dict(size=9, color="#607d8b", symbol="triangle-right"), textfont=dict(size=11, color="#546e7a"),
         customdata=[["chip", int(j)] for j in lay.chip_top], hoverinfo="text",
-        hovertext=[f"unit cluster H{j}: {sizes[j]} units (click to highlight)" for j in lay.chip_top],
+        hovertext=[f"unit cluster H{j}: {counted(sizes[j], 'unit')} (click to highlight)" for j in lay.chip_top],
         showlegend=False, name="chips")
     return [cells, labels]
 

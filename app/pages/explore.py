@@ -85,7 +85,7 @@ def _panel(vs, model_opts: list, model: Any, layers: list, layer: Any, states: l
                                               marks={5: "5", 20: "20", 40: "40", 60: "60"})),
         control("Link stroke width", dcc.Slider(id=ids.EX_STROKE, min=0.25, max=3, step=0.25, value=vs.stroke,
                                                 marks={0.25: "thin", 1: "1", 3: "thick"}, allow_direct_input=False)),
-        control("Link filter (|e| ÷ strongest)", dcc.RangeSlider(
+        control(["Link filter (", html.Span("|e|", className="as-typed"), " ÷ strongest)"], dcc.RangeSlider(
             id=ids.EX_LINKS, min=0, max=1, step=0.05, value=list(vs.links), marks={0: "0", 0.5: "0.5", 1: "1"},
             allow_direct_input=False), "links whose |edge weight| lies outside this range are hidden"),
         control("Colour clip (response, log scale)", dcc.Slider(

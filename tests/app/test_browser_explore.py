@@ -287,3 +287,16 @@ def test_unit_mode_bar_labels_are_readable_and_the_subtitle_clear_of_the_bars(se
                 plot: r(gd.querySelector('.nsewdrag')).top}}; }})()""")
     assert min(m["sizes"]) >= 10, m["sizes"]
     assert m["title"] <= m["plot"] - 8, m                                     # the subtitle clear of the first row
+
+
+def test_labels_read_as_written(server, driver):
+    _open(driver, f"{server}/explore?model=tiny-lstm&layer=1&state=h&k=5", 8)
+    labels = texts(driver, ".panel .control > label")
+    assert any("|e|" in t for t in labels) and not any("|E|" in t for t in labels), labels
+    chips = js(driver, f"{_graph_js(CO)}.data.find(t => t.name === 'chips').text")
+    clouds = js(driver, f"{_graph_js(CO)}.data.find(t => t.name === 'clouds').text")
+    sizes = [int(t.split(" · ")[1].split()[0]) for t in chips + clouds]
+    assert 1 in sizes, (chips, clouds)                                         # k = 5 over 8 units: a lone unit
+    for t in chips + clouds:
+        n, noun = t.split(" · ")[1].split()[:2]
+        assert noun.rstrip("s") + ("" if n == "1" else "s") == noun, t         # 1 unit, 2 units, 1 word

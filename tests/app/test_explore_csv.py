@@ -7,7 +7,7 @@ from models.text import EOS, Vocab
 
 
 def test_sentence_ends_keep_their_count_in_the_vocabulary():
-    v = Vocab.build("a b <eos> a c <eos> b a <eos>".split())
+    v = Vocab.build(["a", "b", "<eos>", "a", "c", "<eos>", "b", "a", "<eos>"])
     assert v.freq[v.eos_id] == 3 and v.freq[v.index["a"]] == 3
 
 
