@@ -27,8 +27,9 @@ def _unit_ticks(cats: list[str], unit: int | None) -> dict:
     picked = f"u{unit}" if unit is not None else None
     every = 1 if len(cats) <= LABEL_ALL else LABEL_EVERY
     shown = [c for i, c in enumerate(cats) if i % every == 0 or c == picked]
-    return dict(tickmode="array", tickvals=shown, ticktext=[f"<b>{c}</b>" if c == picked else c for c in shown],
-                tickangle=-90 if len(cats) > LABEL_ALL else "auto", tickfont=dict(size=10), automargin=True)
+    ticks = dict(tickmode="array", tickvals=shown, ticktext=[f"<b>{c}</b>" if c == picked else c for c in shown],
+                 tickfont=dict(size=10), automargin=True)
+    return dict(ticks, tickangle=-90) if every > 1 else ticks
 
 
 def detail_figure(details: dict[str, pd.DataFrame], max_units: int | None = None, unit: int | None = None
