@@ -161,6 +161,14 @@ def _bounded_float(v: Any, lo: float, hi: float, step: float, default: float | N
     return x
 
 
+def _choice(v: Any, choices: tuple[str, ...], notes: list[str], name: str) -> str | None:
+    s = first_value(v)
+    if s is not None and s not in choices:
+        _note(notes, f"{name} {s[:20]!r} ignored ({' or '.join(choices)})")
+        return None
+    return s
+
+
 def _links(v: Any, notes: list[str]) -> tuple[float, float]:
     s = first_value(v)
     if s is None:
@@ -242,8 +250,8 @@ def from_query(params: Mapping[str, Any] | str | None) -> ViewState:
         detail=detail,
         model_b=model_b,
         layer_b=bounded_int(params.get("layer_b"), 0, 64, None),
-        method=first_value(params.get("map")),
-        color=first_value(params.get("by")),
+        method=_choice(params.get("map"), MAP_METHODS, notes, "map"),
+        color=_choice(params.get("by"), MAP_COLORS, notes, "by"),
         bad_model=bad or bad_b,
         **view_settings(params, notes),
         notes=tuple(notes),

@@ -86,15 +86,18 @@ def corrections_alert(notes: Sequence[str]) -> list:
     return [alert("Corrected in this link: " + "; ".join(notes) + ".", kind="info")]
 
 
-def picked_notes(reader: Reader, model_id: str, wanted: tuple[int | None, str | None], got: tuple[int, str]
-                 ) -> list[str]:
-    """What :func:`pick_layer_state` changed of the (layer, state) a link asked for, one phrase each."""
+def picked_notes(reader: Reader, model_id: str, wanted: tuple[int | None, str | None], got: tuple[int, str],
+                 shown: Sequence[str] | None = None) -> list[str]:
+    """What :func:`pick_layer_state` changed of the (layer, state) a link asked for, one phrase each (``shown``:
+    the states the page can show, where fewer than the layer has)."""
     notes = []
     ls = reader.layer_states(model_id)
     if wanted[0] is not None and wanted[0] != got[0]:
         notes.append(f"layer {wanted[0]} → {got[0]} ({model_id} has layers {min(ls)}–{max(ls)})")
     if wanted[1] and wanted[1] != got[1]:
-        notes.append(f"state {wanted[1]} → {got[1]} (layer {got[0]} has {', '.join(ls[got[0]])})")
+        states = [x for x in ls[got[0]] if shown is None or x in shown]
+        notes.append(f"state {wanted[1]} → {got[1]} (layer {got[0]} {'has' if shown is None else 'can show'} "
+                     f"{', '.join(states)})")
     return notes
 
 

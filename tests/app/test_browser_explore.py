@@ -300,3 +300,10 @@ def test_labels_read_as_written(server, driver):
     for t in chips + clouds:
         n, noun = t.split(" · ")[1].split()[:2]
         assert noun.rstrip("s") + ("" if n == "1" else "s") == noun, t         # 1 unit, 2 units, 1 word
+
+
+def test_projection_says_what_it_corrected_in_a_link_too(server, driver):
+    driver.get(f"{server}/projection?model=tiny-lstm&layer=9&state=f&map=umap&k=99")
+    note = wait(driver, lambda d: " ".join(texts(d, "#projection-alert .alert-info")), what="the correction")
+    for phrase in ("layer 9 → 1", "state f → h (layer 1 can show", "map 'umap' ignored", "k 99 → 20"):
+        assert phrase in note, (phrase, note)
