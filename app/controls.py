@@ -10,8 +10,8 @@ from dash import html
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
-def control(text: str, child: Any, help_text: str | None = None, narrow: bool = False) -> html.Div:
-    """A control with its label above it (``help_text``: the label's tooltip)."""
+def control(text: str | list, child: Any, help_text: str | None = None, narrow: bool = False) -> html.Div:
+    """A control with its label above it (``text``: a string or components; ``help_text``: the label's tooltip)."""
     return html.Div([html.Label(text, title=help_text or ""), child],
                     className="control control-narrow" if narrow else "control")
 

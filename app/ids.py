@@ -47,6 +47,7 @@ EX_SELECTION = "explore-selection"      # dcc.Store: {"chip": j, "cloud": i, "un
 EX_WORDS = "explore-words"              # dropdown (multi, <= 3): selected words
 EX_DETAIL_MODE = "explore-detail-mode"  # "word" | "unit"
 EX_DETAIL_MSG = "explore-detail-msg"
+EX_WORDS_MSG = "explore-words-msg"      # what the word picker refused or replaced (at most three words)
 EX_SUMMARY = "explore-summary"
 EX_COCLUSTER = graph("explore-cocluster")
 EX_GLYPHS = graph("explore-glyphs")

@@ -40,7 +40,14 @@ EXPORT_JS = """function (fmt, graphIds) {
         var el = document.getElementById(JSON.stringify({name: gid.name, type: gid.type}));
         var gd = el && (el.classList.contains("js-plotly-plot") ? el : el.querySelector(".js-plotly-plot"));
         if (gd && gd._context) { gd._context.toImageButtonOptions = Object.assign({}, opts); }
-        return {displaylogo: false, modeBarButtonsToRemove: %s, toImageButtonOptions: opts};
+        // plotly names the format in the camera's tooltip only for PNG ("Download plot" otherwise), and only when
+        // it draws the toolbar: the live buttons get the new name, a redrawn toolbar the locale's
+        var tip = fmt === "svg" ? "Download plot as an SVG" : "Download plot as a PNG";
+        (gd ? gd.querySelectorAll(".modebar-btn[data-title^='Download plot']") : []).forEach(function (b) {
+            b.setAttribute("data-title", tip);
+        });
+        return {displaylogo: false, modeBarButtonsToRemove: %s, toImageButtonOptions: opts,
+                locales: {en: {dictionary: {"Download plot": "Download plot as an SVG"}}}};
     });
 }""" % json.dumps(MODEBAR_REMOVE)  # noqa: UP031 - the JS braces would all need doubling in an f-string
 

@@ -2,12 +2,14 @@
 
 A view is reproduced by its URL: ``/explore?model=demo-lstm&layer=1&state=h&k=8&w=he&w=she&s=<id>``
 (``unit=38`` picks a unit for the detail view; ``detail=unit`` / ``detail=word`` names the detail mode when
-the words and the unit alone would not tell it). The projection page adds ``map=pca|tsne``, ``by=pos|cluster``
-and may carry more words (``w``, up to ``MAX_PICKED``: its map selection, of which views of a few words
-use the first ``MAX_WORDS``) and more units (``unit`` the first, ``u`` the others).
-Repeated keys carry lists (``w`` words, ``s`` sentence ids), so words may hold
-any character. Decoding never fails: malformed values fall back to defaults
-(the page then says what it could not find, e.g. an unknown model).
+the words and the unit alone would not tell it). Explore's settings ride along when not at their defaults:
+``stroke`` (link width), ``links=0.2-1`` (the link filter), ``clip`` (log10 of the colour clip) and ``opt``
+(repeatable: ``pos``, ``align``, ``glyphs``; ``opt=none`` for none of them). The projection page adds
+``map=pca|tsne``, ``by=pos|cluster`` and may carry more words (``w``, up to ``MAX_PICKED``: its map
+selection, of which views of a few words use the first ``MAX_WORDS``) and more units (``unit`` the first,
+``u`` the others). Repeated keys carry lists (``w`` words, ``s`` sentence ids), so words may hold any
+character. Decoding never fails: malformed values fall back to defaults and out-of-range ones are clamped,
+each noted in ``ViewState.notes`` so that the page can say in one line what it corrected.
 """
 from __future__ import annotations
 
@@ -29,6 +31,11 @@ MAP_COLORS = ("pos", "cluster")
 _STATE_RE = re.compile(r"^[a-z]{1,8}$")
 _SENTENCE_RE = re.compile(r"^[0-9a-f]{8,40}$")
 _MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+STROKE_DEFAULT, STROKE_RANGE, STROKE_STEP = 1.0, (0.25, 3.0), 0.25
+LINKS_DEFAULT, LINKS_STEP = (0.1, 1.0), 0.05
+CLIP_RANGE, CLIP_STEP = (-3.0, 0.5), 0.25
+VIEW_OPTIONS = ("pos", "align", "glyphs")
+OPTIONS_DEFAULT = ("pos", "align")
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,12 @@ class ViewState:
     color: str | None = None         # projection page: words coloured by "pos" or "cluster" (None = POS)
     picked: tuple[str, ...] = ()     # every word selected on the map when more than MAX_WORDS; words = its head
     units: tuple[int, ...] = ()      # every unit selected on the map when more than one; unit = its first
+    stroke: float = STROKE_DEFAULT   # explore: link stroke width
+    links: tuple[float, float] = LINKS_DEFAULT   # explore: link filter, |e| relative to the strongest
+    clip: float | None = None        # explore: log10 of the colour clip (None = the model's typical response)
+    options: tuple[str, ...] = OPTIONS_DEFAULT   # explore: POS colours, aligned clouds, glyphs beside the chips
     bad_model: str | None = field(default=None, compare=False)  # a model id that is not a valid id
+    notes: tuple[str, ...] = field(default=(), compare=False)  # what decoding corrected, one phrase each
 
     def __post_init__(self) -> None:
         picked = tuple(dict.fromkeys(self.picked))[:MAX_PICKED]
@@ -103,15 +115,101 @@ def many_values(v: Any) -> list[str]:
     return [str(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
 
 
-def bounded_int(v: Any, lo: int, hi: int, default: int | None) -> int | None:
+def bounded_int(v: Any, lo: int, hi: int, default: int | None, notes: list[str] | None = None,
+                name: str = "") -> int | None:
+    """The integer of ``v`` clamped to lo..hi, or ``default``; what was changed is appended to ``notes``."""
     s = first_value(v)
     try:
         n = int(s) if s is not None else None
     except ValueError:
+        _note(notes, f"{name} {s!r} is not a whole number: {'default' if default is None else default} used")
         return default
     if n is None:
         return default
+    if not lo <= n <= hi:
+        _note(notes, f"{name} {n} → {min(max(n, lo), hi)} ({lo}–{hi})")
     return min(max(n, lo), hi)
+
+
+def _note(notes: list[str] | None, text: str) -> None:
+    if notes is not None:
+        notes.append(text[:120])
+
+
+def _stepped(s: str | None, lo: float, hi: float, step: float) -> float | None:
+    """float(s) clamped to lo..hi on a multiple of ``step``, or None (not a finite number)."""
+    try:
+        x = float(s) if s is not None else None
+    except ValueError:
+        return None
+    if x is None or x != x or x in (float("inf"), float("-inf")):
+        return None
+    return round(round(min(max(x, lo), hi) / step) * step, 6)
+
+
+def _bounded_float(v: Any, lo: float, hi: float, step: float, default: float | None, notes: list[str],
+                   name: str) -> float | None:
+    s = first_value(v)
+    if s is None:
+        return default
+    x = _stepped(s, lo, hi, step)
+    if x is None:
+        _note(notes, f"{name} {s[:20]!r} is not a number: default used")
+        return default
+    if abs(x - float(s)) > 1e-9:
+        _note(notes, f"{name} {s[:20]} → {x:g} ({lo:g} to {hi:g} in steps of {step:g})")
+    return x
+
+
+def _choice(v: Any, choices: tuple[str, ...], notes: list[str], name: str) -> str | None:
+    s = first_value(v)
+    if s is not None and s not in choices:
+        _note(notes, f"{name} {s[:20]!r} ignored ({' or '.join(choices)})")
+        return None
+    return s
+
+
+def _links(v: Any, notes: list[str]) -> tuple[float, float]:
+    s = first_value(v)
+    if s is None:
+        return LINKS_DEFAULT
+    parts = [_stepped(p, 0.0, 1.0, LINKS_STEP) for p in s.split("-", 1)] if "-" in s else []
+    if len(parts) != 2 or None in parts or parts[0] > parts[1]:
+        _note(notes, f"links {s[:20]!r} is not a range like 0.1-1: {LINKS_DEFAULT[0]:g}-{LINKS_DEFAULT[1]:g} used")
+        return LINKS_DEFAULT
+    return float(parts[0]), float(parts[1])
+
+
+def _options(v: Any, notes: list[str]) -> tuple[str, ...]:
+    given = many_values(v)
+    if not given:
+        return OPTIONS_DEFAULT
+    unknown = [o for o in given if o not in VIEW_OPTIONS and o != "none"]
+    if unknown:
+        _note(notes, f"opt {', '.join(repr(o[:20]) for o in unknown[:3])} ignored (pos, align, glyphs or none)")
+    return tuple(o for o in VIEW_OPTIONS if o in given)
+
+
+def view_settings(params: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
+    """Explore's settings from the query: stroke, links, clip and options."""
+    return dict(stroke=_bounded_float(params.get("stroke"), *STROKE_RANGE, STROKE_STEP, STROKE_DEFAULT, notes,
+                                      "stroke"),
+                links=_links(params.get("links"), notes),
+                clip=_bounded_float(params.get("clip"), *CLIP_RANGE, CLIP_STEP, None, notes, "clip"),
+                options=_options(params.get("opt"), notes))
+
+
+def _settings_pairs(vs: ViewState) -> list[tuple[str, Any]]:
+    pairs: list[tuple[str, Any]] = []
+    if vs.stroke != STROKE_DEFAULT:
+        pairs.append(("stroke", f"{vs.stroke:g}"))
+    if tuple(vs.links) != LINKS_DEFAULT:
+        pairs.append(("links", f"{vs.links[0]:g}-{vs.links[1]:g}"))
+    if vs.clip is not None:
+        pairs.append(("clip", f"{vs.clip:g}"))
+    if tuple(vs.options) != OPTIONS_DEFAULT:
+        pairs += [("opt", o) for o in vs.options] or [("opt", "none")]
+    return pairs
 
 
 def model_param(v: Any) -> tuple[str | None, str | None]:
@@ -129,18 +227,21 @@ def from_query(params: Mapping[str, Any] | str | None) -> ViewState:
         params = {k: v for k, v in parse_qs(params.lstrip("?"), keep_blank_values=True).items()}
     model, bad = model_param(params.get("model"))
     model_b, bad_b = model_param(params.get("b"))
+    notes: list[str] = []
     state = first_value(params.get("state"))
+    if state and not _STATE_RE.match(state):
+        _note(notes, f"state {state[:20]!r} is not a state name: the default used")
     words = [w.strip()[:100] for w in many_values(params.get("w")) if w.strip()]
     sentences = [s for s in many_values(params.get("s")) if _SENTENCE_RE.match(s)]
     detail = first_value(params.get("detail"))
-    unit = bounded_int(params.get("unit"), 0, 1 << 16, None)
+    unit = bounded_int(params.get("unit"), 0, 1 << 16, None, notes, "unit")
     more_units = [u for u in (bounded_int(x, 0, 1 << 16, None) for x in many_values(params.get("u"))) if u is not None]
     return ViewState(
         model=model,
-        layer=bounded_int(params.get("layer"), 0, 64, None),
+        layer=bounded_int(params.get("layer"), 0, 64, None, notes, "layer"),
         state=state if state and _STATE_RE.match(state) else None,
-        k=bounded_int(params.get("k"), K_MIN, K_MAX, K_DEFAULT) or K_DEFAULT,
-        nwords=bounded_int(params.get("n"), 3, 100, NWORDS_DEFAULT) or NWORDS_DEFAULT,
+        k=bounded_int(params.get("k"), K_MIN, K_MAX, K_DEFAULT, notes, "k") or K_DEFAULT,
+        nwords=bounded_int(params.get("n"), 3, 100, NWORDS_DEFAULT, notes, "n") or NWORDS_DEFAULT,
         words=tuple(dict.fromkeys(words))[:MAX_WORDS],
         picked=tuple(dict.fromkeys(words))[:MAX_PICKED],
         sentences=tuple(dict.fromkeys(sentences))[:MAX_SENTENCES],
@@ -149,9 +250,11 @@ def from_query(params: Mapping[str, Any] | str | None) -> ViewState:
         detail=detail,
         model_b=model_b,
         layer_b=bounded_int(params.get("layer_b"), 0, 64, None),
-        method=first_value(params.get("map")),
-        color=first_value(params.get("by")),
+        method=_choice(params.get("map"), MAP_METHODS, notes, "map"),
+        color=_choice(params.get("by"), MAP_COLORS, notes, "by"),
         bad_model=bad or bad_b,
+        **view_settings(params, notes),
+        notes=tuple(notes),
     )
 
 
@@ -183,6 +286,7 @@ def to_query(vs: ViewState) -> str:
         pairs.append(("map", vs.method))
     if vs.color:
         pairs.append(("by", vs.color))
+    pairs += _settings_pairs(vs)
     return "?" + urlencode(pairs) if pairs else ""
 
 

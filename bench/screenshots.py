@@ -9,7 +9,8 @@ the RNNVis talk on the sentiment model, Compare, Jobs and SQL, and writes
 ``models.png``, ``explore.png``, ``explore-sentences.png``, ``compare.png``, ``jobs.png`` and ``sql.png``;
 ``projection.png`` and ``projection-compare.png`` show the 2-D maps (``--only projection`` takes just those);
 ``patterns.png`` a pattern search on the LM's token states (``--only patterns``); ``--only sql`` retakes ``sql.png``;
-``compare-losses.png`` is Compare's "where A beats B" panel (``--only losses``).
+``compare-losses.png`` is Compare's "where A beats B" panel (``--only losses``); ``--only explore`` retakes
+``explore.png`` and ``explore-sentences.png``.
 
 ``jobs.png`` shows a job submitted through the Jobs page as a user does it: the
 demo-sentiment preset shrunk under "More settings" (2 epochs over 60k tokens,
@@ -168,7 +169,7 @@ def submit_job_shot(d, store: Path, out: Path) -> None:
 
 
 #: What ``--only`` can pick.
-ONLY = ("projection", "patterns", "sql", "losses")
+ONLY = ("projection", "patterns", "sql", "losses", "explore")
 #: Words selected on the projection map in its screenshot (those the model has).
 MAP_WORDS = ("he", "she", "it", "they", "i", "we", "you")
 
@@ -292,11 +293,12 @@ def main() -> None:
             d.execute_script("document.querySelector('.cmp-losses').scrollIntoView()")
             settle(0.5)
             save("compare-losses")
-        if args.only:
+        if args.only and "explore" not in args.only:
             return
-        d.get(base + "/")
-        settle()
-        save("models", 900)
+        if not args.only:
+            d.get(base + "/")
+            settle()
+            save("models", 900)
 
         top = Reader(args.store).clusters(args.lm, 1, "h", 8).words.sort_values("freq", ascending=False)
         word = "he" if "he" in set(top["word"]) else str(top["word"].iloc[0])
@@ -315,6 +317,8 @@ def main() -> None:
         d.execute_script("document.getElementById('explore-sentence-list').scrollIntoView()")
         time.sleep(0.5)
         save("explore-sentences")
+        if args.only:
+            return
 
         d.get(base + f"/compare?model={args.lm}&layer=1&b={args.other}&layer_b=0&w={word}")
         settle(2)

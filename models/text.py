@@ -76,6 +76,7 @@ class Vocab:
         if size <= len(SPECIALS):
             raise ValueError(f"vocabulary size must be greater than {len(SPECIALS)}, got {size}")
         counts = Counter(normalize(t) for t in tokens)
+        eos = counts.get(EOS, 0)   # sentence ends are real tokens: their count is <eos>'s frequency
         for s in SPECIALS:
             counts.pop(s, None)
         if not counts:
@@ -84,7 +85,7 @@ class Vocab:
         kept = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: size - len(SPECIALS)]
         unk = sum(counts.values()) - sum(c for _, c in kept)
         words = list(SPECIALS) + [w for w, _ in kept]
-        freq = [0, unk, 0] + [c for _, c in kept]
+        freq = [0, unk, eos] + [c for _, c in kept]
         pos = {}
         if pos_counts:
             pos = {w: pos_counts[w].most_common(1)[0][0] for w in words if pos_counts.get(w)}

@@ -35,12 +35,12 @@ from .charts import contingency_figure, gradient_flow_figure, matched_r_figure, 
 from .cocluster import cocluster_figure, makeup_text
 from .cocluster_layout import CLOUD_W, FONT_MAX, FONT_MIN, LINK_GAP, PX, CoclusterOptions
 from .detail import detail_figure, unit_words_figure
-from .glyphs import glyph_figure
+from .glyphs import glyph_figure, sentence_label
 
 __all__ = [
     "esc", "POS_COLORS", "cocluster_figure", "glyph_figure", "detail_figure", "unit_words_figure",
     "training_curves", "gradient_flow_figure", "contingency_figure", "message_figure", "CoclusterOptions",
     "matched_r_figure", "makeup_text", "to_go", "Figure", "POS_NAMES", "POSITIVE", "NEGATIVE", "CLASS_COLORS",
     "SCALE", "FONT", "PALETTE", "PX", "FONT_MIN", "FONT_MAX", "LINK_GAP", "CLOUD_W", "title", "top_margin",
-    "TOOLBAR_BAND",
+    "TOOLBAR_BAND", "sentence_label",
 ]

@@ -22,7 +22,12 @@ from .base import (
     top_margin,
 )
 from .cocluster_layout import PX, CoclusterOptions, Layout, layout
-from .glyphs import beside_chips
+from .glyphs import beside_chips, head_room
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 word', '12 words'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def makeup_text(makeup: dict[str, int], top: int = 3, sep: str = ", ") -> str:
@@ -44,8 +49,8 @@ def _cloud_labels(clouds: dict[int, dict], purity: pd.DataFrame | None, wide: bo
     texts, hovers = [], []
     for i, c in clouds.items():
         lone = f" · {NO_UNITS}" if i in chipless else ""
-        head = f"W{i} · {c['n']} words{lone}"
-        hover = f"word cluster W{i}: {c['n']} words, showing {len(c['df'])} (click to highlight)"
+        head = f"W{i} · {counted(c['n'], 'word')}{lone}"
+        hover = f"word cluster W{i}: {counted(c['n'], 'word')}, showing {len(c['df'])} (click to highlight)"
         if i in chipless:
             hover += NO_UNITS_HOVER.format(i=i)
         r = rows.get(int(i))
@@ -146,6 +151,15 @@ def _link_traces(lay: Layout, visible: list, hot_clouds: set[int], hot_chips: se
     return data
 
 
+#: Layout units kept left of everything for the colour key of a clicked word's response. The key is drawn inside
+#: the plot area: outside it, plotly pushes the left margin, which squeezes the POS legend into a column.
+KEY_UNITS = 7.0
+
+
+def _short(word: str, most: int = 14) -> str:
+    return word if len(word) <= most else word[:most - 1] + "…"
+
+
 def _cell_marker(lay: Layout, hot_chips: set[int], opts: CoclusterOptions) -> tuple[dict, list[str]]:
     """The memory cells' marker (coloured by the selected word's response, or by strength) and hover lines."""
     u_unit, u_clu = lay.units["unit"].to_numpy(), lay.units["cluster"].to_numpy()
@@ -153,8 +167,8 @@ def _cell_marker(lay: Layout, hot_chips: set[int], opts: CoclusterOptions) -> tu
         resp = np.asarray(opts.word_response, dtype=float)[u_unit]
         marker = dict(color=np.clip(resp, -opts.clip, opts.clip).tolist(), colorscale=SCALE, cmin=-opts.clip,
                       cmax=opts.clip, cmid=0, showscale=True,
-                      colorbar=dict(title=dict(text=f"response to<br>{esc(opts.word or '')}"), len=0.35, y=1.0,
-                                    yanchor="top", thickness=12, x=-0.01, xanchor="right"))
+                      colorbar=dict(title=dict(text=f"response to<br>{esc(_short(opts.word or ''))}"), len=0.35,
+                                    y=1.0, yanchor="top", thickness=12, x=0, xanchor="left", xpad=4))
         resp_text = [f"<br>response to {esc(opts.word)}: {v:+.4g}" for v in resp]
     else:
         strength = lay.units["strength"].to_numpy()
@@ -182,10 +196,10 @@ def _unit_traces(lay: Layout, hot_chips: set[int], opts: CoclusterOptions) -> li
     sizes = lay.sizes
     labels = scatter_trace(
         x=[0.0] * len(lay.chip_top), y=[t - 0.75 for t in lay.chip_top.values()], mode="markers+text",
-        text=[f"H{j} · {sizes[j]} units" for j in lay.chip_top], textposition="middle right",
+        text=[f"H{j} · {counted(sizes[j], 'unit')}" for j in lay.chip_top], textposition="middle right",
         marker=dict(size=9, color="#607d8b", symbol="triangle-right"), textfont=dict(size=11, color="#546e7a"),
         customdata=[["chip", int(j)] for j in lay.chip_top], hoverinfo="text",
-        hovertext=[f"unit cluster H{j}: {sizes[j]} units (click to highlight)" for j in lay.chip_top],
+        hovertext=[f"unit cluster H{j}: {counted(sizes[j], 'unit')} (click to highlight)" for j in lay.chip_top],
         showlegend=False, name="chips")
     return [cells, labels]
 
@@ -277,7 +291,9 @@ def cocluster_figure(words: pd.DataFrame, units: pd.DataFrame, edges: np.ndarray
         bars, notes, lines, left = beside_chips(opts.glyphs, lay.chip_mid, rows, right=-1.2)
         data[:0] = bars
         shapes += lines
-        head = min(9.0, 1.0 + 0.45 * max(len(t) for g in opts.glyphs for t in g["tokens"]))
+        head = head_room(opts.glyphs)
+    if opts.word_response is not None:
+        left -= KEY_UNITS
     width_units = lay.x_cloud + opts.cloud_width + 1
     margin_top = top_margin() if (opts.title or legend) else 10   # title or POS legend top left, toolbar top right
     return new_figure(data, dict(

@@ -4,14 +4,41 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .base import NEGATIVE, POSITIVE, Figure, axis_style, esc, message_figure, new_figure, title, top_margin
+from .base import (
+    NEGATIVE,
+    POSITIVE,
+    TOOLBAR_BAND,
+    Figure,
+    axis_style,
+    esc,
+    message_figure,
+    new_figure,
+    title,
+    top_margin,
+)
+
+#: Up to this many units every one is labelled on the x axis; beyond, every LABEL_EVERY-th (in the order drawn)
+#: and the selected unit, so that a unit can be found without hovering.
+LABEL_ALL, LABEL_EVERY = 40, 5
 
 
-def detail_figure(details: dict[str, pd.DataFrame], max_units: int | None = None) -> Figure:
+def _unit_ticks(cats: list[str], unit: int | None) -> dict:
+    """The x axis' tick labels: every unit, or every LABEL_EVERY-th and the selected one (in bold)."""
+    picked = f"u{unit}" if unit is not None else None
+    every = 1 if len(cats) <= LABEL_ALL else LABEL_EVERY
+    shown = [c for i, c in enumerate(cats) if i % every == 0 or c == picked]
+    ticks = dict(tickmode="array", tickvals=shown, ticktext=[f"<b>{c}</b>" if c == picked else c for c in shown],
+                 tickfont=dict(size=10), automargin=True)
+    return dict(ticks, tickangle=-90) if every > 1 else ticks
+
+
+def detail_figure(details: dict[str, pd.DataFrame], max_units: int | None = None, unit: int | None = None
+                  ) -> Figure:
     """Box plots of every unit's response to each word (whiskers q10–q90), units sorted by median.
 
     details: word -> frame (unit, n, mean, std, q10, q25, q50, q75, q90). The order of units follows the
-    medians of the first word; up to three words are overlaid.
+    medians of the first word; up to three words are overlaid. Above LABEL_ALL units, every LABEL_EVERY-th unit
+    and the selected ``unit`` are labelled.
     """
     details = {w: d for w, d in details.items() if d is not None and len(d)}
     if not details:
@@ -35,7 +62,7 @@ def detail_figure(details: dict[str, pd.DataFrame], max_units: int | None = None
         boxmode="group", height=360, hovermode="closest", margin=dict(l=70, r=20, t=top_margin(), b=50),
         legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
         xaxis=axis_style(title=dict(text=f"unit (sorted by median response to {esc(first_word)})"),
-                    categoryorder="array", categoryarray=cats, showticklabels=len(cats) <= 40, showgrid=False),
+                    categoryorder="array", categoryarray=cats, showgrid=False, **_unit_ticks(cats, unit)),
         yaxis=axis_style(title=dict(text="response (whiskers q10–q90, box q25–q75)"), zeroline=True,
                     zerolinecolor="#90a4ae")))
 
@@ -83,12 +110,15 @@ def unit_words_figure(df: pd.DataFrame, unit: int) -> Figure:
             else np.zeros(len(df), bool))
     labels = [f"? {esc(w)}" if wk else esc(w) for w, wk in zip(df["word"], weak)]
     bar = _unit_word_bar(df, weak, labels, has_stats)
-    text = f"unit {unit}: the words it responds to most and least"
-    if has_stats:
-        text += ("<br><sup>ranked by mean; n occurrences, z = mean/(std/√n); "
-                 "? pale hatched: weak (few n or small |z|)</sup>")
+    height = max(300, 18 * len(df) + 90)
+    head = title(f"unit {unit}: the words it responds to most and least")
+    if has_stats:   # plotly's own subtitle, the pair hung from below the toolbar band: anchored at the plot's top,
+        # the subtitle would run into the first row
+        head.update(subtitle=dict(text="ranked by mean; n occurrences, z = mean/(std/√n); ? pale hatched: weak "
+                                       "(few n or small |z|)", font=dict(size=11, color="#546e7a")),
+                    yref="container", y=1 - TOOLBAR_BAND / height, yanchor="top")
     return new_figure([bar], dict(
-        height=max(300, 18 * len(df) + 90), title=title(text),
+        height=height, title=head, uniformtext=dict(minsize=10, mode="show"),
         xaxis=axis_style(title=dict(text=f"mean response of unit {unit}"), zeroline=True, zerolinecolor="#90a4ae"),
         yaxis=axis_style(type="category", categoryorder="array", categoryarray=labels, showgrid=False),
         margin=dict(l=110, r=20, t=top_margin(2 if has_stats else 1), b=40)))

@@ -20,6 +20,7 @@ GLYPH_COLUMN = 2.2  # layout units of one token beside the chips (a chip cell is
 MIN_COLUMN = 1.0    # ... narrowed down to this for long sentences, so that the glyphs fit in
 BESIDE_UNITS = 32.0  # layout units for all the glyphs beside the chips; tokens beyond are left to the glyph card
 TITLE_CHARS = 110   # a longer sentence's title is cut (the whole text shows on hover)
+BLOCK_GAP = 1.0     # layout units between two sentences' blocks beside the chips
 
 #: (key, x offset in token widths, width in token widths, colour, legend name) of the glyph's bars
 _BARS = (("a+", -0.17, 0.24, "#f4a582", "aggregate α+"), ("a-", -0.17, 0.24, "#92c5de", "aggregate α−"),
@@ -122,8 +123,12 @@ def _glyph_panel(s: dict, a: int, b: int, scale: float, legend_done: set[str], x
 
 
 def _contrib_panel(s: dict, a: int, b: int, legend_done: set[str], xa: str, ya: str) -> tuple[list[dict], dict]:
-    """(bar traces, y axis) of each word's contribution to each class, tokens a..b."""
-    contrib = np.asarray(s["contributions"], dtype=float)[a:b]
+    """(bar traces, y axis) of each word's contribution to each class, tokens a..b, on one scale for the whole
+    sentence (the largest |contribution| of any of its words), so that the rows of a wrapped sentence compare."""
+    whole = np.asarray(s["contributions"], dtype=float)
+    most = float(np.nanmax(np.abs(whole))) if whole.size and np.isfinite(whole).any() else 0.0
+    most = most if most > 0 else 1.0
+    contrib = whole[a:b]
     labels = s.get("label_names") or [str(i) for i in range(contrib.shape[1])]
     palette = ["#7b1fa2", "#ff7f0e", "#1f77b4", "#8c564b", "#17becf"]
     C = contrib.shape[1]
@@ -138,7 +143,8 @@ def _contrib_panel(s: dict, a: int, b: int, legend_done: set[str], xa: str, ya: 
                          hovertext=[f"{esc(tok)}: {v:+.3f} towards {esc(labels[ci])}"
                                     for tok, v in zip(s["tokens"][a:b], contrib[:, ci])]))
         legend_done.add(key)
-    return data, dict(zeroline=True, zerolinecolor="#90a4ae", showgrid=True, gridcolor="#eceff1")
+    return data, dict(zeroline=True, zerolinecolor="#90a4ae", showgrid=True, gridcolor="#eceff1",
+                      range=[-1.1 * most, 1.1 * most])
 
 
 def glyph_figure(sentences: Sequence[dict]) -> Figure:
@@ -187,14 +193,57 @@ def glyph_figure(sentences: Sequence[dict]) -> Figure:
     return new_figure(data, layout)
 
 
+def _blocks(sentences: Sequence[dict], col: float, right: float) -> list[tuple[int, int, float]]:
+    """(sentence index, tokens shown, left x) of each sentence's block beside the chips, in the order added, left
+    to right and ending at ``right``; the tokens beyond BESIDE_UNITS are left to the glyph card."""
+    room = int(BESIDE_UNITS // col)                  # token columns that fit
+    shown = []
+    for si, s in enumerate(sentences):
+        T = min(len(s["tokens"]), room)
+        if T <= 0:
+            break
+        room -= T
+        shown.append((si, T))
+    x = right - sum(T * col for _, T in shown) - BLOCK_GAP * (len(shown) - 1)
+    out = []
+    for si, T in shown:
+        out.append((si, T, x))
+        x += T * col + BLOCK_GAP
+    return out
+
+
+def head_room(sentences: Sequence[dict]) -> float:
+    """Layout units above the chips for the blocks' labels and their tokens written at 45°."""
+    longest = max((len(t) for s in sentences for t in s["tokens"]), default=0)
+    return min(9.0, 2.2 + 0.32 * longest)
+
+
+def _block_notes(s: dict, label: str, T: int, x0: float, col: float, bottom: float, top: float) -> list[dict]:
+    """The block's sentence label (at the top), its tokens (at 45°, readable and clear of each other) and what is
+    left out."""
+    notes = [dict(text=f"<b>{esc(label)}</b>", x=x0, y=top, xref="x", yref="y", xanchor="left", yanchor="top",
+                  showarrow=False, font=dict(size=11, color="#263238"), name="glyph-sentence",
+                  hovertext=esc(s.get("text", "")))]
+    for t, tok in enumerate(s["tokens"][:T]):
+        notes.append(dict(text=esc(tok), x=x0 + (t + 0.5) * col, y=0.9, xref="x", yref="y", textangle=-45,
+                          yanchor="bottom", xanchor="left", showarrow=False, font=dict(size=10, color="#37474f"),
+                          name="glyph-token"))
+    if len(s["tokens"]) > T:
+        notes.append(dict(text=f"… {len(s['tokens']) - T} more words of {esc(label)}: see the glyph card", x=x0,
+                          y=bottom + 0.6, xref="x", yref="y", xanchor="left", yanchor="top", showarrow=False,
+                          font=dict(size=10, color="#78909c")))
+    return notes
+
+
 def beside_chips(sentences: Sequence[dict], chip_mid: dict[int, float], chip_rows: dict[int, int],
                  right: float) -> tuple[list[dict], list[dict], list[dict], float]:
     """The glyphs of ``sentences`` as columns left of the memory chips, each cluster's row level with its chip.
 
     chip_mid/chip_rows: the middle (layout units, y downwards) and number of cell rows of each chip; right: the
-    x where the first sentence's glyphs end (the sentences go leftwards from the chips). The columns narrow for
-    long sentences and stop at BESIDE_UNITS, saying how many words are left to the glyph card. Returns (bar
-    traces, token annotations, separator shapes, the leftmost x used). Clusters without a chip have no row.
+    x where the glyphs end. The sentences run left to right in the order added, each block labelled S1, S2, ...
+    as in the glyph card. The columns narrow for long sentences and stop at BESIDE_UNITS, saying how many words
+    are left to the glyph card. Returns (bar traces, annotations, separator shapes, the leftmost x used).
+    Clusters without a chip have no row.
     """
     traces: list[dict] = []
     notes: list[dict] = []
@@ -208,27 +257,20 @@ def beside_chips(sentences: Sequence[dict], chip_mid: dict[int, float], chip_row
     bottom = float(np.nanmax(mids + heights / 2))
     total = sum(len(s["tokens"]) for s in sentences)
     col = float(np.clip(BESIDE_UNITS / max(total, 1), MIN_COLUMN, GLYPH_COLUMN))
-    room = int(BESIDE_UNITS // col)                  # token columns that fit
-    x_end = right
-    for s in sentences:                               # right to left: the first sentence nearest the chips
-        T = min(len(s["tokens"]), room)
-        if T <= 0:
-            break
-        room -= T
-        x0 = x_end - T * col
+    blocks = _blocks(sentences, col, right)
+    for si, T, x0 in blocks:
+        s = sentences[si]
         m = s["measures"]
         m = m[m["cluster"].isin(list(chip_mid)) & (m["position"] < T)]
         traces += glyph_bars(m, s["tokens"], lambda p, x0=x0: x0 + (p + 0.5) * col, lambda c: mids[c],
                              lambda c: heights[c], col, scale, -1.0, legend_done)
-        for t, tok in enumerate(s["tokens"][:T]):
-            notes.append(dict(text=esc(tok), x=x0 + (t + 0.5) * col, y=0.9, xref="x", yref="y",
-                              textangle=-90, yanchor="bottom", xanchor="center", showarrow=False,
-                              font=dict(size=10, color="#37474f")))
-        if len(s["tokens"]) > T:
-            notes.append(dict(text=f"… {len(s['tokens']) - T} more words: see the glyph card", x=x0, y=bottom + 0.6,
-                              xref="x", yref="y", xanchor="left", yanchor="top", showarrow=False,
-                              font=dict(size=10, color="#78909c")))
-        shapes.append(dict(type="line", x0=x0 - 0.5, x1=x0 - 0.5, y0=0.5, y1=bottom + 0.5,
-                           line=dict(color="#cfd8dc", width=1), layer="below"))
-        x_end = x0 - 1.0
-    return traces, notes, shapes, x_end
+        notes += _block_notes(s, sentence_label(si), T, x0, col, bottom, -0.5 - head_room(sentences))
+        if si:
+            shapes.append(dict(type="line", x0=x0 - BLOCK_GAP / 2, x1=x0 - BLOCK_GAP / 2, y0=-0.2, y1=bottom + 0.5,
+                               line=dict(color="#cfd8dc", width=1), layer="below"))
+    return traces, notes, shapes, (blocks[0][2] - 0.5 if blocks else right)
+
+
+def sentence_label(i: int) -> str:
+    """'S1' for the first sentence shown: the glyph card and the blocks beside the chips share the numbering."""
+    return f"S{i + 1}"

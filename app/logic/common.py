@@ -79,6 +79,28 @@ STATE_LABELS = {"h": "h (hidden)", "c": "c (cell)", "i": "i (input gate)", "f": 
                 "n": "n (new gate)"}
 
 
+def corrections_alert(notes: Sequence[str]) -> list:
+    """[one info line naming what was corrected in the page's link], or [] when nothing was."""
+    if not notes:
+        return []
+    return [alert("Corrected in this link: " + "; ".join(notes) + ".", kind="info")]
+
+
+def picked_notes(reader: Reader, model_id: str, wanted: tuple[int | None, str | None], got: tuple[int, str],
+                 shown: Sequence[str] | None = None) -> list[str]:
+    """What :func:`pick_layer_state` changed of the (layer, state) a link asked for, one phrase each (``shown``:
+    the states the page can show, where fewer than the layer has)."""
+    notes = []
+    ls = reader.layer_states(model_id)
+    if wanted[0] is not None and wanted[0] != got[0]:
+        notes.append(f"layer {wanted[0]} → {got[0]} ({model_id} has layers {min(ls)}–{max(ls)})")
+    if wanted[1] and wanted[1] != got[1]:
+        states = [x for x in ls[got[0]] if shown is None or x in shown]
+        notes.append(f"state {wanted[1]} → {got[1]} (layer {got[0]} {'has' if shown is None else 'can show'} "
+                     f"{', '.join(states)})")
+    return notes
+
+
 def default_model(reader: Reader, wanted: str | None) -> str | None:
     """The model to show: the wanted one (even if unknown, so the page can say so) or the first stored one."""
     if wanted:

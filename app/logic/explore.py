@@ -26,7 +26,7 @@ from app.logic.common import (
     pick_layer_state,
 )
 from app.reader import Reader
-from app.urlstate import K_MAX, K_MIN, MAX_SENTENCES, MAX_WORDS, ViewState, to_query
+from app.urlstate import K_MAX, K_MIN, MAX_SENTENCES, MAX_WORDS
 
 log = logging.getLogger(__name__)
 PAGE = "/explore"
@@ -104,6 +104,7 @@ def cluster_view(reader: Reader, model: str | None, layer: int | None, state: st
             clip=float(10 ** float(clip if clip is not None else -1.0)),
             word=first if word_resp is not None else None, word_response=word_resp,
             selected_words=tuple(words_l), chip=sel.get("chip"), cloud=sel.get("cloud"), purity=pur["clusters"],
+            highlight_units=(int(sel["unit"]),) if sel.get("unit") is not None else (),   # the unit picked: outlined
             glyphs=glyphs, cloud_width=figures.CLOUD_W * (0.6 if glyphs else 1.0),   # glyphs: narrower clouds
             link_gap=figures.LINK_GAP * (0.7 if glyphs else 1.0))
         fig = figures.cocluster_figure(view.words, view.units, view.edges, opts)
@@ -154,16 +155,24 @@ def word_options(reader: Reader, model: str | None, layer: int | None, state: st
     return [{"label": w, "value": w} for w in dict.fromkeys(chosen + found)]
 
 
+#: States whose response is a change Δs_t = s_t − s_(t−1); a gate's response is its activation (analytics.lm_trace).
+UPDATE_STATES = ("h", "c")
+
+
+def response_name(state: str) -> str:
+    """'mean |Δh|' for h and c, 'mean f activation |f|' for a gate: what a word's response to a state is."""
+    return f"mean |Δ{state}|" if state in UPDATE_STATES else f"mean |{state}| (the gate's activation)"
+
+
 def state_note(state: str, cluster_state: str) -> html.Span:
     """What the view clusters and what sizes its words, for ``state`` (a gate borrows the clustering of h)."""
     name = STATE_LABELS.get(state, state)
+    size = f"a word's size: its {response_name(state)} towards its cloud's chip"
     if cluster_state != state:
         return html.Span(["Gates are not co-clustered: the chips and clouds are ", html.B(f"the co-clusters of "
                           f"{STATE_LABELS.get(cluster_state, cluster_state)}"), "; word size, links and cell shading "
-                          f"show the responses of {name} (a word's size: its mean |Δ{state}| towards its cloud's "
-                          "chip)."], className="state-note")
-    return html.Span([f"Co-clusters of {name}; a word's size: its mean |Δ{state}| towards its cloud's chip."],
-                     className="state-note")
+                          f"show the activations of {name} ({size})."], className="state-note")
+    return html.Span([f"Co-clusters of {name}; {size}."], className="state-note")
 
 
 def empty_cluster_note(view) -> list:
@@ -239,6 +248,32 @@ def _apply_click(cd: list, words_l: list[str], sel: dict) -> tuple[list[str], di
     return words_l, sel, dash.no_update
 
 
+def _quoted(words: Sequence[str]) -> str:
+    return ", ".join(f"“{w}”" for w in words)
+
+
+def words_picked(words: Sequence[str] | None) -> tuple[Any, Any]:
+    """The word picker changed: (its value, message). A pick beyond MAX_WORDS is refused and said so; removing a
+    word clears the message; three words leave both as they are (a click's message stays)."""
+    words_l = [w for w in (words or []) if w]
+    if len(words_l) > MAX_WORDS:
+        kept, refused = words_l[:MAX_WORDS], words_l[MAX_WORDS:]
+        return kept, alert(f"The detail view compares at most {MAX_WORDS} words: {_quoted(refused)} not added. "
+                           f"Remove one of {_quoted(kept)} first.", kind="info")
+    return dash.no_update, ("" if len(words_l) < MAX_WORDS else dash.no_update)
+
+
+def click_words_note(before: Sequence[str] | None, after: Any) -> Any:
+    """The message after a click on a word: which word (the oldest) it replaced, if the picker was full."""
+    if not isinstance(after, list) or not after:
+        return dash.no_update
+    dropped = [w for w in (before or []) if w and w not in after]
+    if not dropped:
+        return ""
+    return alert(f"At most {MAX_WORDS} words: {_quoted(after[:1])} replaced the oldest, {_quoted(dropped)}.",
+                 kind="info")
+
+
 def detail_view(reader: Reader, model: str | None, layer: int | None, state: str | None,
                 words: Sequence[str] | None, mode: str | None, selection: dict | None) -> tuple[Any, Any]:
     """(detail figure, message): box plots for the selected words, or a unit's most/least words."""
@@ -261,7 +296,7 @@ def detail_view(reader: Reader, model: str | None, layer: int | None, state: str
             else:
                 missing.append(w)
         msg = (alert(f"Not in {model}'s vocabulary: {', '.join(missing)}", kind="info") if missing else "")
-        return figures.detail_figure(details), msg
+        return figures.detail_figure(details, unit=int(unit) if unit is not None else None), msg
 
     return guarded(run, lambda a: (figures.message_figure("No detail."), a), reader, PAGE)
 
@@ -302,10 +337,11 @@ def glyph_view(reader: Reader, model: str | None, layer: int | None, state: str 
             if g is None:
                 continue
             pred, polarity = prediction_text(g)
-            g = dict(g, title=f"“{g['text']}”{pred}")
+            label = figures.sentence_label(len(items))     # S1, S2, ... as beside the chips
+            g = dict(g, title=f"{label} · “{g['text']}”{pred}")
             items.append(g)
             unk = [o for t, o in zip(g["tokens"], g["original"]) if t == "<unk>"]
-            listing.append(html.Li([html.Span(f"“{g['text']}”", className="sentence-text"),
+            listing.append(html.Li([html.B(f"{label} "), html.Span(f"“{g['text']}”", className="sentence-text"),
                                     html.Span(pred, className=f"prediction prediction-{polarity}"),
                                     html.Span(f"  ·  not in vocabulary: {', '.join(unk)}" if unk else "",
                                               className="muted")]))
@@ -328,18 +364,6 @@ def prediction_text(g: dict) -> tuple[str, str]:
     if g.get("task") == "lm":
         return f"  →  next word “{label}” (p = {float(p):.2f})", "next"
     return f"  →  {label} (p = {float(p):.2f})", POLARITY.get(str(label).strip().lower(), "class")
-
-
-def url_search(model: str | None, layer: int | None, state: str | None, k: int | None, nwords: int | None,
-               words: Sequence[str] | None, sentences: Sequence[str] | None, selection: dict | None,
-               mode: str | None = None) -> str:
-    """The URL query of the current view (with the detail mode, so a unit's view reopens as one)."""
-    unit = (selection or {}).get("unit")
-    vs = ViewState(model=model, layer=layer, state=state, k=int(k or 6), nwords=int(nwords or 20),
-                   words=tuple(w for w in (words or []) if w)[:MAX_WORDS],
-                   sentences=tuple(s for s in (sentences or []) if s)[:MAX_SENTENCES],
-                   unit=int(unit) if unit is not None else None, detail=mode if mode in ("word", "unit") else None)
-    return to_query(vs)
 
 
 def clusters_csv(reader: Reader, model: str, layer: int, state: str, k: int) -> pd.DataFrame:

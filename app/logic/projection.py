@@ -241,7 +241,7 @@ def explore_link(model: str | None, layer: int | None, state: str | None, k: int
     words = [str(w) for w in sel.get("words") or []]
     units = [int(u) for u in sel.get("units") or []]
     vs = ViewState(model=model, layer=layer, state=state, k=int(k or K_DEFAULT), words=tuple(words[:3]),
-                   unit=units[0] if units else None)
+                   unit=units[0] if units else None, detail="unit" if units else None)  # the unit's detail first
     what = []
     if words:
         what.append(", ".join(words[:3]) + (f" (3 most frequent of {len(words)})" if len(words) > 3 else ""))

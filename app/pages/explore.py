@@ -13,7 +13,16 @@ from app import context, ids
 from app.controls import GRAPH_CONFIG, control, model_options
 from app.hosted import auth
 from app.logic import explore as logic
-from app.logic.common import analysed_models, default_model, error_alert, layer_options, pick_layer_state
+from app.logic import explore_url
+from app.logic.common import (
+    analysed_models,
+    corrections_alert,
+    default_model,
+    error_alert,
+    layer_options,
+    pick_layer_state,
+    picked_notes,
+)
 from app.logic.csv_export import send_csv
 from app.urlstate import K_MAX, K_MIN, from_query
 
@@ -22,8 +31,10 @@ dash.register_page(__name__, path="/explore", name="Explore", title="RNNVis · E
 
 def _initial(vs) -> tuple[list, list, Any, list, Any, list, Any, float, int]:
     """(alert, model options, model, layer options, layer, state options, state, colour clip, largest k) of the
-    page as the URL asks, or what is left of them when the store cannot answer (the alert says why)."""
+    page as the URL asks, or what is left of them when the store cannot answer (the alert says why). A value of
+    the URL that had to be corrected is named in one line."""
     alert = []
+    notes = list(vs.notes)
     model_opts: list = []
     layers: list = []
     states: list = []
@@ -42,13 +53,19 @@ def _initial(vs) -> tuple[list, list, Any, list, Any, list, Any, float, int]:
                 r.prefetch(model)
                 layers, states = layer_options(r, model)
                 layer, state = pick_layer_state(r, model, vs.layer, vs.state)
-                clip = logic.auto_clip(r, model, layer, state)
+                notes += picked_notes(r, model, (vs.layer, vs.state), (layer, state))
+                clip = logic.auto_clip(r, model, layer, state) if vs.clip is None else vs.clip
                 kmax = max(K_MIN, min(K_MAX, max(r.ks(model) or [K_MAX])))
+                if vs.k > kmax:   # one note for k: what the URL asked for, and what the model has
+                    asked = next((n.split()[1] for n in notes if n.startswith("k ")), vs.k)
+                    notes = [n for n in notes if not n.startswith("k ")]
+                    notes.append(f"k {asked} → {kmax} (the largest k analysed for {model})")
             except Exception as e:  # noqa: BLE001 - unknown model / no analysis: say so in the page
                 alert = [error_alert(e, r)]
     except Exception as e:  # noqa: BLE001 - shown in the page, never a traceback
         alert = [error_alert(e)]
-    return alert, model_options(model_opts, model), model, layers, layer, states, state, clip, kmax
+    return (alert + corrections_alert(notes), model_options(model_opts, model), model, layers, layer, states, state,
+            clip, kmax)
 
 
 def _panel(vs, model_opts: list, model: Any, layers: list, layer: Any, states: list, state: Any, clip: float,
@@ -66,10 +83,10 @@ def _panel(vs, model_opts: list, model: Any, layers: list, layer: Any, states: l
                 "number of co-clusters on each axis"),
         control("Words per cloud", dcc.Slider(id=ids.EX_NWORDS, min=5, max=60, step=1, value=vs.nwords,
                                               marks={5: "5", 20: "20", 40: "40", 60: "60"})),
-        control("Link stroke width", dcc.Slider(id=ids.EX_STROKE, min=0.25, max=3, step=0.25, value=1.0,
+        control("Link stroke width", dcc.Slider(id=ids.EX_STROKE, min=0.25, max=3, step=0.25, value=vs.stroke,
                                                 marks={0.25: "thin", 1: "1", 3: "thick"}, allow_direct_input=False)),
-        control("Link filter (|e| ÷ strongest)", dcc.RangeSlider(
-            id=ids.EX_LINKS, min=0, max=1, step=0.05, value=[0.1, 1.0], marks={0: "0", 0.5: "0.5", 1: "1"},
+        control(["Link filter (", html.Span("|e|", className="as-typed"), " ÷ strongest)"], dcc.RangeSlider(
+            id=ids.EX_LINKS, min=0, max=1, step=0.05, value=list(vs.links), marks={0: "0", 0.5: "0.5", 1: "1"},
             allow_direct_input=False), "links whose |edge weight| lies outside this range are hidden"),
         control("Colour clip (response, log scale)", dcc.Slider(
             id=ids.EX_CLIP, min=-3, max=0.5, step=0.25, value=clip, allow_direct_input=False,
@@ -78,7 +95,7 @@ def _panel(vs, model_opts: list, model: Any, layers: list, layer: Any, states: l
         dcc.Checklist(id=ids.EX_OPTIONS, options=[{"label": " POS colours", "value": "pos"},
                                                   {"label": " align clouds with chips", "value": "align"},
                                                   {"label": " sentence glyphs beside the chips", "value": "glyphs"}],
-                      value=["pos", "align"], className="checklist"),
+                      value=list(vs.options), className="checklist"),
         html.Hr(),
         html.H4("Sentences"),
         dcc.Textarea(id=ids.EX_SENTENCE_TEXT, placeholder="Type a sentence, e.g. “I love the food though staff "
@@ -121,6 +138,7 @@ def _main(vs, alert: list) -> html.Main:
                                        value=list(vs.words), multi=True, search_order="original",
                                        placeholder="words to compare (≤ 3): type any word of the vocabulary",
                                        className="words-dropdown")], className="card-head"),
+                html.Div(id=ids.EX_WORDS_MSG),
                 html.Div(id=ids.EX_DETAIL_MSG),
                 dcc.Graph(id=ids.EX_DETAIL, config=GRAPH_CONFIG),
             ], className="card"),
@@ -178,10 +196,19 @@ def _on_word_search(search, model, layer, state, k, words):
 
 
 @callback(Output(ids.EX_WORDS, "value"), Output(ids.EX_SELECTION, "data"), Output(ids.EX_DETAIL_MODE, "value"),
+          Output(ids.EX_WORDS_MSG, "children", allow_duplicate=True),
           Input(ids.EX_COCLUSTER, "clickData"), State(ids.EX_WORDS, "value"), State(ids.EX_SELECTION, "data"),
           prevent_initial_call=True)
 def _on_click(click, words, selection):
-    return logic.handle_click(click, words, selection)
+    new_words, sel, mode = logic.handle_click(click, words, selection)
+    return new_words, sel, mode, logic.click_words_note(words, new_words)
+
+
+@callback(Output(ids.EX_WORDS, "value", allow_duplicate=True), Output(ids.EX_WORDS_MSG, "children"),
+          Input(ids.EX_WORDS, "value"), prevent_initial_call=True)
+def _on_words(words):
+    """A fourth word picked in the picker: refused, and said so."""
+    return logic.words_picked(words)
 
 
 @callback(Output(ids.EX_DETAIL, "figure"), Output(ids.EX_DETAIL_MSG, "children"),
@@ -216,9 +243,13 @@ def _on_glyphs(model, layer, state, k, sentences):
 @callback(Output(ids.EX_URL, "search"),
           Input(ids.EX_MODEL, "value"), Input(ids.EX_LAYER, "value"), Input(ids.EX_STATE, "value"),
           Input(ids.EX_K, "value"), Input(ids.EX_NWORDS, "value"), Input(ids.EX_WORDS, "value"),
-          Input(ids.EX_SENTENCES, "data"), Input(ids.EX_SELECTION, "data"), Input(ids.EX_DETAIL_MODE, "value"))
-def _on_url(model, layer, state, k, nwords, words, sentences, selection, mode):
-    return logic.url_search(model, layer, state, k, nwords, words, sentences, selection, mode)
+          Input(ids.EX_SENTENCES, "data"), Input(ids.EX_SELECTION, "data"), Input(ids.EX_DETAIL_MODE, "value"),
+          Input(ids.EX_STROKE, "value"), Input(ids.EX_LINKS, "value"), Input(ids.EX_CLIP, "value"),
+          Input(ids.EX_OPTIONS, "value"))
+def _on_url(model, layer, state, k, nwords, words, sentences, selection, mode, stroke, links, clip, options):
+    settings = explore_url.ViewSettings(stroke, links, clip, options)
+    return explore_url.url_search(model, layer, state, k, nwords, words, sentences, selection, mode,
+                            settings.without_auto_clip(context.reader(), model, layer, state))
 
 
 @callback(Output(ids.EX_MAP_LINK, "href"), Input(ids.EX_URL, "search"))

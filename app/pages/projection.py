@@ -11,7 +11,8 @@ from dash import Input, Output, State, callback, dcc, html
 from app import context, ids
 from app.controls import GRAPH_CONFIG, control, model_options
 from app.logic import projection as logic
-from app.logic.common import analysed_models, default_model, error_alert
+from app.logic.common import analysed_models, corrections_alert, default_model, error_alert, picked_notes
+from app.reader import MAP_STATES
 from app.urlstate import K_MAX, K_MIN, from_query
 
 dash.register_page(__name__, path="/projection", name="Projection", title="RNNVis · Projection", order=1.5)
@@ -35,6 +36,9 @@ def layout(**query) -> html.Div:
         if model:
             layers, layer, states, state, ctl_alert = logic.controls_for_model(r, model, vs.layer, vs.state)
             alert = alert or ctl_alert
+            if layer is not None:   # what the link asked for and the model lacks: said in one line
+                alert = alert + corrections_alert(list(vs.notes) + picked_notes(
+                    r, model, (vs.layer, vs.state), (layer, state), MAP_STATES))
         layers_b, layer_b = logic.layer_b_options(r, vs.model_b, vs.layer_b)
     except Exception as e:  # noqa: BLE001 - shown in the page, never a traceback
         alert = [error_alert(e, None, logic.PAGE)]

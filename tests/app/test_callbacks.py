@@ -7,7 +7,7 @@ import dash
 import pytest
 from dash import html
 
-from app.logic import compare, explore, models
+from app.logic import compare, explore, explore_url, models
 from app.reader import Reader
 from app.urlstate import from_query
 
@@ -144,7 +144,7 @@ def test_sentences_of_another_model_are_hidden(reader):
 
 
 def test_url_round_trips_the_view(reader):
-    q = explore.url_search("tiny-lstm", 1, "c", 4, 25, ["the", "cat"], ["abcdef0123456789"], {"unit": 2, "chip": 0})
+    q = explore_url.url_search("tiny-lstm", 1, "c", 4, 25, ["the", "cat"], ["abcdef0123456789"], {"unit": 2, "chip": 0})
     vs = from_query(q)
     assert (vs.model, vs.layer, vs.state, vs.k, vs.nwords, vs.words, vs.sentences, vs.unit) == (
         "tiny-lstm", 1, "c", 4, 25, ("the", "cat"), ("abcdef0123456789",), 2)

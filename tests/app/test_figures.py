@@ -170,7 +170,7 @@ def test_unit_words_show_n_and_z_and_mark_weak_rows():
     assert bar["text"][top] == "n=1 · z —" and bar["text"][bar["y"].index("often")] == "n=400 · z +25.0"
     shapes = bar["marker"]["pattern"]["shape"]
     assert shapes[top] == "/" and shapes[bar["y"].index("often")] == ""
-    assert "weak" in bar["hovertext"][top] and "z = mean/(std/√n)" in fig["layout"]["title"]["text"]
+    assert "weak" in bar["hovertext"][top] and "z = mean/(std/√n)" in fig["layout"]["title"]["subtitle"]["text"]
 
 
 def test_gradient_flow_uses_powers_of_ten_and_reaches_1e_minus_30():

@@ -200,7 +200,8 @@ def test_a_gate_state_says_what_is_clustered_and_what_sizes_the_words(client):
     out = dispatch(app, c, ids.EX_SUMMARY, _explore_values(**{ids.EX_STATE: "i"}), f"{ids.EX_STATE}.value")
     text = _text(out[(ids.EX_SUMMARY, "children")])
     assert "Gates are not co-clustered: the chips and clouds are the co-clusters of h (hidden)" in text
-    assert "show the responses of i (input gate)" in text and "a word's size: its mean |Δi|" in text
+    assert "show the activations of i (input gate)" in text
+    assert "a word's size: its mean |i| (the gate's activation)" in text
     text = _text(dispatch(app, c, ids.EX_SUMMARY, _explore_values(), f"{ids.EX_STATE}.value")[
         (ids.EX_SUMMARY, "children")])
     assert "Co-clusters of h (hidden); a word's size: its mean |Δh| towards its cloud's chip." in text
@@ -270,7 +271,7 @@ def test_sentence_glyph_rows_can_sit_beside_their_chips(client):
     for (_, _pos, j), base, x in zip(aggregate["customdata"], aggregate["base"], aggregate["x"]):
         assert base == pytest.approx(sum(chip_mid[j]) / 2)           # level with its chip
         assert x < min(cells["x"])                                   # left of the chips
-    tokens = [a["text"] for a in fig["layout"]["annotations"] if a.get("textangle") == -90]
+    tokens = [a["text"] for a in fig["layout"]["annotations"] if a.get("name") == "glyph-token"]
     assert tokens == ["the", "cat", "sat", "on", "the", "mat"]
     # off by default
     plain = dispatch(app, c, ids.EX_SUMMARY, _explore_values(**{ids.EX_SENTENCES: sids}), f"{ids.EX_OPTIONS}.value")

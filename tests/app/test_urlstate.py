@@ -61,3 +61,21 @@ def test_the_detail_mode_survives_the_url():
     assert from_query("?model=m&w=the&unit=38").detail_mode == "word"
     assert from_query("?model=m&unit=38&detail=word").detail_mode == "word"
     assert from_query("?model=m&unit=38&detail=bogus").detail_mode == "unit"
+
+
+def test_explore_settings_round_trip_and_defaults_stay_out():
+    vs = ViewState(model="m", stroke=2.5, links=(0.3, 0.9), clip=-1.25, options=("pos", "glyphs"))
+    assert from_query(to_query(vs)) == vs
+    assert "stroke=2.5" in to_query(vs) and "links=0.3-0.9" in to_query(vs)
+    assert from_query(to_query(ViewState(options=()))).options == ()            # none ticked: opt=none
+    assert to_query(from_query("?model=m&stroke=1&links=0.1-1&opt=pos&opt=align")) == "?model=m"
+
+
+def test_each_corrected_value_is_noted():
+    vs = from_query("?k=99&layer=500&n=x&stroke=9&links=0.9-0.1&clip=abc&opt=pos&opt=bogus&state=<b>&unit=-3")
+    notes = " | ".join(vs.notes)
+    for phrase in ("k 99 → 20", "layer 500 → 64", "n 'x' is not a whole number", "stroke 9 → 3",
+                   "links '0.9-0.1'", "clip 'abc'", "opt 'bogus' ignored", "state '<b>'", "unit -3 → 0"):
+        assert phrase in notes, (phrase, notes)
+    assert (vs.k, vs.stroke, vs.links, vs.clip, vs.options) == (20, 3.0, (0.1, 1.0), None, ("pos",))
+    assert from_query("?model=m&k=8&stroke=0.5").notes == ()
