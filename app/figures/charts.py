@@ -106,7 +106,7 @@ def matched_r_figure(pairs: pd.DataFrame, chance: dict | None, name_a: str = "A"
     data.append(scatter_trace(x=rank, y=r.tolist(), mode="lines+markers", marker=dict(size=4, color="#1565c0"),
                          line=dict(color="#1565c0", width=2), name="matched |r|",
                          hovertemplate="rank %{x}<br>|r| %{y:.3f}<extra></extra>"))
-    text = "matched |r| by rank" if chance is None else f"chance: |r| up to {chance['max']:.2f}"
+    text = "matched |r| by rank" if chance is None else f"chance: |r| up to {chance['level']:.2f}"
     return new_figure(data, dict(
         height=300, title=title(text, size=13), margin=dict(l=50, r=10, t=top_margin(), b=95),
         xaxis=axis_style(title=dict(text="matched pair, by |r|", font=dict(size=11)), rangemode="tozero"),
