@@ -76,7 +76,9 @@ def matches_figure(words: np.ndarray, values: np.ndarray, starts: np.ndarray, st
               for i, (a, b) in enumerate(zip(starts, stops))]
     offsets = [str(j - before) for j in range(W)]
     return new_figure(data, dict(
-        title=title(heading), height=top_margin() + 50 + 24 * M, shapes=shapes,
+        # at least 4 rows high: one or two rows left the plot under 50 px, and plotly's automargin for the x axis
+        # title then had no room ("Something went wrong with axis scaling"), leaving the figure unredrawable
+        title=title(heading), height=top_margin() + 50 + 24 * max(M, 4), shapes=shapes,
         margin=dict(l=150, r=20, t=top_margin(), b=40),
         xaxis={"tickmode": "array", "tickvals": list(range(W)), "ticktext": offsets, "showgrid": False,
                "zeroline": False, "title": {"text": "offset from the span start"}},

@@ -17,6 +17,9 @@ from app.logic.common import analysed_models, default_model, error_alert
 dash.register_page(__name__, path="/patterns", name="Patterns", title="RNNVis · Patterns", order=2.5)
 
 
+NO_SEARCH = "Select a span and units, then Search."
+
+
 def layout(**query) -> html.Div:
     ps = logic.from_query(query)
     alert, model_opts, key_opts, key, model, hidden = [], [], [], None, None, 1
@@ -47,7 +50,8 @@ def layout(**query) -> html.Div:
                                                    debounce=True, className="input")),
         control("Sentence", dcc.Input(id=ids.PT_TEXT, type="text", placeholder="type a sentence", debounce=False,
                                       maxLength=20000, className="input")),
-        html.Button("Trace sentence", id=ids.PT_TRACE, n_clicks=0, className="btn"),
+        html.Button("Trace sentence", id=ids.PT_TRACE, n_clicks=0, className="btn",
+                    **auth.gate("member", "trace sentences")),
         html.Hr(),
         control("Threshold θ", dcc.Slider(id=ids.PT_THETA, min=-1, max=1, step=0.05, value=ps.theta,
                                           marks={-1: "-1", 0: "0", 0.5: "0.5", 1: "1"}),
@@ -72,7 +76,7 @@ def layout(**query) -> html.Div:
         html.Section([
             html.Div(id=ids.PT_COUNT, className="muted"),
             dcc.Loading(dcc.Graph(id=ids.PT_MATCHES, config=GRAPH_CONFIG,
-                                  figure=message_figure("Select a span and units, then Search.", height=160)),
+                                  figure=message_figure(NO_SEARCH, height=160)),
                         type="circle", delay_show=300),
         ], className="card"),
         html.Div([
@@ -158,8 +162,11 @@ def _on_propose(span, theta, options, model, key, source, at, sentence, units):
           Input(ids.PT_SEARCH, "n_clicks"), State(ids.PT_MODEL, "value"), State(ids.PT_KEY, "value"),
           State(ids.PT_UNITS, "value"), State(ids.PT_THETA, "value"), State(ids.PT_SPAN, "data"),
           State(ids.PT_OPTIONS, "value"), State(ids.PT_MIN, "value"), State(ids.PT_AT, "value"),
-          State(ids.PT_SOURCE, "value"), State(ids.PT_SENTENCE, "data"))
+          State(ids.PT_SOURCE, "value"), Input(ids.PT_SENTENCE, "data"))
 def _on_search(_n, model, key, units, theta, span, options, min_units, at, source, sentence):
+    if dash.ctx.triggered_id == ids.PT_SENTENCE:
+        # a newly traced sentence: the matches shown belong to the previous passage; clear them
+        return message_figure(NO_SEARCH, height=160), [], [], dash.no_update
     r = context.reader()
     ps = logic.state_of(model, key, units, theta, span, options, min_units, at, source, sentence)
     try:
