@@ -62,8 +62,15 @@ def event_points(event: Any) -> list[dict]:
 def analysed_models(reader: Reader) -> list[dict[str, str]]:
     """Dropdown options: every model in the store."""
     df = reader.models()
-    return [{"label": f"{r.model_id} ({r.cell} {r.layers}×{r.hidden_size}, {r.task})", "value": r.model_id}
+    return [{"label": f"{r.model_id}{name_suffix(r.model_id, getattr(r, 'name', None))} "
+                      f"({r.cell} {r.layers}×{r.hidden_size}, {r.task})", "value": r.model_id}
             for r in df.itertuples()]
+
+
+def name_suffix(model_id: str, name: object) -> str:
+    """' · <name>' for a model given a name (the job form's "Name (optional)") other than its id."""
+    text = str(name).strip() if isinstance(name, str) else ""
+    return f" · {text}" if text and text != model_id else ""
 
 
 def layer_options(reader: Reader, model_id: str) -> tuple[list[dict], list[dict]]:
