@@ -111,9 +111,29 @@ def check_user_role(user: User | None, role: str) -> User:
     if user is None:
         raise PermissionDenied("Sign in first.")
     if not user.can(role):
-        raise PermissionDenied(f"Only {role}s{' and admins' if role == 'member' else ''} can do this; "
-                               f"you are signed in as {user.name} ({user.role}).")
+        raise PermissionDenied(refusal(user, role))
     return user
+
+
+def refusal(user: User, role: str, what: str = "do this") -> str:
+    """'Only members and admins can <what>; you are signed in as ann (viewer).'"""
+    return (f"Only {role}s{' and admins' if role == 'member' else ''} can {what}; "
+            f"you are signed in as {user.name} ({user.role}).")
+
+
+def can(role: str) -> bool:
+    """Whether the current user has ``role`` (or higher)."""
+    user = current_user()
+    return user is not None and user.can(role)
+
+
+def gate(role: str, what: str) -> dict[str, object]:
+    """Keyword arguments for a button that needs ``role``: for a user without it, disabled, with a tooltip
+    saying why (the server refuses the action anyway; this only stops offering it)."""
+    user = current_user()
+    if user is not None and user.can(role):
+        return {"disabled": False}
+    return {"disabled": True, "title": refusal(user, role, what) if user else "Sign in first."}
 
 
 def _user_store() -> UserStore:
@@ -379,8 +399,7 @@ def install(app: dash.Dash, settings: Settings) -> None:
             need = _callback_role(inputs)
             if need and not user.can(need):
                 log.info("refused %s (%s) a %s action: %s", user.name, user.role, need, body.get("output"))
-                return _refuse_callback(body, f"Only {need}s{' and admins' if need == 'member' else ''} can do "
-                                              f"this; you are signed in as {user.name} ({user.role}).")
+                return _refuse_callback(body, refusal(user, need))
             if inputs & _CONSOLE_INPUTS and not console_rate.allow(user.name):  # a query run or a download
                 return _refuse_callback(body, f"You are sending queries faster than {CONSOLE_RATE:g} a second; "
                                               "wait a moment and run it again.")

@@ -11,7 +11,7 @@ from app.hosted import auth
 from app.logic import admin as logic
 from app.logic.common import alert, error_alert
 
-dash.register_page(__name__, path="/admin", name="Admin", title="RNNVis · Admin", order=5)
+dash.register_page(__name__, path="/admin", name="Admin", title="RNNVis · Admin", order=5, role="admin")
 
 _ACTIONS = {ids.ADMIN_ADD: "add", ids.ADMIN_SET_ROLE: "set-role", ids.ADMIN_REMOVE: "remove",
             ids.ADMIN_DELETE_MODEL: "delete-model"}
