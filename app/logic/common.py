@@ -86,12 +86,18 @@ STATE_LABELS = {"h": "h (hidden)", "c": "c (cell)", "i": "i (input gate)", "f": 
                 "n": "n (new gate)"}
 
 
+#: The model a page opens on when the link names none and the store has it: the paper's flagship, which the
+#: README's and the user guide's examples use.
+FLAGSHIP = "demo-lstm"
+
+
 def default_model(reader: Reader, wanted: str | None) -> str | None:
-    """The model to show: the wanted one (even if unknown, so the page can say so) or the first stored one."""
+    """The model to show: the wanted one (even if unknown, so the page can say so), else :data:`FLAGSHIP` if
+    stored, else the first stored one."""
     if wanted:
         return wanted
     ids = reader.model_ids()
-    return ids[0] if ids else None
+    return FLAGSHIP if FLAGSHIP in ids else (ids[0] if ids else None)
 
 
 def pick_layer_state(reader: Reader, model_id: str, layer: int | None, state: str | None) -> tuple[int, str]:

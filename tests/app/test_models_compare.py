@@ -64,3 +64,22 @@ def test_the_job_forms_name_shows_on_the_models_page_and_in_pickers(peers_store)
     label = next(o["label"] for o in analysed_models(reader) if o["value"] == "tiny-rnn")
     assert label.startswith("tiny-rnn · plain RNN baseline (")
     assert next(o["label"] for o in analysed_models(reader) if o["value"] == "tiny-gru-lm").startswith("tiny-gru-lm (")
+
+
+def test_pages_open_on_the_flagship_lstm_when_the_store_has_it(fixtures, tmp_path):
+    """The README's examples use demo-lstm: a page without a model in its link opens on it, not on the first id."""
+    from analytics.pipeline import AnalysisOptions, analyze_model
+    from app.logic.common import default_model
+    from models.config import ModelConfig, TrainConfig
+    from models.corpora import load_corpus
+    from models.train import train_model
+
+    ptb = load_corpus(str(fixtures / "ptb"))
+    for model_id, cell in (("demo-gru", "gru"), ("demo-lstm", "lstm")):      # tiny stand-ins, ids as in the demo
+        train_model(model_id, ModelConfig("lm", cell, 1, 4, 4), TrainConfig(epochs=1, batch_size=4, bptt=10),
+                    tmp_path, corpus=ptb, show_progress=False)
+        analyze_model(model_id, tmp_path, AnalysisOptions(batch_size=4, top_words=20, min_count=2, k_max=3,
+                                                          gradient_k=0), corpus=ptb, show_progress=False)
+    reader = Reader(tmp_path)
+    assert reader.model_ids() == ["demo-gru", "demo-lstm"]
+    assert default_model(reader, None) == "demo-lstm" and default_model(reader, "demo-gru") == "demo-gru"
