@@ -20,24 +20,32 @@ def _lookup_arg(call: ast.Call) -> str | None:
         call.args[0].value, str) else None
 
 
+def _named_read(node: ast.AST) -> str | None:
+    """"RNNVIS_X" if node reads it from the environment: env.get / os.getenv (not app.config) or environ[...]."""
+    if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)):
+        arg = _lookup_arg(node)
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+        receiver = ast.unparse(node.func.value) if isinstance(node.func, ast.Attribute) else ""
+        # app.config["RNNVIS_SETTINGS"] is a Flask config key, no setting
+        ok = name in ("get", "getenv", "pop", "setdefault") and not receiver.endswith("config")
+        return arg if ok and arg and arg.startswith("RNNVIS_") else None
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) \
+            and "environ" in ast.unparse(node.value):
+        return node.slice.value if str(node.slice.value).startswith("RNNVIS_") else None
+    return None
+
+
+def _from_env_reads(fn: ast.FunctionDef) -> set[str]:
+    """Inside a from_env, get("PORT") / num("HEARTBEAT_S", ...) read RNNVIS_PORT / RNNVIS_HEARTBEAT_S."""
+    args = (_lookup_arg(c) for c in ast.walk(fn) if isinstance(c, ast.Call))
+    return {a if a.startswith("RNNVIS_") else f"RNNVIS_{a}" for a in args if a and NAME.match(a)}
+
+
 def _env_reads(tree: ast.AST) -> set[str]:
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            arg = _lookup_arg(node)
-            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-            receiver = ast.unparse(node.func.value) if isinstance(node.func, ast.Attribute) else ""
-            if arg and arg.startswith("RNNVIS_") and name in ("get", "getenv", "pop", "setdefault") \
-                    and not receiver.endswith("config"):          # app.config["RNNVIS_SETTINGS"] is no setting
-                found.add(arg)
-        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and str(
-                node.slice.value).startswith("RNNVIS_") and "environ" in ast.unparse(node.value):
-            found.add(node.slice.value)
-        if isinstance(node, ast.FunctionDef) and node.name == "from_env":
-            for call in (n for n in ast.walk(node) if isinstance(n, ast.Call)):
-                arg = _lookup_arg(call)
-                if arg and NAME.match(arg):
-                    found.add(arg if arg.startswith("RNNVIS_") else f"RNNVIS_{arg}")
+    found = {_named_read(node) for node in ast.walk(tree)} - {None}
+    for fn in ast.walk(tree):
+        if isinstance(fn, ast.FunctionDef) and fn.name == "from_env":
+            found |= _from_env_reads(fn)
     return found
 
 
