@@ -141,3 +141,14 @@ def test_only_an_admin_is_offered_the_admin_page(hosted_server, browser):
     link = d.find_element(By.ID, "nav-admin")
     assert link.is_displayed() and link.text == "Admin"
     assert d.find_element(By.ID, "jobs-submit").is_enabled()
+    # every field of the Admin page has a visible label above it (not only a placeholder)
+    link.click()
+    wait(d, lambda d: d.find_element(By.ID, "admin-panel").is_displayed(), what="the admin panel")
+    fields = {"admin-new-name": "New user", "admin-new-role": "Role", "admin-new-password": "Password",
+              "admin-user": "User", "admin-role": "New role", "admin-model": "Model"}
+    for fid, text in fields.items():
+        label = d.find_element(By.CSS_SELECTOR, f"label[for='{fid}']")
+        field = d.find_element(By.ID, fid)
+        assert label.is_displayed() and label.text == text, fid
+        assert label.rect["y"] + label.rect["height"] <= field.rect["y"] + 1, fid         # above its field
+        assert abs(label.rect["x"] - field.rect["x"]) < 2, fid
