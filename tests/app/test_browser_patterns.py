@@ -122,6 +122,13 @@ def test_a_typed_sentence_traced_on_the_fly_gives_a_pattern(model_server, driver
     assert int(count.split()[0]) > 0, count
     assert driver.find_elements(By.CSS_SELECTOR, "#patterns-match-list .pt-match")
     assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]    # the matches drew (1 row too)
+    for graph in ("patterns-passage", "patterns-matches"):                     # colour-bar ticks apart, in order
+        boxes = js(driver, "Array.from(Array.from(document.querySelectorAll('.dash-graph')).find(e => e.id.includes("
+                           f"'{graph}')).querySelectorAll('.colorbar .cbaxis text')).map(t => "
+                           "t.getBoundingClientRect()).map(r => [r.top, r.bottom])")
+        boxes = sorted(boxes)
+        assert len(boxes) == 3, (graph, boxes)
+        assert all(b[0] >= a[1] for a, b in zip(boxes, boxes[1:])), (graph, boxes)
     # switching to another typed sentence clears the old matches (they belong to the previous passage)
     driver.find_element(By.ID, "patterns-text").send_keys(Keys.CONTROL, "a")
     driver.find_element(By.ID, "patterns-text").send_keys("she was good")
