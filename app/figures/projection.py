@@ -24,7 +24,7 @@ GAP = 0.25                                   # between the two squares of a side
 LINKS = 16                                   # side by side, no selection: links of the strongest matched pairs
 # Labels are placed as if a map's plot area were this many px (narrower than the cards, so on screen they only
 # spread further apart); a 10 px label is about CHAR_PX per character and LINE_PX high.
-MAP_PX, PAIRED_PX = (460, 400), (320, 300)
+MAP_PX, UNIT_PX, PAIRED_PX = (440, 400), (420, 270), (300, 290)     # word map, unit map, either side by side
 CHAR_PX, LINE_PX = 6.5, 13
 SELECTED = "#111111"
 
@@ -134,7 +134,8 @@ def _word_traces(words: pd.DataFrame, color_by: str, selected: set, side: str = 
 
 
 def _unit_traces(units: pd.DataFrame, selected: set, side: str = "a", legend: bool = True,
-                 partner: dict[int, tuple[int, float]] | None = None, px: tuple[float, float] = MAP_PX) -> list[dict]:
+                 partner: dict[int, tuple[int, float]] | None = None, px: tuple[float, float] = UNIT_PX
+                 ) -> list[dict]:
     data = []
     every = units["unit"].astype(int).tolist()
     order = sorted(range(len(every)), key=lambda i: (every[i] not in selected, every[i]))         # selection first
