@@ -115,6 +115,9 @@ def _on_passage(model, key, source, at, sentence, span, theta, units):
 
 @callback(Output(ids.PT_SENTENCE, "data"), Output(ids.PT_SOURCE, "value"), Output(ids.PT_SPAN, "data"),
           Output(ids.PT_COUNT, "children", allow_duplicate=True),
+          Output(ids.PT_MATCHES, "figure", allow_duplicate=True),
+          Output(ids.PT_MATCH_LIST, "children", allow_duplicate=True),
+          Output(ids.PT_SUMMARY, "children", allow_duplicate=True),
           Input(ids.PT_TRACE, "n_clicks"), State(ids.PT_MODEL, "value"), State(ids.PT_TEXT, "value"),
           prevent_initial_call=True)
 def _on_trace(_n, model, text):
@@ -122,8 +125,10 @@ def _on_trace(_n, model, text):
         user = auth.require_role("member")  # evaluating a sentence spends compute: members only
         sid = context.reader().add_sentence(model, text or "", created_by=user.name)
     except Exception as e:  # noqa: BLE001 - shown in the page
-        return dash.no_update, dash.no_update, dash.no_update, error_alert(e, context.reader(), logic.PAGE)
-    return sid, "sentence", None, "Sentence traced: click the first and the last token of a span."
+        return (dash.no_update,) * 3 + (error_alert(e, context.reader(), logic.PAGE),) + (dash.no_update,) * 3
+    # the matches shown belong to the previous passage: clear them
+    return (sid, "sentence", None, "Sentence traced: click the first and the last token of a span.",
+            message_figure(NO_SEARCH, height=160), [], [])
 
 
 @callback(Output(ids.PT_SPAN, "data", allow_duplicate=True),
@@ -162,11 +167,8 @@ def _on_propose(span, theta, options, model, key, source, at, sentence, units):
           Input(ids.PT_SEARCH, "n_clicks"), State(ids.PT_MODEL, "value"), State(ids.PT_KEY, "value"),
           State(ids.PT_UNITS, "value"), State(ids.PT_THETA, "value"), State(ids.PT_SPAN, "data"),
           State(ids.PT_OPTIONS, "value"), State(ids.PT_MIN, "value"), State(ids.PT_AT, "value"),
-          State(ids.PT_SOURCE, "value"), Input(ids.PT_SENTENCE, "data"))
+          State(ids.PT_SOURCE, "value"), State(ids.PT_SENTENCE, "data"))
 def _on_search(_n, model, key, units, theta, span, options, min_units, at, source, sentence):
-    if dash.ctx.triggered_id == ids.PT_SENTENCE:
-        # a newly traced sentence: the matches shown belong to the previous passage; clear them
-        return message_figure(NO_SEARCH, height=160), [], [], dash.no_update
     r = context.reader()
     ps = logic.state_of(model, key, units, theta, span, options, min_units, at, source, sentence)
     try:
