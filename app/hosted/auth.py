@@ -83,8 +83,8 @@ ROLE_BY_INPUT: dict[str, str] = ids.ACTION_ROLES
 _CONSOLE_INPUTS = {ids.SQL_RUN, ids.SQL_CSV, ids.SQL_PARQUET}
 
 __all__ = ["AuthError", "LOCAL", "MAX_PASSWORD", "MIN_PASSWORD", "PermissionDenied", "PUBLIC_PATHS", "ROLES",
-           "SESSION_HOURS", "User", "UserStore", "check_name", "check_role", "check_user_role", "current_user",
-           "form_token", "install", "require_role", "users_path"]
+           "SESSION_HOURS", "User", "UserStore", "can", "check_name", "check_role", "check_user_role", "current_user",
+           "form_token", "gate", "install", "refusal", "require_role", "users_path"]
 
 
 # --------------------------------------------------------------------------- request helpers
@@ -122,14 +122,13 @@ def refusal(user: User, role: str, what: str = "do this") -> str:
 
 
 def can(role: str) -> bool:
-    """Whether the current user has ``role`` (or higher)."""
     user = current_user()
     return user is not None and user.can(role)
 
 
 def gate(role: str, what: str) -> dict[str, object]:
-    """Keyword arguments for a button that needs ``role``: for a user without it, disabled, with a tooltip
-    saying why (the server refuses the action anyway; this only stops offering it)."""
+    """A button's keyword arguments: disabled with a tooltip saying why for a user without ``role`` (the server
+    refuses the action anyway; this only stops offering it)."""
     user = current_user()
     if user is not None and user.can(role):
         return {"disabled": False}
