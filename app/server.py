@@ -53,9 +53,10 @@ EXPORT_JS = """function (fmt, graphIds) {
 
 
 def _nav(hosted: bool = False) -> html.Header:
+    pages = sorted(dash.page_registry.values(), key=lambda p: (p.get("order") is None, p.get("order") or 0, p["name"]))
+    # a page that needs a role (Admin) is not offered to users without it; its callbacks refuse them anyway
     links = [dcc.Link(p["name"], href=p["relative_path"], className="nav-link", id=f"nav-{p['name'].lower()}")
-             for p in sorted(dash.page_registry.values(), key=lambda p: (p.get("order") is None, p.get("order") or 0,
-                                                                          p["name"]))]
+             for p in pages if not (hosted and p.get("role") and not auth.can(p["role"]))]
     return html.Header([
         html.Div([html.Span("RNN", className="brand-a"), html.Span("Vis", className="brand-b")], className="brand"),
         html.Nav(links, className="nav"),

@@ -31,7 +31,7 @@ from .base import (
     to_go,
     top_margin,
 )
-from .charts import contingency_figure, gradient_flow_figure, matched_r_figure, training_curves
+from .charts import contingency_figure, gradient_flow_figure, job_curve_figure, matched_r_figure, training_curves
 from .cocluster import cocluster_figure, makeup_text
 from .cocluster_layout import CLOUD_W, FONT_MAX, FONT_MIN, LINK_GAP, PX, CoclusterOptions
 from .detail import detail_figure, unit_words_figure
@@ -42,5 +42,5 @@ __all__ = [
     "training_curves", "gradient_flow_figure", "contingency_figure", "message_figure", "CoclusterOptions",
     "matched_r_figure", "makeup_text", "to_go", "Figure", "POS_NAMES", "POSITIVE", "NEGATIVE", "CLASS_COLORS",
     "SCALE", "FONT", "PALETTE", "PX", "FONT_MIN", "FONT_MAX", "LINK_GAP", "CLOUD_W", "title", "top_margin",
-    "TOOLBAR_BAND", "sentence_label",
+    "TOOLBAR_BAND", "sentence_label", "job_curve_figure",
 ]

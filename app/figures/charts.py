@@ -1,4 +1,5 @@
-"""Models and Compare charts: training curves, gradient flow, matched |r| against chance, cluster overlap."""
+"""Models, Jobs and Compare charts: training curves (of stored models; of one job), gradient flow, matched |r|
+against chance, cluster overlap."""
 from __future__ import annotations
 
 import math
@@ -106,7 +107,7 @@ def matched_r_figure(pairs: pd.DataFrame, chance: dict | None, name_a: str = "A"
     data.append(scatter_trace(x=rank, y=r.tolist(), mode="lines+markers", marker=dict(size=4, color="#1565c0"),
                          line=dict(color="#1565c0", width=2), name="matched |r|",
                          hovertemplate="rank %{x}<br>|r| %{y:.3f}<extra></extra>"))
-    text = "matched |r| by rank" if chance is None else f"chance: |r| up to {chance['max']:.2f}"
+    text = "matched |r| by rank" if chance is None else f"chance: |r| up to {chance['level']:.2f}"
     return new_figure(data, dict(
         height=300, title=title(text, size=13), margin=dict(l=50, r=10, t=top_margin(), b=95),
         xaxis=axis_style(title=dict(text="matched pair, by |r|", font=dict(size=11)), rangemode="tozero"),
@@ -130,3 +131,39 @@ def contingency_figure(table: pd.DataFrame, name_a: str, name_b: str) -> Figure:
         height=310, margin=dict(l=70, r=10, t=top_margin(2.4), b=10),
         xaxis=dict(title=dict(text=esc(name_b)), side="top"),
         yaxis=dict(title=dict(text=esc(name_a)), autorange="reversed")))
+
+
+def job_curve_figure(detail: dict, heading: str = "") -> Figure:
+    """Training curve of one job from its detail, in the house style: train and validation loss per epoch and the
+    latest batch's loss; for a classifier also the validation accuracy, on a right-hand axis."""
+    curve = sorted(detail.get("curve") or [], key=lambda p: p.get("epoch", 0))
+    epochs = [p.get("epoch") for p in curve]
+    data = [scatter_trace(x=epochs, y=[p.get(key) for p in curve], mode="lines+markers", name=name,
+                          line=dict(color=color, dash=dash),
+                          hovertemplate=f"epoch %{{x}}<br>{name} %{{y:.4g}}<extra></extra>")
+            for key, name, color, dash in (("train_loss", "train loss", PALETTE[0], "dot"),
+                                           ("valid_loss", "validation loss", PALETTE[0], "solid"))]
+    accuracy = [p.get("valid_accuracy") for p in curve]
+    if any(isinstance(a, (int, float)) for a in accuracy):    # a classifier: accuracy is what a reader wants
+        data.append(scatter_trace(x=epochs, y=accuracy, mode="lines+markers", name="validation accuracy", yaxis="y2",
+                                  line=dict(color=PALETTE[2]),
+                                  hovertemplate="epoch %{x}<br>validation accuracy %{y:.3f}<extra></extra>"))
+    latest = detail.get("latest") or {}
+    last = max(epochs or [1])
+    if latest.get("stage") == "train" and latest.get("epoch") and latest.get("steps"):
+        x = latest["epoch"] - 1 + latest.get("step", 0) / latest["steps"]
+        if not epochs or x > epochs[-1]:
+            data.append(scatter_trace(x=[x], y=[latest.get("loss")], mode="markers", name="current batch loss",
+                                      marker=dict(symbol="x", color=PALETTE[1])))
+            last = max(last, latest.get("epochs") or latest["epoch"])
+    layout = dict(height=320, uirevision="jobs-curve", legend=dict(orientation="h", x=0, y=-0.25),
+                  xaxis=axis_style(title=dict(text="epoch"), tickformat="d", tickmode="linear", tick0=1,
+                                   dtick=max(1, round(last / 10))),
+                  yaxis=axis_style(title=dict(text="loss (nats)")),
+                  margin=dict(l=50, r=60, t=top_margin(1 if heading else 0), b=40))
+    if len(data) > 2 and data[2].get("yaxis") == "y2":
+        layout["yaxis2"] = axis_style(title=dict(text="validation accuracy"), overlaying="y", side="right",
+                                      range=[0, 1], showgrid=False)
+    if heading:
+        layout["title"] = title(esc(heading))
+    return new_figure(data, layout)

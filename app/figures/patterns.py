@@ -32,7 +32,7 @@ def passage_figure(tokens: Sequence[str], values: np.ndarray, units: Sequence[in
                       for i, u in enumerate(units)])
     data = [{"type": "heatmap", "z": z.tolist(), "x": list(range(T)), "y": labels, "zmin": -rng, "zmax": rng,
              "colorscale": SCALE, "zmid": 0, "text": hover.tolist(), "hoverinfo": "text", "xgap": 1, "ygap": 1,
-             "colorbar": {"title": {"text": "value"}, "thickness": 12, "len": 0.9}, "name": "values"}]
+             "colorbar": _colorbar("value", rng), "name": "values"}]
     on_i, on_t = np.nonzero(z >= threshold)
     if on_i.size:
         data.append({"type": "scatter", "mode": "markers", "x": on_t.tolist(), "y": [labels[i] for i in on_i],
@@ -53,6 +53,14 @@ def passage_figure(tokens: Sequence[str], values: np.ndarray, units: Sequence[in
     ))
 
 
+def _colorbar(label: str, rng: float) -> dict:
+    """A colour bar with three ticks, −rng, 0 and +rng: plotly's own ticks (every 0.1 or 0.5) overlapped on
+    these short plots."""
+    return {"title": {"text": label}, "thickness": 12, "len": 0.9, "tickmode": "array",
+            "tickvals": [-rng, 0, rng], "ticktext": [f"{-rng:.2g}".replace("-", "−"), "0", f"{rng:.2g}"],
+            "tickfont": {"size": 11}}
+
+
 def matches_figure(words: np.ndarray, values: np.ndarray, starts: np.ndarray, stops: np.ndarray, scores: np.ndarray,
                    n_units: int, before: int, heading: str) -> Figure:
     """One row per match: the tokens around it (``words`` [M, W], '' past the text) coloured by the pattern's
@@ -69,14 +77,16 @@ def matches_figure(words: np.ndarray, values: np.ndarray, starts: np.ndarray, st
     data = [{"type": "heatmap", "z": np.where(np.isfinite(values), values, None).tolist(), "x": list(range(W)),
              "y": labels, "zmin": -rng, "zmax": rng, "zmid": 0, "colorscale": SCALE, "text": text,
              "texttemplate": "%{text}", "textfont": {"size": 11}, "hovertext": hover, "hoverinfo": "text",
-             "xgap": 2, "ygap": 2, "colorbar": {"title": {"text": "mean"}, "thickness": 12, "len": 0.9},
+             "xgap": 2, "ygap": 2, "colorbar": _colorbar("mean", rng),
              "name": "matches"}]
     shapes = [{"type": "rect", "xref": "x", "yref": "y", "x0": before - 0.5, "x1": before + int(b - a) - 0.5,
                "y0": i - 0.5, "y1": i + 0.5, "line": {"color": "#ff9800", "width": 2}}
               for i, (a, b) in enumerate(zip(starts, stops))]
     offsets = [str(j - before) for j in range(W)]
     return new_figure(data, dict(
-        title=title(heading), height=top_margin() + 50 + 24 * M, shapes=shapes,
+        # at least 4 rows high: one or two rows left the plot under 50 px, and plotly's automargin for the x axis
+        # title then had no room ("Something went wrong with axis scaling"), leaving the figure unredrawable
+        title=title(heading), height=top_margin() + 50 + 24 * max(M, 4), shapes=shapes,
         margin=dict(l=150, r=20, t=top_margin(), b=40),
         xaxis={"tickmode": "array", "tickvals": list(range(W)), "ticktext": offsets, "showgrid": False,
                "zeroline": False, "title": {"text": "offset from the span start"}},

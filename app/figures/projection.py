@@ -21,6 +21,11 @@ CLUSTER_COLORS = qualitative.Dark24          # k <= 20 clusters, one colour each
 SIZE_MIN, SIZE_MAX = 6, 22                   # marker diameter (px) of the rarest and the most frequent word
 LABELS = 25                                  # the most frequent words are labelled on the map
 GAP = 0.25                                   # between the two squares of a side-by-side map
+LINKS = 16                                   # side by side, no selection: links of the strongest matched pairs
+# Labels are placed as if a map's plot area were this many px (narrower than the cards, so on screen they only
+# spread further apart); a 10 px label is about CHAR_PX per character and LINE_PX high.
+MAP_PX, UNIT_PX, PAIRED_PX = (440, 400), (420, 270), (300, 290)     # word map, unit map, either side by side
+CHAR_PX, LINE_PX = 6.5, 13
 SELECTED = "#111111"
 
 
@@ -56,6 +61,29 @@ def _layout(fig_title: str, dragmode: str, height: int, legend: bool) -> dict:
                 uirevision=fig_title)
 
 
+def declutter(x: Sequence[float], y: Sequence[float], texts: Sequence[str], order: Sequence[int],
+              px: tuple[float, float] = MAP_PX) -> list[str]:
+    """The labels to draw: taken in ``order`` (most wanted first), a label is kept only if its box, centred above
+    its point, clears every label kept before; the others become ''. Hand-written: plotly places text labels
+    without avoiding collisions, and they piled up ("with / by / for", units 41 / 44)."""
+    xa, ya = np.asarray(x, float), np.asarray(y, float)
+    out = [""] * len(xa)
+    if not len(xa):
+        return out
+    nx = (xa - xa.min()) / ((xa.max() - xa.min()) or 1.0) * px[0]
+    ny = (ya - ya.min()) / ((ya.max() - ya.min()) or 1.0) * px[1]
+    kept: list[tuple[float, float, float, float]] = []
+    for i in order:
+        if not texts[i]:
+            continue
+        half = (CHAR_PX * len(texts[i]) + 4) / 2
+        box = (nx[i] - half, nx[i] + half, ny[i] + 3, ny[i] + 3 + LINE_PX)
+        if all(box[1] <= k[0] or box[0] >= k[1] or box[3] <= k[2] or box[2] >= k[3] for k in kept):
+            kept.append(box)
+            out[i] = texts[i]
+    return out
+
+
 def _points(axis: str, side: str, items: list, x: list, y: list, name: str, color: str, selected: set,
             hover: list[str], size: list | float, text: list[str] | None = None) -> dict:
     """One scatter trace of map points (plain lists in, a trace dict out)."""
@@ -71,8 +99,8 @@ def _points(axis: str, side: str, items: list, x: list, y: list, name: str, colo
     return trace
 
 
-def _word_traces(words: pd.DataFrame, color_by: str, selected: set, side: str = "a", legend: bool = True
-                 ) -> list[dict]:
+def _word_traces(words: pd.DataFrame, color_by: str, selected: set, side: str = "a", legend: bool = True,
+                 px: tuple[float, float] = MAP_PX) -> list[dict]:
     """One trace per colour (POS tag or word cluster); the columns are turned into lists once, then picked."""
     word = words["word"].astype(str).tolist()
     pos = words["pos"].fillna("").astype(str).tolist()
@@ -82,6 +110,8 @@ def _word_traces(words: pd.DataFrame, color_by: str, selected: set, side: str = 
     x, y = words["x"].astype(float).tolist(), words["y"].astype(float).tolist()
     sizes = _sizes(freq).tolist()
     label = {word[i] for i in np.argsort(-freq, kind="stable")[:LABELS]} | selected
+    order = sorted(range(len(word)), key=lambda i: (word[i] not in selected, -int(freq[i])))   # selection first
+    shown = declutter(x, y, [esc(w) if w in label else "" for w in word], order, px)
     hover = [f"<b>{esc(w)}</b><br>n = {nn:,} in the analysed split · frequency {int(f):,}<br>"
              f"POS {esc(POS_NAMES.get(p, p))} · cluster W{c}" for w, nn, f, p, c in zip(word, n, freq, pos, cluster)]
     keys = pos if color_by == "pos" else cluster
@@ -97,23 +127,27 @@ def _word_traces(words: pd.DataFrame, color_by: str, selected: set, side: str = 
             name, color = f"W{value}", cluster_color(value)
         pick = lambda seq: [seq[i] for i in idx]  # noqa: E731, B023 - used within this iteration
         t = _points("word", side, pick(word), pick(x), pick(y), name, color, selected, pick(hover), pick(sizes),
-                    [esc(word[i]) if word[i] in label else "" for i in idx])
+                    pick(shown))
         t["showlegend"] = legend
         data.append(t)
     return data
 
 
 def _unit_traces(units: pd.DataFrame, selected: set, side: str = "a", legend: bool = True,
-                 partner: dict[int, tuple[int, float]] | None = None) -> list[dict]:
+                 partner: dict[int, tuple[int, float]] | None = None, px: tuple[float, float] = UNIT_PX
+                 ) -> list[dict]:
     data = []
-    labelled = len(units) <= 80
+    every = units["unit"].astype(int).tolist()
+    order = sorted(range(len(every)), key=lambda i: (every[i] not in selected, every[i]))         # selection first
+    text = [str(u) for u in every] if len(units) <= 80 else [""] * len(every)
+    shown = dict(zip(every, declutter(units["x"].astype(float), units["y"].astype(float), text, order, px)))
     for c, g in units.groupby("cluster", sort=True):
         unit = g["unit"].astype(int).tolist()
         hover = [f"<b>unit {u}</b> · cluster H{int(c)}" + (
             f"<br>matched to unit {partner[u][0]} (r = {partner[u][1]:+.2f})" if partner and u in partner else "")
             for u in unit]
         t = _points("unit", side, unit, g["x"].astype(float).tolist(), g["y"].astype(float).tolist(), f"H{int(c)}",
-                    cluster_color(c), selected, hover, 12.0, [str(u) for u in unit] if labelled else None)
+                    cluster_color(c), selected, hover, 12.0, [shown[u] for u in unit] if any(text) else None)
         t["showlegend"] = legend
         data.append(t)
     return data
@@ -167,7 +201,8 @@ def paired_unit_figure(a: pd.DataFrame, b: pd.DataFrame, pairs: pd.DataFrame, na
         return message_figure("No units to place.")
     sa, sb = _square(a), _square(b, 1.0 + GAP)
     sel = {int(u) for u in selected}
-    p = pairs[pairs["unit_a"].isin(sel)] if sel else pairs
+    # with a selection, its pairs; without, the strongest LINKS (all of them were a hairball)
+    p = pairs[pairs["unit_a"].isin(sel)] if sel else pairs.loc[pairs["correlation"].abs().nlargest(LINKS).index]
     pa = sa.set_index("unit").loc[p["unit_a"].to_numpy()]
     pb = sb.set_index("unit").loc[p["unit_b"].to_numpy()]
     r = p["correlation"].abs().to_numpy()
@@ -184,9 +219,11 @@ def paired_unit_figure(a: pd.DataFrame, b: pd.DataFrame, pairs: pd.DataFrame, na
     partner_a = {int(u): (int(v), float(c)) for u, v, c in zip(pairs["unit_a"], pairs["unit_b"], pairs["correlation"])}
     partner_b = {int(v): (int(u), float(c)) for u, v, c in zip(pairs["unit_a"], pairs["unit_b"], pairs["correlation"])}
     sel_b = {partner_a[u][0] for u in sel if u in partner_a}
-    data += _unit_traces(sa, sel, "a", True, partner_a) + _unit_traces(sb, sel_b, "b", False, partner_b)
-    layout = _layout(f"units: {esc(names[0])} (left) ↔ {esc(names[1])} (right), matched units joined", dragmode,
-                     460, True)
+    data += (_unit_traces(sa, sel, "a", True, partner_a, PAIRED_PX)
+             + _unit_traces(sb, sel_b, "b", False, partner_b, PAIRED_PX))
+    joined = ("the selection's matches joined" if sel else "matched units joined" if len(p) == len(pairs)
+              else f"the strongest {len(p)} of {len(pairs)} matched pairs joined (select units for theirs)")
+    layout = _layout(f"units: {esc(names[0])} (left) ↔ {esc(names[1])} (right), {joined}", dragmode, 460, True)
     layout["annotations"] = [dict(text=esc(n), x=x, y=-0.04, xref="x", yref="y", showarrow=False, yanchor="top",
                                   font=dict(size=12, color="#546e7a")) for n, x in ((names[0], 0.5),
                                                                                      (names[1], 1.5 + GAP))]
@@ -206,6 +243,7 @@ def paired_word_figure(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str],
         xs, ys = _segments(sa.set_index("word").loc[shared], sb.set_index("word").loc[shared])
         data.append(dict(type="scatter", mode="lines", x=xs, y=ys, name="same word", hoverinfo="skip",
                          line=dict(color=SELECTED, width=1)))
-    data += _word_traces(sa, color_by, sel, "a", True) + _word_traces(sb, color_by, sel, "b", False)
+    data += _word_traces(sa, color_by, sel, "a", True, PAIRED_PX) + _word_traces(sb, color_by, sel, "b", False,
+                                                                                  PAIRED_PX)
     layout = _layout(f"words: {esc(names[0])} (left) ↔ {esc(names[1])} (right)", dragmode, 560, True)
     return new_figure(data, layout)

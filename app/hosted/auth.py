@@ -83,8 +83,8 @@ ROLE_BY_INPUT: dict[str, str] = ids.ACTION_ROLES
 _CONSOLE_INPUTS = {ids.SQL_RUN, ids.SQL_CSV, ids.SQL_PARQUET}
 
 __all__ = ["AuthError", "LOCAL", "MAX_PASSWORD", "MIN_PASSWORD", "PermissionDenied", "PUBLIC_PATHS", "ROLES",
-           "SESSION_HOURS", "User", "UserStore", "check_name", "check_role", "check_user_role", "current_user",
-           "form_token", "install", "require_role", "users_path"]
+           "SESSION_HOURS", "User", "UserStore", "can", "check_name", "check_role", "check_user_role", "current_user",
+           "form_token", "gate", "install", "refusal", "require_role", "users_path"]
 
 
 # --------------------------------------------------------------------------- request helpers
@@ -111,9 +111,28 @@ def check_user_role(user: User | None, role: str) -> User:
     if user is None:
         raise PermissionDenied("Sign in first.")
     if not user.can(role):
-        raise PermissionDenied(f"Only {role}s{' and admins' if role == 'member' else ''} can do this; "
-                               f"you are signed in as {user.name} ({user.role}).")
+        raise PermissionDenied(refusal(user, role))
     return user
+
+
+def refusal(user: User, role: str, what: str = "do this") -> str:
+    """'Only members and admins can <what>; you are signed in as ann (viewer).'"""
+    return (f"Only {role}s{' and admins' if role == 'member' else ''} can {what}; "
+            f"you are signed in as {user.name} ({user.role}).")
+
+
+def can(role: str) -> bool:
+    user = current_user()
+    return user is not None and user.can(role)
+
+
+def gate(role: str, what: str) -> dict[str, object]:
+    """A button's keyword arguments: disabled with a tooltip saying why for a user without ``role`` (the server
+    refuses the action anyway; this only stops offering it)."""
+    user = current_user()
+    if user is not None and user.can(role):
+        return {"disabled": False}
+    return {"disabled": True, "title": refusal(user, role, what) if user else "Sign in first."}
 
 
 def _user_store() -> UserStore:
@@ -379,8 +398,7 @@ def install(app: dash.Dash, settings: Settings) -> None:
             need = _callback_role(inputs)
             if need and not user.can(need):
                 log.info("refused %s (%s) a %s action: %s", user.name, user.role, need, body.get("output"))
-                return _refuse_callback(body, f"Only {need}s{' and admins' if need == 'member' else ''} can do "
-                                              f"this; you are signed in as {user.name} ({user.role}).")
+                return _refuse_callback(body, refusal(user, need))
             if inputs & _CONSOLE_INPUTS and not console_rate.allow(user.name):  # a query run or a download
                 return _refuse_callback(body, f"You are sending queries faster than {CONSOLE_RATE:g} a second; "
                                               "wait a moment and run it again.")

@@ -62,8 +62,15 @@ def event_points(event: Any) -> list[dict]:
 def analysed_models(reader: Reader) -> list[dict[str, str]]:
     """Dropdown options: every model in the store."""
     df = reader.models()
-    return [{"label": f"{r.model_id} ({r.cell} {r.layers}×{r.hidden_size}, {r.task})", "value": r.model_id}
+    return [{"label": f"{r.model_id}{name_suffix(r.model_id, getattr(r, 'name', None))} "
+                      f"({r.cell} {r.layers}×{r.hidden_size}, {r.task})", "value": r.model_id}
             for r in df.itertuples()]
+
+
+def name_suffix(model_id: str, name: object) -> str:
+    """' · <name>' for a model given a name (the job form's "Name (optional)") other than its id."""
+    text = str(name).strip() if isinstance(name, str) else ""
+    return f" · {text}" if text and text != model_id else ""
 
 
 def layer_options(reader: Reader, model_id: str) -> tuple[list[dict], list[dict]]:
@@ -101,12 +108,18 @@ def picked_notes(reader: Reader, model_id: str, wanted: tuple[int | None, str | 
     return notes
 
 
+#: The model a page opens on when the link names none and the store has it: the paper's flagship, which the
+#: README's and the user guide's examples use.
+FLAGSHIP = "demo-lstm"
+
+
 def default_model(reader: Reader, wanted: str | None) -> str | None:
-    """The model to show: the wanted one (even if unknown, so the page can say so) or the first stored one."""
+    """The model to show: the wanted one (even if unknown, so the page can say so), else :data:`FLAGSHIP` if
+    stored, else the first stored one."""
     if wanted:
         return wanted
     ids = reader.model_ids()
-    return ids[0] if ids else None
+    return FLAGSHIP if FLAGSHIP in ids else (ids[0] if ids else None)
 
 
 def pick_layer_state(reader: Reader, model_id: str, layer: int | None, state: str | None) -> tuple[int, str]:

@@ -97,8 +97,9 @@ def chance_sentence(m: dict) -> str:
     """'chance: |r| up to 0.22 (...); 3 of 8 matched pairs above it' for a matching with its baseline."""
     c = m["chance"]
     n = len(m["pairs"])
-    return (f"chance: |r| up to {c['max']:.2f} (the same matching after shuffling the {m['overlap']['shared_words']}"
-            f" shared words of one model, best of {c['shuffles']} shuffles, seed {c.get('seed', 0)}); "
+    return (f"chance: |r| up to {c['level']:.2f} (the same matching after shuffling the "
+            f"{m['overlap']['shared_words']} shared words, each order applied to A and to B: 95th percentile of the "
+            f"best |r| of {c['shuffles']} shuffles, seed {c.get('seed', 0)}); "
             f"{c['above']} of {n} matched pairs above it")
 
 
@@ -134,7 +135,7 @@ def compare_view(reader: Reader, a: str | None, layer_a: int | None, b: str | No
             hl_a, hl_b, sel = _highlights(m["pairs"], pair)
             listing = html.Div([html.P(chance_sentence(m), className="chance-note small"),
                                 pairs_table(m["pairs"], sel, name_a, name_b, mark=bool(pair),
-                                            chance_max=m["chance"]["max"])])
+                                            chance_max=m["chance"]["level"])])
             mfig = figures.matched_r_figure(m["pairs"], m["chance"], name_a, name_b)
             o = m["overlap"]
             overlap = html.Div([

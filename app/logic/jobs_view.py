@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import plotly.graph_objects as go
 from dash import dcc, html
 
 from analytics import store
 from analytics.settings import Settings
-from app import ids
+from app import figures, ids
 from app.urlstate import ViewState, href
 from workers import records
 from workers.settings import JobSettings
@@ -60,6 +59,14 @@ def _number(value: Any, fmt: str) -> str:
     return format(value, fmt) if isinstance(value, (int, float)) else ""
 
 
+def _loss_and_speed(point: dict[str, Any], active: bool) -> list[html.Td]:
+    """The Loss and Tokens/s cells: the latest batch's while a job runs, its last epoch's once it has ended."""
+    loss = point.get("loss") if active else point.get("train_loss")
+    tip = "the latest batch" if active else "the last epoch"
+    return [html.Td(_number(loss, ".3f"), title=f"training loss of {tip}" if loss is not None else None),
+            html.Td(_number(point.get("tokens_per_s"), ",.0f"))]
+
+
 def jobs_table(df, models: set[str]) -> html.Table:
     """The job list, newest first, with a Cancel button on queued and running jobs."""
     rows = []
@@ -76,8 +83,7 @@ def jobs_table(df, models: set[str]) -> html.Table:
             html.Td(r.job_id), html.Td(model), html.Td(r.kind),
             html.Td(status, className=f"jobs-status jobs-status-{status}", style={"color": STATUS_COLOURS.get(status)}),
             html.Td(progress_bar(r.progress, status)), html.Td(where(status, model, detail, model in models)),
-            html.Td(_number(latest.get("loss"), ".3f") if active else ""),
-            html.Td(_number(latest.get("tokens_per_s"), ",.0f") if active else ""),
+            *_loss_and_speed(latest if active else _last_epoch(detail), active),
             html.Td(fmt_duration(r.duration_s)), html.Td(r.submitted_by or ""), html.Td(str(r.submitted_at)[:19]),
             html.Td(r.error or "", className="jobs-error"),
             html.Td(html.Button("Cancel", id={"type": ids.JOBS_CANCEL, "index": r.job_id}, n_clicks=0,
@@ -122,30 +128,14 @@ def job_list(settings: Settings, js: JobSettings, selected: str | None) -> tuple
     return ([warning, table] if warning else table), ACTIVE_POLL_MS if active else IDLE_POLL_MS, options, selected
 
 
-def curve_figure(detail: dict[str, Any], title: str = "") -> go.Figure:
-    """Training curve of one job (train and validation loss per epoch, and the latest batch) from its detail."""
-    curve = sorted(detail.get("curve") or [], key=lambda p: p.get("epoch", 0))
-    fig = go.Figure()
-    epochs = [p.get("epoch") for p in curve]
-    for key, name in (("train_loss", "train loss"), ("valid_loss", "validation loss")):
-        fig.add_trace(go.Scatter(x=epochs, y=[p.get(key) for p in curve], mode="lines+markers", name=name))
-    latest = detail.get("latest") or {}
-    last = max(epochs or [1])
-    if latest.get("stage") == "train" and latest.get("epoch") and latest.get("steps"):
-        x = latest["epoch"] - 1 + latest.get("step", 0) / latest["steps"]
-        if not epochs or x > epochs[-1]:
-            fig.add_trace(go.Scatter(x=[x], y=[latest.get("loss")], mode="markers", name="current batch loss",
-                                     marker={"symbol": "x"}))
-            last = max(last, latest.get("epochs") or latest["epoch"])
-    ticks = {"tickmode": "linear", "tick0": 1, "dtick": max(1, round(last / 10))}
-    fig.update_layout(title=title or None, xaxis={"title": "epoch", "tickformat": "d", **ticks},
-                      yaxis_title="loss (nats)", height=320, uirevision="jobs-curve",
-                      margin={"l": 50, "r": 20, "t": 40 if title else 20, "b": 40})
-    return fig
+def _last_epoch(detail: dict[str, Any]) -> dict[str, Any]:
+    """The curve point of the last finished epoch ({} if none)."""
+    curve = detail.get("curve") or []
+    return max(curve, key=lambda p: p.get("epoch", 0)) if curve else {}
 
 
-def job_curve(rec: records.JobRecord | None) -> tuple[go.Figure, dict[str, str]]:
+def job_curve(rec: records.JobRecord | None) -> tuple[figures.Figure, dict[str, str]]:
     """(the curve of ``rec``, the style of its card: hidden until a job is picked)."""
     if rec is None:
-        return go.Figure(), {"display": "none"}
-    return curve_figure(rec.detail, f"{rec.model_id} ({rec.status})"), {}
+        return figures.message_figure("Pick a job."), {"display": "none"}
+    return figures.job_curve_figure(rec.detail, f"{rec.model_id} ({rec.status})"), {}

@@ -9,12 +9,13 @@ from typing import Any
 from dash import dcc, html
 
 from app import figures
-from app.logic.common import alert, guarded
+from app.logic.common import alert, guarded, name_suffix
 from app.reader import Reader
 from app.urlstate import ViewState, href
 
 COLUMNS = ("Model", "Task", "Cell", "Layers × units", "Embed", "Vocab", "Corpus", "Valid", "Test",
            "Analysed", "Views")
+COMPARE_LINKS = 2   # "Compare with" links per model: the comparable models with the best test scores
 
 
 def _num(v: Any) -> float | None:
@@ -49,17 +50,42 @@ def imported_note(row: dict) -> html.Span | None:
     return html.Span(" imported", className="muted small model-imported", title=title)
 
 
+def _badness(row: dict) -> float:
+    """Test score as a sort key, lower is better: perplexity for a language model, 1 - accuracy otherwise."""
+    if row.get("task") == "lm":
+        v = _num(row.get("test_perplexity"))
+    else:
+        acc = _num(row.get("test_accuracy"))
+        v = None if acc is None else 1 - acc
+    return math.inf if v is None else v
+
+
+def comparable(records: list[dict], model_id: str) -> list[str]:
+    """The models worth comparing with ``model_id``: same task and corpus, best test score first."""
+    me = next(r for r in records if r["model_id"] == model_id)
+    peers = [r for r in records if r["model_id"] != model_id
+             and r.get("task") == me.get("task") and r.get("corpus") == me.get("corpus")]
+    return [r["model_id"] for r in sorted(peers, key=lambda r: (_badness(r), str(r["model_id"])))]
+
+
+def model_cell(r: dict) -> html.Td:
+    """The model's id, its name from the job form (if any) below it, and the imported mark."""
+    name = str(r.get("name") or "").strip()
+    return html.Td([html.B(str(r["model_id"])), imported_note(r)]
+                   + ([html.Div(name, className="muted small model-name")] if name and name != r["model_id"] else []))
+
+
 def models_table(reader: Reader) -> html.Table:
     """One row per model with links into Explore and Compare; pending models listed below."""
     df = reader.models()
-    ids = df["model_id"].tolist()
+    records = df.to_dict("records")
     head = html.Thead(html.Tr([html.Th(c) for c in COLUMNS]))
     rows = []
-    for i, r in enumerate(df.to_dict("records")):
-        other = next((m for m in ids[i + 1:] + ids[:i] if m != r["model_id"]), None)
+    for r in records:
         links = [dcc.Link("Explore", href=href("/explore", ViewState(model=r["model_id"])), className="btn btn-small")]
-        if other:
+        for other in comparable(records, r["model_id"])[:COMPARE_LINKS]:
             links.append(dcc.Link(f"Compare with {other}", className="btn btn-small",
+                                  title="same task and corpus; the best test score first",
                                   href=href("/compare", ViewState(model=r["model_id"], model_b=other))))
         if int(r["layers"]) > 1:
             links.append(dcc.Link("Compare layers", className="btn btn-small",
@@ -67,7 +93,7 @@ def models_table(reader: Reader) -> html.Table:
                                                                   layer_b=int(r["layers"]) - 1))))
         tokens = _num(r.get("analyzed_tokens"))
         rows.append(html.Tr([
-            html.Td([html.B(str(r["model_id"])), imported_note(r)], title=str(r.get("name") or "")),
+            model_cell(r),
             html.Td(str(r["task"])), html.Td(str(r["cell"]).upper()),
             html.Td(f"{int(r['layers'])} × {int(r['hidden_size'])}"), html.Td(str(int(r["embed_size"]))),
             html.Td(f"{int(r['vocab_size']):,}"), html.Td(str(r["corpus"])),
@@ -93,7 +119,8 @@ def models_page(reader: Reader) -> tuple[Any, list[dict], list[str]]:
             return (alert("The store has no analysed model yet. Build the demo with `make demo`, or train one with "
                           "`rnnvis train --preset ...`.", kind="info"), [], [])
         ids = df["model_id"].tolist()
-        return models_table(reader), [{"label": m, "value": m} for m in ids], ids
+        names = df["name"] if "name" in df else [None] * len(ids)
+        return models_table(reader), [{"label": m + name_suffix(m, n), "value": m} for m, n in zip(ids, names)], ids
     return guarded(run, lambda a: (a, [], []), reader, "/explore")
 
 

@@ -110,7 +110,7 @@ def map_view(reader: Reader, model: str | None, layer: int | None, state: str | 
         c = up["chance"]
         note = [html.Br(), f"Compared with {names[1]}: units matched by the correlation of their responses over "
                 f"{up['shared_words']} shared words (Hungarian matching, as on Compare); chance |r| up to "
-                f"{c['max']:.2f}, {c['above']} of {len(up['pairs'])} pairs above it."]
+                f"{c['level']:.2f}, {c['above']} of {len(up['pairs'])} pairs above it."]
         return (pfig.paired_word_figure(v.words, vb.words, names, color, words, drag),
                 pfig.paired_unit_figure(v.units, vb.units, up["pairs"], names, units, drag),
                 _summary(v, method, note + _selection_note(words, units)))

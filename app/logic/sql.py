@@ -55,22 +55,31 @@ ORDER BY mean DESC
 LIMIT 10"""),
     ("Words whose response differs most between two models", """\
 -- response strength of a word = mean |s(w)_u| over the units of layer 0 (h);
--- compares the first two models by id (replace a and b with the ids you want)
+-- compares the first two models by id (replace a and b with the ids you want).
+-- Ranked by z = difference / its standard error (from each unit's std and the word's
+-- count n), not by the raw difference: a word seen a few times has a noisy mean and
+-- would top a raw ranking by chance. Words seen fewer than 5 times in either are left out.
 WITH pair AS (
   SELECT min(model_id) AS a, max(model_id) AS b
   FROM (SELECT model_id FROM models ORDER BY model_id LIMIT 2)
 ), strength AS (
-  SELECT r.model_id, r.word, avg(abs(r.mean)) AS strength, max(r.n) AS n
+  SELECT r.model_id, r.word, avg(abs(r.mean)) AS strength, max(r.n) AS n,
+         sqrt(avg(r.std * r.std) / max(r.n) / count(*)) AS se
   FROM word_responses r, pair
   WHERE r.model_id IN (pair.a, pair.b) AND r.layer = 0 AND r.state = 'h'
   GROUP BY r.model_id, r.word
+), diff AS (
+  SELECT sa.word, sa.strength AS strength_a, sb.strength AS strength_b, sb.strength - sa.strength AS difference,
+         sa.n AS n_a, sb.n AS n_b, (sb.strength - sa.strength) / nullif(sqrt(sa.se ^ 2 + sb.se ^ 2), 0) AS z
+  FROM pair
+  JOIN strength sa ON sa.model_id = pair.a
+  JOIN strength sb ON sb.model_id = pair.b AND sb.word = sa.word
+  WHERE sa.n >= 5 AND sb.n >= 5
 )
-SELECT sa.word, round(sa.strength, 4) AS strength_a, round(sb.strength, 4) AS strength_b,
-       round(sb.strength - sa.strength, 4) AS difference, sa.n AS n_a, sb.n AS n_b
-FROM pair
-JOIN strength sa ON sa.model_id = pair.a
-JOIN strength sb ON sb.model_id = pair.b AND sb.word = sa.word
-ORDER BY abs(sb.strength - sa.strength) DESC
+SELECT word, round(strength_a, 4) AS strength_a, round(strength_b, 4) AS strength_b,
+       round(difference, 4) AS difference, n_a, n_b, round(z, 1) AS z
+FROM diff
+ORDER BY abs(z) DESC NULLS LAST
 LIMIT 20"""),
     ("Learning curves (validation)", """\
 SELECT model_id, epoch, round(loss, 4) AS loss, round(perplexity, 1) AS perplexity, round(accuracy, 3) AS accuracy

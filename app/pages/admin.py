@@ -11,11 +11,16 @@ from app.hosted import auth
 from app.logic import admin as logic
 from app.logic.common import alert, error_alert
 
-dash.register_page(__name__, path="/admin", name="Admin", title="RNNVis · Admin", order=5)
+dash.register_page(__name__, path="/admin", name="Admin", title="RNNVis · Admin", order=5, role="admin")
 
 _ACTIONS = {ids.ADMIN_ADD: "add", ids.ADMIN_SET_ROLE: "set-role", ids.ADMIN_REMOVE: "remove",
             ids.ADMIN_DELETE_MODEL: "delete-model"}
 _ROLE_OPTS = [{"label": r, "value": r} for r in auth.ROLES]
+
+
+def _labelled(text: str, child) -> html.Div:
+    """A form field with its visible label (placeholders vanish once typed in, and screen readers need a name)."""
+    return html.Div([html.Label(text, htmlFor=child.id, className="admin-label"), child], className="admin-field")
 
 
 def layout(**_query) -> html.Div:
@@ -24,14 +29,17 @@ def layout(**_query) -> html.Div:
                                               "admin: also delete models, manage users", className="muted small")],
                  className="card-head"),
         html.Div(id=ids.ADMIN_USERS),
-        html.Div([dcc.Input(id=ids.ADMIN_NEW_NAME, type="text", placeholder="new user", maxLength=64),
-                  dcc.Dropdown(id=ids.ADMIN_NEW_ROLE, options=_ROLE_OPTS, value="viewer", clearable=False),
-                  dcc.Input(id=ids.ADMIN_NEW_PASSWORD, type="password", placeholder="password (8+ characters)",
-                            maxLength=auth.MAX_PASSWORD),
+        html.Div([_labelled("New user", dcc.Input(id=ids.ADMIN_NEW_NAME, type="text", placeholder="new user",
+                                                  maxLength=64)),
+                  _labelled("Role", dcc.Dropdown(id=ids.ADMIN_NEW_ROLE, options=_ROLE_OPTS, value="viewer",
+                                                 clearable=False)),
+                  _labelled("Password", dcc.Input(id=ids.ADMIN_NEW_PASSWORD, type="password",
+                                                  placeholder="password (8+ characters)", maxLength=auth.MAX_PASSWORD)),
                   html.Button("Add user", id=ids.ADMIN_ADD, n_clicks=0, className="btn btn-primary")],
                  className="admin-form"),
-        html.Div([dcc.Dropdown(id=ids.ADMIN_USER, options=[], placeholder="user"),
-                  dcc.Dropdown(id=ids.ADMIN_ROLE, options=_ROLE_OPTS, value="member", clearable=False),
+        html.Div([_labelled("User", dcc.Dropdown(id=ids.ADMIN_USER, options=[], placeholder="user")),
+                  _labelled("New role", dcc.Dropdown(id=ids.ADMIN_ROLE, options=_ROLE_OPTS, value="member",
+                                                     clearable=False)),
                   html.Button("Set role", id=ids.ADMIN_SET_ROLE, n_clicks=0, className="btn"),
                   dcc.ConfirmDialogProvider(html.Button("Remove user", className="btn"), id=ids.ADMIN_REMOVE,
                                             message="Remove this user? Their sessions end at once.")],
@@ -40,7 +48,7 @@ def layout(**_query) -> html.Div:
     models = html.Section([
         html.Div([html.H4("Delete a model"), html.Span("its tables and checkpoint; cannot be undone",
                                                        className="muted small")], className="card-head"),
-        html.Div([dcc.Dropdown(id=ids.ADMIN_MODEL, options=[], placeholder="model"),
+        html.Div([_labelled("Model", dcc.Dropdown(id=ids.ADMIN_MODEL, options=[], placeholder="model")),
                   dcc.ConfirmDialogProvider(html.Button("Delete model", className="btn"), id=ids.ADMIN_DELETE_MODEL,
                                             message="Delete this model's tables and checkpoint?")],
                  className="admin-form"),

@@ -100,7 +100,8 @@ def _panel(vs, model_opts: list, model: Any, layers: list, layer: Any, states: l
         html.H4("Sentences"),
         dcc.Textarea(id=ids.EX_SENTENCE_TEXT, placeholder="Type a sentence, e.g. “I love the food though staff "
                      "is not helpful”", className="sentence-box", maxLength=20000),
-        html.Div([html.Button("Add sentence", id=ids.EX_SENTENCE_ADD, n_clicks=0, className="btn btn-primary"),
+        html.Div([html.Button("Add sentence", id=ids.EX_SENTENCE_ADD, n_clicks=0, className="btn btn-primary",
+                              **auth.gate("member", "add sentences")),
                   html.Button("Clear", id=ids.EX_SENTENCE_CLEAR, n_clicks=0, className="btn")],
                  className="button-row"),
         dcc.Loading(html.Div(id=ids.EX_SENTENCE_MSG), type="dot"),

@@ -17,6 +17,9 @@ from app.logic.common import analysed_models, default_model, error_alert
 dash.register_page(__name__, path="/patterns", name="Patterns", title="RNNVis · Patterns", order=2.5)
 
 
+NO_SEARCH = "Select a span and units, then Search."
+
+
 def layout(**query) -> html.Div:
     ps = logic.from_query(query)
     alert, model_opts, key_opts, key, model, hidden = [], [], [], None, None, 1
@@ -47,7 +50,8 @@ def layout(**query) -> html.Div:
                                                    debounce=True, className="input")),
         control("Sentence", dcc.Input(id=ids.PT_TEXT, type="text", placeholder="type a sentence", debounce=False,
                                       maxLength=20000, className="input")),
-        html.Button("Trace sentence", id=ids.PT_TRACE, n_clicks=0, className="btn"),
+        html.Button("Trace sentence", id=ids.PT_TRACE, n_clicks=0, className="btn",
+                    **auth.gate("member", "trace sentences")),
         html.Hr(),
         control("Threshold θ", dcc.Slider(id=ids.PT_THETA, min=-1, max=1, step=0.05, value=ps.theta,
                                           marks={-1: "-1", 0: "0", 0.5: "0.5", 1: "1"}),
@@ -72,7 +76,7 @@ def layout(**query) -> html.Div:
         html.Section([
             html.Div(id=ids.PT_COUNT, className="muted"),
             dcc.Loading(dcc.Graph(id=ids.PT_MATCHES, config=GRAPH_CONFIG,
-                                  figure=message_figure("Select a span and units, then Search.", height=160)),
+                                  figure=message_figure(NO_SEARCH, height=160)),
                         type="circle", delay_show=300),
         ], className="card"),
         html.Div([
@@ -111,6 +115,9 @@ def _on_passage(model, key, source, at, sentence, span, theta, units):
 
 @callback(Output(ids.PT_SENTENCE, "data"), Output(ids.PT_SOURCE, "value"), Output(ids.PT_SPAN, "data"),
           Output(ids.PT_COUNT, "children", allow_duplicate=True),
+          Output(ids.PT_MATCHES, "figure", allow_duplicate=True),
+          Output(ids.PT_MATCH_LIST, "children", allow_duplicate=True),
+          Output(ids.PT_SUMMARY, "children", allow_duplicate=True),
           Input(ids.PT_TRACE, "n_clicks"), State(ids.PT_MODEL, "value"), State(ids.PT_TEXT, "value"),
           prevent_initial_call=True)
 def _on_trace(_n, model, text):
@@ -118,8 +125,10 @@ def _on_trace(_n, model, text):
         user = auth.require_role("member")  # evaluating a sentence spends compute: members only
         sid = context.reader().add_sentence(model, text or "", created_by=user.name)
     except Exception as e:  # noqa: BLE001 - shown in the page
-        return dash.no_update, dash.no_update, dash.no_update, error_alert(e, context.reader(), logic.PAGE)
-    return sid, "sentence", None, "Sentence traced: click the first and the last token of a span."
+        return (dash.no_update,) * 3 + (error_alert(e, context.reader(), logic.PAGE),) + (dash.no_update,) * 3
+    # the matches shown belong to the previous passage: clear them
+    return (sid, "sentence", None, "Sentence traced: click the first and the last token of a span.",
+            message_figure(NO_SEARCH, height=160), [], [])
 
 
 @callback(Output(ids.PT_SPAN, "data", allow_duplicate=True),

@@ -13,8 +13,11 @@ def request_body(app, output_id, values: dict, changed: str) -> dict:
     ``values`` (by id, or by ``(id, prop)``); ``changed`` is the ``id.prop`` that fired."""
     def outs(v) -> list:
         return v["output"] if isinstance(v["output"], list) else [v["output"]]
-    key = next(k for k, v in app.callback_map.items()
-               if any(_key(o.component_id) == _key(output_id) for o in outs(v)))
+    writers = [k for k, v in app.callback_map.items() if any(_key(o.component_id) == _key(output_id) for o in outs(v))]
+    # an output several callbacks write (allow_duplicate): the one that ``changed`` fires
+    fired = [k for k in writers if any(f"{_key(i['id'])}.{i['property']}" == changed
+                                       for i in app.callback_map[k]["inputs"])]
+    key = (fired or writers)[0]
     cb = app.callback_map[key]
 
     lookup = {((_key(k[0]), k[1]) if isinstance(k, tuple) else _key(k)): v for k, v in values.items()}

@@ -54,10 +54,24 @@ def test_compare_shows_the_matching_on_shuffled_words(app_store):
     assert "chance: |r| up to 0." in listing and "shuffles, seed 0" in listing and "vs chance" in listing
     fig = out[(_key(ids.CMP_MATCH_FIG), "figure")]
     matched = _trace(fig, "matched |r|")["y"]
-    band = _trace(fig, "chance (min–max of 5 shuffles)")["y"]
+    band = _trace(fig, "chance (min–max of 100 shuffles)")["y"]
     assert len(matched) == len(band) == 8 and matched == sorted(matched, reverse=True)
     assert "chance: |r| up to" in fig["layout"]["title"]["text"]
     assert "(shuffled words: 0." in json.dumps(out[(ids.CMP_OVERLAP, "children")], ensure_ascii=False)
+
+
+def test_compare_chance_does_not_depend_on_which_model_is_a(app_store):
+    app, client = _client(app_store)
+
+    def chance(a, b):
+        out = dispatch(app, client, ids.CMP_MATCHES, {
+            ids.CMP_MODEL_A: "tiny-lstm", ids.CMP_LAYER_A: a, ids.CMP_MODEL_B: "tiny-lstm", ids.CMP_LAYER_B: b,
+            ids.CMP_STATE: "h", ids.CMP_K: 3, ids.CMP_NWORDS: 10, ids.CMP_PAIR: {}, ids.CMP_WORD: None},
+            f"{ids.CMP_K}.value")
+        listing = json.dumps(out[(ids.CMP_MATCHES, "children")], ensure_ascii=False)
+        return listing[listing.index("chance: |r| up to"):].split(" matched pairs above it")[0]
+
+    assert "of 100 shuffles" in chance(0, 1) and chance(0, 1) == chance(1, 0)
 
 
 def test_explore_clouds_and_summary_show_pos_purity_against_chance(brown_store):

@@ -22,6 +22,7 @@ def hosted_server(app_store, tmp_path_factory):
     users_file = tmp_path_factory.mktemp("hosted") / "users.json"
     UserStore(users_file).add("vic", "viewer-pass-1", "viewer")
     UserStore(users_file).add("mo", "member-pass-1", "member")
+    UserStore(users_file).add("ada", "admin-pass-1", "admin")
     app = create_app(Settings(store=app_store, auth=True, secret_key="k" * 40, users_file=users_file,
                               cookie_secure=False))
     srv = serve_in_thread(app)
@@ -80,13 +81,14 @@ def test_sign_in_then_query_sort_page_and_save(hosted_server, browser):
     d.find_element(By.ID, "sql-save-name").send_keys("copy attempt")
     d.find_element(By.ID, "sql-save").click()
     wait(d, lambda d: "saved" in d.find_element(By.ID, "sql-save-msg").text, what="saved")
-    # a viewer cannot evaluate sentences
+    # a viewer cannot evaluate sentences: the button is not offered, and its tooltip says why
     d.get(hosted_server + "/explore?model=tiny-gru")
-    box = wait(d, lambda d: d.find_element(By.ID, "explore-sentence-text"), what="sentence box")
+    wait(d, lambda d: d.find_element(By.ID, "explore-sentence-text"), what="sentence box")
     idle(d)
-    box.send_keys("the food is good")
-    d.find_element(By.ID, "explore-sentence-add").click()
-    wait(d, lambda d: "Only members" in d.find_element(By.ID, "explore-sentence-msg").text, what="refused")
+    add = d.find_element(By.ID, "explore-sentence-add")
+    assert not add.is_enabled()
+    assert add.get_attribute("title") == "Only members and admins can add sentences; you are signed in as vic (viewer)."
+    assert not d.find_elements(By.ID, "nav-admin")                    # nor is the Admin page
     d.find_element(By.ID, "app-sign-out").click()
     wait(d, lambda d: urlparse(d.current_url).path == "/login", what="signed out")
     d.get(hosted_server + "/explore")      # the server redirects; get() returns once that page has loaded
@@ -113,11 +115,14 @@ def _sign_in(d, server: str, name: str, password: str, path: str) -> None:
 def test_a_viewer_cannot_submit_a_job_and_a_member_can(hosted_server, browser):
     d = browser
     _sign_in(d, hosted_server, "vic", "viewer-pass-1", "/jobs")
-    d.find_element(By.ID, "jobs-submit").click()
-    refused = wait(d, lambda d: d.find_element(By.ID, "jobs-banner").text, what="the refusal")
-    assert "Only members" in refused and "vic (viewer)" in refused
+    submit = d.find_element(By.ID, "jobs-submit")
+    assert not submit.is_enabled() and "Only members and admins can train models" in submit.get_attribute("title")
+    assert not d.find_element(By.ID, "jobs-byom-submit").is_enabled()
     assert "No jobs yet" in d.find_element(By.ID, "jobs-table").text
     _sign_in(d, hosted_server, "mo", "member-pass-1", "/jobs")
+    assert d.find_element(By.ID, "jobs-submit").is_enabled() and not d.find_element(By.ID, "jobs-submit").get_attribute(
+        "title")
+    assert d.find_elements(By.ID, "nav-jobs") and not d.find_elements(By.ID, "nav-admin")   # a member: no Admin
     d.find_element(By.ID, "jobs-field-epochs").send_keys(Keys.CONTROL, "a")
     d.find_element(By.ID, "jobs-field-epochs").send_keys("1")
     d.find_element(By.ID, "jobs-submit").click()
@@ -128,3 +133,22 @@ def test_a_viewer_cannot_submit_a_job_and_a_member_can(hosted_server, browser):
     assert "queued" in row.text and "mo" in row.text     # no worker serves this test's store: it waits
     row.find_element(By.TAG_NAME, "button").click()      # a member may cancel it too
     wait(d, lambda d: "cancelled" in d.find_element(By.ID, f"jobs-row-{job}").text, what="the job cancelled")
+
+
+def test_only_an_admin_is_offered_the_admin_page(hosted_server, browser):
+    d = browser
+    _sign_in(d, hosted_server, "ada", "admin-pass-1", "/jobs")
+    link = d.find_element(By.ID, "nav-admin")
+    assert link.is_displayed() and link.text == "Admin"
+    assert d.find_element(By.ID, "jobs-submit").is_enabled()
+    # every field of the Admin page has a visible label above it (not only a placeholder)
+    link.click()
+    wait(d, lambda d: d.find_element(By.ID, "admin-panel").is_displayed(), what="the admin panel")
+    fields = {"admin-new-name": "New user", "admin-new-role": "Role", "admin-new-password": "Password",
+              "admin-user": "User", "admin-role": "New role", "admin-model": "Model"}
+    for fid, text in fields.items():
+        label = d.find_element(By.CSS_SELECTOR, f"label[for='{fid}']")
+        field = d.find_element(By.ID, fid)
+        assert label.is_displayed() and label.text == text, fid
+        assert label.rect["y"] + label.rect["height"] <= field.rect["y"] + 1, fid         # above its field
+        assert abs(label.rect["x"] - field.rect["x"]) < 2, fid

@@ -177,6 +177,16 @@ def test_a_demo_preset_trains_live_and_its_model_appears_in_models_and_explore(j
     assert done["pct"] == "100" and done["Where"] == "open in Explore" and done["Submitted by"] == "local"
     wait(d, lambda d: js(d, "document.querySelector('#jobs-curve-box .js-plotly-plot').data[0].x.length") == 3,
          what="the three epochs of the curve")
+    # a finished job keeps its last epoch's loss and speed in the list
+    done = row(d, job)
+    assert float(done["Loss"]) > 0 and int(done["Tokens/s"].replace(",", "")) > 0, done
+    # the curve is drawn in the house style (white, not plotly's grey), and a classifier's shows its accuracy
+    plot = "document.querySelector('#jobs-curve-box .js-plotly-plot')"
+    assert js(d, f"{plot}._fullLayout.plot_bgcolor") == "#ffffff"
+    acc = js(d, f"{plot}.data.find(t => t.name === 'validation accuracy').y")
+    assert len(acc) == 3 and all(0 <= a <= 1 for a in acc)
+    assert js(d, f"{plot}._fullLayout.yaxis2.range") == [0, 1]
+    assert js(d, f"{plot}._fullLayout.yaxis2.title.text") == "validation accuracy"
     shot(d, "jobs")
     # the new model is listed on the Models page, and opens in Explore
     d.find_element(By.ID, "nav-models").click()

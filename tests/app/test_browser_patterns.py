@@ -5,6 +5,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys
 
 from tests.app.patterns_store import PLANTED, THETA, L, build_planted_store, planted_text
 from tests.app.test_browser import (
@@ -120,3 +121,25 @@ def test_a_typed_sentence_traced_on_the_fly_gives_a_pattern(model_server, driver
         d.find_element(By.ID, "patterns-count").text), what="the search's answer")
     assert int(count.split()[0]) > 0, count
     assert driver.find_elements(By.CSS_SELECTOR, "#patterns-match-list .pt-match")
+    assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]    # the matches drew (1 row too)
+    for graph in ("patterns-passage", "patterns-matches"):                     # colour-bar ticks apart, in order
+        boxes = js(driver, "Array.from(Array.from(document.querySelectorAll('.dash-graph')).find(e => e.id.includes("
+                           f"'{graph}')).querySelectorAll('.colorbar .cbaxis text')).map(t => "
+                           "t.getBoundingClientRect()).map(r => [r.top, r.bottom])")
+        boxes = sorted(boxes)
+        assert len(boxes) == 3, (graph, boxes)
+        assert all(b[0] >= a[1] for a, b in zip(boxes, boxes[1:])), (graph, boxes)
+    # switching to another typed sentence clears the old matches (they belong to the previous passage)
+    driver.find_element(By.ID, "patterns-text").send_keys(Keys.CONTROL, "a")
+    driver.find_element(By.ID, "patterns-text").send_keys("she was good")
+    driver.find_element(By.ID, "patterns-trace").click()
+    wait(driver, lambda d: [t.text for t in _tokens(d)][:3] == ["she", "was", "good"], what="the new sentence")
+    idle(driver)
+    assert driver.find_element(By.ID, "patterns-count").text.startswith("Sentence traced")
+    assert not driver.find_elements(By.CSS_SELECTOR, "#patterns-match-list .pt-match")
+    assert driver.find_element(By.ID, "patterns-summary").text == ""
+    plot = ("Array.from(document.querySelectorAll('.dash-graph')).find(e => e.id.includes('patterns-matches'))"
+            ".querySelector('.js-plotly-plot')")
+    wait(driver, lambda d: "Select a span and units" in js(d, f"{plot}.layout.annotations[0].text"),
+         what="the old matches' plot cleared")
+    assert js(driver, f"{plot}.data.length") == 0

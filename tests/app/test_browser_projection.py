@@ -124,3 +124,33 @@ def test_click_a_unit_and_toggle_pca_tsne_and_compare(server, driver):
     wait(driver, lambda d: js(d, f"{units}.data.filter(t => t.mode === 'lines').length") > 0,
          what="matched units joined")
     assert "Hungarian" in driver.find_element(By.ID, "projection-summary").text
+
+
+def _label_boxes(driver, graph: str) -> list[list[float]]:
+    return js(driver, f"Array.from({_graph_js(graph)}.querySelectorAll('.textpoint text')).filter(t => t.textContent)"
+                      ".map(t => t.getBoundingClientRect()).map(r => [r.left, r.right, r.top, r.bottom])")
+
+
+def _overlapping(boxes) -> list:
+    return [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+            if a[0] < b[1] - 1 and b[0] < a[1] - 1 and a[2] < b[3] - 1 and b[2] < a[3] - 1]
+
+
+def test_map_labels_do_not_overlap_and_side_by_side_links_only_the_strongest(server, driver):
+    units = _graph_js("projection-units")
+    for method in ("tsne", "pca"):                  # PCA's layer 1 map piled 22 word labels into 29 overlaps
+        driver.get(server + f"/projection?model=tiny-wide&layer=1&state=h&k=4&map={method}")
+        wait(driver, lambda d: js(d, f"{units}.data.length") > 0, what="the unit map")
+        idle(driver)
+        for graph in ("projection-words", "projection-units"):
+            boxes = _label_boxes(driver, graph)
+            assert len(boxes) >= 8, (method, graph, len(boxes))                     # still labelled
+            assert not _overlapping(boxes), (method, graph, _overlapping(boxes)[:3])
+    # side by side (32 units each): only the strongest 16 matched pairs are joined until units are selected
+    driver.get(server + "/projection?model=tiny-wide&layer=1&state=h&k=4&b=tiny-wide&layer_b=0")
+    wait(driver, lambda d: js(d, f"{units}.data.filter(t => t.mode === 'lines').length") > 0, what="the links")
+    idle(driver)
+    links = js(driver, f"{units}.data.filter(t => t.mode === 'lines').map(t => t.x.length / 3)")
+    assert sum(links) == 16, links
+    assert "strongest 16 of 32" in js(driver, f"{units}.layout.title.text")
+    assert not _overlapping(_label_boxes(driver, "projection-units"))

@@ -146,7 +146,8 @@ def test_cloud_labels_show_pos_makeup_and_purity_against_chance():
 
 def test_matched_r_figure_draws_the_chance_band_under_the_matched_pairs():
     pairs = pd.DataFrame({"unit_a": [0, 1, 2], "unit_b": [2, 0, 1], "correlation": [0.9, -0.6, 0.1]})
-    chance = {"max": 0.31, "by_rank_mean": np.array([0.25, 0.15, 0.05]), "by_rank_lo": np.array([0.2, 0.1, 0.0]),
+    chance = {"level": 0.31, "max": 0.33,
+              "by_rank_mean": np.array([0.25, 0.15, 0.05]), "by_rank_lo": np.array([0.2, 0.1, 0.0]),
               "by_rank_hi": np.array([0.31, 0.2, 0.1]), "shuffles": 5}
     fig = figures.matched_r_figure(pairs, chance, "a L0", "b L0")
     go.Figure(fig)

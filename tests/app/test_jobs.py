@@ -114,8 +114,9 @@ def test_table_progress_curve_and_cancel_from_records(tmp_path):
     assert ids.JOBS_CANCEL in text                       # the running job has a Cancel button
     assert "model deleted" in text and "publish" not in text   # a finished job whose model is gone says so
     fig, style = view.job_curve(logic.read_curve_job(settings, selected))
-    assert [t.name for t in fig.data][:2] == ["train loss", "validation loss"] and list(fig.data[0].x) == [1]
-    assert fig.layout.xaxis.tickformat == "d" and style == {}
+    assert [t["name"] for t in fig["data"]][:2] == ["train loss", "validation loss"] and fig["data"][0]["x"] == [1]
+    assert fig["layout"]["xaxis"]["tickformat"] == "d" and style == {}
+    assert "yaxis2" not in fig["layout"]                  # a language model: no accuracy axis
     assert view.job_curve(logic.read_curve_job(settings, None))[1] == {"display": "none"}   # no empty chart
     assert view.job_curve(logic.read_curve_job(settings, "../x"))[1] == {"display": "none"}
     msg, refresh = logic.cancel(settings, JS, LOCAL, rec.job_id)

@@ -80,7 +80,9 @@ def test_select_a_span_propose_units_search_and_summarise_through_dispatch(plant
                   "patterns-span.data")["patterns-units"]["value"]
     assert set(PLANTED) <= set(units)
     # search with the planted units: every trigger, nothing else
-    out = _post(client, _dep(deps, "patterns-matches"), layout,
+    search = next(d for d in deps if "patterns-matches" in d["output"]
+                  and any(i["id"] == "patterns-search" for i in d["inputs"]))   # not the trace's clearing
+    out = _post(client, search, layout,
                 {"patterns-units": list(PLANTED), "patterns-span": span, "patterns-theta": THETA,
                  "patterns-key": "0:h", "patterns-model": MODEL, "patterns-options": ["off"],
                  "patterns-search": 1, "patterns-min": None, "patterns-at": at, "patterns-source": "corpus"},

@@ -113,7 +113,7 @@ def test_matching_two_layers(reader):
     assert -1 <= m["pairs"]["correlation"].min() <= m["pairs"]["correlation"].max() <= 1
     assert m["overlap"]["shared_words"] >= 3
     c = m["chance"]   # the same matching on shuffled words, computed once per pair whatever k
-    assert c["shuffles"] == 5 and 0 < c["max"] <= 1 and len(c["by_rank_mean"]) == 8
+    assert c["shuffles"] == 100 and 0 < c["level"] <= c["max"] <= 1 and len(c["by_rank_mean"]) == 8
     assert reader.matching(("tiny-lstm", 0, "h"), ("tiny-lstm", 1, "h"), 4)["chance"] is c
 
 

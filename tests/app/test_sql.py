@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -32,8 +33,16 @@ def test_every_example_runs_on_the_tiny_store(app_store, index):
         assert len(res.frame) <= 10 and set(res.frame["model_id"]) <= {"tiny-lstm"}
     if "differs most" in title:
         assert len(res.frame) > 0 and {"word", "strength_a", "strength_b", "difference"} <= set(res.frame.columns)
-        diffs = res.frame["difference"].abs().tolist()
-        assert diffs == sorted(diffs, reverse=True)
+        zs = res.frame["z"].abs().tolist()
+        assert zs == sorted(zs, reverse=True)                   # ranked by z, not by the raw difference
+        assert (res.frame["n_a"] >= 5).all() and (res.frame["n_b"] >= 5).all()   # no word seen once on top
+        top = res.frame.iloc[0]                                 # z of the top word, recomputed from its raw rows
+        raw = logic.run(app_store, "SELECT model_id, mean, std, n FROM word_responses WHERE layer = 0 AND "
+                                   f"state = 'h' AND word = '{top['word']}' ORDER BY model_id").frame
+        a, b = (g for _, g in raw.groupby("model_id", sort=True))
+        se = [np.sqrt((g["std"] ** 2).mean() / g["n"].max() / len(g)) for g in (a, b)]
+        diff = b["mean"].abs().mean() - a["mean"].abs().mean()
+        assert top["z"] == pytest.approx(diff / np.hypot(*se), abs=0.051) and top["n_a"] == a["n"].max()
 
 
 def test_grid_data_handles_odd_columns_and_values():
