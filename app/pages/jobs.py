@@ -52,14 +52,37 @@ def _upload(cid: str, text: str, multiple: bool = False) -> dcc.Upload:
                       children=html.Div([text, " ", html.A("choose")]))
 
 
-def layout(**_query: Any) -> html.Div:
-    from models.config import PRESETS
+def _corpus_picker(v: dict[str, Any]) -> html.Div:
+    """Built-in corpus or an upload (new, or one of the user's earlier ones)."""
     from models.corpora import BUILTIN
+
+    return html.Div([
+        html.Label("Corpus"),
+        dcc.RadioItems(id=ids.JOBS_CORPUS_SOURCE, options=[{"label": " built-in", "value": "builtin"},
+                                                           {"label": " upload", "value": "upload"}],
+                       value="builtin", inline=True, className="jobs-radio"),
+        html.Div([dcc.Dropdown(id=ids.JOBS_CORPUS_BUILTIN, options=list(BUILTIN), value=v["corpus"],
+                               clearable=False, className="jobs-corpus-builtin"),
+                  dcc.Dropdown(id=ids.JOBS_CORPUS_FORMAT, value=None, placeholder="upload format (from the name)",
+                               options=[{"label": t, "value": k} for k, t in logic.CORPUS_FORMATS],
+                               className="jobs-corpus-format")], className="jobs-row"),
+        _upload(ids.JOBS_CORPUS_UPLOAD, "Drop corpus file(s) here (three for PTB) or", multiple=True),
+        dcc.Dropdown(id=ids.JOBS_CORPUS_MINE, options=logic.my_corpus_uploads(context.settings(),
+                                                                              auth.current_user()),
+                     placeholder="or one of your earlier uploads", className="jobs-corpus-mine"),
+        html.Div(id=ids.JOBS_CORPUS_UPLOAD_STATUS, className="small"),
+        html.Div(id=ids.jobs_error("corpus"), className="jobs-field-error"),
+    ], className="jobs-corpus")
+
+
+def _training_form() -> html.Section:
+    """The new-model form: preset, settings, corpus, ids and the submit button."""
+    from models.config import PRESETS
 
     v = logic.preset_values(logic.DEFAULT_PRESET)
     presets = [{"label": f"{n}: {p.description}", "value": n} for n, p in PRESETS.items()]
     presets.append({"label": "custom (set every field)", "value": "custom"})
-    form = html.Section([
+    return html.Section([
         html.Div([html.H4("New model"), html.Span("trained, then analysed; it appears in every view when done",
                                                   className="muted small")], className="card-head"),
         _field("preset", dcc.Dropdown(id=ids.JOBS_PRESET, options=presets, value=logic.DEFAULT_PRESET,
@@ -68,23 +91,7 @@ def layout(**_query: Any) -> html.Div:
         html.Details([html.Summary("More settings"),
                       html.Div([_setting(n, v[n]) for n in logic.ADVANCED_FIELDS], className="jobs-grid")],
                      className="jobs-more"),
-        html.Div([
-            html.Label("Corpus"),
-            dcc.RadioItems(id=ids.JOBS_CORPUS_SOURCE, options=[{"label": " built-in", "value": "builtin"},
-                                                               {"label": " upload", "value": "upload"}],
-                           value="builtin", inline=True, className="jobs-radio"),
-            html.Div([dcc.Dropdown(id=ids.JOBS_CORPUS_BUILTIN, options=list(BUILTIN), value=v["corpus"],
-                                   clearable=False, className="jobs-corpus-builtin"),
-                      dcc.Dropdown(id=ids.JOBS_CORPUS_FORMAT, value=None, placeholder="upload format (from the name)",
-                                   options=[{"label": t, "value": k} for k, t in logic.CORPUS_FORMATS],
-                                   className="jobs-corpus-format")], className="jobs-row"),
-            _upload(ids.JOBS_CORPUS_UPLOAD, "Drop corpus file(s) here (three for PTB) or", multiple=True),
-            dcc.Dropdown(id=ids.JOBS_CORPUS_MINE, options=logic.my_corpus_uploads(context.settings(),
-                                                                                  auth.current_user()),
-                         placeholder="or one of your earlier uploads", className="jobs-corpus-mine"),
-            html.Div(id=ids.JOBS_CORPUS_UPLOAD_STATUS, className="small"),
-            html.Div(id=ids.jobs_error("corpus"), className="jobs-field-error"),
-        ], className="jobs-corpus"),
+        _corpus_picker(v),
         html.Div([_field("model_id", dcc.Input(id=ids.JOBS_MODEL_ID, type="text", placeholder="from the preset",
                                                   maxLength=TEXT_FIELDS["model_id"]),
                          "Model id (optional)"),
@@ -95,7 +102,11 @@ def layout(**_query: Any) -> html.Div:
                  className="button-row"),
         html.Div(id=ids.JOBS_BANNER),
     ], className="card jobs-form")
-    byom = html.Section([
+
+
+def _import_form() -> html.Section:
+    """Bring your own model: weights, vocabulary, id."""
+    return html.Section([
         html.Details([
             html.Summary(html.H4("Bring your own model", style={"display": "inline"})),
             html.P("An RNNVis checkpoint, or torch.save(model.state_dict()) of an embedding + nn.RNN/GRU/LSTM + "
@@ -116,6 +127,10 @@ def layout(**_query: Any) -> html.Div:
             html.Div(id=ids.JOBS_BYOM_MSG),
         ], id="jobs-byom"),
     ], className="card")
+
+
+def layout(**_query: Any) -> html.Div:
+    form, byom = _training_form(), _import_form()
     jobs = html.Section([
         html.Div([html.H4("Jobs"), html.Span("newest first; updates every second while one runs",
                                              className="muted small")], className="card-head"),
@@ -134,6 +149,8 @@ def layout(**_query: Any) -> html.Div:
         dcc.Store(id=ids.JOBS_REFRESH), dcc.Store(id=ids.JOBS_CORPUS_UPLOADED),
         html.Main([form, byom, jobs, curve], className="main main-wide"),
     ], className="page page-jobs")
+
+
 
 
 # --------------------------------------------------------------------------- callbacks
