@@ -9,7 +9,7 @@ import pandas as pd
 from dash import html
 
 from app import figures
-from app.logic.common import STATE_LABELS, alert, error_alert, event_points, guarded
+from app.logic.common import STATE_LABELS, alert, error_alert, event_points, guarded, picked_notes
 from app.reader import Reader
 from app.urlstate import ViewState, to_query
 
@@ -26,6 +26,19 @@ def defaults(reader: Reader, vs: ViewState) -> dict[str, Any]:
     b = vs.model_b or next((m for m in ids if m != a), a)
     return {"a": a, "b": b, "layer_a": vs.layer, "layer_b": vs.layer_b, "state": vs.state or "h", "k": vs.k,
             "nwords": vs.nwords, "word": vs.words[0] if vs.words else None}
+
+
+def link_notes(reader: Reader, vs: ViewState, d: dict[str, Any], ctl: tuple) -> list[str]:
+    """What the page changed of the link's layers and state (``d``: :func:`defaults`; ``ctl``: :func:`controls`),
+    one phrase each, after what decoding the link corrected."""
+    notes = list(vs.notes) + picked_notes(reader, d["a"], (vs.layer, None), (ctl[1], ctl[5]))
+    if vs.layer_b is not None and vs.layer_b != ctl[3]:
+        notes.append(f"layer B {vs.layer_b} → {ctl[3]} ({d['b']} has layers {min(reader.layer_states(d['b']))}–"
+                     f"{max(reader.layer_states(d['b']))})")
+    if vs.state and vs.state != ctl[5]:
+        notes.append(f"state {vs.state} → {ctl[5]} (the states both models have: "
+                     f"{', '.join(o['value'] for o in ctl[4])})")
+    return notes
 
 
 def controls(reader: Reader, a: str | None, b: str | None, layer_a: int | None, layer_b: int | None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -48,6 +48,7 @@ class PatternState:
     sentence: str | None = None       # a typed sentence (its id) instead of a corpus passage
     off_before: bool = False
     min_units: int | None = None
+    notes: tuple[str, ...] = field(default=(), compare=False)   # what decoding corrected, one phrase each
 
     @property
     def key(self) -> str | None:
@@ -65,27 +66,41 @@ def from_query(params: Mapping[str, Any] | str | None) -> PatternState:
     if isinstance(params, str):
         params = parse_qs(params.lstrip("?"), keep_blank_values=True)
     params = params or {}
+    notes: list[str] = []
     model, _ = model_param(params.get("model"))
     state = first_value(params.get("state"))
-    try:
-        theta = float(first_value(params.get("theta")) or THETA_DEFAULT)
-        theta = theta if np.isfinite(theta) else THETA_DEFAULT
-    except ValueError:
-        theta = THETA_DEFAULT
-    units = []
-    for u in many_values(params.get("u")):
-        if u.isdigit() and int(u) < 1 << 16:
-            units.append(int(u))
+    if state and not re.fullmatch(r"[a-z]{1,8}", state):
+        notes.append(f"state {state[:20]!r} ignored")
+        state = None
+    units = [int(u) for u in many_values(params.get("u")) if u.isdigit() and int(u) < 1 << 16]
+    if len(units) < len(many_values(params.get("u"))) or len(dict.fromkeys(units)) > MAX_UNITS:
+        notes.append(f"units: only whole numbers, at most {MAX_UNITS} kept")
     sentence = first_value(params.get("s"))
+    if sentence and not _SENTENCE_RE.match(sentence):
+        notes.append("s is not a sentence id: ignored")
+        sentence = None
     return PatternState(
-        model=model, layer=bounded_int(params.get("layer"), 0, 64, None),
-        state=state if state and re.fullmatch(r"[a-z]{1,8}", state) else None,
-        units=tuple(dict.fromkeys(units))[:MAX_UNITS], theta=round(min(max(theta, -5.0), 5.0), 3),
-        start=bounded_int(params.get("from"), 0, 1 << 31, None),
-        length=bounded_int(params.get("len"), 1, MAX_SPAN, None),
-        at=bounded_int(params.get("at"), 0, 1 << 31, None),
-        sentence=sentence if sentence and _SENTENCE_RE.match(sentence) else None,
-        off_before=first_value(params.get("ob")) == "1", min_units=bounded_int(params.get("min"), 1, MAX_UNITS, None))
+        model=model, layer=bounded_int(params.get("layer"), 0, 64, None, notes, "layer"), state=state,
+        units=tuple(dict.fromkeys(units))[:MAX_UNITS], theta=_theta(params.get("theta"), notes),
+        start=bounded_int(params.get("from"), 0, 1 << 31, None, notes, "from"),
+        length=bounded_int(params.get("len"), 1, MAX_SPAN, None, notes, "len"),
+        at=bounded_int(params.get("at"), 0, 1 << 31, None, notes, "at"), sentence=sentence,
+        off_before=first_value(params.get("ob")) == "1",
+        min_units=bounded_int(params.get("min"), 1, MAX_UNITS, None, notes, "min"), notes=tuple(notes))
+
+
+def _theta(v: Any, notes: list[str]) -> float:
+    """The threshold θ of a link, in -5..5 (a malformed one: the default); what was changed goes to ``notes``."""
+    try:
+        theta = float(first_value(v) or THETA_DEFAULT)
+    except ValueError:
+        notes.append(f"theta {str(first_value(v))[:20]!r} is not a number: {THETA_DEFAULT:g} used")
+        return THETA_DEFAULT
+    if not np.isfinite(theta) or not -5.0 <= theta <= 5.0:
+        fixed = THETA_DEFAULT if not np.isfinite(theta) else min(max(theta, -5.0), 5.0)
+        notes.append(f"theta {theta:g} → {fixed:g} (-5 to 5)")
+        theta = fixed
+    return round(theta, 3)
 
 
 def to_query(ps: PatternState) -> str:

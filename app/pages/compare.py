@@ -10,7 +10,7 @@ from dash import Input, Output, State, callback, dcc, html
 from app import context, ids
 from app.controls import GRAPH_CONFIG, control, model_options
 from app.logic import compare as logic
-from app.logic.common import analysed_models, error_alert
+from app.logic.common import analysed_models, corrections_alert, error_alert
 from app.logic.csv_export import send_csv
 from app.logic.losses import losses_panel
 from app.urlstate import K_MAX, K_MIN, from_query
@@ -30,6 +30,8 @@ def layout(**query) -> html.Div:
         d = logic.defaults(r, vs)
         ctl = logic.controls(r, d["a"], d["b"], d["layer_a"], d["layer_b"], d["state"],
                              avoid_same=vs.layer_b is None)
+        if ctl[1] is not None and not ctl[6]:   # what the link asked for and the models lack: said in one line
+            ctl = (*ctl[:6], corrections_alert(logic.link_notes(r, vs, d, ctl)))
     except Exception as e:  # noqa: BLE001 - shown in the page, never a traceback
         ctl = ([], None, [], None, [], None, [error_alert(e)])
     model_opts = model_options(model_opts, d["a"], d["b"])

@@ -12,7 +12,7 @@ from app.controls import GRAPH_CONFIG, control, model_options
 from app.figures import message_figure
 from app.hosted import auth
 from app.logic import patterns as logic
-from app.logic.common import analysed_models, default_model, error_alert
+from app.logic.common import analysed_models, corrections_alert, default_model, error_alert
 
 dash.register_page(__name__, path="/patterns", name="Patterns", title="RNNVis · Patterns", order=2.5)
 
@@ -31,6 +31,9 @@ def layout(**query) -> html.Div:
             try:
                 key_opts, key = logic.key_options(r, model, ps.key)
                 hidden = r.token_info(model).hidden
+                asked = [f"layer {ps.layer}, state {ps.state} → {key.replace(':', ', state ')} (the states "
+                         f"stored per token)"] if ps.key and key and ps.key != key else []
+                alert = corrections_alert(list(ps.notes) + asked)
             except Exception as e:  # noqa: BLE001 - no token states: say so in the page
                 alert = [error_alert(e, r, logic.PAGE)]
     except Exception as e:  # noqa: BLE001 - shown in the page, never a traceback

@@ -307,3 +307,20 @@ def test_projection_says_what_it_corrected_in_a_link_too(server, driver):
     note = wait(driver, lambda d: " ".join(texts(d, "#projection-alert .alert-info")), what="the correction")
     for phrase in ("layer 9 → 1", "state f → h (layer 1 can show", "map 'umap' ignored", "k 99 → 20"):
         assert phrase in note, (phrase, note)
+
+
+def test_compare_says_what_it_corrected_in_a_link_too(server, driver):
+    driver.get(f"{server}/compare?model=tiny-lstm&layer=9&b=tiny-gru&layer_b=7&state=q")
+    note = wait(driver, lambda d: " ".join(texts(d, "#compare-alert .alert-info")), what="the correction")
+    for phrase in ("layer 9 → 1", "layer B 7 → 0", "state q → h"):
+        assert phrase in note, (phrase, note)
+    driver.get(f"{server}/compare?model=tiny-lstm&layer=1&b=tiny-gru&layer_b=0")
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".matches-table tbody tr"), what="the view")
+    assert texts(driver, "#compare-alert .alert-info") == []                    # nothing corrected, nothing said
+
+
+def test_patterns_says_what_it_corrected_in_a_link_too(server, driver):
+    driver.get(f"{server}/patterns?model=tiny-lstm&layer=0&state=h&theta=9&from=3&len=999")
+    note = wait(driver, lambda d: " ".join(texts(d, "#patterns-alert .alert-info")), what="the correction")
+    for phrase in ("theta 9 → 5", "len 999 → ", "layer 0, state h → 1, state h"):
+        assert phrase in note, (phrase, note)
