@@ -52,6 +52,7 @@ EX_SUMMARY = "explore-summary"
 EX_COCLUSTER = graph("explore-cocluster")
 EX_GLYPHS = graph("explore-glyphs")
 EX_DETAIL = graph("explore-detail")
+EX_ABLATION = graph("explore-ablation")   # the selected chip's stored ablation
 EX_CSV_CLUSTERS = "explore-csv-clusters"
 EX_CSV_DETAIL = "explore-csv-detail"
 EX_DOWNLOAD = "explore-download"

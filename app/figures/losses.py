@@ -9,7 +9,7 @@ from analytics.loss_compare import LossComparison
 from .base import NEGATIVE, POSITIVE, Figure, axis_style, esc, message_figure, new_figure, title, top_margin
 from .charts import COUNT_SCALE
 
-__all__ = ["tag_delta_figure", "word_loss_scatter", "confusion_figure"]
+__all__ = ["tag_delta_figure", "word_loss_scatter", "confusion_figure", "ablation_figure"]
 
 
 def tag_delta_figure(comp: LossComparison, name_a: str, name_b: str) -> Figure:
@@ -77,3 +77,31 @@ def confusion_figure(confusion: pd.DataFrame, name: str) -> Figure:
         margin=dict(l=80, r=10, t=top_margin(1.6), b=40),
         xaxis=dict(title=dict(text="predicted"), side="bottom"),
         yaxis=dict(title=dict(text="true label"), autorange="reversed")))
+
+
+def ablation_figure(rows: pd.DataFrame, title_text: str) -> Figure:
+    """Each target's effect of zeroing a unit cluster (a bar), over the random unit sets' mean ± 2 sd (grey)."""
+    if rows.empty:
+        return message_figure("No ablation stored for this chip.")
+    r = rows.iloc[::-1]
+    names = [("all tokens" if k == "all" else f"W{t}" if k == "word_cluster" else str(t))
+             for k, t in zip(r["target_kind"], r["target"], strict=True)]
+    labels = [f"{esc(x)} <span style='color:#78909c'>n {n:,}</span>" for x, n in zip(names, r["tokens"], strict=True)]
+    band = dict(type="bar", orientation="h", y=labels, x=(4 * r["baseline_std"]).tolist(),
+                base=(r["baseline_mean"] - 2 * r["baseline_std"]).tolist(), marker=dict(color="rgba(144,164,174,0.45)"),
+                hoverinfo="skip", name="random sets (mean ± 2 sd)", width=0.8)
+    hover = [f"{esc(x)}: Δ {d:+.4f} (unablated {b:.3f})<br>random sets {m:+.4f} ± {s:.4f}<br>z {z:+.2f}, p {p:.3f}"
+             for x, d, b, m, s, z, p in zip(names, r["delta_mean"], r["base_mean"], r["baseline_mean"],
+                                            r["baseline_std"], r["z"], r["p"], strict=True)]
+    effect = dict(type="bar", orientation="h", y=labels, x=r["delta_mean"].tolist(), width=0.4,
+                  marker=dict(color=[POSITIVE if p <= 0.05 else "#b0bec5" for p in r["p"]]),
+                  hovertext=hover, hoverinfo="text", name="this chip")
+    measure = str(rows["measure"].iloc[0])
+    return new_figure([band, effect], dict(
+        barmode="overlay", height=max(260, 24 * len(r) + 130), title=title(title_text, size=13, lines=2),
+        margin=dict(l=10, r=20, t=top_margin(2.8), b=45), showlegend=True,
+        legend=dict(orientation="h", y=-0.18, yanchor="top", x=0, font=dict(size=10)),
+        xaxis=axis_style(title=dict(text=f"Δ mean {measure} when the chip's units are zeroed"), zeroline=True,
+                         zerolinecolor="#607d8b"),
+        yaxis=axis_style(automargin=True)))
+

@@ -8,11 +8,11 @@ import pandas as pd
 from dash import html
 
 from app import figures
-from app.figures.losses import confusion_figure, tag_delta_figure, word_loss_scatter
+from app.figures.losses import ablation_figure, confusion_figure, tag_delta_figure, word_loss_scatter
 from app.logic.common import guarded
 from app.reader import Reader
 
-__all__ = ["losses_panel", "TOP_WORDS"]
+__all__ = ["losses_panel", "ablation_view", "TOP_WORDS"]
 
 PAGE = "/compare"
 TOP_WORDS = 12
@@ -73,3 +73,25 @@ def losses_panel(reader: Reader, a: str | None, b: str | None) -> tuple[Any, Any
         return _lm_panel(reader, a, b) if ta == "lm" else _classifier_panel(reader, a, b)
 
     return guarded(run, fail, reader, PAGE)
+
+
+def ablation_view(reader: Reader, model: str | None, layer: int | None, state: str | None, k: int | None,
+                  selection: dict | None) -> Any:
+    """Explore's "does this chip matter?": the stored ablation of the selected chip, or why there is none."""
+    chip = (selection or {}).get("chip")
+    if not model or layer is None or not state or chip is None:
+        return figures.message_figure("Click a chip's label to see what zeroing its units does.", height=160)
+
+    def run() -> Any:
+        rows = reader.stored_ablations(model, int(layer), state, int(k or 6), int(chip))
+        if rows.empty:
+            return figures.message_figure(f"No ablation stored for H{chip} of layer {layer} {state} at k = {k}: "
+                                          "the analysis ablates the last layer's h and c chips at k = 6.", height=160)
+        units = len(str(rows["units"].iloc[0]).split(","))
+        text = (f"H{chip}: zeroing its {units} units, against {int(rows['baseline_sets'].iloc[0])} random sets of "
+                f"{units} units<br><sup>the first {int(rows['n'].iloc[0]):,} tokens of the analysed split · "
+                "coloured: beyond the random sets (p ≤ 0.05) · hover: z and p</sup>")
+        return ablation_figure(rows, text)
+
+    return guarded(run, lambda a: figures.message_figure("No ablation.", height=160), reader, PAGE)
+

@@ -24,6 +24,7 @@ from app.logic.common import (
     picked_notes,
 )
 from app.logic.csv_export import send_csv
+from app.logic.losses import ablation_view
 from app.urlstate import K_MAX, K_MIN, from_query
 
 dash.register_page(__name__, path="/explore", name="Explore", title="RNNVis · Explore", order=1)
@@ -144,6 +145,13 @@ def _main(vs, alert: list) -> html.Main:
                 dcc.Graph(id=ids.EX_DETAIL, config=GRAPH_CONFIG),
             ], className="card"),
             html.Section([
+                html.Div([html.H4("Does this chip matter?"),
+                          html.Span("the loss when the selected chip's units are zeroed, by word class, against "
+                                    "random unit sets of the same size", className="muted small")],
+                         className="card-head"),
+                dcc.Graph(id=ids.EX_ABLATION, config=GRAPH_CONFIG),
+            ], className="card"),
+            html.Section([
                 html.Div([html.H4("Sentence glyphs"),
                           html.Span("per token and unit cluster: grey = preserved, pale bars = α±/|H|, "
                                     "dark bars = Δα±/|H|", className="muted small")], className="card-head"),
@@ -217,6 +225,13 @@ def _on_words(words):
           Input(ids.EX_WORDS, "value"), Input(ids.EX_DETAIL_MODE, "value"), Input(ids.EX_SELECTION, "data"))
 def _on_detail(model, layer, state, words, mode, selection):
     return logic.detail_view(context.reader(), model, layer, state, words, mode, selection)
+
+
+@callback(Output(ids.EX_ABLATION, "figure"),
+          Input(ids.EX_MODEL, "value"), Input(ids.EX_LAYER, "value"), Input(ids.EX_STATE, "value"),
+          Input(ids.EX_K, "value"), Input(ids.EX_SELECTION, "data"))
+def _on_ablation(model, layer, state, k, selection):
+    return ablation_view(context.reader(), model, layer, state, k, selection)
 
 
 @callback(Output(ids.EX_SENTENCES, "data"), Output(ids.EX_SENTENCE_MSG, "children"),

@@ -1,4 +1,4 @@
-"""The reader's model-against-model losses: where one language model beats another, a classifier's classes.
+"""The reader's outcomes: where one language model beats another, a classifier's classes, stored ablations.
 
 A mixin of :class:`app.reader.Reader` (it uses the reader's caches and queries); the maths is in
 :mod:`analytics.loss_compare`.
@@ -69,3 +69,14 @@ class LossesMixin(ReaderBase):
                                "ORDER BY label", [model_id]),
             "confusion": self._q("SELECT label, predicted, n FROM class_confusion WHERE model_id = ? "
                                  "ORDER BY label, predicted", [model_id])})
+
+    def stored_ablations(self, model_id: str, layer: int, state: str, k: int, cluster: int) -> pd.DataFrame:
+        """The ``ablations`` rows of unit cluster H``cluster`` at (layer, state, k), zero mode (empty if none)."""
+        v = self.version(model_id)
+        if not self._has_table(model_id, "ablations"):
+            return pd.DataFrame()
+        return self._small.get(("ablations", model_id, v, layer, state, k, cluster), lambda: self._q(
+            "SELECT target_kind, target, measure, n, tokens, units, delta_mean, baseline_mean, baseline_std, z, p, "
+            "baseline_sets, base_mean FROM ablations WHERE model_id = ? AND layer = ? AND state = ? AND k = ? "
+            "AND cluster = ? AND mode = 'zero' ORDER BY target_kind, target", [model_id, layer, state, k, cluster]))
+
