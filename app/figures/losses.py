@@ -94,7 +94,7 @@ def ablation_figure(rows: pd.DataFrame, title_text: str) -> Figure:
              for x, d, b, m, s, z, p in zip(names, r["delta_mean"], r["base_mean"], r["baseline_mean"],
                                             r["baseline_std"], r["z"], r["p"], strict=True)]
     effect = dict(type="bar", orientation="h", y=labels, x=r["delta_mean"].tolist(), width=0.4,
-                  marker=dict(color=[POSITIVE if p <= 0.05 else "#b0bec5" for p in r["p"]]),
+                  marker=dict(color=[POSITIVE if p <= 0.05 else "#546e7a" for p in r["p"]]),
                   hovertext=hover, hoverinfo="text", name="this chip")
     measure = str(rows["measure"].iloc[0])
     return new_figure([band, effect], dict(
