@@ -10,7 +10,7 @@ the RNNVis talk on the sentiment model, Compare, Jobs and SQL, and writes
 ``projection.png`` and ``projection-compare.png`` show the 2-D maps (``--only projection`` takes just those);
 ``patterns.png`` a pattern search on the LM's token states (``--only patterns``); ``--only sql`` retakes ``sql.png``;
 ``compare-losses.png`` is Compare's "where A beats B" panel (``--only losses``); ``--only explore`` retakes
-``explore.png`` and ``explore-sentences.png``.
+``explore.png`` and ``explore-sentences.png``; ``--only compare`` retakes ``compare.png``.
 
 ``jobs.png`` shows a job submitted through the Jobs page as a user does it: the
 demo-sentiment preset shrunk under "More settings" (2 epochs over 60k tokens,
@@ -169,7 +169,7 @@ def submit_job_shot(d, store: Path, out: Path) -> None:
 
 
 #: What ``--only`` can pick.
-ONLY = ("projection", "patterns", "sql", "losses", "explore")
+ONLY = ("projection", "patterns", "sql", "losses", "explore", "compare")
 #: Words selected on the projection map in its screenshot (those the model has).
 MAP_WORDS = ("he", "she", "it", "they", "i", "we", "you")
 
@@ -293,6 +293,10 @@ def main() -> None:
             d.execute_script("document.querySelector('.cmp-losses').scrollIntoView()")
             settle(0.5)
             save("compare-losses")
+        if args.only and "compare" in args.only:      # the whole Compare page, its word picked
+            d.get(base + f"/compare?model={args.lm}&layer=1&b={args.other}&layer_b=0&w=he")
+            settle(2)
+            save("compare", 1700)
         if args.only and "explore" not in args.only:
             return
         if not args.only:
