@@ -138,6 +138,18 @@ def shot(driver, name: str) -> None:
         driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
+def pick_word(d, word: str) -> None:
+    """Type ``word`` in Explore's word picker and pick it with Enter, as a user does."""
+    d.find_element(By.ID, "explore-words").click()
+    search = wait(d, lambda d: d.find_element(By.CSS_SELECTOR, ".dash-dropdown-content input[type=search]"),
+                  what="the search box")
+    search.send_keys(word)
+    wait(d, lambda d: word in [e.text for e in d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option")],
+         what=f"{word!r} offered")
+    search.send_keys(Keys.ENTER)
+    search.send_keys(Keys.ESCAPE)
+
+
 def click_plot_point(driver, graph: str, trace: str, index: int) -> None:
     """Move the mouse onto point ``index`` of ``trace`` and click, as a user would."""
     locate = f"""(() => {{ const gd = {_graph_js(graph)};

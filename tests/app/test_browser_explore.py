@@ -7,12 +7,13 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.app.test_browser import (  # noqa: F401
+from tests.app.test_browser import (
     _graph_js,
     click_and_settle,
     driver,  # noqa: F401 (the module-scoped Chromium fixture)
     idle,
     js,
+    pick_word,
     serve_in_thread,
     texts,
     trace_len,
@@ -130,20 +131,6 @@ def test_a_wrapped_sentence_has_one_contribution_scale(server, driver):
     assert ranges[0][1] == pytest.approx(1.1 * most, rel=1e-6)                   # the largest bar fits on it
 
 
-def _pick_word(d, word: str) -> None:
-    """Type ``word`` in the detail view's word picker and pick it with Enter, as a user does."""
-    from selenium.webdriver.common.keys import Keys
-
-    d.find_element(By.ID, "explore-words").click()
-    search = wait(d, lambda d: d.find_element(By.CSS_SELECTOR, ".dash-dropdown-content input[type=search]"),
-                  what="the search box")
-    search.send_keys(word)
-    wait(d, lambda d: word in [e.text for e in d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option")],
-         what=f"{word!r} offered")
-    search.send_keys(Keys.ENTER)
-    search.send_keys(Keys.ESCAPE)
-
-
 def test_a_fourth_detail_word_is_refused_with_a_message_and_a_click_says_what_it_replaced(server, driver):
     from tests.app.test_browser import click_plot_point
 
@@ -152,7 +139,7 @@ def test_a_fourth_detail_word_is_refused_with_a_message_and_a_click_says_what_it
     words = js(driver, f"{_graph_js(CO)}.data.find(t => t.name === 'words').customdata.map(c => c[1])")
     three, fourth = words[1:4], words[4]
     _open(driver, url + "".join(f"&w={w}" for w in three), 8)
-    _pick_word(driver, fourth)
+    pick_word(driver, fourth)
     msg = wait(driver, lambda d: " ".join(texts(d, "#explore-words-msg .alert")), what="the refusal")
     idle(driver)
     assert f"“{fourth}” not added" in msg, msg

@@ -16,6 +16,7 @@ from tests.app.test_browser import (  # noqa: F401
     idle,
     js,
     new_driver,
+    pick_word,
     serve_in_thread,
     trace_len,
     wait,
@@ -255,8 +256,6 @@ def test_the_export_format_applies_at_once_persists_and_reaches_every_figure(ser
 
 
 def test_a_user_picks_a_word_outside_the_clusters_by_typing_it(server, driver, wide_store):
-    from selenium.webdriver.common.keys import Keys
-
     from app.reader import Reader
 
     r = Reader(wide_store)
@@ -266,13 +265,7 @@ def test_a_user_picks_a_word_outside_the_clusters_by_typing_it(server, driver, w
     driver.get(server + "/explore?model=tiny-lstm&layer=0&state=h&k=3")
     wait(driver, lambda d: trace_len(d, "explore-cocluster", "units") == 8, what="cells")
     idle(driver)
-    driver.find_element(By.ID, "explore-words").click()
-    search = wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, ".dash-dropdown-content input[type=search]"),
-                  what="the search box")
-    search.send_keys(rare)
-    wait(driver, lambda d: rare in [e.text for e in d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option")],
-         what=f"{rare!r} offered")
-    search.send_keys(Keys.ENTER)
+    pick_word(driver, rare)
     wait(driver, lambda d: js(d, f"{_graph_js('explore-detail')}.data.map(t => t.name).join('|')") == rare,
          what=f"box plots of {rare!r}")
     idle(driver)
