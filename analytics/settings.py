@@ -20,6 +20,8 @@ class Settings:
     users_file: Path | None = None       # hosted mode's users (None: <store>/users.json)
     cookie_secure: bool = True           # session cookie only over HTTPS (off: plain-HTTP loopback tests)
     proxy_hops: int = 0                  # reverse proxies in front that set X-Forwarded-For / -Proto (trusted)
+    ratelimit_url: str | None = None     # hosted mode's sign-in limits (None: the broker's Redis, else in-process)
+    ratelimit_prefix: str = "rnnvis"     # their keys' prefix in that Redis (hosts that share users share it)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -36,7 +38,8 @@ class Settings:
                    torch_threads=int(get("TORCH_THREADS")) if get("TORCH_THREADS") else None,
                    users_file=Path(get("USERS_FILE")) if get("USERS_FILE") else None,
                    cookie_secure=get("COOKIE_SECURE", "on").lower() not in ("0", "off", "false", "no"),
-                   proxy_hops=_count(get("PROXY_HOPS", "0"), "RNNVIS_PROXY_HOPS"))
+                   proxy_hops=_count(get("PROXY_HOPS", "0"), "RNNVIS_PROXY_HOPS"),
+                   ratelimit_url=get("RATELIMIT_URL") or None, ratelimit_prefix=get("RATELIMIT_PREFIX", "rnnvis"))
 
 
 def _count(raw: str, name: str) -> int:

@@ -8,22 +8,26 @@ nothing is installed and :func:`current_user` is an implicit ``local`` admin;
 Users, their roles and the users file are :mod:`app.hosted.users`' (re-exported
 here).
 
-Sessions are server-side records (:mod:`app.hosted.sessions`) named by a random id in
-Flask's signed cookie (``RNNVIS_SECRET_KEY``; HttpOnly, SameSite=Lax, Secure
-unless ``RNNVIS_COOKIE_SECURE=off``). A session ends when its user signs out
-(``POST /logout`` with the session's form token), :data:`SESSION_HOURS` after
-sign-in whatever happens in between, and when the user is removed or their
-role or password changes. The user record is looked up at every request, so a
-role change applies at once. Passwords follow :mod:`app.hosted.passwords`; sign-in
-attempts are counted per (account, address) and per address, and slow an
-account down (:mod:`app.hosted.throttle`); password checks are queued and
-bounded per address and machine-wide (:mod:`app.hosted.checks`).
+Signing in and out is :mod:`app.hosted.signin`'s: Flask-Login on server-side
+session records (:mod:`app.hosted.sessions`) whose id sits in Flask's signed
+cookie (``RNNVIS_SECRET_KEY``; HttpOnly, SameSite=Lax, Secure unless
+``RNNVIS_COOKIE_SECURE=off``), Flask-WTF's form tokens, Jinja pages. A session
+ends when its user signs out (``POST /logout`` with the form token),
+:data:`SESSION_HOURS` after sign-in whatever happens in between, and when the
+user is removed or their role or password changes. The user record is looked up
+at every request, so a role change applies at once. Passwords follow
+:mod:`app.hosted.passwords`; sign-in attempts are counted per (account,
+address) and per address, and slow an account down, in Flask-Limiter's Redis
+storage (:mod:`app.hosted.throttle`); password checks are queued and bounded per
+address and machine-wide (:mod:`app.hosted.checks`).
 
 The gate (a ``before_request`` hook) refuses every route without a session
 except ``/login``, ``/logout`` and ``/healthz``: JSON 401 for Dash's API
 routes (``/_dash-*``, ``/_reload-hash``, ...) and any non-GET, a redirect to
 ``/login`` for everything else (pages, assets, component bundles). It caps
-the request body by role before anything reads it (:mod:`app.hosted.security`). For
+the request body by role before anything reads it (:mod:`app.hosted.security`),
+and answers a POST to Dash's routes that is not JSON with 415 (Dash's own
+CSRF defence: a cross-site form cannot send JSON, see :mod:`app.hosted.signin`). For
 ``/_dash-update-component`` it also checks the role a callback needs
 (:data:`ROLE_BY_INPUT`: a callback fed by one of those inputs is an action),
 answering a refused action with a message in the callback's first
@@ -32,23 +36,20 @@ answering a refused action with a message in the callback's first
 """
 from __future__ import annotations
 
-import datetime as dt
-import hmac
 import json
 import logging
-import math
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import flask
+import flask_login
 
 from app import ids
-from app.hosted import security
-from app.hosted.checks import Busy, PasswordChecks
+from app.hosted import security, signin, throttle
+from app.hosted.checks import PasswordChecks
 from app.hosted.sessions import SessionStore
-from app.hosted.throttle import CONSOLE_BURST, CONSOLE_RATE, FileThrottle, RateLimiter, SignInThrottle
+from app.hosted.signin import SESSION_HOURS, form_token
 from app.hosted.users import (
     LOCAL,
     MAX_PASSWORD,
@@ -71,7 +72,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SESSION_HOURS = 12
 PUBLIC_PATHS = frozenset({"/login", "/logout", "/healthz"})
 USERS_KEY = "RNNVIS_USERS"
 SESSIONS_KEY = "RNNVIS_SESSIONS"
@@ -98,7 +98,8 @@ def current_user() -> User | None:
     settings = flask.current_app.config.get("RNNVIS_SETTINGS")
     if settings is None or not settings.auth:
         return LOCAL
-    return flask.g.get("user")
+    signed = flask_login.current_user          # loaded from the server-side session (app.hosted.signin)
+    return signed.user if signed.is_authenticated else None
 
 
 def require_role(role: str) -> User:
@@ -137,16 +138,6 @@ def gate(role: str, what: str) -> dict[str, object]:
 
 def _user_store() -> UserStore:
     return flask.current_app.config[USERS_KEY]
-
-
-def _safe_next(target: str | None) -> str:
-    """A local path to go to after signing in (never another site)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        return "/"
-    return target
 
 
 def _is_api(path: str) -> bool:
@@ -189,157 +180,20 @@ def _callback_role(inputs: set[str]) -> str | None:
     return need
 
 
-# --------------------------------------------------------------------------- pages
-
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>RNNVis · Sign in</title>
-<style>
-body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;background:#f4f5f7;margin:0;display:flex;
-min-height:100vh;align-items:center;justify-content:center;color:#222}}
-form{{background:#fff;padding:2em 2.2em;border-radius:8px;box-shadow:0 2px 12px rgba(0,0,0,.08);width:20em}}
-h1{{font-size:1.4em;margin:0 0 1em}} .a{{color:#1565c0}} .b{{color:#e65100}}
-label{{display:block;font-size:.9em;margin:.8em 0 .3em}}
-input{{width:100%;box-sizing:border-box;padding:.55em;border:1px solid #bbb;border-radius:4px;font-size:1em}}
-button{{margin-top:1.4em;width:100%;padding:.65em;border:0;border-radius:4px;background:#1565c0;color:#fff;
-font-size:1em;cursor:pointer}} .err{{color:#c62828;font-size:.9em;margin-top:.8em}}
-</style></head><body>
-<form method="post" action="/login" autocomplete="on">
-<h1><span class="a">RNN</span><span class="b">Vis</span> · sign in</h1>
-<input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="next" value="{next}">
-<label for="u">User</label><input id="u" name="username" autocomplete="username" required autofocus value="{user}">
-<label for="p">Password</label><input id="p" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Sign in</button>
-{error}
-</form></body></html>"""
-
-
-def _esc(text: str) -> str:
-    from html import escape
-    return escape(text or "", quote=True)
-
-
-def _login_page(error: str = "", user: str = "", status: int = 200, retry_after: float | None = None):
-    token = form_token()
-    nxt = _safe_next(flask.request.values.get("next"))
-    body = _PAGE.format(csrf=_esc(token), next=_esc(nxt), user=_esc(user),
-                        error=f'<div class="err" role="alert">{_esc(error)}</div>' if error else "")
-    resp = flask.make_response(body, status)
-    resp.headers["Cache-Control"] = "no-store"
-    if retry_after is not None:
-        resp.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
-    return resp
-
-
-_LOGOUT_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>RNNVis · Sign out</title>
-<style>body{{font-family:system-ui,sans-serif;display:flex;min-height:100vh;align-items:center;justify-content:center}}
-button{{padding:.6em 1.4em;border:0;border-radius:4px;background:#1565c0;color:#fff;font-size:1em;cursor:pointer}}
-</style></head><body><form method="post" action="/logout">
-<input type="hidden" name="csrf" value="{csrf}"><button type="submit">Sign out</button>{error}</form></body></html>"""
-
-
-def form_token() -> str:
-    """This session's form token (made on first use): the sign-in and sign-out forms carry it ("" outside a request)."""
-    if not flask.has_request_context():
-        return ""
-    token = flask.session.get("csrf")
-    if not isinstance(token, str) or not token:
-        token = flask.session["csrf"] = secrets.token_urlsafe(24)
-    return token
-
-
 def sessions_path(users: UserStore) -> Path:
     """``users.sessions.json`` next to the users file."""
     return users.path.with_name(users.path.stem + ".sessions.json")
 
 
-def throttle_path(users: UserStore) -> Path:
-    """``users.throttle.json`` next to the users file."""
-    return users.path.with_name(users.path.stem + ".throttle.json")
-
-
-_REFUSED = {"locked": "Too many failed sign-ins for this account from this address, or from this address; "
-                      "try again in {wait}.",
-            "backoff": "Many failed sign-ins for this account lately: sign-ins for it are slowed down; "
-                       "try again in {wait}."}
-
-
-def _minutes_or_seconds(seconds: float) -> str:
-    return f"{math.ceil(seconds / 60)} min" if seconds > 90 else f"{max(1, math.ceil(seconds))} s"
-
-
-def _check_password(throttle: SignInThrottle, checks: PasswordChecks, users: UserStore, name: str, password: str):
-    """(user, session version) for a right password; else the sign-in page's answer (401, or 429 when the
-    throttle or the bounded checks refuse)."""
-    address = flask.request.remote_addr
-    verdict = throttle.attempt(name, address)           # checks the limits and counts the attempt, atomically
-    if verdict.wait > 0:
-        log.info("throttled sign-in (%s) for %r from %s (%.0f s left)", verdict.reason, name, address, verdict.wait)
-        return _login_page(_REFUSED[verdict.reason].format(wait=_minutes_or_seconds(verdict.wait)), user=name,
-                           status=429, retry_after=verdict.wait)
-    try:
-        ok = checks.run(address, users.verify, name, password)
-    except Busy as e:
-        throttle.not_checked(verdict)
-        return _login_page(str(e), user=name, status=429, retry_after=e.retry_after)
-    if ok is None:
-        log.info("failed sign-in for %r from %s", name, address)
-        return _login_page("Wrong user name or password.", user=name, status=401)
-    throttle.succeeded(verdict)
-    return ok
-
-
 # --------------------------------------------------------------------------- installation
 
 
-def _configure_session_cookie(server: flask.Flask, settings: Settings) -> None:
-    key = settings.secret_key or ""
-    if len(key) < 32:
-        raise ValueError("RNNVIS_AUTH=on needs RNNVIS_SECRET_KEY: a random string of at least 32 characters "
-                         "(e.g. python -c 'import secrets; print(secrets.token_hex(32))'), the same for every "
-                         "worker process")
-    server.secret_key = key
-    server.config.update(
-        SESSION_COOKIE_NAME="rnnvis_session", SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=bool(settings.cookie_secure),
-        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=SESSION_HOURS),
-        SESSION_REFRESH_EACH_REQUEST=False,  # the cookie's expiry stays that of the sign-in
-    )
-
-
-def _form_token_ok() -> bool:
-    """Whether the posted form carries this session's form token."""
-    token = flask.session.get("csrf")
-    return bool(token) and hmac.compare_digest(str(token), str(flask.request.form.get("csrf", "")))
-
-
-def _logout(sessions: SessionStore):
-    """``/logout``: GET shows the form (signing out takes a POST with the form token); POST ends the session."""
-    if flask.request.method == "GET":
-        if sessions.get(flask.session.get("sid")) is None:
-            return flask.redirect("/login", 303)
-        resp = flask.make_response(_LOGOUT_PAGE.format(csrf=_esc(form_token()), error=""))
-        resp.headers["Cache-Control"] = "no-store"
-        return resp
-    if not _form_token_ok():
-        return flask.make_response(_LOGOUT_PAGE.format(
-            csrf=_esc(form_token()), error='<p role="alert">The form expired; sign out again.</p>'), 400)
-    sessions.end(flask.session.get("sid"))
-    flask.session.clear()
-    return flask.redirect("/login", 303)
-
-
 def install(app: dash.Dash, settings: Settings) -> None:
-    """Put the sign-in pages, the session cookie settings and the gate on the app's Flask server."""
+    """Put the sign-in pages, the session cookie settings, the limits and the gate on the app's Flask server."""
     server = app.server
-    _configure_session_cookie(server, settings)
+    signin.configure(server, settings)
     users = UserStore(users_path(settings))
     sessions = SessionStore(sessions_path(users), SESSION_HOURS * 3600)
-    throttle = server.extensions["rnnvis_sign_in_throttle"] = FileThrottle(throttle_path(users))
-    console_rate = server.extensions["rnnvis_console_rate"] = RateLimiter(CONSOLE_RATE, CONSOLE_BURST)  # per worker
-    checks = PasswordChecks(settings.store)  # argon2 on a low-priority thread, in turn, bounded per address
     server.config[USERS_KEY] = users
     server.config[SESSIONS_KEY] = sessions
     member_cap = security.member_max_body()
@@ -347,37 +201,13 @@ def install(app: dash.Dash, settings: Settings) -> None:
         log.warning("hosted mode: no users file at %s yet; add an admin with `rnnvis users add NAME --role admin`",
                     users.path)
 
-    def login():
-        if flask.request.method == "GET":
-            return _login_page()
-        form = flask.request.form
-        if not _form_token_ok():
-            hint = ("" if flask.request.is_secure or not server.config["SESSION_COOKIE_SECURE"] else
-                    " (the session cookie is HTTPS-only: serve over HTTPS, or set RNNVIS_COOKIE_SECURE=off "
-                    "for plain HTTP on a trusted network)")
-            return _login_page("The sign-in form expired; try again." + hint, status=400)
-        name = (form.get("username") or "").strip()[:64]
-        ok = _check_password(throttle, checks, users, name, (form.get("password") or "")[:MAX_PASSWORD])
-        if not isinstance(ok, tuple):
-            return ok
-        user, version = ok
-        flask.session.clear()  # a fresh session: no fixation
-        flask.session.permanent = True
-        flask.session.update(sid=sessions.create(user.name, version), csrf=secrets.token_urlsafe(24))
-        log.info("%s signed in (%s)", user.name, user.role)
-        return flask.redirect(_safe_next(form.get("next")), 303)
-
-    server.add_url_rule("/login", "rnnvis_login", login, methods=["GET", "POST"])
-    server.add_url_rule("/logout", "rnnvis_logout", lambda: _logout(sessions), methods=["GET", "POST"])
-
-    @server.before_request
+    @server.before_request          # registered before the extensions' hooks: the body cap comes first
     def _gate():
         req = flask.request
         path = req.path
         if path in PUBLIC_PATHS:
             return security.refuse_large_body(security.ANONYMOUS_MAX_BODY)
-        rec = sessions.get(flask.session.get("sid"))
-        user = users.user(str(rec.get("user")), str(rec.get("v", ""))) if rec else None
+        user = current_user()
         if user is None:
             too_big = security.refuse_large_body(security.ANONYMOUS_MAX_BODY)
             if too_big is not None:
@@ -386,20 +216,34 @@ def install(app: dash.Dash, settings: Settings) -> None:
                 return flask.jsonify({"error": "sign in first", "login": "/login"}), 401
             target = req.full_path if req.query_string else path
             return flask.redirect(f"/login?next={quote(target, safe='/?=&')}", 302)
-        flask.g.user = user
         # the role's body cap before anything reads the body (viewers never upload)
         too_big = security.refuse_large_body(member_cap if user.can("member") else security.VIEWER_MAX_BODY)
         if too_big is not None:
             return too_big
+        if req.method == "POST" and _is_api(path) and not req.is_json:
+            # Dash posts JSON; a cross-site form cannot (without a CORS preflight this server never grants)
+            return flask.jsonify({"error": "Dash requests are JSON (Content-Type: application/json)"}), 415
         if req.method == "POST" and path.endswith("/_dash-update-component"):
-            body = req.get_json(silent=True)
-            body = body if isinstance(body, dict) else {}  # malformed: app.inputs answers it 400
-            inputs = _callback_inputs(app, str(body.get("output", "")))
-            need = _callback_role(inputs)
-            if need and not user.can(need):
-                log.info("refused %s (%s) a %s action: %s", user.name, user.role, need, body.get("output"))
-                return _refuse_callback(body, refusal(user, need))
-            if inputs & _CONSOLE_INPUTS and not console_rate.allow(user.name):  # a query run or a download
-                return _refuse_callback(body, f"You are sending queries faster than {CONSOLE_RATE:g} a second; "
-                                              "wait a moment and run it again.")
+            return _check_callback(app, user, console_rate)
         return None
+
+    limiter = throttle.make_limiter(server, settings)
+    server.extensions["rnnvis_sign_in_throttle"] = sign_ins = throttle.SignInThrottle(limiter)
+    server.extensions["rnnvis_console_rate"] = console_rate = throttle.ConsoleRate(limiter)
+    checks = PasswordChecks(settings.store)  # argon2 on a low-priority thread, in turn, bounded per address
+    signin.install(server, users, sessions, sign_ins, checks)
+
+
+def _check_callback(app: dash.Dash, user: User, console_rate: throttle.ConsoleRate):
+    """A refusal for a callback request that needs a role ``user`` lacks, or a console query over the rate."""
+    body = flask.request.get_json(silent=True)
+    body = body if isinstance(body, dict) else {}  # malformed: app.inputs answers it 400
+    inputs = _callback_inputs(app, str(body.get("output", "")))
+    need = _callback_role(inputs)
+    if need and not user.can(need):
+        log.info("refused %s (%s) a %s action: %s", user.name, user.role, need, body.get("output"))
+        return _refuse_callback(body, refusal(user, need))
+    if inputs & _CONSOLE_INPUTS and not console_rate.allow(user.name):  # a query run or a download
+        return _refuse_callback(body, f"You are sending queries faster than {throttle.CONSOLE_RATE:g} a second; "
+                                      "wait a moment and run it again.")
+    return None

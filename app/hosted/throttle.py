@@ -1,10 +1,19 @@
-"""Sign-in throttling: attempts counted per (account, address), per address and per account, in one atomic step.
+"""Sign-in throttling and the console's query rate, on Flask-Limiter's storage (Redis: shared by hosts and workers).
 
-**Counting.** :meth:`SignInThrottle.attempt` checks the limits and, when they allow it, counts the attempt
-as a failure *before* the password is checked, under one lock (check-and-count is one step): however
-many attempts arrive at once, at most the limit of them reach a password check. A right password gives
-its attempt back (:meth:`SignInThrottle.succeeded`), and so does an attempt that was never checked
-(:meth:`SignInThrottle.not_checked`: the server was busy).
+**Where the counts live.** :func:`make_limiter` builds the app's ``flask_limiter.Limiter`` (moving windows,
+keys prefixed by ``RNNVIS_RATELIMIT_PREFIX``) on ``RNNVIS_RATELIMIT_URL``, else on the broker's Redis
+(``RNNVIS_BROKER_URL``), else in this process's memory (one process: ``rnnvis serve``). Every web host and
+worker that points at the same Redis shares the counts. :class:`SignInThrottle` and :class:`ConsoleRate`
+use that limiter's rate-limit strategy (``limiter.limiter``: the `limits` library's atomic moving window).
+
+**Counting sign-ins.** :meth:`SignInThrottle.attempt` runs on the password-checking thread, just before the
+hash is checked: it refuses the attempt if a limit says so, and otherwise *hits* the (account, address)
+window, one atomic step in Redis, so however many attempts arrive at once, at most the limit of them reach a
+password check. (Flask-Limiter's ``deduct_when`` would count only after the response: concurrent guesses
+would all pass its test first, the over-count this project measured before: 13-20 checks for a limit of 10.)
+A wrong password then counts against the address and the account (:meth:`SignInThrottle.failed`); a right
+one forgets the account's and the pair's failures (:meth:`SignInThrottle.succeeded`). An attempt turned away
+as busy (:mod:`app.hosted.checks`) never reached :meth:`~SignInThrottle.attempt`, so it is never counted.
 
 **Limits** (within :data:`WINDOW_S`, 15 minutes):
 
@@ -13,176 +22,174 @@ its attempt back (:meth:`SignInThrottle.succeeded`), and so does an attempt that
 - :data:`ADDRESS_MAX_FAILURES` failures from one address, for any names: that address is refused the same way;
 - an account that failed :data:`ACCOUNT_FREE_FAILURES` times from all addresses together is *slowed down*,
   never locked: each further attempt waits ``2 ** (failures - ACCOUNT_FREE_FAILURES)`` seconds after the
-  last failure (at most :data:`BACKOFF_MAX_S`), from every address. Guesses from many addresses then get
-  at most one try per :data:`BACKOFF_MAX_S`, and the account's owner waits seconds, not 15 minutes.
+  last failure (at most :data:`BACKOFF_MAX_S`), from every address: a one-entry window of that length, hit
+  at each failure (Flask-Limiter has no back-off of its own; a fixed per-account limit would let anyone
+  lock an account's owner out for 15 minutes with ten guesses).
 
-Counts live behind the small :class:`SignInThrottle` interface; :class:`FileThrottle` keeps them in
-``<users file>.throttle.json`` (a locked JSON file shared by every worker of the machine; at most
-:data:`MAX_KEYS` keys, the stalest dropped first).
+**Redis down**: sign-in fails closed (:class:`LimitsUnavailable`: the page answers 503), see
+``docs/security-hosted.md``; the console's rate, a load guard, lets queries through.
 
-**Console queries.** A signed-in user may start :data:`CONSOLE_RATE` SQL console queries a second
-(after a burst of :data:`CONSOLE_BURST`), per web worker (:class:`RateLimiter`); the access gate
-answers the rest with a message before Dash dispatches them.  A refused query (the user's own
-concurrency cap, :mod:`analytics.sandbox.slots`) is answered in milliseconds, but each still cost
-a Dash dispatch: a client re-sending refused queries in a tight loop (~200 a second) took the
-other users' p95 to 7.5x the quiet figure (``bench/bench_hostile.py``).
+**Console queries.** A signed-in user may start :data:`CONSOLE_BURST` SQL console queries in any
+``CONSOLE_BURST / CONSOLE_RATE`` seconds (:class:`ConsoleRate`); the access gate answers the rest with a
+message before Dash dispatches them. A client re-sending refused queries in a tight loop (~200 a second)
+took the other users' p95 to 7.5x the quiet figure (``bench/bench_hostile.py``).
 """
 from __future__ import annotations
 
-import os
-import threading
+import contextlib
+import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
-from analytics.json_file import JsonFile
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
+
+if TYPE_CHECKING:
+    import flask
+
+    from analytics.settings import Settings
 
 __all__ = ["PAIR_MAX_FAILURES", "ADDRESS_MAX_FAILURES", "ACCOUNT_FREE_FAILURES", "BACKOFF_MAX_S", "WINDOW_S",
-           "CONSOLE_RATE", "CONSOLE_BURST", "Verdict", "SignInThrottle", "FileThrottle", "RateLimiter"]
+           "CONSOLE_RATE", "CONSOLE_BURST", "LimitsUnavailable", "Verdict", "SignInThrottle", "ConsoleRate",
+           "make_limiter", "storage_url"]
+
+log = logging.getLogger(__name__)
 
 PAIR_MAX_FAILURES = 10
 ADDRESS_MAX_FAILURES = 30
 ACCOUNT_FREE_FAILURES = 10
-BACKOFF_MAX_S = 30.0
-WINDOW_S = 15 * 60.0
-MAX_KEYS = 10_000
+BACKOFF_MAX_S = 30
+WINDOW_S = 15 * 60
 CONSOLE_RATE = 2.0
 CONSOLE_BURST = 4
-_ACCOUNT_KEEP = ACCOUNT_FREE_FAILURES + 8      # 2**8 s is past BACKOFF_MAX_S: older failures change nothing
+_ACCOUNT_KEEP = ACCOUNT_FREE_FAILURES + 5      # 2**5 s is past BACKOFF_MAX_S: more failures change nothing
+
+_PAIR = RateLimitItemPerMinute(PAIR_MAX_FAILURES, WINDOW_S // 60)
+_ADDRESS = RateLimitItemPerMinute(ADDRESS_MAX_FAILURES, WINDOW_S // 60)
+_ACCOUNT = RateLimitItemPerMinute(_ACCOUNT_KEEP, WINDOW_S // 60)
+_BACKOFFS = {n: RateLimitItemPerSecond(1, min(BACKOFF_MAX_S, 2 ** (n - ACCOUNT_FREE_FAILURES)))
+             for n in range(ACCOUNT_FREE_FAILURES, _ACCOUNT_KEEP + 1)}
+_CONSOLE = RateLimitItemPerSecond(CONSOLE_BURST, round(CONSOLE_BURST / CONSOLE_RATE))
+
+
+class LimitsUnavailable(Exception):
+    """The rate-limit storage (Redis) cannot be reached: sign-in is refused until it can."""
+
+
+@contextlib.contextmanager
+def _storage() -> Iterator[None]:
+    """Any error of the storage (redis.ConnectionError, TimeoutError, ...) as :class:`LimitsUnavailable`."""
+    try:
+        yield
+    except Exception as e:  # noqa: BLE001 - the storage's errors depend on its kind
+        raise LimitsUnavailable(f"{type(e).__name__}: {e}") from e
+
+
+def storage_url(settings: Settings) -> str:
+    """``RNNVIS_RATELIMIT_URL``, else the broker's Redis, else ``memory://`` (counts in this process only)."""
+    if settings.ratelimit_url:
+        return settings.ratelimit_url
+    broker = settings.broker_url or ""
+    return broker if broker.startswith(("redis://", "rediss://", "unix://")) else "memory://"
+
+
+def make_limiter(server: flask.Flask, settings: Settings) -> Limiter:
+    """The app's Flask-Limiter (no route limits of its own: the throttle and the console rate use its storage)."""
+    url = storage_url(settings)
+    if url == "memory://":
+        log.warning("hosted mode: sign-in limits are counted in each web process (no Redis); with several "
+                    "gunicorn workers or hosts set RNNVIS_BROKER_URL or RNNVIS_RATELIMIT_URL=redis://...")
+    limiter = Limiter(get_remote_address, app=server, storage_uri=url, strategy="moving-window",
+                      key_prefix=settings.ratelimit_prefix, headers_enabled=False, swallow_errors=False,
+                      storage_options={"socket_connect_timeout": 2, "socket_timeout": 2} if url != "memory://" else {})
+    return limiter
 
 
 @dataclass(frozen=True)
 class Verdict:
     """The answer to one sign-in attempt.  ``wait`` > 0: refused for that many seconds (``reason``:
     ``"locked"`` for a pair or an address over its limit, ``"backoff"`` for an account slowed down).
-    ``wait`` == 0: go on, the attempt is counted as a failure until :meth:`SignInThrottle.succeeded`."""
+    ``wait`` == 0: go on and check the password, then report :meth:`SignInThrottle.failed` or
+    :meth:`SignInThrottle.succeeded`."""
     wait: float
     reason: str
     account: str
     address: str | None
-    stamp: float
 
 
-class SignInThrottle(Protocol):
-    """What the sign-in page needs of a throttle (so that the counts can move to another store)."""
+class SignInThrottle:
+    """Failures per (account, address), per address and per account, in ``limiter``'s storage."""
 
-    def attempt(self, account: str, address: str | None) -> Verdict: ...
+    def __init__(self, limiter: Limiter):
+        self.limiter = limiter
 
-    def succeeded(self, verdict: Verdict) -> None: ...
+    def _wait(self, item: RateLimitItem, *key: str) -> float:
+        """Seconds until ``item``'s window for ``key`` has room (0 if it has room now)."""
+        strategy = self.limiter.limiter
+        if strategy.test(item, *key):
+            return 0.0
+        return max(0.001, strategy.get_window_stats(item, *key).reset_time - time.time())
 
-    def not_checked(self, verdict: Verdict) -> None: ...
-
-
-def _keys(account: str, address: str | None) -> tuple[str, str | None, str | None]:
-    """(account key, pair key, address key); no address (a unix socket without a proxy): account only."""
-    account = account.lower()
-    if not address:
-        return f"u:{account}", None, None
-    return f"u:{account}", f"p:{account}|{address}", f"a:{address}"
-
-
-def _recent(data: dict[str, Any], key: str | None, since: float) -> list[float]:
-    values = data.get(key, []) if key else []
-    return [t for t in values if isinstance(t, (int, float)) and t > since] if isinstance(values, list) else []
-
-
-def _refusal(data: dict[str, Any], account: str, address: str | None, now: float) -> tuple[float, str]:
-    """(seconds to wait, reason) for an attempt now given the counts ``data``; (0, "") when it may go on."""
-    u, p, a = _keys(account, address)
-    since = now - WINDOW_S
-    wait, reason = 0.0, ""
-    for key, limit in ((p, PAIR_MAX_FAILURES), (a, ADDRESS_MAX_FAILURES)):
-        times = _recent(data, key, since)
-        if len(times) >= limit and times[-limit] + WINDOW_S - now > wait:
-            wait, reason = times[-limit] + WINDOW_S - now, "locked"
-    times = _recent(data, u, since)
-    if len(times) >= ACCOUNT_FREE_FAILURES:
-        delay = min(BACKOFF_MAX_S, 2.0 ** (len(times) - ACCOUNT_FREE_FAILURES))
-        if times[-1] + delay - now > wait:
-            wait, reason = times[-1] + delay - now, "backoff"
-    return wait, reason
-
-
-class FileThrottle:
-    """:class:`SignInThrottle` in a locked JSON file: ``{"u:<account>" | "p:<account>|<address>" | "a:<address>":
-    [failure times, oldest first]}``.  ``clock``: seconds since the epoch (a test moves it)."""
-
-    def __init__(self, path: str | os.PathLike[str]):
-        self.file = JsonFile(path)
-        self.clock = time.time
+    def _refusal(self, account: str, address: str | None) -> tuple[float, str]:
+        """(seconds to wait, reason): the longest any limit asks for; (0, "") when none refuses."""
+        found = [(0.0, "")]
+        failures = _ACCOUNT.amount - self.limiter.limiter.get_window_stats(_ACCOUNT, "u", account).remaining
+        if failures >= ACCOUNT_FREE_FAILURES:
+            found.append((self._wait(_BACKOFFS[failures], "b", account), "backoff"))
+        if address:
+            found += [(self._wait(_PAIR, "p", account, address), "locked"),
+                      (self._wait(_ADDRESS, "a", address), "locked")]
+        return max(f for f in found if f[0] > 0 or not f[1])
 
     def attempt(self, account: str, address: str | None) -> Verdict:
-        now = self.clock()
-        wait, reason = _refusal(self.file.read(), account, address, now)   # refused: answered without a write
-        if wait > 0:
-            return Verdict(wait, reason, account, address, 0.0)
+        """Check the limits and, if they allow it, count the attempt against the pair in one atomic step.
+        No address (a unix socket without a proxy): only the account's back-off applies (every client would
+        share one address, and a per-address lock would lock everyone out)."""
+        account = account.lower()
+        with _storage():
+            wait, reason = self._refusal(account, address)
+            if wait <= 0 and address and not self.limiter.limiter.hit(_PAIR, "p", account, address):
+                wait, reason = self._wait(_PAIR, "p", account, address), "locked"   # a concurrent attempt won
+        return Verdict(wait, reason, account, address)
 
-        def check_and_count(data: dict[str, Any]) -> tuple[float, str]:
-            found = _refusal(data, account, address, now)
-            if found[0] <= 0:
-                for key, keep in zip(_keys(account, address), (_ACCOUNT_KEEP, PAIR_MAX_FAILURES, ADDRESS_MAX_FAILURES)):
-                    if key:
-                        data[key] = (_recent(data, key, now - WINDOW_S) + [now])[-keep:]
-                _prune(data, now)
-            return found
-        wait, reason = self.file.update(check_and_count)
-        return Verdict(wait, reason, account, address, now if wait <= 0 else 0.0)
+    def failed(self, verdict: Verdict) -> None:
+        """A wrong password: it counts against the address and the account (whose back-off starts at 10)."""
+        strategy = self.limiter.limiter
+        with _storage():
+            if verdict.address:
+                strategy.hit(_ADDRESS, "a", verdict.address)
+            strategy.hit(_ACCOUNT, "u", verdict.account)
+            failures = _ACCOUNT.amount - strategy.get_window_stats(_ACCOUNT, "u", verdict.account).remaining
+            if failures >= ACCOUNT_FREE_FAILURES:
+                strategy.hit(_BACKOFFS[failures], "b", verdict.account)
 
     def succeeded(self, verdict: Verdict) -> None:
-        """The password was right: the account's and the pair's failures are forgotten, the attempt given back."""
-        u, p, a = _keys(verdict.account, verdict.address)
+        """The password was right: the account's and the pair's failures are forgotten."""
+        strategy = self.limiter.limiter
+        with _storage():
+            strategy.clear(_ACCOUNT, "u", verdict.account)
+            for item in _BACKOFFS.values():
+                strategy.clear(item, "b", verdict.account)
+            if verdict.address:
+                strategy.clear(_PAIR, "p", verdict.account, verdict.address)
 
-        def fn(data: dict[str, Any]) -> None:
-            data.pop(u, None)
-            data.pop(p, None)
-            _give_back(data, a, verdict.stamp)
-        self.file.update(fn)
-
-    def not_checked(self, verdict: Verdict) -> None:
-        """The password was never checked (the server was busy): the attempt is given back."""
-        def fn(data: dict[str, Any]) -> None:
-            for key in _keys(verdict.account, verdict.address):
-                _give_back(data, key, verdict.stamp)
-        self.file.update(fn)
+    def address_failures(self, address: str) -> int:
+        """How many failures ``address`` has in the window (for tests and the admin's eyes)."""
+        return _ADDRESS.amount - self.limiter.limiter.get_window_stats(_ADDRESS, "a", address).remaining
 
 
-def _give_back(data: dict[str, Any], key: str | None, stamp: float) -> None:
-    values = data.get(key) if key else None
-    if isinstance(values, list) and stamp in values:
-        values.remove(stamp)
-        if not values:
-            del data[key]
+class ConsoleRate:
+    """:data:`CONSOLE_BURST` console queries per user in any ``CONSOLE_BURST / CONSOLE_RATE`` seconds."""
 
+    def __init__(self, limiter: Limiter):
+        self.limiter = limiter
 
-def _prune(data: dict[str, Any], now: float) -> None:
-    """Drop keys whose newest failure left the window, then the stalest beyond :data:`MAX_KEYS`."""
-    stale = [k for k, v in data.items() if not isinstance(v, list) or not v or not isinstance(v[-1], (int, float))
-             or v[-1] <= now - WINDOW_S]
-    for k in stale:
-        del data[k]
-    if len(data) > MAX_KEYS:
-        for k in sorted(data, key=lambda k: data[k][-1])[: len(data) - MAX_KEYS]:
-            del data[k]
-
-
-class RateLimiter:
-    """A token bucket per key, in this process: :meth:`allow` is False once requests came faster than
-    ``rate`` a second after a burst of ``burst``.  At most ``max_keys`` keys, the stalest dropped first.
-    ``clock``: seconds, monotonic (a test stops it)."""
-
-    def __init__(self, rate: float, burst: int, *, max_keys: int = MAX_KEYS):
-        self.rate, self.burst, self.max_keys = float(rate), float(burst), int(max_keys)
-        self._buckets: dict[str, tuple[float, float]] = {}    # key -> (tokens, when), stalest first
-        self._lock = threading.Lock()
-        self.clock = time.monotonic
-
-    def allow(self, key: str) -> bool:
-        now = self.clock()
-        with self._lock:
-            tokens, when = self._buckets.pop(key, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - when) * self.rate)
-            ok = tokens >= 1.0
-            self._buckets[key] = (tokens - 1.0 if ok else tokens, now)
-            while len(self._buckets) > self.max_keys:
-                del self._buckets[next(iter(self._buckets))]
-            return ok
+    def allow(self, user: str) -> bool:
+        try:
+            return self.limiter.limiter.hit(_CONSOLE, "c", user)
+        except Exception:  # noqa: BLE001 - a load guard, not a defence: with Redis down, queries go on
+            log.warning("console rate: the rate-limit storage is unreachable; letting the query through")
+            return True
