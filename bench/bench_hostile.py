@@ -217,9 +217,11 @@ def refusal_cost(store: Path, n: int = 2000) -> float:
             "inputs": [{**i, "value": 1 if i["property"] == "n_clicks" else None} for i in cb["inputs"]],
             "state": [{**s, "value": "SELECT 42" if s["id"] == "sql-editor" else None} for s in cb["state"]],
             "changedPropIds": ["sql-run.n_clicks"]}
-    limiter = app.server.extensions["rnnvis_console_rate"]
-    frozen = time.monotonic()
-    limiter.clock = lambda: frozen                                      # no refill: past the burst, all refused
+    import types
+
+    import limits.storage.memory
+    frozen = time.time()                # the app's limits are in this process: stop their clock, so that past
+    limits.storage.memory.time = types.SimpleNamespace(time=lambda: frozen)   # the burst every query is refused
     for _ in range(10):
         last = client.post("/_dash-update-component", json=body)
     assert "faster than" in last.get_data(as_text=True), last.get_data(as_text=True)[:200]
@@ -259,7 +261,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="rnnvis-hostile-"))
     env = {**os.environ, "RNNVIS_STORE": str(args.store.absolute()), "RNNVIS_AUTH": "on",
            "RNNVIS_SECRET_KEY": secrets.token_hex(32), "RNNVIS_COOKIE_SECURE": "off", "RNNVIS_PROXY_HOPS": "1",
-           "RNNVIS_USERS_FILE": str(tmp / "users.json"), "PYTHONPATH": str(ROOT)}
+           "RNNVIS_USERS_FILE": str(tmp / "users.json"), "PYTHONPATH": str(ROOT), **bl.limits_env()}
     if not args.figures_only:
         phases(args, env, tmp)
     figures = hostile_figures.run_figures(args.store.absolute(), env, scale=args.scale, depth=args.depth,

@@ -62,6 +62,13 @@ def _pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, max(0, round(q * (len(xs) - 1))))] if xs else float("nan")
 
 
+def limits_env() -> dict[str, str]:
+    """Hosted mode's sign-in limits for a served bench: in Redis (several gunicorn workers need it), under a
+    prefix of this run's own (``RNNVIS_RATELIMIT_URL`` if set, else the local Redis)."""
+    url = os.environ.get("RNNVIS_RATELIMIT_URL") or "redis://127.0.0.1:6379/12"
+    return {"RNNVIS_RATELIMIT_URL": url, "RNNVIS_RATELIMIT_PREFIX": f"bench-{secrets.token_hex(8)}"}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -271,7 +278,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="rnnvis-load-"))
     env = {**os.environ, "RNNVIS_STORE": str(args.store.absolute()), "RNNVIS_AUTH": "off" if args.open else "on",
            "RNNVIS_SECRET_KEY": secrets.token_hex(32), "RNNVIS_COOKIE_SECURE": "off",
-           "RNNVIS_USERS_FILE": str(tmp / "users.json"), "PYTHONPATH": str(ROOT)}
+           "RNNVIS_USERS_FILE": str(tmp / "users.json"), "PYTHONPATH": str(ROOT), **limits_env()}
     accounts = [(f"user{i:02d}", secrets.token_hex(8)) for i in range(args.users)]
     if not args.open:
         from app.hosted.auth import UserStore

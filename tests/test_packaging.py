@@ -31,6 +31,8 @@ def test_the_wheel_installs_the_dashboard_assets(tmp_path):
     assets = sorted(p.name for p in (ROOT / "app" / "assets").iterdir() if p.is_file())
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "style.css" in assets and {f"app/assets/{a}" for a in assets} <= names
+    pages = {f"app/hosted/templates/rnnvis/{p.name}" for p in (ROOT / "app/hosted/templates/rnnvis").glob("*.html")}
+    assert "app/hosted/templates/rnnvis/login.html" in pages and pages <= names      # hosted mode's sign-in pages
     # installed into a fresh environment (no dependencies needed to find files), away from this checkout
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)

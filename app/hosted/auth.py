@@ -228,8 +228,9 @@ def install(app: dash.Dash, settings: Settings) -> None:
         return None
 
     limiter = throttle.make_limiter(server, settings)
-    server.extensions["rnnvis_sign_in_throttle"] = sign_ins = throttle.SignInThrottle(limiter)
-    server.extensions["rnnvis_console_rate"] = console_rate = throttle.ConsoleRate(limiter)
+    prefix = settings.ratelimit_prefix
+    server.extensions["rnnvis_sign_in_throttle"] = sign_ins = throttle.SignInThrottle(limiter, prefix)
+    server.extensions["rnnvis_console_rate"] = console_rate = throttle.ConsoleRate(limiter, prefix)
     checks = PasswordChecks(settings.store)  # argon2 on a low-priority thread, in turn, bounded per address
     signin.install(server, users, sessions, sign_ins, checks)
 

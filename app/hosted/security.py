@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from analytics.settings import Settings
 
 __all__ = ["ANONYMOUS_MAX_BODY", "VIEWER_MAX_BODY", "member_max_body", "refuse_large_body", "install",
-           "content_security_policy", "check_open_bind", "gunicorn_binds", "is_loopback", "TrustedProxyFix"]
+           "content_security_policy", "check_open_bind", "gunicorn_binds", "gunicorn_workers",
+           "is_loopback", "TrustedProxyFix"]
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +143,8 @@ def _bind_is_local(bind: str) -> bool:
     return is_loopback(host)
 
 
-def gunicorn_binds() -> list[str] | None:
-    """The addresses gunicorn binds, when called while gunicorn loads the app; None otherwise.
+def _gunicorn_cfg():
+    """gunicorn's merged configuration when called while gunicorn loads the app; None otherwise.
 
     gunicorn imports the app from a method of its application object (every configuration source,
     command line, ``GUNICORN_CMD_ARGS`` and config file, already merged in its ``cfg``): found by
@@ -156,9 +157,21 @@ def gunicorn_binds() -> list[str] | None:
     while frame is not None:
         obj = frame.f_locals.get("self")
         if isinstance(obj, base.BaseApplication) and getattr(obj, "cfg", None) is not None:
-            return [str(b) for b in (obj.cfg.bind or [])]
+            return obj.cfg
         frame = frame.f_back
     return None
+
+
+def gunicorn_binds() -> list[str] | None:
+    """The addresses gunicorn binds, when called while gunicorn loads the app; None otherwise."""
+    cfg = _gunicorn_cfg()
+    return None if cfg is None else [str(b) for b in (cfg.bind or [])]
+
+
+def gunicorn_workers() -> int:
+    """How many worker processes gunicorn runs, when called while gunicorn loads the app; 1 otherwise."""
+    cfg = _gunicorn_cfg()
+    return 1 if cfg is None else int(cfg.workers or 1)
 
 
 def check_open_bind(settings: Settings) -> None:

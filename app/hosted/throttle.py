@@ -47,6 +47,8 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
 
+from app.hosted import security
+
 if TYPE_CHECKING:
     import flask
 
@@ -100,8 +102,11 @@ def make_limiter(server: flask.Flask, settings: Settings) -> Limiter:
     """The app's Flask-Limiter (no route limits of its own: the throttle and the console rate use its storage)."""
     url = storage_url(settings)
     if url == "memory://":
-        log.warning("hosted mode: sign-in limits are counted in each web process (no Redis); with several "
-                    "gunicorn workers or hosts set RNNVIS_BROKER_URL or RNNVIS_RATELIMIT_URL=redis://...")
+        if security.gunicorn_workers() > 1:   # each worker would count alone: N workers, N times the limits
+            raise ValueError("hosted mode with several gunicorn workers needs Redis for the sign-in limits: set "
+                             "RNNVIS_BROKER_URL=redis://... (or RNNVIS_RATELIMIT_URL), the same for every worker")
+        log.warning("hosted mode: sign-in limits are counted in this web process only (no Redis); with several "
+                    "processes or hosts set RNNVIS_BROKER_URL or RNNVIS_RATELIMIT_URL=redis://...")
     limiter = Limiter(get_remote_address, app=server, storage_uri=url, strategy="moving-window",
                       key_prefix=settings.ratelimit_prefix, headers_enabled=False, swallow_errors=False,
                       storage_options={"socket_connect_timeout": 2, "socket_timeout": 2} if url != "memory://" else {})
@@ -121,27 +126,32 @@ class Verdict:
 
 
 class SignInThrottle:
-    """Failures per (account, address), per address and per account, in ``limiter``'s storage."""
+    """Failures per (account, address), per address and per account, in ``limiter``'s storage, under ``prefix``
+    (``RNNVIS_RATELIMIT_PREFIX``: Flask-Limiter prefixes only the limits it applies itself)."""
 
-    def __init__(self, limiter: Limiter):
-        self.limiter = limiter
+    def __init__(self, limiter: Limiter, prefix: str):
+        self.limiter, self.prefix = limiter, prefix
 
     def _wait(self, item: RateLimitItem, *key: str) -> float:
         """Seconds until ``item``'s window for ``key`` has room (0 if it has room now)."""
         strategy = self.limiter.limiter
-        if strategy.test(item, *key):
+        if strategy.test(item, self.prefix, *key):
             return 0.0
-        return max(0.001, strategy.get_window_stats(item, *key).reset_time - time.time())
+        return max(0.001, strategy.get_window_stats(item, self.prefix, *key).reset_time - time.time())
+
+    def _count(self, item: RateLimitItem, *key: str) -> int:
+        """How many hits ``item``'s window for ``key`` holds now."""
+        return item.amount - self.limiter.limiter.get_window_stats(item, self.prefix, *key).remaining
 
     def _refusal(self, account: str, address: str | None) -> tuple[float, str]:
         """(seconds to wait, reason): the longest any limit asks for; (0, "") when none refuses."""
         found = [(0.0, "")]
-        failures = _ACCOUNT.amount - self.limiter.limiter.get_window_stats(_ACCOUNT, "u", account).remaining
+        failures = self._count(_ACCOUNT, "u", account)
         if failures >= ACCOUNT_FREE_FAILURES:
             found.append((self._wait(_BACKOFFS[failures], "b", account), "backoff"))
         if address:
-            found += [(self._wait(_PAIR, "p", account, address), "locked"),
-                      (self._wait(_ADDRESS, "a", address), "locked")]
+            found.append((self._wait(_PAIR, "p", account, address), "locked"))
+            found.append((self._wait(_ADDRESS, "a", address), "locked"))
         return max(f for f in found if f[0] > 0 or not f[1])
 
     def attempt(self, account: str, address: str | None) -> Verdict:
@@ -151,7 +161,7 @@ class SignInThrottle:
         account = account.lower()
         with _storage():
             wait, reason = self._refusal(account, address)
-            if wait <= 0 and address and not self.limiter.limiter.hit(_PAIR, "p", account, address):
+            if wait <= 0 and address and not self.limiter.limiter.hit(_PAIR, self.prefix, "p", account, address):
                 wait, reason = self._wait(_PAIR, "p", account, address), "locked"   # a concurrent attempt won
         return Verdict(wait, reason, account, address)
 
@@ -160,36 +170,36 @@ class SignInThrottle:
         strategy = self.limiter.limiter
         with _storage():
             if verdict.address:
-                strategy.hit(_ADDRESS, "a", verdict.address)
-            strategy.hit(_ACCOUNT, "u", verdict.account)
-            failures = _ACCOUNT.amount - strategy.get_window_stats(_ACCOUNT, "u", verdict.account).remaining
+                strategy.hit(_ADDRESS, self.prefix, "a", verdict.address)
+            strategy.hit(_ACCOUNT, self.prefix, "u", verdict.account)
+            failures = self._count(_ACCOUNT, "u", verdict.account)
             if failures >= ACCOUNT_FREE_FAILURES:
-                strategy.hit(_BACKOFFS[failures], "b", verdict.account)
+                strategy.hit(_BACKOFFS[failures], self.prefix, "b", verdict.account)
 
     def succeeded(self, verdict: Verdict) -> None:
         """The password was right: the account's and the pair's failures are forgotten."""
         strategy = self.limiter.limiter
         with _storage():
-            strategy.clear(_ACCOUNT, "u", verdict.account)
+            strategy.clear(_ACCOUNT, self.prefix, "u", verdict.account)
             for item in _BACKOFFS.values():
-                strategy.clear(item, "b", verdict.account)
+                strategy.clear(item, self.prefix, "b", verdict.account)
             if verdict.address:
-                strategy.clear(_PAIR, "p", verdict.account, verdict.address)
+                strategy.clear(_PAIR, self.prefix, "p", verdict.account, verdict.address)
 
     def address_failures(self, address: str) -> int:
         """How many failures ``address`` has in the window (for tests and the admin's eyes)."""
-        return _ADDRESS.amount - self.limiter.limiter.get_window_stats(_ADDRESS, "a", address).remaining
+        return self._count(_ADDRESS, "a", address)
 
 
 class ConsoleRate:
     """:data:`CONSOLE_BURST` console queries per user in any ``CONSOLE_BURST / CONSOLE_RATE`` seconds."""
 
-    def __init__(self, limiter: Limiter):
-        self.limiter = limiter
+    def __init__(self, limiter: Limiter, prefix: str):
+        self.limiter, self.prefix = limiter, prefix
 
     def allow(self, user: str) -> bool:
         try:
-            return self.limiter.limiter.hit(_CONSOLE, "c", user)
+            return self.limiter.limiter.hit(_CONSOLE, self.prefix, "c", user)
         except Exception:  # noqa: BLE001 - a load guard, not a defence: with Redis down, queries go on
             log.warning("console rate: the rate-limit storage is unreachable; letting the query through")
             return True

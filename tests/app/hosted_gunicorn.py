@@ -7,13 +7,19 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import requests
 
+from analytics.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 SECRET = "h" * 48
+#: The Redis that the served apps' sign-in limits live in (a database no other test flushes); each server
+#: gets a prefix of its own there, so that counts never leak between tests or runs.
+LIMITS_URL = "redis://127.0.0.1:6379/12"
 
 
 def free_port() -> int:
@@ -23,15 +29,18 @@ def free_port() -> int:
 
 
 class HostedGunicorn:
-    """``gunicorn -w WORKERS --threads 4 -b BIND app.wsgi:server`` in hosted mode; ``close()`` stops it."""
+    """``gunicorn -w WORKERS --threads 4 -b BIND app.wsgi:server`` in hosted mode; ``close()`` stops it.
+    Its sign-in limits are in :data:`LIMITS_URL` under ``self.settings.ratelimit_prefix``."""
 
     def __init__(self, store: Path, users_file: Path, bind: str, *, workers: int = 2, **env: str):
         self.bind = bind
+        self.settings = Settings(store=store, ratelimit_url=LIMITS_URL, ratelimit_prefix=f"test-{uuid.uuid4().hex}")
         self.proc = subprocess.Popen(
             [GUNICORN, "-w", str(workers), "--threads", "4", "-b", bind, "--timeout", "120", "app.wsgi:server"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "RNNVIS_STORE": str(store), "PYTHONPATH": str(ROOT), "RNNVIS_AUTH": "on",
                  "RNNVIS_SECRET_KEY": SECRET, "RNNVIS_USERS_FILE": str(users_file), "RNNVIS_COOKIE_SECURE": "off",
+                 "RNNVIS_RATELIMIT_URL": LIMITS_URL, "RNNVIS_RATELIMIT_PREFIX": self.settings.ratelimit_prefix,
                  **env})
 
     def wait_until_up(self, base: str, timeout: float = 180) -> None:

@@ -1,4 +1,5 @@
-"""Sign-in throttling under real concurrency: gunicorn with two workers, sign-ins sent at once over HTTP.
+"""Sign-in throttling under real concurrency: gunicorn with two workers, sign-ins sent at once over HTTP, the
+counts in a real Redis (``hosted_gunicorn.LIMITS_URL``).
 
 The app trusts ``X-Forwarded-For`` from loopback (``RNNVIS_PROXY_HOPS=1``, as behind the compose file's
 proxy), so that one test client can speak "from" many addresses.
@@ -7,13 +8,15 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from analytics.settings import Settings
 from app.hosted import throttle
 from app.hosted.auth import UserStore
-from tests.app.hosted_gunicorn import HostedGunicorn, free_port, sign_in
+from tests.app.hosted_gunicorn import LIMITS_URL, HostedGunicorn, free_port, sign_in
 
 OWNERS = {f"owner{i}": f"xyzzy-pass-{i}-frob" for i in range(8)}
 TARGET = ("tess", "plugh-quux-frob-1")
@@ -108,23 +111,24 @@ def test_ten_wrong_guesses_from_one_address_slow_the_account_elsewhere_not_lock_
     assert r.status_code == 303
 
 
-def _attempt_at(path: str, start_at: float) -> float:
-    """In a process of its own (a gunicorn worker's place): wait for ``start_at``, then one attempt; its wait."""
-    from app.hosted.throttle import FileThrottle
-    gate = FileThrottle(path)
+def _attempt_at(settings: Settings, start_at: float) -> float:
+    """In a process of its own (a gunicorn worker's place, or another host's): wait for ``start_at``, then one
+    attempt on the shared Redis; its wait."""
+    import flask
+    gate = throttle.SignInThrottle(throttle.make_limiter(flask.Flask(__name__), settings), settings.ratelimit_prefix)
     while time.time() < start_at:   # every process starts together (a barrier across spawned processes)
         pass
     return gate.attempt("tess", "198.51.100.5").wait
 
 
-def test_check_and_count_is_one_step_across_processes(tmp_path):
-    """Thirty attempts by eight processes at the same instant: exactly the limit of them may go on."""
+def test_check_and_count_is_one_step_across_processes():
+    """Thirty attempts by eight processes at the same instant, on one Redis: exactly the limit of them may go on."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    path = str(tmp_path / "users.throttle.json")
+    settings = Settings(ratelimit_url=LIMITS_URL, ratelimit_prefix=f"test-{uuid.uuid4().hex}")
     with ProcessPoolExecutor(8, mp_context=multiprocessing.get_context("spawn")) as pool:
         list(pool.map(abs, range(8)))                      # the processes are up
         start_at = time.time() + 1.0
-        waits = list(pool.map(_attempt_at, [path] * 30, [start_at] * 30))
+        waits = list(pool.map(_attempt_at, [settings] * 30, [start_at] * 30))
     assert sum(w == 0 for w in waits) == throttle.PAIR_MAX_FAILURES, waits
     assert all(w > 60 for w in waits if w)
