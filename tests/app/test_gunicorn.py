@@ -117,6 +117,24 @@ def test_open_mode_refuses_a_public_bind(app_store):
     assert "refusing to serve on 0.0.0.0" in err and "RNNVIS_AUTH=on" in err
 
 
+def test_hosted_mode_with_several_workers_and_no_redis_refuses_to_start(app_store, tmp_path):
+    """Each worker would count sign-in failures alone (N workers: N times the limits): gunicorn does not start."""
+    users_file = tmp_path / "users.json"
+    UserStore(users_file).add("vic", PASSWORDS["vic"], "viewer", created_by="test")
+    env = {k: v for k, v in _env(app_store, RNNVIS_AUTH="on", RNNVIS_SECRET_KEY=SECRET,
+                                 RNNVIS_USERS_FILE=str(users_file)).items()
+           if k not in ("RNNVIS_BROKER_URL", "RNNVIS_RATELIMIT_URL")}
+    proc = subprocess.Popen([GUNICORN, "-w", "2", "-b", f"127.0.0.1:{_free_port()}", "app.wsgi:server"], cwd=ROOT,
+                            env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("gunicorn served hosted mode with two workers counting sign-ins apart")
+    assert proc.returncode != 0 and "needs Redis for the sign-in limits" in err
+
+
 def test_open_mode_serves_on_loopback(app_store):
     port = _free_port()
     proc = subprocess.Popen([GUNICORN, "-w", "1", "-b", f"127.0.0.1:{port}", "app.wsgi:server"], cwd=ROOT,
