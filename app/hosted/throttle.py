@@ -91,11 +91,12 @@ def _storage() -> Iterator[None]:
 
 
 def storage_url(settings: Settings) -> str:
-    """``RNNVIS_RATELIMIT_URL``, else the broker's Redis, else ``memory://`` (counts in this process only)."""
+    """``RNNVIS_RATELIMIT_URL``, else the broker's Redis (``redis://``, ``rediss://``), else ``memory://`` (counts
+    in this process only). A Redis on a unix socket is named explicitly: ``RNNVIS_RATELIMIT_URL=redis+unix://...``."""
     if settings.ratelimit_url:
         return settings.ratelimit_url
     broker = settings.broker_url or ""
-    return broker if broker.startswith(("redis://", "rediss://", "unix://")) else "memory://"
+    return broker if broker.startswith(("redis://", "rediss://")) else "memory://"
 
 
 def make_limiter(server: flask.Flask, settings: Settings) -> Limiter:

@@ -84,3 +84,10 @@ def test_sign_in_fails_closed_when_redis_is_down_and_sessions_go_on(app_store, u
     again = down.server.test_client()                                    # a session made elsewhere still works here
     again.set_cookie("rnnvis_session", signed.get_cookie("rnnvis_session").value)
     assert again.get("/_dash-layout").status_code == 200
+
+
+def test_the_limits_live_in_the_named_redis_else_the_brokers_else_in_the_process():
+    assert throttle.storage_url(Settings(ratelimit_url="redis://a:6379/3", broker_url="redis://b:6379/0")) \
+        == "redis://a:6379/3"
+    assert throttle.storage_url(Settings(broker_url="redis://b:6379/0")) == "redis://b:6379/0"
+    assert throttle.storage_url(Settings()) == throttle.storage_url(Settings(broker_url="filesystem")) == "memory://"
