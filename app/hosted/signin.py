@@ -12,7 +12,8 @@
   other body type there (:mod:`app.hosted.auth`).
 - **Throttling.** The password is checked on :class:`app.hosted.checks.PasswordChecks`' thread, and the
   sign-in limits are checked and counted there, just before it (:mod:`app.hosted.throttle`).
-  :func:`_throttled` is the one place a throttled attempt is answered.
+  :func:`_burst` is the one place a burst of failures that fills a limit is seen (once per limit);
+  :func:`_throttled` answers each attempt refused after it.
 """
 from __future__ import annotations
 
@@ -86,8 +87,15 @@ def _minutes_or_seconds(seconds: float) -> str:
     return f"{math.ceil(seconds / 60)} min" if seconds > 90 else f"{max(1, math.ceil(seconds))} s"
 
 
+def _burst(verdict: Verdict, filled: list[str]) -> None:
+    """A burst of failed sign-ins just filled a limit (``filled``: "pair", "address", "account"): from here on it
+    is throttled. The one place such a burst is seen, once per limit filled (the audit log records it here)."""
+    log.warning("sign-in failures for %r from %s filled the %s limit: further attempts are throttled",
+                verdict.account, verdict.address, " and ".join(filled))
+
+
 def _throttled(verdict: Verdict) -> flask.Response:
-    """The answer to a sign-in attempt the throttle refused (429): the one place a throttled attempt is seen."""
+    """The answer to a sign-in attempt the throttle refused (429), each one of a throttled burst."""
     log.info("throttled sign-in (%s) for %r from %s (%.0f s left)", verdict.reason, verdict.account,
              verdict.address, verdict.wait)
     return _login_page(_REFUSED[verdict.reason].format(wait=_minutes_or_seconds(verdict.wait)), user=verdict.account,
@@ -99,15 +107,16 @@ def _check_password(throttle: SignInThrottle, checks: PasswordChecks, users: Use
     or the bounded checks refuse; 503 when the throttle's storage is unreachable: sign-in fails closed)."""
     address = flask.request.remote_addr
 
-    def counted_check() -> tuple[Verdict, tuple[User, str] | None]:   # on the checking thread, in turn
+    def counted_check() -> tuple[Verdict, tuple[User, str] | None, list[str]]:   # on the checking thread, in turn
         verdict = throttle.attempt(name, address)                    # checks the limits and counts, atomically
         if verdict.wait > 0:
-            return verdict, None
+            return verdict, None, []
         ok = users.verify(name, password)
-        (throttle.succeeded if ok else throttle.failed)(verdict)
-        return verdict, ok
+        if ok:
+            throttle.succeeded(verdict)
+        return verdict, ok, [] if ok else throttle.failed(verdict)
     try:
-        verdict, ok = checks.run(address, counted_check)
+        verdict, ok, filled = checks.run(address, counted_check)
     except Busy as e:
         return _login_page(str(e), user=name, status=429, retry_after=e.retry_after)
     except LimitsUnavailable as e:
@@ -115,6 +124,8 @@ def _check_password(throttle: SignInThrottle, checks: PasswordChecks, users: Use
         return _login_page(_NO_LIMITS, user=name, status=503, retry_after=30)
     if verdict.wait > 0:
         return _throttled(verdict)
+    if filled:
+        _burst(verdict, filled)
     if ok is None:
         log.info("failed sign-in for %r from %s", name, address)
         return _login_page("Wrong user name or password.", user=name, status=401)

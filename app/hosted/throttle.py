@@ -166,16 +166,25 @@ class SignInThrottle:
                 wait, reason = self._wait(_PAIR, "p", account, address), "locked"   # a concurrent attempt won
         return Verdict(wait, reason, account, address)
 
-    def failed(self, verdict: Verdict) -> None:
-        """A wrong password: it counts against the address and the account (whose back-off starts at 10)."""
-        strategy = self.limiter.limiter
+    def failed(self, verdict: Verdict) -> list[str]:
+        """A wrong password: it counts against the address and the account (whose back-off starts at 10).
+        Returns the limits this failure filled, from which on the burst is throttled (``"pair"``,
+        ``"address"``, ``"account"``); usually none."""
+        strategy, filled = self.limiter.limiter, []
         with _storage():
             if verdict.address:
                 strategy.hit(_ADDRESS, self.prefix, "a", verdict.address)
+                if self._count(_PAIR, "p", verdict.account, verdict.address) == PAIR_MAX_FAILURES:
+                    filled.append("pair")
+                if self._count(_ADDRESS, "a", verdict.address) == ADDRESS_MAX_FAILURES:
+                    filled.append("address")
             strategy.hit(_ACCOUNT, self.prefix, "u", verdict.account)
             failures = self._count(_ACCOUNT, "u", verdict.account)
             if failures >= ACCOUNT_FREE_FAILURES:
                 strategy.hit(_BACKOFFS[failures], self.prefix, "b", verdict.account)
+            if failures == ACCOUNT_FREE_FAILURES:
+                filled.append("account")
+        return filled
 
     def succeeded(self, verdict: Verdict) -> None:
         """The password was right: the account's and the pair's failures are forgotten."""

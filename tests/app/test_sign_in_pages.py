@@ -91,3 +91,15 @@ def test_the_limits_live_in_the_named_redis_else_the_brokers_else_in_the_process
         == "redis://a:6379/3"
     assert throttle.storage_url(Settings(broker_url="redis://b:6379/0")) == "redis://b:6379/0"
     assert throttle.storage_url(Settings()) == throttle.storage_url(Settings(broker_url="filesystem")) == "memory://"
+
+
+def test_a_burst_that_fills_a_limit_is_reported_once(app_store, users_file, caplog):
+    """The one place a throttled burst is seen (signin._burst): the failure that fills a limit, not every one."""
+    app = _app(app_store, users_file, ratelimit_url=LIMITS_URL, ratelimit_prefix=f"test-{uuid.uuid4().hex}")
+    with caplog.at_level("WARNING", logger="app.hosted.signin"):
+        for _ in range(throttle.PAIR_MAX_FAILURES):
+            assert _sign_in(app.server.test_client(), "vera", "wrong-password-x", "10.8.0.1").status_code == 401
+        assert _sign_in(app.server.test_client(), "vera", "wrong-password-x", "10.8.0.1").status_code == 429
+    bursts = [r.getMessage() for r in caplog.records if "filled the" in r.getMessage()]
+    assert bursts == ["sign-in failures for 'vera' from 10.8.0.1 filled the pair and account limit: further "
+                      "attempts are throttled"]
