@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from analytics.metadb import tables
 from analytics.metadb.engine import Database, for_store
@@ -36,20 +37,26 @@ def _db(where: str | os.PathLike | Database) -> Database:
     return where if isinstance(where, Database) else for_store(where)
 
 
-def record(where: str | os.PathLike | Database, who: str, action: str, target: str | None = None,
+def record(where: str | os.PathLike | Database | Connection, who: str, action: str, target: str | None = None,
            details: Any = None) -> None:
-    """Add one event (``where``: a store root or a :class:`Database`). ``details``: text, or anything JSON
-    can write. Never raises: a failed write is logged as an error, and what was audited goes on."""
+    """Add one event. ``where``: a store root or a :class:`Database` (a transaction of its own; never
+    raises: a failed write is logged as an error, and what was audited goes on), or the connection of a
+    write transaction (the event commits with the change it records). ``details``: text, or anything JSON
+    can write."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}; one of {', '.join(ACTIONS)}")
     if details is not None and not isinstance(details, str):
         details = json.dumps(details, default=str, sort_keys=True)
     now = (dt.datetime.now(dt.UTC).replace(tzinfo=None) - _EPOCH) // dt.timedelta(microseconds=1)
+    stmt = tables.audit.insert().values(at=now, who=str(who or "?")[:200], action=action,
+                                        target=None if target is None else str(target)[:500],
+                                        details=None if details is None else details[:4000])
+    if isinstance(where, Connection):
+        where.execute(stmt)
+        return
     try:
         with _db(where).write() as con:
-            con.execute(tables.audit.insert().values(at=now, who=str(who or "?")[:200], action=action,
-                                                     target=None if target is None else str(target)[:500],
-                                                     details=None if details is None else details[:4000]))
+            con.execute(stmt)
     except (sa.exc.SQLAlchemyError, OSError):
         log.error("audit: could not record %s %s by %s", action, target, who, exc_info=True)
 

@@ -104,6 +104,7 @@ def _set_journal_mode(con: sqlite3.Connection, mode: str) -> None:
 
 def _sqlite_engine(path: Path) -> Engine:
     path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))  # password hashes: owner only (its -wal/-shm too)
     mode = journal_mode(path.parent)
     engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT_S,
                                                                  "check_same_thread": False})

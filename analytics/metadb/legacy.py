@@ -54,6 +54,8 @@ def import_users(con: Connection, path: Path) -> int:
     skipping it would lock every user out)."""
     try:
         data = _json(path) or {}
+        if not isinstance(data, dict) or not isinstance(data.get("users", {}), dict):
+            raise ValueError("not an object with a 'users' object")
     except ValueError as e:
         raise ValueError(f"cannot import the users file {path}: {e}; repair or remove it") from e
     rows = [{"name": n, "role": u["role"], "hash": u["hash"], "created_at": u.get("created_at"),

@@ -56,11 +56,11 @@ def act(users: auth.UserStore | None, reader: Reader, action: str | None, *, new
     if action == "set-role":
         if user == me.name and role != "admin":
             return alert("You cannot take the admin role from yourself; ask another admin.")
-        users.set_role(user, role or "viewer")
+        users.set_role(user, role or "viewer", by=me.name)
         return alert(f"{user} is now {role}.", kind="info")
     if action == "remove":
         if user == me.name:
             return alert("You cannot remove yourself; ask another admin.")
-        users.remove(user)
+        users.remove(user, by=me.name)
         return alert(f"Removed {user}.", kind="info")
     raise ValueError(f"unknown action {action!r}")
