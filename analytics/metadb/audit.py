@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import os
+import time
 from typing import Any
 
 import pandas as pd
@@ -22,7 +23,7 @@ from analytics.metadb.engine import Database, for_store
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ACTIONS", "COLUMNS", "record", "query", "MAX_ROWS"]
+__all__ = ["ACTIONS", "COLUMNS", "record", "record_burst", "query", "MAX_ROWS"]
 
 #: Every action the log records.
 ACTIONS = ("job submitted", "job cancelled", "job failed", "model deleted", "model imported", "user added",
@@ -59,6 +60,33 @@ def record(where: str | os.PathLike | Database | Connection, who: str, action: s
             con.execute(stmt)
     except (sa.exc.SQLAlchemyError, OSError):
         log.error("audit: could not record %s %s by %s", action, target, who, exc_info=True)
+
+
+_bursts: dict[tuple[str, str, str | None], float] = {}
+
+
+def record_burst(where: str | os.PathLike | Database, who: str, action: str, target: str | None = None,
+                 details: Any = None, *, within_s: float = 60.0) -> None:
+    """Record a burst once: nothing when this (who, action, target) was recorded less than ``within_s`` seconds
+    ago (by this process, from memory, or by any, from the table), so a flood of refused sign-ins adds one row
+    per throttle period, not one per request."""
+    key, now = (str(who or "?")[:200], action, None if target is None else str(target)[:500]), time.time()
+    if _bursts.get(key, 0.0) > now:
+        return
+    _bursts[key] = now + within_s
+    if len(_bursts) > 10_000:  # forget the oldest half (a flood of distinct names)
+        for k in sorted(_bursts, key=_bursts.get)[:5_000]:
+            del _bursts[k]
+    since = int((now - within_s) * 1e6)
+    a = tables.audit.c
+    try:
+        with _db(where).read() as con:
+            seen = con.execute(sa.select(a.id).where(a.action == action, a.who == key[0], a.target == key[2],
+                                                     a.at > since).limit(1)).first()
+    except (sa.exc.SQLAlchemyError, OSError):
+        seen = None
+    if seen is None:
+        record(where, who, action, target, details)
 
 
 def query(where: str | os.PathLike | Database, *, action: str | None = None, who: str | None = None,

@@ -44,6 +44,7 @@ from urllib.parse import quote, urlsplit
 
 import flask
 
+from analytics.metadb import audit
 from app import ids
 from app.hosted import security
 from app.hosted.checks import Busy, PasswordChecks
@@ -277,6 +278,7 @@ def _check_password(throttle: SignInThrottle, checks: PasswordChecks, users: Use
     verdict = throttle.attempt(name, address)           # checks the limits and counts the attempt, atomically
     if verdict.wait > 0:
         log.info("throttled sign-in (%s) for %r from %s (%.0f s left)", verdict.reason, name, address, verdict.wait)
+        audit.record_burst(users.db, name, "sign-in throttled", address, verdict.reason, within_s=verdict.wait)
         return _login_page(_REFUSED[verdict.reason].format(wait=_minutes_or_seconds(verdict.wait)), user=name,
                            status=429, retry_after=verdict.wait)
     try:

@@ -1,5 +1,5 @@
-"""Job records in the metadata database (here its default, SQLite in the store folder), their Parquet archive for the `jobs` view,
-the import of an older store's Parquet records, and model-id claims across processes."""
+"""Job records in the metadata database (here its default, SQLite in the store folder), their Parquet
+archive for the `jobs` view, the import of an older store's Parquet records, and model-id claims across processes."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from analytics import metadb, store
-from workers import claims, errors, jobdb, records
+from workers import claims, errors, records
 from workers.records import JobRecord
 
 
