@@ -62,7 +62,7 @@ def record(where: str | os.PathLike | Database | Connection, who: str, action: s
         log.error("audit: could not record %s %s by %s", action, target, who, exc_info=True)
 
 
-_bursts: dict[tuple[str, str, str | None], float] = {}
+_bursts: dict[tuple[str, str, str, str | None], float] = {}
 
 
 def record_burst(where: str | os.PathLike | Database, who: str, action: str, target: str | None = None,
@@ -70,7 +70,9 @@ def record_burst(where: str | os.PathLike | Database, who: str, action: str, tar
     """Record a burst once: nothing when this (who, action, target) was recorded less than ``within_s`` seconds
     ago (by this process, from memory, or by any, from the table), so a flood of refused sign-ins adds one row
     per throttle period, not one per request."""
-    key, now = (str(who or "?")[:200], action, None if target is None else str(target)[:500]), time.time()
+    db = _db(where)
+    key = (db.url, str(who or "?")[:200], action, None if target is None else str(target)[:500])
+    now = time.time()
     if _bursts.get(key, 0.0) > now:
         return
     _bursts[key] = now + within_s
@@ -80,13 +82,13 @@ def record_burst(where: str | os.PathLike | Database, who: str, action: str, tar
     since = int((now - within_s) * 1e6)
     a = tables.audit.c
     try:
-        with _db(where).read() as con:
-            seen = con.execute(sa.select(a.id).where(a.action == action, a.who == key[0], a.target == key[2],
+        with db.read() as con:
+            seen = con.execute(sa.select(a.id).where(a.action == action, a.who == key[1], a.target == key[3],
                                                      a.at > since).limit(1)).first()
     except (sa.exc.SQLAlchemyError, OSError):
         seen = None
     if seen is None:
-        record(where, who, action, target, details)
+        record(db, who, action, target, details)
 
 
 def query(where: str | os.PathLike | Database, *, action: str | None = None, who: str | None = None,
