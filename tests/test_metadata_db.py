@@ -181,7 +181,7 @@ def test_the_audit_log_filters_and_counts_a_throttled_burst_once(metadata_db):
     assert list(audit.query(db, text="100%")["target"]) == ["m_100%"]      # % and _ are literal
     assert list(audit.query(db, text="_1")["target"]) == ["m_100%"]          # not j1 ("_" as a wildcard)
     assert len(audit.query(db, action="sign-in throttled")) == 1
-    assert audit.query(db, limit=2)["at"].is_monotonic_decreasing
+    assert audit.query(db, limit=2)["happened_at"].is_monotonic_decreasing
 
 
 def _old_files(root):

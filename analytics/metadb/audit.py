@@ -28,7 +28,7 @@ __all__ = ["ACTIONS", "COLUMNS", "record", "record_burst", "query", "MAX_ROWS"]
 #: Every action the log records.
 ACTIONS = ("job submitted", "job cancelled", "job failed", "model deleted", "model imported", "user added",
            "user removed", "user role changed", "sign-in throttled")
-COLUMNS = ("at", "who", "action", "target", "details")
+COLUMNS = ("happened_at", "who", "action", "target", "details")
 #: The most rows one read returns (the Admin page, an admin's SQL query).
 MAX_ROWS = 100_000
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -49,7 +49,7 @@ def record(where: str | os.PathLike | Database | Connection, who: str, action: s
     if details is not None and not isinstance(details, str):
         details = json.dumps(details, default=str, sort_keys=True)
     now = (dt.datetime.now(dt.UTC).replace(tzinfo=None) - _EPOCH) // dt.timedelta(microseconds=1)
-    stmt = tables.audit.insert().values(at=now, who=str(who or "?")[:200], action=action,
+    stmt = tables.audit.insert().values(happened_at=now, who=str(who or "?")[:200], action=action,
                                         target=None if target is None else str(target)[:500],
                                         details=None if details is None else details[:4000])
     if isinstance(where, Connection):
@@ -84,7 +84,7 @@ def record_burst(where: str | os.PathLike | Database, who: str, action: str, tar
     try:
         with db.read() as con:
             seen = con.execute(sa.select(a.id).where(a.action == action, a.who == key[1], a.target == key[3],
-                                                     a.at > since).limit(1)).first()
+                                                     a.happened_at > since).limit(1)).first()
     except (sa.exc.SQLAlchemyError, OSError):
         seen = None
     if seen is None:
@@ -93,10 +93,10 @@ def record_burst(where: str | os.PathLike | Database, who: str, action: str, tar
 
 def query(where: str | os.PathLike | Database, *, action: str | None = None, who: str | None = None,
           text: str | None = None, limit: int = 500) -> pd.DataFrame:
-    """Events, newest first, as a frame of :data:`COLUMNS` (``at`` a naive UTC datetime), filtered by exact
+    """Events, newest first, as a frame of :data:`COLUMNS` (``happened_at`` a naive UTC datetime), filtered by exact
     ``action`` and ``who`` and by ``text`` anywhere in target or details (case-insensitive)."""
     a = tables.audit.c
-    stmt = sa.select(a.at, a.who, a.action, a.target, a.details).order_by(a.at.desc(), a.id.desc())
+    stmt = sa.select(a.happened_at, a.who, a.action, a.target, a.details).order_by(a.happened_at.desc(), a.id.desc())
     if action:
         stmt = stmt.where(a.action == action)
     if who:
@@ -109,5 +109,5 @@ def query(where: str | os.PathLike | Database, *, action: str | None = None, who
     with _db(where).read() as con:
         rows = con.execute(stmt.limit(max(1, min(int(limit), MAX_ROWS)))).all()
     df = pd.DataFrame(rows, columns=list(COLUMNS))
-    df["at"] = pd.to_datetime(df["at"].astype("int64"), unit="us")
+    df["happened_at"] = pd.to_datetime(df["happened_at"].astype("int64"), unit="us")
     return df

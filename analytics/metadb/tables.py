@@ -63,7 +63,7 @@ claims = Table(
 audit = Table(
     "audit", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", BigInteger, nullable=False, index=True),   # microseconds since the epoch, UTC
+    Column("happened_at", BigInteger, nullable=False, index=True),  # microseconds since the epoch, UTC
     Column("who", Text, nullable=False),
     Column("action", Text, nullable=False, index=True),
     Column("target", Text),

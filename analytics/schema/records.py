@@ -47,7 +47,7 @@ ADMIN_VIEWS: tuple[View, ...] = (
                     "or imported, every user added, removed or given another role, every throttled burst of "
                     "failed sign-ins; the newest 100,000 events.",
         columns=cols(
-            ("at", "TIMESTAMP", "When (UTC)."),
+            ("happened_at", "TIMESTAMP", "When (UTC)."),
             ("who", "VARCHAR", "Who did it: a user, 'cli' or the command-line user, a worker; for a throttled "
                                "sign-in, the account name that was tried."),
             ("action", "VARCHAR", "'job submitted', 'job cancelled', 'job failed', 'model deleted', 'model "

@@ -38,13 +38,13 @@ def frame(root: str | Path, *, action: str | None = None, who: str | None = None
     """Events, newest first, filtered (exact action and who; ``text`` anywhere in target or details)."""
     parts = [audit.query(db, action=action, who=who, text=text, limit=limit) for db in databases(root)]
     df = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-    return df.sort_values("at", ascending=False, kind="stable").head(limit).reset_index(drop=True)
+    return df.sort_values("happened_at", ascending=False, kind="stable").head(limit).reset_index(drop=True)
 
 
 def sql_table(root: str | Path) -> pa.Table:
     """The ``audit`` table an admin's SQL query reads (the newest :data:`audit.MAX_ROWS` events)."""
     df = frame(root, limit=audit.MAX_ROWS)
-    schema = pa.schema([("at", pa.timestamp("us")), ("who", pa.string()), ("action", pa.string()),
+    schema = pa.schema([("happened_at", pa.timestamp("us")), ("who", pa.string()), ("action", pa.string()),
                         ("target", pa.string()), ("details", pa.string())])
     return pa.Table.from_pandas(df, schema=schema, preserve_index=False)
 
@@ -54,6 +54,6 @@ def table(df: pd.DataFrame) -> Any:
     if df.empty:
         return html.P("No events match.", className="muted")
     head = html.Thead(html.Tr([html.Th(c) for c in ("when (UTC)", "who", "action", "target", "details")]))
-    rows = [html.Tr([html.Td(str(r.at)[:19]), html.Td(r.who), html.Td(r.action), html.Td(r.target or ""),
+    rows = [html.Tr([html.Td(str(r.happened_at)[:19]), html.Td(r.who), html.Td(r.action), html.Td(r.target or ""),
                      html.Td(r.details or "", className="small")]) for r in df.itertuples(index=False)]
     return html.Table([head, html.Tbody(rows)], className="table audit-table")

@@ -36,10 +36,10 @@ def upgrade() -> None:
     op.create_table("claims", sa.Column("model_id", sa.Text, primary_key=True),
                     sa.Column("job_id", sa.Text, nullable=False), sa.Column("claimed_at", sa.Float, nullable=False))
     op.create_table("audit", sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-                    sa.Column("at", sa.BigInteger, nullable=False), sa.Column("who", sa.Text, nullable=False),
+                    sa.Column("happened_at", sa.BigInteger, nullable=False), sa.Column("who", sa.Text, nullable=False),
                     sa.Column("action", sa.Text, nullable=False), sa.Column("target", sa.Text),
                     sa.Column("details", sa.Text))
-    op.create_index("ix_audit_at", "audit", ["at"])
+    op.create_index("ix_audit_happened_at", "audit", ["happened_at"])
     op.create_index("ix_audit_action", "audit", ["action"])
     op.create_table("imported", sa.Column("source", sa.Text, primary_key=True),
                     sa.Column("at", sa.Float, nullable=False), sa.Column("rows", sa.Integer, nullable=False))
