@@ -202,7 +202,7 @@ def for_store(root: str | os.PathLike) -> Database:
     """The metadata database of the store at ``root``: ``RNNVIS_DATABASE_URL``, else SQLite in the store.
 
     A store folder deleted and made again gets a fresh SQLite database."""
-    url = os.environ.get(URL_ENV, "").strip()
+    url = os.environ.get("RNNVIS_DATABASE_URL", "").strip()
     if url:
         return open_url(url)
     path = sqlite_path(root)
