@@ -6,8 +6,10 @@ If the server cannot be reached the PostgreSQL variant FAILS, saying so; it is n
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,16 +47,24 @@ def _admin():
                     "start`, or set RNNVIS_TEST_POSTGRES); it is never skipped.", pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def postgres_database():
-    """A throwaway PostgreSQL database for this test run: its URL; dropped at the end."""
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """A new PostgreSQL database under a unique name: its URL; dropped (with its connections) at the end."""
     name = f"rnnvis_test_{os.getpid()}_{secrets.token_hex(4)}"
     with _admin() as con:
         con.execute(f'CREATE DATABASE "{name}"')
-    url = _server_url(name)
-    yield url
-    with _admin() as con:
-        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield _server_url(name)
+    finally:
+        with _admin() as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    """A throwaway PostgreSQL database for this test run: its URL; dropped at the end."""
+    with throwaway_postgres() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
