@@ -277,7 +277,8 @@ def main() -> None:
     env = {**os.environ, "RNNVIS_STORE": str(args.store.absolute()), "RNNVIS_AUTH": "off" if args.open else "on",
            "RNNVIS_SECRET_KEY": secrets.token_hex(32), "RNNVIS_COOKIE_SECURE": "off",
            "RNNVIS_USERS_FILE": str(tmp / "users.json"), "PYTHONPATH": str(ROOT)}
-    accounts = [(f"user{i:02d}", secrets.token_hex(8)) for i in range(args.users)]
+    run = secrets.token_hex(3)  # fresh names: a shared PostgreSQL keeps the users of earlier runs
+    accounts = [(f"user{run}-{i:02d}", secrets.token_hex(8)) for i in range(args.users)]
     if not args.open:
         from app.hosted.auth import UserStore
         users = UserStore(tmp / "users.json")
