@@ -240,3 +240,26 @@ def test_the_files_of_the_previous_version_are_imported_once(metadata_db):
     with metadata_db.db.read() as con:
         done = dict(con.execute(sa.select(metadb.tables.imported.c.source, metadb.tables.imported.c.rows)).all())
     assert done["users:users.json"] == 2 and done["saved_queries"] == 1 and done[".jobs.sqlite"] == 1
+
+
+def test_a_failed_job_an_imported_model_and_a_deleted_model_are_audited(metadata_db, monkeypatch, capsys):
+    """The writers that record them: the worker's tracker (failed, imported) and `rnnvis delete`."""
+    from app.cli import main
+    from models.checkpoint import checkpoint_file
+    from workers.tracker import JobTracker
+    root = metadata_db.root
+    records.write_job(root, JobRecord("j000000f1", "train", "m-bad", status="running", submitted_by="ann",
+                                      worker="w1@host/7"))
+    JobTracker(root, "j000000f1").finish("failed", error="the corpus is empty")
+    records.write_job(root, JobRecord("j000000f2", "import", "m-mine", status="running", submitted_by="bob"))
+    JobTracker(root, "j000000f2").finish("done")
+    ckpt = checkpoint_file(root, "m-mine")
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    ckpt.write_bytes(b"not really a checkpoint")
+    monkeypatch.setenv("RNNVIS_USER", "cyd")
+    assert main(["--store", str(root), "delete", "m-mine"]) == 0 and "deleted m-mine" in capsys.readouterr().out
+    events = audit.query(metadata_db.db)[::-1]
+    assert list(zip(events["who"], events["action"], events["target"])) == [
+        ("w1@host/7", "job failed", "j000000f1"), ("bob", "model imported", "m-mine"),
+        ("cyd", "model deleted", "m-mine")]
+    assert json.loads(events["details"].iloc[0])["error"] == "the corpus is empty"
