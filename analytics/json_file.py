@@ -1,9 +1,8 @@
 """One JSON object in a file, shared by processes: read cached by (mtime, size, inode), updated atomically
 (temporary file, fsync, ``os.replace``) under a lock file, mode 0600.
 
-Used for hosted mode's users, sessions and sign-in throttle (:mod:`app.hosted.users`, :mod:`app.hosted.sessions`,
-:mod:`app.hosted.throttle`) and for the saved SQL queries (:mod:`analytics.saved_queries`), so that several
-gunicorn workers never lose or corrupt one another's writes.
+Used for hosted mode's sign-in throttle (:mod:`app.hosted.throttle`), so that several gunicorn workers never
+lose or corrupt one another's writes. (Users, sessions and saved queries moved to :mod:`analytics.metadb`.)
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from analytics.schema import KINDS, VIEWS, Kind, View
+from analytics.schema import ADMIN_VIEWS, KINDS, VIEWS, Kind, View
 
 __all__ = ["DOC_PATH", "main", "render"]
 
@@ -27,6 +27,13 @@ These are the views that `analytics.store.connect()` creates on every connection
 names, their order and their types are a contract: new columns are only ever appended at
 the end of a view. How the files behind the views are written and replaced:
 [architecture.md](architecture.md#the-store).
+"""
+
+_ADMIN_HEADER = """\
+## Admin-only tables
+
+An admin's SQL console (and nobody else's) also sees these tables of the metadata database; for
+any other role a query naming them is refused.
 """
 
 
@@ -64,7 +71,10 @@ def _storage_notes(v: View) -> list[str]:
 def _view_section(v: View) -> str:
     """The section of one view: what a row is, where it lives, its columns."""
     lines = [f"### `{v.name}`", "", f"{v.description} One row per {v.grain}.", ""]
-    lines.append(" ".join([f"Partition kind: `{v.kind}`."] + _storage_notes(v)))
+    if v.kind in KINDS:
+        lines.append(" ".join([f"Partition kind: `{v.kind}`."] + _storage_notes(v)))
+    else:
+        lines.append("A table of the metadata database (PostgreSQL or SQLite), not a Parquet view.")
     lines += ["", "| column | type | description |", "|---|---|---|"]
     lines += [f"| `{c.name}` | {c.type} | {_cell(c.description)} |" for c in v.columns]
     return "\n".join(lines) + "\n"
@@ -73,7 +83,9 @@ def _view_section(v: View) -> str:
 def render() -> str:
     """The whole page as Markdown."""
     views = "\n".join(_view_section(v) for v in VIEWS.values())
-    return "\n".join([_HEADER, _kinds_table(list(KINDS.values())), "## Views\n", views]).rstrip("\n") + "\n"
+    admin = "\n".join(_view_section(v) for v in ADMIN_VIEWS.values())
+    return "\n".join([_HEADER, _kinds_table(list(KINDS.values())), "## Views\n", views, _ADMIN_HEADER,
+                      admin]).rstrip("\n") + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

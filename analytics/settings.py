@@ -22,6 +22,9 @@ class Settings:
     proxy_hops: int = 0                  # reverse proxies in front that set X-Forwarded-For / -Proto (trusted)
     ratelimit_url: str | None = None     # hosted mode's sign-in limits (None: the broker's Redis, else in-process)
     ratelimit_prefix: str = "rnnvis"     # their keys' prefix in that Redis (hosts that share users share it)
+    # The metadata database (users, sessions, saved queries, job records, audit): postgresql://..., or None for
+    # SQLite in the store. analytics.metadb reads the same variable wherever a store is opened (workers, CLI).
+    database_url: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -39,7 +42,16 @@ class Settings:
                    users_file=Path(get("USERS_FILE")) if get("USERS_FILE") else None,
                    cookie_secure=get("COOKIE_SECURE", "on").lower() not in ("0", "off", "false", "no"),
                    proxy_hops=_count(get("PROXY_HOPS", "0"), "RNNVIS_PROXY_HOPS"),
-                   ratelimit_url=get("RATELIMIT_URL") or None, ratelimit_prefix=get("RATELIMIT_PREFIX", "rnnvis"))
+                   ratelimit_url=get("RATELIMIT_URL") or None, ratelimit_prefix=get("RATELIMIT_PREFIX", "rnnvis"),
+                   database_url=_database_url(get("DATABASE_URL", "")))
+
+
+def _database_url(raw: str) -> str | None:
+    url = raw.strip()
+    if url and url.split(":", 1)[0].split("+", 1)[0] not in ("postgresql", "postgres"):
+        raise ValueError(f"RNNVIS_DATABASE_URL must be postgresql://user:password@host:port/database (or unset for "
+                         f"SQLite inside the store), got {url.split(':', 1)[0]}://...")
+    return url or None
 
 
 def _count(raw: str, name: str) -> int:

@@ -201,6 +201,11 @@ ADMIN_REMOVE = "admin-remove"
 ADMIN_MODEL = "admin-model"
 ADMIN_DELETE_MODEL = "admin-delete-model"
 ADMIN_PANEL = "admin-panel"
+ADMIN_AUDIT = "admin-audit"
+ADMIN_AUDIT_ACTION = "admin-audit-action"
+ADMIN_AUDIT_WHO = "admin-audit-who"
+ADMIN_AUDIT_TEXT = "admin-audit-text"
+ADMIN_AUDIT_REFRESH = "admin-audit-refresh"
 
 
 #: Components whose events are actions, with the least role allowed to trigger them. The hosted-mode gate

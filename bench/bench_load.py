@@ -1,7 +1,7 @@
 """Load test: N simulated users against the gunicorn-served dashboard on loopback.
 
     .venv/bin/python bench/bench_load.py [--store /tmp/dashstore] [--users 20] [--duration 60] [--workers 4]
-                                         [--threads 4] [--open] [--warmup 15]
+                                         [--threads 4] [--open] [--warmup 15] [--hosts 1]
 
 Starts ``gunicorn -w WORKERS --threads THREADS app.wsgi:server`` on a free
 loopback port over the store (default ``/tmp/dashstore``; built with
@@ -19,6 +19,10 @@ requests a browser sends (callback bodies are built from the server's own
 - ``compare``: the router for /compare + the side-by-side co-cluster callback for two models;
 - ``sql``: the SQL console runs a query (one of a few typical ones);
 - ``healthz``.
+
+``--hosts N`` starts N such servers on one store (each ``-w WORKERS``), as N web hosts behind a load
+balancer, and spreads the users over them in turn; with ``RNNVIS_DATABASE_URL`` set they share
+PostgreSQL as a team's hosts do (docs/deployment.md, "Many hosts, one team").
 
 A warm-up (``--warmup`` s, not measured) lets every worker build its app and read
 each model once. Reports p50/p95/max latency per request kind and overall, and
@@ -269,25 +273,29 @@ def main() -> None:
     ap.add_argument("--think", type=float, nargs=2, default=(0.5, 1.5), metavar=("MIN", "MAX"))
     ap.add_argument("--open", action="store_true", help="open mode (no sign-in) instead of hosted mode")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hosts", type=int, default=1, help="web servers on the one store, users spread over them")
     args = ap.parse_args()
 
     ensure_store(args.store)
     facts = store_facts(args.store)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
+    bases = [f"http://127.0.0.1:{_free_port()}" for _ in range(args.hosts)]
+    base = bases[0]
     tmp = Path(tempfile.mkdtemp(prefix="rnnvis-load-"))
     env = {**os.environ, "RNNVIS_STORE": str(args.store.absolute()), "RNNVIS_AUTH": "off" if args.open else "on",
            "RNNVIS_SECRET_KEY": secrets.token_hex(32), "RNNVIS_COOKIE_SECURE": "off",
            "RNNVIS_USERS_FILE": str(tmp / "users.json"), "PYTHONPATH": str(ROOT), **limits_env()}
-    accounts = [(f"user{i:02d}", secrets.token_hex(8)) for i in range(args.users)]
+    run = secrets.token_hex(3)  # fresh names: a shared PostgreSQL keeps the users of earlier runs
+    accounts = [(f"user{run}-{i:02d}", secrets.token_hex(8)) for i in range(args.users)]
     if not args.open:
         from app.hosted.auth import UserStore
         users = UserStore(tmp / "users.json")
         for name, pw in accounts:
             users.add(name, pw, "member", created_by="bench")
-    server = start_gunicorn(args.workers, args.threads, port, env,
-                            f"{'open' if args.open else 'hosted'} mode, store {args.store}")
+    servers = []
     try:
+        for b in bases:
+            servers.append(start_gunicorn(args.workers, args.threads, int(b.rsplit(":", 1)[1]), env,
+                                          f"{'open' if args.open else 'hosted'} mode, store {args.store}"))
         probe = requests.Session()
         if not args.open:
             page = probe.get(base + "/login")
@@ -300,7 +308,8 @@ def main() -> None:
                      "inputs": [{"id": "_pages_location", "property": "pathname"},
                                 {"id": "_pages_location", "property": "search"}], "state": []})
         stats = Stats()
-        sims = [User(base, deps, facts, stats, random.Random(args.seed + i)) for i in range(args.users)]
+        sims = [User(bases[i % len(bases)], deps, facts, stats, random.Random(args.seed + i))
+                for i in range(args.users)]
         stats.recording = True
         for sim, (name, pw) in zip(sims, accounts):
             if not args.open:
@@ -321,11 +330,13 @@ def main() -> None:
         for t in threads:
             t.join(35)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        for server in servers:
+            server.send_signal(signal.SIGTERM)
+        for server in servers:
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
 
     rows = []
     every = [x for name, xs in stats.times.items() if name != "login" for x in xs]  # sign-ins: before warm-up
@@ -333,8 +344,10 @@ def main() -> None:
         xs = stats.times[name]
         rows.append((name, len(xs), stats.errors.get(name, 0), _pct(xs, .5), _pct(xs, .95), max(xs)))
     n_err = sum(e for name, e in stats.errors.items() if name != "login")
-    print(f"\n{args.users} users, {wall:.0f} s measured after {args.warmup:.0f} s warm-up, gunicorn -w {args.workers} "
-          f"--threads {args.threads}, {'open' if args.open else 'hosted'} mode, {os.cpu_count()} CPUs")
+    db = "PostgreSQL" if os.environ.get("RNNVIS_DATABASE_URL") else "SQLite in the store"
+    print(f"\n{args.users} users, {wall:.0f} s measured after {args.warmup:.0f} s warm-up, {args.hosts} host(s) of "
+          f"gunicorn -w {args.workers} --threads {args.threads}, {'open' if args.open else 'hosted'} mode, "
+          f"metadata in {db}, {os.cpu_count()} CPUs")
     print(f"{'request':28s} {'n':>6s} {'errors':>6s} {'p50 ms':>8s} {'p95 ms':>8s} {'max ms':>8s}")
     for name, n, e, p50, p95, mx in rows:
         print(f"{name:28s} {n:6d} {e:6d} {p50 * 1e3:8.1f} {p95 * 1e3:8.1f} {mx * 1e3:8.1f}")

@@ -1,12 +1,12 @@
 """Model-id claims: which job builds a model id, taken atomically when a train or import job is submitted.
 
-A claim is a row of the job database's ``claims`` table (:mod:`workers.jobdb`),
-model id -> job id. Claiming is one ``BEGIN IMMEDIATE`` transaction: it
-reads the current holder, decides whether that claim is stale (its job
-failed, was cancelled or is gone, or finished but its model was deleted) and
-writes the new one while holding SQLite's write lock, so of concurrent
-submissions of one id, from threads, processes or the CLI, exactly one gets
-it.
+A claim is a row of the metadata database's ``claims`` table (:mod:`workers.jobdb`),
+model id -> job id. Claiming is one write transaction (``BEGIN IMMEDIATE`` on
+SQLite, an advisory lock on PostgreSQL): it reads the current holder, decides
+whether that claim is stale (its job failed, was cancelled or is gone, or
+finished but its model was deleted) and writes the new one while holding the
+database's write lock, so of concurrent submissions of one id, from threads,
+processes, hosts or the CLI, exactly one gets it.
 
 A claim is released when its job ends failed or cancelled, when the job
 record is removed because nothing could be queued, and when the model is
@@ -15,8 +15,9 @@ deleted (``rnnvis delete``, the admin page).
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
+
+from sqlalchemy.engine import Connection
 
 from analytics import store
 from models.checkpoint import checkpoint_file
@@ -37,7 +38,7 @@ def claim_holder(root: str | os.PathLike, model_id: str) -> str | None:
     return None if held is None else held[0]
 
 
-def _stale(con: sqlite3.Connection, root: str | os.PathLike, model_id: str, holder: str, claimed_at: float) -> bool:
+def _stale(con: Connection, root: str | os.PathLike, model_id: str, holder: str, claimed_at: float) -> bool:
     job = jobdb.get(con, holder)
     if job is None:
         return time.time() - claimed_at > ORPHAN_AFTER_S
@@ -53,8 +54,7 @@ def claim_model_id(root: str | os.PathLike, model_id: str, job_id: str) -> None:
     """Claim ``model_id`` for ``job_id`` (a no-op when that job already holds it); JobValidationError on field
     ``model_id`` when another job holds it."""
     store.validate_id(model_id, "model_id")
-    con = job_db(root)
-    with jobdb.transaction(con):
+    with jobdb.transaction(job_db(root)) as con:
         held = jobdb.claim_holder(con, model_id)
         if held is None or held[0] == job_id or _stale(con, root, model_id, *held):
             jobdb.set_claim(con, model_id, job_id, time.time())
@@ -71,6 +71,5 @@ def release_model_id(root: str | os.PathLike, model_id: str | None, job_id: str 
         store.validate_id(model_id, "model_id")
     except ValueError:
         return
-    con = job_db(root)
-    with jobdb.transaction(con):
+    with jobdb.transaction(job_db(root)) as con:
         jobdb.drop_claim(con, model_id, job_id)

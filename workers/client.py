@@ -26,6 +26,7 @@ from typing import Any
 from celery import Celery, chain
 from kombu.exceptions import KombuError, OperationalError
 
+from analytics.metadb import audit
 from analytics.settings import Settings
 from models.checkpoint import checkpoint_file
 from workers import claims, records
@@ -119,6 +120,7 @@ def submit(settings: Settings, rec: JobRecord, job_settings: JobSettings | None 
             claims.release_model_id(root, rec.model_id, rec.job_id)
         raise
     log.info("queued job %s (%s of %s)", rec.job_id, rec.kind, rec.model_id)
+    audit.record(root, rec.submitted_by, "job submitted", rec.job_id, {"kind": rec.kind, "model_id": rec.model_id})
     return rec
 
 
@@ -166,6 +168,7 @@ def cancel(settings: Settings, job_id: str, *, by: str = "", admin: bool = False
     if rec.status in records.TERMINAL:
         raise JobError(f"job {job_id} is already {rec.status}")
     records.request_cancel(root, job_id, by)
+    audit.record(root, by, "job cancelled", job_id, {"kind": rec.kind, "model_id": rec.model_id, "was": rec.status})
     if rec.status == "queued":
         rec.status, rec.finished_at = "cancelled", records.utcnow()
         rec.detail["cancelled_by"] = by

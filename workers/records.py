@@ -1,11 +1,11 @@
 """Job records, their status as readers show it, and the cancel flag.
 
-Where a record lives: the live record is one row of the job database,
-SQLite in the store folder (:mod:`workers.jobdb`), written at every status
+Where a record lives: the live record is one row of the metadata database
+(:mod:`workers.jobdb`; PostgreSQL or SQLite in the store folder), written at every status
 change, at most once a second for progress, and at every heartbeat; reads,
 lists and updates take a millisecond or less. The store's ``jobs`` view
 (what SQL sees) reads a Parquet *archive*, one partition per job, written
-in the same SQLite transaction as every change of status, stage, attempt,
+in the same database transaction as every change of status, stage, attempt,
 worker or error (so at submit, at each stage's start and hand-over and at
 the end), never for progress or heartbeats: in SQL a running job shows its
 status and stage, with the progress and heartbeat of its last status
@@ -42,7 +42,6 @@ import logging
 import math
 import os
 import secrets
-import sqlite3
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,8 +50,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy.engine import Connection
 
 from analytics import store
+from analytics.metadb import Database, legacy
 from workers import jobdb
 from workers.errors import JobError, UnknownJobError, invalid_job_id
 
@@ -149,35 +150,41 @@ class JobRecord:
                    stage=opt(row.get("stage")) or "queued")
 
 
-def job_db(root: str | os.PathLike) -> sqlite3.Connection:
-    """This thread's connection to the store's job database (importing older Parquet records on creation)."""
-    return jobdb.connect(root, migrate=lambda con: _import_parquet_records(con, root))
+def job_db(root: str | os.PathLike) -> Database:
+    """The store's metadata database, holding the job records; on its first open the records of older
+    versions move in: ``.jobs.sqlite`` (records and model-id claims), then Parquet-only records and
+    ``.claims/`` files of stores from before it."""
+    return jobdb.connect(root, imports=[(".jobs.sqlite", lambda con: legacy.import_job_sqlite(
+                                             con, Path(root).expanduser().absolute() / ".jobs.sqlite")),
+                                        ("jobs archive", lambda con: _import_parquet_records(con, root))])
 
 
-def _import_parquet_records(con: sqlite3.Connection, root: str | os.PathLike) -> None:
+def _import_parquet_records(con: Connection, root: str | os.PathLike) -> int:
     """A store from before the job database: its records (Parquet partitions) and model-id claims (files
-    ``.claims/<model_id>`` holding the job id) move into the new database, once."""
+    ``.claims/<model_id>`` holding the job id) move into the database, once; records it has are kept."""
     import pyarrow.parquet as pq
     n = 0
     for job_id in store.list_partitions(root, "jobs"):
         path = store.table_file(root, "jobs", job_id, "jobs")
         for row in pq.read_table(path).to_pylist() if path is not None else []:
-            jobdb.upsert(con, JobRecord.from_row(row).sql_row())
-            n += 1
+            if jobdb.get(con, job_id) is None:
+                jobdb.upsert(con, JobRecord.from_row(row).sql_row())
+                n += 1
     claims_dir = Path(root).expanduser().absolute() / ".claims"
     for f in claims_dir.iterdir() if claims_dir.is_dir() else []:
-        if not f.name.startswith(".") and f.is_file():
+        if not f.name.startswith(".") and f.is_file() and jobdb.claim_holder(con, f.name) is None:
             jobdb.set_claim(con, f.name, f.read_text().strip(), f.stat().st_mtime)
     if n:
         log.info("moved %d job records of %s into its job database", n, root)
+    return n
 
 
 def new_job_id(root: str | os.PathLike) -> str:
     """A short unique id, valid as a store id: ``j`` + 8 hex digits."""
-    con = job_db(root)
+    db = job_db(root)
     for _ in range(100):
         job_id = "j" + secrets.token_hex(4)
-        if jobdb.get(con, job_id) is None and not store.partition_path(root, "jobs", job_id).exists():
+        if jobdb.get(db, job_id) is None and not store.partition_path(root, "jobs", job_id).exists():
             return job_id
     raise JobError("could not find a free job id")  # pragma: no cover
 
@@ -188,9 +195,8 @@ def write_job(root: str | os.PathLike, rec: JobRecord) -> None:
     Holding the database's write lock while the archive is written keeps the
     archive in the order of the changes: of two writers, the later one's row
     is the one archived."""
-    con = job_db(root)
     row = rec.sql_row()
-    with jobdb.transaction(con):
+    with jobdb.transaction(job_db(root)) as con:
         before = jobdb.get(con, rec.job_id)
         jobdb.upsert(con, row)
         if before is None or any(before[c] != row[c] for c in ARCHIVED_ON):
@@ -223,8 +229,7 @@ def jobs_with_status(root: str | os.PathLike, *statuses: str) -> list[tuple[str,
 def delete_job(root: str | os.PathLike, job_id: str) -> None:
     """Remove the record and its archive (no error if there is none)."""
     _check_job_id(job_id)
-    con = job_db(root)
-    with jobdb.transaction(con):
+    with jobdb.transaction(job_db(root)) as con:
         jobdb.delete(con, job_id)
         store.delete_partition(root, "jobs", job_id, missing_ok=True)
 

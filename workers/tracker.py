@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from analytics.metadb import audit
 from analytics.processes import process_alive
 from models.checkpoint import checkpoint_file
 from workers.claims import release_model_id
@@ -173,6 +174,11 @@ class JobTracker:
             self.save()
         with contextlib.suppress(OSError):
             cancel_path(self.root, r.job_id).unlink(missing_ok=True)  # the flag has done its work
+        if status == "failed":
+            audit.record(self.root, r.worker or "worker", "job failed", r.job_id,
+                         {"kind": r.kind, "model_id": r.model_id, "submitted_by": r.submitted_by, "error": error})
+        elif status == "done" and r.kind == "import":
+            audit.record(self.root, r.submitted_by, "model imported", r.model_id, {"job_id": r.job_id})
         if status in ("failed", "cancelled") and r.kind in ("train", "import"):
             try:
                 if r.kind == "import":  # an import that did not finish leaves no checkpoint behind

@@ -7,11 +7,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from analytics.schema import VIEWS
+from analytics.schema import ADMIN_VIEWS, VIEWS
 from analytics.store import engine as store
 
 if TYPE_CHECKING:
@@ -139,6 +139,8 @@ def _check_base_table(n: dict[str, Any], views: set[str], ctes: set[str]) -> Non
     if schema not in _ALLOWED_SCHEMAS or catalog not in _ALLOWED_CATALOGS:
         shown = ".".join(filter(None, (catalog, schema, name)))
         raise SandboxError(f"only the store's views can be queried, not {shown!r}")
+    if name.lower() in ADMIN_VIEWS and name.lower() not in views and name.lower() not in ctes:
+        raise SandboxError(f"the {name.lower()} table is for admins only")
     if name.lower() not in views and name.lower() not in ctes:
         raise SandboxError(f"unknown view {name!r}: the console reads only the store's views "
                            f"({', '.join(VIEWS)}); files and URLs cannot be read")
@@ -154,10 +156,10 @@ def _check_table_function(n: dict[str, Any]) -> None:
                            f"other databases); allowed: {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))}")
 
 
-def _check_tree(tree: dict[str, Any]) -> None:
+def _check_tree(tree: dict[str, Any], extra: Collection[str] = ()) -> None:
     nodes = list(_walk(tree.get("statements", [])))
     ctes = _cte_names(nodes)
-    views = {v.lower() for v in VIEWS}
+    views = {v.lower() for v in VIEWS} | {v.lower() for v in extra}
     for n in nodes:
         kind = n.get("type")
         if kind == "BASE_TABLE":
@@ -170,8 +172,9 @@ def _check_tree(tree: dict[str, Any]) -> None:
                 raise SandboxError(f"function {name}() is not allowed in the console")
 
 
-def check_statement(con: Any, sql: str) -> str:
-    """Check ``sql`` (layer 1 of the sandbox) and return the one statement to run; SandboxError if refused."""
+def check_statement(con: Any, sql: str, extra: Collection[str] = ()) -> str:
+    """Check ``sql`` (layer 1 of the sandbox) and return the one statement to run; SandboxError if refused.
+    ``extra``: more tables it may read (an admin's :data:`~analytics.schema.ADMIN_VIEWS`)."""
     precheck(sql)
     try:
         statements = store.parse_statements(sql)
@@ -192,7 +195,7 @@ def check_statement(con: Any, sql: str) -> str:
     except store.QueryError as e:
         raise SandboxError(f"this form of query is not supported in the console ({e}); write it as a "
                            "plain SELECT (e.g. GROUP BY instead of PIVOT)") from None
-    _check_tree(tree)
+    _check_tree(tree, extra)
     return st.query
 
 

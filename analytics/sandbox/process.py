@@ -34,7 +34,7 @@ import resource
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -65,6 +65,7 @@ class QueryRequest:
     memory_limit: str     # DuckDB's memory_limit
     address_space: int    # bytes the child may add to its address space after opening the store
     threads: int
+    tables: dict[str, bytes] = field(default_factory=dict)  # name -> Arrow IPC stream (an admin's audit table)
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,11 @@ def _run(req: QueryRequest) -> tuple[dict[str, Any], bytes]:
     con = engine.sandbox_connection(req.root, memory_limit=req.memory_limit, threads=req.threads)
     limit = _address_space_now() + req.address_space
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    for name, ipc in req.tables.items():  # in-memory tables of this connection only, before the check
+        import pyarrow as pa
+        con.register(name, pa.ipc.open_stream(ipc).read_all())
     try:
-        statement = policy.check_statement(con, req.sql)
+        statement = policy.check_statement(con, req.sql, extra=tuple(req.tables))
         try:
             ipc, rows, cut = engine.fetch_ipc(con, statement, max_rows=req.max_rows, max_bytes=req.max_bytes,
                                               max_cells=req.max_cells, row_cost=rendered.row_costs,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 
 import pyarrow as pa
 
@@ -35,7 +36,7 @@ def run_sandboxed(store_root: str | os.PathLike[str], sql: str, *, timeout_s: fl
                   max_cells: int = DEFAULT_MAX_CELLS, memory_limit: str = DEFAULT_MEMORY_LIMIT,
                   address_space: str | int | None = None,
                   threads: int | None = None, user: str | None = None, per_user: int = DEFAULT_PER_USER,
-                  total: int = DEFAULT_TOTAL) -> SandboxResult:
+                  total: int = DEFAULT_TOTAL, tables: Mapping[str, pa.Table] | None = None) -> SandboxResult:
     """Run one read-only query on the store's views, bounded in time, memory, rows, bytes and concurrency.
 
     The query runs in a process of its own (:mod:`analytics.sandbox.process`): DuckDB gets
@@ -48,6 +49,9 @@ def run_sandboxed(store_root: str | os.PathLike[str], sql: str, *, timeout_s: fl
     Raises SandboxError (with a message for the user, ``kind`` one of refused/timeout/memory/busy/error)
     when the query is not allowed, fails, or hits a limit. ``truncated`` is True (and ``message`` says
     so) when the query returned more than was kept.
+
+    ``tables``: in-memory tables the query may read besides the store's views, by name (the caller decides
+    who gets them: an admin's ``audit``); they cross to the query's process as Arrow IPC streams.
     """
     if timeout_s <= 0 or max_rows < 0 or max_bytes <= 0 or max_cells <= 0:
         raise ValueError("timeout_s, max_bytes and max_cells must be positive and max_rows non-negative")
@@ -60,7 +64,8 @@ def run_sandboxed(store_root: str | os.PathLike[str], sql: str, *, timeout_s: fl
             req = QueryRequest(root=str(slots.store_link(store_root)), sql=sql, timeout_s=float(timeout_s),
                                max_rows=int(max_rows), max_bytes=int(max_bytes),
                                max_cells=int(max_cells), memory_limit=str(memory_limit),
-                               address_space=int(space), threads=int(threads or default_threads()))
+                               address_space=int(space), threads=int(threads or default_threads()),
+                               tables={n: _ipc(t) for n, t in (tables or {}).items()})
             out = run_in_process(req, started)
     except slots.SlotsBusy as e:
         raise SandboxError(str(e), kind="busy") from None
@@ -81,6 +86,13 @@ def run_sandboxed(store_root: str | os.PathLike[str], sql: str, *, timeout_s: fl
     elapsed = time.perf_counter() - t0
     return SandboxResult(frame, out.cut is not None, elapsed, _message(out.cut, len(frame), elapsed, max_rows,
                                                                        max_bytes, max_cells), out.cut)
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 def _message(cut: str | None, rows: int, elapsed: float, max_rows: int, max_bytes: int, max_cells: int) -> str:

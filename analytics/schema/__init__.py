@@ -16,6 +16,7 @@ from __future__ import annotations
 from .analysis import ANALYSIS_VIEWS
 from .base import Column, Kind, View
 from .outcomes import OUTCOME_VIEWS
+from .records import ADMIN_VIEWS as _ADMIN_VIEW_LIST
 from .records import RECORD_VIEWS
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "View",
     "Kind",
     "VIEWS",
+    "ADMIN_VIEWS",
     "KINDS",
     "view",
     "kind_of",
@@ -33,6 +35,9 @@ _VIEW_LIST: tuple[View, ...] = ANALYSIS_VIEWS + OUTCOME_VIEWS + RECORD_VIEWS
 
 #: Every public view, by name, in documentation order.
 VIEWS: dict[str, View] = {v.name: v for v in _VIEW_LIST}
+
+#: Tables of the metadata database that only an admin's SQL console sees, by name (not store views).
+ADMIN_VIEWS: dict[str, View] = {v.name: v for v in _ADMIN_VIEW_LIST}
 
 #: Partition kinds, by name.
 KINDS: dict[str, Kind] = {

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .base import View, cols
 
-__all__ = ["RECORD_VIEWS"]
+__all__ = ["RECORD_VIEWS", "ADMIN_VIEWS"]
 
 RECORD_VIEWS: tuple[View, ...] = (
     View(
@@ -32,6 +32,31 @@ RECORD_VIEWS: tuple[View, ...] = (
             ("attempts", "INTEGER", "Attempts so far (more than 1 after a worker was lost and another took over)."),
             ("stage", "VARCHAR", "Current stage: 'queued', 'train', 'import', 'analyze', 'publish' (the model is "
                                  "being made visible; it is there once the job is 'done') or 'done'."),
+        ),
+    ),
+)
+
+#: Tables of the metadata database that an admin's SQL console also sees (nobody else's): kind ``metadata``,
+#: no Parquet; :mod:`analytics.sandbox` adds them to an admin's query process as in-memory tables.
+ADMIN_VIEWS: tuple[View, ...] = (
+    View(
+        name="audit",
+        kind="metadata",
+        grain="event",
+        description="The audit log (admins only): every job submitted, cancelled or failed, every model deleted "
+                    "or imported, every user added, removed or given another role, every throttled burst of "
+                    "failed sign-ins; the newest 100,000 events.",
+        columns=cols(
+            ("happened_at", "TIMESTAMP", "When (UTC)."),
+            ("who", "VARCHAR", "Who did it: a user, 'cli' or the command-line user, a worker; for a throttled "
+                               "sign-in, the account name that was tried."),
+            ("action", "VARCHAR", "'job submitted', 'job cancelled', 'job failed', 'model deleted', 'model "
+                                  "imported', 'user added', 'user removed', 'user role changed' or 'sign-in "
+                                  "throttled'."),
+            ("target", "VARCHAR", "What it was done to: a job id, a model id, a user name, or the address a "
+                                  "throttled sign-in came from."),
+            ("details", "VARCHAR", "More, as JSON text or a short note (a job's kind and model, an error, the "
+                                   "old and new role, the throttle's reason)."),
         ),
     ),
 )

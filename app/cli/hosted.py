@@ -23,6 +23,12 @@ def _users(args):
     return UserStore(users_path(_settings(args)))
 
 
+def _cli_user() -> str:
+    """Who runs the command (``RNNVIS_USER``, else the login name): the audit log's "who"."""
+    import os
+    return os.environ.get("RNNVIS_USER") or getpass.getuser()
+
+
 def _password(args) -> str:
     if args.password_stdin:
         pw = sys.stdin.readline().rstrip("\r\n")
@@ -46,10 +52,9 @@ def _user_cmd(fn):
 
 @_user_cmd
 def cmd_users_add(args) -> int:
-    import os
     users = _users(args)
-    users.add(args.name, _password(args), args.role, created_by=os.environ.get("RNNVIS_USER") or getpass.getuser())
-    print(f"added {args.name} ({args.role}) to {users.path}")
+    users.add(args.name, _password(args), args.role, created_by=_cli_user())
+    print(f"added {args.name} ({args.role}) to {users.db}")
     return 0
 
 
@@ -64,20 +69,20 @@ def cmd_users_list(args) -> int:
     for u in rows:
         print(f"{u['name']:24s} {u['role']:7s} {str(u.get('created_at') or '')[:19]}  by {u.get('created_by') or '?'}")
     if not rows:
-        print(f"no users in {users.path}", file=sys.stderr)
+        print(f"no users in {users.db}", file=sys.stderr)
     return 0
 
 
 @_user_cmd
 def cmd_users_remove(args) -> int:
-    _users(args).remove(args.name)
+    _users(args).remove(args.name, by=_cli_user())
     print(f"removed {args.name}")
     return 0
 
 
 @_user_cmd
 def cmd_users_set_role(args) -> int:
-    _users(args).set_role(args.name, args.role)
+    _users(args).set_role(args.name, args.role, by=_cli_user())
     print(f"{args.name} is now {args.role}")
     return 0
 

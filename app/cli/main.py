@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import sys
@@ -154,6 +155,9 @@ def cmd_delete(args) -> int:
     ckpt.unlink(missing_ok=True)
     from workers.claims import release_model_id
     release_model_id(root, args.model_id)
+    from analytics.metadb import audit
+    audit.record(root, os.environ.get("RNNVIS_USER") or getpass.getuser(), "model deleted", args.model_id,
+                 "rnnvis delete")
     print(f"deleted {args.model_id}")
     return 0
 

@@ -197,9 +197,9 @@ def install(app: dash.Dash, settings: Settings) -> None:
     server.config[USERS_KEY] = users
     server.config[SESSIONS_KEY] = sessions
     member_cap = security.member_max_body()
-    if not users.path.exists():
-        log.warning("hosted mode: no users file at %s yet; add an admin with `rnnvis users add NAME --role admin`",
-                    users.path)
+    if not len(users):
+        log.warning("hosted mode: no users in %s yet; add an admin with `rnnvis users add NAME --role admin`",
+                    users.db)
 
     @server.before_request          # registered before the extensions' hooks: the body cap comes first
     def _gate():

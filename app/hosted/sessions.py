@@ -7,10 +7,10 @@ the session does not extend it) and its version matches the user's (removing a u
 role or password ends every session of theirs). Signing out deletes the record, so a copy of the
 cookie opens nothing afterwards.
 
-Records live in ``<users file>.sessions.json`` (mode 0600, next to the users file, outside what the SQL
-console can read), keyed by the SHA-256 of the id (the file does not hold usable ids), rewritten
-atomically under a lock at each sign-in and sign-out, and read (cached by mtime) at each request, so
-every gunicorn worker sees the same sessions.
+Records live in the metadata database's ``sessions`` table (:mod:`analytics.metadb`: PostgreSQL, or
+SQLite in the store; outside what the SQL console can read), keyed by the SHA-256 of the id (the table
+holds no usable ids), so every web worker of every host sees the same sessions. The
+``<users file>.sessions.json`` of older versions is imported on the first start (its users stay signed in).
 """
 from __future__ import annotations
 
@@ -21,9 +21,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from analytics.json_file import JsonFile
+import sqlalchemy as sa
+
+from analytics import metadb
 
 __all__ = ["SessionStore"]
+
+_S = metadb.tables.sessions
 
 
 def _key(session_id: str) -> str:
@@ -31,38 +35,39 @@ def _key(session_id: str) -> str:
 
 
 class SessionStore:
-    """Sessions in ``path``: ``{sha256(id): {"user", "v", "created", "expires"}}``; ``lifetime_s`` from sign-in."""
+    """Sessions (``key = sha256(id)``, user, version, created, expires); ``lifetime_s`` from sign-in.
 
-    def __init__(self, path: str | os.PathLike[str], lifetime_s: float):
-        self.file = JsonFile(path)
+    ``path`` is the sessions file of older versions (imported once); ``db`` the metadata database (by
+    default the one of the store holding ``path``)."""
+
+    def __init__(self, path: str | os.PathLike[str], lifetime_s: float, db: metadb.Database | None = None):
+        self.path = Path(path)
         self.lifetime_s = float(lifetime_s)
-
-    @property
-    def path(self) -> Path:
-        return self.file.path
+        self.db = db if db is not None else metadb.for_store(self.path.parent)
+        self.db.import_once(f"sessions:{self.path.name}", lambda con: metadb.legacy.import_sessions(con, self.path))
 
     def create(self, user: str, version: str) -> str:
         """A new session of ``user`` (at user-record version ``version``); returns its id for the cookie."""
         session_id = secrets.token_urlsafe(32)
         now = time.time()
-
-        def fn(records: dict[str, Any]) -> None:
-            for k in [k for k, r in records.items() if not isinstance(r, dict) or r.get("expires", 0) <= now]:
-                del records[k]  # expired ones go at every sign-in
-            records[_key(session_id)] = {"user": user, "v": version, "created": now, "expires": now + self.lifetime_s}
-        self.file.update(fn)
+        with self.db.write() as con:
+            con.execute(_S.delete().where(_S.c.expires <= now))  # expired ones go at every sign-in
+            con.execute(_S.insert().values(key=_key(session_id), user_name=user, v=version, created=now,
+                                           expires=now + self.lifetime_s))
         return session_id
 
     def get(self, session_id: Any) -> dict[str, Any] | None:
-        """The live record of ``session_id`` (None if unknown, ended or expired)."""
+        """The live record of ``session_id`` (None if unknown, ended or expired): user, v, created, expires."""
         if not isinstance(session_id, str) or not session_id:
             return None
-        rec = self.file.read().get(_key(session_id))
-        if not isinstance(rec, dict) or not rec.get("expires", 0) > time.time():
+        with self.db.read() as con:
+            row = con.execute(sa.select(_S).where(_S.c.key == _key(session_id), _S.c.expires > time.time())).first()
+        if row is None:
             return None
-        return rec
+        return {"user": row.user_name, "v": row.v, "created": row.created, "expires": row.expires}
 
     def end(self, session_id: Any) -> None:
         """End the session (signing out); nothing happens for an unknown id."""
         if isinstance(session_id, str) and session_id:
-            self.file.update(lambda records: records.pop(_key(session_id), None))
+            with self.db.write() as con:
+                con.execute(_S.delete().where(_S.c.key == _key(session_id)))

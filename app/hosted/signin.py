@@ -27,6 +27,7 @@ import flask
 import flask_login
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 
+from analytics.metadb import audit
 from app.hosted.checks import Busy, PasswordChecks
 from app.hosted.sessions import SessionStore
 from app.hosted.throttle import LimitsUnavailable, SignInThrottle, Verdict
@@ -87,11 +88,12 @@ def _minutes_or_seconds(seconds: float) -> str:
     return f"{math.ceil(seconds / 60)} min" if seconds > 90 else f"{max(1, math.ceil(seconds))} s"
 
 
-def _burst(verdict: Verdict, filled: list[str]) -> None:
+def _burst(users: UserStore, verdict: Verdict, filled: list[str]) -> None:
     """A burst of failed sign-ins just filled a limit (``filled``: "pair", "address", "account"): from here on it
     is throttled. The one place such a burst is seen, once per limit filled (the audit log records it here)."""
     log.warning("sign-in failures for %r from %s filled the %s limit: further attempts are throttled",
                 verdict.account, verdict.address, " and ".join(filled))
+    audit.record_burst(users.db, verdict.account, "sign-in throttled", verdict.address, " and ".join(filled))
 
 
 def _throttled(verdict: Verdict) -> flask.Response:
@@ -125,7 +127,7 @@ def _check_password(throttle: SignInThrottle, checks: PasswordChecks, users: Use
     if verdict.wait > 0:
         return _throttled(verdict)
     if filled:
-        _burst(verdict, filled)
+        _burst(users, verdict, filled)
     if ok is None:
         log.info("failed sign-in for %r from %s", name, address)
         return _login_page("Wrong user name or password.", user=name, status=401)

@@ -1,10 +1,11 @@
 """Users and roles of hosted mode: the users file, its argon2id hashes, and the User record.
 
-Users live in one JSON file (``<store>/users.json`` unless
-``RNNVIS_USERS_FILE`` says otherwise; outside the directories the SQL console
-can read), written atomically (temporary file + ``os.replace``) under a lock
-file, with argon2id password hashes (argon2-cffi). Roles, each including the
-ones before it:
+Users live in the metadata database (:mod:`analytics.metadb`: PostgreSQL, or
+SQLite in the store; never visible to the SQL console), with argon2id
+password hashes (argon2-cffi); the ``users.json`` of older versions
+(``<store>/users.json`` unless ``RNNVIS_USERS_FILE`` says otherwise) is
+imported on the first start. Adding, removing and re-roling a user is written
+to the audit log. Roles, each including the ones before it:
 
 - ``viewer``: browse every page, run SQL, save own queries;
 - ``member``: also submit and cancel jobs, upload corpora and models, evaluate sentences;
@@ -25,7 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analytics.json_file import JsonFile
+import sqlalchemy as sa
+
+from analytics import metadb
+from analytics.metadb import audit
 from app.hosted import passwords
 
 if TYPE_CHECKING:
@@ -73,30 +77,45 @@ def check_name(name: str) -> str:
     return name
 
 
+_U = metadb.tables.users
+
+
 def _hasher():
     from argon2 import PasswordHasher
     return PasswordHasher()  # argon2id, the library's current recommended parameters
 
 
-# --------------------------------------------------------------------------- the users file
+# --------------------------------------------------------------------------- the users table
 
 
 class UserStore:
-    """Users in one JSON file: ``{"users": {name: {role, hash, created_at, created_by, session}}}``."""
+    """Users in the metadata database's ``users`` table (name, role, hash, created_at, created_by, session).
 
-    def __init__(self, path: str | os.PathLike[str]):
+    ``path`` is where older versions kept them (``users.json``): its users are imported on the first start.
+    ``db`` is the metadata database (by default the one of the store holding ``path``)."""
+
+    def __init__(self, path: str | os.PathLike[str], db: metadb.Database | None = None):
         self.path = Path(path)
-        self._file = JsonFile(self.path, strict=True, indent=1)
+        self.db = db if db is not None else metadb.for_store(self.path.parent)
+        try:
+            self.db.import_once(f"users:{self.path.name}", lambda con: metadb.legacy.import_users(con, self.path))
+        except ValueError as e:
+            raise AuthError(str(e)) from e
 
     # reading
-    def _load(self) -> dict[str, dict[str, Any]]:
-        try:
-            return self._file.read().get("users", {})
-        except (OSError, ValueError) as e:
-            raise AuthError(f"cannot read the users file {self.path}: {e}") from e
+    def _load(self, con=None) -> dict[str, dict[str, Any]]:
+        stmt = sa.select(_U)
+        if con is not None:
+            return {r.name: r._asdict() for r in con.execute(stmt)}
+        with self.db.read() as con:
+            return {r.name: r._asdict() for r in con.execute(stmt)}
 
     def get(self, name: str) -> dict[str, Any] | None:
-        return self._load().get(name)
+        if not isinstance(name, str):
+            return None
+        with self.db.read() as con:
+            row = con.execute(sa.select(_U).where(_U.c.name == name)).first()
+        return None if row is None else row._asdict()
 
     def list(self) -> list[dict[str, Any]]:
         """Users (without hashes), sorted by name."""
@@ -104,11 +123,12 @@ class UserStore:
                 for n, u in sorted(self._load().items())]
 
     def __len__(self) -> int:
-        return len(self._load())
+        with self.db.read() as con:
+            return int(con.execute(sa.select(sa.func.count()).select_from(_U)).scalar_one())
 
     def user(self, name: str, session: str | None = None) -> User | None:
         """The user called ``name`` if it exists (and, if given, its session version matches)."""
-        rec = self._load().get(name) if isinstance(name, str) else None
+        rec = self.get(name)
         if rec is None or (session is not None and not hmac.compare_digest(str(rec.get("session", "")), session)):
             return None
         return User(name, rec["role"])
@@ -117,7 +137,7 @@ class UserStore:
         """(user, session version) if the password is right, else None (same cost for unknown users)."""
         from argon2.exceptions import InvalidHashError, VerificationError
         ph = _hasher()
-        rec = self._load().get(name) if isinstance(name, str) else None
+        rec = self.get(name)
         stored = rec["hash"] if rec else _DUMMY_HASH
         try:
             ph.verify(stored, password or "")
@@ -130,16 +150,7 @@ class UserStore:
                 self.set_password(name, password, bump_session=False)
         return User(name, rec["role"]), str(rec.get("session", ""))
 
-    # writing
-    def _update(self, fn) -> Any:
-        def apply(data: dict[str, Any]) -> Any:
-            data["version"] = 1
-            return fn(data.setdefault("users", {}))
-        try:
-            return self._file.update(apply)
-        except ValueError as e:                       # a damaged file: never overwritten
-            raise AuthError(f"cannot read the users file {self.path}: {e}") from e
-
+    # writing: each change is one write transaction (so "the last admin" stays true until it commits)
     @staticmethod
     def _check_password(password: str, name: str) -> None:
         problem = passwords.problem(password, name)
@@ -151,13 +162,12 @@ class UserStore:
         check_role(role)
         self._check_password(password, name)
         digest = _hasher().hash(password)
-
-        def fn(users):
-            if name in users:
+        with self.db.write() as con:
+            if con.execute(sa.select(_U.c.name).where(_U.c.name == name)).first() is not None:
                 raise AuthError(f"user {name!r} already exists (use set-role or passwd)")
-            users[name] = {"role": role, "hash": digest, "created_at": _now(), "created_by": created_by,
-                           "session": secrets.token_hex(8)}
-        self._update(fn)
+            con.execute(_U.insert().values(name=name, role=role, hash=digest, created_at=_now(),
+                                           created_by=created_by, session=secrets.token_hex(8)))
+            audit.record(con, created_by, "user added", name, {"role": role})
         return User(name, role)
 
     def _require(self, users: dict, name: str) -> dict:
@@ -169,35 +179,33 @@ class UserStore:
     def _admins(users: dict) -> list[str]:
         return [n for n, u in users.items() if u.get("role") == "admin"]
 
-    def set_role(self, name: str, role: str) -> None:
+    def set_role(self, name: str, role: str, *, by: str = "cli") -> None:
         check_role(role)
-
-        def fn(users):
+        with self.db.write() as con:
+            users = self._load(con)
             rec = self._require(users, name)
             if rec["role"] == "admin" and role != "admin" and self._admins(users) == [name]:
                 raise AuthError(f"{name!r} is the last admin; make another user admin first")
-            rec["role"] = role
-            rec["session"] = secrets.token_hex(8)
-        self._update(fn)
+            con.execute(_U.update().where(_U.c.name == name).values(role=role, session=secrets.token_hex(8)))
+            audit.record(con, by, "user role changed", name, {"from": rec["role"], "to": role})
 
     def set_password(self, name: str, password: str, *, bump_session: bool = True) -> None:
         self._check_password(password, name)
         digest = _hasher().hash(password)
+        with self.db.write() as con:
+            self._require(self._load(con), name)
+            values = {"hash": digest} | ({"session": secrets.token_hex(8)} if bump_session else {})
+            con.execute(_U.update().where(_U.c.name == name).values(**values))
 
-        def fn(users):
-            rec = self._require(users, name)
-            rec["hash"] = digest
-            if bump_session:
-                rec["session"] = secrets.token_hex(8)
-        self._update(fn)
-
-    def remove(self, name: str) -> None:
-        def fn(users):
+    def remove(self, name: str, *, by: str = "cli") -> None:
+        with self.db.write() as con:
+            users = self._load(con)
             rec = self._require(users, name)
             if rec["role"] == "admin" and self._admins(users) == [name] and len(users) > 1:
                 raise AuthError(f"{name!r} is the last admin; make another user admin first")
-            del users[name]
-        self._update(fn)
+            con.execute(_U.delete().where(_U.c.name == name))
+            con.execute(metadb.tables.sessions.delete().where(metadb.tables.sessions.c.user_name == name))
+            audit.record(con, by, "user removed", name, {"role": rec["role"]})
 
 
 #: The hash of a random, forgotten password: unknown user names are verified against it, so that they

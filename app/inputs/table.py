@@ -135,6 +135,8 @@ def _sql_admin() -> list[tuple[str | dict, str, Spec]]:
         (ids.ADMIN_ROLE, "value", Text(16)), (ids.ADMIN_MODEL, "value", MODEL),
         (ids.ADMIN_ADD, "n_clicks", CLICKS), (ids.ADMIN_SET_ROLE, "n_clicks", CLICKS),
         (ids.ADMIN_REMOVE, "submit_n_clicks", CLICKS), (ids.ADMIN_DELETE_MODEL, "submit_n_clicks", CLICKS),
+        (ids.ADMIN_AUDIT_ACTION, "value", Text(32)), (ids.ADMIN_AUDIT_WHO, "value", Text(256)),
+        (ids.ADMIN_AUDIT_TEXT, "value", Text(200)), (ids.ADMIN_AUDIT_REFRESH, "n_clicks", CLICKS),
     ]
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from dash import html
 
 from analytics import store
+from analytics.metadb import audit
 from app.hosted import auth
 from app.logic.common import alert
 from app.reader import Reader
@@ -45,6 +46,7 @@ def act(users: auth.UserStore | None, reader: Reader, action: str | None, *, new
         store.delete_partition(reader.root, "models", model)
         checkpoint_file(Path(reader.root), model).unlink(missing_ok=True)
         release_model_id(reader.root, model)
+        audit.record(reader.root, me.name, "model deleted", model, "Admin page")
         return alert(f"Deleted model {model}.", kind="info")
     if users is None:
         return alert("Open mode has no users to manage.", kind="info")
@@ -56,11 +58,11 @@ def act(users: auth.UserStore | None, reader: Reader, action: str | None, *, new
     if action == "set-role":
         if user == me.name and role != "admin":
             return alert("You cannot take the admin role from yourself; ask another admin.")
-        users.set_role(user, role or "viewer")
+        users.set_role(user, role or "viewer", by=me.name)
         return alert(f"{user} is now {role}.", kind="info")
     if action == "remove":
         if user == me.name:
             return alert("You cannot remove yourself; ask another admin.")
-        users.remove(user)
+        users.remove(user, by=me.name)
         return alert(f"Removed {user}.", kind="info")
     raise ValueError(f"unknown action {action!r}")

@@ -26,6 +26,8 @@ from dash import dcc, html
 from analytics import saved_queries, store
 from analytics.sandbox import SandboxError, SandboxResult, run_sandboxed
 from analytics.schema import VIEWS
+from app.hosted import auth
+from app.logic import audit
 from app.logic.common import alert
 from app.logic.csv_export import send_csv
 
@@ -201,9 +203,16 @@ def grid_data(frame: pd.DataFrame) -> tuple[list[dict], list[dict]]:
 
 def run(root: str | Path, sql: str | None, *, max_rows: int = GRID_MAX_ROWS, max_bytes: int = GRID_MAX_BYTES,
         max_cells: int = GRID_MAX_CELLS, user: str | None = None) -> SandboxResult:
-    """Run ``sql`` in the sandbox as ``user`` (SandboxError with a message when refused, stopped, busy or failed)."""
+    """Run ``sql`` in the sandbox as ``user`` (SandboxError with a message when refused, stopped, busy or failed).
+
+    The signed-in user's role decides the admin-only tables (``audit``): an admin's query that names one gets
+    it; anyone else's is refused by the sandbox's statement check, the table being absent besides."""
+    me = auth.current_user()
+    tables = {}
+    if me is not None and me.can("admin") and "audit" in (sql or "").lower():
+        tables["audit"] = audit.sql_table(root)
     return run_sandboxed(root, sql or "", timeout_s=TIMEOUT_S, max_rows=max_rows, max_bytes=max_bytes,
-                         max_cells=max_cells, memory_limit=MEMORY_LIMIT, user=user)
+                         max_cells=max_cells, memory_limit=MEMORY_LIMIT, user=user, tables=tables)
 
 
 def run_for_grid(root: str | Path, sql: str | None,

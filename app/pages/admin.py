@@ -9,6 +9,7 @@ from dash import Input, Output, State, callback, dcc, html
 from app import context, ids
 from app.hosted import auth
 from app.logic import admin as logic
+from app.logic import audit as audit_logic
 from app.logic.common import alert, error_alert
 
 dash.register_page(__name__, path="/admin", name="Admin", title="RNNVis · Admin", order=5, role="admin")
@@ -53,7 +54,23 @@ def layout(**_query) -> html.Div:
                                             message="Delete this model's tables and checkpoint?")],
                  className="admin-form"),
     ], className="card")
-    return html.Div([html.Main([html.Div(id=ids.ADMIN_MSG), html.Div([users, models], id=ids.ADMIN_PANEL,
+    log = html.Section([
+        html.Div([html.H4("Audit log"), html.Span("jobs submitted, cancelled or failed; models deleted or imported; "
+                                                  "users added, removed or re-roled; throttled sign-ins (newest "
+                                                  f"{audit_logic.PAGE_ROWS})", className="muted small")],
+                 className="card-head"),
+        html.Div([_labelled("Action", dcc.Dropdown(id=ids.ADMIN_AUDIT_ACTION, placeholder="any action",
+                                                   options=[{"label": a, "value": a} for a in audit_logic.ACTIONS])),
+                  _labelled("Who", dcc.Input(id=ids.ADMIN_AUDIT_WHO, type="text", placeholder="user", maxLength=64,
+                                             debounce=True)),
+                  _labelled("Target or details contain", dcc.Input(id=ids.ADMIN_AUDIT_TEXT, type="text",
+                                                                   placeholder="job, model, user, address",
+                                                                   maxLength=200, debounce=True)),
+                  html.Button("Refresh", id=ids.ADMIN_AUDIT_REFRESH, n_clicks=0, className="btn")],
+                 className="admin-form"),
+        html.Div(id=ids.ADMIN_AUDIT),
+    ], className="card")
+    return html.Div([html.Main([html.Div(id=ids.ADMIN_MSG), html.Div([users, models, log], id=ids.ADMIN_PANEL,
                                                                      style={"display": "none"})],
                                className="main main-wide")], className="page page-admin")
 
@@ -82,3 +99,20 @@ def _on_admin(_a, _s, _r, _d, new_name, new_role, new_password, user, role, mode
     except Exception as e:  # noqa: BLE001 - the callback edge
         msg = error_alert(e, reader)
     return msg, logic.users_table(users), logic.user_options(users), logic.model_options(reader), {}
+
+
+@callback(Output(ids.ADMIN_AUDIT, "children"), Input(ids.ADMIN_AUDIT_ACTION, "value"),
+          Input(ids.ADMIN_AUDIT_WHO, "value"), Input(ids.ADMIN_AUDIT_TEXT, "value"),
+          Input(ids.ADMIN_AUDIT_REFRESH, "n_clicks"))
+def _on_audit(action, who, text, _n):
+    """The audit log, filtered (and read again at each Refresh). Admins only."""
+    try:
+        auth.require_role("admin")
+    except auth.PermissionDenied:
+        return ""
+    try:
+        return audit_logic.table(audit_logic.frame(context.settings().store, action=action or None,
+                                                   who=(who or "").strip() or None, text=(text or "").strip() or None))
+    except Exception as e:  # noqa: BLE001 - the callback edge
+        return error_alert(e, context.reader())
+

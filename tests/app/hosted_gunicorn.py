@@ -1,8 +1,10 @@
 """Hosted mode served by a real gunicorn (``app.wsgi:server``) for a test, on a free loopback port or a unix socket."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -29,15 +31,18 @@ def free_port() -> int:
 
 
 class HostedGunicorn:
-    """``gunicorn -w WORKERS --threads 4 -b BIND app.wsgi:server`` in hosted mode; ``close()`` stops it.
-    Its sign-in limits are in :data:`LIMITS_URL` under ``self.settings.ratelimit_prefix``."""
+    """``gunicorn -w WORKERS --threads 4 -b BIND app.wsgi:server`` in hosted mode, in a process group of its own
+    (``kill()`` stops master and workers at once, as a host that dies); ``close()`` stops it. ``cwd``: its
+    working directory (default: the repository). Its sign-in limits are in :data:`LIMITS_URL` under
+    ``self.settings.ratelimit_prefix`` (``prefix``: hosts of one deployment share one; default a fresh one)."""
 
-    def __init__(self, store: Path, users_file: Path, bind: str, *, workers: int = 2, **env: str):
+    def __init__(self, store: Path, users_file: Path, bind: str, *, workers: int = 2, cwd: Path | None = None,
+                 prefix: str | None = None, **env: str):
         self.bind = bind
-        self.settings = Settings(store=store, ratelimit_url=LIMITS_URL, ratelimit_prefix=f"test-{uuid.uuid4().hex}")
+        self.settings = Settings(store=store, ratelimit_url=LIMITS_URL, ratelimit_prefix=prefix or f"test-{uuid.uuid4().hex}")
         self.proc = subprocess.Popen(
             [GUNICORN, "-w", str(workers), "--threads", "4", "-b", bind, "--timeout", "120", "app.wsgi:server"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            cwd=cwd or ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
             env={**os.environ, "RNNVIS_STORE": str(store), "PYTHONPATH": str(ROOT), "RNNVIS_AUTH": "on",
                  "RNNVIS_SECRET_KEY": SECRET, "RNNVIS_USERS_FILE": str(users_file), "RNNVIS_COOKIE_SECURE": "off",
                  "RNNVIS_RATELIMIT_URL": LIMITS_URL, "RNNVIS_RATELIMIT_PREFIX": self.settings.ratelimit_prefix,
@@ -47,7 +52,15 @@ class HostedGunicorn:
         """Wait until ``base``/healthz answers 200 (or fail with gunicorn's own words if it exits)."""
         wait_for_health(base, self.proc, timeout, f"gunicorn did not come up on {self.bind}")
 
+    def kill(self) -> None:
+        """SIGKILL to the master and every worker (the host is gone)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+
     def close(self) -> None:
+        if self.proc.poll() is not None:
+            return
         self.proc.terminate()
         try:
             self.proc.wait(30)

@@ -18,7 +18,7 @@ from pathlib import Path
 import dash
 import pytest
 
-from analytics import store
+from analytics import metadb, store
 from analytics.settings import Settings
 from app.cli import main
 from app.hosted import auth, checks, security, throttle
@@ -281,8 +281,9 @@ def test_users_cli(tmp_path, monkeypatch, capsys):
     users = auth.UserStore(tmp_path / "u.json")
     assert users.verify("kim", "a-long-password")[0] == auth.User("kim", "admin")
     assert users.verify("kim", "wrong-password") is None
-    assert "a-long-password" not in (tmp_path / "u.json").read_text()
-    assert (tmp_path / "u.json").stat().st_mode & 0o077 == 0
+    db_file = metadb.sqlite_path(tmp_path)   # the users file's folder holds the (SQLite) user database
+    assert b"a-long-password" not in db_file.read_bytes()
+    assert db_file.stat().st_mode & 0o077 == 0
     assert main(["users", "remove", "kim"]) == 0 and len(users) == 0
 
 
@@ -314,17 +315,19 @@ def _replay(app, cookie: str):
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]"])
-def test_a_damaged_users_file_is_an_error_and_never_overwritten(tmp_path, content):
-    """Reading a damaged users file as empty would let the next write replace every user."""
-    users = auth.UserStore(tmp_path / "users.json")
-    users.add("ada", "correct horse battery", "admin", created_by="test")
-    assert json.loads(users.path.read_text())["users"]["ada"]["role"] == "admin"
-    users.path.write_text(content)
-    with pytest.raises(auth.AuthError, match="cannot read the users file"):
-        users.user("ada")
-    with pytest.raises(auth.AuthError, match="cannot read the users file"):
-        users.add("eve", "another long phrase", "admin", created_by="test")
-    assert users.path.read_text() == content
+def test_a_damaged_users_file_of_an_older_version_stops_the_import_and_is_never_overwritten(tmp_path, content):
+    """Importing a damaged users.json as empty would lock every user out: the start fails with its path, the
+    file stays as it is, and once it is repaired the next start imports it."""
+    path = tmp_path / "users.json"
+    path.write_text(content)
+    with pytest.raises(auth.AuthError, match="cannot import the users file .*users.json"):
+        auth.UserStore(path)
+    assert path.read_text() == content
+    path.write_text(json.dumps({"version": 1, "users": {"ada": {"role": "admin", "hash": "$argon2id$x",
+                                                                "session": "s1", "created_by": "cli"}}}))
+    users = auth.UserStore(path)
+    assert users.user("ada") == auth.User("ada", "admin") and users.user("ada", "s1") is not None
+    assert len(auth.UserStore(path)) == 1                     # imported once
 
 
 def test_signing_out_ends_the_session_for_every_copy_of_the_cookie(fresh):
@@ -359,16 +362,19 @@ def test_the_sign_out_button_posts_the_form_token(fresh):
 def test_a_session_ends_at_its_lifetime_whatever_its_use(fresh):
     app, _ = fresh
     c, _ = _login(app, "mo")
-    sessions = app.server.config[auth.SESSIONS_KEY]
-    (key, rec), = sessions.file.read().items()
+    db, table = app.server.config[auth.SESSIONS_KEY].db, metadb.tables.sessions
+    with db.read() as con:
+        (rec,) = con.execute(table.select()).mappings().all()
     assert rec["expires"] - rec["created"] == auth.SESSION_HOURS * 3600
     for _ in range(3):  # using the session neither re-sends the cookie nor moves the end
         r = c.get("/_dash-layout")
         assert r.status_code == 200 and "Set-Cookie" not in r.headers
-    assert sessions.file.read()[key]["expires"] == rec["expires"]
+    with db.read() as con:
+        assert con.execute(table.select()).mappings().one()["expires"] == rec["expires"]
     saved = _cookie(c)
     # 12 hours pass: the record says so (as it will after that time)
-    sessions.file.update(lambda records: records[key].update(expires=time.time() - 1))
+    with db.write() as con:
+        con.execute(table.update().where(table.c.key == rec["key"]).values(expires=time.time() - 1))
     assert c.get("/_dash-layout").status_code == 401 and _replay(app, saved).get("/sql").status_code == 302
 
 

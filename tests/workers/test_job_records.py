@@ -1,5 +1,5 @@
-"""Job records in the job database (SQLite in the store folder), their Parquet archive for the `jobs` view,
-the import of an older store's Parquet records, and model-id claims across processes."""
+"""Job records in the metadata database (here its default, SQLite in the store folder), their Parquet
+archive for the `jobs` view, the import of an older store's Parquet records, and model-id claims across processes."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,8 +9,8 @@ import threading
 import pandas as pd
 import pytest
 
-from analytics import store
-from workers import claims, errors, jobdb, records
+from analytics import metadb, store
+from workers import claims, errors, records
 from workers.records import JobRecord
 
 
@@ -111,7 +111,7 @@ def test_an_older_store_has_its_parquet_records_and_claims_imported(tmp_path):
     _old_style_partition(tmp_path, "j000000bb", "running", "old-running")
     (tmp_path / ".claims").mkdir()
     (tmp_path / ".claims" / "old-running").write_text("j000000bb")
-    assert not jobdb.db_path(tmp_path).exists()
+    assert not metadb.sqlite_path(tmp_path).exists()
     assert records.read_job(tmp_path, "j000000aa").detail == {"curve": [{"epoch": 1}]}
     assert set(records.list_jobs(tmp_path)["job_id"]) == {"j000000aa", "j000000bb"}
     assert claims.claim_holder(tmp_path, "old-running") == "j000000bb"
@@ -146,7 +146,7 @@ def test_a_claim_is_atomic_across_processes(tmp_path, monkeypatch, journal):
     """Six processes claim one model id at the same moment: exactly one holds it; the others are told who.
     Also with the rollback journal that a store on a network file system gets.  Eight rounds, each on a
     new store: six processes switching a new database to WAL at once got "database is locked" in about
-    one round of twenty (fixed in workers.jobdb._set_journal_mode)."""
+    one round of twenty (fixed in analytics.metadb.engine._set_journal_mode)."""
     monkeypatch.setenv("RNNVIS_JOBS_JOURNAL", journal)
     ctx = multiprocessing.get_context("fork")  # the children start with our modules loaded: no torch import
     for round_ in range(8):
@@ -164,18 +164,18 @@ def test_a_claim_is_atomic_across_processes(tmp_path, monkeypatch, journal):
         assert all(f"job {winners[0]} builds it" in r for j, r in results.items() if j != winners[0]), results
 
 
-    con = jobdb.connect(tmp_path)
-    assert con.execute("PRAGMA journal_mode").fetchone()[0] == journal
+    with metadb.for_store(tmp_path).read() as con:
+        assert con.exec_driver_sql("PRAGMA journal_mode").scalar() == journal
 
 
 def test_the_journal_is_wal_on_a_local_file_system_and_can_be_chosen(tmp_path, monkeypatch):
     monkeypatch.delenv("RNNVIS_JOBS_JOURNAL", raising=False)
-    assert jobdb.journal_mode(tmp_path) == "wal"          # tmp_path is on this machine's own disk
+    assert metadb.journal_mode(tmp_path) == "wal"          # tmp_path is on this machine's own disk
     monkeypatch.setenv("RNNVIS_JOBS_JOURNAL", "delete")
-    assert jobdb.journal_mode(tmp_path) == "delete"
+    assert metadb.journal_mode(tmp_path) == "delete"
     monkeypatch.setenv("RNNVIS_JOBS_JOURNAL", "shm")
     with pytest.raises(ValueError, match="use auto, wal or delete"):
-        jobdb.journal_mode(tmp_path)
+        metadb.journal_mode(tmp_path)
 
 
 def test_a_stale_claim_is_taken_over_and_a_release_needs_the_holder(tmp_path):
@@ -194,14 +194,24 @@ def test_a_stale_claim_is_taken_over_and_a_release_needs_the_holder(tmp_path):
     assert claims.claim_holder(tmp_path, rec.model_id) is None
 
 
-def test_a_column_appended_to_the_jobs_view_is_added_to_an_older_database(tmp_path):
-    """The view's columns may grow (new ones at the end); a database made before gets them on its next open."""
+def test_an_older_job_database_is_imported_once_even_one_with_fewer_columns(tmp_path):
+    """A ``.jobs.sqlite`` of an older version (here one made before the view had ``stage``) moves into the
+    metadata database at its first open, records and claims; a second open imports nothing again."""
     import sqlite3
-    path = jobdb.db_path(tmp_path)
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE jobs (job_id TEXT PRIMARY KEY, kind TEXT)")  # as if made by an older version
-    con.execute(f"PRAGMA user_version={jobdb._VERSION}")
+    con = sqlite3.connect(tmp_path / ".jobs.sqlite")
+    con.execute("CREATE TABLE jobs (job_id TEXT PRIMARY KEY, kind TEXT, model_id TEXT, status TEXT, "
+                "submitted_by TEXT, submitted_at INTEGER, detail TEXT)")
+    con.execute("INSERT INTO jobs VALUES ('j000000aa', 'train', 'old', 'running', 'bob', 1700000000000000, "
+                "'{\"epoch\": 2}')")
+    con.execute("CREATE TABLE claims (model_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, claimed_at REAL NOT NULL)")
+    con.execute("INSERT INTO claims VALUES ('old', 'j000000aa', 1700000000.0)")
     con.commit()
     con.close()
-    rec = _job(tmp_path, "j00000001", stage="train")
-    assert records.read_job(tmp_path, rec.job_id).stage == "train"
+    rec = records.read_job(tmp_path, "j000000aa")
+    assert (rec.status, rec.submitted_by, rec.detail, rec.stage) == ("running", "bob", {"epoch": 2}, "queued")
+    assert rec.submitted_at == dt.datetime(2023, 11, 14, 22, 13, 20)
+    assert claims.claim_holder(tmp_path, "old") == "j000000aa"
+    records.delete_job(tmp_path, "j000000aa")
+    metadb.forget(metadb.for_store(tmp_path))           # as a new process: the import is not run again
+    with pytest.raises(errors.UnknownJobError):
+        records.read_job(tmp_path, "j000000aa")

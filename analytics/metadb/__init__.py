@@ -1,0 +1,28 @@
+"""The metadata database: users, sessions, saved queries, job records, model-id claims and the audit log.
+
+One relational database behind this package, for the web app (:mod:`app.hosted`), the workers
+(:mod:`workers.jobdb`) and the SQL console (:mod:`analytics.saved_queries`, the admins' ``audit`` table):
+PostgreSQL when ``RNNVIS_DATABASE_URL`` is set (teams on several machines), else SQLite inside the store.
+The store itself stays Parquet + DuckDB.
+
+- :mod:`.engine`: which database, one engine per process, migrations at first open, the write lock;
+- :mod:`.tables`: the tables (SQLAlchemy Core);
+- :mod:`.legacy`: importing the JSON files and ``.jobs.sqlite`` of older versions, once;
+- :mod:`.audit`: the audit log.
+"""
+from __future__ import annotations
+
+from analytics.metadb import audit, legacy, tables
+from analytics.metadb.engine import (
+    SQLITE_NAME,
+    URL_ENV,
+    Database,
+    for_store,
+    forget,
+    journal_mode,
+    open_url,
+    sqlite_path,
+)
+
+__all__ = ["Database", "for_store", "open_url", "forget", "sqlite_path", "journal_mode", "URL_ENV", "SQLITE_NAME",
+           "audit", "legacy", "tables"]
