@@ -39,7 +39,8 @@ class HostedGunicorn:
     def __init__(self, store: Path, users_file: Path, bind: str, *, workers: int = 2, cwd: Path | None = None,
                  prefix: str | None = None, **env: str):
         self.bind = bind
-        self.settings = Settings(store=store, ratelimit_url=LIMITS_URL, ratelimit_prefix=prefix or f"test-{uuid.uuid4().hex}")
+        self.settings = Settings(store=store, ratelimit_url=LIMITS_URL,
+                                 ratelimit_prefix=prefix or f"test-{uuid.uuid4().hex}")
         self.proc = subprocess.Popen(
             [GUNICORN, "-w", str(workers), "--threads", "4", "-b", bind, "--timeout", "120", "app.wsgi:server"],
             cwd=cwd or ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
