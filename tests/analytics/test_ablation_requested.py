@@ -29,10 +29,10 @@ def test_a_write_based_on_a_replaced_version_writes_nothing(tmp_path):
     with store.write_partition(tmp_path, "models", "m") as w:          # e.g. a re-analysis, meanwhile
         w.write("models", models_df("m", name="second"))
     second = store.partition_version(tmp_path, "models", "m")
-    with pytest.raises(store.StoreError, match="was replaced while it was being updated"):
-        with store.write_partition(tmp_path, "models", "m", replaces=first) as w:
-            w.keep("models")
-            w.write("ablations", _rows("ann"))
+    with pytest.raises(store.StoreError, match="was replaced while it was being updated"), \
+            store.write_partition(tmp_path, "models", "m", replaces=first) as w:
+        w.keep("models")
+        w.write("ablations", _rows("ann"))
     assert store.partition_version(tmp_path, "models", "m") == second
     assert store.table_file(tmp_path, "models", "m", "ablations") is None
     assert not list((tmp_path / ".staging").glob("*.tmp"))                # the staged copy is gone too
