@@ -213,6 +213,6 @@ ADMIN_PANEL = "admin-panel"
 ACTION_ROLES: dict[str, str] = {
     JOBS_SUBMIT: "member", JOBS_BYOM_SUBMIT: "member", JOBS_CANCEL: "member", JOBS_CORPUS_UPLOAD: "member",
     JOBS_CORPUS_MINE: "member",
-    JOBS_BYOM_WEIGHTS: "member", JOBS_BYOM_VOCAB: "member",
+    JOBS_BYOM_WEIGHTS: "member", JOBS_BYOM_VOCAB: "member", EX_ABLATE: "member",
     ADMIN_ADD: "admin", ADMIN_SET_ROLE: "admin", ADMIN_REMOVE: "admin", ADMIN_DELETE_MODEL: "admin",
 }

@@ -150,8 +150,8 @@ def _main(vs, alert: list) -> html.Main:
                           html.Span("the loss when the selected chip's units are zeroed, by word class, against "
                                     "random unit sets of the same size", className="muted small"),
                           html.Button("Test these units", id=ids.EX_ABLATE, n_clicks=0, className="btn btn-primary",
-                                      title="ablate the selected chip's units (or the selected unit) now, as a job",
-                                      **auth.gate("member", "test units"))],
+                                      **{"title": "ablate the selected chip's units (or the selected unit) now, "
+                                                  "as a job", **auth.gate("member", "test units")})],
                          className="card-head"),
                 html.Div(id=ids.EX_ABLATE_MSG),
                 dcc.Store(id=ids.EX_ABLATE_JOB, data=None),
