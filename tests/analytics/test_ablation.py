@@ -311,8 +311,9 @@ def test_the_precomputed_prefix_shrinks_with_the_work_of_a_token():
     assert set(sink.frames[0][1]["cluster"]) == {0, 1} and set(sink.frames[0][1]["state"]) == {"h"}
 
 
-def test_an_analysis_stores_the_ablation_of_every_last_layer_cluster(tiny_store, tmp_path, fixtures):
-    """The analysis precomputes ablations: each unit cluster of the last layer's h and c at the default k."""
+def test_an_analysis_stores_the_ablation_of_every_last_layer_cluster(tiny_store, tmp_path, fixtures, capsys):
+    """The analysis precomputes ablations: each unit cluster of the last layer's h and c at the default k; the
+    losses and ablations stages each show a terminal bar, as the trace and statistics do."""
     import shutil
 
     from analytics.ablation import DEFAULT_K
@@ -323,7 +324,10 @@ def test_an_analysis_stores_the_ablation_of_every_last_layer_cluster(tiny_store,
     shutil.copytree(tiny_store, root, ignore=shutil.ignore_patterns(".staging"))
     analyze_model("tiny-lstm", root, AnalysisOptions(batch_size=4, top_words=30, min_count=2, k_max=DEFAULT_K,
                                                      gradient_k=0, max_tokens=2000),
-                  corpus=load_corpus(str(fixtures / "ptb")), show_progress=False)
+                  corpus=load_corpus(str(fixtures / "ptb")), show_progress=True)
+    bars = capsys.readouterr().err
+    for stage in ("trace", "statistics", "losses", "ablations"):
+        assert f"tiny-lstm: {stage}" in bars, stage
     with store.connect(root) as con:
         rows = store.query(con, "SELECT layer, state, k, cluster, target_kind, baseline_sets FROM ablations "
                                 "WHERE model_id = 'tiny-lstm' AND target_kind = 'all'")

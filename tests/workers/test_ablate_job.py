@@ -126,3 +126,18 @@ def test_a_bad_request_is_refused_field_by_field_and_queues_nothing(redis_settin
                              submitted_by="ann", job_settings=job_settings(prefix))
     assert message in e.value.errors[field], e.value.errors
     assert len(records.list_jobs(redis_store)) == before
+
+
+def test_the_command_line_queues_an_ablation_and_follows_it(workers, redis_settings, redis_store, prefix, analysed,
+                                                            monkeypatch, capsys):
+    from app.cli import main
+
+    for key, value in {"RNNVIS_STORE": str(redis_store), "RNNVIS_BROKER_URL": redis_settings.broker_url,
+                       "RNNVIS_BROKER_PREFIX": prefix, "RNNVIS_USER": "cli-carol"}.items():
+        monkeypatch.setenv(key, value)
+    assert main(["jobs", "ablate", MODEL, "--layer", "0", "--units", "1,2,3", "--prefix", "200",
+                 "--baseline-sets", "3", "--wait"]) == 0
+    rows = _rows(redis_store, "cli-carol")
+    assert len(rows) > 0 and (rows["units"] == "1,2,3").all() and rows["k"].isna().all() and (rows["n"] == 200).all()
+    assert main(["jobs", "ablate", MODEL, "--layer", "0", "--units", "1,99"]) == 2
+    assert "error: units: units must lie in 0 .. 7" in capsys.readouterr().err
