@@ -133,7 +133,8 @@ def test_view(settings: Settings, reader: Reader, model: str | None, layer: int 
         rows = reader.requested_ablations(model, p, rec.submitted_by, n)
         if rows.empty:
             return None
-        text = (f"{now.label}: zeroing its {len(now.units)} units, against {p['baseline_sets']} random sets "
+        how = "zeroing" if p["modes"][0] == "zero" else "putting their means in place of"
+        text = (f"{now.label}: {how} its {len(now.units)} units, against {p['baseline_sets']} random sets "
                 f"(tested by {rec.submitted_by})<br><sup>the first {n:,} tokens of the analysed split · coloured: "
                 "beyond the random sets (p ≤ 0.05) · hover: z and p</sup>")
         return ablation_figure(rows, text)
