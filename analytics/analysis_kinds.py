@@ -30,6 +30,15 @@ from .token_states import TokenStateCollector
 __all__ = ["Traced", "AnalysisKind", "StreamAnalysis", "DocumentAnalysis", "analysis_kind"]
 
 Report = Callable[[str, float], None]
+#: The stages after the statistics, as (start, span) of the analysis's progress (0..1): their terminal bars
+#: (:mod:`analytics.pipeline`) show each one's own 0-100%.
+OUTCOME_STAGES = {"losses": (0.95, 0.02), "ablations": (0.97, 0.02)}
+
+
+def _stage(report: Report, stage: str) -> Callable[[float], None]:
+    """``report`` of a fraction of ``stage`` (0..1) as the analysis's overall progress."""
+    start, span = OUTCOME_STAGES[stage]
+    return lambda f: report(stage, start + span * f)
 
 
 @dataclass
@@ -130,10 +139,10 @@ class StreamAnalysis(AnalysisKind):
 
     def write_outcomes(self, w, model_id, model, vocab, corpus, opts, traced, coclusters, report):
         stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
-        write_lm_losses(w, model_id, model, stream, vocab.words, lambda f: report("losses", 0.95 + 0.02 * f))
+        write_lm_losses(w, model_id, model, stream, vocab.words, _stage(report, "losses"))
         if coclusters is not None:
             write_ablations(w, model_id, model, LMText(stream, [vocab.pos.get(x) for x in vocab.words]), coclusters,
-                            seed=opts.seed, on_progress=lambda f: report("ablations", 0.97 + 0.02 * f))
+                            seed=opts.seed, on_progress=_stage(report, "ablations"))
 
 
 class DocumentAnalysis(AnalysisKind):
@@ -150,7 +159,7 @@ class DocumentAnalysis(AnalysisKind):
         write_class_outcomes(w, model_id, model, traced.docs, labels, corpus.label_names)
         if coclusters is not None:
             write_ablations(w, model_id, model, Documents(traced.docs, labels, corpus.label_names), coclusters,
-                            seed=opts.seed, on_progress=lambda f: report("ablations", 0.97 + 0.02 * f))
+                            seed=opts.seed, on_progress=_stage(report, "ablations"))
 
 
 def analysis_kind(model: RecurrentModel, ckpt: dict[str, Any]) -> AnalysisKind:

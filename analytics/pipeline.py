@@ -42,7 +42,7 @@ from models.runtime import torch_threads
 from models.train import batchify, lm_stream
 
 from . import store
-from .analysis_kinds import AnalysisKind, Traced, analysis_kind
+from .analysis_kinds import OUTCOME_STAGES, AnalysisKind, Traced, analysis_kind
 from .coclusters import cocluster_frame, cocluster_range, select_words
 from .gradients import gradient_flow
 from .projections import projection_frame
@@ -170,6 +170,31 @@ def _cluster_frames(model_id: str, key: tuple[int, str], stats, opts: AnalysisOp
     return frame, _projections(model_id, key, stats.mean[rows], stats.word_ids[rows], opts.seed)
 
 
+class _StageBars:
+    """Terminal bars of the stages after the statistics (losses, ablations), one per stage as it starts, each
+    showing its own 0-100% (the trace and statistics stages have theirs); ``report`` passes every report on."""
+
+    def __init__(self, model_id: str, show: bool, report: Callable[[str, float], None]):
+        self.model_id, self.show, self.forward = model_id, show, report
+        self.bars: dict[str, Any] = {}
+
+    def report(self, stage: str, fraction: float) -> None:
+        span = OUTCOME_STAGES.get(stage)
+        if self.show and span is not None:
+            bar = self.bars.get(stage)
+            if bar is None:
+                bar = self.bars[stage] = tqdm(total=100, desc=f"{self.model_id}: {stage}", leave=False)
+            bar.update(max(0, round(100 * (fraction - span[0]) / span[1]) - bar.n))
+        self.forward(stage, fraction)
+
+    def __enter__(self) -> _StageBars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
 def _write_tables(w, model_id: str, model: RecurrentModel, vocab, corpus: Corpus, opts: AnalysisOptions, states,
                   acc: ResponseAccumulator, traced_by: tuple[AnalysisKind, Traced], show_progress: bool,
                   report: Callable[[str, float], None]) -> int:
@@ -198,7 +223,8 @@ def _write_tables(w, model_id: str, model: RecurrentModel, vocab, corpus: Corpus
         traced.collector = None
     if projection_frames:
         w.write("projections", pd.concat(projection_frames, ignore_index=True))
-    kind.write_outcomes(w, model_id, model, vocab, corpus, opts, traced, coclusters, report)
+    with _StageBars(model_id, show_progress, report) as bars:
+        kind.write_outcomes(w, model_id, model, vocab, corpus, opts, traced, coclusters, bars.report)
     if opts.gradient_k:
         stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
         streams = max(1, min(64, stream.numel() // (opts.gradient_k + 2)))    # windows of K+1 tokens

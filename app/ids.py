@@ -52,7 +52,11 @@ EX_SUMMARY = "explore-summary"
 EX_COCLUSTER = graph("explore-cocluster")
 EX_GLYPHS = graph("explore-glyphs")
 EX_DETAIL = graph("explore-detail")
-EX_ABLATION = graph("explore-ablation")   # the selected chip's stored ablation
+EX_ABLATION = graph("explore-ablation")   # the selected chip's stored ablation, or the one just tested
+EX_ABLATE = "explore-ablate"              # "Test these units": submits an ablation job
+EX_ABLATE_MSG = "explore-ablate-msg"      # what the job is doing, or why it was refused
+EX_ABLATE_JOB = "explore-ablate-job"      # dcc.Store: {"job_id": id, "done": bool} of the last submitted test
+EX_ABLATE_POLL = "explore-ablate-poll"    # dcc.Interval: polls that job while it runs
 EX_CSV_CLUSTERS = "explore-csv-clusters"
 EX_CSV_DETAIL = "explore-csv-detail"
 EX_DOWNLOAD = "explore-download"
@@ -214,6 +218,6 @@ ADMIN_AUDIT_REFRESH = "admin-audit-refresh"
 ACTION_ROLES: dict[str, str] = {
     JOBS_SUBMIT: "member", JOBS_BYOM_SUBMIT: "member", JOBS_CANCEL: "member", JOBS_CORPUS_UPLOAD: "member",
     JOBS_CORPUS_MINE: "member",
-    JOBS_BYOM_WEIGHTS: "member", JOBS_BYOM_VOCAB: "member",
+    JOBS_BYOM_WEIGHTS: "member", JOBS_BYOM_VOCAB: "member", EX_ABLATE: "member",
     ADMIN_ADD: "admin", ADMIN_SET_ROLE: "admin", ADMIN_REMOVE: "admin", ADMIN_DELETE_MODEL: "admin",
 }

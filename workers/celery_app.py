@@ -9,7 +9,7 @@ Two brokers, one code path:
   serve`` starts (:mod:`workers.embedded`) or by ``rnnvis worker``.
 
 No result backend: jobs report through their records in the store.
-Queues: ``train`` (training) and ``analyze`` (analysis, model import).
+Queues: ``train`` (training) and ``analyze`` (analysis, model import, on-demand ablations).
 
 Presence: every worker touches ``<store>/.workers/<node name>`` each heartbeat while it runs
 (:func:`live_workers` reads them), so the Jobs page can warn that queued jobs will wait when no worker
@@ -30,11 +30,20 @@ from celery import Celery
 
 from analytics.settings import Settings
 from workers import fs_transport
-from workers.names import QUEUE_ANALYZE, QUEUE_TRAIN, QUEUES, TASK_ANALYZE, TASK_IMPORT, TASK_PING, TASK_TRAIN
+from workers.names import (
+    QUEUE_ANALYZE,
+    QUEUE_TRAIN,
+    QUEUES,
+    TASK_ABLATE,
+    TASK_ANALYZE,
+    TASK_IMPORT,
+    TASK_PING,
+    TASK_TRAIN,
+)
 from workers.settings import JobSettings
 
 __all__ = ["make_celery", "broker_folder", "live_workers", "PRESENCE_DIR", "QUEUE_TRAIN", "QUEUE_ANALYZE", "QUEUES",
-           "TASK_TRAIN", "TASK_ANALYZE", "TASK_IMPORT", "TASK_PING"]
+           "TASK_TRAIN", "TASK_ANALYZE", "TASK_IMPORT", "TASK_ABLATE", "TASK_PING"]
 
 
 fs_transport.register()
@@ -137,7 +146,7 @@ def make_celery(settings: Settings, job_settings: JobSettings | None = None) -> 
         task_default_queue=QUEUE_ANALYZE,
         task_create_missing_queues=True,
         task_routes={TASK_TRAIN: {"queue": QUEUE_TRAIN}, TASK_ANALYZE: {"queue": QUEUE_ANALYZE},
-                     TASK_IMPORT: {"queue": QUEUE_ANALYZE}},
+                     TASK_IMPORT: {"queue": QUEUE_ANALYZE}, TASK_ABLATE: {"queue": QUEUE_ANALYZE}},
         worker_send_task_events=False,
         task_send_sent_event=False,
         worker_redirect_stdouts_level="INFO",

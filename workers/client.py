@@ -30,7 +30,15 @@ from analytics.metadb import audit
 from analytics.settings import Settings
 from models.checkpoint import checkpoint_file
 from workers import claims, records
-from workers.celery_app import QUEUE_ANALYZE, QUEUE_TRAIN, TASK_ANALYZE, TASK_IMPORT, TASK_TRAIN, make_celery
+from workers.celery_app import (
+    QUEUE_ANALYZE,
+    QUEUE_TRAIN,
+    TASK_ABLATE,
+    TASK_ANALYZE,
+    TASK_IMPORT,
+    TASK_TRAIN,
+    make_celery,
+)
 from workers.errors import JobError, NotAllowedError
 from workers.planning import next_stage, plan_analyze_job, plan_import_job, plan_train_job
 from workers.records import JobRecord
@@ -39,7 +47,7 @@ from workers.settings import JobSettings
 log = logging.getLogger(__name__)
 
 __all__ = ["BrokerUnavailable", "celery_for", "submit", "submit_train", "submit_import", "submit_analyze",
-           "cancel", "resubmit"]
+           "submit_ablate", "cancel", "resubmit"]
 
 
 class BrokerUnavailable(JobError):
@@ -72,6 +80,8 @@ def _signature(app: Celery, rec: JobRecord):
     """The message(s) of the job's next stage; a train or import stage is chained to the analysis."""
     stage = next_stage(rec)
     ids = rec.params.setdefault("task_ids", {})
+    if stage == "ablate":
+        return _sig(app, TASK_ABLATE, rec.job_id, QUEUE_ANALYZE, ids, "ablate")
     analyze = _sig(app, TASK_ANALYZE, rec.job_id, QUEUE_ANALYZE, ids, "analyze")
     if stage == "train":
         return chain(_sig(app, TASK_TRAIN, rec.job_id, QUEUE_TRAIN, ids, "train"), analyze, app=app)
@@ -145,6 +155,15 @@ def submit_analyze(settings: Settings, model_id: str, analysis: Mapping[str, Any
     """Queue a (re-)analysis of a stored checkpoint."""
     rec = plan_analyze_job(_root(settings), model_id, analysis, corpus=corpus, submitted_by=submitted_by,
                            admin=admin)
+    return submit(settings, rec, job_settings)
+
+
+def submit_ablate(settings: Settings, request: Mapping[str, Any], *, submitted_by: str = "",
+                  job_settings: JobSettings | None = None) -> JobRecord:
+    """Queue an on-demand ablation of a stored model's units (see :func:`workers.ablate_planning.plan_ablate_job`)."""
+    from workers.ablate_planning import plan_ablate_job  # imports torch: only when an ablation is asked for
+
+    rec = plan_ablate_job(_root(settings), request, submitted_by=submitted_by)
     return submit(settings, rec, job_settings)
 
 

@@ -10,6 +10,7 @@ Job kinds and their stages::
     train    train (queue 'train')  -> analyze (queue 'analyze')
     import   import (queue 'analyze') -> analyze
     analyze  analyze
+    ablate   ablate (queue 'analyze'; checked by :mod:`workers.ablate_planning`)
 """
 from __future__ import annotations
 
@@ -309,6 +310,6 @@ def plan_analyze_job(root: str | os.PathLike, model_id: str, analysis: Mapping[s
 
 def next_stage(rec: JobRecord) -> str:
     """The stage a queued job runs next: what its kind starts with, or where it stopped."""
-    if rec.stage in ("train", "import", "analyze"):
+    if rec.stage in ("train", "import", "analyze", "ablate"):
         return rec.stage
-    return {"train": "train", "import": "import", "analyze": "analyze"}[rec.kind]
+    return {"train": "train", "import": "import", "analyze": "analyze", "ablate": "ablate"}[rec.kind]

@@ -1,4 +1,4 @@
-"""The stages a worker runs: train, import (bring your own model) and analyze, one Celery task each.
+"""The stages a worker runs: train, import (bring your own model), analyze and ablate, one Celery task each.
 
 No Celery here: :mod:`workers.tasks` calls :func:`run_train_stage`,
 :func:`run_import_stage` and :func:`run_analyze_stage` with a
@@ -19,7 +19,8 @@ from workers.uploads import resolve_corpus
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TRAIN_SHARE", "IMPORT_SHARE", "run_train_stage", "run_import_stage", "run_analyze_stage"]
+__all__ = ["TRAIN_SHARE", "IMPORT_SHARE", "run_train_stage", "run_import_stage", "run_analyze_stage",
+           "run_ablate_stage"]
 
 TRAIN_SHARE = 0.9        # part of a train job's progress bar that is training (the rest is analysis)
 IMPORT_SHARE = 0.1
@@ -170,3 +171,44 @@ def run_analyze_stage(ctx: StageContext) -> StageOutcome:
         tracker.finish("done", result={"tokens": res.tokens, "words": res.words, "states": len(res.states),
                                        "analysis_wall_s": round(res.wall_s, 2)})
     return DONE
+
+
+def run_ablate_stage(ctx: StageContext) -> StageOutcome:
+    """An on-demand ablation (:mod:`workers.ablate_planning`): run it on the stored model and add its rows to the
+    model's ``ablations``, marked with who asked (all rows or none: :func:`analytics.ablation.add_requested`)."""
+    from analytics.ablation import ablate_stored, add_requested, load_stored
+
+    tracker, outcome = claim(ctx, "ablate")
+    if tracker is None:
+        return outcome  # type: ignore[return-value]
+    rec = tracker.rec
+    p = rec.params["ablate"]
+    tracker.begin("ablate", ctx.worker)
+
+    def on_progress(fraction: float) -> None:
+        tracker.progress(0.05 + 0.9 * fraction, {"stage": "ablate", "units": len(p["units"])})
+        if tracker.should_stop():
+            raise AblationCancelled
+
+    with tracker:
+        try:
+            tracker.progress(0.0, {"stage": "load"}, force=True)
+            stored = load_stored(ctx.root, rec.model_id, device=str(ctx.device or "cpu"))
+            rows = ablate_stored(rec.model_id, stored, p["layer"], p["state"], p["units"], k=p["k"],
+                                 cluster=p["cluster"], modes=p["modes"], baseline_sets=p["baseline_sets"],
+                                 seed=p["seed"], prefix=p["prefix"], requested_by=rec.submitted_by,
+                                 on_progress=on_progress)
+            if tracker.should_stop():
+                raise AblationCancelled
+            total = add_requested(ctx.root, rec.model_id, rows)
+        except AblationCancelled:
+            tracker.finish("cancelled")
+            return CANCELLED
+        except Exception as e:  # noqa: BLE001
+            fail(tracker, e, ctx)
+        tracker.finish("done", result={"rows": len(rows), "ablation_rows": total, "tokens": int(rows["n"].iloc[0])})
+    return DONE
+
+
+class AblationCancelled(Exception):
+    """The ablation's cancel flag was seen: stop before anything is written."""

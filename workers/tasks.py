@@ -26,8 +26,8 @@ from celery import Celery, Task
 from celery.exceptions import Ignore
 
 from workers.errors import TransientJobError
-from workers.names import TASK_ANALYZE, TASK_IMPORT, TASK_PING, TASK_TRAIN
-from workers.stages import run_analyze_stage, run_import_stage, run_train_stage
+from workers.names import TASK_ABLATE, TASK_ANALYZE, TASK_IMPORT, TASK_PING, TASK_TRAIN
+from workers.stages import run_ablate_stage, run_analyze_stage, run_import_stage, run_train_stage
 from workers.tracker import DONE, StageContext, worker_name
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,12 @@ def register_tasks(app: Celery) -> None:
     def analyze_model(self: Task, job_id: str) -> dict[str, Any]:
         """Analyse the model of job ``job_id`` and publish its tables."""
         return _run(self, job_id, "analyze", run_analyze_stage, js.analyze_time_limit)
+
+    @app.task(name=TASK_ABLATE, soft_time_limit=js.analyze_time_limit, time_limit=js.analyze_time_limit + 60,
+              **common)
+    def ablate_units(self: Task, job_id: str) -> dict[str, Any]:
+        """Ablate the units of job ``job_id`` (an on-demand "Test these units") and add the rows to the store."""
+        return _run(self, job_id, "ablate", run_ablate_stage, js.analyze_time_limit)
 
     @app.task(name=TASK_PING, bind=True, shared=False, ignore_result=True, acks_late=False)
     def ping(self: Task, marker: str) -> dict[str, Any]:

@@ -77,7 +77,8 @@ OUTCOME_VIEWS: tuple[View, ...] = (
             MODEL_ID,
             ("layer", "INTEGER", "Recurrent layer of the ablated units, 0 = closest to the input."),
             ("state", "VARCHAR", "The replaced state: 'h' or 'c' (LSTM cell)."),
-            ("k", "INTEGER", "k of the co-clustering the set is a unit cluster of; NULL for a hand-picked set."),
+            ("k", "INTEGER", "k of the co-clustering whose word clusters are targets (and whose unit cluster the "
+                             "set is, if `cluster` is set); NULL when none was given."),
             ("cluster", "INTEGER", "Unit cluster (0..k-1) of that co-clustering; NULL for a hand-picked set."),
             ("units", "VARCHAR", "The ablated units, ascending, comma-separated (e.g. '3,17,42'); as a list: "
                                  "string_split(units, ',')::INTEGER[]."),
@@ -98,7 +99,9 @@ OUTCOME_VIEWS: tuple[View, ...] = (
             ("base_mean", "DOUBLE", "The unablated mean `measure` over the target."),
             ("baseline_sets", "INTEGER", "R, the number of random sets."),
             ("seed", "INTEGER", "Seed of the random sets (the same seed and set size give the same sets)."),
-            ("requested_by", "VARCHAR", "Who asked for it; NULL for the analysis's precomputed set."),
+            ("requested_by", "VARCHAR", "Who asked for it (an on-demand ablation job's submitter: Explore's "
+                                        "\"Test these units\", `rnnvis jobs ablate`); NULL for the analysis's "
+                                        "precomputed set."),
         ),
         sort_by=("layer", "state", "k", "cluster", "mode", "target_kind", "target"),
     ),

@@ -213,6 +213,12 @@ def find_table_file(partition: Path, table: str) -> Path | None:
     return None
 
 
+def partition_version(root: str | os.PathLike[str], kind: str, key: str) -> str | None:
+    """The version token of partition ``key`` of ``kind`` (its primary table's file names it), None if absent."""
+    f = find_table_file(partition_path(root, kind, key), kind_of(kind).primary)
+    return None if f is None else f.name.split(".")[1]
+
+
 def table_file(root: str | os.PathLike[str], kind: str, key: str, table: str) -> Path | None:
     """Path of ``table``'s Parquet file in partition ``key`` of ``kind`` (None if absent).
 

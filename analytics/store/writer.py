@@ -30,6 +30,7 @@ from analytics.store.paths import (
     kind_of,
     list_partitions,
     partition_path,
+    partition_version,
     remove_tree,
     validate_id,
 )
@@ -150,8 +151,10 @@ class PartitionWriter:
         *,
         row_group_rows: int = ROW_GROUP_ROWS,
         durable: bool = True,
+        replaces: str | None = None,
     ):
         self.kind = kind_of(kind)
+        self.replaces = replaces
         self.durable = bool(durable)
         self.key = validate_id(key, self.kind.key)
         self.root = store_root(root)
@@ -289,6 +292,7 @@ class PartitionWriter:
         old: Path | None = None
         paths._sweep_retired(self.root)
         with CommitLock(self.root):
+            self._check_replaces()
             if self.target.exists():
                 old = staging.with_suffix(".old")
                 if paths._exchange(staging, self.target):
@@ -314,6 +318,13 @@ class PartitionWriter:
             ", ".join(f"{t}: {n} rows" for t, n in self.rows.items()) or "kept tables only",
         )
 
+    def _check_replaces(self) -> None:
+        """Under the commit lock: with ``replaces``, the partition must still be that version (a read-modify-write
+        of a partition that someone else replaced meanwhile would undo their write)."""
+        if self.replaces is not None and partition_version(self.root, self.kind.name, self.key) != self.replaces:
+            raise StoreError(f"{self.kind.name} partition {self.key!r} was replaced while it was being updated; "
+                             "nothing was written: try again")
+
     def abort(self) -> None:
         """Discard everything written; the current partition (if any) is untouched."""
         if self._state in ("committed", "aborted"):
@@ -328,6 +339,7 @@ class PartitionWriter:
 def write_partition(
     root: str | os.PathLike[str], kind: str, key: str, *, row_group_rows: int = ROW_GROUP_ROWS,
     durable: bool = True,
+    replaces: str | None = None,
 ) -> PartitionWriter:
     """A :class:`PartitionWriter` for partition ``key`` of ``kind`` (use it in ``with``).
 
@@ -336,8 +348,12 @@ def write_partition(
     after an OS crash or power loss the partition may be missing or its
     files empty/truncated. Only for data that is cheap to recompute (a
     user's evaluated sentence), never for a model's analysis.
+
+    ``replaces``: the version (:func:`partition_version`) this write is based on; the commit fails with
+    StoreError, and writes nothing, if the partition is another version by then (an update of a partition
+    read earlier, e.g. rows added to one of its tables).
     """
-    return PartitionWriter(root, kind, key, row_group_rows=row_group_rows, durable=durable)
+    return PartitionWriter(root, kind, key, row_group_rows=row_group_rows, durable=durable, replaces=replaces)
 
 
 def delete_partition(

@@ -1,5 +1,5 @@
-"""The ``rnnvis jobs ...`` and ``rnnvis worker`` commands: submit, import, analyse, list, show, cancel and
-retry background jobs, and run a worker.  The parser of the other commands is in :mod:`app.cli`."""
+"""The ``rnnvis jobs ...`` and ``rnnvis worker`` commands: submit, import, analyse, ablate, list, show, cancel
+and retry background jobs, and run a worker.  The parser of the other commands is in :mod:`app.cli`."""
 from __future__ import annotations
 
 import dataclasses
@@ -137,6 +137,28 @@ def cmd_jobs_analyze(args) -> int:
     return _run_job_command(run)
 
 
+def _unit_list(text: str) -> list[int]:
+    import argparse
+    try:
+        return [int(u) for u in text.split(",") if u.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"units are comma-separated whole numbers, got {text!r}") from None
+
+
+def cmd_jobs_ablate(args) -> int:
+    def run() -> int:
+        from workers import client
+        s, js = _job_context(args)
+        request = {"model_id": args.model_id, "layer": args.layer, "state": args.state, "units": args.units,
+                   "k": args.k, "cluster": args.cluster, "prefix": args.prefix, "baseline_sets": args.baseline_sets,
+                   "seed": args.seed, "modes": args.modes.split(",")}
+        rec = client.submit_ablate(s, {k: v for k, v in request.items() if v is not None}, submitted_by=_user(),
+                                   job_settings=js)
+        print(rec.job_id)
+        return _wait_for_job(s, js, rec.job_id) if args.wait else 0
+    return _run_job_command(run)
+
+
 def cmd_jobs_list(args) -> int:
     from workers import records
     s, js = _job_context(args)
@@ -259,6 +281,21 @@ def add_job_commands(sub, analysis_flags) -> None:
     q.add_argument("--wait", action="store_true")
     analysis_flags(q)
     q.set_defaults(fn=cmd_jobs_analyze)
+
+    q = jsub.add_parser("ablate", help="queue an ablation of a stored model's units (Explore's \"Test these "
+                                       "units\"); its rows go to the ablations table, marked with your name")
+    q.add_argument("model_id")
+    q.add_argument("--layer", type=int, required=True)
+    q.add_argument("--state", default="h", help="h, or c for an LSTM")
+    q.add_argument("--units", type=_unit_list, required=True, help="comma-separated unit indices, e.g. 3,17,42")
+    q.add_argument("--k", type=int, help="the co-clustering whose word clusters are targets")
+    q.add_argument("--cluster", type=int, help="the unit cluster of k that the units are (labels the rows)")
+    q.add_argument("--prefix", type=int, help="tokens measured (default 20000; 0 = the whole split)")
+    q.add_argument("--baseline-sets", type=int, help="random unit sets of the same size (default 20)")
+    q.add_argument("--seed", type=int)
+    q.add_argument("--modes", default="zero", help="zero, mean or zero,mean")
+    q.add_argument("--wait", action="store_true")
+    q.set_defaults(fn=cmd_jobs_ablate)
 
     q = jsub.add_parser("list", help="list jobs, newest first")
     q.add_argument("--limit", type=int, default=50)

@@ -67,7 +67,9 @@ def _declared() -> list[tuple[str | dict, str, Spec]]:
         (ids.EX_SENTENCE_TEXT, "value", SENTENCE_TEXT), (ids.EX_SENTENCE_ADD, "n_clicks", CLICKS),
         (ids.EX_SENTENCE_CLEAR, "n_clicks", CLICKS), (ids.EX_DETAIL_MODE, "value", Text(8, choices=("word", "unit"))),
         (ids.EX_COCLUSTER, "clickData", CLICK_DATA), (ids.EX_CSV_CLUSTERS, "n_clicks", CLICKS),
-        (ids.EX_CSV_DETAIL, "n_clicks", CLICKS),
+        (ids.EX_CSV_DETAIL, "n_clicks", CLICKS), (ids.EX_ABLATE, "n_clicks", CLICKS),
+        (ids.EX_ABLATE_POLL, "n_intervals", CLICKS),
+        (ids.EX_ABLATE_JOB, "data", Record({"job_id": TEXT_ID, "done": Flag()})),
     ]
     compare = [
         (ids.CMP_MODEL_A, "value", MODEL), (ids.CMP_MODEL_B, "value", MODEL), (ids.CMP_LAYER_A, "value", LAYER),

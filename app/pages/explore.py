@@ -12,8 +12,8 @@ from dash import Input, Output, State, callback, dcc, html
 from app import context, ids
 from app.controls import GRAPH_CONFIG, control, model_options
 from app.hosted import auth
+from app.logic import ablation_jobs, explore_url
 from app.logic import explore as logic
-from app.logic import explore_url
 from app.logic.common import (
     analysed_models,
     corrections_alert,
@@ -26,6 +26,7 @@ from app.logic.common import (
 from app.logic.csv_export import send_csv
 from app.logic.losses import ablation_view
 from app.urlstate import K_MAX, K_MIN, from_query
+from workers.settings import JobSettings
 
 dash.register_page(__name__, path="/explore", name="Explore", title="RNNVis · Explore", order=1)
 
@@ -147,8 +148,14 @@ def _main(vs, alert: list) -> html.Main:
             html.Section([
                 html.Div([html.H4("Does this chip matter?"),
                           html.Span("the loss when the selected chip's units are zeroed, by word class, against "
-                                    "random unit sets of the same size", className="muted small")],
+                                    "random unit sets of the same size", className="muted small"),
+                          html.Button("Test these units", id=ids.EX_ABLATE, n_clicks=0, className="btn btn-primary",
+                                      **{"title": "ablate the selected chip's units (or the selected unit) now, "
+                                                  "as a job", **auth.gate("member", "test units")})],
                          className="card-head"),
+                html.Div(id=ids.EX_ABLATE_MSG),
+                dcc.Store(id=ids.EX_ABLATE_JOB, data=None),
+                dcc.Interval(id=ids.EX_ABLATE_POLL, interval=1000, n_intervals=0, disabled=True),
                 dcc.Graph(id=ids.EX_ABLATION, config=GRAPH_CONFIG),
             ], className="card"),
             html.Section([
@@ -229,9 +236,34 @@ def _on_detail(model, layer, state, words, mode, selection):
 
 @callback(Output(ids.EX_ABLATION, "figure"),
           Input(ids.EX_MODEL, "value"), Input(ids.EX_LAYER, "value"), Input(ids.EX_STATE, "value"),
-          Input(ids.EX_K, "value"), Input(ids.EX_SELECTION, "data"))
-def _on_ablation(model, layer, state, k, selection):
-    return ablation_view(context.reader(), model, layer, state, k, selection)
+          Input(ids.EX_K, "value"), Input(ids.EX_SELECTION, "data"), Input(ids.EX_ABLATE_JOB, "data"))
+def _on_ablation(model, layer, state, k, selection, job):
+    """The test just run on the selected units, if there is one; else the analysis's stored ablation."""
+    r = context.reader()
+    tested = ablation_jobs.test_view(context.settings(), r, model, layer, state, k, selection, job)
+    return tested if tested is not None else ablation_view(r, model, layer, state, k, selection)
+
+
+@callback(Output(ids.EX_ABLATE_JOB, "data"), Output(ids.EX_ABLATE_MSG, "children"),
+          Output(ids.EX_ABLATE_POLL, "disabled"),
+          Input(ids.EX_ABLATE, "n_clicks"), State(ids.EX_MODEL, "value"), State(ids.EX_LAYER, "value"),
+          State(ids.EX_STATE, "value"), State(ids.EX_K, "value"), State(ids.EX_SELECTION, "data"),
+          prevent_initial_call=True)
+def _on_test(_n, model, layer, state, k, selection):
+    """"Test these units": queue an ablation job of the selection (members and admins)."""
+    msg, job = ablation_jobs.submit_test(context.settings(), JobSettings.from_env(), auth.current_user(),
+                                         context.reader(), model, layer, state, k, selection)
+    return (job if job is not None else dash.no_update), msg, job is None
+
+
+@callback(Output(ids.EX_ABLATE_MSG, "children", allow_duplicate=True),
+          Output(ids.EX_ABLATE_JOB, "data", allow_duplicate=True),
+          Output(ids.EX_ABLATE_POLL, "disabled", allow_duplicate=True),
+          Input(ids.EX_ABLATE_POLL, "n_intervals"), State(ids.EX_ABLATE_JOB, "data"), prevent_initial_call=True)
+def _on_test_poll(_n, job):
+    """The running test's progress; at its end the figure above is redrawn (the job data says done)."""
+    msg, new, stop = ablation_jobs.poll_test(context.settings(), JobSettings.from_env(), job)
+    return msg if msg is not None else dash.no_update, new if new != job else dash.no_update, stop
 
 
 @callback(Output(ids.EX_SENTENCES, "data"), Output(ids.EX_SENTENCE_MSG, "children"),

@@ -78,5 +78,21 @@ class LossesMixin(ReaderBase):
         return self._small.get(("ablations", model_id, v, layer, state, k, cluster), lambda: self._q(
             "SELECT target_kind, target, measure, n, tokens, units, delta_mean, baseline_mean, baseline_std, z, p, "
             "baseline_sets, base_mean FROM ablations WHERE model_id = ? AND layer = ? AND state = ? AND k = ? "
-            "AND cluster = ? AND mode = 'zero' ORDER BY target_kind, target", [model_id, layer, state, k, cluster]))
+            "AND cluster = ? AND mode = 'zero' AND requested_by IS NULL ORDER BY target_kind, target",
+            [model_id, layer, state, k, cluster]))
+
+    def requested_ablations(self, model_id: str, params: dict[str, Any], requested_by: str, n: int) -> pd.DataFrame:
+        """The ``ablations`` rows an on-demand ablation job wrote: ``params`` its request (layer, state, units, k,
+        modes, baseline_sets, seed), ``n`` the tokens it measured; its first mode (empty if none)."""
+        v = self.version(model_id)
+        if not self._has_table(model_id, "ablations"):
+            return pd.DataFrame()
+        args = [model_id, int(params["layer"]), str(params["state"]), ",".join(str(int(u)) for u in params["units"]),
+                str(params["modes"][0]), requested_by, int(n), params.get("k"), int(params["baseline_sets"]),
+                int(params["seed"])]
+        return self._small.get(("requested_ablations", v, *map(str, args)), lambda: self._q(
+            "SELECT target_kind, target, measure, n, tokens, units, delta_mean, baseline_mean, baseline_std, z, p, "
+            "baseline_sets, base_mean FROM ablations WHERE model_id = ? AND layer = ? AND state = ? AND units = ? "
+            "AND mode = ? AND requested_by = ? AND n = ? AND k IS NOT DISTINCT FROM ?::INTEGER AND baseline_sets = ? "
+            "AND seed = ? ORDER BY target_kind, target", args))
 

@@ -15,9 +15,9 @@ from torch import nn
 from analytics import ablation, store
 from models.config import ModelConfig
 from models.rnn import RecurrentModel
+from tests.analytics.ablation_reference import Reference
 from tests.analytics.store_frames import models_df
 
-CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}
 V, TAGS = 23, ["NOUN" if i % 3 == 0 else ("VERB" if i % 3 == 1 else None) for i in range(23)]
 WORD_CLUSTERS = {w: w % 4 for w in range(0, V, 2)}        # odd words are in no word cluster
 
@@ -34,77 +34,12 @@ def _stream(n: int = 700, seed: int = 1) -> torch.Tensor:
     return torch.randint(0, V, (n,), generator=torch.Generator().manual_seed(seed))
 
 
-# ----------------------------------------------------------------------------------------- the reference
-class _Reference:
-    """The model as torch cells in float64, run one token at a time with units overwritten after each step."""
-
-    def __init__(self, model: RecurrentModel):
-        cfg = self.cfg = model.cfg
-        self.model = model
-        self.cells = []
-        for layer in range(cfg.layers):
-            cell = CELLS[cfg.cell](cfg.embed_size if layer == 0 else cfg.hidden_size, cfg.hidden_size).double()
-            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                getattr(cell, name).data.copy_(getattr(model.rnn, f"{name}_l{layer}").data)
-            self.cells.append(cell)
-        self.embed = model.embed.weight.detach().double()
-        self.head_w, self.head_b = model.head.weight.detach().double(), model.head.bias.detach().double()
-
-    def _output_gate(self, layer: int, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        cell, H = self.cells[layer], self.cfg.hidden_size
-        rows = slice(3 * H, 4 * H)
-        return torch.sigmoid(x @ cell.weight_ih[rows].T + cell.bias_ih[rows] + h @ cell.weight_hh[rows].T
-                             + cell.bias_hh[rows])
-
-    @torch.no_grad()
-    def run(self, tokens, layer=0, state="h", units=(), fill=None, record=None):
-        """Final-layer h after every token [T, H] (and the recorded (layer, state) values, if asked)."""
-        H, idx = self.cfg.hidden_size, list(units)
-        value = torch.zeros(H, dtype=torch.float64) if fill is None else torch.as_tensor(fill, dtype=torch.float64)
-        h = [torch.zeros(1, H, dtype=torch.float64) for _ in self.cells]
-        c = [torch.zeros(1, H, dtype=torch.float64) for _ in self.cells]
-        tops, seen = [], []
-        for tok in tokens:
-            x = self.embed[int(tok)][None]
-            for i, cell in enumerate(self.cells):
-                if self.cfg.cell == "lstm":
-                    o = self._output_gate(i, x, h[i])
-                    h[i], c[i] = cell(x, (h[i], c[i]))
-                    if i == layer and state == "c" and idx:
-                        c[i][0, idx] = value[idx]
-                        h[i] = o * torch.tanh(c[i])                       # h reads the replaced c
-                else:
-                    h[i] = cell(x, h[i])
-                if i == layer and state == "h" and idx:
-                    h[i][0, idx] = value[idx]
-                if record == (i, "h"):
-                    seen.append(h[i][0].clone())
-                elif record == (i, "c"):
-                    seen.append(c[i][0].clone())
-                x = h[i]
-            tops.append(x[0])
-        return torch.stack(tops), (torch.stack(seen) if seen else None)
-
-    def losses(self, stream, **kw) -> np.ndarray:
-        top, _ = self.run(stream[:-1], **kw)
-        logp = torch.log_softmax(top @ self.head_w.T + self.head_b, dim=1)
-        return -logp[torch.arange(len(top)), stream[1:]].numpy()
-
-    def probs(self, doc, **kw) -> np.ndarray:
-        top, _ = self.run(doc, **kw)
-        return torch.softmax(top[-1] @ self.head_w.T + self.head_b, dim=0).numpy()
-
-    def mean(self, tokens_list, layer, state) -> np.ndarray:
-        values = [self.run(t, record=(layer, state))[1] for t in tokens_list]
-        return torch.cat(values).mean(dim=0).numpy()
-
-
 # ------------------------------------------------------------------------------------ against the reference
 @pytest.mark.parametrize(("cell", "layer", "state"), [("lstm", 0, "h"), ("lstm", 0, "c"), ("lstm", 1, "c"),
                                                       ("gru", 0, "h"), ("rnn", 1, "h")])
 def test_column_losses_equal_a_step_loop_that_overwrites_the_units(cell, layer, state):
     model, stream = _model("lm", cell), _stream(400)
-    ref = _Reference(model)
+    ref = Reference(model)
     units = [1, 5, 6]
     mean = ref.mean([stream], layer, state)
     # 8 copies of the pair: 17 columns, cut into parts on a CPU with two threads; every copy must agree.
@@ -147,7 +82,7 @@ def test_stored_ablation_rows_equal_the_reference_and_its_baseline(tmp_path):
         assert set(store.query(con, "SELECT DISTINCT state, cluster FROM ablations").itertuples(index=False)) == {
             (s, c) for s in "hc" for c in range(3)}
     assert (rows["units"] == "0,3,4,9").all() and (rows["n"] == 300).all() and (rows["mode"] == "zero").all()
-    ref, part = _Reference(model), stream[:300]
+    ref, part = Reference(model), stream[:300]
     word_clusters = {w: (w // 2) % 3 for w in WORD_CLUSTERS}
     frame = pd.DataFrame({"w": part[1:].numpy(), "d": ref.losses(part, layer=1, units=cluster_units)
                           - ref.losses(part)})
@@ -170,7 +105,7 @@ def test_stored_ablation_rows_equal_the_reference_and_its_baseline(tmp_path):
 
 def test_ablate_rows_per_target_equal_the_reference():
     model, stream = _model("lm", "gru", seed=4), _stream(500, seed=5)
-    ref = _Reference(model)
+    ref = Reference(model)
     units = (2, 7, 11)
     rows = ablation.ablate("m", model, ablation.LMText(stream, TAGS, WORD_CLUSTERS), 0, "h",
                            [ablation.Tested(units)], modes=("zero",), baseline_sets=4)
@@ -188,7 +123,7 @@ def test_classifier_effects_equal_the_reference():
     gen = torch.Generator().manual_seed(7)
     docs = [torch.randint(0, V, (int(n),), generator=gen).tolist() for n in torch.randint(1, 25, (30,))]
     labels = [i % 3 for i in range(30)]
-    ref = _Reference(model)
+    ref = Reference(model)
     units = [0, 4, 8, 10]
     mean = ref.mean(docs, 1, "h")
     cols = ablation.Columns.build(1, "h", 12, [units, units], [None, mean])
@@ -376,8 +311,9 @@ def test_the_precomputed_prefix_shrinks_with_the_work_of_a_token():
     assert set(sink.frames[0][1]["cluster"]) == {0, 1} and set(sink.frames[0][1]["state"]) == {"h"}
 
 
-def test_an_analysis_stores_the_ablation_of_every_last_layer_cluster(tiny_store, tmp_path, fixtures):
-    """The analysis precomputes ablations: each unit cluster of the last layer's h and c at the default k."""
+def test_an_analysis_stores_the_ablation_of_every_last_layer_cluster(tiny_store, tmp_path, fixtures, capsys):
+    """The analysis precomputes ablations: each unit cluster of the last layer's h and c at the default k; the
+    losses and ablations stages each show a terminal bar, as the trace and statistics do."""
     import shutil
 
     from analytics.ablation import DEFAULT_K
@@ -388,7 +324,10 @@ def test_an_analysis_stores_the_ablation_of_every_last_layer_cluster(tiny_store,
     shutil.copytree(tiny_store, root, ignore=shutil.ignore_patterns(".staging"))
     analyze_model("tiny-lstm", root, AnalysisOptions(batch_size=4, top_words=30, min_count=2, k_max=DEFAULT_K,
                                                      gradient_k=0, max_tokens=2000),
-                  corpus=load_corpus(str(fixtures / "ptb")), show_progress=False)
+                  corpus=load_corpus(str(fixtures / "ptb")), show_progress=True)
+    bars = capsys.readouterr().err
+    for stage in ("trace", "statistics", "losses", "ablations"):
+        assert f"tiny-lstm: {stage}" in bars, stage
     with store.connect(root) as con:
         rows = store.query(con, "SELECT layer, state, k, cluster, target_kind, baseline_sets FROM ablations "
                                 "WHERE model_id = 'tiny-lstm' AND target_kind = 'all'")

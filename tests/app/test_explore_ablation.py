@@ -82,3 +82,28 @@ def test_clicking_a_chip_label_shows_what_zeroing_it_does(ablated_store, driver)
         assert chip.startswith("H") and "random sets" in chip
     finally:
         srv.close()
+
+
+def test_the_server_refuses_a_viewer_s_test_and_queues_nothing(ablated_store, tmp_path):
+    """"Test these units" sent by a signed-in viewer (a forged click: the page does not offer it)."""
+    import re
+
+    from app import ids
+    from app.hosted.auth import UserStore
+    from app.server import create_app
+    from workers import records
+
+    users = tmp_path / "users.json"
+    UserStore(users).add("vic", "viewer-pass-1", "viewer")
+    app = create_app(Settings(store=ablated_store, auth=True, secret_key="k" * 40, users_file=users,
+                              cookie_secure=False))
+    client = app.server.test_client()
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
+    client.post("/login", data={"username": "vic", "password": "viewer-pass-1", "csrf": token, "next": "/"})
+    assert client.get("/_dash-dependencies").status_code == 200
+    values = {ids.EX_ABLATE: 1, ids.EX_MODEL: "tiny-lstm", ids.EX_LAYER: 1, ids.EX_STATE: "h", ids.EX_K: 6,
+              ids.EX_SELECTION: {"chip": 0}}
+    before = len(records.list_jobs(ablated_store))
+    out = dispatch(app, client, ids.EX_ABLATE_MSG, values, f"{ids.EX_ABLATE}.n_clicks")
+    assert "Only members and admins can" in str(out) and "vic (viewer)" in str(out)
+    assert len(records.list_jobs(ablated_store)) == before
