@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -30,14 +29,9 @@ from .sample import BLOCK, TRAIN_SHARE, ProbeSample, probe_sample, sentence_ids
 from .untrained import untrained_model, untrained_states
 
 __all__ = ["ProbePlan", "plan", "write_probes", "probe_keys", "fit_probe", "control_tags", "probe_sample",
-           "sentence_ids", "ProbeSample", "TASK", "TOP_TAGS", "PROBE", "BLOCK", "TRAIN_SHARE", "NO_GOLD_TAGS",
-           "untrained_model"]
+           "sentence_ids", "ProbeSample", "TASK", "TOP_TAGS", "PROBE", "BLOCK", "TRAIN_SHARE", "untrained_model"]
 
 log = logging.getLogger(__name__)
-
-#: What the views say for a model whose corpus has no gold tags.
-NO_GOLD_TAGS = "no gold tags for this corpus"
-
 
 @dataclass
 class ProbePlan:
@@ -98,4 +92,4 @@ def write_probes(w, model_id: str, model: RecurrentModel, train_config: dict[str
     w.write("probe_units", unit_frame)
     log.debug("probes of %s: %d keys, %d tokens in %.1fs", model_id, len(p.keys), len(p.sample.positions),
               time.perf_counter() - t0)
-    return int(np.sum(len(rows)))
+    return len(rows)
