@@ -12,10 +12,12 @@ training sentences' states predicts each test token's gold universal POS tag.  B
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
@@ -33,6 +35,7 @@ PROBE = {"C": 1.0, "max_iter": 100, "tol": 1e-3, "solver": "lbfgs", "standardize
 @dataclass
 class ProbeScores:
     accuracy: float
+    iterations: int = 0               # lbfgs iterations (PROBE["max_iter"]: stopped there, not converged to tol)
     coef: np.ndarray | None = None    # [classes, H] on standardised units
     classes: np.ndarray | None = None
 
@@ -44,9 +47,12 @@ def fit_probe(X: np.ndarray, y: np.ndarray, train: np.ndarray, keep_coef: bool =
         return ProbeScores(float(np.mean(y[~train] == y[train][0])))
     scaler = StandardScaler().fit(Xtr)
     clf = LogisticRegression(C=PROBE["C"], max_iter=PROBE["max_iter"], tol=PROBE["tol"], solver=PROBE["solver"])
-    clf.fit(scaler.transform(Xtr), y[train])
+    with warnings.catch_warnings():      # a probe stopped at max_iter says so in params ("iterations")
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(scaler.transform(Xtr), y[train])
     acc = float(clf.score(scaler.transform(Xte), y[~train]))
-    return ProbeScores(acc, clf.coef_ if keep_coef else None, clf.classes_ if keep_coef else None)
+    return ProbeScores(acc, int(np.max(clf.n_iter_)), clf.coef_ if keep_coef else None,
+                       clf.classes_ if keep_coef else None)
 
 
 def control_tags(sample: ProbeSample, seed: int) -> np.ndarray:
@@ -88,7 +94,9 @@ def probe_rows(key: tuple[int, str], trained: np.ndarray, untrained: np.ndarray,
     fresh = fit_probe(untrained, y, train)
     row = {"layer": key[0], "state": key[1], "task": TASK, "n_train": int(train.sum()), "n_test": int((~train).sum()),
            "accuracy": real.accuracy, "majority": _majority(y, train), "control_accuracy": control.accuracy,
-           "untrained_accuracy": fresh.accuracy, "seed": seed, "params": json.dumps(params, sort_keys=True)}
+           "untrained_accuracy": fresh.accuracy, "seed": seed,
+           "params": json.dumps({**params, "iterations": {"probe": real.iterations, "control": control.iterations,
+                                                          "untrained": fresh.iterations}}, sort_keys=True)}
     units = _unit_rows(real, sample.tag_names)
     units.insert(0, "state", key[1])
     units.insert(0, "layer", key[0])
