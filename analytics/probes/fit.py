@@ -29,7 +29,7 @@ TASK = "upos"
 #: Tags listed per unit in ``probe_units``.
 TOP_TAGS = 3
 #: The probe's settings (stored in ``params``).
-PROBE = {"C": 1.0, "max_iter": 100, "tol": 1e-3, "solver": "lbfgs", "standardize": True}
+PROBE = {"C": 1.0, "max_iter": 50, "tol": 1e-3, "solver": "lbfgs", "standardize": True}
 
 
 @dataclass
