@@ -23,6 +23,7 @@ from models.train import lm_stream
 from .ablation import Documents, LMText, write_ablations
 from .lm_trace import trace_lm, use_input_table
 from .losses import write_class_outcomes, write_lm_losses
+from .probes import ProbePlan, plan, write_probes
 from .quantiles import systematic_keep
 from .responses import ResponseAccumulator
 from .token_states import TokenStateCollector
@@ -32,7 +33,7 @@ __all__ = ["Traced", "AnalysisKind", "StreamAnalysis", "DocumentAnalysis", "anal
 Report = Callable[[str, float], None]
 #: The stages after the statistics, as (start, span) of the analysis's progress (0..1): their terminal bars
 #: (:mod:`analytics.pipeline`) show each one's own 0-100%.
-OUTCOME_STAGES = {"losses": (0.95, 0.02), "ablations": (0.97, 0.02)}
+OUTCOME_STAGES = {"losses": (0.95, 0.02), "ablations": (0.97, 0.02), "probes": (0.99, 0.01)}
 
 
 def _stage(report: Report, stage: str) -> Callable[[float], None]:
@@ -50,6 +51,30 @@ class Traced:
     text_ids: np.ndarray | None = None
     documents: np.ndarray | None = None
     docs: list[list[int]] | None = None          # a classifier's documents as traced (for its class outcomes)
+    probes: ProbePlan | None = None              # a language model's POS probes (gold-tagged corpus)
+
+
+class _Collectors:
+    """Hands the trace's values to several collectors (the token states, the probes' sample)."""
+
+    def __init__(self, *collectors: TokenStateCollector | None):
+        self.parts = [c for c in collectors if c is not None]
+
+    def begin(self, state, B: int, n: int) -> None:
+        for c in self.parts:
+            c.begin(state, B, n)
+
+    def add(self, values: torch.Tensor, done: int) -> None:
+        for c in self.parts:
+            c.add(values, done)
+
+    def put(self, values: torch.Tensor, pieces: torch.Tensor, start: int, state) -> None:
+        for c in self.parts:
+            c.put(values, pieces, start, state)
+
+    def add_tail(self, values: torch.Tensor, start: int, state) -> None:
+        for c in self.parts:
+            c.add_tail(values, start, state)
 
 
 def _trace_stream(model: RecurrentModel, vocab, corpus: Corpus, opts, states, ws: Workspace,
@@ -60,12 +85,14 @@ def _trace_stream(model: RecurrentModel, vocab, corpus: Corpus, opts, states, ws
     if token_keys and stream.numel():
         out.collector = TokenStateCollector(token_keys, states, model.cfg.hidden_size, stream.numel())
         out.text_ids = stream.numpy()
+    out.probes = plan(corpus, opts.split, stream, states, model.cfg.hidden_size, opts.probe_tokens, opts.seed)
+    both = _Collectors(out.collector, out.probes.collector if out.probes else None)
 
     def progress(fraction: float) -> None:
         bar.update(int(100 * fraction) - bar.n)
         report("trace", 0.8 * fraction)
 
-    out.tokens = trace_lm(model, stream, opts, states, ws, acc, progress, out.collector)
+    out.tokens = trace_lm(model, stream, opts, states, ws, acc, progress, both if both.parts else None)
     return out
 
 
@@ -132,7 +159,11 @@ class AnalysisKind:
 
 
 class StreamAnalysis(AnalysisKind):
-    """A language model: the split read as one stream; its token and word losses."""
+    """A language model: the split read as one stream; its token and word losses, and its POS probes where the
+    corpus has gold tags (``train_config``: the checkpoint's, for the untrained model the probes compare with)."""
+
+    def __init__(self, train_config: dict[str, Any] | None = None):
+        self.train_config = train_config or {}
 
     def trace(self, model, vocab, corpus, opts, states, ws, acc, token_keys, bar, report):
         return _trace_stream(model, vocab, corpus, opts, states, ws, acc, token_keys, bar, report)
@@ -143,6 +174,9 @@ class StreamAnalysis(AnalysisKind):
         if coclusters is not None:
             write_ablations(w, model_id, model, LMText(stream, [vocab.pos.get(x) for x in vocab.words]), coclusters,
                             seed=opts.seed, on_progress=_stage(report, "ablations"))
+        if traced.probes is not None:
+            write_probes(w, model_id, model, self.train_config, stream, traced.probes, opts, _stage(report, "probes"))
+            traced.probes = None
 
 
 class DocumentAnalysis(AnalysisKind):
@@ -165,5 +199,5 @@ class DocumentAnalysis(AnalysisKind):
 def analysis_kind(model: RecurrentModel, ckpt: dict[str, Any]) -> AnalysisKind:
     """The strategy for ``model`` (its checkpoint gives a classifier's training ``max_len``)."""
     if model.cfg.task == "lm":
-        return StreamAnalysis()
+        return StreamAnalysis(ckpt.get("train_config"))
     return DocumentAnalysis(int(ckpt.get("train_config", {}).get("max_len") or 0))   # as trained

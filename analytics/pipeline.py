@@ -83,6 +83,10 @@ class AnalysisOptions:
     k_max: int = option(20, "largest number of clusters", low=2, high=50)
     quantile_cap: int = option(1000, "quantiles from a sample of this many occurrences of a word, evenly spread",
                                low=1, offered=False)
+    # LM over a corpus with gold tags (Brown): the POS probes' sample (analytics/probes); the fits dominate its
+    # cost, so it is capped (see docs/performance.md).
+    probe_tokens: int = option(4_000, "LM, gold-tagged corpus: tagged tokens sampled for the POS probes "
+                               "(0 = no probes)", low=0, high=10**7)
     gradient_k: int = option(50, "gradient-flow distances 1..K (0 = off)", low=0)
     seed: int = option(0, "random seed (co-clustering, projections, gradient flow)", low=0, offered=False)
     # float16, ~136 MB per 650 units over 104k tokens

@@ -97,13 +97,19 @@ class TokenStateCollector:
     """
 
     def __init__(self, keys: Sequence[tuple[int, str]], traced: Sequence[tuple[int, str]], hidden: int, total: int,
-                 deltas: bool = True):
+                 deltas: bool = True, positions: np.ndarray | None = None):
         self.keys = list(keys)
         self.hidden = hidden
         self.total = total
         self.cols = [traced.index(k) for k in self.keys]
         self.summed = [deltas and k[1] in ("h", "c") for k in self.keys]
-        self.out = torch.zeros(len(self.keys), total, hidden, dtype=torch.float16)  # [K, N, H]
+        # ``positions`` (sorted): keep only these (the probes' sample); self.rows[t] is position t's row, -1 if not
+        self.rows: torch.Tensor | None = None
+        if positions is not None:
+            self.rows = torch.full((total,), -1, dtype=torch.long)
+            self.rows[torch.as_tensor(positions, dtype=torch.long)] = torch.arange(len(positions))
+        kept = total if positions is None else len(positions)
+        self.out = torch.zeros(len(self.keys), kept, hidden, dtype=torch.float16)  # [K, N, H]
         self.prev: torch.Tensor | None = None      # [K, B, H] float32: state before the next step of each piece
         self.pieces = (1, total)
 
@@ -134,14 +140,27 @@ class TokenStateCollector:
                 v += prev.to(v.device)[None]
         return v
 
+    def _store(self, j: int, pos: torch.Tensor, v: torch.Tensor) -> None:
+        """Key j's states v [M, H] at text positions pos [M] (those kept)."""
+        if self.rows is None:
+            self.out[j, pos] = v.to("cpu", torch.float16)
+            return
+        rows = self.rows[pos]
+        kept = rows >= 0
+        self.out[j, rows[kept]] = v[kept.to(v.device)].to("cpu", torch.float16)
+
     def add(self, values: torch.Tensor, done: int) -> None:
         """Chunk [T, B, K*H] at steps done .. done+T of every piece."""
         B, n = self.pieces
         T = values.shape[0]
-        view = self.out[:, :B * n].view(len(self.keys), B, n, self.hidden)
+        view = self.out[:, :B * n].view(len(self.keys), B, n, self.hidden) if self.rows is None else None
+        pos = (torch.arange(B)[:, None] * n + torch.arange(done, done + T)[None, :]).reshape(-1)    # [B * T]
         for j in range(len(self.keys)):
             v = self._values(values, j, self.prev[j])                    # [T, B, H]
-            view[j, :, done:done + T] = v.transpose(0, 1).to(torch.float16)
+            if view is None:
+                self._store(j, pos, v.transpose(0, 1).reshape(-1, self.hidden))
+            else:
+                view[j, :, done:done + T] = v.transpose(0, 1).to(torch.float16)
             self.prev[j] = v[-1]
 
     def put(self, values: torch.Tensor, pieces: torch.Tensor, start: int, state) -> None:
@@ -152,7 +171,7 @@ class TokenStateCollector:
         prev = self._start_values(state, len(pieces))
         for j in range(len(self.keys)):
             v = self._values(values, j, prev[j])                          # [T, p, H]
-            self.out[j, pos] = v.transpose(0, 1).reshape(-1, self.hidden).to("cpu", torch.float16)
+            self._store(j, pos, v.transpose(0, 1).reshape(-1, self.hidden))
 
     def add_tail(self, values: torch.Tensor, start: int, state) -> None:
         """The tail [r, 1, K*H] that continues the last piece from its end ``state`` [L, 1, H], at positions
@@ -161,14 +180,14 @@ class TokenStateCollector:
         prev = self._start_values(state, 1)
         for j in range(len(self.keys)):
             v = self._values(values, j, prev[j])                          # [r, 1, H]
-            self.out[j, start:start + r] = v[:, 0].to(torch.float16)
+            self._store(j, torch.arange(start, start + r), v[:, 0])
 
     def add_documents(self, values: torch.Tensor, starts: Sequence[int], lengths: Sequence[int]) -> None:
         """A classifier batch [T, B, K*H] from zero state: document b at positions starts[b] .. + lengths[b]."""
         for j in range(len(self.keys)):
-            v = self._values(values, j, None).to(torch.float16)        # [T, B, H]
+            v = self._values(values, j, None)                          # [T, B, H]
             for b, (s, n) in enumerate(zip(starts, lengths)):
-                self.out[j, s:s + n] = v[:n, b]
+                self._store(j, torch.arange(s, s + n), v[:n, b])
 
     def write(self, w: store.PartitionWriter, model_id: str, ids: np.ndarray, words: Sequence[str],
               documents: np.ndarray | None = None) -> int:

@@ -24,6 +24,7 @@ MODELS_TABLE = "models-table"
 MODELS_ALERT = "models-alert"
 MODELS_CURVES = graph("models-curves")
 MODELS_CURVE_PICK = "models-curve-pick"
+MODELS_PROBES = "models-probes"              # a POS probe table per language model
 
 # -- explore page
 EX_URL = "explore-url"
@@ -86,6 +87,7 @@ CMP_LOSS_SUMMARY = "compare-loss-summary"     # where A beats B: the totals in w
 CMP_LOSS_TAGS = graph("compare-loss-tags")    # Δ loss by POS tag (classifiers: A's confusion matrix)
 CMP_LOSS_WORDS = graph("compare-loss-words")  # per-word loss A vs B (classifiers: B's confusion matrix)
 CMP_LOSS_TABLES = "compare-loss-tables"       # the words each model gains most on (classifiers: per class)
+CMP_PROBES = "compare-probes"                 # both models' POS probes with their controls
 CMP_CSV = "compare-csv"
 CMP_DOWNLOAD = "compare-download"
 

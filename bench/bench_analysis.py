@@ -4,6 +4,7 @@
     .venv/bin/python bench/bench_analysis.py --hidden 1500 --untrained --threads 2    # the paper's 2x1500
     python bench/bench_analysis.py --hidden 1500 --untrained --device cuda
     .venv/bin/python bench/bench_analysis.py --quick                                   # tiny, checks it runs
+    .venv/bin/python bench/bench_analysis.py --states hidden --probe-tokens "0;10000" --threads 2   # probes' cost
 
 By default the model is trained for one short epoch (its weights only need to
 be a real model's; the analysis cost does not depend on how well it is
@@ -66,6 +67,9 @@ def main() -> None:
     ap.add_argument("--untrained", action="store_true", help="freshly initialised weights, no training")
     ap.add_argument("--max-tokens", type=int, default=0, help="analyse the first N test tokens (0 = all)")
     ap.add_argument("--gradient-k", type=int, default=50)
+    ap.add_argument("--probe-tokens", default=str(AnalysisOptions().probe_tokens),
+                    help="semicolon-separated probe_tokens values to measure (0 = no POS probes), e.g. '0;10000' "
+                         "for the probes' cost against a same-run baseline")
     ap.add_argument("--quick", action="store_true", help="2x32 units, 5k tokens, untrained: checks the script runs")
     args = ap.parse_args()
     if args.quick:
@@ -89,8 +93,9 @@ def main() -> None:
     device = torch.device(args.device)
     print(f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
           f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}")
-    print(f"{'states':8s} {'tokens':>8s} {'wall s':>7s} {'rows':>11s} {'store MB':>9s}  stages (s)")
-    for states in args.states.split(";"):
+    print(f"{'states':8s} {'probes':13s} {'tokens':>8s} {'wall s':>7s} {'rows':>11s} {'store MB':>9s}  stages (s)")
+    runs = [(s, int(p)) for s in args.states.split(";") for p in args.probe_tokens.split(";")]
+    for states, probe_tokens in runs:
         stages: dict[str, float] = {}
         clock = [time.perf_counter(), None]
 
@@ -101,15 +106,16 @@ def main() -> None:
             stages[p["stage"]] = stages.get(p["stage"], 0.0) + now - clock[0]
             clock[0] = now
 
-        opts = AnalysisOptions(states=states, max_tokens=args.max_tokens, gradient_k=args.gradient_k)
+        opts = AnalysisOptions(states=states, max_tokens=args.max_tokens, gradient_k=args.gradient_k,
+                               probe_tokens=probe_tokens)
         res = analyze_model(model_id, root, opts, device=device, threads=args.threads or None, show_progress=False,
                             on_progress=on_progress)
         part = store.partition_path(root, "models", model_id)
         rows = store.query(store.connect(root), "SELECT count(*) AS n FROM word_responses WHERE model_id = ?",
                            [model_id])["n"][0]
         split = " ".join(f"{k} {v:.1f}" for k, v in stages.items())
-        print(f"{states:8s} {res.tokens:8,d} {res.wall_s:7.1f} {rows:11,d} {dir_size(part) / 1e6:9.1f}  {split}",
-              flush=True)
+        print(f"{states:8s} probes {probe_tokens:<6d} {res.tokens:8,d} {res.wall_s:7.1f} {rows:11,d} "
+              f"{dir_size(part) / 1e6:9.1f}  {split}", flush=True)
 
 
 if __name__ == "__main__":

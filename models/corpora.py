@@ -43,6 +43,13 @@ class Corpus:
     label_names: list[str] = field(default_factory=list)
     pos_counts: dict[str, Counter] = field(default_factory=dict)  # word -> Counter(universal tag)
     source: str = ""
+    # split -> per token of ``splits`` its gold universal POS tag ("" where there is none, e.g. <eos>); empty for
+    # a corpus without gold tags (only Brown has them)
+    tags: dict[str, list[list[str]]] = field(default_factory=dict)
+
+    def tag_stream(self, split: str) -> list[str]:
+        """The gold tags of a split in text order, as :meth:`tokens` reads it; [] without gold tags."""
+        return [t for seq in self.tags.get(split, []) for t in seq]
 
     def tokens(self, split: str) -> Iterator[str]:
         for seq in self.splits[split]:
@@ -115,7 +122,7 @@ def load_brown(path: str | os.PathLike, name: str = "brown") -> Corpus:
     path = Path(path)
     if not path.exists():
         raise CorpusError(f"Brown corpus not found at {path}")
-    by_genre: dict[str, list[tuple[str, list[list[str]]]]] = defaultdict(list)
+    by_genre: dict[str, list[tuple[str, list[tuple[list[str], list[str]]]]]] = defaultdict(list)
     pos_counts: dict[str, Counter] = defaultdict(Counter)
     for fid, genre, text in _brown_files(path):
         sents = []
@@ -123,18 +130,21 @@ def load_brown(path: str | os.PathLike, name: str = "brown") -> Corpus:
             toks = line.split()
             if not toks:
                 continue
-            sent = []
+            sent, tags = [], []
             for tok in toks:
                 word, sep, tag = tok.rpartition("/")
                 if not sep or not word:
                     word, tag = tok, "nil"
-                w = normalize(word)
+                w, universal = normalize(word), brown_to_universal(tag)
                 sent.append(w)
-                pos_counts[w][brown_to_universal(tag)] += 1
+                tags.append(universal)
+                pos_counts[w][universal] += 1
             sent.append(EOS)
-            sents.append(sent)
+            tags.append("")
+            sents.append((sent, tags))
         by_genre[genre].append((fid, sents))
     splits: dict[str, list[list[str]]] = {s: [] for s in SPLITS}
+    gold: dict[str, list[list[str]]] = {s: [] for s in SPLITS}
     for genre in sorted(by_genre):
         files = sorted(by_genre[genre])
         assigned = [_split_index(i, len(files)) for i in range(len(files))]
@@ -143,8 +153,9 @@ def load_brown(path: str | os.PathLike, name: str = "brown") -> Corpus:
                 j = max(i for i, s in enumerate(assigned) if s == "train")
                 assigned[j] = needed
         for (_fid, sents), split in zip(files, assigned):
-            splits[split].extend(sents)
-    return Corpus(name, "lm", splits, pos_counts=dict(pos_counts), source=str(path)).validate()
+            splits[split].extend(sent for sent, _ in sents)
+            gold[split].extend(tags for _, tags in sents)
+    return Corpus(name, "lm", splits, pos_counts=dict(pos_counts), source=str(path), tags=gold).validate()
 
 
 # ---------------------------------------------------------------- PTB format

@@ -9,13 +9,14 @@ new columns may only be appended at the end of a view.
 The package imports nothing heavy, so the app can render the schema without
 loading pyarrow or DuckDB: :mod:`.base` (column, view, kind), the views in
 :mod:`.analysis` (what an analysis writes about states), :mod:`.outcomes`
-(losses, class outcomes, ablations) and :mod:`.records` (jobs).
+(losses, class outcomes, ablations), :mod:`.probes` (POS probes) and :mod:`.records` (jobs).
 """
 from __future__ import annotations
 
 from .analysis import ANALYSIS_VIEWS
 from .base import Column, Kind, View
 from .outcomes import OUTCOME_VIEWS
+from .probes import PROBE_VIEWS
 from .records import ADMIN_VIEWS as _ADMIN_VIEW_LIST
 from .records import RECORD_VIEWS
 
@@ -31,7 +32,7 @@ __all__ = [
     "as_markdown",
 ]
 
-_VIEW_LIST: tuple[View, ...] = ANALYSIS_VIEWS + OUTCOME_VIEWS + RECORD_VIEWS
+_VIEW_LIST: tuple[View, ...] = ANALYSIS_VIEWS + OUTCOME_VIEWS + PROBE_VIEWS + RECORD_VIEWS
 
 #: Every public view, by name, in documentation order.
 VIEWS: dict[str, View] = {v.name: v for v in _VIEW_LIST}

@@ -13,6 +13,7 @@ from app.logic import compare as logic
 from app.logic.common import analysed_models, corrections_alert, error_alert
 from app.logic.csv_export import send_csv
 from app.logic.losses import losses_panel
+from app.logic.probes import compare_probes
 from app.urlstate import K_MAX, K_MIN, from_query
 
 dash.register_page(__name__, path="/compare", name="Compare", title="RNNVis · Compare", order=2)
@@ -83,6 +84,10 @@ def layout(**query) -> html.Div:
                       dcc.Graph(id=ids.CMP_LOSS_WORDS, config=GRAPH_CONFIG)], className="side-by-side"),
             html.Div(id=ids.CMP_LOSS_TABLES),
         ], className="card cmp-losses"),
+        html.Section([
+            html.H4("POS probes: what each layer encodes, against controls"),
+            html.Div(id=ids.CMP_PROBES, className="table-wrap"),
+        ], className="card cmp-probes"),
     ], className="main")
     return html.Div([dcc.Location(id=ids.CMP_URL, refresh=False), dcc.Store(id=ids.CMP_PAIR, data={}),
                      dcc.Download(id=ids.CMP_DOWNLOAD), panel, main], className="page page-compare")
@@ -137,6 +142,11 @@ def _on_gradient(a, b):
           Input(ids.CMP_MODEL_A, "value"), Input(ids.CMP_MODEL_B, "value"))
 def _on_losses(a, b):
     return losses_panel(context.reader(), a, b)
+
+
+@callback(Output(ids.CMP_PROBES, "children"), Input(ids.CMP_MODEL_A, "value"), Input(ids.CMP_MODEL_B, "value"))
+def _on_probes(a, b):
+    return compare_probes(context.reader(), a, b)
 
 
 @callback(Output(ids.CMP_URL, "search"),

@@ -8,14 +8,16 @@ from app import context, ids
 from app.controls import GRAPH_CONFIG
 from app.logic import models as logic
 from app.logic.common import error_alert
+from app.logic.probes import models_probes
 
 dash.register_page(__name__, path="/", name="Models", title="RNNVis · Models", order=0)  # /models: app.server
 
 
 def layout(**_query) -> html.Div:
-    table, options, picked = html.Div(), [], []
+    table, options, picked, probes = html.Div(), [], [], html.Div()
     try:
         table, options, picked = logic.models_page(context.reader())
+        probes = models_probes(context.reader())
     except Exception as e:  # noqa: BLE001 - shown in the page, never a traceback
         table = error_alert(e)
     return html.Div([
@@ -30,6 +32,11 @@ def layout(**_query) -> html.Div:
                                                   inline=True, className="checklist inline")],
                                    className="card-head"),
                           dcc.Graph(id=ids.MODELS_CURVES, config=GRAPH_CONFIG)], className="card"),
+            html.Section([html.Div([html.H4("POS probes"),
+                                    html.Span("a linear probe per layer and state predicts each token's gold POS tag; "
+                                              "beside it the control task, the untrained model and the majority tag "
+                                              "(docs/probes.md)", className="muted small")], className="card-head"),
+                          html.Div(probes, id=ids.MODELS_PROBES, className="table-wrap")], className="card"),
         ], className="main main-wide"),
     ], className="page page-models")
 

@@ -1,4 +1,5 @@
-"""The reader's outcomes: where one language model beats another, a classifier's classes, stored ablations.
+"""The reader's outcomes: where one language model beats another, a classifier's classes, stored ablations, POS
+probes.
 
 A mixin of :class:`app.reader.Reader` (it uses the reader's caches and queries); the maths is in
 :mod:`analytics.loss_compare`.
@@ -96,3 +97,12 @@ class LossesMixin(ReaderBase):
             "AND mode = ? AND requested_by = ? AND n = ? AND k IS NOT DISTINCT FROM ?::INTEGER AND baseline_sets = ? "
             "AND seed = ? ORDER BY target_kind, target", args))
 
+
+    def probes(self, model_id: str) -> pd.DataFrame:
+        """The model's ``probes`` rows by layer and state (empty if it has none: no gold tags, or analysed without)."""
+        v = self.version(model_id)
+        if not self._has_table(model_id, "probes"):
+            return pd.DataFrame()
+        return self._small.get(("probes", model_id, v), lambda: self._q(
+            "SELECT layer, state, task, n_train, n_test, accuracy, majority, control_accuracy, untrained_accuracy, "
+            "seed, params FROM probes WHERE model_id = ? ORDER BY layer, state", [model_id]))
