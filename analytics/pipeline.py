@@ -48,7 +48,7 @@ from .gradients import gradient_flow
 from .projections import projection_frame
 from .responses import ResponseAccumulator
 from .tables import SUMMARY_BITS, model_tables, response_table, round_mantissa  # noqa: F401 (re-exported)
-from .token_states import check_token_states, parse_token_states
+from .token_states import check_token_states, parse_token_states, write_corpus_tokens
 
 log = logging.getLogger(__name__)
 CLUSTER_STATES = ("h", "c")
@@ -193,8 +193,12 @@ def _write_tables(w, model_id: str, model: RecurrentModel, vocab, corpus: Corpus
     coclusters = pd.concat(cluster_frames, ignore_index=True) if cluster_frames else None
     if coclusters is not None:
         w.write("coclusters", coclusters)
+    write_corpus_tokens(w, model_id, traced.text_ids, vocab.words, traced.documents)
+    if traced.contexts is not None:
+        w.write("unit_contexts", traced.contexts.frame(model_id))
+        traced.contexts = None
     if traced.collector is not None:
-        traced.collector.write(w, model_id, traced.text_ids, vocab.words, traced.documents)
+        traced.collector.write(w, model_id)
         traced.collector = None
     if projection_frames:
         w.write("projections", pd.concat(projection_frames, ignore_index=True))

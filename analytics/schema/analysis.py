@@ -182,7 +182,7 @@ ANALYSIS_VIEWS: tuple[View, ...] = (
         grain="model × position of the analysed split",
         description=(
             "The analysed split in text order (a language model's split as one stream; a classifier's "
-            "documents in order), for the passages of `token_states`."
+            "documents in order), for every analysed model: the passages of `token_states` and `unit_contexts`."
         ),
         columns=cols(
             MODEL_ID,
@@ -214,5 +214,30 @@ ANALYSIS_VIEWS: tuple[View, ...] = (
         half=("value",),
         delta=("position",),
         row_group_rows=1 << 16,
+    ),
+    View(
+        name="unit_contexts",
+        kind="models",
+        grain="model × layer × state × unit × kind × rank",
+        description=(
+            "Each unit's top contexts: the 20 positions of the analysed split where its value is highest "
+            "(`h_top`) and lowest (`h_bottom`), and where its change from the previous token is largest "
+            "(`dh_top`) and smallest (`dh_bottom`), for every traced (layer, state), whatever token states are "
+            "stored. Computed during the trace (a streaming top-k per unit); join `corpus_tokens` on "
+            "(model_id, position) for the words around it."
+        ),
+        columns=cols(
+            MODEL_ID,
+            LAYER,
+            STATE,
+            ("unit", "INTEGER", "Unit index within the layer."),
+            ("kind", "VARCHAR", "'h_top', 'h_bottom' (the value: h_t, c_t or the gate) or 'dh_top', 'dh_bottom' "
+                                "(its change from the previous token)."),
+            ("rank", "INTEGER", "1 = the highest (top) or lowest (bottom) value."),
+            ("position", "INTEGER", "Token position in the analysed split read as one stream (see "
+                                    "`corpus_tokens`)."),
+            ("value", "FLOAT", "The unit's value (or change) after reading that token."),
+        ),
+        sort_by=("layer", "state", "unit", "kind", "rank"),
     ),
 )
