@@ -240,4 +240,57 @@ ANALYSIS_VIEWS: tuple[View, ...] = (
         ),
         sort_by=("layer", "state", "unit", "kind", "rank"),
     ),
+    View(
+        name="unit_summaries",
+        kind="models",
+        grain="model × layer × state × unit",
+        description=(
+            "What each unit responds to, from the per-word statistics of `word_responses` (see "
+            "docs/architecture.md, \"Unit summaries\"): its response over the whole split, its top and bottom "
+            "words by s(w) and its most and least selective gold POS tag (tagged corpora), with a one-line "
+            "description made only from these numbers. The Find units box ranks units by it."
+        ),
+        columns=cols(
+            MODEL_ID,
+            LAYER,
+            STATE,
+            ("unit", "INTEGER", "Unit index within the layer."),
+            ("n", "BIGINT", "Tokens analysed."),
+            ("mean", "DOUBLE", "Mean response (the update for h and c, the activation for a gate) over all tokens."),
+            ("std", "DOUBLE", "Its sample standard deviation."),
+            ("top_words", "VARCHAR", "The 5 words with the highest s(w), among words seen >= 5 times, "
+                                     "comma-separated, highest first."),
+            ("bottom_words", "VARCHAR", "The 5 words with the lowest s(w), lowest first."),
+            ("top_tag", "VARCHAR", "The gold POS tag with the largest selectivity z (NULL without tags)."),
+            ("top_tag_z", "DOUBLE", "Its z (see `unit_tags`)."),
+            ("bottom_tag", "VARCHAR", "The tag with the smallest z."),
+            ("bottom_tag_z", "DOUBLE", "Its z."),
+            ("description", "VARCHAR", "One line from the numbers above: '+ on TAG (z Z)' when the top tag's "
+                                      "z >= 3, '− on TAG (z Z)' when the bottom tag's z <= −3, then the top and "
+                                      "bottom three words."),
+        ),
+        sort_by=("layer", "state", "unit"),
+    ),
+    View(
+        name="unit_tags",
+        kind="models",
+        grain="model × layer × state × unit × gold POS tag",
+        description=(
+            "A unit's response per gold universal POS tag (tagged corpora such as Brown): tokens grouped by "
+            "their word's most frequent tag (`vocab.pos`), pooled from `word_responses`."
+        ),
+        columns=cols(
+            MODEL_ID,
+            LAYER,
+            STATE,
+            ("unit", "INTEGER", "Unit index within the layer."),
+            ("tag", "VARCHAR", "Universal POS tag ('.' is punctuation)."),
+            ("n", "BIGINT", "Tokens with this tag."),
+            ("mean", "DOUBLE", "Mean response over them."),
+            ("std", "DOUBLE", "Its sample standard deviation (95% interval of the mean: ± 1.96·std/√n)."),
+            ("z", "DOUBLE", "Selectivity: (mean − mean of all other tokens) / √(var/n + var_rest/n_rest), "
+                            "Welch's statistic."),
+        ),
+        sort_by=("layer", "state", "unit", "tag"),
+    ),
 )
