@@ -193,6 +193,7 @@ PT_SPAN = "patterns-span"                # dcc.Store: {"start": i, "stop": j, "p
 PT_SPAN_TEXT = "patterns-span-text"
 PT_THETA = "patterns-theta"
 PT_UNITS = "patterns-units"
+PT_UNIT_LINKS = "patterns-unit-links"    # the pattern's units, linked to their pages
 PT_OPTIONS = "patterns-options"          # checklist: "off" (off just before the span)
 PT_MIN = "patterns-min"                  # least units matched (empty = all)
 PT_SEARCH = "patterns-search"
