@@ -41,15 +41,19 @@ class UnitsMixin(ReaderBase):
                           "AND state = ? AND unit = ? ORDER BY kind, rank", [model_id, layer, state, unit])
             if top.empty:
                 return top.assign(tokens=[])
-            near = self._q(
-                "SELECT u.position AS center, c.position, c.word FROM (SELECT DISTINCT position FROM unit_contexts "
-                "WHERE model_id = ? AND layer = ? AND state = ? AND unit = ?) u JOIN corpus_tokens m "
-                "ON m.model_id = ? AND m.position = u.position JOIN corpus_tokens c ON c.model_id = ? "
-                "AND c.document = m.document AND c.position BETWEEN u.position - ? AND u.position + ? "
-                "ORDER BY center, c.position",
-                [model_id, layer, state, unit, model_id, model_id, CONTEXT, CONTEXT])
-            groups = {int(c): list(zip((g["position"] - c).astype(int), g["word"].astype(str)))
-                      for c, g in near.groupby("center")}
+            centers = top["position"].to_numpy(np.int64)
+            wanted = np.unique((centers[:, None] + np.arange(-CONTEXT, CONTEXT + 1)[None, :]).ravel())
+            wanted = wanted[wanted >= 0]
+            near = self._q("SELECT position, document, word FROM corpus_tokens WHERE model_id = ? AND position "
+                           "BETWEEN ? AND ? AND list_contains(?, position)",
+                           [model_id, int(wanted.min()), int(wanted.max()), wanted.tolist()]).set_index("position")
+            groups = {}
+            for c in np.unique(centers):
+                if c not in near.index:
+                    continue
+                window = near.loc[max(0, c - CONTEXT):c + CONTEXT]
+                window = window[window["document"] == near.at[c, "document"]]
+                groups[int(c)] = list(zip((window.index - c).astype(int), window["word"].astype(str)))
             top["tokens"] = [groups.get(int(p), []) for p in top["position"]]
             return top
         return self._small.get(("uctx", model_id, v, layer, state, unit), read)

@@ -139,3 +139,32 @@ def test_every_units_top_contexts_equal_a_batch1_trace_of_the_whole_split(tmp_pa
         assert (sign * v[got["position"]] >= kth - 1e-5).all(), (layer, state, unit, kind)   # and its top ranks
         exact += list(got["position"]) == order[:len(got)].tolist()
     assert exact >= 0.95 * lists                                              # same order but for near-ties
+
+
+def test_gates_top_contexts_and_their_change_across_piece_starts(tmp_path):
+    """A GRU with every state traced: the gates' values and changes (the change at a piece's first token taken
+    against the piece before) equal a batch-1 trace's; no change at the stream's first token."""
+    corpus = _markov_corpus(lines={"train": 40, "valid": 5, "test": 120})
+    train_model("gru", ModelConfig("lm", "gru", 1, 10, 8), TrainConfig(corpus="markov", epochs=1, batch_size=8,
+                                                                      bptt=20, vocab_size=100),
+                tmp_path, corpus=corpus, show_progress=False)
+    model, vocab = model_from_checkpoint(read_checkpoint(checkpoint_file(tmp_path, "gru")))
+    ids = lm_stream(corpus, vocab, "test")
+    ref = {k: v[:, 0].numpy() for k, v in model.trace(ids[:, None]).items()}   # [N, H] per (layer, state)
+    opts = AnalysisOptions(batch_size=16, chunk_steps=29, states="all", token_states="none", min_count=2,
+                           top_words=20, k_max=3, gradient_k=0)
+    analyze_model("gru", tmp_path, opts, corpus=corpus, show_progress=False)
+    df = _contexts(tmp_path, "gru")
+    assert set(df.state) == {"h", "z", "r", "n"}
+    for (layer, state, unit, kind), g in df.groupby(["layer", "state", "unit", "kind"]):
+        series = ref[(layer, state)][:, unit].astype(np.float64)
+        prior = 0.0 if state == "h" else np.nan
+        v = series if kind.startswith("h_") else np.diff(series, prepend=prior)
+        sign = 1.0 if kind.endswith("top") else -1.0
+        v = np.where(np.isnan(v), -np.inf, sign * v)
+        got = g.sort_values("rank")
+        assert len(got) == 20
+        if state != "h" and kind.startswith("dh"):
+            assert 0 not in set(got["position"])                          # a gate has no value before the first
+        assert np.allclose(sign * got["value"], v[got["position"]], atol=1e-5), (state, unit, kind)
+        assert (v[got["position"]] >= np.sort(v)[::-1][19] - 1e-5).all(), (state, unit, kind)
