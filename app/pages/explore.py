@@ -166,6 +166,17 @@ def _main(vs, alert: list) -> html.Main:
     ], className="main")
 
 
+def _selection(vs, model, layer, state) -> dict:
+    """The URL's unit with its chip (its cluster at k), selected as a click on its cell selects them."""
+    if vs.unit is None:
+        return {}
+    try:
+        units = context.reader().clusters(model, int(layer), state, vs.k).units.set_index("unit")
+        return {"chip": int(units.loc[vs.unit, "cluster"]), "unit": vs.unit}
+    except Exception:  # noqa: BLE001 - no such unit or view: the unit alone, as the page says what is wrong
+        return {"unit": vs.unit}
+
+
 def layout(**query) -> html.Div:
     vs = from_query(query)
     alert, model_opts, model, layers, layer, states, state, clip, kmax = _initial(vs)
@@ -174,7 +185,7 @@ def layout(**query) -> html.Div:
     return html.Div([
         dcc.Location(id=ids.EX_URL, refresh=False),
         dcc.Store(id=ids.EX_SENTENCES, data=list(vs.sentences)),
-        dcc.Store(id=ids.EX_SELECTION, data={"unit": vs.unit} if vs.unit is not None else {}),
+        dcc.Store(id=ids.EX_SELECTION, data=_selection(vs, model, layer, state)),
         dcc.Download(id=ids.EX_DOWNLOAD),
         panel, main,
     ], className="page page-explore")
