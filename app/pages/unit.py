@@ -14,7 +14,7 @@ from app.logic import units as logic
 from app.logic.common import corrections_alert, default_model, error_alert
 from app.urlstate import from_query
 
-dash.register_page(__name__, path="/unit", name="Unit", title="RNNVis · Unit", order=1.7)
+dash.register_page(__name__, path="/unit", name="Unit", title="RNNVis · Unit", order=2.7)
 
 
 def _content(vs) -> tuple[list, str | None]:
