@@ -62,15 +62,7 @@ class RunningTop:
         positions = positions.to(self.pos.device)
         segments = torch.zeros_like(positions) if segments is None else segments.to(self.pos.device)
         if not self.filled:                             # the first chunk: torch.topk of all of it
-            scores = torch.nan_to_num(self.sign * values, nan=_NEG)
-            k = min(self.k, values.shape[0])
-            i = torch.topk(scores, k, dim=0).indices                              # [k, W]
-            kept = torch.zeros_like(scores, dtype=torch.bool).scatter_(0, i, True)
-            self._let_go(scores.masked_fill(kept, _NEG), segments[:, None].expand_as(scores),
-                         torch.arange(self.width, device=scores.device)[None, :].expand_as(scores))
-            self._keep(torch.cat([self.vals, torch.gather(scores, 0, i)]), torch.cat([self.pos, positions[i]]),
-                       torch.cat([self.seg, segments[i]]))
-            self.filled = True
+            self._first(values, positions, segments)
             return
         # after it, only values beyond each column's k-th are candidates (NaN compares false); the others are let
         # go, all at most that k-th score
@@ -78,40 +70,47 @@ class RunningTop:
         self.let_go[present] = torch.maximum(self.let_go[present], self.vals[-1][None, :])
         beyond = values > self.vals[-1][None, :] if self.sign > 0 else values < -self.vals[-1][None, :]
         rows, cols = torch.nonzero(beyond, as_tuple=True)
-        if len(rows):
+        if len(cols):
+            order = torch.argsort(cols, stable=True)                            # by column (few candidates)
+            rows, cols = rows[order], cols[order]
             self._merge(self.sign * values[rows, cols], positions[rows], segments[rows], cols)
+
+    def _first(self, values: torch.Tensor, positions: torch.Tensor, segments: torch.Tensor) -> None:
+        scores = torch.nan_to_num(self.sign * values, nan=_NEG)                 # [N, W]
+        k = min(self.k, scores.shape[0])
+        top = torch.topk(scores, k, dim=0)                                      # [k, W], sorted
+        let_go = scores.scatter_(0, top.indices, _NEG)                          # the rest, in place
+        self.let_go.scatter_reduce_(0, segments[:, None].expand_as(let_go), let_go, "amax")
+        self.vals[:k], self.pos[:k], self.seg[:k] = top.values, positions[top.indices], segments[top.indices]
+        self.filled = True
 
     def _let_go(self, scores: torch.Tensor, segs: torch.Tensor, cols: torch.Tensor) -> None:
         flat = self.let_go.view(-1)
         flat.scatter_reduce_(0, (segs * self.width + cols).reshape(-1), scores.reshape(-1), "amax")
 
     def _keep(self, vals: torch.Tensor, pos: torch.Tensor, seg: torch.Tensor) -> None:
-        """The k best of [m, W] candidates (m <= 2k here); any let go are recorded."""
-        order = torch.argsort(vals, dim=0, descending=True, stable=True)
-        vals, pos, seg = (torch.gather(x, 0, order) for x in (vals, pos, seg))
+        """The k best of [m, W] candidates (m >= k); those let go are recorded."""
+        top = torch.topk(vals, self.k, dim=0)
         if vals.shape[0] > self.k:
-            cols = torch.arange(self.width, device=vals.device)[None, :].expand_as(vals[self.k:])
-            self._let_go(vals[self.k:], seg[self.k:], cols)
-        self.vals, self.pos, self.seg = vals[:self.k], pos[:self.k], seg[:self.k]
+            dropped = vals.scatter(0, top.indices, _NEG)
+            r, c = torch.nonzero(torch.isfinite(dropped), as_tuple=True)
+            self._let_go(dropped[r, c], seg[r, c], c)
+        self.vals, self.pos, self.seg = top.values, torch.gather(pos, 0, top.indices), torch.gather(seg, 0, top.indices)
 
     def _merge(self, cand: torch.Tensor, cand_pos: torch.Tensor, cand_seg: torch.Tensor,
                cand_cols: torch.Tensor) -> None:
-        """Merge candidates (score, position, segment, column) into the lists: one sort by (column, score)."""
-        k, W = self.k, self.width
-        cols = torch.cat([torch.arange(W, device=cand.device).repeat(k), cand_cols])
-        vals = torch.cat([self.vals.reshape(-1), cand])
-        pos = torch.cat([self.pos.reshape(-1), cand_pos])
-        seg = torch.cat([self.seg.reshape(-1), cand_seg])
-        order = torch.argsort(vals, descending=True, stable=True)
-        order = order[torch.argsort(cols[order], stable=True)]                  # by column, each descending
-        counts = torch.bincount(cols, minlength=W)                              # >= k per column
+        """Merge candidates (score, position, segment, column; sorted by column) into the lists: laid out as a
+        dense [most per column, W] block under the lists, then one torch.topk per column."""
+        W = self.width
+        counts = torch.bincount(cand_cols, minlength=W)
         first = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(len(order), device=cand.device) - first.repeat_interleave(counts)
-        take, drop = order[rank < k], order[rank >= k]
-        self._let_go(vals[drop], seg[drop], cols[drop])
-        self.vals = vals[take].view(W, k).t().contiguous()
-        self.pos = pos[take].view(W, k).t().contiguous()
-        self.seg = seg[take].view(W, k).t().contiguous()
+        rank = torch.arange(len(cand_cols), device=cand.device) - first[cand_cols]
+        m = int(counts.max())
+        vals = torch.full((m, W), _NEG, device=cand.device)
+        pos = torch.full((m, W), -1, dtype=torch.long, device=cand.device)
+        seg = torch.zeros((m, W), dtype=torch.long, device=cand.device)
+        vals[rank, cand_cols], pos[rank, cand_cols], seg[rank, cand_cols] = cand, cand_pos, cand_seg
+        self._keep(torch.cat([self.vals, vals]), torch.cat([self.pos, pos]), torch.cat([self.seg, seg]))
 
     def remove(self, positions: torch.Tensor, segments: torch.Tensor) -> None:
         """Forget ``segments`` (whole, at ``positions``): traced again, their corrected values follow by update."""
@@ -137,6 +136,7 @@ class ContextTracker:
         self.keys, self.hidden, self.top = list(traced), hidden, top
         W = len(self.keys) * hidden
         self.summed = torch.tensor([s in ("h", "c") for _, s in self.keys]).repeat_interleave(hidden).to(device)
+        self.kinds = "summed" if bool(self.summed.all()) else "gates" if not bool(self.summed.any()) else "mixed"
         self.device, self.width = device, W
         self.tops = self._lists(1)
         self.pieces, self.windows = (1, 0), 1      # a language model's pieces, and windows per piece
@@ -169,10 +169,14 @@ class ContextTracker:
         """Chunk [T, B, W] after ``prev`` [B, W] at ``positions`` [T, B] (in text ``segments`` [T, B], None: one);
         returns the values [T, B, W]."""
         values = values.to(self.device, torch.float32)
-        summed = self.summed[None, None, :]
-        h = torch.where(summed, torch.cumsum(values, 0) + torch.nan_to_num(prev)[None], values)
-        before = torch.cat([prev[None], h[:-1]])
-        dh = torch.where(summed, values, h - before)
+        if self.kinds == "summed":                   # h and c only (the default): values are Δh, h their sum
+            h, dh = torch.cumsum(values, 0).add_(prev[None]), values
+        elif self.kinds == "gates":
+            h, dh = values, values - torch.cat([prev[None], values[:-1]])
+        else:
+            summed = self.summed[None, None, :]
+            h = torch.where(summed, torch.cumsum(values, 0) + torch.nan_to_num(prev)[None], values)
+            dh = torch.where(summed, values, h - torch.cat([prev[None], h[:-1]]))
         flat_pos = positions.reshape(-1).to(self.device)
         flat_seg = None if segments is None else segments.reshape(-1).to(self.device)
         W = h.shape[-1]
