@@ -105,14 +105,13 @@ def unit_frames(model_id: str, layer: int, state: str, stats: ResponseStats, wor
     s1, s2 = _sums(stats)
     mu_all, sd_all = _moments(np.float64(stats.n.sum()), s1.sum(0), s2.sum(0))
     often = stats.n >= WORD_MIN_N
-    mean = np.where(often[:, None], stats.mean, np.nan)                     # [W, H]
-    top_words, bottom_words = [], []
-    for u in range(H):
-        col = mean[:, u]
-        ok = np.flatnonzero(np.isfinite(col))
-        order = ok[np.argsort(-col[ok], kind="stable")]
-        top_words.append(list(names[order[:WORDS]]))
-        bottom_words.append(list(names[order[::-1][:WORDS]]))
+    k = min(WORDS, int(often.sum()))
+    mean = stats.mean[often]                                                # [W', H]: words seen often enough
+    top = np.argsort(-mean, axis=0, kind="stable")[:k]                      # [k, H], highest first
+    bottom = np.argsort(mean, axis=0, kind="stable")[:k]
+    named = names[often]
+    top_words = [list(named[top[:, u]]) for u in range(H)]
+    bottom_words = [list(named[bottom[:, u]]) for u in range(H)]
     tags = np.array([pos.get(str(w)) or "" for w in names], dtype=object)
     tagged = _tags(stats, tags)
     hi, lo = (_extreme(tagged, True), _extreme(tagged, False)) if len(tagged) else (None, None)
