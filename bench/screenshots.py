@@ -230,7 +230,7 @@ def pick_unit(reader, lm: str) -> str:
     found = reader.find_units(lm, "tag", "NOUN", limit=200)
     found = found[(found["layer"] == 1) & (found["state"] == "h")]
     unit = int(found["unit"].iloc[0]) if len(found) else 0
-    return f"model={lm}&layer=1&state=h&unit={unit}&k=8&b=demo-gru&layer_b=1"
+    return f"model={lm}&layer=1&state=h&unit={unit}&k=8&b=demo-gru&layer_b=0"
 
 
 def main() -> None:
@@ -292,7 +292,7 @@ def main() -> None:
         if not args.only or "unit" in args.only:
             d.get(base + "/unit?" + pick_unit(Reader(args.store), args.lm))
             settle(2)
-            save("unit", 2300)
+            save("unit", 2450)
         if not args.only or "sql" in args.only:
             d.get(base + "/sql")
             settle(1)
