@@ -90,6 +90,16 @@ def describe(top_tag: str | None, top_z: float, bottom_tag: str | None, bottom_z
     return "; ".join(parts) or "no word seen often enough to describe"
 
 
+def _extremes(values: np.ndarray, k: int) -> np.ndarray:
+    """[k, H] row indices of the k smallest ``values`` [W, H] per column, in order (a partition, then a sort of
+    those k: not a sort of every row)."""
+    if k == 0:
+        return np.zeros((0, values.shape[1]), np.int64)
+    part = np.argpartition(values, k - 1, axis=0)[:k]                      # [k, H], unordered
+    order = np.argsort(np.take_along_axis(values, part, axis=0), axis=0, kind="stable")
+    return np.take_along_axis(part, order, axis=0)
+
+
 def _extreme(tagged: pd.DataFrame, largest: bool) -> pd.DataFrame:
     """Per unit the tag with the largest (or smallest) z."""
     ok = tagged.dropna(subset=["z"])
@@ -107,8 +117,7 @@ def unit_frames(model_id: str, layer: int, state: str, stats: ResponseStats, wor
     often = stats.n >= WORD_MIN_N
     k = min(WORDS, int(often.sum()))
     mean = stats.mean[often]                                                # [W', H]: words seen often enough
-    top = np.argsort(-mean, axis=0, kind="stable")[:k]                      # [k, H], highest first
-    bottom = np.argsort(mean, axis=0, kind="stable")[:k]
+    top, bottom = _extremes(-mean, k), _extremes(mean, k)                   # [k, H]: highest first, lowest first
     named = names[often]
     top_words = [list(named[top[:, u]]) for u in range(H)]
     bottom_words = [list(named[bottom[:, u]]) for u in range(H)]
