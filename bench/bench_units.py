@@ -6,7 +6,8 @@
 Each query runs on a fresh reader (no cache: what a first click costs) ``--repeats`` times; the median is
 printed.  The model is analysed beforehand (bench/bench_analysis.py writes the 2x650 LSTM over Brown's test
 split).  Queries: Find units by a word ("not"), by a POS tag ("NOUN"), by a description term ("punctuation"),
-and the reads of one unit page (summary, top contexts with their text, tags, distribution).
+a word of unit 0's description (a term every tagless model's descriptions hold), and the reads of one
+unit page (summary, top contexts with their text, tags, distribution).
 """
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ def main() -> None:
     args = ap.parse_args()
     info = Reader(args.store).model(args.model)
     print(f"{args.model}: {info['layers']}x{info['hidden_size']} {info['cell']}, states {info['states']}")
-    for mode, text in QUERIES:
+    summ = Reader(args.store).unit_summary(args.model, args.layer, "h", args.unit)
+    term = str(summ["top_words"]).split(", ")[0] if summ else "the"      # a term some description holds
+    for mode, text in QUERIES + (("text", term),):
         times = []
         for _ in range(args.repeats):
             r = Reader(args.store)
