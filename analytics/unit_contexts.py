@@ -11,7 +11,7 @@ For every traced (layer, state) and unit, four lists of ``TOP`` positions (the `
 :class:`analytics.token_states.TokenStateCollector`: a language model's pieces, their corrections, the tail;
 or a classifier's document batches), on the trace's device, whatever token states are stored.  Each list is a
 streaming top-k (:class:`RunningTop`): ``torch.topk`` fills it from the first chunk; after that only the values
-above its current k-th value are candidates, merged by one sort.  A correction of the exact stream trace
+above its current k-th value are candidates, merged by one small topk per unit.  A correction of the exact stream trace
 (:mod:`analytics.lm_trace`) traces whole windows of a piece again: their entries are removed and the corrected
 values offered.  An entry let go earlier in favour of a value that a correction then lowered would be lost, so
 each list keeps ``2 · TOP`` entries and, per window of the text, the largest value it let go; an entry is stored
