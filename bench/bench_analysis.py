@@ -93,7 +93,8 @@ def main() -> None:
     device = torch.device(args.device)
     print(f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
           f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}")
-    print(f"{'states':8s} {'probes':13s} {'tokens':>8s} {'wall s':>7s} {'rows':>11s} {'store MB':>9s}  stages (s)")
+    print(f"{'states':8s} {'probes':13s} {'tokens':>8s} {'wall s':>7s} {'CPU s':>7s} {'rows':>11s} {'store MB':>9s}  "
+          "stages (s)")
     runs = [(s, int(p)) for s in args.states.split(";") for p in args.probe_tokens.split(";")]
     for states, probe_tokens in runs:
         stages: dict[str, float] = {}
@@ -108,13 +109,15 @@ def main() -> None:
 
         opts = AnalysisOptions(states=states, max_tokens=args.max_tokens, gradient_k=args.gradient_k,
                                probe_tokens=probe_tokens)
+        cpu = time.process_time()      # CPU time of this process (all its threads): robust to a shared machine
         res = analyze_model(model_id, root, opts, device=device, threads=args.threads or None, show_progress=False,
                             on_progress=on_progress)
+        cpu = time.process_time() - cpu
         part = store.partition_path(root, "models", model_id)
         rows = store.query(store.connect(root), "SELECT count(*) AS n FROM word_responses WHERE model_id = ?",
                            [model_id])["n"][0]
         split = " ".join(f"{k} {v:.1f}" for k, v in stages.items())
-        print(f"{states:8s} probes {probe_tokens:<6d} {res.tokens:8,d} {res.wall_s:7.1f} {rows:11,d} "
+        print(f"{states:8s} probes {probe_tokens:<6d} {res.tokens:8,d} {res.wall_s:7.1f} {cpu:7.1f} {rows:11,d} "
               f"{dir_size(part) / 1e6:9.1f}  {split}", flush=True)
 
 
