@@ -25,9 +25,13 @@ GPU keeps (a test compares the two).
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 import torch
+
+try:
+    import numba
+except ImportError:  # a bare GPU machine (bench/gpu_check.sh) may lack it: torch's path then serves the CPU too
+    numba = None
 
 from models.runtime import run_split, split_parts
 
@@ -52,7 +56,9 @@ def _scratch(store: dict, key: str, shape: tuple[int, int], dtype: torch.dtype,
 
 def _compiled(fn):
     """numba's compiled ``fn``, cached on disk when its folder is writable (else compiled once per process,
-    ~2 s: numba refuses to cache a read-only install)."""
+    ~2 s: numba refuses to cache a read-only install); None without numba."""
+    if numba is None:
+        return None
     try:
         return numba.njit(nogil=True, cache=True, boundscheck=False, error_model="numpy")(fn)
     except RuntimeError:
@@ -93,6 +99,10 @@ def _add_rows(vals, perm, ids, shift, s1, s2, keep, keep_all, first, out):  # pr
                 a[j] += d
                 b[j] += d * d
     return k
+
+
+#: Whether the CPU's statistics run the compiled loop (numba importable) rather than torch's path.
+CPU_LOOP = _add_rows is not None
 
 
 def _accumulate_cpu(shift: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, ids: torch.Tensor, perm: torch.Tensor,
@@ -140,7 +150,7 @@ def accumulate(shift: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, ids: tor
     dev = vals.device
     block_elems = block_elems or (BLOCK_ELEMS if dev.type == "cpu" else DEVICE_BLOCK_ELEMS)
     rows = max(1, block_elems // width)
-    if dev.type == "cpu" and cpu_loop:
+    if dev.type == "cpu" and cpu_loop and CPU_LOOP:
         _accumulate_cpu(shift, s1, s2, ids, perm, vals, keep, kept, clamp, scratch, rows, first)
         return
     # Block by block of rows: gather the rows and K, x − K, widen to float64, two index_add_, and

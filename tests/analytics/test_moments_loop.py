@@ -7,6 +7,12 @@ import torch
 
 from analytics import moments
 
+pytest.importorskip("numba")                                               # a declared dependency; bare GPU machines
+
+
+def test_the_cpu_path_is_the_compiled_loop():
+    assert moments.CPU_LOOP
+
 
 def _chunk(seed: int, n_rows: int = 2000, vocab: int = 50, width: int = 37):
     """Zipf-like ids sorted by word (stable), values on word-dependent offsets, one value past float16."""
