@@ -26,6 +26,7 @@ import time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
+from analytics import moments
 from analytics.lm_trace import lm_chunks
 from analytics.responses import ResponseAccumulator
 from models.buffers import Workspace
@@ -73,6 +74,35 @@ def measure(model: RecurrentModel, data: torch.Tensor, args, device: torch.devic
     return fused, ours, fused_cpu, ours_cpu
 
 
+def stats_ab(model: RecurrentModel, data: torch.Tensor, args) -> None:
+    """--stats-ab: the statistics alone (fresh accumulators over the traced chunks), the compiled CPU loop
+    against torch's passes (moments.CPU_LOOP off), alternating, best of --repeats."""
+    keys = [k for k in model.state_keys() if args.states == "all" or k[1] in ("h", "c")]
+    saved = [(x.clone(), v.clone()) for x, v in lm_chunks(model, data.reshape(-1, data.shape[-1]), args.steps, keys,
+                                                          Workspace("cpu"))]
+    width, n, best = len(keys) * model.cfg.hidden_size, data.numel(), {}
+    loop = moments.CPU_LOOP
+    try:
+        for r in range(args.repeats + 1):                                  # round 0 warms up
+            for on in (False, loop):
+                moments.CPU_LOOP = on
+                spill = tempfile.mkdtemp()
+                acc = ResponseAccumulator(args.vocab, width, spill_dir=spill)
+                t0, c0 = time.perf_counter(), time.process_time()
+                for x, values in saved:
+                    acc.update(x.reshape(-1), values.view(-1, width))
+                w, c = time.perf_counter() - t0, time.process_time() - c0
+                acc.close()
+                shutil.rmtree(spill, ignore_errors=True)
+                if r:
+                    best[on] = min(best.get(on, (float("inf"),) * 2), (w, c))
+    finally:
+        moments.CPU_LOOP = loop
+    for on, (w, c) in best.items():
+        print(f"{model.cfg.hidden_size:6d} statistics, {'compiled loop' if on else 'torch passes '}: "
+              f"{w * 1e6 / n:7.1f} µs a token wall, {c * 1e6 / n:7.1f} CPU ({c * 1e9 / (n * width):.2f} ns a value)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hidden", default="200,650")
@@ -85,6 +115,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--states", choices=("all", "hidden"), default="all",
                     help="all 6 LSTM states (the default), or h and c only (the analysis' default)")
+    ap.add_argument("--stats-ab", action="store_true",
+                    help="the statistics alone: the compiled CPU loop against torch's passes (1 thread)")
     args = ap.parse_args()
     device = torch.device(args.device)
     default_threads = torch.get_num_threads()
@@ -100,6 +132,10 @@ def main() -> None:
         probs = 1.0 / torch.arange(1, args.vocab + 1, dtype=torch.float64)
         data = torch.multinomial(probs / probs.sum(), args.steps * args.batch * args.chunks, replacement=True)
         data = data.view(args.chunks, args.steps, args.batch)
+        if args.stats_ab:
+            torch.set_num_threads(1)
+            stats_ab(model, data, args)
+            continue
         for threads in map(int, args.threads.split(",")):
             torch.set_num_threads(threads or default_threads)
             measure(model, data[:1], argparse.Namespace(**{**vars(args), "repeats": 1}), device)   # warm-up
