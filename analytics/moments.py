@@ -12,10 +12,26 @@ table rows, and runs them side by side in Python threads, each at one
 intra-op thread (:func:`models.runtime.run_split`): ``index_add_`` itself does
 not use torch's threads.  (Splitting the *columns* that way measured 2x slower
 than torch's threads.)  On a GPU the chunk goes in a few large blocks.
+
+On a CPU the per-value work is one compiled loop (:func:`_add_rows`, numba):
+each sorted row is read once, its word's float32 shift subtracted, the
+difference widened to float64 and added to both sums, and a kept row copied
+for the float16 sample; torch's ops made that seven passes over the block
+(gather the rows, gather K, subtract, widen, two ``index_add_``, square) at
+~4.3 ns a value against ~1.8 for the loop (2x650, all states; see
+docs/performance.md).  The float64 additions are the same, in the same order,
+as ``index_add_``'s: the sums are bit-identical to the torch path, which the
+GPU keeps (a test compares the two).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+try:
+    import numba
+except ImportError:  # a bare GPU machine (bench/gpu_check.sh) may lack it: torch's path then serves the CPU too
+    numba = None
 
 from models.runtime import run_split, split_parts
 
@@ -38,9 +54,85 @@ def _scratch(store: dict, key: str, shape: tuple[int, int], dtype: torch.dtype,
     return buf[:n].view(shape)
 
 
+def _compiled(fn):
+    """numba's compiled ``fn``, cached on disk when its folder is writable (else compiled once per process,
+    ~2 s: numba refuses to cache a read-only install); None without numba."""
+    if numba is None:
+        return None
+    try:
+        return numba.njit(nogil=True, cache=True, boundscheck=False, error_model="numpy")(fn)
+    except RuntimeError:
+        return numba.njit(nogil=True, boundscheck=False, error_model="numpy")(fn)
+
+
+@_compiled
+def _add_rows(vals, perm, ids, shift, s1, s2, keep, keep_all, first, out):  # pragma: no cover (compiled)
+    """For each sorted row r (word w = ids[r], values vals[perm[r]]): s1[w] += x − K[w], s2[w] += (x − K[w])²,
+    with x − K in float32 widened to float64 (as the torch path does); rows with keep_all or keep[r] are
+    copied, in order, to out [k, W] float32.  Returns k.  nogil: the parts of accumulate_split run side by
+    side.  The words' table rows stay in cache while the rows of one word (sorted together) go by.
+
+    Rows with first[r] are their word's first occurrence, whose values are K itself: x − K is +0.0, adding
+    it changes nothing, and skipping it leaves the sums' pages of a word seen once untouched (never faulted
+    in: ~1 ns a byte here, as much as the arithmetic)."""
+    k = 0
+    width = vals.shape[1]
+    for r in range(ids.shape[0]):
+        w = ids[r]
+        x, kw, a, b = vals[perm[r]], shift[w], s1[w], s2[w]
+        if first[r]:
+            if keep_all or keep[r]:
+                out[k] = x
+                k += 1
+        elif keep_all or keep[r]:
+            o = out[k]
+            k += 1
+            for j in range(width):
+                v = x[j]
+                o[j] = v
+                d = np.float64(v - kw[j])
+                a[j] += d
+                b[j] += d * d
+        else:
+            for j in range(width):
+                d = np.float64(x[j] - kw[j])
+                a[j] += d
+                b[j] += d * d
+    return k
+
+
+#: Whether the CPU's statistics run the compiled loop (numba importable) rather than torch's path.
+CPU_LOOP = _add_rows is not None
+
+
+def _accumulate_cpu(shift: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, ids: torch.Tensor, perm: torch.Tensor,
+                    vals: torch.Tensor, keep: torch.Tensor | None, kept: torch.Tensor, clamp: float | None,
+                    scratch: dict, rows: int, first: torch.Tensor | None) -> None:
+    """:func:`accumulate` on a CPU: :func:`_add_rows` block by block of ``rows`` sorted rows, each block's kept
+    rows (float32, in a reused scratch that stays in cache) then copied to ``kept`` as float16 by torch."""
+    n_rows, width = ids.shape[0], vals.shape[1]
+    mask = np.zeros(n_rows if keep is not None else 0, dtype=np.bool_)
+    if keep is not None:
+        mask[keep.numpy()] = True                                       # [n_rows] kept, in sorted order
+    tables = (shift.numpy(), s1.numpy(), s2.numpy())
+    first_np = np.zeros(n_rows, np.bool_) if first is None else first.numpy()
+    ids_np, perm_np, vals_np = ids.numpy(), perm.numpy(), vals.numpy()
+    out = _scratch(scratch, "rows", (min(rows, n_rows), width), torch.float32, vals.device)
+    out_np = out.numpy()
+    k0 = 0
+    for start in range(0, n_rows, rows):
+        stop = min(start + rows, n_rows)
+        nk = _add_rows(vals_np, perm_np[start:stop], ids_np[start:stop], *tables,
+                       mask[start:stop] if keep is not None else mask, keep is None, first_np[start:stop], out_np)
+        if nk:
+            src = out[:nk] if clamp is None else out[:nk].clamp_(-clamp, clamp)
+            kept[k0:k0 + nk].copy_(src)
+            k0 += nk
+
+
 def accumulate(shift: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, ids: torch.Tensor, perm: torch.Tensor,
                vals: torch.Tensor, keep: torch.Tensor | None, kept: torch.Tensor, clamp: float | None, scratch: dict,
-               block_elems: int | None = None) -> None:
+               block_elems: int | None = None, cpu_loop: bool = True, first: torch.Tensor | None = None) -> None:
     """Add one chunk to the sums, its rows taken in the order ``perm``.
 
     shift [V, W] float32, s1, s2 [V, W] float64: the tables (on one device);
@@ -49,12 +141,18 @@ def accumulate(shift: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, ids: tor
     each row in that order (ids[r] belongs to vals[perm[r]]); keep: ascending
     positions in that order of the rows kept for the quantiles (None: all);
     kept [k, W] float16 receives them, in that order; clamp: the float16
-    limit when some value lies beyond it.
+    limit when some value lies beyond it; first [N] bool (optional, CPU):
+    the rows, in that order, that are their word's first occurrence (x − K
+    = 0, see :func:`_add_rows`).  ``cpu_loop=False`` takes torch's path on
+    a CPU too (the reference a test compares the loop with).
     """
     n_rows, width = ids.shape[0], vals.shape[1]
     dev = vals.device
     block_elems = block_elems or (BLOCK_ELEMS if dev.type == "cpu" else DEVICE_BLOCK_ELEMS)
     rows = max(1, block_elems // width)
+    if dev.type == "cpu" and cpu_loop and CPU_LOOP:
+        _accumulate_cpu(shift, s1, s2, ids, perm, vals, keep, kept, clamp, scratch, rows, first)
+        return
     # Block by block of rows: gather the rows and K, x − K, widen to float64, two index_add_, and
     # the float16 copy of the kept rows.
     starts = list(range(0, n_rows, rows))
@@ -84,13 +182,13 @@ def accumulate(shift: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, ids: tor
 
 def accumulate_split(shift: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, ids: torch.Tensor, perm: torch.Tensor,
                      vals: torch.Tensor, keep: torch.Tensor | None, kept: torch.Tensor, clamp: float | None,
-                     scratch: dict) -> None:
+                     scratch: dict, first: torch.Tensor | None = None) -> None:
     """:func:`accumulate`, on a CPU with several torch threads cut into one part per thread (the same sums:
     each word's rows stay in one part, in the same order)."""
     n_rows = ids.shape[0]
     parts = split_parts(n_rows // MIN_SPLIT_ROWS) if vals.device.type == "cpu" else 1
     if parts <= 1:
-        accumulate(shift, s1, s2, ids, perm, vals, keep, kept, clamp, scratch)
+        accumulate(shift, s1, s2, ids, perm, vals, keep, kept, clamp, scratch, first=first)
         return
     # Part boundaries: the first row of the word at each even cut (a word's rows stay together).
     cuts = torch.searchsorted(ids, ids[[n_rows * i // parts for i in range(1, parts)]])
@@ -100,6 +198,6 @@ def accumulate_split(shift: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, id
     def part(i: int) -> None:
         a, b, ka, kb = bounds[i], bounds[i + 1], kbounds[i], kbounds[i + 1]
         accumulate(shift, s1, s2, ids[a:b], perm[a:b], vals, None if keep is None else keep[ka:kb] - a,
-                   kept[ka:kb], clamp, scratch.setdefault(f"part{i}", {}))
+                   kept[ka:kb], clamp, scratch.setdefault(f"part{i}", {}), first=None if first is None else first[a:b])
 
     run_split(part, len(bounds) - 1)

@@ -206,8 +206,11 @@ class ResponseAccumulator:
         start = torch.cumsum(cnt, 0) - cnt                                 # [U] each word's first sorted row
         prev = self._count[uniq]                                           # [U] occurrences before
         new = prev == 0
+        first = None                                                       # [N] sorted rows: a new word's first
         if bool(new.any()):  # shift K of a new word: its first value here, so that its own x − K is 0
             self._shift[uniq[new]] = vals[perm[start[new]]]
+            first = torch.zeros(ids.shape[0], dtype=torch.bool, device=self.device)
+            first[start[new]] = True
         if keep is not None:
             keep = torch.nonzero(keep.to(self.device)[perm]).squeeze(1)    # [k] sorted rows, ascending
         elif bool((prev + cnt > self.quantile_cap).any()):                 # each word's first quantile_cap
@@ -216,7 +219,7 @@ class ResponseAccumulator:
         n_keep = ids.shape[0] if keep is None else keep.shape[0]
         kept = torch.empty((n_keep, self.width), dtype=torch.float16, device=self.device)  # into the pending list
         accumulate_split(self._shift, self._s1, self._s2, ids_s, perm, vals, keep, kept, F16_MAX if clamp else None,
-                         self._scratch)
+                         self._scratch, first=first)
         self._count[uniq] = prev + cnt
         if clamp:
             self.clamped += int(((vals < -F16_MAX) | (vals > F16_MAX)).sum())
