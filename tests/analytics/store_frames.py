@@ -98,6 +98,15 @@ CONTRACT: dict[str, list[tuple[str, str]]] = {
         ("z", "DOUBLE"), ("p", "DOUBLE"), ("measure", "VARCHAR"), ("tokens", "BIGINT"), ("base_mean", "DOUBLE"),
         ("baseline_sets", "INTEGER"), ("seed", "INTEGER"), ("requested_by", "VARCHAR"),
     ],
+    "probes": [
+        ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("state", "VARCHAR"), ("task", "VARCHAR"),
+        ("n_train", "INTEGER"), ("n_test", "INTEGER"), ("accuracy", "DOUBLE"), ("majority", "DOUBLE"),
+        ("control_accuracy", "DOUBLE"), ("untrained_accuracy", "DOUBLE"), ("seed", "INTEGER"), ("params", "VARCHAR"),
+    ],
+    "probe_units": [
+        ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("state", "VARCHAR"), ("unit", "INTEGER"), ("tag", "VARCHAR"),
+        ("weight", "FLOAT"), ("rank", "INTEGER"),
+    ],
     "jobs": [
         ("job_id", "VARCHAR"), ("kind", "VARCHAR"), ("model_id", "VARCHAR"), ("status", "VARCHAR"),
         ("progress", "DOUBLE"), ("submitted_by", "VARCHAR"), ("submitted_at", "TIMESTAMP"),
@@ -210,6 +219,11 @@ def full_model(root: Path, model_id: str, **kw) -> dict[str, pd.DataFrame]:
                                        delta_mean=[0.5, 0.1], baseline_mean=0.0, baseline_std=0.2, z=[2.5, 0.5],
                                        p=[1 / 21, 0.5], measure="loss", tokens=3, base_mean=4.0, baseline_sets=20,
                                        seed=0, requested_by=[None, "ann"])),
+        "probes": pd.DataFrame(dict(model_id=model_id, layer=[0, 1], state="h", task="upos", n_train=[80, 80],
+                                    n_test=[20, 20], accuracy=[0.85, 0.9], majority=0.25, control_accuracy=[0.6, 0.55],
+                                    untrained_accuracy=[0.5, 0.45], seed=0, params='{"C": 1.0}')),
+        "probe_units": pd.DataFrame(dict(model_id=model_id, layer=1, state="h", unit=[0, 0, 1],
+                                         tag=["NOUN", "DET", "VERB"], weight=np.array([1.5, 0.25, 0.75], dtype=np.float32), rank=[1, 2, 1])),
     }
     with store.write_partition(root, "models", model_id) as w:
         for table, df in frames.items():

@@ -5,7 +5,9 @@ filtered; a member's or viewer's console is refused it (and does not even list i
 from __future__ import annotations
 
 import re
+import types
 
+import limits.storage.memory
 import pytest
 
 from analytics.metadb import audit
@@ -19,11 +21,19 @@ from workers import records
 from workers.records import JobRecord
 
 SECRET = "s" * 48
+_CLOCK = [1e9]
 PASSWORDS = {"vera": ("viewer", "viewer-pass-1"), "mo": ("member", "member-pass-1"), "ada": ("admin", "admin-pass-1")}
 
 
 @pytest.fixture
-def hosted(metadata_db):
+def console_clock(monkeypatch):
+    """The in-process rate-limit storage's clock (these apps configure no Redis), stopped; each console query
+    below moves it past the console's rate window, so this test checks who may read what, not the rate."""
+    monkeypatch.setattr(limits.storage.memory, "time", types.SimpleNamespace(time=lambda: _CLOCK[0]))
+
+
+@pytest.fixture
+def hosted(metadata_db, console_clock):
     root = metadata_db.root
     users = auth.UserStore(root / "users.json")
     for name, (role, pw) in PASSWORDS.items():
@@ -46,6 +56,7 @@ def _client(app, name):
 
 def _sql(app, client, sql):
     """(rows as dicts by column name, the message) of the console's answer."""
+    _CLOCK[0] += 3.0                    # past the console's rate window (see console_clock)
     out = dispatch(app, client, ids.SQL_TABLE, {ids.SQL_EDITOR: sql, ids.SQL_RUN: 1}, f"{ids.SQL_RUN}.n_clicks")
     names = {c["field"]: c["headerName"] for c in out[(ids.SQL_TABLE, "columnDefs")]}
     rows = [{names[k]: v for k, v in r.items()} for r in out[(ids.SQL_TABLE, "rowData")]]
