@@ -26,6 +26,7 @@ from .losses import write_class_outcomes, write_lm_losses
 from .quantiles import systematic_keep
 from .responses import ResponseAccumulator
 from .token_states import TokenStateCollector
+from .unit_contexts import ContextTracker, TraceSinks
 
 __all__ = ["Traced", "AnalysisKind", "StreamAnalysis", "DocumentAnalysis", "analysis_kind"]
 
@@ -34,10 +35,11 @@ Report = Callable[[str, float], None]
 
 @dataclass
 class Traced:
-    """What the trace leaves for the tables: the tokens counted and the token states kept."""
+    """What the trace leaves for the tables: the tokens counted, the token states kept, the units' top contexts."""
 
     tokens: int = 0
     collector: TokenStateCollector | None = None
+    contexts: ContextTracker | None = None
     text_ids: np.ndarray | None = None
     documents: np.ndarray | None = None
     docs: list[list[int]] | None = None          # a classifier's documents as traced (for its class outcomes)
@@ -46,17 +48,17 @@ class Traced:
 def _trace_stream(model: RecurrentModel, vocab, corpus: Corpus, opts, states, ws: Workspace,
                   acc: ResponseAccumulator, token_keys, bar, report: Callable[[str, float], None]) -> Traced:
     """A language model: the split as one continuous stream (see :mod:`analytics.lm_trace`)."""
-    out = Traced()
+    out = Traced(contexts=ContextTracker(states, model.cfg.hidden_size, model.head.weight.device))
     stream = lm_stream(corpus, vocab, opts.split, opts.max_tokens)
+    out.text_ids = stream.numpy()
     if token_keys and stream.numel():
         out.collector = TokenStateCollector(token_keys, states, model.cfg.hidden_size, stream.numel())
-        out.text_ids = stream.numpy()
 
     def progress(fraction: float) -> None:
         bar.update(int(100 * fraction) - bar.n)
         report("trace", 0.8 * fraction)
 
-    out.tokens = trace_lm(model, stream, opts, states, ws, acc, progress, out.collector)
+    out.tokens = trace_lm(model, stream, opts, states, ws, acc, progress, TraceSinks(out.collector, out.contexts))
     return out
 
 
@@ -78,7 +80,7 @@ def _trace_documents(model: RecurrentModel, vocab, corpus: Corpus, opts, states,
                      acc: ResponseAccumulator, token_keys, max_len: int, bar,
                      report: Callable[[str, float], None]) -> Traced:
     """A classifier: every document from zero state, truncated at ``max_len`` (0: whole)."""
-    out = Traced()
+    out = Traced(contexts=ContextTracker(states, model.cfg.hidden_size, model.head.weight.device))
     docs = [vocab.encode(d) for d in corpus.splits[opts.split]]
     if max_len:
         docs = [d[:max_len] for d in docs]
@@ -91,17 +93,18 @@ def _trace_documents(model: RecurrentModel, vocab, corpus: Corpus, opts, states,
     # The quantile sample in text order: documents in order, then position.
     doc_keep = np.split(systematic_keep(flat, opts.quantile_cap), np.cumsum(lengths)[:-1]) if docs else []
     starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    out.text_ids, out.documents = flat, np.repeat(np.arange(len(docs)), lengths)
     if token_keys and starts[-1]:
         out.collector = TokenStateCollector(token_keys, states, model.cfg.hidden_size, int(starts[-1]))
-        out.text_ids, out.documents = flat, np.repeat(np.arange(len(docs)), lengths)
     table = use_input_table(model, int(starts[-1]))
     bar.reset(total=-(-len(docs) // opts.batch_size))
     for g, n, x, keep in _document_batches(docs, doc_keep, opts.batch_size):
         values = model.trace_packed(x, keys=states, deltas=True, workspace=ws, input_table=table).values
         mask = (torch.arange(x.size(0))[:, None] < n[None, :]).reshape(-1)        # [T*B]
         acc.update(x.reshape(-1)[mask], values.view(-1, values.shape[-1])[mask], keep=keep.reshape(-1)[mask])
-        if out.collector is not None:
-            out.collector.add_documents(values, [int(starts[i]) for i in g], n.tolist())
+        for sink in (out.collector, out.contexts):
+            if sink is not None:
+                sink.add_documents(values, [int(starts[i]) for i in g], n.tolist())
         out.tokens += int(n.sum())
         bar.update(1)
         report("trace", 0.8 * bar.n / bar.total)

@@ -158,7 +158,7 @@ class _Run:
     ws: Workspace
     acc: ResponseAccumulator
     table: bool
-    collector: TokenStateCollector | None
+    collector: TokenStateCollector | None     # what else takes the chunks (token states, top contexts)
     retraced: int = 0                    # tokens traced again by the corrections (each twice: old and new)
 
     @property
@@ -241,7 +241,9 @@ def trace_lm(model: RecurrentModel, stream: torch.Tensor, opts, keys: list[tuple
              collector: TokenStateCollector | None = None) -> int:
     """Trace the id stream [N] as one continuous text (see the module docstring); returns the tokens counted.
 
-    ``opts``: the analysis' options (batch_size, warmup, chunk_steps, quantile_cap).
+    ``opts``: the analysis' options (batch_size, warmup, chunk_steps, quantile_cap).  ``collector`` gets every
+    chunk, correction and the tail (a :class:`TokenStateCollector`, or anything with its calls: several receivers
+    in a ``TraceSinks``).
     """
     total = stream.numel()
     if total == 0:

@@ -48,7 +48,8 @@ from .gradients import gradient_flow
 from .projections import projection_frame
 from .responses import ResponseAccumulator
 from .tables import SUMMARY_BITS, model_tables, response_table, round_mantissa  # noqa: F401 (re-exported)
-from .token_states import check_token_states, parse_token_states
+from .token_states import check_token_states, parse_token_states, write_corpus_tokens
+from .unit_summaries import unit_frames
 
 log = logging.getLogger(__name__)
 CLUSTER_STATES = ("h", "c")
@@ -176,7 +177,7 @@ def _write_tables(w, model_id: str, model: RecurrentModel, vocab, corpus: Corpus
     """Every table but the model's own rows into the partition writer ``w``; returns the words seen."""
     kind, traced = traced_by
     H, words = model.cfg.hidden_size, 0
-    cluster_frames, projection_frames = [], []
+    cluster_frames, projection_frames, summary_frames, tag_frames = [], [], [], []
     # In the store's order (layer, state name, word, unit), so the writer need not sort 17M+ rows.
     in_order = sorted(enumerate(states), key=lambda item: item[1])
     for n_done, (i, key) in enumerate(tqdm(in_order, desc=f"{model_id}: statistics", disable=not show_progress,
@@ -185,6 +186,9 @@ def _write_tables(w, model_id: str, model: RecurrentModel, vocab, corpus: Corpus
         words = max(words, len(stats.word_ids))
         for table in response_table(model_id, key[0], key[1], stats, vocab):
             w.write("word_responses", table, presorted=True)
+        summary, tags = unit_frames(model_id, key[0], key[1], stats, vocab.words, vocab.pos)
+        summary_frames.append(summary)
+        tag_frames.append(tags)
         frames = _cluster_frames(model_id, key, stats, opts) if key[1] in CLUSTER_STATES else None
         if frames is not None:
             cluster_frames.append(frames[0])
@@ -193,8 +197,15 @@ def _write_tables(w, model_id: str, model: RecurrentModel, vocab, corpus: Corpus
     coclusters = pd.concat(cluster_frames, ignore_index=True) if cluster_frames else None
     if coclusters is not None:
         w.write("coclusters", coclusters)
+    w.write("unit_summaries", pd.concat(summary_frames, ignore_index=True))
+    if any(len(f) for f in tag_frames):
+        w.write("unit_tags", pd.concat(tag_frames, ignore_index=True))
+    write_corpus_tokens(w, model_id, traced.text_ids, vocab.words, traced.documents)
+    if traced.contexts is not None:
+        w.write("unit_contexts", traced.contexts.frame(model_id))
+        traced.contexts = None
     if traced.collector is not None:
-        traced.collector.write(w, model_id, traced.text_ids, vocab.words, traced.documents)
+        traced.collector.write(w, model_id)
         traced.collector = None
     if projection_frames:
         w.write("projections", pd.concat(projection_frames, ignore_index=True))

@@ -88,6 +88,17 @@ def parse_token_states(spec: str, layers: int, traced: Sequence[tuple[int, str]]
     return [k for k in traced if k in set(wanted)]   # in trace order, no duplicates
 
 
+def write_corpus_tokens(w: store.PartitionWriter, model_id: str, ids: np.ndarray, words: Sequence[str],
+                        documents: np.ndarray | None = None) -> None:
+    """Write ``corpus_tokens``: the analysed split's ids [N] in text order (every analysed model has it)."""
+    ids = np.asarray(ids, dtype=np.int32)
+    N, vocab = len(ids), np.asarray(words, dtype=object)
+    w.write("corpus_tokens", pd.DataFrame({
+        "model_id": model_id, "position": np.arange(N, dtype=np.int32),
+        "document": np.zeros(N, np.int32) if documents is None else np.asarray(documents, np.int32),
+        "word_id": ids, "word": vocab[ids]}), presorted=True)
+
+
 class TokenStateCollector:
     """Keeps the states of ``keys`` at every position of an N-token split, from the trace's packed values.
 
@@ -170,16 +181,9 @@ class TokenStateCollector:
             for b, (s, n) in enumerate(zip(starts, lengths)):
                 self.out[j, s:s + n] = v[:n, b]
 
-    def write(self, w: store.PartitionWriter, model_id: str, ids: np.ndarray, words: Sequence[str],
-              documents: np.ndarray | None = None) -> int:
-        """Write ``corpus_tokens`` (ids [N] in text order) and ``token_states``; returns the state rows."""
+    def write(self, w: store.PartitionWriter, model_id: str) -> int:
+        """Write ``token_states``; returns the state rows."""
         N, H = self.total, self.hidden
-        ids = np.asarray(ids, dtype=np.int32)
-        vocab = np.asarray(words, dtype=object)
-        w.write("corpus_tokens", pd.DataFrame({
-            "model_id": model_id, "position": np.arange(N, dtype=np.int32),
-            "document": np.zeros(N, np.int32) if documents is None else np.asarray(documents, np.int32),
-            "word_id": ids, "word": vocab[ids]}), presorted=True)
         rows = 0
         position = np.arange(N, dtype=np.int32)
         for j, (layer, state) in sorted(enumerate(self.keys), key=lambda item: item[1]):

@@ -56,6 +56,21 @@ EX_ABLATION = graph("explore-ablation")   # the selected chip's stored ablation
 EX_CSV_CLUSTERS = "explore-csv-clusters"
 EX_CSV_DETAIL = "explore-csv-detail"
 EX_DOWNLOAD = "explore-download"
+EX_UNIT_LINK = "explore-unit-link"      # link to the selected unit's page
+EX_FIND_TEXT = "explore-find-text"      # the Find units box on Explore
+EX_FIND_MODE = "explore-find-mode"
+EX_FIND_GO = "explore-find-go"
+EX_FIND_RESULTS = "explore-find-results"
+
+# -- unit page
+UNIT_MODEL = "unit-model"               # dcc.Store: the page's model id (for the Find units box)
+UNIT_FIND_TEXT = "unit-find-text"
+UNIT_FIND_MODE = "unit-find-mode"       # "word" | "tag" | "text"
+UNIT_FIND_GO = "unit-find-go"
+UNIT_FIND_RESULTS = "unit-find-results"
+UNIT_HISTOGRAM = graph("unit-histogram")
+UNIT_TAGS = graph("unit-tags")
+UNIT_WORDS = graph("unit-words")
 
 # -- compare page
 CMP_URL = "compare-url"
@@ -178,6 +193,7 @@ PT_SPAN = "patterns-span"                # dcc.Store: {"start": i, "stop": j, "p
 PT_SPAN_TEXT = "patterns-span-text"
 PT_THETA = "patterns-theta"
 PT_UNITS = "patterns-units"
+PT_UNIT_LINKS = "patterns-unit-links"    # the pattern's units, linked to their pages
 PT_OPTIONS = "patterns-options"          # checklist: "off" (off just before the span)
 PT_MIN = "patterns-min"                  # least units matched (empty = all)
 PT_SEARCH = "patterns-search"

@@ -89,7 +89,7 @@ def main() -> None:
     device = torch.device(args.device)
     print(f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
           f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}")
-    print(f"{'states':8s} {'tokens':>8s} {'wall s':>7s} {'rows':>11s} {'store MB':>9s}  stages (s)")
+    print(f"{'states':8s} {'tokens':>8s} {'wall s':>7s} {'CPU s':>7s} {'rows':>11s} {'store MB':>9s}  stages (s)")
     for states in args.states.split(";"):
         stages: dict[str, float] = {}
         clock = [time.perf_counter(), None]
@@ -102,14 +102,16 @@ def main() -> None:
             clock[0] = now
 
         opts = AnalysisOptions(states=states, max_tokens=args.max_tokens, gradient_k=args.gradient_k)
+        cpu = time.process_time()      # CPU time of this process (all its threads): robust to a shared machine
         res = analyze_model(model_id, root, opts, device=device, threads=args.threads or None, show_progress=False,
                             on_progress=on_progress)
+        cpu = time.process_time() - cpu
         part = store.partition_path(root, "models", model_id)
         rows = store.query(store.connect(root), "SELECT count(*) AS n FROM word_responses WHERE model_id = ?",
                            [model_id])["n"][0]
         split = " ".join(f"{k} {v:.1f}" for k, v in stages.items())
-        print(f"{states:8s} {res.tokens:8,d} {res.wall_s:7.1f} {rows:11,d} {dir_size(part) / 1e6:9.1f}  {split}",
-              flush=True)
+        print(f"{states:8s} {res.tokens:8,d} {res.wall_s:7.1f} {cpu:7.1f} {rows:11,d} "
+              f"{dir_size(part) / 1e6:9.1f}  {split}", flush=True)
 
 
 if __name__ == "__main__":

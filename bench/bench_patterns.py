@@ -68,7 +68,8 @@ def build(root: Path, model_id: str, n: int, h: int) -> float:
         w.write("models", pd.DataFrame([row]))
         w.write("vocab", pd.DataFrame({"model_id": model_id, "word_id": np.arange(len(vocab)), "word": vocab,
                                        "freq": 1, "pos": ["NOUN" if i % 2 else "VERB" for i in range(len(vocab))]}))
-        col.write(w, model_id, ids, vocab)
+        ts.write_corpus_tokens(w, model_id, ids, vocab)
+        col.write(w, model_id)
     return store.table_file(root, "models", model_id, "token_states").stat().st_size / 1e6
 
 

@@ -10,7 +10,8 @@ the RNNVis talk on the sentiment model, Compare, Jobs and SQL, and writes
 ``projection.png`` and ``projection-compare.png`` show the 2-D maps (``--only projection`` takes just those);
 ``patterns.png`` a pattern search on the LM's token states (``--only patterns``); ``--only sql`` retakes ``sql.png``;
 ``compare-losses.png`` is Compare's "where A beats B" panel (``--only losses``); ``--only explore`` retakes
-``explore.png`` and ``explore-sentences.png``; ``--only compare`` retakes ``compare.png``.
+``explore.png`` and ``explore-sentences.png``; ``--only compare`` retakes ``compare.png``; ``unit.png`` is the unit
+page of the LM's most NOUN-selective unit in layer 1 (``--only unit``).
 
 ``jobs.png`` shows a job submitted through the Jobs page as a user does it: the
 demo-sentiment preset shrunk under "More settings" (2 epochs over 60k tokens,
@@ -169,7 +170,7 @@ def submit_job_shot(d, store: Path, out: Path) -> None:
 
 
 #: What ``--only`` can pick.
-ONLY = ("projection", "patterns", "sql", "losses", "explore", "compare")
+ONLY = ("projection", "patterns", "sql", "losses", "explore", "compare", "unit")
 #: Words selected on the projection map in its screenshot (those the model has).
 MAP_WORDS = ("he", "she", "it", "they", "i", "we", "you")
 
@@ -222,6 +223,14 @@ def pick_pattern(store: Path, lm: str, theta: float = 0.4, length: int = 3, trie
     print(f"patterns: span at {s}, units {units}: {n} full matches", flush=True)
     return urlencode([("model", lm), ("layer", layer), ("state", state), *[("u", u) for u in units],
                       ("theta", theta), ("from", s), ("len", length), ("at", max(0, s - 12)), ("ob", 1)])
+
+
+def pick_unit(reader, lm: str) -> str:
+    """The query of the unit page to show: the LM's most NOUN-selective unit of layer 1's h (else unit 0)."""
+    found = reader.find_units(lm, "tag", "NOUN", limit=200)
+    found = found[(found["layer"] == 1) & (found["state"] == "h")]
+    unit = int(found["unit"].iloc[0]) if len(found) else 0
+    return f"model={lm}&layer=1&state=h&unit={unit}&k=8&b=demo-gru&layer_b=0"
 
 
 def main() -> None:
@@ -280,6 +289,10 @@ def main() -> None:
             d.get(base + "/patterns?" + pick_pattern(args.store, args.lm))
             settle(2)
             save("patterns", 1700)
+        if not args.only or "unit" in args.only:
+            d.get(base + "/unit?" + pick_unit(Reader(args.store), args.lm))
+            settle(2)
+            save("unit", 2450)
         if not args.only or "sql" in args.only:
             d.get(base + "/sql")
             settle(1)

@@ -182,7 +182,7 @@ ANALYSIS_VIEWS: tuple[View, ...] = (
         grain="model × position of the analysed split",
         description=(
             "The analysed split in text order (a language model's split as one stream; a classifier's "
-            "documents in order), for the passages of `token_states`."
+            "documents in order), for every analysed model: the passages of `token_states` and `unit_contexts`."
         ),
         columns=cols(
             MODEL_ID,
@@ -214,5 +214,83 @@ ANALYSIS_VIEWS: tuple[View, ...] = (
         half=("value",),
         delta=("position",),
         row_group_rows=1 << 16,
+    ),
+    View(
+        name="unit_contexts",
+        kind="models",
+        grain="model × layer × state × unit × kind × rank",
+        description=(
+            "Each unit's top contexts: the 20 positions of the analysed split where its value is highest "
+            "(`h_top`) and lowest (`h_bottom`), and where its change from the previous token is largest "
+            "(`dh_top`) and smallest (`dh_bottom`), for every traced (layer, state), whatever token states are "
+            "stored. Computed during the trace (a streaming top-k per unit); join `corpus_tokens` on "
+            "(model_id, position) for the words around it."
+        ),
+        columns=cols(
+            MODEL_ID,
+            LAYER,
+            STATE,
+            ("unit", "INTEGER", "Unit index within the layer."),
+            ("kind", "VARCHAR", "'h_top', 'h_bottom' (the value: h_t, c_t or the gate) or 'dh_top', 'dh_bottom' "
+                                "(its change from the previous token)."),
+            ("rank", "INTEGER", "1 = the highest (top) or lowest (bottom) value."),
+            ("position", "INTEGER", "Token position in the analysed split read as one stream (see "
+                                    "`corpus_tokens`)."),
+            ("value", "FLOAT", "The unit's value (or change) after reading that token."),
+        ),
+        sort_by=("layer", "state", "unit", "kind", "rank"),
+    ),
+    View(
+        name="unit_summaries",
+        kind="models",
+        grain="model × layer × state × unit",
+        description=(
+            "What each unit responds to, from the per-word statistics of `word_responses` (see "
+            "docs/architecture.md, \"Unit summaries\"): its response over the whole split, its top and bottom "
+            "words by s(w) and its most and least selective gold POS tag (tagged corpora), with a one-line "
+            "description made only from these numbers. The Find units box ranks units by it."
+        ),
+        columns=cols(
+            MODEL_ID,
+            LAYER,
+            STATE,
+            ("unit", "INTEGER", "Unit index within the layer."),
+            ("n", "BIGINT", "Tokens analysed."),
+            ("mean", "DOUBLE", "Mean response (the update for h and c, the activation for a gate) over all tokens."),
+            ("std", "DOUBLE", "Its sample standard deviation."),
+            ("top_words", "VARCHAR", "The 5 words with the highest s(w), among words seen >= 5 times, "
+                                     "comma-separated, highest first."),
+            ("bottom_words", "VARCHAR", "The 5 words with the lowest s(w), lowest first."),
+            ("top_tag", "VARCHAR", "The gold POS tag with the largest selectivity z (NULL without tags)."),
+            ("top_tag_z", "DOUBLE", "Its z (see `unit_tags`)."),
+            ("bottom_tag", "VARCHAR", "The tag with the smallest z."),
+            ("bottom_tag_z", "DOUBLE", "Its z."),
+            ("description", "VARCHAR", "One line from the numbers above: '+ on TAG (z Z)' when the top tag's "
+                                      "z >= 3, '− on TAG (z Z)' when the bottom tag's z <= −3, then the top and "
+                                      "bottom three words."),
+        ),
+        sort_by=("layer", "state", "unit"),
+    ),
+    View(
+        name="unit_tags",
+        kind="models",
+        grain="model × layer × state × unit × gold POS tag",
+        description=(
+            "A unit's response per gold universal POS tag (tagged corpora such as Brown): tokens grouped by "
+            "their word's most frequent tag (`vocab.pos`), pooled from `word_responses`."
+        ),
+        columns=cols(
+            MODEL_ID,
+            LAYER,
+            STATE,
+            ("unit", "INTEGER", "Unit index within the layer."),
+            ("tag", "VARCHAR", "Universal POS tag ('.' is punctuation)."),
+            ("n", "BIGINT", "Tokens with this tag."),
+            ("mean", "DOUBLE", "Mean response over them."),
+            ("std", "DOUBLE", "Its sample standard deviation (95% interval of the mean: ± 1.96·std/√n)."),
+            ("z", "DOUBLE", "Selectivity: (mean − mean of all other tokens) / √(var/n + var_rest/n_rest), "
+                            "Welch's statistic."),
+        ),
+        sort_by=("layer", "state", "unit", "tag"),
     ),
 )

@@ -18,6 +18,7 @@ from app.hosted.security import member_max_body
 from app.hosted.users import MAX_PASSWORD
 from app.inputs.specs import AnyOf, Flag, Json, ListOf, Number, Record, Spec, Text
 from app.logic.patterns import MAX_UNITS
+from app.reader.units import FIND_MODES
 from app.urlstate import K_MAX, K_MIN, MAX_PICKED, MAX_SENTENCES
 from models.paths import ID_PATTERN
 from workers.planning import FORM_FIELDS, TEXT_FIELDS
@@ -45,6 +46,8 @@ CLICK_DATA = Json(max_depth=8, max_nodes=5_000)
 SELECTED_DATA = Json(max_depth=8, max_nodes=200_000)
 #: A training setting as the form sends it: a number, or the text of a choice or a number (planning checks it).
 FORM_VALUE = AnyOf((Number(-1e308, 1e308), Text(64)))
+FIND_TEXT = Text(100)                            # the Find units box's maxLength
+FIND_MODE = Text(8, choices=FIND_MODES)
 FREE_TEXT = {name: Text(max(1024, 4 * most)) for name, most in TEXT_FIELDS.items()}
 
 
@@ -68,6 +71,13 @@ def _declared() -> list[tuple[str | dict, str, Spec]]:
         (ids.EX_SENTENCE_CLEAR, "n_clicks", CLICKS), (ids.EX_DETAIL_MODE, "value", Text(8, choices=("word", "unit"))),
         (ids.EX_COCLUSTER, "clickData", CLICK_DATA), (ids.EX_CSV_CLUSTERS, "n_clicks", CLICKS),
         (ids.EX_CSV_DETAIL, "n_clicks", CLICKS),
+        (ids.EX_FIND_TEXT, "value", FIND_TEXT), (ids.EX_FIND_MODE, "value", FIND_MODE),
+        (ids.EX_FIND_GO, "n_clicks", CLICKS), (ids.EX_FIND_TEXT, "n_submit", CLICKS),
+    ]
+    unit = [
+        (ids.UNIT_MODEL, "data", MODEL), (ids.UNIT_FIND_TEXT, "value", FIND_TEXT),
+        (ids.UNIT_FIND_MODE, "value", FIND_MODE), (ids.UNIT_FIND_GO, "n_clicks", CLICKS),
+        (ids.UNIT_FIND_TEXT, "n_submit", CLICKS),
     ]
     compare = [
         (ids.CMP_MODEL_A, "value", MODEL), (ids.CMP_MODEL_B, "value", MODEL), (ids.CMP_LAYER_A, "value", LAYER),
@@ -99,7 +109,7 @@ def _declared() -> list[tuple[str | dict, str, Spec]]:
         (ids.PT_OPTIONS, "value", ListOf(Text(8, choices=("off",)), 1)), (ids.PT_MIN, "value", Number(-2**31, 2**31)),
         (ids.PT_SEARCH, "n_clicks", CLICKS),
     ]
-    return shell + models + explore + compare + projection + patterns + _jobs() + _sql_admin()
+    return shell + models + explore + unit + compare + projection + patterns + _jobs() + _sql_admin()
 
 
 def _jobs() -> list[tuple[str | dict, str, Spec]]:

@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from dash import html
+from dash import dcc, html
 
 from app import figures
 from app.logic.common import STATE_LABELS, alert, error_alert, event_points, guarded, picked_notes
+from app.logic.units import unit_href
 from app.reader import Reader
 from app.urlstate import ViewState, to_query
 
@@ -78,16 +79,25 @@ def _highlights(pairs: pd.DataFrame, pair: dict | None) -> tuple[tuple[int, ...]
 
 
 def pairs_table(pairs: pd.DataFrame, selected: pd.DataFrame, name_a: str, name_b: str, mark: bool = True,
-                chance_max: float | None = None) -> html.Table:
+                chance_max: float | None = None, keys: tuple[tuple, tuple] | None = None) -> html.Table:
     """The strongest matched pairs, and the selected ones wherever they rank; with ``chance_max``, pairs whose |r|
-    a shuffled matching also reaches are marked '≤ chance'."""
+    a shuffled matching also reaches are marked '≤ chance'; with ``keys`` ((model, layer, state) of A and B), each
+    unit links to its page (matched in the other model)."""
     chosen = set(zip(selected["unit_a"], selected["unit_b"])) if mark else set()
+
+    def unit_cell(side: int, unit: int, cluster: int) -> html.Td:
+        text = f"u{unit} (H{cluster})"
+        if keys is None:
+            return html.Td(text)
+        (m, layer, state), other = keys[side], keys[1 - side]
+        return html.Td(dcc.Link(text, href=unit_href(m, layer, state, unit, None, other[0], other[1]),
+                                className="unit-link"))
 
     def row(i: int, r) -> html.Tr:
         at_chance = chance_max is not None and abs(r.correlation) <= chance_max
         cls = "match-row" + (" selected" if (r.unit_a, r.unit_b) in chosen else "") + (" chance" if at_chance else "")
-        cells = [html.Td(str(i + 1)), html.Td(f"u{int(r.unit_a)} (H{int(r.cluster_a)})"),
-                 html.Td(f"u{int(r.unit_b)} (H{int(r.cluster_b)})"), html.Td(f"{r.correlation:+.3f}")]
+        cells = [html.Td(str(i + 1)), unit_cell(0, int(r.unit_a), int(r.cluster_a)),
+                 unit_cell(1, int(r.unit_b), int(r.cluster_b)), html.Td(f"{r.correlation:+.3f}")]
         if chance_max is not None:
             cells.append(html.Td("≤ chance" if at_chance else "above", className="muted" if at_chance else ""))
         return html.Tr(cells, className=cls)
@@ -148,7 +158,7 @@ def compare_view(reader: Reader, a: str | None, layer_a: int | None, b: str | No
             hl_a, hl_b, sel = _highlights(m["pairs"], pair)
             listing = html.Div([html.P(chance_sentence(m), className="chance-note small"),
                                 pairs_table(m["pairs"], sel, name_a, name_b, mark=bool(pair),
-                                            chance_max=m["chance"]["level"])])
+                                            chance_max=m["chance"]["level"], keys=(ka, kb))])
             mfig = figures.matched_r_figure(m["pairs"], m["chance"], name_a, name_b)
             o = m["overlap"]
             overlap = html.Div([

@@ -20,6 +20,7 @@ from dash import dcc, html
 from analytics import patterns
 from app import figures, ids
 from app.figures.patterns import matches_figure, passage_figure
+from app.logic.units import unit_href
 from app.reader import Reader
 from app.urlstate import bounded_int, first_value, many_values, model_param
 
@@ -221,6 +222,15 @@ def span_text(tokens: Sequence[str], span: dict | None, offset: int) -> str:
     words = " ".join(tokens[sel[0]:sel[1]])
     more = " (click its last token)" if span.get("pending") else ""
     return f"Span: “{words}”, {sel[1] - sel[0]} token(s) from position {offset + sel[0]}{more}."
+
+
+def unit_links(model: str | None, key: str | None, units: Sequence[int] | None) -> list:
+    """The pattern's units as links to their unit pages."""
+    if not model or not key or ":" not in key or not units:
+        return []
+    layer, state = key.split(":", 1)
+    return ["Unit pages: "] + [dcc.Link(str(u), href=unit_href(model, int(layer), state, int(u)), className="unit-link")
+                               for u in list(units)[:MAX_UNITS]]
 
 
 def shown_units(units: Sequence[int], values: np.ndarray, limit: int = 16) -> list[int]:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from dash import html
+from dash import dcc, html
 
 from app import figures
 from app.figures import projection as pfig
@@ -25,6 +25,7 @@ from app.logic.common import (
     layer_options,
     pick_layer_state,
 )
+from app.logic.units import unit_href
 from app.reader import MAP_STATES, Reader
 from app.urlstate import K_DEFAULT, MAX_PICKED, ViewState, to_query
 
@@ -103,7 +104,7 @@ def map_view(reader: Reader, model: str | None, layer: int | None, state: str | 
         v = reader.map_view(model, int(layer), state, method, int(k or K_DEFAULT))
         if not model_b or layer_b is None:
             return (pfig.word_map_figure(v.words, color, words, drag), pfig.unit_map_figure(v.units, units, drag),
-                    _summary(v, method, _selection_note(words, units)))
+                    _summary(v, method, _selection_note(words, units, (model, int(layer), state, v.k))))
         vb = reader.map_view(model_b, int(layer_b), state, method, int(k or K_DEFAULT))
         names = (f"{model} L{layer}", f"{model_b} L{layer_b}")
         up = reader.unit_pairs((model, int(layer), state), (model_b, int(layer_b), state))
@@ -113,14 +114,15 @@ def map_view(reader: Reader, model: str | None, layer: int | None, state: str | 
                 f"{c['level']:.2f}, {c['above']} of {len(up['pairs'])} pairs above it."]
         return (pfig.paired_word_figure(v.words, vb.words, names, color, words, drag),
                 pfig.paired_unit_figure(v.units, vb.units, up["pairs"], names, units, drag),
-                _summary(v, method, note + _selection_note(words, units)))
+                _summary(v, method, note + _selection_note(words, units, (model, int(layer), state, v.k))))
 
     def failed(a):
         return figures.message_figure("No map."), figures.message_figure("No map."), a
     return guarded(run, failed, reader, PAGE)
 
 
-def _selection_note(words: Sequence[str], units: Sequence[int]) -> list:
+def _selection_note(words: Sequence[str], units: Sequence[int], key: tuple | None = None) -> list:
+    """What is selected; with ``key`` (model, layer, state, k) each unit links to its page."""
     if not words and not units:
         return [html.Br(), html.Span("Click points, or drag a lasso or a box, to select words or units.",
                                      className="muted")]
@@ -128,9 +130,13 @@ def _selection_note(words: Sequence[str], units: Sequence[int]) -> list:
     if words:
         shown = ", ".join(words[:12]) + (f" and {len(words) - 12} more" if len(words) > 12 else "")
         parts.append(f"{len(words)} word(s) selected: {shown}")
-    if units:
+    links: list = []
+    if units and key is not None:
+        links = [" · units: "] + [dcc.Link(str(u), href=unit_href(*key[:3], u, key[3]), className="unit-link")
+                                  for u in units[:20]] + ([" …"] if len(units) > 20 else [])
+    elif units:
         parts.append(f"{len(units)} unit(s): " + ", ".join(map(str, units[:20])) + (" …" if len(units) > 20 else ""))
-    return [html.Br(), html.Span(" · ".join(parts), className="selection-note")]
+    return [html.Br(), html.Span([" · ".join(parts), *links], className="selection-note")]
 
 
 def _points(data: dict | None, axis: str) -> list:

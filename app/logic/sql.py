@@ -107,6 +107,22 @@ SELECT model_id, layer,
 FROM gradient_flow
 GROUP BY ALL
 ORDER BY model_id, layer"""),
+    ("The most NOUN-selective units, with their top contexts", """\
+-- unit_tags: a unit's response per gold POS tag (tagged corpora, e.g. Brown); z = Welch's statistic
+-- against every other token. unit_contexts + corpus_tokens: the words where the unit's value is highest.
+WITH best AS (
+  SELECT model_id, layer, state, unit, round(z, 1) AS z
+  FROM unit_tags WHERE tag = 'NOUN' ORDER BY z DESC LIMIT 5
+)
+SELECT b.model_id, b.layer, b.state, b.unit, b.z, s.description,
+       string_agg(c.word, ' ' ORDER BY u.rank) AS top_words_in_context
+FROM best b
+JOIN unit_summaries s USING (model_id, layer, state, unit)
+JOIN unit_contexts u USING (model_id, layer, state, unit)
+JOIN corpus_tokens c ON c.model_id = u.model_id AND c.position = u.position
+WHERE u.kind = 'h_top' AND u.rank <= 10
+GROUP BY ALL
+ORDER BY b.z DESC"""),
     ("Evaluated sentences and who entered them", """\
 SELECT sentence_id, model_id, text, prediction, round(probability, 3) AS probability, created_by, created_at
 FROM sentences

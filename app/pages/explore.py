@@ -13,7 +13,7 @@ from app import context, ids
 from app.controls import GRAPH_CONFIG, control, model_options
 from app.hosted import auth
 from app.logic import explore as logic
-from app.logic import explore_url
+from app.logic import explore_url, units
 from app.logic.common import (
     analysed_models,
     corrections_alert,
@@ -107,6 +107,8 @@ def _panel(vs, model_opts: list, model: Any, layers: list, layer: Any, states: l
                  className="button-row"),
         dcc.Loading(html.Div(id=ids.EX_SENTENCE_MSG), type="dot"),
         html.Hr(),
+        units.find_box(ids.EX_FIND_TEXT, ids.EX_FIND_MODE, ids.EX_FIND_GO, ids.EX_FIND_RESULTS),
+        html.Hr(),
         html.H4("Download"),
         html.Div([html.Button("Clusters CSV", id=ids.EX_CSV_CLUSTERS, n_clicks=0, className="btn"),
                   html.Button("Detail CSV", id=ids.EX_CSV_DETAIL, n_clicks=0, className="btn")],
@@ -139,7 +141,9 @@ def _main(vs, alert: list) -> html.Main:
                           dcc.Dropdown(id=ids.EX_WORDS, options=[{"label": w, "value": w} for w in vs.words],
                                        value=list(vs.words), multi=True, search_order="original",
                                        placeholder="words to compare (≤ 3): type any word of the vocabulary",
-                                       className="words-dropdown")], className="card-head"),
+                                       className="words-dropdown"),
+                          dcc.Link("", id=ids.EX_UNIT_LINK, href="/unit", className="unit-page-link")],
+                         className="card-head"),
                 html.Div(id=ids.EX_WORDS_MSG),
                 html.Div(id=ids.EX_DETAIL_MSG),
                 dcc.Graph(id=ids.EX_DETAIL, config=GRAPH_CONFIG),
@@ -162,6 +166,17 @@ def _main(vs, alert: list) -> html.Main:
     ], className="main")
 
 
+def _selection(vs, model, layer, state) -> dict:
+    """The URL's unit with its chip (its cluster at k), selected as a click on its cell selects them."""
+    if vs.unit is None:
+        return {}
+    try:
+        units = context.reader().clusters(model, int(layer), state, vs.k).units.set_index("unit")
+        return {"chip": int(units.loc[vs.unit, "cluster"]), "unit": vs.unit}
+    except Exception:  # noqa: BLE001 - no such unit or view: the unit alone, as the page says what is wrong
+        return {"unit": vs.unit}
+
+
 def layout(**query) -> html.Div:
     vs = from_query(query)
     alert, model_opts, model, layers, layer, states, state, clip, kmax = _initial(vs)
@@ -170,7 +185,7 @@ def layout(**query) -> html.Div:
     return html.Div([
         dcc.Location(id=ids.EX_URL, refresh=False),
         dcc.Store(id=ids.EX_SENTENCES, data=list(vs.sentences)),
-        dcc.Store(id=ids.EX_SELECTION, data={"unit": vs.unit} if vs.unit is not None else {}),
+        dcc.Store(id=ids.EX_SELECTION, data=_selection(vs, model, layer, state)),
         dcc.Download(id=ids.EX_DOWNLOAD),
         panel, main,
     ], className="page page-explore")
@@ -290,3 +305,20 @@ def _on_csv(_c, _d, model, layer, state, k, words):
     except Exception as e:  # noqa: BLE001 - an unknown model or analysis: said in the page, nothing downloaded
         return dash.no_update, error_alert(e, r)
     return send_csv(df, f"{model}-L{layer}-{state}-k{k}-clusters.csv"), dash.no_update
+
+
+@callback(Output(ids.EX_UNIT_LINK, "href"), Output(ids.EX_UNIT_LINK, "children"),
+          Input(ids.EX_MODEL, "value"), Input(ids.EX_LAYER, "value"), Input(ids.EX_STATE, "value"),
+          Input(ids.EX_K, "value"), Input(ids.EX_SELECTION, "data"))
+def _on_unit_link(model, layer, state, k, selection):
+    unit = (selection or {}).get("unit")
+    if not model or layer is None or not state or unit is None:
+        return "/unit", ""
+    return units.unit_href(model, layer, state, unit, k), f"unit {unit}'s page →"
+
+
+@callback(Output(ids.EX_FIND_RESULTS, "children"), Input(ids.EX_FIND_GO, "n_clicks"),
+          Input(ids.EX_FIND_TEXT, "n_submit"), State(ids.EX_FIND_TEXT, "value"), State(ids.EX_FIND_MODE, "value"),
+          State(ids.EX_MODEL, "value"), State(ids.EX_K, "value"), prevent_initial_call=True)
+def _on_find(_go, _submit, text, mode, model, k):
+    return units.find_results(context.reader(), model, mode, text, k)

@@ -61,6 +61,7 @@ def layout(**query) -> html.Div:
                 "a unit is 'on' at a token when its value is at least θ"),
         control("Units (proposed from the span; edit freely)", dcc.Dropdown(
             id=ids.PT_UNITS, options=unit_opts, value=list(ps.units), multi=True, placeholder="select a span")),
+        html.Div(id=ids.PT_UNIT_LINKS, className="unit-links small"),
         dcc.Checklist(id=ids.PT_OPTIONS, options=[{"label": " off just before the span", "value": "off"}],
                       value=["off"] if ps.off_before else [], className="checklist"),
         control("Least units matched (empty: all)", dcc.Input(id=ids.PT_MIN, type="number", min=1, step=1,
@@ -187,3 +188,9 @@ def _on_search(_n, model, key, units, theta, span, options, min_units, at, sourc
           Input(ids.PT_SENTENCE, "data"))
 def _on_url(model, key, units, theta, span, options, min_units, at, source, sentence):
     return logic.to_query(logic.state_of(model, key, units, theta, span, options, min_units, at, source, sentence))
+
+
+@callback(Output(ids.PT_UNIT_LINKS, "children"), Input(ids.PT_MODEL, "value"), Input(ids.PT_KEY, "value"),
+          Input(ids.PT_UNITS, "value"))
+def _on_unit_links(model, key, units):
+    return logic.unit_links(model, key, units)

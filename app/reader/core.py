@@ -32,6 +32,7 @@ from app.reader.patterns import PatternsMixin
 from app.reader.projection import ProjectionMixin
 from app.reader.sentences import SentencesMixin
 from app.reader.types import LRU, AnalysisMissingError, ClusterView, LayerData
+from app.reader.units import UnitsMixin
 
 __all__ = ["Reader", "LRU", "AnalysisMissingError", "ClusterView", "LayerData", "CLUSTER_STATES", "MATCH_SHUFFLES",
            "MATCH_SEED", "PURITY_SHUFFLES", "PURITY_SEED", "WEAK_N", "WEAK_Z"]
@@ -43,7 +44,7 @@ PURITY_SHUFFLES, PURITY_SEED = 200, 0  # chance baseline of POS purity (shuffled
 WEAK_N, WEAK_Z = 5, 2.0                # a unit's top word is marked weak below this n or |z|
 
 
-class Reader(SentencesMixin, CompareMixin, LossesMixin, ProjectionMixin, PatternsMixin):
+class Reader(SentencesMixin, CompareMixin, LossesMixin, ProjectionMixin, PatternsMixin, UnitsMixin):
     """Read-only access to one store for the dashboard (sentences in :mod:`app.reader.sentences`, unit
     matching and gradient flow in :mod:`app.reader.compare`)."""
 

@@ -67,6 +67,20 @@ CONTRACT: dict[str, list[tuple[str, str]]] = {
         ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("state", "VARCHAR"), ("unit", "INTEGER"),
         ("position", "INTEGER"), ("value", "FLOAT"),
     ],
+    "unit_contexts": [
+        ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("state", "VARCHAR"), ("unit", "INTEGER"), ("kind", "VARCHAR"),
+        ("rank", "INTEGER"), ("position", "INTEGER"), ("value", "FLOAT"),
+    ],
+    "unit_summaries": [
+        ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("state", "VARCHAR"), ("unit", "INTEGER"), ("n", "BIGINT"),
+        ("mean", "DOUBLE"), ("std", "DOUBLE"), ("top_words", "VARCHAR"), ("bottom_words", "VARCHAR"),
+        ("top_tag", "VARCHAR"), ("top_tag_z", "DOUBLE"), ("bottom_tag", "VARCHAR"), ("bottom_tag_z", "DOUBLE"),
+        ("description", "VARCHAR"),
+    ],
+    "unit_tags": [
+        ("model_id", "VARCHAR"), ("layer", "INTEGER"), ("state", "VARCHAR"), ("unit", "INTEGER"), ("tag", "VARCHAR"),
+        ("n", "BIGINT"), ("mean", "DOUBLE"), ("std", "DOUBLE"), ("z", "DOUBLE"),
+    ],
     "word_loss": [
         ("model_id", "VARCHAR"), ("word_id", "INTEGER"), ("word", "VARCHAR"), ("n", "BIGINT"),
         ("nll_mean", "DOUBLE"), ("nll_std", "DOUBLE"),
@@ -165,6 +179,21 @@ def full_model(root: Path, model_id: str, **kw) -> dict[str, pd.DataFrame]:
         "token_states": pd.DataFrame(      # values that float16 holds exactly
             dict(model_id=model_id, layer=1, state="h", unit=[0, 0, 1, 1], position=[0, 1, 0, 1],
                  value=[0.5, -0.25, 0.125, 1.0])
+        ),
+        "unit_contexts": pd.DataFrame(
+            dict(model_id=model_id, layer=1, state="h", unit=0, kind=["h_top", "h_top", "h_bottom"],
+                 rank=[1, 2, 1], position=[0, 2, 1], value=[0.5, 0.25, -0.25])
+        ),
+        "unit_summaries": pd.DataFrame(
+            dict(model_id=model_id, layer=1, state="h", unit=[0, 1], n=4, mean=[0.1, -0.1], std=0.5,
+                 top_words="w0, w1", bottom_words="w1, w0", top_tag=["NOUN", None], top_tag_z=[3.5, None],
+                 bottom_tag=["VERB", None], bottom_tag_z=[-3.25, None],
+                 description=["+ on NOUN (z 3.5); − on VERB (z -3.2); top: w0, w1; bottom: w1, w0",
+                              "top: w0, w1; bottom: w1, w0"])
+        ),
+        "unit_tags": pd.DataFrame(
+            dict(model_id=model_id, layer=1, state="h", unit=0, tag=["NOUN", "VERB"], n=[2, 2], mean=[0.5, -0.5],
+                 std=0.25, z=[3.5, -3.25])
         ),
         "word_loss": pd.DataFrame(
             dict(model_id=model_id, word_id=[0, 1, 4], word=["w0", "w4", "w1"], n=[1, 1, 1],

@@ -98,7 +98,8 @@ def test_planted_units_found_through_the_store(tmp_path):
     row.update(model_id="planted", name="planted", task="lm", cell="rnn", layers=1, hidden_size=H)
     with store.write_partition(tmp_path, "models", "planted") as w:
         w.write("models", pd.DataFrame([row]))
-        col.write(w, "planted", ids, vocab)
+        ts.write_corpus_tokens(w, "planted", ids, vocab)
+        col.write(w, "planted")
     con = store.connect(tmp_path)
     info = ts.info(con, "planted")
     series = ts.unit_series(con, "planted", 0, "h", PLANTED, info.tokens)

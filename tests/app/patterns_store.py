@@ -43,5 +43,6 @@ def build_planted_store(root: Path) -> Path:
         w.write("vocab", pd.DataFrame({"model_id": MODEL, "word_id": np.arange(len(vocab)), "word": vocab,
                                        "freq": np.bincount(ids, minlength=len(vocab)),
                                        "pos": [tags.get(v) for v in vocab]}))
-        col.write(w, MODEL, ids, vocab)
+        ts.write_corpus_tokens(w, MODEL, ids, vocab)
+        col.write(w, MODEL)
     return root
