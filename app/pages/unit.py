@@ -9,7 +9,7 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, callback, dcc, html
 
-from app import context, ids
+from app import context, ids, notes_panel
 from app.logic import units as logic
 from app.logic.common import corrections_alert, default_model, error_alert
 from app.urlstate import from_query
@@ -32,7 +32,16 @@ def _content(vs) -> tuple[list, str | None]:
     notes = list(vs.notes)
     if (vs.layer, vs.state, vs.unit) != (layer, state, unit):
         notes.append(f"showing layer {layer}, state {state}, unit {unit}")
-    return corrections_alert(notes) + logic.page(r, vs, model, layer, state, unit), model
+    body = logic.page(r, vs, model, layer, state, unit)
+    body.insert(2, notes_panel.panel(_note_target(r, vs, model, layer, state, unit), "Team notes on this unit"))
+    return corrections_alert(notes) + body, model
+
+
+def _note_target(r, vs, model: str, layer: int, state: str, unit: int) -> dict:
+    """What the notes panel notes: this unit, and its cluster at the URL's k."""
+    units = r.clusters(model, layer, state, vs.k).units.set_index("unit")
+    return {"model_id": model, "layer": layer, "state": state, "k": vs.k, "cluster": int(units.loc[unit, "cluster"]),
+            "unit": unit}
 
 
 def layout(**query) -> html.Div:
