@@ -1,8 +1,9 @@
 """The team-notes panel (the Unit page's and the Models page's): the notes on what the page shows, a search over
 every note's body, and for members a form to add one (or edit their own).
 
-Layout and wiring only; the rights and the rows are :mod:`app.logic.notes`'. The callbacks are registered once,
-when a page that shows the panel imports this module.
+Layout and wiring only; the rights and the rows are :mod:`app.logic.notes`'. :func:`register` adds the panel's
+callbacks; one page module (the Unit page's) calls it, as Dash runs every page module again for each app it
+makes, so each app gets them once (a callback serves every page that shows the panel).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from app.hosted import auth
 from app.logic import notes as logic
 from app.logic.common import error_alert
 
-__all__ = ["panel"]
+__all__ = ["panel", "register"]
 
 
 def panel(target: dict | None, title: str = "Team notes", extra: Any = None) -> html.Section:
@@ -54,12 +55,18 @@ def _fired() -> tuple[Any, Any]:
     return ctx.triggered_id, first.get("value")
 
 
-@callback(Output(ids.NOTES_MSG, "children"), Output(ids.NOTES_LIST, "children"), Output(ids.NOTES_BODY, "value"),
-          Output(ids.NOTES_EDITING, "data"),
-          Input(ids.NOTES_SAVE, "n_clicks"), Input({"type": ids.NOTES_EDIT, "index": ALL}, "n_clicks"),
-          Input({"type": ids.NOTES_DELETE, "index": ALL}, "n_clicks"),
-          State(ids.NOTES_TARGET, "data"), State(ids.NOTES_KIND, "value"), State(ids.NOTES_BODY, "value"),
-          State(ids.NOTES_EDITING, "data"), State(ids.NOTES_SEARCH, "value"), prevent_initial_call=True)
+def register() -> None:
+    """Add the panel's callbacks to the app being made (call from one page module)."""
+    callback(Output(ids.NOTES_MSG, "children"), Output(ids.NOTES_LIST, "children"), Output(ids.NOTES_BODY, "value"),
+             Output(ids.NOTES_EDITING, "data"),
+             Input(ids.NOTES_SAVE, "n_clicks"), Input({"type": ids.NOTES_EDIT, "index": ALL}, "n_clicks"),
+             Input({"type": ids.NOTES_DELETE, "index": ALL}, "n_clicks"),
+             State(ids.NOTES_TARGET, "data"), State(ids.NOTES_KIND, "value"), State(ids.NOTES_BODY, "value"),
+             State(ids.NOTES_EDITING, "data"), State(ids.NOTES_SEARCH, "value"), prevent_initial_call=True)(_on_action)
+    callback(Output(ids.NOTES_LIST, "children", allow_duplicate=True), Input(ids.NOTES_SEARCH, "value"),
+             Input(ids.NOTES_TARGET, "data"), prevent_initial_call=True)(_on_search)
+
+
 def _on_action(_save, _edit, _delete, target, kind, body, editing, search):
     """Save (add, or replace the note being edited), Edit (fill the form) or Remove (a list that redraws its
     buttons presses none)."""
@@ -82,8 +89,6 @@ def _on_action(_save, _edit, _delete, target, kind, body, editing, search):
     return no_update, no_update, no_update, no_update
 
 
-@callback(Output(ids.NOTES_LIST, "children", allow_duplicate=True), Input(ids.NOTES_SEARCH, "value"),
-          Input(ids.NOTES_TARGET, "data"), prevent_initial_call=True)
 def _on_search(search, target):
     """The notes on the target, or every note holding the search text (any role)."""
     try:

@@ -15,6 +15,7 @@ from app.logic.common import corrections_alert, default_model, error_alert
 from app.urlstate import from_query
 
 dash.register_page(__name__, path="/unit", name="Unit", title="RNNVis · Unit", order=2.7)
+notes_panel.register()   # the notes panel's callbacks, once per app (they serve the Models page's panel too)
 
 
 def _content(vs) -> tuple[list, str | None]:
