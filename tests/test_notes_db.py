@@ -88,3 +88,18 @@ def test_a_deleted_models_notes_go_with_it_and_no_other(metadata_db):
     assert set(notes.query(db)["model_id"]) == {"kept"} and len(notes.query(db)) == 3
     with db.read() as con:                                               # independently of query()
         assert con.execute(sa.text("SELECT count(*) FROM notes WHERE model_id = 'gone'")).scalar() == 0
+
+
+def test_rnnvis_delete_takes_the_models_notes(metadata_db, capsys):
+    from analytics.metadb import audit
+    from app.cli import main
+    from models.checkpoint import checkpoint_file
+    root = metadata_db.root
+    ckpt = checkpoint_file(root, "m-gone")          # a checkpoint alone is a model `rnnvis delete` deletes
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    ckpt.write_bytes(b"not really a checkpoint")
+    notes.add(root, Target("m-gone", 0, "h", unit=1), "bye", "ann")
+    notes.add(root, Target("m-kept"), "stays", "ann")
+    assert main(["--store", str(root), "delete", "m-gone"]) == 0 and "deleted m-gone" in capsys.readouterr().out
+    assert list(notes.query(root)["body"]) == ["stays"]
+    assert audit.query(root, action="model deleted")["details"][0] == "rnnvis delete; 1 notes removed"
