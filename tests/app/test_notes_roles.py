@@ -179,3 +179,18 @@ def test_a_deleted_models_notes_go_with_it(hosted):
     assert r.status_code == 200 and f"Deleted model {MODEL}" in r.get_data(as_text=True)
     assert list(_rows(root)["body"]) == ["on the gru"]
     assert "1 notes removed" in audit.query(root, action="model deleted")["details"][0]
+
+
+def test_signing_in_returns_to_the_whole_address_asked_for(hosted):
+    """The sign-in keeps every parameter of the page asked for (a unit page's layer, state, unit and k)."""
+    app, _ = hosted
+    c = app.server.test_client()
+    asked = "/unit?model=tiny-lstm&layer=0&state=h&unit=3&k=4"
+    r = c.get(asked)
+    assert r.status_code == 302
+    page = c.get(r.headers["Location"]).text
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    back = re.search(r'name="next" value="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert back == asked
+    r = c.post("/login", data={"username": "mo", "password": PASSWORDS["mo"][1], "csrf": token, "next": back})
+    assert r.status_code == 303 and r.headers["Location"].endswith(asked)
