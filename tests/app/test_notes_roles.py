@@ -194,3 +194,17 @@ def test_signing_in_returns_to_the_whole_address_asked_for(hosted):
     assert back == asked
     r = c.post("/login", data={"username": "mo", "password": PASSWORDS["mo"][1], "csrf": token, "next": back})
     assert r.status_code == 303 and r.headers["Location"].endswith(asked)
+
+
+def test_open_mode_the_local_user_writes_edits_and_removes(metadata_db, tiny_store):
+    """Without sign-in (open mode) the one local user may do everything; the notes carry 'local'."""
+    root = metadata_db.root
+    shutil.copytree(tiny_store, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".staging", ".rnnvis.sqlite*"))
+    app = create_app(Settings(store=root))
+    c = app.server.test_client()
+    c.get("/healthz")                          # Dash takes in the callbacks at its first request
+    assert "Note added" in _act(app, c, ids.NOTES_SAVE, body="local note")["msg"]
+    note = int(_rows(root)["id"][0])
+    assert _rows(root)["author"][0] == "local"
+    assert _act(app, c, (ids.NOTES_EDIT, note))["value"] == "local note"
+    assert "Note removed" in _act(app, c, (ids.NOTES_DELETE, note))["msg"] and _rows(root).empty
