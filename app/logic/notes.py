@@ -45,8 +45,10 @@ def kind_options(target: store.Target | None) -> list[dict[str, str]]:
         return []
     if target.unit is None:
         return [{"label": f" the model {target.model_id}", "value": "model"}]
-    return [{"label": f" unit {target.unit}", "value": "unit"},
-            {"label": f" its cluster H{target.cluster} (k={target.k})", "value": "cluster"}]
+    unit = [{"label": f" unit {target.unit}", "value": "unit"}]
+    if target.cluster is None:
+        return unit
+    return unit + [{"label": f" its cluster H{target.cluster} (k={target.k})", "value": "cluster"}]
 
 
 def _checked(reader: Reader, target: store.Target | None, kind: str | None) -> store.Target:

@@ -40,9 +40,13 @@ def _content(vs) -> tuple[list, str | None]:
 
 def _note_target(r, vs, model: str, layer: int, state: str, unit: int) -> dict:
     """What the notes panel notes: this unit, and its cluster at the URL's k."""
-    units = r.clusters(model, layer, state, vs.k).units.set_index("unit")
-    return {"model_id": model, "layer": layer, "state": state, "k": vs.k, "cluster": int(units.loc[unit, "cluster"]),
-            "unit": unit}
+    target = {"model_id": model, "layer": layer, "state": state, "k": vs.k, "unit": unit}
+    try:
+        units = r.clusters(model, layer, state, vs.k).units.set_index("unit")
+        target["cluster"] = int(units.loc[unit, "cluster"])
+    except Exception:  # noqa: BLE001 - no clusters at this k: the unit alone (the page says what is missing)
+        pass
+    return target
 
 
 def layout(**query) -> html.Div:

@@ -9,6 +9,7 @@ import shutil
 import pytest
 from selenium.webdriver.common.actions.action_builder import ActionBuilder  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 
 from tests.app.dispatching import request_body
 from tests.app.test_browser import _graph_js, idle, js, new_driver, serve_in_thread, wait
@@ -118,3 +119,21 @@ def test_a_viewer_reads_notes_gets_no_form_and_a_forged_save_is_refused(hosted, 
         " body: arguments[0]}).then(r => r.text()).then(done, e => done(String(e)));", json.dumps(req))
     assert "Only members and admins can do this; you are signed in as vic (viewer)." in answer, answer
     assert "forged" not in list(notes.query(root)["body"])
+
+
+def test_models_page_notes_a_model_and_finds_notes_by_search(hosted, browser):
+    base, _app, _root = hosted
+    d = browser
+    _sign_in(d, base, "mo", "member-pass-1", "/")
+    wait(d, lambda d: d.find_elements(By.ID, "notes-body"), what="the notes form")
+    idle(d)
+    _type(d.find_element(By.ID, "notes-body"), "trained on the small corpus")
+    d.find_element(By.ID, "notes-save").click()
+    wait(d, lambda d: "Note added on model" in d.find_element(By.ID, "notes-msg").text, what="the note saved")
+    wait(d, lambda d: "trained on the small corpus" in [e.text for e in d.find_elements(By.CSS_SELECTOR, ".note-body")],
+         what="the note listed")
+    search = d.find_element(By.ID, "notes-search")
+    search.send_keys("SMALL CORPUS")
+    search.send_keys(Keys.ENTER)
+    wait(d, lambda d: "notes hold “SMALL CORPUS”" in d.find_element(By.ID, "notes-list").text, what="the search")
+    assert [e.text for e in d.find_elements(By.CSS_SELECTOR, ".note-body")] == ["trained on the small corpus"]
