@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from analytics.schema import ADMIN_VIEWS, KINDS, VIEWS, Kind, View
+from analytics.schema import ADMIN_VIEWS, KINDS, TEAM_VIEWS, VIEWS, Kind, View
 
 __all__ = ["DOC_PATH", "main", "render"]
 
@@ -27,6 +27,12 @@ These are the views that `analytics.store.connect()` creates on every connection
 names, their order and their types are a contract: new columns are only ever appended at
 the end of a view. How the files behind the views are written and replaced:
 [architecture.md](architecture.md#the-store).
+"""
+
+_TEAM_HEADER = """\
+## Team tables
+
+Every role's SQL console also sees these tables of the metadata database.
 """
 
 _ADMIN_HEADER = """\
@@ -83,9 +89,10 @@ def _view_section(v: View) -> str:
 def render() -> str:
     """The whole page as Markdown."""
     views = "\n".join(_view_section(v) for v in VIEWS.values())
+    team = "\n".join(_view_section(v) for v in TEAM_VIEWS.values())
     admin = "\n".join(_view_section(v) for v in ADMIN_VIEWS.values())
-    return "\n".join([_HEADER, _kinds_table(list(KINDS.values())), "## Views\n", views, _ADMIN_HEADER,
-                      admin]).rstrip("\n") + "\n"
+    return "\n".join([_HEADER, _kinds_table(list(KINDS.values())), "## Views\n", views, _TEAM_HEADER, team,
+                      _ADMIN_HEADER, admin]).rstrip("\n") + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

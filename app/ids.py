@@ -229,6 +229,19 @@ ADMIN_AUDIT_WHO = "admin-audit-who"
 ADMIN_AUDIT_TEXT = "admin-audit-text"
 ADMIN_AUDIT_REFRESH = "admin-audit-refresh"
 
+# -- team notes (one panel: the Unit page's and the Models page's)
+NOTES_TARGET = "notes-target"            # dcc.Store: {model_id, layer, state, k, cluster, unit} the panel notes
+NOTES_KIND = "notes-kind"                # what a new note is on: "model" | "cluster" | "unit"
+NOTES_BODY = "notes-body"
+NOTES_SAVE = "notes-save"
+NOTES_EDITING = "notes-editing"          # dcc.Store: the id of the note being edited, or None
+NOTES_MSG = "notes-msg"
+NOTES_LIST = "notes-list"
+NOTES_SEARCH = "notes-search"
+NOTES_EDIT = "notes-edit"                # pattern type of a note's Edit button: {"type": NOTES_EDIT, "index": id}
+NOTES_DELETE = "notes-delete"            # pattern type of a note's Remove button
+NOTES_MODEL = "notes-model"              # the Models page's pick of the model to note
+
 
 #: Components whose events are actions, with the least role allowed to trigger them. The hosted-mode gate
 #: (:mod:`app.hosted.auth`) refuses a callback fed by any of them (a pattern id by its ``type``) to a user below that
@@ -238,4 +251,5 @@ ACTION_ROLES: dict[str, str] = {
     JOBS_CORPUS_MINE: "member",
     JOBS_BYOM_WEIGHTS: "member", JOBS_BYOM_VOCAB: "member", EX_ABLATE: "member",
     ADMIN_ADD: "admin", ADMIN_SET_ROLE: "admin", ADMIN_REMOVE: "admin", ADMIN_DELETE_MODEL: "admin",
+    NOTES_SAVE: "member", NOTES_EDIT: "member", NOTES_DELETE: "member",
 }

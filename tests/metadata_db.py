@@ -19,7 +19,7 @@ from analytics import metadb
 
 #: The server's maintenance database (the throwaway one is created from here).
 SERVER = os.environ.get("RNNVIS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-_TABLES = ("audit", "claims", "imported", "jobs", "saved_queries", "sessions", "users")
+_TABLES = ("audit", "claims", "imported", "jobs", "notes", "saved_queries", "sessions", "users")
 
 
 @dataclass

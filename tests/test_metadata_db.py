@@ -33,7 +33,7 @@ def test_the_backend_is_the_one_asked_for_and_at_the_newest_migration(metadata_d
     else:
         assert not metadb.sqlite_path(metadata_db.root).exists()  # nothing of it in the store
     with db.read() as con:
-        assert con.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+        assert con.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0002"
     db.migrate()  # at head already: nothing to do, no error
 
 

@@ -1,4 +1,4 @@
-"""The metadata database: users, sessions, saved queries, job records, model-id claims and the audit log.
+"""The metadata database: users, sessions, saved queries, job records, model-id claims, the audit log and team notes.
 
 One relational database behind this package, for the web app (:mod:`app.hosted`), the workers
 (:mod:`workers.jobdb`) and the SQL console (:mod:`analytics.saved_queries`, the admins' ``audit`` table):
@@ -8,11 +8,12 @@ The store itself stays Parquet + DuckDB.
 - :mod:`.engine`: which database, one engine per process, migrations at first open, the write lock;
 - :mod:`.tables`: the tables (SQLAlchemy Core);
 - :mod:`.legacy`: importing the JSON files and ``.jobs.sqlite`` of older versions, once;
-- :mod:`.audit`: the audit log.
+- :mod:`.audit`: the audit log;
+- :mod:`.notes`: the team's notes on models, clusters and units.
 """
 from __future__ import annotations
 
-from analytics.metadb import audit, legacy, tables
+from analytics.metadb import audit, legacy, notes, tables
 from analytics.metadb.engine import (
     SQLITE_NAME,
     URL_ENV,
@@ -25,4 +26,4 @@ from analytics.metadb.engine import (
 )
 
 __all__ = ["Database", "for_store", "open_url", "forget", "sqlite_path", "journal_mode", "URL_ENV", "SQLITE_NAME",
-           "audit", "legacy", "tables"]
+           "audit", "legacy", "notes", "tables"]

@@ -1,9 +1,9 @@
 """The audit log: who did what, when, to what; one row of the ``audit`` table per event.
 
 Recorded: every job submitted, cancelled or failed; every model deleted or imported; every user added,
-removed or given another role; every sign-in refused by the throttle (a burst of failures). Admins read it
-on the Admin page (filterable) and in SQL (``audit``, admins only: :mod:`analytics.sandbox` adds it to an
-admin's query process and refuses it to anyone else).
+removed or given another role; every sign-in refused by the throttle (a burst of failures); every note an
+admin removed that was someone else's. Admins read it on the Admin page (filterable) and in SQL (``audit``,
+admins only: :mod:`analytics.sandbox` adds it to an admin's query process and refuses it to anyone else).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ __all__ = ["ACTIONS", "COLUMNS", "record", "record_burst", "query", "MAX_ROWS"]
 
 #: Every action the log records.
 ACTIONS = ("job submitted", "job cancelled", "job failed", "model deleted", "model imported", "user added",
-           "user removed", "user role changed", "sign-in throttled")
+           "user removed", "user role changed", "sign-in throttled", "note removed")
 COLUMNS = ("happened_at", "who", "action", "target", "details")
 #: The most rows one read returns (the Admin page, an admin's SQL query).
 MAX_ROWS = 100_000

@@ -12,7 +12,7 @@ from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, Tabl
 from analytics.schema import view
 
 __all__ = ["metadata", "users", "sessions", "saved_queries", "jobs", "claims", "audit", "imported",
-           "JOB_TYPES"]
+           "notes", "JOB_TYPES"]
 
 metadata = MetaData()
 
@@ -76,4 +76,21 @@ imported = Table(
     Column("source", Text, primary_key=True),
     Column("at", Float, nullable=False),
     Column("rows", Integer, nullable=False),
+)
+
+#: Team notes (:mod:`analytics.metadb.notes`): on a model (layer..unit NULL), a cluster (layer, state, k, cluster)
+#: or a unit (layer, state, unit).
+notes = Table(
+    "notes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Text, nullable=False, index=True),
+    Column("layer", Integer),
+    Column("state", Text),
+    Column("k", Integer),
+    Column("cluster", Integer),
+    Column("unit", Integer),
+    Column("body", Text, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),  # microseconds since the epoch, UTC
+    Column("edited_at", BigInteger),
 )

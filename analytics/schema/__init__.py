@@ -19,6 +19,7 @@ from .outcomes import OUTCOME_VIEWS
 from .probes import PROBE_VIEWS
 from .records import ADMIN_VIEWS as _ADMIN_VIEW_LIST
 from .records import RECORD_VIEWS
+from .records import TEAM_VIEWS as _TEAM_VIEW_LIST
 
 __all__ = [
     "Column",
@@ -26,6 +27,7 @@ __all__ = [
     "Kind",
     "VIEWS",
     "ADMIN_VIEWS",
+    "TEAM_VIEWS",
     "KINDS",
     "view",
     "kind_of",
@@ -39,6 +41,9 @@ VIEWS: dict[str, View] = {v.name: v for v in _VIEW_LIST}
 
 #: Tables of the metadata database that only an admin's SQL console sees, by name (not store views).
 ADMIN_VIEWS: dict[str, View] = {v.name: v for v in _ADMIN_VIEW_LIST}
+
+#: Tables of the metadata database that every role's SQL console sees, by name (not store views).
+TEAM_VIEWS: dict[str, View] = {v.name: v for v in _TEAM_VIEW_LIST}
 
 #: Partition kinds, by name.
 KINDS: dict[str, Kind] = {

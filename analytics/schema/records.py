@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .base import View, cols
 
-__all__ = ["RECORD_VIEWS", "ADMIN_VIEWS"]
+__all__ = ["RECORD_VIEWS", "ADMIN_VIEWS", "TEAM_VIEWS"]
 
 RECORD_VIEWS: tuple[View, ...] = (
     View(
@@ -51,12 +51,36 @@ ADMIN_VIEWS: tuple[View, ...] = (
             ("who", "VARCHAR", "Who did it: a user, 'cli' or the command-line user, a worker; for a throttled "
                                "sign-in, the account name that was tried."),
             ("action", "VARCHAR", "'job submitted', 'job cancelled', 'job failed', 'model deleted', 'model "
-                                  "imported', 'user added', 'user removed', 'user role changed' or 'sign-in "
-                                  "throttled'."),
+                                  "imported', 'user added', 'user removed', 'user role changed', 'sign-in "
+                                  "throttled' or 'note removed' (an admin removed someone's note)."),
             ("target", "VARCHAR", "What it was done to: a job id, a model id, a user name, or the address a "
                                   "throttled sign-in came from."),
             ("details", "VARCHAR", "More, as JSON text or a short note (a job's kind and model, an error, the "
                                    "old and new role, the throttle's reason)."),
+        ),
+    ),
+)
+
+#: Tables of the metadata database that every role's SQL console sees: kind ``metadata``, no Parquet;
+#: the app adds them to a query process as in-memory tables, like the admins' ``audit``.
+TEAM_VIEWS: tuple[View, ...] = (
+    View(
+        name="notes",
+        kind="metadata",
+        grain="note",
+        description="The team's notes (every role reads them): plain text a member attached to a model, to a "
+                    "cluster (layer, state, k, cluster) or to a unit (layer, state, unit); a model's notes go "
+                    "when it is deleted; the newest 100,000 notes.",
+        columns=cols(
+            ("model_id", "VARCHAR", "The model the note is on."),
+            ("layer", "INTEGER", "Layer of the cluster or unit noted; NULL for a note on the model."),
+            ("state", "VARCHAR", "State ('h', 'c', ...) of the cluster or unit noted; NULL for a note on the model."),
+            ("k", "INTEGER", "Number of clusters the noted cluster was one of; NULL unless a cluster note."),
+            ("cluster", "INTEGER", "The cluster noted (H0, H1, ... at k); NULL unless a cluster note."),
+            ("unit", "INTEGER", "The unit noted; NULL unless a unit note."),
+            ("body", "VARCHAR", "The note, plain text, at most 2,000 characters."),
+            ("author", "VARCHAR", "Who wrote it ('local' in open mode)."),
+            ("created_at", "TIMESTAMP", "When it was written (UTC)."),
         ),
     ),
 )

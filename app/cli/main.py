@@ -155,9 +155,10 @@ def cmd_delete(args) -> int:
     ckpt.unlink(missing_ok=True)
     from workers.claims import release_model_id
     release_model_id(root, args.model_id)
-    from analytics.metadb import audit
+    from analytics.metadb import audit, notes
+    gone = notes.remove_model(root, args.model_id)   # its notes go with it
     audit.record(root, os.environ.get("RNNVIS_USER") or getpass.getuser(), "model deleted", args.model_id,
-                 "rnnvis delete")
+                 f"rnnvis delete; {gone} notes removed" if gone else "rnnvis delete")
     print(f"deleted {args.model_id}")
     return 0
 

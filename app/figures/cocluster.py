@@ -188,10 +188,11 @@ def _unit_traces(lay: Layout, hot_chips: set[int], opts: CoclusterOptions) -> li
     u = lay.units
     u_unit, u_clu = u["unit"].to_numpy(), u["cluster"].to_numpy()
     marker, resp_text = _cell_marker(lay, hot_chips, opts)
+    notes = {int(a): f"<br>✎ {_note_hover(t)}" for a, t in opts.unit_notes.items()}
     cells = scatter_trace(
         x=lay.ux.tolist(), y=lay.uy.tolist(), mode="markers", marker=marker, showlegend=False, name="units",
         customdata=[["unit", int(a), int(b)] for a, b in zip(u_unit, u_clu)],
-        hovertext=[f"unit {a} · cluster H{b}<br>strength {s:.4g}{r}"
+        hovertext=[f"unit {a} · cluster H{b}<br>strength {s:.4g}{r}{notes.get(int(a), '')}"
                    for a, b, s, r in zip(u_unit, u_clu, u["strength"], resp_text)], hoverinfo="text")
     sizes = lay.sizes
     labels = scatter_trace(
@@ -201,7 +202,24 @@ def _unit_traces(lay: Layout, hot_chips: set[int], opts: CoclusterOptions) -> li
         customdata=[["chip", int(j)] for j in lay.chip_top], hoverinfo="text",
         hovertext=[f"unit cluster H{j}: {counted(sizes[j], 'unit')} (click to highlight)" for j in lay.chip_top],
         showlegend=False, name="chips")
-    return [cells, labels]
+    return [cells, labels] + _note_markers(lay, opts)
+
+
+def _note_hover(text: str) -> str:
+    """Notes (plain text, one a line) as hover text: escaped, so a '<b>' in a note shows as typed."""
+    return "<br>".join(esc(line) for line in text.split("\n"))
+
+
+def _note_markers(lay: Layout, opts: CoclusterOptions) -> list[dict]:
+    """A ✎ marker left of the label of each chip with notes, the notes on hover."""
+    noted = [j for j in lay.chip_top if j in opts.chip_notes]
+    if not noted:
+        return []
+    return [scatter_trace(
+        x=[-0.55] * len(noted), y=[lay.chip_top[j] - 0.75 for j in noted], mode="text", text=["✎"] * len(noted),
+        textfont=dict(size=13, color="#e65100"), customdata=[["chip", int(j)] for j in noted], hoverinfo="text",
+        hovertext=[f"notes on H{j}:<br>{_note_hover(opts.chip_notes[j])}" for j in noted], showlegend=False,
+        name="notes")]
 
 
 def _word_points(lay: Layout, hot_clouds: set[int], opts: CoclusterOptions) -> dict[str, list]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -55,6 +55,8 @@ class CoclusterOptions:
     pos_legend: bool = True
     purity: pd.DataFrame | None = None
     glyphs: tuple[dict, ...] = ()
+    chip_notes: dict[int, str] = field(default_factory=dict)
+    unit_notes: dict[int, str] = field(default_factory=dict)
 
 
 def _chip_columns(sizes: np.ndarray) -> int:

@@ -215,7 +215,7 @@ def install(app: dash.Dash, settings: Settings) -> None:
             if _is_api(path) or req.method != "GET":
                 return flask.jsonify({"error": "sign in first", "login": "/login"}), 401
             target = req.full_path if req.query_string else path
-            return flask.redirect(f"/login?next={quote(target, safe='/?=&')}", 302)
+            return flask.redirect(f"/login?next={quote(target, safe='/')}", 302)  # the whole query in next
         # the role's body cap before anything reads the body (viewers never upload)
         too_big = security.refuse_large_body(member_cap if user.can("member") else security.VIEWER_MAX_BODY)
         if too_big is not None:

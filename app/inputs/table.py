@@ -46,6 +46,8 @@ CLICK_DATA = Json(max_depth=8, max_nodes=5_000)
 SELECTED_DATA = Json(max_depth=8, max_nodes=200_000)
 #: A training setting as the form sends it: a number, or the text of a choice or a number (planning checks it).
 FORM_VALUE = AnyOf((Number(-1e308, 1e308), Text(64)))
+#: A note's body as typed: longer than the 2,000 characters kept, so the server can cut it and say so
+NOTE_BODY = Text(20_000)
 FIND_TEXT = Text(100)                            # the Find units box's maxLength
 FIND_MODE = Text(8, choices=FIND_MODES)
 FREE_TEXT = {name: Text(max(1024, 4 * most)) for name, most in TEXT_FIELDS.items()}
@@ -111,7 +113,19 @@ def _declared() -> list[tuple[str | dict, str, Spec]]:
         (ids.PT_OPTIONS, "value", ListOf(Text(8, choices=("off",)), 1)), (ids.PT_MIN, "value", Number(-2**31, 2**31)),
         (ids.PT_SEARCH, "n_clicks", CLICKS),
     ]
-    return shell + models + explore + unit + compare + projection + patterns + _jobs() + _sql_admin()
+    return shell + models + explore + unit + compare + projection + patterns + _jobs() + _sql_admin() + _notes()
+
+
+def _notes() -> list[tuple[str | dict, str, Spec]]:
+    target = Record({"model_id": MODEL, "layer": LAYER, "state": STATE, "k": K,
+                     "cluster": Number(0, K_MAX, integer=True), "unit": UNIT})
+    return [
+        (ids.NOTES_TARGET, "data", target), (ids.NOTES_KIND, "value", Text(8, choices=("model", "cluster", "unit"))),
+        (ids.NOTES_BODY, "value", NOTE_BODY), (ids.NOTES_SAVE, "n_clicks", CLICKS),
+        (ids.NOTES_EDITING, "data", Number(0, 2**62, integer=True)), (ids.NOTES_SEARCH, "value", Text(200)),
+        ({"type": ids.NOTES_EDIT, "index": ALL}, "n_clicks", CLICKS),
+        ({"type": ids.NOTES_DELETE, "index": ALL}, "n_clicks", CLICKS), (ids.NOTES_MODEL, "value", MODEL),
+    ]
 
 
 def _jobs() -> list[tuple[str | dict, str, Spec]]:

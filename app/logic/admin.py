@@ -7,7 +7,7 @@ from typing import Any
 from dash import html
 
 from analytics import store
-from analytics.metadb import audit
+from analytics.metadb import audit, notes
 from app.hosted import auth
 from app.logic.common import alert
 from app.reader import Reader
@@ -46,7 +46,9 @@ def act(users: auth.UserStore | None, reader: Reader, action: str | None, *, new
         store.delete_partition(reader.root, "models", model)
         checkpoint_file(Path(reader.root), model).unlink(missing_ok=True)
         release_model_id(reader.root, model)
-        audit.record(reader.root, me.name, "model deleted", model, "Admin page")
+        gone = notes.remove_model(reader.root, model)   # its notes go with it
+        audit.record(reader.root, me.name, "model deleted", model,
+                     f"Admin page; {gone} notes removed" if gone else "Admin page")
         return alert(f"Deleted model {model}.", kind="info")
     if users is None:
         return alert("Open mode has no users to manage.", kind="info")

@@ -16,6 +16,7 @@ import pandas as pd
 from dash import html
 
 from app import figures
+from app.logic import notes as team_notes
 from app.logic.common import (
     STATE_LABELS,
     alert,
@@ -98,6 +99,7 @@ def cluster_view(reader: Reader, model: str | None, layer: int | None, state: st
         glyphs = _glyphs_of(reader, model, int(layer), state, view.k, sentences) if "glyphs" in (options or []) else ()
         pos, align = _opts(options)
         sel = selection or {}
+        noted = team_notes.chip_notes(reader.root, model, int(layer), state, view.k)   # the team's notes
         opts = figures.CoclusterOptions(
             nwords=int(nwords or 20), stroke=float(stroke or 1.0),
             links=tuple(links) if links else (0.0, 1.0), pos=pos, align=align,
@@ -106,7 +108,7 @@ def cluster_view(reader: Reader, model: str | None, layer: int | None, state: st
             selected_words=tuple(words_l), chip=sel.get("chip"), cloud=sel.get("cloud"), purity=pur["clusters"],
             highlight_units=(int(sel["unit"]),) if sel.get("unit") is not None else (),   # the unit picked: outlined
             glyphs=glyphs, cloud_width=figures.CLOUD_W * (0.6 if glyphs else 1.0),   # glyphs: narrower clouds
-            link_gap=figures.LINK_GAP * (0.7 if glyphs else 1.0))
+            link_gap=figures.LINK_GAP * (0.7 if glyphs else 1.0), chip_notes=noted[0], unit_notes=noted[1])
         fig = figures.cocluster_figure(view.words, view.units, view.edges, opts)
         return fig, _cluster_summary(model, state, k, view, pur)
 

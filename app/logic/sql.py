@@ -28,6 +28,7 @@ from analytics.sandbox import SandboxError, SandboxResult, run_sandboxed
 from analytics.schema import VIEWS
 from app.hosted import auth
 from app.logic import audit
+from app.logic import notes as team_notes
 from app.logic.common import alert
 from app.logic.csv_export import send_csv
 
@@ -222,11 +223,14 @@ def run(root: str | Path, sql: str | None, *, max_rows: int = GRID_MAX_ROWS, max
     """Run ``sql`` in the sandbox as ``user`` (SandboxError with a message when refused, stopped, busy or failed).
 
     The signed-in user's role decides the admin-only tables (``audit``): an admin's query that names one gets
-    it; anyone else's is refused by the sandbox's statement check, the table being absent besides."""
+    it; anyone else's is refused by the sandbox's statement check, the table being absent besides. Every signed-in
+    role's query that names ``notes`` gets the team's notes."""
     me = auth.current_user()
     tables = {}
     if me is not None and me.can("admin") and "audit" in (sql or "").lower():
         tables["audit"] = audit.sql_table(root)
+    if me is not None and "notes" in (sql or "").lower():    # the team's notes: every role
+        tables["notes"] = team_notes.sql_table(root)
     return run_sandboxed(root, sql or "", timeout_s=TIMEOUT_S, max_rows=max_rows, max_bytes=max_bytes,
                          max_cells=max_cells, memory_limit=MEMORY_LIMIT, user=user, tables=tables)
 

@@ -56,8 +56,9 @@ def layout(**_query) -> html.Div:
     ], className="card")
     log = html.Section([
         html.Div([html.H4("Audit log"), html.Span("jobs submitted, cancelled or failed; models deleted or imported; "
-                                                  "users added, removed or re-roled; throttled sign-ins (newest "
-                                                  f"{audit_logic.PAGE_ROWS})", className="muted small")],
+                                                  "users added, removed or re-roled; notes removed; throttled "
+                                                  f"sign-ins (newest {audit_logic.PAGE_ROWS})",
+                                                  className="muted small")],
                  className="card-head"),
         html.Div([_labelled("Action", dcc.Dropdown(id=ids.ADMIN_AUDIT_ACTION, placeholder="any action",
                                                    options=[{"label": a, "value": a} for a in audit_logic.ACTIONS])),

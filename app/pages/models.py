@@ -4,9 +4,10 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, callback, dcc, html
 
-from app import context, ids
+from app import context, ids, notes_panel
 from app.controls import GRAPH_CONFIG
 from app.logic import models as logic
+from app.logic import notes as notes_logic
 from app.logic.common import error_alert
 from app.logic.probes import models_probes
 
@@ -37,8 +38,25 @@ def layout(**_query) -> html.Div:
                                               "beside it the control task, the untrained model and the majority tag "
                                               "(docs/probes.md)", className="muted small")], className="card-head"),
                           html.Div(probes, id=ids.MODELS_PROBES, className="table-wrap")], className="card"),
+            _notes(options),
         ], className="main main-wide"),
     ], className="page page-models")
+
+
+def _notes(options: list[dict]) -> html.Section:
+    """The team's notes on a model (all of them: on the model, its clusters, its units), its form, the search."""
+    first = options[0]["value"] if options else None
+    pick = dcc.Dropdown(id=ids.NOTES_MODEL, options=options, value=first, clearable=False,
+                        className="notes-model-pick")
+    return notes_panel.panel({"model_id": first} if first else None, "Team notes", extra=pick)
+
+
+@callback(Output(ids.NOTES_TARGET, "data"), Output(ids.NOTES_KIND, "options"), Output(ids.NOTES_KIND, "value"),
+          Input(ids.NOTES_MODEL, "value"), prevent_initial_call=True)
+def _on_note_model(model):
+    target = {"model_id": model} if model else None
+    options = notes_logic.kind_options(notes_logic.target_of(target))
+    return target, options, options[0]["value"] if options else None
 
 
 @callback(Output(ids.MODELS_CURVES, "figure"), Input(ids.MODELS_CURVE_PICK, "value"))

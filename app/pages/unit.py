@@ -9,12 +9,13 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, callback, dcc, html
 
-from app import context, ids
+from app import context, ids, notes_panel
 from app.logic import units as logic
 from app.logic.common import corrections_alert, default_model, error_alert
 from app.urlstate import from_query
 
 dash.register_page(__name__, path="/unit", name="Unit", title="RNNVis · Unit", order=2.7)
+notes_panel.register()   # the notes panel's callbacks, once per app (they serve the Models page's panel too)
 
 
 def _content(vs) -> tuple[list, str | None]:
@@ -32,7 +33,20 @@ def _content(vs) -> tuple[list, str | None]:
     notes = list(vs.notes)
     if (vs.layer, vs.state, vs.unit) != (layer, state, unit):
         notes.append(f"showing layer {layer}, state {state}, unit {unit}")
-    return corrections_alert(notes) + logic.page(r, vs, model, layer, state, unit), model
+    body = logic.page(r, vs, model, layer, state, unit)
+    body.insert(2, notes_panel.panel(_note_target(r, vs, model, layer, state, unit), "Team notes on this unit"))
+    return corrections_alert(notes) + body, model
+
+
+def _note_target(r, vs, model: str, layer: int, state: str, unit: int) -> dict:
+    """What the notes panel notes: this unit, and its cluster at the URL's k."""
+    target = {"model_id": model, "layer": layer, "state": state, "k": vs.k, "unit": unit}
+    try:
+        units = r.clusters(model, layer, state, vs.k).units.set_index("unit")
+        target["cluster"] = int(units.loc[unit, "cluster"])
+    except Exception:  # noqa: BLE001 - no clusters at this k: the unit alone (the page says what is missing)
+        pass
+    return target
 
 
 def layout(**query) -> html.Div:
