@@ -42,7 +42,7 @@ def panel(target: dict | None, title: str = "Team notes", extra: Any = None) -> 
                                             placeholder="search all notes", className="notes-search")],
                  className="card-head"),
         dcc.Store(id=ids.NOTES_TARGET, data=target), dcc.Store(id=ids.NOTES_EDITING, data=None),
-        extra or html.Div(),
+        html.Div() if extra is None else extra,     # not `extra or`: a component without children is falsy
         form if options else html.Div(form, style={"display": "none"}),
         html.Div(id=ids.NOTES_MSG, role="status"),
         html.Div(listed, id=ids.NOTES_LIST),

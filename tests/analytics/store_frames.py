@@ -223,8 +223,8 @@ def full_model(root: Path, model_id: str, **kw) -> dict[str, pd.DataFrame]:
                                     n_test=[20, 20], accuracy=[0.85, 0.9], majority=0.25, control_accuracy=[0.6, 0.55],
                                     untrained_accuracy=[0.5, 0.45], seed=0, params='{"C": 1.0}')),
         "probe_units": pd.DataFrame(dict(model_id=model_id, layer=1, state="h", unit=[0, 0, 1],
-                                         tag=["NOUN", "DET", "VERB"], rank=[1, 2, 1],
-                                         weight=np.array([1.5, 0.25, 0.75], dtype=np.float32))),
+                                         tag=["NOUN", "DET", "VERB"],
+                                         weight=np.array([1.5, 0.25, 0.75], dtype=np.float32), rank=[1, 2, 1])),
     }
     with store.write_partition(root, "models", model_id) as w:
         for table, df in frames.items():

@@ -208,3 +208,16 @@ def test_open_mode_the_local_user_writes_edits_and_removes(metadata_db, tiny_sto
     assert _rows(root)["author"][0] == "local"
     assert _act(app, c, (ids.NOTES_EDIT, note))["value"] == "local note"
     assert "Note removed" in _act(app, c, (ids.NOTES_DELETE, note))["msg"] and _rows(root).empty
+
+
+def test_the_models_page_offers_its_model_picker_and_it_retargets_the_panel(hosted):
+    """The Models page's layout holds the picker (a component without children once fell out of the panel, so
+    the renderer refused the callback it feeds); picking another model retargets the panel through dispatch."""
+    app, _ = hosted
+    client = _client(app, "mo")
+    assert f"id='{ids.NOTES_MODEL}'" in str(app.validation_layout)       # every page's layout, as the renderer checks
+    req = request_body(app, ids.NOTES_TARGET, {ids.NOTES_MODEL: "tiny-gru"}, f"{ids.NOTES_MODEL}.value")
+    r = client.post("/_dash-update-component", json=req)
+    assert r.status_code == 200, r.get_data(as_text=True)[:800]
+    out = r.json["response"]
+    assert out[ids.NOTES_TARGET]["data"] == {"model_id": "tiny-gru"} and out[ids.NOTES_KIND]["value"] == "model"
