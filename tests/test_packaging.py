@@ -33,6 +33,8 @@ def test_the_wheel_installs_the_dashboard_assets(tmp_path):
     assert "style.css" in assets and {f"app/assets/{a}" for a in assets} <= names
     pages = {f"app/hosted/templates/rnnvis/{p.name}" for p in (ROOT / "app/hosted/templates/rnnvis").glob("*.html")}
     assert "app/hosted/templates/rnnvis/login.html" in pages and pages <= names      # hosted mode's sign-in pages
+    migrations = {str(p.relative_to(ROOT)) for p in (ROOT / "analytics/metadb/migrations").rglob("*.py")}
+    assert "analytics/metadb/migrations/versions/0001_initial.py" in migrations and migrations <= names
     # installed into a fresh environment (no dependencies needed to find files), away from this checkout
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
