@@ -56,7 +56,10 @@ def _ping(r) -> bool:
 def test_redis_down_reading_works_submit_fails_fast_then_recovers(tmp_path, tiny_store, fixtures):
     port = _free_port()
     server = PrivateRedis(port, tmp_path)
-    root = tiny_store  # a store with analysed models (tests/conftest.py)
+    # a copy of the shared store with analysed models (tests/conftest.py): the job records written here must not
+    # reach the other modules' tests, whatever order they run in
+    root = tmp_path / "store"
+    shutil.copytree(tiny_store, root, ignore=shutil.ignore_patterns(".staging", ".rnnvis.sqlite*"))
     settings = Settings(store=root, broker_url=f"redis://127.0.0.1:{port}/0")
     js = job_settings("down-test:")
     up = uploads.save_corpus_upload(root, [(p.name, p.read_bytes()) for p in sorted((fixtures / "ptb").glob("*.txt"))],
