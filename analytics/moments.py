@@ -2,26 +2,28 @@
 
 For every row r (word w = ids[r]) and column j:  s1[w, j] += x − K[w, j]  and
 s2[w, j] += (x − K[w, j])², in float64 (see :mod:`analytics.responses` for
-why the shift K), and the kept rows are copied to float16 for the quantiles.
+why the shift K, which a word's first row sets), and the kept rows are copied
+to float16 for the quantiles.
 
-On a CPU the rows go in blocks small enough that the scratch stays in cache
-between the passes (measured 1.4-1.7x faster than whole chunks).  At more than
-one torch thread, :func:`accumulate_split` cuts the rows (sorted by word) into
+At more than one torch thread, :func:`accumulate_split` cuts the rows (sorted by word) into
 one run per thread at a word boundary, so that the parts add into disjoint
 table rows, and runs them side by side in Python threads, each at one
 intra-op thread (:func:`models.runtime.run_split`): ``index_add_`` itself does
 not use torch's threads.  (Splitting the *columns* that way measured 2x slower
-than torch's threads.)  On a GPU the chunk goes in a few large blocks.
+than torch's threads.)  On a GPU the chunk goes in a few large blocks (torch's
+path; on a CPU that path is the reference a test compares the loop with, on
+row blocks small enough that its scratch stays in cache).
 
 On a CPU the per-value work is one compiled loop (:func:`_add_rows`, numba):
 each sorted row is read once, its word's float32 shift subtracted, the
-difference widened to float64 and added to both sums, and a kept row copied
-for the float16 sample; torch's ops made that seven passes over the block
-(gather the rows, gather K, subtract, widen, two ``index_add_``, square) at
-~4.3 ns a value against ~1.8 for the loop (2x650, all states; see
-docs/performance.md).  The float64 additions are the same, in the same order,
-as ``index_add_``'s: the sums are bit-identical to the torch path, which the
-GPU keeps (a test compares the two).
+difference widened to float64 and added to both sums, and a kept row written
+straight into the float16 sample; a word's first row sets its shift.  Torch's
+ops made that nine passes over the block (gather the rows, gather K, subtract,
+widen, two ``index_add_``, square, the float16 copy, and the shift of new
+words before them).  The float64 additions are the same, in the same order, as
+``index_add_``'s, and the float16 conversion is the hardware's (LLVM's
+``fptrunc``, one ``vcvtps2ph`` on x86): sums and sample are bit-identical to
+the torch path, which the GPU keeps (a test compares the two).
 """
 from __future__ import annotations
 
@@ -30,13 +32,15 @@ import torch
 
 try:
     import numba
+    from llvmlite import ir
+    from numba.core import types
+    from numba.extending import intrinsic
 except ImportError:  # a bare GPU machine (bench/gpu_check.sh) may lack it: torch's path then serves the CPU too
     numba = None
 
 from models.runtime import run_split, split_parts
 
-#: CPU: update() works on row blocks of about this many elements, so that its
-#: float64 scratch (2 MiB) stays in cache.
+#: CPU, torch's path: row blocks of about this many elements, so that the float64 scratch (2 MiB) stays in cache.
 BLOCK_ELEMS = 2**18
 #: CPU: rows per part below which accumulate_split does not split.
 MIN_SPLIT_ROWS = 1024
@@ -65,35 +69,66 @@ def _compiled(fn):
         return numba.njit(nogil=True, boundscheck=False, error_model="numpy")(fn)
 
 
+#: Largest finite float16: kept values beyond it are clamped to it.
+F16_MAX = 65504.0
+
+
+def _half_bits_intrinsic():
+    """A numba intrinsic: the float16 bits (uint16) of a float32, rounded to nearest even (LLVM's ``fptrunc``
+    to half, the hardware's conversion; numba has no float16 type).  None without numba."""
+    if numba is None:
+        return None
+
+    @intrinsic
+    def half_bits(typingctx, x):
+        if x != types.float32:
+            return None
+
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
+        return types.uint16(types.float32), codegen
+    return half_bits
+
+
+_half_bits = _half_bits_intrinsic()
+
+
 @_compiled
 def _add_rows(vals, perm, ids, shift, s1, s2, keep, keep_all, first, out):  # pragma: no cover (compiled)
     """For each sorted row r (word w = ids[r], values vals[perm[r]]): s1[w] += x − K[w], s2[w] += (x − K[w])²,
     with x − K in float32 widened to float64 (as the torch path does); rows with keep_all or keep[r] are
-    copied, in order, to out [k, W] float32.  Returns k.  nogil: the parts of accumulate_split run side by
-    side.  The words' table rows stay in cache while the rows of one word (sorted together) go by.
+    written, in order, to out [k, W] as float16 bits (uint16), clamped to ±F16_MAX.  Returns k.  nogil: the
+    parts of accumulate_split run side by side.  The words' table rows stay in cache while the rows of one
+    word (sorted together) go by.
 
-    Rows with first[r] are their word's first occurrence, whose values are K itself: x − K is +0.0, adding
-    it changes nothing, and skipping it leaves the sums' pages of a word seen once untouched (never faulted
-    in: ~1 ns a byte here, as much as the arithmetic)."""
+    Rows with first[r] are their word's first occurrence: their values become the shift K, x − K is +0.0,
+    and adding it would change nothing, so the sums' pages of a word seen once are never touched (never
+    faulted in: ~1 ns a byte here, as much as the arithmetic)."""
     k = 0
     width = vals.shape[1]
+    lo, hi = np.float32(-F16_MAX), np.float32(F16_MAX)
     for r in range(ids.shape[0]):
         w = ids[r]
-        x, kw, a, b = vals[perm[r]], shift[w], s1[w], s2[w]
+        x, kw = vals[perm[r]], shift[w]
+        kept = keep_all or keep[r]
         if first[r]:
-            if keep_all or keep[r]:
-                out[k] = x
+            kw[:] = x
+            if kept:
+                o = out[k]
                 k += 1
-        elif keep_all or keep[r]:
-            o = out[k]
+                for j in range(width):
+                    o[j] = _half_bits(min(max(x[j], lo), hi))
+        elif kept:
+            o, a, b = out[k], s1[w], s2[w]
             k += 1
             for j in range(width):
                 v = x[j]
-                o[j] = v
+                o[j] = _half_bits(min(max(v, lo), hi))
                 d = np.float64(v - kw[j])
                 a[j] += d
                 b[j] += d * d
         else:
+            a, b = s1[w], s2[w]
             for j in range(width):
                 d = np.float64(x[j] - kw[j])
                 a[j] += d
@@ -106,28 +141,19 @@ CPU_LOOP = _add_rows is not None
 
 
 def _accumulate_cpu(shift: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, ids: torch.Tensor, perm: torch.Tensor,
-                    vals: torch.Tensor, keep: torch.Tensor | None, kept: torch.Tensor, clamp: float | None,
-                    scratch: dict, rows: int, first: torch.Tensor | None) -> None:
-    """:func:`accumulate` on a CPU: :func:`_add_rows` block by block of ``rows`` sorted rows, each block's kept
-    rows (float32, in a reused scratch that stays in cache) then copied to ``kept`` as float16 by torch."""
-    n_rows, width = ids.shape[0], vals.shape[1]
+                    vals: torch.Tensor, keep: torch.Tensor | None, kept: torch.Tensor,
+                    first: torch.Tensor | None) -> None:
+    """:func:`accumulate` on a CPU: one call of :func:`_add_rows`, which writes the kept rows into ``kept``."""
+    n_rows = ids.shape[0]
     mask = np.zeros(n_rows if keep is not None else 0, dtype=np.bool_)
     if keep is not None:
         mask[keep.numpy()] = True                                       # [n_rows] kept, in sorted order
-    tables = (shift.numpy(), s1.numpy(), s2.numpy())
     first_np = np.zeros(n_rows, np.bool_) if first is None else first.numpy()
-    ids_np, perm_np, vals_np = ids.numpy(), perm.numpy(), vals.numpy()
-    out = _scratch(scratch, "rows", (min(rows, n_rows), width), torch.float32, vals.device)
-    out_np = out.numpy()
-    k0 = 0
-    for start in range(0, n_rows, rows):
-        stop = min(start + rows, n_rows)
-        nk = _add_rows(vals_np, perm_np[start:stop], ids_np[start:stop], *tables,
-                       mask[start:stop] if keep is not None else mask, keep is None, first_np[start:stop], out_np)
-        if nk:
-            src = out[:nk] if clamp is None else out[:nk].clamp_(-clamp, clamp)
-            kept[k0:k0 + nk].copy_(src)
-            k0 += nk
+    out = kept.view(torch.int16).numpy().view(np.uint16)                # the float16 sample's bits
+    k = _add_rows(vals.numpy(), perm.numpy(), ids.numpy(), shift.numpy(), s1.numpy(), s2.numpy(), mask,
+                  keep is None, first_np, out)
+    if k != kept.shape[0]:
+        raise RuntimeError(f"the statistics loop kept {k} rows, expected {kept.shape[0]}")
 
 
 def accumulate(shift: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, ids: torch.Tensor, perm: torch.Tensor,
@@ -141,18 +167,22 @@ def accumulate(shift: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, ids: tor
     each row in that order (ids[r] belongs to vals[perm[r]]); keep: ascending
     positions in that order of the rows kept for the quantiles (None: all);
     kept [k, W] float16 receives them, in that order; clamp: the float16
-    limit when some value lies beyond it; first [N] bool (optional, CPU):
-    the rows, in that order, that are their word's first occurrence (x − K
-    = 0, see :func:`_add_rows`).  ``cpu_loop=False`` takes torch's path on
-    a CPU too (the reference a test compares the loop with).
+    limit when some value lies beyond it (the compiled loop always clamps
+    there); first [N] bool (optional): the rows, in that order, that are
+    their word's first occurrence, whose values become the word's shift K
+    (x − K = 0, see :func:`_add_rows`).  ``cpu_loop=False`` takes torch's
+    path on a CPU too (the reference a test compares the loop with).
     """
     n_rows, width = ids.shape[0], vals.shape[1]
     dev = vals.device
+    if dev.type == "cpu" and cpu_loop and CPU_LOOP:
+        _accumulate_cpu(shift, s1, s2, ids, perm, vals, keep, kept, first)
+        return
+    if first is not None:                                               # the shift of new words
+        new = torch.nonzero(first).squeeze(1)
+        shift[ids[new]] = vals[perm[new]]
     block_elems = block_elems or (BLOCK_ELEMS if dev.type == "cpu" else DEVICE_BLOCK_ELEMS)
     rows = max(1, block_elems // width)
-    if dev.type == "cpu" and cpu_loop and CPU_LOOP:
-        _accumulate_cpu(shift, s1, s2, ids, perm, vals, keep, kept, clamp, scratch, rows, first)
-        return
     # Block by block of rows: gather the rows and K, x − K, widen to float64, two index_add_, and
     # the float16 copy of the kept rows.
     starts = list(range(0, n_rows, rows))

@@ -54,7 +54,7 @@ import torch
 from models.buffers import lazy_zeros
 
 from .kept_rows import BLOCK_COLS, KeptRows
-from .moments import accumulate_split
+from .moments import F16_MAX, accumulate_split
 from .quantiles import segment_quantiles
 from .response_stats import QUANTILE_COLUMNS, QUANTILES, ResponseStats, response_matrix, z_scores
 
@@ -78,8 +78,6 @@ SPILL_BYTES = _default_spill_bytes()
 #: Rough bound on the temporaries of one quantile block (loaded and
 #: transposed values, int32 temporaries, int64 sort keys: ~32 bytes per element).
 SORT_BUDGET_BYTES = 256 * 2**20
-#: Largest finite float16, where kept values are clamped.
-F16_MAX = 65504.0
 
 
 class ResponseAccumulator:
@@ -207,8 +205,7 @@ class ResponseAccumulator:
         prev = self._count[uniq]                                           # [U] occurrences before
         new = prev == 0
         first = None                                                       # [N] sorted rows: a new word's first
-        if bool(new.any()):  # shift K of a new word: its first value here, so that its own x − K is 0
-            self._shift[uniq[new]] = vals[perm[start[new]]]
+        if bool(new.any()):  # its values become the word's shift K (so that its own x − K is 0)
             first = torch.zeros(ids.shape[0], dtype=torch.bool, device=self.device)
             first[start[new]] = True
         if keep is not None:

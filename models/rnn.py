@@ -275,7 +275,8 @@ class RecurrentModel(nn.Module):
             self.__dict__.pop(name, None)
 
     def input_table(self) -> Tensor:
-        """[V, G*H]: the first layer's input projection of every word (gated cells; see trace_packed)."""
+        """[V, G*H]: the first layer's input projection of every word (gated cells; see trace_packed), from
+        :meth:`_cell_weights` (an LSTM's g columns doubled)."""
         w_ih, b = self._cell_weights(0)[:2]
         stamp = (self.embed.weight.data_ptr(), self.embed.weight._version, self.__dict__["_cell_w"][0][0])
         cached = self.__dict__.get("_input_table")
@@ -287,7 +288,8 @@ class RecurrentModel(nn.Module):
     def _cell_weights(self, layer: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """This layer's weights arranged for the unrolled cells (cached until the parameters change).
 
-        The LSTM's two biases are summed; GRU rows are reordered from torch's
+        The LSTM's two biases are summed and its g rows doubled (see
+        :mod:`models.trace_cells`); GRU rows are reordered from torch's
         r, z, n to our z, r, n.  Returns (w_ih [G*H, E], bias [G*H],
         w_hh^T [H, G*H], b_hh [G*H]).
         """
@@ -298,8 +300,11 @@ class RecurrentModel(nn.Module):
             return cache[layer][1]
         H = self.cfg.hidden_size
         w_ih, w_hh, b_ih, b_hh = (p.detach().clone() for p in params)
-        if self.cfg.cell == "lstm":                                        # i f g o
-            res = (w_ih, b_ih + b_hh, w_hh.t().contiguous(), b_hh)
+        if self.cfg.cell == "lstm":                                        # i f g o, g rows doubled
+            b = b_ih + b_hh
+            for t in (w_ih, b, w_hh):                                      # tanh(x) = 2σ(2x) − 1: see trace_cells
+                t[2 * H:3 * H] *= 2
+            res = (w_ih, b, w_hh.t().contiguous(), b_hh)
         else:                                                              # r z n -> z r n
             perm = torch.cat([torch.arange(H, 2 * H), torch.arange(H), torch.arange(2 * H, 3 * H)])
             w_ih, w_hh, b_ih, b_hh = (t[perm.to(t.device)] for t in (w_ih, w_hh, b_ih, b_hh))
