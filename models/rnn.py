@@ -288,9 +288,9 @@ class RecurrentModel(nn.Module):
     def _cell_weights(self, layer: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """This layer's weights arranged for the unrolled cells (cached until the parameters change).
 
-        The LSTM's two biases are summed and its g rows doubled (see
-        :mod:`models.trace_cells`); GRU rows are reordered from torch's
-        r, z, n to our z, r, n.  Returns (w_ih [G*H, E], bias [G*H],
+        The LSTM's two biases are summed and its g rows doubled, GRU rows
+        are reordered from torch's r, z, n to our z, r, n and the n rows
+        doubled (tanh as 2σ(2x) − 1, see :mod:`models.trace_cells`).  Returns (w_ih [G*H, E], bias [G*H],
         w_hh^T [H, G*H], b_hh [G*H]).
         """
         params = [getattr(self.rnn, f"{n}_l{layer}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
@@ -308,6 +308,8 @@ class RecurrentModel(nn.Module):
         else:                                                              # r z n -> z r n
             perm = torch.cat([torch.arange(H, 2 * H), torch.arange(H), torch.arange(2 * H, 3 * H)])
             w_ih, w_hh, b_ih, b_hh = (t[perm.to(t.device)] for t in (w_ih, w_hh, b_ih, b_hh))
+            for t in (w_ih, w_hh, b_ih, b_hh):                             # n rows doubled: tanh(x) = 2σ(2x) − 1
+                t[2 * H:] *= 2
             res = (w_ih, b_ih, w_hh.t().contiguous(), b_hh)
         cache[layer] = (stamp, res)
         return res
