@@ -51,7 +51,7 @@ import os
 import numpy as np
 import torch
 
-from models.buffers import lazy_zeros
+from models.buffers import lazy_zeros, populated_empty
 
 from .kept_rows import BLOCK_COLS, KeptRows
 from .moments import F16_MAX, accumulate_split
@@ -214,7 +214,8 @@ class ResponseAccumulator:
             seen = torch.arange(ids.shape[0], device=self.device) - torch.repeat_interleave(start - prev, cnt)
             keep = torch.nonzero(seen < self.quantile_cap).squeeze(1)      # seen: the word's occurrences before
         n_keep = ids.shape[0] if keep is None else keep.shape[0]
-        kept = torch.empty((n_keep, self.width), dtype=torch.float16, device=self.device)  # into the pending list
+        kept = (populated_empty((n_keep, self.width), torch.float16) if self.device.type == "cpu" else  # queued
+                torch.empty((n_keep, self.width), dtype=torch.float16, device=self.device))
         accumulate_split(self._shift, self._s1, self._s2, ids_s, perm, vals, keep, kept, F16_MAX if clamp else None,
                          self._scratch, first=first)
         self._count[uniq] = prev + cnt
