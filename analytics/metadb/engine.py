@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -213,6 +214,19 @@ def for_store(root: str | os.PathLike) -> Database:
             _open.pop((os.getpid(), key), None)
         db.engine.dispose()
     return open_url(key)
+
+
+_T = TypeVar("_T")
+
+
+def run(where: str | os.PathLike | Database | Connection, fn: Callable[[Connection], _T], *, write: bool) -> _T:
+    """``fn(con)`` on the caller's connection (its change then commits with the caller's transaction), or in
+    a read or write transaction of its own on a :class:`Database` or the database of the store ``where``."""
+    if isinstance(where, Connection):
+        return fn(where)
+    db = where if isinstance(where, Database) else for_store(where)
+    with (db.write() if write else db.read()) as con:
+        return fn(con)
 
 
 def forget(db: Database) -> None:

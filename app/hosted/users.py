@@ -1,7 +1,7 @@
 """Users and roles of hosted mode: the users file, its argon2id hashes, and the User record.
 
-Users live in the metadata database (:mod:`analytics.metadb`: PostgreSQL, or
-SQLite in the store; never visible to the SQL console), with argon2id
+Users live in the metadata database (:mod:`analytics.metadb.users` reads and writes
+them: PostgreSQL, or SQLite in the store; never visible to the SQL console), with argon2id
 password hashes (argon2-cffi); the ``users.json`` of older versions
 (``<store>/users.json`` unless ``RNNVIS_USERS_FILE`` says otherwise) is
 imported on the first start. Adding, removing and re-roling a user is written
@@ -25,8 +25,6 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import sqlalchemy as sa
 
 from analytics import metadb
 from analytics.metadb import audit
@@ -77,9 +75,6 @@ def check_name(name: str) -> str:
     return name
 
 
-_U = metadb.tables.users
-
-
 def _hasher():
     from argon2 import PasswordHasher
     return PasswordHasher()  # argon2id, the library's current recommended parameters
@@ -98,24 +93,18 @@ class UserStore:
         self.path = Path(path)
         self.db = db if db is not None else metadb.for_store(self.path.parent)
         try:
-            self.db.import_once(f"users:{self.path.name}", lambda con: metadb.legacy.import_users(con, self.path))
+            metadb.users.import_legacy(self.db, self.path)
         except ValueError as e:
             raise AuthError(str(e)) from e
 
     # reading
     def _load(self, con=None) -> dict[str, dict[str, Any]]:
-        stmt = sa.select(_U)
-        if con is not None:
-            return {r.name: r._asdict() for r in con.execute(stmt)}
-        with self.db.read() as con:
-            return {r.name: r._asdict() for r in con.execute(stmt)}
+        return metadb.users.load(self.db if con is None else con)
 
     def get(self, name: str) -> dict[str, Any] | None:
         if not isinstance(name, str):
             return None
-        with self.db.read() as con:
-            row = con.execute(sa.select(_U).where(_U.c.name == name)).first()
-        return None if row is None else row._asdict()
+        return metadb.users.get(self.db, name)
 
     def list(self) -> list[dict[str, Any]]:
         """Users (without hashes), sorted by name."""
@@ -123,8 +112,7 @@ class UserStore:
                 for n, u in sorted(self._load().items())]
 
     def __len__(self) -> int:
-        with self.db.read() as con:
-            return int(con.execute(sa.select(sa.func.count()).select_from(_U)).scalar_one())
+        return metadb.users.count(self.db)
 
     def user(self, name: str, session: str | None = None) -> User | None:
         """The user called ``name`` if it exists (and, if given, its session version matches)."""
@@ -163,10 +151,10 @@ class UserStore:
         self._check_password(password, name)
         digest = _hasher().hash(password)
         with self.db.write() as con:
-            if con.execute(sa.select(_U.c.name).where(_U.c.name == name)).first() is not None:
+            if metadb.users.exists(con, name):
                 raise AuthError(f"user {name!r} already exists (use set-role or passwd)")
-            con.execute(_U.insert().values(name=name, role=role, hash=digest, created_at=_now(),
-                                           created_by=created_by, session=secrets.token_hex(8)))
+            metadb.users.insert(con, name, role, digest, created_at=_now(), created_by=created_by,
+                                session=secrets.token_hex(8))
             audit.record(con, created_by, "user added", name, {"role": role})
         return User(name, role)
 
@@ -186,7 +174,7 @@ class UserStore:
             rec = self._require(users, name)
             if rec["role"] == "admin" and role != "admin" and self._admins(users) == [name]:
                 raise AuthError(f"{name!r} is the last admin; make another user admin first")
-            con.execute(_U.update().where(_U.c.name == name).values(role=role, session=secrets.token_hex(8)))
+            metadb.users.update(con, name, role=role, session=secrets.token_hex(8))
             audit.record(con, by, "user role changed", name, {"from": rec["role"], "to": role})
 
     def set_password(self, name: str, password: str, *, bump_session: bool = True) -> None:
@@ -194,8 +182,8 @@ class UserStore:
         digest = _hasher().hash(password)
         with self.db.write() as con:
             self._require(self._load(con), name)
-            values = {"hash": digest} | ({"session": secrets.token_hex(8)} if bump_session else {})
-            con.execute(_U.update().where(_U.c.name == name).values(**values))
+            metadb.users.update(con, name, password_hash=digest,
+                                session=secrets.token_hex(8) if bump_session else None)
 
     def remove(self, name: str, *, by: str = "cli") -> None:
         with self.db.write() as con:
@@ -203,8 +191,7 @@ class UserStore:
             rec = self._require(users, name)
             if rec["role"] == "admin" and self._admins(users) == [name] and len(users) > 1:
                 raise AuthError(f"{name!r} is the last admin; make another user admin first")
-            con.execute(_U.delete().where(_U.c.name == name))
-            con.execute(metadb.tables.sessions.delete().where(metadb.tables.sessions.c.user_name == name))
+            metadb.users.delete(con, name)  # and every session of theirs
             audit.record(con, by, "user removed", name, {"role": rec["role"]})
 
 
