@@ -276,7 +276,7 @@ class RecurrentModel(nn.Module):
 
     def input_table(self) -> Tensor:
         """[V, G*H]: the first layer's input projection of every word (gated cells; see trace_packed), from
-        :meth:`_cell_weights` (an LSTM's g columns doubled)."""
+        :meth:`_cell_weights` (an LSTM's g and a GRU's n columns doubled)."""
         w_ih, b = self._cell_weights(0)[:2]
         stamp = (self.embed.weight.data_ptr(), self.embed.weight._version, self.__dict__["_cell_w"][0][0])
         cached = self.__dict__.get("_input_table")
