@@ -11,14 +11,18 @@ forward (oneDNN on a CPU, cuDNN with torch's default settings on a GPU) over
 the same tokens, embedding included.  Ratio = ours / baseline tokens/s; for
 every hidden size and thread count both sides are timed --repeats times,
 alternating in one process, and the best time of each is kept: the ratios
-of one run are comparable even on a shared machine.  The last column is the
-same ratio in process CPU time (all threads, page faults included).
+of one run are comparable even on a shared machine.  The next column is the
+same ratio in process CPU time (all threads, page faults included); the last
+is the median over the --repeats back-to-back pairs (fused, then ours) of each
+pair's wall-clock ratio, which a neighbour that slows the machine for a while
+disturbs least (the best times may come from different moments).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
+import statistics
 import tempfile
 import time
 
@@ -39,14 +43,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(model: RecurrentModel, data: torch.Tensor, args, device: torch.device) -> tuple[float, float, float, float]:
-    """(fused s, trace + statistics s, the same in process CPU time): the best of --repeats alternating runs over
-    data [chunks, steps, B].  CPU time counts every thread of the process (page faults included) and is what a
-    loaded machine disturbs least; wall time is what a user waits."""
+def measure(model: RecurrentModel, data: torch.Tensor, args,
+            device: torch.device) -> tuple[float, float, float, float, float]:
+    """(fused s, trace + statistics s, the same in process CPU time, the median pair ratio): the best of
+    --repeats alternating runs over data [chunks, steps, B], and the median of each back-to-back pair's ratio.
+    CPU time counts every thread of the process (page faults included); wall time is what a user waits."""
     stream = data.reshape(-1, data.shape[-1])                          # [chunks * steps, B]
     H = model.cfg.hidden_size
     keys = [k for k in model.state_keys() if args.states == "all" or k[1] in ("h", "c")]
     fused, ours, fused_cpu, ours_cpu = (float("inf"),) * 4
+    pairs = []
     for _ in range(args.repeats):
         with torch.no_grad():
             _sync(device)
@@ -54,7 +60,8 @@ def measure(model: RecurrentModel, data: torch.Tensor, args, device: torch.devic
             for x in data:
                 model.rnn(model.embed(x.to(device)))
             _sync(device)
-            fused = min(fused, time.perf_counter() - t0)
+            pair = time.perf_counter() - t0
+            fused = min(fused, pair)
             fused_cpu = min(fused_cpu, time.process_time() - c0)
         spill = tempfile.mkdtemp()
         try:
@@ -66,12 +73,13 @@ def measure(model: RecurrentModel, data: torch.Tensor, args, device: torch.devic
             for x, values in lm_chunks(model, stream, args.steps, keys, ws):
                 acc.update(x.reshape(-1), values.view(-1, values.shape[-1]))
             _sync(device)
+            pairs.append(pair / (time.perf_counter() - t0))
             ours = min(ours, time.perf_counter() - t0)
             ours_cpu = min(ours_cpu, time.process_time() - c0)
             acc.close()
         finally:
             shutil.rmtree(spill, ignore_errors=True)
-    return fused, ours, fused_cpu, ours_cpu
+    return fused, ours, fused_cpu, ours_cpu, statistics.median(pairs)
 
 
 def stats_ab(model: RecurrentModel, data: torch.Tensor, args) -> None:
@@ -125,7 +133,7 @@ def main() -> None:
     print(f"states {args.states}, device {device}{gpu}, "
           f"torch {torch.__version__}")
     print(f"{'hidden':>6s} {'threads':>7s} {'batch':>5s} {'fused tok/s':>12s} {'trace+stats tok/s':>18s} {'ratio':>6s}"
-          f" {'cpu-time ratio':>14s}")
+          f" {'cpu-time ratio':>14s} {'median pair':>11s}")
     for H in map(int, args.hidden.split(",")):
         model = RecurrentModel(ModelConfig("lm", "lstm", 2, H, H, 0.0, args.vocab)).eval().to(device)
         # Zipf-like token ids, as in text
@@ -139,10 +147,10 @@ def main() -> None:
         for threads in map(int, args.threads.split(",")):
             torch.set_num_threads(threads or default_threads)
             measure(model, data[:1], argparse.Namespace(**{**vars(args), "repeats": 1}), device)   # warm-up
-            fused, ours, fused_cpu, ours_cpu = measure(model, data, args, device)
+            fused, ours, fused_cpu, ours_cpu, median = measure(model, data, args, device)
             n = data.numel()
             print(f"{H:6d} {torch.get_num_threads():7d} {args.batch:5d} {n / fused:12,.0f} {n / ours:18,.0f} "
-                  f"{fused / ours:6.3f} {fused_cpu / ours_cpu:14.3f}", flush=True)
+                  f"{fused / ours:6.3f} {fused_cpu / ours_cpu:14.3f} {median:11.3f}", flush=True)
     torch.set_num_threads(default_threads)
 
 
