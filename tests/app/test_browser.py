@@ -157,8 +157,8 @@ def click_plot_point(driver, graph: str, trace: str, index: int) -> None:
         const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
         const r = gd.querySelector('.nsewdrag').getBoundingClientRect();
         return [r.left + xa.l2p(t.x[{index}]), r.top + ya.l2p(t.y[{index}])]; }})()"""
-    xy = js(driver, locate)
-    assert xy, f"no point {index} in {trace}"
+    # the page may still be drawing the graph (Dash's first callbacks may not have started when idle() looked)
+    xy = wait(driver, lambda d: js(d, locate), what=f"point {index} of {trace} drawn")
     driver.execute_script("window.scrollBy(0, arguments[0])", xy[1] - 300)
     xy = js(driver, locate)
     actions = ActionBuilder(driver)
