@@ -60,8 +60,8 @@ def measure(model: RecurrentModel, data: torch.Tensor, args,
             for x in data:
                 model.rnn(model.embed(x.to(device)))
             _sync(device)
-            pair = time.perf_counter() - t0
-            fused = min(fused, pair)
+            fused_s = time.perf_counter() - t0
+            fused = min(fused, fused_s)
             fused_cpu = min(fused_cpu, time.process_time() - c0)
         spill = tempfile.mkdtemp()
         try:
@@ -73,7 +73,7 @@ def measure(model: RecurrentModel, data: torch.Tensor, args,
             for x, values in lm_chunks(model, stream, args.steps, keys, ws):
                 acc.update(x.reshape(-1), values.view(-1, values.shape[-1]))
             _sync(device)
-            pairs.append(pair / (time.perf_counter() - t0))
+            pairs.append(fused_s / (time.perf_counter() - t0))
             ours = min(ours, time.perf_counter() - t0)
             ours_cpu = min(ours_cpu, time.process_time() - c0)
             acc.close()
